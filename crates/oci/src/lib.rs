@@ -1,0 +1,11 @@
+//! Pure OCI types and rules shared by every layer: digests, repository names, tags, references,
+//! upload ids, media types and manifest parsing. Nothing here performs I/O.
+
+pub mod digest;
+pub mod manifest;
+pub mod media_type;
+pub mod name;
+
+pub use digest::{Algorithm, Digest, DigestError, Digester};
+pub use manifest::{Descriptor, ManifestError, ManifestKind, ParsedManifest};
+pub use name::{NameError, Reference, RepoName, Tag, UploadId};
