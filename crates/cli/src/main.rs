@@ -1,1 +1,130 @@
-fn main() {}
+//! The `shipshape` command. `serve` runs the registry; the operator commands that drive a
+//! running registry over its API arrive with the management API.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Shipshape: a self-hosted OCI container registry that keeps itself clean.
+#[derive(Parser, Debug)]
+#[command(name = "shipshape", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the registry. With no options: SQLite catalogue and blobs under ./shipshape-data,
+    /// listening on 127.0.0.1:5000.
+    Serve(ServeArgs),
+}
+
+/// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
+/// also be set by the environment variable shown.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address and port to listen on [default: 127.0.0.1:5000]
+    #[arg(long, env = "SHIPSHAPE_LISTEN", value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+
+    /// Directory for the catalogue and the blobs [default: ./shipshape-data]
+    #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
+    /// [deletion] enabled, [log] filter)
+    #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Allow or forbid the OCI delete endpoints (forbidden: they answer 405 UNSUPPORTED)
+    /// [default: true]
+    #[arg(long, env = "SHIPSHAPE_DELETION_ENABLED", value_name = "BOOL")]
+    deletion_enabled: Option<bool>,
+
+    /// Serve on a non-loopback address although no authentication is configured
+    #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
+    allow_public_without_auth: bool,
+
+    /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
+    #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let file = match args
+        .config
+        .as_deref()
+        .map(config::FileConfig::load)
+        .transpose()
+    {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("shipshape: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_filter = args
+        .log
+        .clone()
+        .or(file.log.filter.clone())
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter))
+        .init();
+    let config = config::merge(file, &args);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shipshape: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match shipshape_server::Server::start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("shipshape: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "shipshape: serving the registry on http://{}",
+            server.local_addr()
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        match server.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("shipshape: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

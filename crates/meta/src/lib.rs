@@ -1,1 +1,102 @@
-//! stub
+//! The catalogue: every fact about repositories, blobs, manifests, references, tags, upload
+//! sessions and the activity log. All SQL of the project lives in this crate, one module per
+//! aggregate. Functions take a connection (usually a transaction the caller owns), so a
+//! check-then-act happens in one transaction.
+//!
+//! On SQLite, writes go through a pool of exactly one connection: the database has a single
+//! writer anyway, and serialising in-process avoids lock-upgrade failures. Reads use a separate
+//! pool and never block writers (WAL).
+
+pub mod blobs;
+pub mod clock;
+pub mod events;
+pub mod manifests;
+pub mod repos;
+pub mod tags;
+pub mod uploads;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+pub use clock::{Clock, Millis, SystemClock};
+pub use sqlx::SqliteConnection as Conn;
+
+/// A write transaction; commit it or drop it to roll back.
+pub type Tx = sqlx::Transaction<'static, Sqlite>;
+
+/// Catalogue errors. Absence is expressed with `Option` in return values, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("catalogue database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("catalogue migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt catalogue row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, MetaError>;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Handle on the catalogue database.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl Catalogue {
+    /// Opens (creating and migrating if needed) the SQLite catalogue at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit acknowledged to a client survives power loss, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATIONS.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Catalogue { write, read })
+    }
+
+    /// Starts a write transaction. Writers are serialised; keep transactions short and never
+    /// hold one across storage I/O.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// A connection for reads that need no consistency with a later write.
+    pub async fn reader(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
+        Ok(self.read.acquire().await?)
+    }
+
+    /// Closes both pools, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Converts a stored digest string back into a typed digest.
+pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
+    s.parse()
+        .map_err(|e| MetaError::Corrupt(format!("digest {s:?}: {e}")))
+}
+
+/// Commits a write transaction.
+pub async fn commit(tx: Tx) -> Result<()> {
+    Ok(tx.commit().await?)
+}

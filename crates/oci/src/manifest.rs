@@ -153,10 +153,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
         return Err(ManifestError::SchemaVersion);
     }
 
-    let subject = raw
-        .subject
-        .map(|s| descriptor(s, "subject"))
-        .transpose()?;
+    let subject = raw.subject.map(|s| descriptor(s, "subject")).transpose()?;
     let mut blobs = Vec::new();
     let mut children = Vec::new();
     let mut artifact_type = raw.artifact_type.clone();
@@ -301,11 +298,20 @@ mod tests {
     fn malformed_bodies() {
         for (body, ct) in [
             ("not json", OCI_MANIFEST),
-            (r#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#, OCI_MANIFEST),
+            (
+                r#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#,
+                OCI_MANIFEST,
+            ),
             (r#"{"schemaVersion":2,"layers":[]}"#, OCI_MANIFEST),
-            (r#"{"schemaVersion":2,"config":{"digest":"sha256:bad","size":1},"layers":[]}"#, OCI_MANIFEST),
+            (
+                r#"{"schemaVersion":2,"config":{"digest":"sha256:bad","size":1},"layers":[]}"#,
+                OCI_MANIFEST,
+            ),
             (r#"{"schemaVersion":2,"manifests":[]}"#, OCI_MANIFEST),
-            (r#"{"schemaVersion":2,"config":{"digest":"x","size":1},"layers":[]}"#, OCI_INDEX),
+            (
+                r#"{"schemaVersion":2,"config":{"digest":"x","size":1},"layers":[]}"#,
+                OCI_INDEX,
+            ),
             (r#"{"schemaVersion":2}"#, "application/json"),
         ] {
             assert!(parse(body.as_bytes(), Some(ct)).is_err(), "{body} as {ct}");

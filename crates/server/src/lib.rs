@@ -1,1 +1,149 @@
-//! stub
+//! The Shipshape server: opens the catalogue and the blob store, and serves the HTTP API.
+//! `Server::start` is what `shipshape serve` and the integration tests both run.
+
+pub mod error;
+pub mod http;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shipshape_meta::{Catalogue, Clock, MetaError, SystemClock};
+use shipshape_store::{LocalStore, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::http::AppState;
+use crate::registry::{Registry, RegistryOptions};
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub deletion_enabled: bool,
+    /// Serve on a non-loopback address although no authentication is configured.
+    pub allow_public_without_auth: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("shipshape-data"),
+            deletion_enabled: true,
+            allow_public_without_auth: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0} without authentication: anyone who can reach it could push and delete. \
+         Listen on a loopback address, or pass --allow-public-without-auth if that is really intended"
+    )]
+    PublicWithoutAuth(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    catalogue: Catalogue,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the data directory and starts serving with the system clock.
+    pub async fn start(config: ServerConfig) -> Result<Server, ServeError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts serving with an injected clock (tests move time instead of sleeping).
+    pub async fn start_with_clock(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, ServeError> {
+        if !config.listen.ip().is_loopback() && !config.allow_public_without_auth {
+            return Err(ServeError::PublicWithoutAuth(config.listen));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
+        let store = LocalStore::open(config.data_dir.join("store")).await?;
+        let registry = Registry::new(
+            catalogue.clone(),
+            store,
+            clock,
+            RegistryOptions {
+                deletion_enabled: config.deletion_enabled,
+            },
+        );
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let app = http::router(AppState { registry })
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving the registry");
+        Ok(Server {
+            addr,
+            catalogue,
+            stop,
+            task,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(());
+        let served = self
+            .task
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?;
+        self.catalogue.close().await;
+        served.map_err(|e| ServeError::Task(e.to_string()))
+    }
+}

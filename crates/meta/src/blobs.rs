@@ -1,0 +1,101 @@
+//! Blobs (global, deduplicated by digest) and their links into repositories.
+
+use shipshape_oci::Digest;
+use sqlx::Row;
+
+use crate::repos::RepoId;
+use crate::{Conn, Millis, Result};
+
+/// A stored blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    /// Where the store keeps the bytes; only the store interprets it.
+    pub storage_key: String,
+}
+
+fn blob_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Blob> {
+    Ok(Blob {
+        digest: crate::digest_col(row.get::<&str, _>("digest"))?,
+        size: row.get::<i64, _>("size") as u64,
+        storage_key: row.get("storage_key"),
+    })
+}
+
+/// The blob with this digest, wherever it is linked.
+pub async fn find(conn: &mut Conn, digest: &Digest) -> Result<Option<Blob>> {
+    let row = sqlx::query("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
+        .bind(digest.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(blob_from_row).transpose()
+}
+
+/// The blob if this repository may serve it.
+pub async fn find_in_repo(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<Blob>> {
+    let row = sqlx::query(
+        "SELECT b.digest, b.size, b.storage_key FROM blobs b
+         JOIN repository_blobs rb ON rb.digest = b.digest
+         WHERE rb.repository_id = ? AND b.digest = ?",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(blob_from_row).transpose()
+}
+
+/// Records a new blob. The caller has checked that no blob with this digest exists.
+pub async fn insert(conn: &mut Conn, blob: &Blob, now: Millis) -> Result<()> {
+    sqlx::query("INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?)")
+        .bind(blob.digest.to_string())
+        .bind(blob.size as i64)
+        .bind(&blob.storage_key)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Lets `repo` serve the blob. Linking twice is harmless.
+pub async fn link(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes the repository's link; returns whether there was one.
+pub async fn unlink(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+        .bind(repo.0)
+        .bind(digest.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A manifest of `repo` that references the blob, if any.
+pub async fn referenced_in_repo(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+) -> Result<Option<Digest>> {
+    let d: Option<String> = sqlx::query_scalar(
+        "SELECT m.digest FROM manifest_blob_references r
+         JOIN manifests m ON m.id = r.manifest_id
+         WHERE m.repository_id = ? AND r.blob_digest = ? LIMIT 1",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    d.as_deref().map(crate::digest_col).transpose()
+}

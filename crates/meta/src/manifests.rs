@@ -1,0 +1,223 @@
+//! Manifests (bytes kept in the catalogue), their references to blobs and child manifests, and
+//! the subject index behind the referrers API.
+
+use shipshape_oci::Digest;
+use sqlx::Row;
+
+use crate::repos::RepoId;
+use crate::{Conn, Millis, Result};
+
+/// Row id of a manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestId(pub i64);
+
+/// What a HEAD needs to know about a manifest.
+#[derive(Clone, Debug)]
+pub struct ManifestHead {
+    pub id: ManifestId,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A manifest about to be recorded.
+#[derive(Clone, Debug)]
+pub struct NewManifest<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub payload: &'a [u8],
+    pub subject: Option<&'a Digest>,
+    /// Top-level annotations as JSON text, for referrer descriptors.
+    pub annotations: Option<String>,
+    pub blobs: &'a [Digest],
+    pub children: &'a [Digest],
+}
+
+/// A manifest listed by the referrers API.
+#[derive(Clone, Debug)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+fn head_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestHead> {
+    Ok(ManifestHead {
+        id: ManifestId(row.get("id")),
+        digest: crate::digest_col(row.get::<&str, _>("digest"))?,
+        media_type: row.get("media_type"),
+        size: row.get::<i64, _>("size") as u64,
+    })
+}
+
+pub async fn find(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<ManifestHead>> {
+    let row = sqlx::query(
+        "SELECT id, digest, media_type, size FROM manifests WHERE repository_id = ? AND digest = ?",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(head_from_row).transpose()
+}
+
+/// The exact bytes that were pushed.
+pub async fn payload(conn: &mut Conn, id: ManifestId) -> Result<Option<Vec<u8>>> {
+    Ok(
+        sqlx::query_scalar("SELECT payload FROM manifests WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Digests among `blobs` that `repo` cannot serve, then digests among `children` that are not
+/// manifests of `repo`, in the order given. Run inside the transaction that inserts the
+/// manifest, so nothing can be forgotten between the check and the insert.
+pub async fn missing_references(
+    conn: &mut Conn,
+    repo: RepoId,
+    blobs: &[Digest],
+    children: &[Digest],
+) -> Result<Vec<Digest>> {
+    let mut missing = Vec::new();
+    for d in blobs {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+        )
+        .bind(repo.0)
+        .bind(d.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if found.is_none() {
+            missing.push(d.clone());
+        }
+    }
+    for d in children {
+        if find(conn, repo, d).await?.is_none() {
+            missing.push(d.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// Records a manifest and its references; returns its id and whether it is new. A manifest
+/// already present (same digest, same repository) is left as it is: same digest, same bytes.
+pub async fn insert(
+    conn: &mut Conn,
+    repo: RepoId,
+    m: &NewManifest<'_>,
+    now: Millis,
+) -> Result<(ManifestId, bool)> {
+    if let Some(existing) = find(conn, repo, m.digest).await? {
+        return Ok((existing.id, false));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, payload,
+                                subject_digest, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(repo.0)
+    .bind(m.digest.to_string())
+    .bind(m.media_type)
+    .bind(m.artifact_type)
+    .bind(m.payload.len() as i64)
+    .bind(m.payload)
+    .bind(m.subject.map(|s| s.to_string()))
+    .bind(m.annotations.as_deref())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut blobs: Vec<String> = m.blobs.iter().map(|d| d.to_string()).collect();
+    // Sorted inserts keep lock order stable across concurrent pushes.
+    blobs.sort();
+    blobs.dedup();
+    for d in blobs {
+        sqlx::query(
+            "INSERT INTO manifest_blob_references (manifest_id, blob_digest) VALUES (?, ?)",
+        )
+        .bind(id)
+        .bind(d)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let mut children: Vec<String> = m.children.iter().map(|d| d.to_string()).collect();
+    children.sort();
+    children.dedup();
+    for d in children {
+        sqlx::query(
+            "INSERT INTO manifest_child_references (parent_id, child_id)
+             SELECT ?, id FROM manifests WHERE repository_id = ? AND digest = ?",
+        )
+        .bind(id)
+        .bind(repo.0)
+        .bind(d)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok((ManifestId(id), true))
+}
+
+/// An index of the same repository that lists this manifest, if any.
+pub async fn referencing_parent(conn: &mut Conn, id: ManifestId) -> Result<Option<Digest>> {
+    let d: Option<String> = sqlx::query_scalar(
+        "SELECT m.digest FROM manifest_child_references r JOIN manifests m ON m.id = r.parent_id
+         WHERE r.child_id = ? ORDER BY m.digest LIMIT 1",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    d.as_deref().map(crate::digest_col).transpose()
+}
+
+/// Forgets a manifest and its outgoing references. The caller has removed its tags and checked
+/// that no index lists it (the foreign keys refuse otherwise).
+pub async fn delete(conn: &mut Conn, id: ManifestId) -> Result<()> {
+    sqlx::query("DELETE FROM manifest_blob_references WHERE manifest_id = ?")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM manifest_child_references WHERE parent_id = ?")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM manifests WHERE id = ?")
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Manifests of `repo` whose subject is `subject`, optionally only of one artifact type.
+pub async fn referrers(
+    conn: &mut Conn,
+    repo: RepoId,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Referrer>> {
+    let rows = sqlx::query(
+        "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+         WHERE repository_id = ? AND subject_digest = ? AND (? IS NULL OR artifact_type = ?)
+         ORDER BY digest",
+    )
+    .bind(repo.0)
+    .bind(subject.to_string())
+    .bind(artifact_type)
+    .bind(artifact_type)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Referrer {
+                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
+                media_type: r.get("media_type"),
+                size: r.get::<i64, _>("size") as u64,
+                artifact_type: r.get("artifact_type"),
+                annotations: r.get("annotations"),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,190 @@
+//! Tags and their history. Every change of a tag writes a `tag_history` row in the same
+//! transaction, so a deleted tag can later be shown and restored.
+
+use shipshape_oci::{Digest, Tag};
+use sqlx::Row;
+
+use crate::manifests::{ManifestHead, ManifestId};
+use crate::repos::RepoId;
+use crate::{Conn, Millis, Result};
+
+/// Resolves a tag to its manifest.
+pub async fn resolve(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<ManifestHead>> {
+    let row = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size FROM tags t JOIN manifests m ON m.id = t.manifest_id
+         WHERE t.repository_id = ? AND t.name = ?",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(ManifestHead {
+            id: ManifestId(r.get("id")),
+            digest: crate::digest_col(r.get::<&str, _>("digest"))?,
+            media_type: r.get("media_type"),
+            size: r.get::<i64, _>("size") as u64,
+        })
+    })
+    .transpose()
+}
+
+async fn history(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &str,
+    action: &str,
+    from: Option<&Digest>,
+    to: Option<&Digest>,
+    actor: &str,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(repo.0)
+    .bind(tag)
+    .bind(action)
+    .bind(from.map(|d| d.to_string()))
+    .bind(to.map(|d| d.to_string()))
+    .bind(actor)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Points a tag at a manifest; returns the digest it pointed at before, if any.
+pub async fn set(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &Tag,
+    manifest: &ManifestHead,
+    actor: &str,
+    now: Millis,
+) -> Result<Option<Digest>> {
+    let previous = resolve(conn, repo, tag).await?;
+    sqlx::query(
+        "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
+                                                         pushed_at = excluded.pushed_at",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .bind(manifest.id.0)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    match &previous {
+        None => {
+            history(
+                conn,
+                repo,
+                tag.as_str(),
+                "pushed",
+                None,
+                Some(&manifest.digest),
+                actor,
+                now,
+            )
+            .await?
+        }
+        Some(p) if p.digest != manifest.digest => {
+            history(
+                conn,
+                repo,
+                tag.as_str(),
+                "moved",
+                Some(&p.digest),
+                Some(&manifest.digest),
+                actor,
+                now,
+            )
+            .await?
+        }
+        Some(_) => {}
+    }
+    Ok(previous.map(|p| p.digest))
+}
+
+/// Deletes one tag; returns the digest it pointed at, or `None` if there was no such tag.
+pub async fn delete(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &Tag,
+    actor: &str,
+    now: Millis,
+) -> Result<Option<Digest>> {
+    let Some(previous) = resolve(conn, repo, tag).await? else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")
+        .bind(repo.0)
+        .bind(tag.as_str())
+        .execute(&mut *conn)
+        .await?;
+    history(
+        conn,
+        repo,
+        tag.as_str(),
+        "deleted",
+        Some(&previous.digest),
+        None,
+        actor,
+        now,
+    )
+    .await?;
+    Ok(Some(previous.digest))
+}
+
+/// Deletes every tag pointing at a manifest; returns their names.
+pub async fn delete_for_manifest(
+    conn: &mut Conn,
+    repo: RepoId,
+    manifest: &ManifestHead,
+    actor: &str,
+    now: Millis,
+) -> Result<Vec<String>> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM tags WHERE manifest_id = ? ORDER BY name")
+            .bind(manifest.id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query("DELETE FROM tags WHERE manifest_id = ?")
+        .bind(manifest.id.0)
+        .execute(&mut *conn)
+        .await?;
+    for name in &names {
+        history(
+            conn,
+            repo,
+            name,
+            "deleted",
+            Some(&manifest.digest),
+            None,
+            actor,
+            now,
+        )
+        .await?;
+    }
+    Ok(names)
+}
+
+/// Tag names of a repository after `last` in byte order, at most `limit`.
+pub async fn list(
+    conn: &mut Conn,
+    repo: RepoId,
+    last: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",
+    )
+    .bind(repo.0)
+    .bind(last.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}

@@ -1,0 +1,98 @@
+//! Blob upload sessions. The row holds everything needed to resume after a restart: where the
+//! bytes are, how many were received, and the hasher's state at that offset.
+
+use shipshape_oci::{Algorithm, UploadId};
+use sqlx::Row;
+
+use crate::repos::RepoId;
+use crate::{Conn, Millis, Result};
+
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub id: UploadId,
+    pub repository: RepoId,
+    pub storage_key: String,
+    pub received: u64,
+    pub hash_alg: Algorithm,
+    pub hash_state: Option<Vec<u8>>,
+}
+
+pub async fn create(
+    conn: &mut Conn,
+    id: &UploadId,
+    repo: RepoId,
+    storage_key: &str,
+    hash_alg: Algorithm,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO uploads (id, repository_id, storage_key, received, hash_alg, created_at, updated_at)
+         VALUES (?, ?, ?, 0, ?, ?, ?)",
+    )
+    .bind(id.as_str())
+    .bind(repo.0)
+    .bind(storage_key)
+    .bind(hash_alg.as_str())
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The session, if it exists and belongs to `repo`.
+pub async fn find(conn: &mut Conn, repo: RepoId, id: &UploadId) -> Result<Option<Upload>> {
+    let row = sqlx::query(
+        "SELECT id, repository_id, storage_key, received, hash_alg, hash_state FROM uploads
+         WHERE id = ? AND repository_id = ?",
+    )
+    .bind(id.as_str())
+    .bind(repo.0)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        let alg: &str = r.get("hash_alg");
+        Ok(Upload {
+            id: id.clone(),
+            repository: RepoId(r.get("repository_id")),
+            storage_key: r.get("storage_key"),
+            received: r.get::<i64, _>("received") as u64,
+            hash_alg: alg
+                .parse()
+                .map_err(|_| crate::MetaError::Corrupt(format!("upload hash_alg {alg:?}")))?,
+            hash_state: r.get("hash_state"),
+        })
+    })
+    .transpose()
+}
+
+/// Records progress, only if nobody else moved the session since `expected_received`.
+/// Returns whether the update applied.
+pub async fn advance(
+    conn: &mut Conn,
+    id: &UploadId,
+    expected_received: u64,
+    received: u64,
+    hash_state: &[u8],
+    now: Millis,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE uploads SET received = ?, hash_state = ?, updated_at = ? WHERE id = ? AND received = ?",
+    )
+    .bind(received as i64)
+    .bind(hash_state)
+    .bind(now)
+    .bind(id.as_str())
+    .bind(expected_received as i64)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn delete(conn: &mut Conn, id: &UploadId) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
+        .bind(id.as_str())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,153 @@
+//! The one place where a domain error becomes an HTTP status and an OCI error body.
+//! Internal causes are logged here, once, and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::registry::RegistryError;
+
+/// An OCI error response: `{"errors":[{"code","message","detail"}]}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<(&'static str, String, serde_json::Value)>,
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            errors: vec![(code, message.into(), serde_json::Value::Null)],
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn name_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message)
+    }
+
+    pub fn not_found_endpoint() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "no such endpoint of the distribution API",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "method not allowed on this endpoint",
+        )
+    }
+
+    fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// `Range: 0-<last>` as Docker clients parse it; `0-0` for an empty session.
+pub fn upload_range(received: u64) -> String {
+    format!("0-{}", received.saturating_sub(1))
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let msg = e.to_string();
+        match e {
+            E::NameUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", msg),
+            E::BlobUnknown(d) => {
+                let mut err = ApiError::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", msg);
+                err.errors[0].2 = json!({ "digest": d });
+                err
+            }
+            E::ManifestUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", msg),
+            E::UploadUnknown => ApiError::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", msg),
+            E::DigestInvalid(_) | E::DigestMismatch { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", msg)
+            }
+            E::ManifestInvalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", msg)
+            }
+            E::ManifestBlobUnknown(missing) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                errors: missing
+                    .into_iter()
+                    .map(|d| {
+                        (
+                            "MANIFEST_BLOB_UNKNOWN",
+                            format!(
+                                "blob or manifest {d} is not in this repository; push it first"
+                            ),
+                            json!(d),
+                        )
+                    })
+                    .collect(),
+                headers: Vec::new(),
+            },
+            E::ManifestTooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", msg)
+            }
+            E::RangeInvalid {
+                repo,
+                upload,
+                received,
+            } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UPLOAD_INVALID",
+                msg,
+            )
+            .with_header(
+                header::LOCATION,
+                format!("/v2/{repo}/blobs/uploads/{upload}"),
+            )
+            .with_header(header::RANGE, upload_range(received))
+            .with_header(
+                header::HeaderName::from_static("docker-upload-uuid"),
+                upload.to_string(),
+            ),
+            E::SizeInvalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "SIZE_INVALID", msg),
+            E::BlobInUse { .. } | E::ManifestInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "DENIED", msg)
+            }
+            E::DeletionDisabled => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
+            }
+            E::Body(_) => ApiError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", msg),
+            E::Meta(_) | E::Store(_) => {
+                tracing::error!(error = %msg, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "internal server error; the registry log has the details",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "errors": self.errors.iter().map(|(code, message, detail)| {
+                if detail.is_null() {
+                    json!({ "code": code, "message": message })
+                } else {
+                    json!({ "code": code, "message": message, "detail": detail })
+                }
+            }).collect::<Vec<_>>()
+        });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+        resp
+    }
+}

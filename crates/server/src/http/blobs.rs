@@ -1,0 +1,126 @@
+//! `/v2/<name>/blobs/<digest>`: GET (with ranges), HEAD, DELETE.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shipshape_oci::{Digest, RepoName};
+use shipshape_store::ByteRange;
+
+use super::headers::{self, DOCKER_CONTENT_DIGEST};
+use super::{AppState, actor};
+use crate::error::ApiError;
+
+fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
+    raw.parse::<Digest>()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))
+}
+
+/// What a `Range` request header asks of a blob of `size` bytes.
+enum RangeRequest {
+    Whole,
+    Part(ByteRange),
+    Unsatisfiable,
+}
+
+/// Reads a single `bytes=` range (`a-b`, `a-`, `-n`). Multiple ranges and malformed headers
+/// are ignored, which RFC 9110 allows: the whole blob is sent.
+fn requested_range(headers: &HeaderMap, size: u64) -> RangeRequest {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let (first, last) = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(first), Ok(last)) if last >= first => (first, last.min(size.saturating_sub(1))),
+        (Ok(_), Ok(_)) => return RangeRequest::Unsatisfiable,
+        (Ok(first), Err(_)) if b.is_empty() => (first, size.saturating_sub(1)),
+        (Err(_), Ok(n)) if a.is_empty() => {
+            if n == 0 {
+                return RangeRequest::Unsatisfiable;
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        _ => return RangeRequest::Whole,
+    };
+    if first >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part(ByteRange { first, last })
+}
+
+pub async fn get(
+    app: &AppState,
+    repo: RepoName,
+    digest: String,
+    req: Request,
+    head_only: bool,
+) -> Result<Response, ApiError> {
+    let digest = parse_digest(&digest)?;
+    let blob = app.registry.stat_blob(&repo, &digest).await?;
+    let (status, range) = match requested_range(req.headers(), blob.size) {
+        RangeRequest::Whole => (StatusCode::OK, None),
+        RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+        RangeRequest::Unsatisfiable => {
+            let mut err = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "RANGE_INVALID",
+                format!("the blob has {} bytes", blob.size),
+            )
+            .into_response();
+            headers::set(
+                &mut err,
+                header::CONTENT_RANGE,
+                format!("bytes */{}", blob.size),
+            );
+            return Ok(err);
+        }
+    };
+    let length = range.map(|r| r.len()).unwrap_or(blob.size);
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from_stream(app.registry.read_blob(&blob, range).await?)
+    };
+    let mut resp = (status, body).into_response();
+    headers::set(&mut resp, header::CONTENT_TYPE, "application/octet-stream");
+    headers::set(&mut resp, header::CONTENT_LENGTH, length.to_string());
+    headers::set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    headers::set(&mut resp, DOCKER_CONTENT_DIGEST, blob.digest.to_string());
+    headers::set(&mut resp, header::ETAG, format!("\"{}\"", blob.digest));
+    headers::set(&mut resp, header::CACHE_CONTROL, "max-age=31536000");
+    if let Some(r) = range {
+        headers::set(
+            &mut resp,
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", r.first, r.last, blob.size),
+        );
+    }
+    Ok(resp)
+}
+
+pub async fn delete(
+    app: &AppState,
+    repo: RepoName,
+    digest: String,
+    peer: Option<SocketAddr>,
+) -> Result<Response, ApiError> {
+    let digest = parse_digest(&digest)?;
+    app.registry
+        .delete_blob(&repo, &digest, &actor(peer))
+        .await?;
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    headers::set(&mut resp, header::CONTENT_LENGTH, "0");
+    Ok(resp)
+}

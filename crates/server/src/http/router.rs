@@ -1,0 +1,85 @@
+//! The route table. `/v2/…` paths go through the one path parser, then to the handler for
+//! (endpoint, method); each handler lives in the module of its resource.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::path::{self, Endpoint};
+use super::{AppState, blobs, catalog, manifests, referrers, tags, uploads};
+use crate::error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", any(v2))
+        .route("/v2/", any(v2))
+        .route("/v2/{*rest}", any(v2))
+        .route("/healthz", get(health))
+        .route("/readyz", get(health))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("docker-distribution-api-version"),
+            HeaderValue::from_static("registry/2.0"),
+        ))
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn v2(State(app): State<AppState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix("/v2")
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string();
+    let endpoint = match path::parse(&rest) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let method = req.method().clone();
+    let result = match (endpoint, method) {
+        (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
+        (Endpoint::Catalog, Method::GET) => catalog::list(&app, req).await,
+        (Endpoint::Tags(repo), Method::GET) => tags::list(&app, repo, req).await,
+        (Endpoint::Manifest(repo, r), Method::GET) => manifests::get(&app, repo, r, false).await,
+        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(&app, repo, r, true).await,
+        (Endpoint::Manifest(repo, r), Method::PUT) => {
+            manifests::put(&app, repo, r, peer, req).await
+        }
+        (Endpoint::Manifest(repo, r), Method::DELETE) => {
+            manifests::delete(&app, repo, r, peer).await
+        }
+        (Endpoint::Blob(repo, d), Method::GET) => blobs::get(&app, repo, d, req, false).await,
+        (Endpoint::Blob(repo, d), Method::HEAD) => blobs::get(&app, repo, d, req, true).await,
+        (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(&app, repo, d, peer).await,
+        (Endpoint::Uploads(repo), Method::POST) => uploads::start(&app, repo, req).await,
+        (Endpoint::Upload(repo, id), Method::GET) => uploads::status(&app, repo, id).await,
+        (Endpoint::Upload(repo, id), Method::PATCH) => uploads::patch(&app, repo, id, req).await,
+        (Endpoint::Upload(repo, id), Method::PUT) => uploads::finish(&app, repo, id, req).await,
+        (Endpoint::Upload(repo, id), Method::DELETE) => uploads::cancel(&app, repo, id).await,
+        (Endpoint::Referrers(repo, d), Method::GET) => referrers::list(&app, repo, d, req).await,
+        _ => Err(ApiError::method_not_allowed()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn base() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}

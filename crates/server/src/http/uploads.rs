@@ -1,0 +1,173 @@
+//! `/v2/<name>/blobs/uploads/[<id>]`: POST (session, monolithic, mount), PATCH, PUT, GET, DELETE.
+
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shipshape_oci::{Algorithm, Digest, RepoName, UploadId};
+
+use super::AppState;
+use super::headers::{self, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Query};
+use crate::error::{ApiError, upload_range};
+use crate::registry::{MountOutcome, RegistryError};
+
+fn session_response(status: StatusCode, repo: &RepoName, id: &UploadId, received: u64) -> Response {
+    let mut resp = status.into_response();
+    headers::set(
+        &mut resp,
+        header::LOCATION,
+        format!("/v2/{repo}/blobs/uploads/{id}"),
+    );
+    headers::set(&mut resp, header::RANGE, upload_range(received));
+    headers::set(&mut resp, DOCKER_UPLOAD_UUID, id.as_str());
+    headers::set(&mut resp, header::CONTENT_LENGTH, "0");
+    resp
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
+    let mut resp = StatusCode::CREATED.into_response();
+    headers::set(
+        &mut resp,
+        header::LOCATION,
+        format!("/v2/{repo}/blobs/{digest}"),
+    );
+    headers::set(&mut resp, DOCKER_CONTENT_DIGEST, digest.to_string());
+    headers::set(&mut resp, header::CONTENT_LENGTH, "0");
+    resp
+}
+
+fn parse_id(raw: &str) -> Result<UploadId, ApiError> {
+    raw.parse::<UploadId>()
+        .map_err(|_| RegistryError::UploadUnknown.into())
+}
+
+fn content_range(
+    req: &Request,
+    repo: &RepoName,
+    id: &UploadId,
+) -> Result<Option<(u64, u64)>, ApiError> {
+    headers::upload_content_range(req.headers()).map_err(|_| {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            "Content-Range must be <first>-<last>, inclusive",
+        )
+        .tap_upload(repo, id)
+    })
+}
+
+impl ApiError {
+    /// Adds the session headers a client needs to re-sync after a 416.
+    fn tap_upload(mut self, repo: &RepoName, id: &UploadId) -> Self {
+        self.headers
+            .push((header::LOCATION, format!("/v2/{repo}/blobs/uploads/{id}")));
+        self.headers.push((DOCKER_UPLOAD_UUID, id.to_string()));
+        self
+    }
+}
+
+pub async fn start(app: &AppState, repo: RepoName, req: Request) -> Result<Response, ApiError> {
+    let q = Query::of(req.uri());
+    if let Some(mount) = q.get("mount") {
+        // A mount that cannot be made falls back to a plain session, as the spec says; so does
+        // one naming a malformed digest or source.
+        if let Ok(digest) = mount.parse::<Digest>() {
+            let from = q.get("from").and_then(|f| f.parse::<RepoName>().ok());
+            if q.get("from").is_some() && from.is_none() {
+                let id = app.registry.start_upload(&repo, None).await?;
+                return Ok(session_response(StatusCode::ACCEPTED, &repo, &id, 0));
+            }
+            return Ok(
+                match app
+                    .registry
+                    .mount_blob(&repo, &digest, from.as_ref())
+                    .await?
+                {
+                    MountOutcome::Mounted(d) => blob_created(&repo, &d),
+                    MountOutcome::Session(id) => {
+                        session_response(StatusCode::ACCEPTED, &repo, &id, 0)
+                    }
+                },
+            );
+        }
+    }
+    if let Some(digest) = q.get("digest") {
+        let digest = digest.parse::<Digest>().map_err(RegistryError::from)?;
+        let stored = app
+            .registry
+            .upload_monolithic(&repo, digest, req.into_body().into_data_stream())
+            .await?;
+        return Ok(blob_created(&repo, &stored));
+    }
+    let algorithm = match q.get("digest-algorithm") {
+        None => None,
+        Some(a) => Some(a.parse::<Algorithm>().map_err(RegistryError::from)?),
+    };
+    let id = app.registry.start_upload(&repo, algorithm).await?;
+    Ok(session_response(StatusCode::ACCEPTED, &repo, &id, 0))
+}
+
+pub async fn status(app: &AppState, repo: RepoName, id: String) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let state = app.registry.upload_status(&repo, &id).await?;
+    Ok(session_response(
+        StatusCode::NO_CONTENT,
+        &repo,
+        &id,
+        state.received,
+    ))
+}
+
+pub async fn patch(
+    app: &AppState,
+    repo: RepoName,
+    id: String,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let range = content_range(&req, &repo, &id)?;
+    let state = app
+        .registry
+        .upload_chunk(&repo, &id, range, req.into_body().into_data_stream())
+        .await?;
+    Ok(session_response(
+        StatusCode::ACCEPTED,
+        &repo,
+        &id,
+        state.received,
+    ))
+}
+
+pub async fn finish(
+    app: &AppState,
+    repo: RepoName,
+    id: String,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let range = content_range(&req, &repo, &id)?;
+    let expected = match Query::of(req.uri()).get("digest") {
+        None => Err(RegistryError::DigestInvalid(
+            "the digest query parameter is required to finish an upload".into(),
+        )),
+        Some(d) => d.parse::<Digest>().map_err(RegistryError::from),
+    };
+    let digest = app
+        .registry
+        .finish_upload(
+            &repo,
+            &id,
+            expected,
+            range,
+            req.into_body().into_data_stream(),
+        )
+        .await?;
+    Ok(blob_created(&repo, &digest))
+}
+
+pub async fn cancel(app: &AppState, repo: RepoName, id: String) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    app.registry.cancel_upload(&repo, &id).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    headers::set(&mut resp, header::CONTENT_LENGTH, "0");
+    Ok(resp)
+}

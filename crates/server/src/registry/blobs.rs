@@ -1,0 +1,110 @@
+//! Reading, deleting and mounting blobs.
+
+use bytes::Bytes;
+use futures::Stream;
+use shipshape_meta::{blobs, commit, events, repos};
+use shipshape_oci::{Digest, RepoName, UploadId};
+use shipshape_store::{ByteRange, StorageKey};
+
+use super::{Actor, Registry, RegistryError, Result};
+
+/// A blob about to be served.
+pub struct BlobRead {
+    pub digest: Digest,
+    pub size: u64,
+    key: StorageKey,
+}
+
+/// What a mount request led to.
+pub enum MountOutcome {
+    Mounted(Digest),
+    /// The blob could not be mounted; a normal upload session was opened instead.
+    Session(UploadId),
+}
+
+impl Registry {
+    /// Looks up a blob this repository may serve.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
+        let mut conn = self.catalogue.reader().await?;
+        let unknown = || RegistryError::BlobUnknown(digest.clone());
+        let repo_id = repos::find(&mut conn, repo).await?.ok_or_else(unknown)?;
+        let blob = blobs::find_in_repo(&mut conn, repo_id, digest)
+            .await?
+            .ok_or_else(unknown)?;
+        Ok(BlobRead {
+            digest: blob.digest,
+            size: blob.size,
+            key: StorageKey::from_recorded(&blob.storage_key)?,
+        })
+    }
+
+    /// Streams a blob found by [`Registry::stat_blob`], or a range of it.
+    pub async fn read_blob(
+        &self,
+        blob: &BlobRead,
+        range: Option<ByteRange>,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+        Ok(self.store.read(&blob.key, range).await?)
+    }
+
+    /// Removes the blob's link from this repository. Refused while a manifest of the repository
+    /// references it, because that would break the image.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<()> {
+        self.require_deletion()?;
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let unknown = || RegistryError::BlobUnknown(digest.clone());
+        let repo_id = repos::find(&mut tx, repo).await?.ok_or_else(unknown)?;
+        if let Some(manifest) = blobs::referenced_in_repo(&mut tx, repo_id, digest).await? {
+            return Err(RegistryError::BlobInUse {
+                blob: digest.clone(),
+                manifest,
+            });
+        }
+        if !blobs::unlink(&mut tx, repo_id, digest).await? {
+            return Err(unknown());
+        }
+        events::record(
+            &mut tx,
+            &events::NewEvent {
+                actor: &actor.name,
+                source: actor.source.as_deref(),
+                action: "blob.delete",
+                repository: Some(repo.as_str()),
+                digest: Some(digest.to_string()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(())
+    }
+
+    /// Links a blob into `repo` from `from` (or, without `from`, from anywhere it is stored).
+    /// Falls back to opening an upload session when the blob cannot be mounted.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<MountOutcome> {
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let source = match from {
+            Some(from) => match repos::find(&mut tx, from).await? {
+                Some(from_id) => blobs::find_in_repo(&mut tx, from_id, digest).await?,
+                None => None,
+            },
+            None => blobs::find(&mut tx, digest).await?,
+        };
+        if source.is_some() {
+            let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+            blobs::link(&mut tx, repo_id, digest, now).await?;
+            commit(tx).await?;
+            return Ok(MountOutcome::Mounted(digest.clone()));
+        }
+        drop(tx);
+        Ok(MountOutcome::Session(self.start_upload(repo, None).await?))
+    }
+}

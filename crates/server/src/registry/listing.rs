@@ -1,0 +1,82 @@
+//! Listings: tags of a repository, the repository catalogue, and referrers of a manifest.
+
+use shipshape_meta::manifests::{self, Referrer};
+use shipshape_meta::{repos, tags};
+use shipshape_oci::{Digest, RepoName};
+
+use super::{Registry, RegistryError, Result};
+
+/// One page of a sorted listing; `more` says whether entries remain after it.
+pub struct Page {
+    pub items: Vec<String>,
+    pub more: bool,
+}
+
+/// Referrers of a subject, and whether an artifact-type filter was applied.
+pub struct ReferrerList {
+    pub referrers: Vec<Referrer>,
+    pub filtered: bool,
+}
+
+/// Largest page served; a larger `n` is clamped and the client follows `Link`.
+pub const MAX_PAGE: u64 = 10_000;
+
+fn page(mut items: Vec<String>, limit: Option<u64>) -> Page {
+    let more = limit.is_some_and(|n| items.len() as u64 > n);
+    if let Some(n) = limit {
+        items.truncate(n as usize);
+    }
+    Page { items, more }
+}
+
+/// The SQL limit: one more than asked, to know whether more remain; -1 means all.
+fn sql_limit(n: Option<u64>) -> i64 {
+    n.map(|n| n as i64 + 1).unwrap_or(-1)
+}
+
+impl Registry {
+    /// Tags of a repository in byte order, after `last`, at most `n`.
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        n: Option<u64>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        let n = n.map(|n| n.min(MAX_PAGE));
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = repos::find(&mut conn, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let items = tags::list(&mut conn, repo_id, last, sql_limit(n)).await?;
+        Ok(page(items, n))
+    }
+
+    /// Repository names in byte order, after `last`, at most `n`.
+    pub async fn list_repositories(&self, n: Option<u64>, last: Option<&str>) -> Result<Page> {
+        let n = n.map(|n| n.min(MAX_PAGE));
+        let mut conn = self.catalogue.reader().await?;
+        let items = repos::list(&mut conn, last, sql_limit(n)).await?;
+        Ok(page(items, n))
+    }
+
+    /// Manifests of `repo` whose subject is `subject`. An unknown repository or subject simply
+    /// has none.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<ReferrerList> {
+        let mut conn = self.catalogue.reader().await?;
+        let referrers = match repos::find(&mut conn, repo).await? {
+            Some(repo_id) => {
+                manifests::referrers(&mut conn, repo_id, subject, artifact_type).await?
+            }
+            None => Vec::new(),
+        };
+        Ok(ReferrerList {
+            referrers,
+            filtered: artifact_type.is_some(),
+        })
+    }
+}

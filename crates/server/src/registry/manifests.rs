@@ -1,0 +1,234 @@
+//! Pushing, reading and deleting manifests.
+
+use shipshape_meta::manifests::{self, ManifestHead, NewManifest};
+use shipshape_meta::{commit, events, repos, tags};
+use shipshape_oci::manifest::{self, MAX_MANIFEST_BYTES};
+use shipshape_oci::{Algorithm, Digest, Reference, RepoName};
+
+use super::{Actor, Registry, RegistryError, Result};
+
+/// A manifest about to be served.
+pub struct ManifestRead {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// The exact bytes pushed; `None` when only the headers were asked for.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// The outcome of a manifest push.
+pub struct PushedManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    async fn resolve(
+        &self,
+        conn: &mut shipshape_meta::Conn,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestHead> {
+        let repo_id = repos::find(conn, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let found = match reference {
+            Reference::Tag(t) => tags::resolve(conn, repo_id, t).await?,
+            Reference::Digest(d) => manifests::find(conn, repo_id, d).await?,
+        };
+        found.ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))
+    }
+
+    /// Finds a manifest by tag or digest; with `with_payload`, also its bytes.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        with_payload: bool,
+    ) -> Result<ManifestRead> {
+        let mut conn = self.catalogue.reader().await?;
+        let head = self.resolve(&mut conn, repo, reference).await?;
+        let payload = if with_payload {
+            Some(
+                manifests::payload(&mut conn, head.id)
+                    .await?
+                    .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(ManifestRead {
+            digest: head.digest,
+            media_type: head.media_type,
+            size: head.size,
+            payload,
+        })
+    }
+
+    /// Stores a manifest and, when pushed by tag, points the tag at it. Every blob and child
+    /// manifest it references must already be in the repository; that check and the insert of
+    /// the references happen in one transaction.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        actor: &Actor,
+    ) -> Result<PushedManifest> {
+        if body.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge {
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let algorithm = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let digest = Digest::of_bytes(algorithm, body);
+        if let Reference::Digest(expected) = reference
+            && *expected != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let parsed = manifest::parse(body, content_type)?;
+        let blob_digests: Vec<Digest> = parsed.blobs.iter().map(|d| d.digest.clone()).collect();
+        let child_digests: Vec<Digest> = parsed.children.iter().map(|d| d.digest.clone()).collect();
+        let media_type = parsed.media_type.as_str();
+        let annotations = parsed
+            .annotations
+            .as_ref()
+            .map(|a| serde_json::Value::Object(a.clone()).to_string());
+        let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+        let missing =
+            manifests::missing_references(&mut tx, repo_id, &blob_digests, &child_digests).await?;
+        if !missing.is_empty() {
+            return Err(RegistryError::ManifestBlobUnknown(missing));
+        }
+        let (id, _created) = manifests::insert(
+            &mut tx,
+            repo_id,
+            &NewManifest {
+                digest: &digest,
+                media_type: &media_type,
+                artifact_type: parsed.artifact_type.as_deref(),
+                payload: body,
+                subject: subject.as_ref(),
+                annotations,
+                blobs: &blob_digests,
+                children: &child_digests,
+            },
+            now,
+        )
+        .await?;
+        if let Reference::Tag(tag) = reference {
+            let head = ManifestHead {
+                id,
+                digest: digest.clone(),
+                media_type: media_type.clone(),
+                size: body.len() as u64,
+            };
+            let previous = tags::set(&mut tx, repo_id, tag, &head, &actor.name, now).await?;
+            events::record(
+                &mut tx,
+                &events::NewEvent {
+                    actor: &actor.name,
+                    source: actor.source.as_deref(),
+                    action: "tag.push",
+                    repository: Some(repo.as_str()),
+                    target: Some(tag.as_str()),
+                    digest: Some(digest.to_string()),
+                    reason: previous
+                        .as_ref()
+                        .filter(|p| **p != digest)
+                        .map(|_| "moved from another manifest"),
+                },
+                now,
+            )
+            .await?;
+        }
+        commit(tx).await?;
+        Ok(PushedManifest { digest, subject })
+    }
+
+    /// Deletes a tag (reference is a tag) or a manifest with every tag pointing at it
+    /// (reference is a digest). Returns the names of the tags removed.
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        actor: &Actor,
+    ) -> Result<Vec<String>> {
+        self.require_deletion()?;
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let head = self.resolve(&mut tx, repo, reference).await?;
+        let repo_id = repos::find(&mut tx, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let removed = match reference {
+            Reference::Tag(tag) => {
+                tags::delete(&mut tx, repo_id, tag, &actor.name, now).await?;
+                events::record(
+                    &mut tx,
+                    &deletion_event(actor, repo, "tag.delete", Some(tag.as_str()), &head.digest),
+                    now,
+                )
+                .await?;
+                vec![tag.to_string()]
+            }
+            Reference::Digest(_) => {
+                if let Some(index) = manifests::referencing_parent(&mut tx, head.id).await? {
+                    return Err(RegistryError::ManifestInUse {
+                        manifest: head.digest.clone(),
+                        index,
+                    });
+                }
+                let removed =
+                    tags::delete_for_manifest(&mut tx, repo_id, &head, &actor.name, now).await?;
+                manifests::delete(&mut tx, head.id).await?;
+                let tags_note = removed.join(",");
+                events::record(
+                    &mut tx,
+                    &deletion_event(
+                        actor,
+                        repo,
+                        "manifest.delete",
+                        (!removed.is_empty()).then_some(tags_note.as_str()),
+                        &head.digest,
+                    ),
+                    now,
+                )
+                .await?;
+                removed
+            }
+        };
+        commit(tx).await?;
+        Ok(removed)
+    }
+}
+
+fn deletion_event<'a>(
+    actor: &'a Actor,
+    repo: &'a RepoName,
+    action: &'a str,
+    target: Option<&'a str>,
+    digest: &Digest,
+) -> events::NewEvent<'a> {
+    events::NewEvent {
+        actor: &actor.name,
+        source: actor.source.as_deref(),
+        action,
+        repository: Some(repo.as_str()),
+        target,
+        digest: Some(digest.to_string()),
+        reason: None,
+    }
+}

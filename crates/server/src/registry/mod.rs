@@ -1,0 +1,152 @@
+//! The registry's service layer: one function per operation of the distribution API, each
+//! combining catalogue transactions and blob-store calls in the order the invariants demand
+//! (bytes durable before the commit that makes them visible; no storage call inside a
+//! transaction). HTTP handlers call exactly one of these.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use shipshape_meta::{Catalogue, Clock, MetaError};
+use shipshape_oci::{Digest, DigestError, ManifestError, RepoName, UploadId};
+use shipshape_store::{LocalStore, StoreError};
+
+pub use blobs::{BlobRead, MountOutcome};
+pub use listing::{Page, ReferrerList};
+pub use manifests::{ManifestRead, PushedManifest};
+pub use uploads::UploadState;
+
+/// Who is acting and from where; recorded in the activity log.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub name: String,
+    pub source: Option<String>,
+}
+
+impl Actor {
+    pub fn anonymous(source: Option<String>) -> Self {
+        Actor {
+            name: "anonymous".into(),
+            source,
+        }
+    }
+}
+
+/// Domain errors of the registry. The HTTP layer maps each to an OCI error code.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("repository {0} is not known")]
+    NameUnknown(RepoName),
+    #[error("blob {0} is not known in this repository")]
+    BlobUnknown(Digest),
+    #[error("manifest {0} is not known in this repository")]
+    ManifestUnknown(String),
+    #[error("upload session is not known (finished, cancelled or expired)")]
+    UploadUnknown,
+    #[error("{0}")]
+    DigestInvalid(String),
+    #[error("content digest {actual} does not match the expected {expected}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("{0}")]
+    ManifestInvalid(#[from] ManifestError),
+    #[error("manifest references content this repository does not have: {0:?}")]
+    ManifestBlobUnknown(Vec<Digest>),
+    #[error("manifest is larger than the {limit} bytes allowed")]
+    ManifestTooLarge { limit: usize },
+    #[error("chunk out of order: the session has received {received} bytes")]
+    RangeInvalid {
+        repo: RepoName,
+        upload: UploadId,
+        received: u64,
+    },
+    #[error("{0}")]
+    SizeInvalid(String),
+    #[error(
+        "blob {blob} is referenced by manifest {manifest} in this repository; delete the manifest first"
+    )]
+    BlobInUse { blob: Digest, manifest: Digest },
+    #[error(
+        "manifest {manifest} is listed by index {index} in this repository; delete the index first"
+    )]
+    ManifestInUse { manifest: Digest, index: Digest },
+    #[error("deletion is disabled on this registry")]
+    DeletionDisabled,
+    #[error("request body failed: {0}")]
+    Body(String),
+    #[error("catalogue: {0}")]
+    Meta(#[from] MetaError),
+    #[error("storage: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Body(m) => RegistryError::Body(m),
+            other => RegistryError::Store(other),
+        }
+    }
+}
+
+impl From<DigestError> for RegistryError {
+    fn from(e: DigestError) -> Self {
+        RegistryError::DigestInvalid(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+/// Registry settings the service layer needs.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    pub deletion_enabled: bool,
+}
+
+/// The registry service: catalogue, blob store, clock and per-session locks.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    catalogue: Catalogue,
+    store: LocalStore,
+    clock: Arc<dyn Clock>,
+    options: RegistryOptions,
+    /// Upload sessions being written right now. One writer per session; a second request on a
+    /// busy session is told to re-sync (416), as the spec allows.
+    busy_uploads: Arc<Mutex<HashMap<UploadId, ()>>>,
+}
+
+impl Registry {
+    pub fn new(
+        catalogue: Catalogue,
+        store: LocalStore,
+        clock: Arc<dyn Clock>,
+        options: RegistryOptions,
+    ) -> Self {
+        Registry {
+            catalogue,
+            store,
+            clock,
+            options,
+            busy_uploads: Arc::default(),
+        }
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    fn now(&self) -> shipshape_meta::Millis {
+        self.clock.now()
+    }
+
+    fn require_deletion(&self) -> Result<()> {
+        if self.options.deletion_enabled {
+            Ok(())
+        } else {
+            Err(RegistryError::DeletionDisabled)
+        }
+    }
+}

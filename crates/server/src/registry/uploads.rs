@@ -1,0 +1,310 @@
+//! Blob upload sessions: start, append chunks, report status, finish, cancel.
+//!
+//! A session's state lives in the catalogue (offset, hasher state) and its bytes in the store, so
+//! a session survives a restart. Finishing verifies the digest, makes the bytes durable under a
+//! fresh key, and only then commits the blob and answers.
+
+use bytes::Bytes;
+use futures::Stream;
+use shipshape_meta::{blobs, commit, repos, uploads};
+use shipshape_oci::{Algorithm, Digest, Digester, RepoName, UploadId};
+use shipshape_store::{LocalStore, StorageKey};
+
+use super::{Registry, RegistryError, Result};
+
+/// Where a session stands.
+#[derive(Clone, Debug)]
+pub struct UploadState {
+    pub id: UploadId,
+    pub received: u64,
+}
+
+/// Releases a session's write lock when the request ends, however it ends.
+struct SessionGuard<'a> {
+    registry: &'a Registry,
+    id: UploadId,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        self.registry
+            .busy_uploads
+            .lock()
+            .expect("upload lock map")
+            .remove(&self.id);
+    }
+}
+
+impl Registry {
+    /// Opens a session. `algorithm` is the hash to compute on the fly (default sha256).
+    pub async fn start_upload(
+        &self,
+        repo: &RepoName,
+        algorithm: Option<Algorithm>,
+    ) -> Result<UploadId> {
+        let id = UploadId::new_random();
+        let key = LocalStore::upload_key(&id);
+        // The object exists before the row that names it, so a recorded session always has bytes.
+        self.store.create_upload(&key).await?;
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+        uploads::create(
+            &mut tx,
+            &id,
+            repo_id,
+            key.as_str(),
+            algorithm.unwrap_or(Algorithm::Sha256),
+            now,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(id)
+    }
+
+    async fn find_upload(&self, repo: &RepoName, id: &UploadId) -> Result<uploads::Upload> {
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = repos::find(&mut conn, repo)
+            .await?
+            .ok_or(RegistryError::UploadUnknown)?;
+        uploads::find(&mut conn, repo_id, id)
+            .await?
+            .ok_or(RegistryError::UploadUnknown)
+    }
+
+    /// How many bytes the session has received.
+    pub async fn upload_status(&self, repo: &RepoName, id: &UploadId) -> Result<UploadState> {
+        let up = self.find_upload(repo, id).await?;
+        Ok(UploadState {
+            id: up.id,
+            received: up.received,
+        })
+    }
+
+    /// Takes the session's write lock, or answers 416 with the current offset if it is busy.
+    async fn lock_session(&self, repo: &RepoName, id: &UploadId) -> Result<SessionGuard<'_>> {
+        let fresh = self
+            .busy_uploads
+            .lock()
+            .expect("upload lock map")
+            .insert(id.clone(), ())
+            .is_none();
+        if !fresh {
+            let up = self.find_upload(repo, id).await?;
+            return Err(RegistryError::RangeInvalid {
+                repo: repo.clone(),
+                upload: id.clone(),
+                received: up.received,
+            });
+        }
+        Ok(SessionGuard {
+            registry: self,
+            id: id.clone(),
+        })
+    }
+
+    /// The hasher positioned at the session's offset: restored from the saved state, or
+    /// rebuilt from the bytes if the state is missing or unreadable.
+    async fn session_hasher(&self, up: &uploads::Upload, key: &StorageKey) -> Result<Digester> {
+        if up.received == 0 {
+            return Ok(Digester::new(up.hash_alg));
+        }
+        if let Some(h) = up
+            .hash_state
+            .as_deref()
+            .and_then(|s| Digester::restore_state(up.hash_alg, s))
+        {
+            return Ok(h);
+        }
+        Ok(self.store.rehash(key, up.hash_alg, up.received).await?)
+    }
+
+    /// Appends a request body to a locked session. `range` is the client's `Content-Range`
+    /// (inclusive), checked against the offset; `content_length` the declared length.
+    async fn append_locked<S, E>(
+        &self,
+        repo: &RepoName,
+        up: &uploads::Upload,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<(u64, Digester)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let out_of_order = || RegistryError::RangeInvalid {
+            repo: repo.clone(),
+            upload: up.id.clone(),
+            received: up.received,
+        };
+        if let Some((first, last)) = range
+            && (first != up.received || last < first)
+        {
+            return Err(out_of_order());
+        }
+        let key = StorageKey::from_recorded(&up.storage_key)?;
+        let mut hasher = self.session_hasher(up, &key).await?;
+        let written = match self
+            .store
+            .append(&key, up.received, body, &mut hasher)
+            .await
+        {
+            Ok(n) => n,
+            Err(shipshape_store::StoreError::NotFound(_)) => {
+                return Err(RegistryError::UploadUnknown);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((first, last)) = range
+            && written != last - first + 1
+        {
+            self.store.truncate(&key, up.received).await?;
+            return Err(RegistryError::SizeInvalid(format!(
+                "Content-Range {first}-{last} announces {} bytes but the body had {written}",
+                last - first + 1
+            )));
+        }
+        let received = up.received + written;
+        let mut tx = self.catalogue.begin().await?;
+        let moved = uploads::advance(
+            &mut tx,
+            &up.id,
+            up.received,
+            received,
+            &hasher.save_state(),
+            self.now(),
+        )
+        .await?;
+        commit(tx).await?;
+        if !moved {
+            // Cannot happen while the session lock is held; refuse rather than guess.
+            return Err(RegistryError::UploadUnknown);
+        }
+        Ok((received, hasher))
+    }
+
+    /// Appends a chunk (PATCH).
+    pub async fn upload_chunk<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<UploadState>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let _guard = self.lock_session(repo, id).await?;
+        let up = self.find_upload(repo, id).await?;
+        let (received, _) = self.append_locked(repo, &up, range, body).await?;
+        Ok(UploadState {
+            id: id.clone(),
+            received,
+        })
+    }
+
+    /// Finishes a session (PUT), with an optional last chunk in `body`. On a digest mismatch
+    /// the session and its bytes are discarded.
+    pub async fn finish_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        expected: std::result::Result<Digest, RegistryError>,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<Digest>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let _guard = self.lock_session(repo, id).await?;
+        let up = self.find_upload(repo, id).await?;
+        let expected = match expected {
+            Ok(d) => d,
+            Err(e) => {
+                self.discard_upload(&up).await?;
+                return Err(e);
+            }
+        };
+        let (received, hasher) = self.append_locked(repo, &up, range, body).await?;
+        let key = StorageKey::from_recorded(&up.storage_key)?;
+        let actual = if hasher.algorithm() == expected.algorithm() {
+            hasher.finish()
+        } else {
+            self.store
+                .rehash(&key, expected.algorithm(), received)
+                .await?
+                .finish()
+        };
+        if actual != expected {
+            self.discard_upload(&up).await?;
+            return Err(RegistryError::DigestMismatch { expected, actual });
+        }
+        let blob_key = self.store.commit_upload(&key).await?;
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+        let duplicate = blobs::find(&mut tx, &expected).await?.is_some();
+        if !duplicate {
+            blobs::insert(
+                &mut tx,
+                &blobs::Blob {
+                    digest: expected.clone(),
+                    size: received,
+                    storage_key: blob_key.as_str().to_string(),
+                },
+                now,
+            )
+            .await?;
+        }
+        blobs::link(&mut tx, repo_id, &expected, now).await?;
+        uploads::delete(&mut tx, id).await?;
+        commit(tx).await?;
+        if duplicate {
+            // The catalogue already had these bytes under another key; ours were never recorded.
+            self.store.delete(&blob_key).await?;
+        }
+        Ok(expected)
+    }
+
+    /// Cancels a session (DELETE).
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
+        let _guard = self.lock_session(repo, id).await?;
+        let up = self.find_upload(repo, id).await?;
+        self.discard_upload(&up).await
+    }
+
+    /// Forgets a session, then deletes its bytes.
+    async fn discard_upload(&self, up: &uploads::Upload) -> Result<()> {
+        let mut tx = self.catalogue.begin().await?;
+        uploads::delete(&mut tx, &up.id).await?;
+        commit(tx).await?;
+        self.store
+            .delete(&StorageKey::from_recorded(&up.storage_key)?)
+            .await?;
+        Ok(())
+    }
+
+    /// A whole blob in one request (POST with `?digest=`).
+    pub async fn upload_monolithic<S, E>(
+        &self,
+        repo: &RepoName,
+        digest: Digest,
+        body: S,
+    ) -> Result<Digest>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let id = self.start_upload(repo, Some(digest.algorithm())).await?;
+        let result = self.finish_upload(repo, &id, Ok(digest), None, body).await;
+        if result.is_err() {
+            // A failure before hashing (e.g. a broken body) leaves the session: drop it.
+            if let Ok(up) = self.find_upload(repo, &id).await {
+                self.discard_upload(&up).await?;
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,295 @@
+//! The local-filesystem backend: one file per key under the data directory. Upload sessions append
+//! to `uploads/<session>` and are renamed to a fresh `blobs/…` key once verified, after an fsync
+//! of the file and of the directory, so an acknowledged blob survives a power loss.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use shipshape_oci::{Algorithm, Digester, UploadId};
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+use crate::{ByteRange, StorageKey, StoreError};
+
+const WRITE_BUFFER: usize = 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Blob storage in a directory on the local filesystem.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(root.join("blobs")).await?;
+        fs::create_dir_all(root.join("uploads")).await?;
+        Ok(LocalStore { root })
+    }
+
+    fn path(&self, key: &StorageKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    /// The key under which an upload session accumulates its bytes.
+    pub fn upload_key(id: &UploadId) -> StorageKey {
+        StorageKey(format!("uploads/{}", id.as_str()))
+    }
+
+    /// Creates the empty object that an upload session appends to.
+    pub async fn create_upload(&self, key: &StorageKey) -> Result<(), StoreError> {
+        File::create(self.path(key)).await?;
+        Ok(())
+    }
+
+    /// Appends `body` to the upload object at `offset`, feeding every byte to `hasher`, and
+    /// returns how many bytes were written. Anything past `offset` left by an earlier crash is
+    /// cut off first. On failure the object is cut back to `offset`, so a failed request leaves
+    /// the session as it was (the caller must then discard `hasher`).
+    pub async fn append<S, E>(
+        &self,
+        key: &StorageKey,
+        offset: u64,
+        body: S,
+        hasher: &mut Digester,
+    ) -> Result<u64, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let path = self.path(key);
+        let mut file = match OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(key.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        file.set_len(offset).await?;
+        file.seek(SeekFrom::Start(offset)).await?;
+        let result = write_stream(&mut file, body, hasher).await;
+        match result {
+            Ok(written) => {
+                file.sync_data().await?;
+                Ok(written)
+            }
+            Err(e) => {
+                file.set_len(offset).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Cuts an upload object back to `len` bytes (used when a request is refused after its body
+    /// was stored, e.g. a length mismatch).
+    pub async fn truncate(&self, key: &StorageKey, len: u64) -> Result<(), StoreError> {
+        let file = OpenOptions::new().write(true).open(self.path(key)).await?;
+        file.set_len(len).await?;
+        file.sync_data().await?;
+        Ok(())
+    }
+
+    /// Re-hashes the first `len` bytes of an object: the fallback when a saved hasher state is
+    /// missing or undecodable, or when the client asks for another algorithm at the end.
+    pub async fn rehash(
+        &self,
+        key: &StorageKey,
+        algorithm: Algorithm,
+        len: u64,
+    ) -> Result<Digester, StoreError> {
+        let file = File::open(self.path(key)).await?;
+        let mut reader = file.take(len);
+        let mut hasher = Digester::new(algorithm);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher)
+    }
+
+    /// Makes a finished upload a blob: syncs it and moves it to a fresh key. The bytes are
+    /// durable when this returns.
+    pub async fn commit_upload(&self, upload: &StorageKey) -> Result<StorageKey, StoreError> {
+        let from = self.path(upload);
+        File::open(&from).await?.sync_all().await?;
+        let key = StorageKey::new_blob();
+        let to = self.path(&key);
+        let dir = to
+            .parent()
+            .expect("blob keys have a directory")
+            .to_path_buf();
+        fs::create_dir_all(&dir).await?;
+        fs::rename(&from, &to).await?;
+        sync_dir(&dir).await?;
+        sync_dir(&self.root.join("uploads")).await?;
+        Ok(key)
+    }
+
+    /// The size of a stored object.
+    pub async fn size(&self, key: &StorageKey) -> Result<u64, StoreError> {
+        match fs::metadata(self.path(key)).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(key.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams an object, or the given range of it.
+    pub async fn read(
+        &self,
+        key: &StorageKey,
+        range: Option<ByteRange>,
+    ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, StoreError> {
+        let mut file = match File::open(self.path(key)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(key.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = match range {
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.first)).await?;
+                r.len()
+            }
+            None => file.metadata().await?.len(),
+        };
+        Ok(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+    }
+
+    /// Deletes an object. A missing object counts as deleted.
+    pub async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The root directory (for operators' tools and tests that inspect what is on disk).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+async fn write_stream<S, E>(
+    file: &mut File,
+    body: S,
+    hasher: &mut Digester,
+) -> Result<u64, StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
+        hasher.update(&chunk);
+        out.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    out.flush().await?;
+    Ok(written)
+}
+
+async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shipshape_oci::Digest;
+
+    fn body(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, String>> {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn upload_append_commit_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let up = LocalStore::upload_key(&UploadId::new_random());
+        store.create_upload(&up).await.unwrap();
+        let mut h = Digester::new(Algorithm::Sha256);
+        assert_eq!(
+            store
+                .append(&up, 0, body(&[b"hello ", b"wor"]), &mut h)
+                .await
+                .unwrap(),
+            9
+        );
+        assert_eq!(
+            store.append(&up, 9, body(&[b"ld"]), &mut h).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            h.finish(),
+            Digest::of_bytes(Algorithm::Sha256, b"hello world")
+        );
+        let key = store.commit_upload(&up).await.unwrap();
+        assert_eq!(store.size(&key).await.unwrap(), 11);
+        let range = ByteRange { first: 6, last: 10 };
+        let got: Vec<u8> = store
+            .read(&key, Some(range))
+            .await
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(got, b"world");
+        store.delete(&key).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert!(matches!(
+            store.size(&key).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn failed_body_leaves_session_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let up = LocalStore::upload_key(&UploadId::new_random());
+        store.create_upload(&up).await.unwrap();
+        let mut h = Digester::new(Algorithm::Sha256);
+        store.append(&up, 0, body(&[b"abc"]), &mut h).await.unwrap();
+        let failing = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"def")),
+            Err("connection reset".to_string()),
+        ]);
+        let mut h2 = h.clone();
+        assert!(store.append(&up, 3, failing, &mut h2).await.is_err());
+        assert_eq!(store.size(&up).await.unwrap(), 3);
+    }
+
+    #[test]
+    fn recorded_keys_cannot_escape() {
+        assert!(StorageKey::from_recorded("blobs/ab/abcdef").is_ok());
+        for bad in ["", "/etc/passwd", "blobs/../x", "blobs//x", "a/./b"] {
+            assert!(StorageKey::from_recorded(bad).is_err(), "{bad}");
+        }
+    }
+}
