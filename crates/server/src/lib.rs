@@ -136,6 +136,11 @@ impl Server {
         self.addr
     }
 
+    /// The catalogue this server writes to.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());

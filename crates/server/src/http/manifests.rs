@@ -53,12 +53,14 @@ pub async fn put(
     peer: Option<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // The body (at most 4 MiB) is read before anything is judged, so a refusal reaches the
+    // client as an answer rather than as a connection reset in the middle of its upload.
+    let content_type = headers::content_type(req.headers()).map(str::to_string);
+    let body = read_limited(req.into_body()).await?;
     let reference = reference.parse::<Reference>().map_err(|e| match e {
         NameError::Tag(_) => ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.to_string()),
         other => ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", other.to_string()),
     })?;
-    let content_type = headers::content_type(req.headers()).map(str::to_string);
-    let body = read_limited(req.into_body()).await?;
     let pushed = app
         .registry
         .put_manifest(

@@ -49,6 +49,13 @@ async fn v2(State(app): State<AppState>, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let method = req.method().clone();
+    // A request refused before its body was read leaves unread bytes on the connection; the
+    // connection is then closed, and saying so keeps clients from reusing it.
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     let result = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
         (Endpoint::Catalog, Method::GET) => catalog::list(&app, req).await,
@@ -72,7 +79,17 @@ async fn v2(State(app): State<AppState>, req: Request) -> Response {
         (Endpoint::Referrers(repo, d), Method::GET) => referrers::list(&app, repo, d, req).await,
         _ => Err(ApiError::method_not_allowed()),
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            let mut resp = e.into_response();
+            if has_body {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }
 }
 
 fn base() -> Response {

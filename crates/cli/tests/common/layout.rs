@@ -1,0 +1,1 @@
+//! OCI image layouts on disk (filled in by the real-client tests).

@@ -1,0 +1,271 @@
+//! Shared test harness: a real server on a loopback port with its own data directory, an HTTP
+//! client, content builders, and the external clients (skopeo, oras) the suite drives.
+
+#![allow(dead_code)]
+
+pub mod layout;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use reqwest::{Client, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+use shipshape_server::{Server, ServerConfig};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A registry serving on 127.0.0.1 from a temporary data directory.
+pub struct TestServer {
+    server: Option<Server>,
+    config: ServerConfig,
+    _dir: Option<tempfile::TempDir>,
+    pub base: String,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            ..ServerConfig::default()
+        };
+        adjust(&mut config);
+        let server = Server::start(config.clone()).await.expect("server starts");
+        let base = format!("http://{}", server.local_addr());
+        TestServer {
+            server: Some(server),
+            config,
+            _dir: Some(dir),
+            base,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data directory and port.
+    pub async fn restart(&mut self) {
+        let server = self.server.take().expect("running");
+        let addr = server.local_addr();
+        server.shutdown().await.expect("clean shutdown");
+        self.config.listen = addr;
+        let server = Server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.server = Some(server);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `host:port`, as skopeo and oras want it.
+    pub fn host(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Files under the blob store's `blobs/` directory.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        files_under(&self.config.data_dir.join("store/blobs"))
+    }
+
+    /// Files under the blob store's `uploads/` directory.
+    pub fn upload_files(&self) -> Vec<PathBuf> {
+        files_under(&self.config.data_dir.join("store/uploads"))
+    }
+
+    /// Row count of each catalogue table.
+    pub async fn rows(&self) -> BTreeMap<&'static str, i64> {
+        self.server
+            .as_ref()
+            .expect("running")
+            .catalogue()
+            .row_counts()
+            .await
+            .expect("row counts")
+            .into_iter()
+            .collect()
+    }
+
+    /// Everything a refused request must not change: catalogue rows and stored files.
+    pub async fn footprint(&self) -> (BTreeMap<&'static str, i64>, usize, usize) {
+        (
+            self.rows().await,
+            self.blob_files().len(),
+            self.upload_files().len(),
+        )
+    }
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `code` of every error in an OCI error body.
+pub async fn error_codes(resp: Response) -> Vec<String> {
+    let body: serde_json::Value = resp.json().await.expect("OCI error body is JSON");
+    body["errors"]
+        .as_array()
+        .expect("errors array")
+        .iter()
+        .map(|e| e["code"].as_str().expect("code").to_string())
+        .collect()
+}
+
+/// Pushes a blob with POST then PUT and returns its digest.
+pub async fn push_blob(c: &Client, base: &str, repo: &str, bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    let resp = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let loc = header(&resp, "location").unwrap().to_string();
+    let resp = c
+        .put(format!("{base}{loc}?digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "blob push");
+    digest
+}
+
+pub async fn put_manifest(
+    c: &Client,
+    base: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> Response {
+    c.put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("content-type", media_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// An OCI image manifest over the given config and layers `(digest, size)`.
+pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)]) -> Vec<u8> {
+    image_manifest_with(config, layers, serde_json::Map::new())
+}
+
+/// Same, with extra top-level fields (subject, artifactType, annotations, …).
+pub fn image_manifest_with(
+    config: (&str, usize),
+    layers: &[(&str, usize)],
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Vec<u8> {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": layers.iter().map(|(d, s)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s
+        })).collect::<Vec<_>>(),
+    });
+    for (k, v) in extra {
+        m[k] = v;
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+/// An OCI index over the given manifests `(digest, size)`.
+pub fn index_manifest(children: &[(&str, usize)]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(d, s)| serde_json::json!({
+            "mediaType": OCI_MANIFEST, "digest": d, "size": s,
+            "platform": {"os": "linux", "architecture": "amd64"}
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap()
+}
+
+/// A small image (config + one layer) pushed under `tag`; returns the manifest digest.
+pub async fn push_image(c: &Client, base: &str, repo: &str, tag: &str, seed: u64) -> String {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
+    let layer = random_bytes(1000 + seed as usize, seed);
+    let cd = push_blob(c, base, repo, &config).await;
+    let ld = push_blob(c, base, repo, &layer).await;
+    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let resp = put_manifest(c, base, repo, tag, OCI_MANIFEST, &m).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    sha256(&m)
+}
+
+/// Path to a program the suite needs; fails loudly (never skips) when it is missing.
+pub fn require_tool(env_var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    let found = if path.components().count() > 1 {
+        path.exists()
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(&path).exists()))
+            .unwrap_or(false)
+    };
+    assert!(
+        found,
+        "{} not found (set {env_var}); run the README's test command, which installs it",
+        path.display()
+    );
+    path
+}
