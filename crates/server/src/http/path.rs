@@ -21,14 +21,15 @@ pub enum Endpoint {
 
 /// Parses the path after `/v2/`.
 pub fn parse(rest: &str) -> Result<Endpoint, ApiError> {
-    let rest = percent_decode(rest);
     if rest.is_empty() {
         return Ok(Endpoint::Base);
     }
     if rest == "_catalog" {
         return Ok(Endpoint::Catalog);
     }
-    let segs: Vec<&str> = rest.split('/').collect();
+    // Decode each segment on its own, so an escaped `/` cannot change the path's structure.
+    let decoded: Vec<String> = rest.split('/').map(percent_decode).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let n = segs.len();
     let name = |upto: usize| -> Result<RepoName, ApiError> {
         let raw = segs[..upto].join("/");

@@ -40,28 +40,25 @@ fn parse_id(raw: &str) -> Result<UploadId, ApiError> {
         .map_err(|_| RegistryError::UploadUnknown.into())
 }
 
-fn content_range(
-    req: &Request,
+/// The client's `Content-Range`. A malformed one is answered like an out-of-order chunk (416
+/// with the session's current `Range`), so the client can re-sync.
+async fn content_range(
+    app: &AppState,
+    parsed: Result<Option<(u64, u64)>, ()>,
     repo: &RepoName,
     id: &UploadId,
 ) -> Result<Option<(u64, u64)>, ApiError> {
-    headers::upload_content_range(req.headers()).map_err(|_| {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
-            "Content-Range must be <first>-<last>, inclusive",
-        )
-        .tap_upload(repo, id)
-    })
-}
-
-impl ApiError {
-    /// Adds the session headers a client needs to re-sync after a 416.
-    fn tap_upload(mut self, repo: &RepoName, id: &UploadId) -> Self {
-        self.headers
-            .push((header::LOCATION, format!("/v2/{repo}/blobs/uploads/{id}")));
-        self.headers.push((DOCKER_UPLOAD_UUID, id.to_string()));
-        self
+    match parsed {
+        Ok(range) => Ok(range),
+        Err(()) => {
+            let state = app.registry.upload_status(repo, id).await?;
+            Err(RegistryError::RangeInvalid {
+                repo: repo.clone(),
+                upload: id.clone(),
+                received: state.received,
+            }
+            .into())
+        }
     }
 }
 
@@ -124,7 +121,8 @@ pub async fn patch(
     req: Request,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let range = content_range(&req, &repo, &id)?;
+    let parsed = headers::upload_content_range(req.headers());
+    let range = content_range(app, parsed, &repo, &id).await?;
     let state = app
         .registry
         .upload_chunk(&repo, &id, range, req.into_body().into_data_stream())
@@ -144,7 +142,8 @@ pub async fn finish(
     req: Request,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let range = content_range(&req, &repo, &id)?;
+    let parsed = headers::upload_content_range(req.headers());
+    let range = content_range(app, parsed, &repo, &id).await?;
     let expected = match Query::of(req.uri()).get("digest") {
         None => Err(RegistryError::DigestInvalid(
             "the digest query parameter is required to finish an upload".into(),

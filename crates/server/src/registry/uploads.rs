@@ -241,30 +241,8 @@ impl Registry {
             self.discard_upload(&up).await?;
             return Err(RegistryError::DigestMismatch { expected, actual });
         }
-        let blob_key = self.store.commit_upload(&key).await?;
-        let now = self.now();
-        let mut tx = self.catalogue.begin().await?;
-        let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
-        let duplicate = blobs::find(&mut tx, &expected).await?.is_some();
-        if !duplicate {
-            blobs::insert(
-                &mut tx,
-                &blobs::Blob {
-                    digest: expected.clone(),
-                    size: received,
-                    storage_key: blob_key.as_str().to_string(),
-                },
-                now,
-            )
+        self.commit_blob(repo, &key, &expected, received, Some(id))
             .await?;
-        }
-        blobs::link(&mut tx, repo_id, &expected, now).await?;
-        uploads::delete(&mut tx, id).await?;
-        commit(tx).await?;
-        if duplicate {
-            // The catalogue already had these bytes under another key; ours were never recorded.
-            self.store.delete(&blob_key).await?;
-        }
         Ok(expected)
     }
 
@@ -286,7 +264,10 @@ impl Registry {
         Ok(())
     }
 
-    /// A whole blob in one request (POST with `?digest=`).
+    /// A whole blob in one request (POST with `?digest=`). No session is recorded: the bytes
+    /// go to an unrecorded upload object, and only a verified blob reaches the catalogue, so a
+    /// refused request leaves nothing (a crash mid-request leaves an orphan object that the
+    /// storage sweep removes).
     pub async fn upload_monolithic<S, E>(
         &self,
         repo: &RepoName,
@@ -297,14 +278,65 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let id = self.start_upload(repo, Some(digest.algorithm())).await?;
-        let result = self.finish_upload(repo, &id, Ok(digest), None, body).await;
-        if result.is_err() {
-            // A failure before hashing (e.g. a broken body) leaves the session: drop it.
-            if let Ok(up) = self.find_upload(repo, &id).await {
-                self.discard_upload(&up).await?;
+        let key = LocalStore::upload_key(&UploadId::new_random());
+        self.store.create_upload(&key).await?;
+        let mut hasher = Digester::new(digest.algorithm());
+        let written = match self.store.append(&key, 0, body, &mut hasher).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.store.delete(&key).await?;
+                return Err(e.into());
             }
+        };
+        let actual = hasher.finish();
+        if actual != digest {
+            self.store.delete(&key).await?;
+            return Err(RegistryError::DigestMismatch {
+                expected: digest,
+                actual,
+            });
         }
-        result
+        self.commit_blob(repo, &key, &digest, written, None).await?;
+        Ok(digest)
+    }
+
+    /// Makes verified upload bytes a blob of `repo`: durable under a fresh key first, then one
+    /// transaction that records the blob (unless the catalogue has it already), links it, and
+    /// forgets the session.
+    async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        upload_key: &StorageKey,
+        digest: &Digest,
+        size: u64,
+        session: Option<&UploadId>,
+    ) -> Result<()> {
+        let blob_key = self.store.commit_upload(upload_key).await?;
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+        let duplicate = blobs::find(&mut tx, digest).await?.is_some();
+        if !duplicate {
+            blobs::insert(
+                &mut tx,
+                &blobs::Blob {
+                    digest: digest.clone(),
+                    size,
+                    storage_key: blob_key.as_str().to_string(),
+                },
+                now,
+            )
+            .await?;
+        }
+        blobs::link(&mut tx, repo_id, digest, now).await?;
+        if let Some(id) = session {
+            uploads::delete(&mut tx, id).await?;
+        }
+        commit(tx).await?;
+        if duplicate {
+            // The catalogue already had these bytes under another key; ours were never recorded.
+            self.store.delete(&blob_key).await?;
+        }
+        Ok(())
     }
 }
