@@ -29,13 +29,18 @@ pub async fn resolve(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<
     .transpose()
 }
 
+/// One row of tag history.
+struct Change<'a> {
+    tag: &'a str,
+    action: &'a str,
+    from: Option<&'a Digest>,
+    to: Option<&'a Digest>,
+}
+
 async fn history(
     conn: &mut Conn,
     repo: RepoId,
-    tag: &str,
-    action: &str,
-    from: Option<&Digest>,
-    to: Option<&Digest>,
+    change: Change<'_>,
     actor: &str,
     now: Millis,
 ) -> Result<()> {
@@ -44,10 +49,10 @@ async fn history(
          VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(repo.0)
-    .bind(tag)
-    .bind(action)
-    .bind(from.map(|d| d.to_string()))
-    .bind(to.map(|d| d.to_string()))
+    .bind(change.tag)
+    .bind(change.action)
+    .bind(change.from.map(|d| d.to_string()))
+    .bind(change.to.map(|d| d.to_string()))
     .bind(actor)
     .bind(now)
     .execute(conn)
@@ -81,10 +86,12 @@ pub async fn set(
             history(
                 conn,
                 repo,
-                tag.as_str(),
-                "pushed",
-                None,
-                Some(&manifest.digest),
+                Change {
+                    tag: tag.as_str(),
+                    action: "pushed",
+                    from: None,
+                    to: Some(&manifest.digest),
+                },
                 actor,
                 now,
             )
@@ -94,10 +101,12 @@ pub async fn set(
             history(
                 conn,
                 repo,
-                tag.as_str(),
-                "moved",
-                Some(&p.digest),
-                Some(&manifest.digest),
+                Change {
+                    tag: tag.as_str(),
+                    action: "moved",
+                    from: Some(&p.digest),
+                    to: Some(&manifest.digest),
+                },
                 actor,
                 now,
             )
@@ -124,17 +133,13 @@ pub async fn delete(
         .bind(tag.as_str())
         .execute(&mut *conn)
         .await?;
-    history(
-        conn,
-        repo,
-        tag.as_str(),
-        "deleted",
-        Some(&previous.digest),
-        None,
-        actor,
-        now,
-    )
-    .await?;
+    let change = Change {
+        tag: tag.as_str(),
+        action: "deleted",
+        from: Some(&previous.digest),
+        to: None,
+    };
+    history(conn, repo, change, actor, now).await?;
     Ok(Some(previous.digest))
 }
 
@@ -156,17 +161,13 @@ pub async fn delete_for_manifest(
         .execute(&mut *conn)
         .await?;
     for name in &names {
-        history(
-            conn,
-            repo,
-            name,
-            "deleted",
-            Some(&manifest.digest),
-            None,
-            actor,
-            now,
-        )
-        .await?;
+        let change = Change {
+            tag: name,
+            action: "deleted",
+            from: Some(&manifest.digest),
+            to: None,
+        };
+        history(conn, repo, change, actor, now).await?;
     }
     Ok(names)
 }

@@ -1,0 +1,661 @@
+//! Real registry clients against a real server: skopeo (copy in and out of OCI layouts, multi-arch,
+//! inspect, list-tags, delete, layer dedup) and oras-py (artifacts, chunked upload, referrers).
+//! The clients run as subprocesses; a missing client fails the test, it never skips it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::layout::{Image, Layer, MultiArch, OciLayout};
+use common::{OCI_INDEX, OCI_MANIFEST, TestServer, client, header, random_bytes, sha256};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Generous: a client that hangs is a failure, not a stuck suite.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn skopeo() -> PathBuf {
+    common::require_tool("SHIPSHAPE_TEST_SKOPEO", "skopeo")
+}
+
+fn oras_python() -> PathBuf {
+    common::require_tool(
+        "SHIPSHAPE_TEST_ORAS_PYTHON",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../.test-tools/oras-venv/bin/python"
+        ),
+    )
+}
+
+/// Runs a program to completion without blocking the runtime the server runs on.
+async fn exec(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    tokio::time::timeout(CLIENT_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+fn describe(program: &Path, args: &[&str], out: &Output) -> String {
+    format!(
+        "{} {}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
+        program.display(),
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a program and insists that it succeeds.
+async fn run_ok(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
+    let out = exec(program, args, cwd).await;
+    assert!(
+        out.status.success(),
+        "client failed:\n{}",
+        describe(program, args, &out)
+    );
+    out
+}
+
+/// `skopeo copy` from an OCI layout into the registry, digests preserved.
+async fn push_layout(layout: &Path, tag: &str, dest: &str, all: bool) {
+    let src = format!("oci:{}:{tag}", layout.display());
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+    ];
+    if all {
+        args.push("--all");
+    }
+    args.extend([src.as_str(), dest]);
+    run_ok(&skopeo(), &args, None).await;
+}
+
+/// `skopeo copy` from the registry into a new OCI layout, digests preserved.
+async fn pull_layout(src: &str, layout: &Path, tag: &str, all: bool) -> OciLayout {
+    let dest = format!("oci:{}:{tag}", layout.display());
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+    ];
+    if all {
+        args.push("--all");
+    }
+    args.extend([src, dest.as_str()]);
+    run_ok(&skopeo(), &args, None).await;
+    OciLayout::open(layout)
+}
+
+/// GET a manifest the way a client would; returns status, content type, digest header, body.
+async fn get_manifest(
+    s: &TestServer,
+    repo: &str,
+    reference: &str,
+) -> (StatusCode, Option<String>, Option<String>, Vec<u8>) {
+    let resp = client()
+        .get(s.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("accept", OCI_MANIFEST)
+        .header("accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let ct = header(&resp, "content-type").map(str::to_string);
+    let digest = header(&resp, "docker-content-digest").map(str::to_string);
+    (status, ct, digest, resp.bytes().await.unwrap().to_vec())
+}
+
+async fn get_blob(s: &TestServer, repo: &str, digest: &str) -> (StatusCode, Vec<u8>) {
+    let resp = client()
+        .get(s.url(&format!("/v2/{repo}/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.bytes().await.unwrap().to_vec())
+}
+
+/// The registry serves `image` in `repo` under `reference`, byte for byte.
+async fn assert_serves_image(s: &TestServer, repo: &str, reference: &str, image: &Image) {
+    let (status, ct, digest, body) = get_manifest(s, repo, reference).await;
+    assert_eq!(status, StatusCode::OK, "GET {repo}:{reference}");
+    assert_eq!(ct.as_deref(), Some(OCI_MANIFEST), "{repo}:{reference} type");
+    assert_eq!(digest, Some(image.digest()), "{repo}:{reference} digest");
+    assert!(body == image.manifest, "{repo}:{reference} bytes differ");
+    for (d, bytes) in image.blobs() {
+        let (status, got) = get_blob(s, repo, &d).await;
+        assert_eq!(status, StatusCode::OK, "GET blob {d} in {repo}");
+        assert!(got == bytes, "blob {d} in {repo} differs");
+    }
+}
+
+/// How many files of the blob store hold exactly `bytes`.
+fn stored_copies(s: &TestServer, bytes: &[u8]) -> usize {
+    s.blob_files()
+        .iter()
+        .filter(|p| std::fs::read(p).expect("read stored blob") == bytes)
+        .count()
+}
+
+fn two_layer_image(arch: &str, label: &str, seed: u64) -> Image {
+    Image::new(
+        arch,
+        &[
+            Layer::seeded(&format!("{label}-base"), seed),
+            Layer::seeded(&format!("{label}-app"), seed + 1),
+        ],
+        &["/bin/sh"],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layouts_hold_real_images() {
+    // The builder itself: real tar+gzip layers, diff_ids over the uncompressed tar, and a
+    // layout skopeo would read. Guards the other tests against a vacuous source.
+    let layer = Layer::seeded("probe", 3);
+    assert_eq!(
+        layer.entries(),
+        [
+            "etc/",
+            "opt/",
+            "opt/probe/",
+            "etc/probe.txt",
+            "opt/probe/data.bin"
+        ]
+    );
+    assert_eq!(&layer.gz[..2], &[0x1f, 0x8b], "gzip magic");
+    assert_ne!(layer.digest, layer.diff_id);
+    assert_eq!(
+        Layer::seeded("probe", 3).digest,
+        layer.digest,
+        "deterministic"
+    );
+    let image = Image::new("arm64", std::slice::from_ref(&layer), &["/bin/true"]);
+    let config: Value = serde_json::from_slice(&image.config).unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["rootfs"]["type"], "layers");
+    assert_eq!(config["rootfs"]["diff_ids"][0], sha256(&layer.tar));
+    assert_eq!(config["config"]["Cmd"][0], "/bin/true");
+
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(dir.path());
+    layout.add_image("one", &image);
+    let multi = MultiArch::amd64_arm64(1);
+    layout.add_multi_arch("multi", &multi);
+    let layout = OciLayout::open(dir.path());
+    assert_eq!(layout.tagged("one"), image.descriptor());
+    assert_eq!(layout.tagged("multi"), multi.descriptor());
+    let mut expected = image.content();
+    expected.extend(multi.content());
+    assert_eq!(layout.content(), expected);
+    let index: Value = serde_json::from_slice(&multi.index).unwrap();
+    let arches: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_round_trips_single_arch_image() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = two_layer_image("amd64", "single", 10);
+    OciLayout::create(&tmp.path().join("src")).add_image("v1", &image);
+
+    let dest = format!("docker://{}/roundtrip/single:v1", s.host());
+    push_layout(&tmp.path().join("src"), "v1", &dest, false).await;
+    assert_serves_image(&s, "roundtrip/single", "v1", &image).await;
+    assert_serves_image(&s, "roundtrip/single", &image.digest(), &image).await;
+
+    let pulled = pull_layout(&dest, &tmp.path().join("dst"), "v1", false).await;
+    assert_eq!(pulled.tagged("v1"), image.descriptor(), "pulled manifest");
+    let got = pulled.content();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        image.content().keys().collect::<Vec<_>>(),
+        "pulled blob digests"
+    );
+    assert!(got == image.content(), "pulled blob bytes differ");
+    // Nothing left half-uploaded.
+    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_inspect_raw_and_list_tags() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = two_layer_image("amd64", "inspect-one", 20);
+    let v2 = two_layer_image("amd64", "inspect-two", 30);
+    let layout = OciLayout::create(tmp.path());
+    layout.add_image("v1", &v1);
+    layout.add_image("v2", &v2);
+    let repo = format!("{}/inspect/app", s.host());
+    push_layout(tmp.path(), "v1", &format!("docker://{repo}:v1"), false).await;
+    push_layout(tmp.path(), "v2", &format!("docker://{repo}:v2"), false).await;
+
+    for (tag, image) in [("v1", &v1), ("v2", &v2)] {
+        let target = format!("docker://{repo}:{tag}");
+        let out = run_ok(
+            &skopeo(),
+            &["inspect", "--tls-verify=false", "--raw", &target],
+            None,
+        )
+        .await;
+        assert!(
+            out.stdout == image.manifest,
+            "inspect --raw {tag}: got {:?}, pushed {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&image.manifest)
+        );
+        let out = run_ok(&skopeo(), &["inspect", "--tls-verify=false", &target], None).await;
+        let info: Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+        assert_eq!(info["Digest"], image.digest(), "inspect {tag} digest");
+        assert_eq!(info["Architecture"], "amd64");
+        assert_eq!(info["Layers"].as_array().map(Vec::len), Some(2));
+    }
+
+    let out = run_ok(
+        &skopeo(),
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{repo}"),
+        ],
+        None,
+    )
+    .await;
+    let tags: Value = serde_json::from_slice(&out.stdout).expect("list-tags prints JSON");
+    let mut listed: Vec<&str> = tags["Tags"]
+        .as_array()
+        .expect("Tags array")
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["v1", "v2"], "{tags}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_round_trips_multi_arch_index() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let multi = MultiArch::amd64_arm64(4);
+    OciLayout::create(&tmp.path().join("src")).add_multi_arch("multi", &multi);
+
+    let dest = format!("docker://{}/roundtrip/multi:latest", s.host());
+    push_layout(&tmp.path().join("src"), "multi", &dest, true).await;
+
+    let (status, ct, digest, body) = get_manifest(&s, "roundtrip/multi", "latest").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some(OCI_INDEX));
+    assert_eq!(digest, Some(multi.digest()));
+    assert!(body == multi.index, "index bytes differ");
+    for image in &multi.images {
+        assert_serves_image(&s, "roundtrip/multi", &image.digest(), image).await;
+    }
+
+    let out = run_ok(
+        &skopeo(),
+        &["inspect", "--tls-verify=false", "--raw", &dest],
+        None,
+    )
+    .await;
+    assert!(out.stdout == multi.index, "inspect --raw of the index");
+    let out = run_ok(
+        &skopeo(),
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            "arm64",
+            "--override-variant",
+            "v8",
+            &dest,
+        ],
+        None,
+    )
+    .await;
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // skopeo reports the digest of what the reference names (the index) and the chosen child's
+    // architecture and layers.
+    assert_eq!(info["Digest"], multi.digest(), "{info}");
+    assert_eq!(info["Architecture"], "arm64", "{info}");
+    let arm64_layers: Vec<String> = multi.images[1]
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    assert_eq!(info["Layers"], serde_json::json!(arm64_layers), "{info}");
+
+    let pulled = pull_layout(&dest, &tmp.path().join("dst"), "latest", true).await;
+    assert_eq!(pulled.tagged("latest"), multi.descriptor(), "pulled index");
+    let got = pulled.content();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        multi.content().keys().collect::<Vec<_>>(),
+        "pulled blob digests"
+    );
+    assert!(got == multi.content(), "pulled blob bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_push_stores_a_shared_layer_once() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = Layer::seeded("shared", 40);
+    let one = Image::new(
+        "amd64",
+        &[shared.clone(), Layer::seeded("only-one", 41)],
+        &["/bin/one"],
+    );
+    let two = Image::new(
+        "amd64",
+        &[shared.clone(), Layer::seeded("only-two", 42)],
+        &["/bin/two"],
+    );
+    let layout = OciLayout::create(tmp.path());
+    layout.add_image("one", &one);
+    layout.add_image("two", &two);
+
+    push_layout(
+        tmp.path(),
+        "one",
+        &format!("docker://{}/dedup/one:latest", s.host()),
+        false,
+    )
+    .await;
+    push_layout(
+        tmp.path(),
+        "two",
+        &format!("docker://{}/dedup/two:latest", s.host()),
+        false,
+    )
+    .await;
+    assert_serves_image(&s, "dedup/one", "latest", &one).await;
+    assert_serves_image(&s, "dedup/two", "latest", &two).await;
+
+    // Manifests live in the catalogue; the blob store holds configs and layers, one file each.
+    let mut distinct = one.blobs();
+    distinct.extend(two.blobs());
+    assert_eq!(distinct.len(), 5, "2 configs + shared + 2 own layers");
+    assert_eq!(
+        s.blob_files().len(),
+        distinct.len(),
+        "blob files: {:?}",
+        s.blob_files()
+    );
+    assert_eq!(stored_copies(&s, &shared.gz), 1, "shared layer stored once");
+
+    // The same bytes uploaded again (not mounted) into a third repository: still one copy.
+    let digest = common::push_blob(&client(), &s.base, "dedup/three", &shared.gz).await;
+    assert_eq!(digest, shared.digest);
+    assert_eq!(s.blob_files().len(), distinct.len());
+    assert_eq!(stored_copies(&s, &shared.gz), 1, "re-upload stored once");
+    for repo in ["dedup/one", "dedup/two", "dedup/three"] {
+        let (status, got) = get_blob(&s, repo, &shared.digest).await;
+        assert_eq!(status, StatusCode::OK, "{repo}");
+        assert!(got == shared.gz, "shared layer served from {repo}");
+    }
+    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_delete_removes_the_manifest_and_all_its_tags() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let doomed = two_layer_image("amd64", "doomed", 50);
+    let kept = two_layer_image("amd64", "kept", 60);
+    let layout = OciLayout::create(tmp.path());
+    layout.add_image("doomed", &doomed);
+    layout.add_image("kept", &kept);
+    let repo = format!("{}/del/app", s.host());
+    push_layout(tmp.path(), "doomed", &format!("docker://{repo}:v1"), false).await;
+    push_layout(tmp.path(), "doomed", &format!("docker://{repo}:v2"), false).await;
+    push_layout(tmp.path(), "kept", &format!("docker://{repo}:keep"), false).await;
+    for tag in ["v1", "v2"] {
+        assert_serves_image(&s, "del/app", tag, &doomed).await;
+    }
+
+    run_ok(
+        &skopeo(),
+        &[
+            "delete",
+            "--tls-verify=false",
+            &format!("docker://{repo}:v2"),
+        ],
+        None,
+    )
+    .await;
+
+    // skopeo resolves the tag and deletes by digest: the manifest and both its tags are gone.
+    let doomed_digest = doomed.digest();
+    for reference in ["v2", "v1", doomed_digest.as_str()] {
+        let resp = client()
+            .get(s.url(&format!("/v2/del/app/manifests/{reference}")))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::NOT_FOUND,
+            "{reference} after delete"
+        );
+        assert_eq!(common::error_codes(resp).await, ["MANIFEST_UNKNOWN"]);
+    }
+    assert_serves_image(&s, "del/app", "keep", &kept).await;
+    let tags: Value = client()
+        .get(s.url("/v2/del/app/tags/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["keep"]), "{tags}");
+
+    // And the client sees it too.
+    let args = [
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{repo}:v1"),
+    ];
+    let out = exec(&skopeo(), &args, None).await;
+    assert!(
+        !out.status.success(),
+        "inspect of a deleted tag must fail:\n{}",
+        describe(&skopeo(), &args, &out)
+    );
+}
+
+/// Pushes with oras-py 0.2.43 (Python API only) and prints what it saw as one JSON line.
+const ORAS_SCRIPT: &str = r#"
+import json
+import os
+import sys
+
+import oras.client
+import oras.oci
+
+reg, repo = sys.argv[1], sys.argv[2]
+target = f"{reg}/{repo}"
+c = oras.client.OrasClient(hostname=reg, insecure=True)
+out = {}
+
+r = c.push(
+    target=f"{target}:v1",
+    files=["a.txt:text/plain", "big.bin:application/vnd.example.bin"],
+    manifest_annotations={"org.opencontainers.image.description": "shipshape oras-py test"},
+)
+out["v1_status"] = r.status_code
+out["v1_digest"] = r.headers.get("Docker-Content-Digest")
+
+r = c.push(target=f"{target}:chunked", files=["big2.bin"], do_chunked=True, chunk_size=65536)
+out["chunked_status"] = r.status_code
+out["chunked_digest"] = r.headers.get("Docker-Content-Digest")
+
+h = c.do_request(
+    f"http://{reg}/v2/{repo}/manifests/v1",
+    "HEAD",
+    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+)
+out["head_status"] = h.status_code
+out["head_length"] = int(h.headers["Content-Length"])
+subject = oras.oci.Subject(
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    digest=out["v1_digest"],
+    size=out["head_length"],
+)
+r = c.push(target=f"{target}:sig", files=["a.txt"], subject=subject)
+out["referrer_status"] = r.status_code
+out["referrer_digest"] = r.headers.get("Docker-Content-Digest")
+out["oci_subject"] = r.headers.get("OCI-Subject")
+
+out["pulled"] = sorted(os.path.relpath(p) for p in c.pull(target=f"{target}:v1", outdir="out"))
+print("RESULT " + json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oras_py_pushes_artifacts_chunked_blobs_and_referrers() {
+    let python = oras_python();
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let small = b"artifact payload one\n".to_vec();
+    let big = random_bytes(300_000, 70);
+    let big2 = random_bytes(150_001, 71); // three PATCHes of 64 KiB, the last one short
+    std::fs::write(tmp.path().join("a.txt"), &small).unwrap();
+    std::fs::write(tmp.path().join("big.bin"), &big).unwrap();
+    std::fs::write(tmp.path().join("big2.bin"), &big2).unwrap();
+    let script = tmp.path().join("oras_push.py");
+    std::fs::write(&script, ORAS_SCRIPT).unwrap();
+
+    let repo = "artifacts/demo";
+    let host = s.host();
+    let args = [script.to_str().unwrap(), host.as_str(), repo];
+    let out = run_ok(&python, &args, Some(tmp.path())).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line:\n{}", describe(&python, &args, &out)));
+    let r: Value = serde_json::from_str(line).expect("RESULT is JSON");
+    let ctx = describe(&python, &args, &out);
+
+    // The plain artifact: two layers, the manifest digest the client was told.
+    assert_eq!(r["v1_status"], 201, "{ctx}");
+    let v1 = r["v1_digest"].as_str().expect("v1 digest").to_string();
+    let (status, ct, digest, body) = get_manifest(&s, repo, "v1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct.as_deref(), Some(OCI_MANIFEST));
+    assert_eq!(digest.as_deref(), Some(v1.as_str()));
+    assert_eq!(sha256(&body), v1, "digest over the bytes oras sent");
+    assert_eq!(r["head_status"], 200);
+    assert_eq!(r["head_length"], body.len());
+    let m: Value = serde_json::from_slice(&body).unwrap();
+    let layers: Vec<(&str, &str)> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["digest"].as_str().unwrap(),
+                l["annotations"]["org.opencontainers.image.title"]
+                    .as_str()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let (ds, db) = (sha256(&small), sha256(&big));
+    assert_eq!(layers, [(ds.as_str(), "a.txt"), (db.as_str(), "big.bin")]);
+    for (d, bytes) in [(&ds, &small), (&db, &big)] {
+        let (status, got) = get_blob(&s, repo, d).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(got == *bytes, "blob {d}");
+    }
+
+    // The chunked upload: PATCH with Content-Range per chunk, then an empty PUT ?digest=.
+    assert_eq!(r["chunked_status"], 201, "{ctx}");
+    let d2 = sha256(&big2);
+    let (status, got) = get_blob(&s, repo, &d2).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(got == big2, "chunked blob bytes");
+    let (status, _, digest, body) = get_manifest(&s, repo, "chunked").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(digest.as_deref(), r["chunked_digest"].as_str());
+    let m: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(m["layers"][0]["digest"], d2.as_str());
+    assert_eq!(m["layers"][0]["size"], big2.len());
+
+    // The referrer: PUT answered with OCI-Subject; the referrers API lists it, and only it.
+    assert_eq!(r["referrer_status"], 201, "{ctx}");
+    let referrer = r["referrer_digest"]
+        .as_str()
+        .expect("referrer digest")
+        .to_string();
+    assert_eq!(
+        r["oci_subject"],
+        v1.as_str(),
+        "OCI-Subject on the referrer PUT"
+    );
+    let (status, _, _, referrer_body) = get_manifest(&s, repo, &referrer).await;
+    assert_eq!(status, StatusCode::OK);
+    let rm: Value = serde_json::from_slice(&referrer_body).unwrap();
+    assert_eq!(rm["subject"]["digest"], v1.as_str());
+
+    let resp = client()
+        .get(s.url(&format!("/v2/{repo}/referrers/{v1}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-type"), Some(OCI_INDEX));
+    let index: Value = resp.json().await.unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let listed = index["manifests"].as_array().expect("manifests");
+    assert_eq!(listed.len(), 1, "{index}");
+    assert_eq!(listed[0]["digest"], referrer.as_str());
+    assert_eq!(listed[0]["mediaType"], OCI_MANIFEST);
+    assert_eq!(listed[0]["size"], referrer_body.len());
+    // No artifactType in the manifest: the config's media type stands in.
+    assert_eq!(
+        listed[0]["artifactType"],
+        "application/vnd.unknown.config.v1+json"
+    );
+
+    // The referrer itself has no referrers: an empty index, still 200.
+    let resp = client()
+        .get(s.url(&format!("/v2/{repo}/referrers/{referrer}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let index: Value = resp.json().await.unwrap();
+    assert_eq!(index["manifests"], serde_json::json!([]), "{index}");
+
+    // oras pull of the first artifact gives back the files, byte for byte.
+    assert_eq!(
+        r["pulled"],
+        serde_json::json!(["out/a.txt", "out/big.bin"]),
+        "{ctx}"
+    );
+    assert!(std::fs::read(tmp.path().join("out/a.txt")).unwrap() == small);
+    assert!(std::fs::read(tmp.path().join("out/big.bin")).unwrap() == big);
+    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+}
