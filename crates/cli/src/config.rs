@@ -21,12 +21,23 @@ pub struct FileConfig {
     pub deletion: DeletionConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub pulls: PullsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullsConfig {
+    /// How often pull counts are written, e.g. "10s"; "0s" writes each pull at once.
+    pub flush_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeletionConfig {
     pub enabled: Option<bool>,
+    /// How long deleted tags stay restorable, e.g. "7d".
+    pub restore_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,9 +54,30 @@ impl FileConfig {
     }
 }
 
-pub fn merge(file: FileConfig, args: &ServeArgs) -> ServerConfig {
+fn duration(field: &str, value: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{field}: invalid duration {value:?} (e.g. 7d, 12h, 30s): {e}"))
+}
+
+pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String> {
     let default = ServerConfig::default();
-    ServerConfig {
+    let restore_window = match args
+        .restore_window
+        .as_ref()
+        .or(file.deletion.restore_window.as_ref())
+    {
+        Some(v) => duration("deletion.restore_window", v)?,
+        None => default.restore_window,
+    };
+    let pull_flush_interval = match args
+        .pull_flush_interval
+        .as_ref()
+        .or(file.pulls.flush_interval.as_ref())
+    {
+        Some(v) => duration("pulls.flush_interval", v)?,
+        None => default.pull_flush_interval,
+    };
+    Ok(ServerConfig {
         listen: args.listen.or(file.listen).unwrap_or(default.listen),
         data_dir: args
             .data_dir
@@ -57,5 +89,7 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> ServerConfig {
             .or(file.deletion.enabled)
             .unwrap_or(default.deletion_enabled),
         allow_public_without_auth: args.allow_public_without_auth || file.allow_public_without_auth,
-    }
+        restore_window,
+        pull_flush_interval,
+    })
 }

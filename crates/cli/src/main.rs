@@ -36,7 +36,7 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 
     /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
-    /// [deletion] enabled, [log] filter)
+    /// [deletion] enabled and restore_window, [pulls] flush_interval, [log] filter)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -44,6 +44,15 @@ struct ServeArgs {
     /// [default: true]
     #[arg(long, env = "SHIPSHAPE_DELETION_ENABLED", value_name = "BOOL")]
     deletion_enabled: Option<bool>,
+
+    /// How long deleted tags, manifests and repositories stay restorable [default: 7d]
+    #[arg(long, env = "SHIPSHAPE_RESTORE_WINDOW", value_name = "DURATION")]
+    restore_window: Option<String>,
+
+    /// How often pull counts are written to the catalogue; 0s writes each pull at once
+    /// [default: 10s]
+    #[arg(long, env = "SHIPSHAPE_PULL_FLUSH_INTERVAL", value_name = "DURATION")]
+    pull_flush_interval: Option<String>,
 
     /// Serve on a non-loopback address although no authentication is configured
     #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
@@ -82,7 +91,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter))
         .init();
-    let config = config::merge(file, &args);
+    let config = match config::merge(file, &args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shipshape: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -1,2 +1,5 @@
-//! Online garbage collection, storage sweep, GC runs and retention policies: reserved for the
-//! collector. The catalogue already records every reference it will need.
+//! Garbage collection and retention. Today: `selection`, the pure rules that decide which tags
+//! a bulk deletion removes (and, later, which a retention policy removes). The online collector,
+//! storage sweep and GC runs will live here too.
+
+pub mod selection;

@@ -91,11 +91,20 @@ pub async fn referenced_in_repo(
     let d: Option<String> = sqlx::query_scalar(
         "SELECT m.digest FROM manifest_blob_references r
          JOIN manifests m ON m.id = r.manifest_id
-         WHERE m.repository_id = ? AND r.blob_digest = ? LIMIT 1",
+         WHERE m.repository_id = ? AND r.blob_digest = ? AND m.deleted_at IS NULL LIMIT 1",
     )
     .bind(repo.0)
     .bind(digest.to_string())
     .fetch_optional(conn)
     .await?;
     d.as_deref().map(crate::digest_col).transpose()
+}
+
+/// Removes every blob link of a repository (repository deletion); returns how many.
+pub async fn unlink_all(conn: &mut Conn, repo: RepoId) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ?")
+        .bind(repo.0)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }

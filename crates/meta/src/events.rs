@@ -1,6 +1,8 @@
 //! The activity log: who did what to which target, and why. Written in the same transaction as
 //! the change it records.
 
+use sqlx::Row;
+
 use crate::{Conn, Millis, Result};
 
 /// One entry of the activity log.
@@ -31,4 +33,67 @@ pub async fn record(conn: &mut Conn, e: &NewEvent<'_>, now: Millis) -> Result<()
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A recorded event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: i64,
+    pub at: Millis,
+    pub actor: String,
+    pub source: Option<String>,
+    pub action: String,
+    pub repository: Option<String>,
+    pub target: Option<String>,
+    pub digest: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Which events to list: all filters are optional and combine.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub repository: Option<String>,
+    /// An exact action (`tag.delete`) or a family (`tag`, matching `tag.*`).
+    pub action: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Only events older than this id (the cursor of the previous page).
+    pub before: Option<i64>,
+}
+
+/// Events matching the filter, newest first, at most `limit`.
+pub async fn list(conn: &mut Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+    let family = f.action.as_ref().map(|a| format!("{a}.%"));
+    let rows = sqlx::query(
+        "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
+         WHERE (?1 IS NULL OR repository = ?1)
+           AND (?2 IS NULL OR action = ?2 OR action LIKE ?3)
+           AND (?4 IS NULL OR at >= ?4)
+           AND (?5 IS NULL OR at < ?5)
+           AND (?6 IS NULL OR id < ?6)
+         ORDER BY id DESC LIMIT ?7",
+    )
+    .bind(f.repository.as_deref())
+    .bind(f.action.as_deref())
+    .bind(family)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Event {
+            id: r.get("id"),
+            at: r.get("at"),
+            actor: r.get("actor"),
+            source: r.get("source"),
+            action: r.get("action"),
+            repository: r.get("repository"),
+            target: r.get("target"),
+            digest: r.get("digest"),
+            reason: r.get("reason"),
+        })
+        .collect())
 }

@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod repos;
 pub mod tags;
 pub mod uploads;
+pub mod usage;
 
 use std::path::Path;
 use std::time::Duration;

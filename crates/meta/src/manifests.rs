@@ -55,7 +55,8 @@ fn head_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestHead> {
 
 pub async fn find(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<ManifestHead>> {
     let row = sqlx::query(
-        "SELECT id, digest, media_type, size FROM manifests WHERE repository_id = ? AND digest = ?",
+        "SELECT id, digest, media_type, size FROM manifests
+         WHERE repository_id = ? AND digest = ? AND deleted_at IS NULL",
     )
     .bind(repo.0)
     .bind(digest.to_string())
@@ -105,15 +106,28 @@ pub async fn missing_references(
 }
 
 /// Records a manifest and its references; returns its id and whether it is new. A manifest
-/// already present (same digest, same repository) is left as it is: same digest, same bytes.
+/// already present (same digest, same repository) is left as it is, same digest meaning same
+/// bytes; one deleted but not yet purged comes back to life with its references.
 pub async fn insert(
     conn: &mut Conn,
     repo: RepoId,
     m: &NewManifest<'_>,
     now: Millis,
 ) -> Result<(ManifestId, bool)> {
-    if let Some(existing) = find(conn, repo, m.digest).await? {
-        return Ok((existing.id, false));
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?")
+            .bind(repo.0)
+            .bind(m.digest.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = existing {
+        sqlx::query(
+            "UPDATE manifests SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok((ManifestId(id), false));
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, payload,
@@ -165,7 +179,7 @@ pub async fn insert(
 pub async fn referencing_parent(conn: &mut Conn, id: ManifestId) -> Result<Option<Digest>> {
     let d: Option<String> = sqlx::query_scalar(
         "SELECT m.digest FROM manifest_child_references r JOIN manifests m ON m.id = r.parent_id
-         WHERE r.child_id = ? ORDER BY m.digest LIMIT 1",
+         WHERE r.child_id = ? AND m.deleted_at IS NULL ORDER BY m.digest LIMIT 1",
     )
     .bind(id.0)
     .fetch_optional(conn)
@@ -173,8 +187,89 @@ pub async fn referencing_parent(conn: &mut Conn, id: ManifestId) -> Result<Optio
     d.as_deref().map(crate::digest_col).transpose()
 }
 
-/// Forgets a manifest and its outgoing references. The caller has removed its tags and checked
-/// that no index lists it (the foreign keys refuse otherwise).
+/// Hides a manifest from clients for the restore window. Its rows and references stay, so
+/// nothing it needs can be collected before the window ends. The caller removes its tags.
+pub async fn soft_delete(conn: &mut Conn, id: ManifestId, now: Millis) -> Result<()> {
+    sqlx::query("UPDATE manifests SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+        .bind(now)
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Soft-deletes every live manifest of a repository; returns how many.
+pub async fn soft_delete_all(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE manifests SET deleted_at = ? WHERE repository_id = ? AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(repo.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A manifest of the repository by digest, even if deleted but not yet purged.
+pub async fn find_any(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+) -> Result<Option<ManifestHead>> {
+    let row = sqlx::query(
+        "SELECT id, digest, media_type, size FROM manifests WHERE repository_id = ? AND digest = ?",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(head_from_row).transpose()
+}
+
+/// Brings a manifest back, with every manifest it lists (recursively), and links every blob
+/// they reference into the repository again.
+pub async fn revive_tree(conn: &mut Conn, repo: RepoId, id: ManifestId, now: Millis) -> Result<()> {
+    sqlx::query(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
+         UPDATE manifests SET deleted_at = NULL WHERE id IN (SELECT id FROM tree)",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
+         INSERT INTO repository_blobs (repository_id, digest, created_at)
+         SELECT DISTINCT ?, b.blob_digest, ? FROM manifest_blob_references b WHERE b.manifest_id IN (SELECT id FROM tree)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id.0)
+    .bind(repo.0)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Total bytes of a manifest and everything it references (children recursively, each blob
+/// counted once).
+pub async fn tree_size(conn: &mut Conn, id: ManifestId) -> Result<u64> {
+    let size: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
+         SELECT (SELECT coalesce(sum(size), 0) FROM manifests WHERE id IN (SELECT id FROM tree))
+              + (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN
+                    (SELECT blob_digest FROM manifest_blob_references WHERE manifest_id IN (SELECT id FROM tree)))",
+    )
+    .bind(id.0)
+    .fetch_one(conn)
+    .await?;
+    Ok(size as u64)
+}
+
+/// Forgets a manifest and its outgoing references (the collector's purge). The caller has
+/// removed its tags and checked that no index lists it (the foreign keys refuse otherwise).
 pub async fn delete(conn: &mut Conn, id: ManifestId) -> Result<()> {
     sqlx::query("DELETE FROM manifest_blob_references WHERE manifest_id = ?")
         .bind(id.0)
@@ -200,7 +295,8 @@ pub async fn referrers(
 ) -> Result<Vec<Referrer>> {
     let rows = sqlx::query(
         "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
-         WHERE repository_id = ? AND subject_digest = ? AND (? IS NULL OR artifact_type = ?)
+         WHERE repository_id = ? AND subject_digest = ? AND deleted_at IS NULL
+           AND (? IS NULL OR artifact_type = ?)
          ORDER BY digest",
     )
     .bind(repo.0)
@@ -220,4 +316,26 @@ pub async fn referrers(
             })
         })
         .collect()
+}
+
+/// Adds a batch of pulls to a manifest's counter and last-pulled time.
+pub async fn record_pulls(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+    count: i64,
+    last: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE manifests SET pull_count = pull_count + ?,
+                              last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
+         WHERE repository_id = ? AND digest = ?",
+    )
+    .bind(count)
+    .bind(last)
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Repositories: created on first write, listed by `_catalog`.
+//! Repositories: created on first write, listed by `_catalog`, soft-deleted as a whole.
 
 use shipshape_oci::RepoName;
 use sqlx::Row;
@@ -9,7 +9,27 @@ use crate::{Conn, Millis, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepoId(pub i64);
 
+/// A live repository with its counts, for listings.
+#[derive(Clone, Debug)]
+pub struct RepoSummary {
+    pub name: String,
+    pub created_at: Millis,
+    pub tags: i64,
+    pub manifests: i64,
+}
+
+/// The live repository of that name.
 pub async fn find(conn: &mut Conn, name: &RepoName) -> Result<Option<RepoId>> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM repositories WHERE name = ? AND deleted_at IS NULL")
+            .bind(name.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(id.map(RepoId))
+}
+
+/// The repository of that name, live or deleted (restores reach into deleted ones).
+pub async fn find_any(conn: &mut Conn, name: &RepoName) -> Result<Option<RepoId>> {
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
         .bind(name.as_str())
         .fetch_optional(conn)
@@ -17,9 +37,11 @@ pub async fn find(conn: &mut Conn, name: &RepoName) -> Result<Option<RepoId>> {
     Ok(id.map(RepoId))
 }
 
+/// The repository, created, or revived if it had been deleted.
 pub async fn get_or_create(conn: &mut Conn, name: &RepoName, now: Millis) -> Result<RepoId> {
     sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET deleted_at = NULL WHERE deleted_at IS NOT NULL",
     )
     .bind(name.as_str())
     .bind(now)
@@ -32,12 +54,57 @@ pub async fn get_or_create(conn: &mut Conn, name: &RepoName, now: Millis) -> Res
     Ok(RepoId(id))
 }
 
-/// Repository names after `last` in byte order, at most `limit`.
-pub async fn list(conn: &mut Conn, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
-        .bind(last.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(conn)
+/// Hides a repository from clients. Its tags, manifests and links are handled by the caller.
+pub async fn mark_deleted(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<()> {
+    sqlx::query("UPDATE repositories SET deleted_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(repo.0)
+        .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Live repository names after `last` in byte order, at most `limit` (-1: all).
+pub async fn list(conn: &mut Conn, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT name FROM repositories WHERE name > ? AND deleted_at IS NULL ORDER BY name LIMIT ?",
+    )
+    .bind(last.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// Live repositories with their tag and manifest counts (or only the one named `only`).
+pub async fn summaries(
+    conn: &mut Conn,
+    only: Option<&str>,
+    last: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RepoSummary>> {
+    let rows = sqlx::query(
+        "SELECT r.name, r.created_at,
+                (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tags,
+                (SELECT count(*) FROM manifests m
+                  WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS manifests
+         FROM repositories r
+         WHERE r.name > ? AND r.deleted_at IS NULL AND (? IS NULL OR r.name = ?)
+         ORDER BY r.name LIMIT ?",
+    )
+    .bind(last.unwrap_or(""))
+    .bind(only)
+    .bind(only)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RepoSummary {
+            name: r.get("name"),
+            created_at: r.get("created_at"),
+            tags: r.get("tags"),
+            manifests: r.get("manifests"),
+        })
+        .collect())
 }

@@ -189,3 +189,182 @@ pub async fn list(
     .await?;
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
 }
+
+/// A tag with what users want to know about it.
+#[derive(Clone, Debug)]
+pub struct TagInfo {
+    pub name: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub manifest_id: ManifestId,
+    pub pushed_at: Millis,
+    pub last_pulled_at: Option<Millis>,
+    pub pull_count: i64,
+}
+
+/// Every tag of a repository, in byte order of name.
+pub async fn list_detailed(conn: &mut Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
+    let rows = sqlx::query(
+        "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
+         FROM tags t JOIN manifests m ON m.id = t.manifest_id
+         WHERE t.repository_id = ? ORDER BY t.name",
+    )
+    .bind(repo.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TagInfo {
+                name: r.get("name"),
+                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
+                media_type: r.get("media_type"),
+                manifest_id: ManifestId(r.get("id")),
+                pushed_at: r.get("pushed_at"),
+                last_pulled_at: r.get("last_pulled_at"),
+                pull_count: r.get("pull_count"),
+            })
+        })
+        .collect()
+}
+
+/// One change in a tag's history.
+#[derive(Clone, Debug)]
+pub struct HistoryEntry {
+    pub tag: String,
+    pub action: String,
+    pub from_digest: Option<Digest>,
+    pub to_digest: Option<Digest>,
+    pub actor: String,
+    pub at: Millis,
+}
+
+/// History of one tag, or of every tag of the repository, newest first.
+pub async fn history_of(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: Option<&Tag>,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>> {
+    let rows = sqlx::query(
+        "SELECT tag, action, from_digest, to_digest, actor, at FROM tag_history
+         WHERE repository_id = ? AND (? IS NULL OR tag = ?) ORDER BY at DESC, id DESC LIMIT ?",
+    )
+    .bind(repo.0)
+    .bind(tag.map(Tag::as_str))
+    .bind(tag.map(Tag::as_str))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let digest = |col: &str| {
+                r.get::<Option<&str>, _>(col)
+                    .map(crate::digest_col)
+                    .transpose()
+            };
+            Ok(HistoryEntry {
+                tag: r.get("tag"),
+                action: r.get("action"),
+                from_digest: digest("from_digest")?,
+                to_digest: digest("to_digest")?,
+                actor: r.get("actor"),
+                at: r.get("at"),
+            })
+        })
+        .collect()
+}
+
+/// The digest a tag pointed at when it was last deleted, if it ever was.
+pub async fn last_deleted_digest(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &Tag,
+) -> Result<Option<Digest>> {
+    let d: Option<String> = sqlx::query_scalar(
+        "SELECT from_digest FROM tag_history WHERE repository_id = ? AND tag = ? AND action = 'deleted'
+         ORDER BY at DESC, id DESC LIMIT 1",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .fetch_optional(conn)
+    .await?;
+    d.as_deref().map(crate::digest_col).transpose()
+}
+
+/// Points a tag at a manifest again as a restore, recorded as such; returns the digest the tag
+/// pointed at before (when a reused name is overwritten by force).
+pub async fn restore(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &Tag,
+    manifest: &ManifestHead,
+    actor: &str,
+    now: Millis,
+) -> Result<Option<Digest>> {
+    let previous = resolve(conn, repo, tag).await?;
+    sqlx::query(
+        "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
+                                                         pushed_at = excluded.pushed_at",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .bind(manifest.id.0)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let change = Change {
+        tag: tag.as_str(),
+        action: "restored",
+        from: previous.as_ref().map(|p| &p.digest),
+        to: Some(&manifest.digest),
+    };
+    history(conn, repo, change, actor, now).await?;
+    Ok(previous.map(|p| p.digest))
+}
+
+/// Deletes every tag of a repository (repository deletion); returns (name, digest) pairs.
+pub async fn delete_all(
+    conn: &mut Conn,
+    repo: RepoId,
+    actor: &str,
+    now: Millis,
+) -> Result<Vec<(String, Digest)>> {
+    let tags = list_detailed(conn, repo).await?;
+    sqlx::query("DELETE FROM tags WHERE repository_id = ?")
+        .bind(repo.0)
+        .execute(&mut *conn)
+        .await?;
+    for t in &tags {
+        let change = Change {
+            tag: &t.name,
+            action: "deleted",
+            from: Some(&t.digest),
+            to: None,
+        };
+        history(conn, repo, change, actor, now).await?;
+    }
+    Ok(tags.into_iter().map(|t| (t.name, t.digest)).collect())
+}
+
+/// Adds a batch of pulls to tag counters and last-pulled times.
+pub async fn record_pulls(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &str,
+    count: i64,
+    last: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tags SET pull_count = pull_count + ?,
+                         last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
+         WHERE repository_id = ? AND name = ?",
+    )
+    .bind(count)
+    .bind(last)
+    .bind(repo.0)
+    .bind(tag)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -115,6 +115,13 @@ impl From<RegistryError> for ApiError {
             E::BlobInUse { .. } | E::ManifestInUse { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "DENIED", msg)
             }
+            E::ConfirmationRequired(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "CONFIRMATION_REQUIRED", msg)
+            }
+            E::NothingToRestore { .. } => ApiError::new(StatusCode::NOT_FOUND, "TAG_UNKNOWN", msg),
+            E::ManifestPurged(_) => ApiError::new(StatusCode::GONE, "MANIFEST_UNKNOWN", msg),
+            E::TagInUse { .. } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg),
+            E::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FILTER", msg),
             E::DeletionDisabled => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }

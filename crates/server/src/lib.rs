@@ -1,6 +1,7 @@
 //! The Shipshape server: opens the catalogue and the blob store, and serves the HTTP API.
 //! `Server::start` is what `shipshape serve` and the integration tests both run.
 
+pub mod api;
 pub mod error;
 pub mod http;
 pub mod registry;
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub deletion_enabled: bool,
+    /// How long deleted tags, manifests and repositories stay restorable.
+    pub restore_window: std::time::Duration,
+    /// How often pull counts are written to the catalogue; zero writes each pull at once.
+    pub pull_flush_interval: std::time::Duration,
     /// Serve on a non-loopback address although no authentication is configured.
     pub allow_public_without_auth: bool,
 }
@@ -34,6 +39,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("shipshape-data"),
             deletion_enabled: true,
+            restore_window: std::time::Duration::from_secs(7 * 24 * 3600),
+            pull_flush_interval: std::time::Duration::from_secs(10),
             allow_public_without_auth: false,
         }
     }
@@ -67,6 +74,8 @@ pub enum ServeError {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    registry: Registry,
+    flusher: Option<JoinHandle<()>>,
     catalogue: Catalogue,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -98,8 +107,24 @@ impl Server {
             clock,
             RegistryOptions {
                 deletion_enabled: config.deletion_enabled,
+                restore_window: config.restore_window,
+                pull_flush_interval: config.pull_flush_interval,
             },
         );
+        let flusher = (!config.pull_flush_interval.is_zero()).then(|| {
+            let registry = registry.clone();
+            let every = config.pull_flush_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = registry.flush_pulls().await {
+                        tracing::warn!(error = %e, "recording pulls failed");
+                    }
+                }
+            })
+        });
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -111,9 +136,11 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let app = http::router(AppState { registry })
-            .layer(tower_http::trace::TraceLayer::new_for_http())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(AppState {
+            registry: registry.clone(),
+        })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -125,6 +152,8 @@ impl Server {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving the registry");
         Ok(Server {
             addr,
+            registry,
+            flusher,
             catalogue,
             stop,
             task,
@@ -148,6 +177,12 @@ impl Server {
             .task
             .await
             .map_err(|e| ServeError::Task(e.to_string()))?;
+        if let Some(f) = self.flusher {
+            f.abort();
+        }
+        if let Err(e) = self.registry.flush_pulls().await {
+            tracing::warn!(error = %e, "recording the last pulls failed");
+        }
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
     }

@@ -57,6 +57,11 @@ impl Registry {
         } else {
             None
         };
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        self.record_pull(repo, tag, &head.digest).await;
         Ok(ManifestRead {
             digest: head.digest,
             media_type: head.media_type,
@@ -159,7 +164,8 @@ impl Registry {
     }
 
     /// Deletes a tag (reference is a tag) or a manifest with every tag pointing at it
-    /// (reference is a digest). Returns the names of the tags removed.
+    /// (reference is a digest). Returns the names of the tags removed. A deleted manifest is
+    /// gone for clients at once but stays restorable for the restore window.
     pub async fn delete_manifest(
         &self,
         repo: &RepoName,
@@ -193,7 +199,7 @@ impl Registry {
                 }
                 let removed =
                     tags::delete_for_manifest(&mut tx, repo_id, &head, &actor.name, now).await?;
-                manifests::delete(&mut tx, head.id).await?;
+                manifests::soft_delete(&mut tx, head.id, now).await?;
                 let tags_note = removed.join(",");
                 events::record(
                     &mut tx,

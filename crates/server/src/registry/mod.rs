@@ -4,8 +4,11 @@
 //! transaction). HTTP handlers call exactly one of these.
 
 mod blobs;
+mod deletion;
+mod info;
 mod listing;
 mod manifests;
+mod pulls;
 mod uploads;
 
 use std::collections::HashMap;
@@ -16,6 +19,8 @@ use shipshape_oci::{Digest, DigestError, ManifestError, RepoName, UploadId};
 use shipshape_store::{LocalStore, StoreError};
 
 pub use blobs::{BlobRead, MountOutcome};
+pub use deletion::{BulkDeletion, DeletedTag, RepositoryDeletion, RestoredTag};
+pub use info::TagDetails;
 pub use listing::{Page, ReferrerList};
 pub use manifests::{ManifestRead, PushedManifest};
 pub use uploads::UploadState;
@@ -73,6 +78,18 @@ pub enum RegistryError {
         "manifest {manifest} is listed by index {index} in this repository; delete the index first"
     )]
     ManifestInUse { manifest: Digest, index: Digest },
+    #[error("to delete repository {0}, confirm with its name (confirm={0})")]
+    ConfirmationRequired(RepoName),
+    #[error("tag {tag} was never deleted in {repo}; nothing to restore")]
+    NothingToRestore { repo: RepoName, tag: String },
+    #[error(
+        "manifest {0} is no longer present (its restore window has passed); it cannot be restored"
+    )]
+    ManifestPurged(Digest),
+    #[error("tag {tag} now points at {current}; restore with force to overwrite it")]
+    TagInUse { tag: String, current: Digest },
+    #[error("{0}")]
+    InvalidFilter(String),
     #[error("deletion is disabled on this registry")]
     DeletionDisabled,
     #[error("request body failed: {0}")]
@@ -104,6 +121,10 @@ pub type Result<T> = std::result::Result<T, RegistryError>;
 #[derive(Clone, Debug)]
 pub struct RegistryOptions {
     pub deletion_enabled: bool,
+    /// How long deleted tags, manifests and repositories stay restorable.
+    pub restore_window: std::time::Duration,
+    /// How often counted pulls are written; zero writes each pull at once.
+    pub pull_flush_interval: std::time::Duration,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.
@@ -116,6 +137,7 @@ pub struct Registry {
     /// Upload sessions being written right now. One writer per session; a second request on a
     /// busy session is told to re-sync (416), as the spec allows.
     busy_uploads: Arc<Mutex<HashMap<UploadId, ()>>>,
+    pulls: Arc<pulls::PullCounts>,
 }
 
 impl Registry {
@@ -131,6 +153,7 @@ impl Registry {
             clock,
             options,
             busy_uploads: Arc::default(),
+            pulls: Arc::default(),
         }
     }
 
@@ -138,7 +161,17 @@ impl Registry {
         &self.catalogue
     }
 
-    fn now(&self) -> shipshape_meta::Millis {
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+
+    /// Deletions after this instant can still be restored.
+    fn restore_cutoff(&self) -> shipshape_meta::Millis {
+        self.now() - self.options.restore_window.as_millis() as shipshape_meta::Millis
+    }
+
+    /// The registry clock's current time.
+    pub fn now(&self) -> shipshape_meta::Millis {
         self.clock.now()
     }
 

@@ -1,0 +1,141 @@
+//! The management API under `/api/v1`: repositories, tags with their metadata, tag history,
+//! restore, bulk deletion, storage figures and the activity log, described by the OpenAPI
+//! document at `/api/v1/openapi.json`.
+//!
+//! Repository names contain slashes, so sub-resources of a repository sit after a `/-/`
+//! separator (no repository name component can be `-`):
+//! `/api/v1/repositories/team/app/-/tags/v1`.
+
+mod handlers;
+pub mod model;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use shipshape_oci::{RepoName, Tag};
+use utoipa::OpenApi;
+
+use crate::error::ApiError;
+use crate::http::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shipshape management API",
+        description = "Repositories, tags, deletion and restore, storage figures and the activity log. \
+                       Repository names may contain slashes; sub-resources follow a `/-/` separator."
+    ),
+    paths(
+        handlers::list_repositories,
+        handlers::get_repository,
+        handlers::delete_repository,
+        handlers::list_tags,
+        handlers::get_tag,
+        handlers::delete_tag,
+        handlers::tag_history,
+        handlers::repository_history,
+        handlers::restore_tag,
+        handlers::bulk_delete,
+        handlers::repository_usage,
+        handlers::usage,
+        handlers::list_events,
+    )
+)]
+pub struct ApiDoc;
+
+/// The routes of the management API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/repositories", get(handlers::list_repositories))
+        .route("/api/v1/repositories/{*rest}", any(repository))
+        .route("/api/v1/usage", get(handlers::usage))
+        .route("/api/v1/events", get(handlers::list_events))
+}
+
+async fn openapi() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
+
+/// A sub-resource of a repository.
+enum Sub {
+    Repository,
+    Tags,
+    Tag(Tag),
+    TagHistory(Tag),
+    TagRestore(Tag),
+    BulkDelete,
+    History,
+    Usage,
+}
+
+fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
+    let (name, sub) = match rest.split_once("/-/") {
+        Some((n, s)) => (n, Some(s)),
+        None => (rest.trim_end_matches('/'), None),
+    };
+    let name = name
+        .replace("%2F", "/")
+        .replace("%2f", "/")
+        .parse::<RepoName>()
+        .map_err(|e| ApiError::name_invalid(e.to_string()))?;
+    let tag = |t: &str| {
+        t.parse::<Tag>().map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "TAG_INVALID",
+                e.to_string(),
+            )
+        })
+    };
+    let segs: Vec<&str> = sub.map(|s| s.split('/').collect()).unwrap_or_default();
+    let sub = match segs.as_slice() {
+        [] => Sub::Repository,
+        ["tags"] => Sub::Tags,
+        ["tags", t] => Sub::Tag(tag(t)?),
+        ["tags", t, "history"] => Sub::TagHistory(tag(t)?),
+        ["tags", t, "restore"] => Sub::TagRestore(tag(t)?),
+        ["bulk-delete"] => Sub::BulkDelete,
+        ["history"] => Sub::History,
+        ["usage"] => Sub::Usage,
+        _ => return Err(ApiError::not_found_endpoint()),
+    };
+    Ok((name, sub))
+}
+
+async fn repository(State(app): State<AppState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let rest = req
+        .uri()
+        .path()
+        .trim_start_matches("/api/v1/repositories/")
+        .to_string();
+    let (repo, sub) = match parse(&rest) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let method = req.method().clone();
+    let result = match (sub, method) {
+        (Sub::Repository, Method::GET) => handlers::get_repository(&app, repo).await,
+        (Sub::Repository, Method::DELETE) => {
+            handlers::delete_repository(&app, repo, peer, req).await
+        }
+        (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo).await,
+        (Sub::Tag(t), Method::GET) => handlers::get_tag(&app, repo, t).await,
+        (Sub::Tag(t), Method::DELETE) => handlers::delete_tag(&app, repo, t, peer).await,
+        (Sub::TagHistory(t), Method::GET) => handlers::tag_history(&app, repo, t).await,
+        (Sub::TagRestore(t), Method::POST) => handlers::restore_tag(&app, repo, t, peer, req).await,
+        (Sub::BulkDelete, Method::POST) => handlers::bulk_delete(&app, repo, peer, req).await,
+        (Sub::History, Method::GET) => handlers::repository_history(&app, repo).await,
+        (Sub::Usage, Method::GET) => handlers::repository_usage(&app, repo).await,
+        _ => Err(ApiError::method_not_allowed()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
