@@ -161,11 +161,8 @@ pub fn select(candidates: &[Candidate], filter: &Filter, now: Millis) -> Vec<Dec
             if filter.older_than_ms.is_some() {
                 why.push("older than older_than".to_string());
             }
-            if filter.keep_latest.is_some() {
-                why.push(format!(
-                    "not among the {} most recent",
-                    filter.keep_latest.unwrap()
-                ));
+            if let Some(n) = filter.keep_latest {
+                why.push(format!("not among the {n} most recent"));
             }
             if filter.keep_regex.is_some() {
                 why.push("does not match keep_regex".to_string());

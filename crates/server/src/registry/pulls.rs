@@ -10,9 +10,13 @@ use shipshape_oci::{Digest, RepoName};
 
 use super::{Registry, Result};
 
+/// What was pulled: repository, the tag if the client named one, and the manifest.
+type PullKey = (RepoName, Option<String>, Digest);
+
 #[derive(Default, Debug)]
 pub(super) struct PullCounts {
-    pending: Mutex<HashMap<(RepoName, Option<String>, Digest), (i64, Millis)>>,
+    /// Pull count and latest pull time per key since the last flush.
+    pending: Mutex<HashMap<PullKey, (i64, Millis)>>,
 }
 
 impl Registry {
