@@ -23,6 +23,31 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub pulls: PullsConfig,
+    #[serde(default)]
+    pub gc: GcFileConfig,
+    #[serde(default)]
+    pub uploads: UploadsConfig,
+}
+
+/// The `[gc]` section: the online collector.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcFileConfig {
+    /// Grace period before anything that became garbage is collected, e.g. "24h".
+    pub review_delay: Option<String>,
+    pub workers: Option<usize>,
+    pub poll_interval: Option<String>,
+    pub untagged_manifests: Option<bool>,
+    pub orphan_referrers: Option<bool>,
+    pub sweep_min_age: Option<String>,
+}
+
+/// The `[uploads]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Upload sessions untouched for this long are abandoned, e.g. "24h".
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +102,51 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         Some(v) => duration("pulls.flush_interval", v)?,
         None => default.pull_flush_interval,
     };
+    let pick = |flag: &Option<String>, file: &Option<String>, field: &str, default| match flag
+        .as_ref()
+        .or(file.as_ref())
+    {
+        Some(v) => duration(field, v),
+        None => Ok(default),
+    };
+    let gd = default.gc.clone();
+    let gc = shipshape_gc::GcConfig {
+        review_delay: pick(
+            &args.gc_review_delay,
+            &file.gc.review_delay,
+            "gc.review_delay",
+            gd.review_delay,
+        )?,
+        poll_interval: pick(
+            &args.gc_poll_interval,
+            &file.gc.poll_interval,
+            "gc.poll_interval",
+            gd.poll_interval,
+        )?,
+        sweep_min_age: pick(
+            &args.gc_sweep_min_age,
+            &file.gc.sweep_min_age,
+            "gc.sweep_min_age",
+            gd.sweep_min_age,
+        )?,
+        upload_ttl: pick(
+            &args.upload_ttl,
+            &file.uploads.ttl,
+            "uploads.ttl",
+            gd.upload_ttl,
+        )?,
+        workers: args.gc_workers.or(file.gc.workers).unwrap_or(gd.workers),
+        untagged_manifests: args
+            .gc_untagged_manifests
+            .or(file.gc.untagged_manifests)
+            .unwrap_or(gd.untagged_manifests),
+        orphan_referrers: args
+            .gc_orphan_referrers
+            .or(file.gc.orphan_referrers)
+            .unwrap_or(gd.orphan_referrers),
+        restore_window,
+        ..gd
+    };
     Ok(ServerConfig {
         listen: args.listen.or(file.listen).unwrap_or(default.listen),
         data_dir: args
@@ -91,5 +161,6 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         allow_public_without_auth: args.allow_public_without_auth || file.allow_public_without_auth,
         restore_window,
         pull_flush_interval,
+        gc,
     })
 }

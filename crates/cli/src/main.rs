@@ -1,6 +1,7 @@
 //! The `shipshape` command. `serve` runs the registry; the operator commands that drive a
 //! running registry over its API arrive with the management API.
 
+mod check;
 mod config;
 
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ enum Command {
     /// Run the registry. With no options: SQLite catalogue and blobs under ./shipshape-data,
     /// listening on 127.0.0.1:5000.
     Serve(ServeArgs),
+    /// Verify the catalogue against the blob store (every blob present with its size, every
+    /// reference resolved, no unknown objects); --repair fixes what it can.
+    Check(check::CheckArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -36,7 +40,9 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 
     /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
-    /// [deletion] enabled and restore_window, [pulls] flush_interval, [log] filter)
+    /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
+    /// workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
+    /// [uploads] ttl, [log] filter)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -54,6 +60,37 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_PULL_FLUSH_INTERVAL", value_name = "DURATION")]
     pull_flush_interval: Option<String>,
 
+    /// Grace period of the garbage collector: nothing is collected sooner than this after the
+    /// event that made it garbage, and a blob a client was told exists stays that long
+    /// [default: 24h]
+    #[arg(long, env = "SHIPSHAPE_GC_REVIEW_DELAY", value_name = "DURATION")]
+    gc_review_delay: Option<String>,
+
+    /// Background collector workers; 0 leaves collection to on-demand runs [default: 1]
+    #[arg(long, env = "SHIPSHAPE_GC_WORKERS", value_name = "N")]
+    gc_workers: Option<usize>,
+
+    /// How often the collector workers look for due work [default: 10s]
+    #[arg(long, env = "SHIPSHAPE_GC_POLL_INTERVAL", value_name = "DURATION")]
+    gc_poll_interval: Option<String>,
+
+    /// Collect manifests no tag, index or present subject holds [default: true]
+    #[arg(long, env = "SHIPSHAPE_GC_UNTAGGED_MANIFESTS", value_name = "BOOL")]
+    gc_untagged_manifests: Option<bool>,
+
+    /// Collect referrers whose subject is gone [default: true]
+    #[arg(long, env = "SHIPSHAPE_GC_ORPHAN_REFERRERS", value_name = "BOOL")]
+    gc_orphan_referrers: Option<bool>,
+
+    /// Storage objects the catalogue does not know are swept only when older than this
+    /// [default: 1h]
+    #[arg(long, env = "SHIPSHAPE_GC_SWEEP_MIN_AGE", value_name = "DURATION")]
+    gc_sweep_min_age: Option<String>,
+
+    /// Upload sessions untouched for this long are abandoned and collected [default: 24h]
+    #[arg(long, env = "SHIPSHAPE_UPLOAD_TTL", value_name = "DURATION")]
+    upload_ttl: Option<String>,
+
     /// Serve on a non-loopback address although no authentication is configured
     #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
     allow_public_without_auth: bool,
@@ -67,6 +104,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check(args) => check::run(args),
     }
 }
 

@@ -1,5 +1,24 @@
-//! Garbage collection and retention. Today: `selection`, the pure rules that decide which tags
-//! a bulk deletion removes (and, later, which a retention policy removes). The online collector,
-//! storage sweep and GC runs will live here too.
+//! Garbage collection and retention.
+//!
+//! - `review`: the re-check of one queued blob or manifest, in the caller's transaction.
+//! - `collector`: background workers over the review queues, the storage drainer, GC runs.
+//! - `sweep`: deletes objects the catalogue does not know (crash leftovers).
+//! - `check`: verifies the catalogue against the blob store, and repairs what it can.
+//! - `selection`: the pure rules that decide which tags a bulk deletion removes.
 
+pub mod check;
+pub mod collector;
+pub mod review;
 pub mod selection;
+pub mod sweep;
+
+pub use collector::{Collector, GcConfig, Metrics, StartError};
+
+/// Errors of the collector.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("catalogue: {0}")]
+    Meta(#[from] shipshape_meta::MetaError),
+    #[error("storage: {0}")]
+    Store(#[from] shipshape_store::StoreError),
+}

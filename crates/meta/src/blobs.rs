@@ -58,27 +58,74 @@ pub async fn insert(conn: &mut Conn, blob: &Blob, now: Millis) -> Result<()> {
     Ok(())
 }
 
-/// Lets `repo` serve the blob. Linking twice is harmless.
+/// Lets `repo` serve the blob (an upload or a mount), renewing the link's lease, and queues the
+/// blob for review: if no manifest comes to reference it, the collector reclaims it.
 pub async fn link(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<()> {
     sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
+         VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT DO UPDATE SET renewed_at = max(renewed_at, excluded.renewed_at)",
     )
     .bind(repo.0)
     .bind(digest.to_string())
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::gc::queue_blob(conn, digest, now, "blob uploaded").await
+}
+
+/// When the link's lease is older than `stale_before`, renews it; returns whether the link
+/// still exists. A client just told "this blob exists" can rely on it for the grace period.
+pub async fn renew_lease(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+    now: Millis,
+    stale_before: Millis,
+) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "UPDATE repository_blobs SET renewed_at = ?1
+         WHERE repository_id = ?2 AND digest = ?3 AND renewed_at < ?4 RETURNING 1",
+    )
+    .bind(now)
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .bind(stale_before)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if found.is_some() {
+        return Ok(true);
+    }
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+            .bind(repo.0)
+            .bind(digest.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// The time the link's lease was last renewed, if the repository links the blob.
+pub async fn lease(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<Millis>> {
+    Ok(sqlx::query_scalar(
+        "SELECT renewed_at FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+    )
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Removes the repository's link; returns whether there was one.
-pub async fn unlink(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<bool> {
+pub async fn unlink(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<bool> {
     let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?")
         .bind(repo.0)
         .bind(digest.to_string())
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    if done.rows_affected() > 0 {
+        crate::gc::queue_blob(conn, digest, now, "blob deleted").await?;
+    }
     Ok(done.rows_affected() > 0)
 }
 
@@ -101,7 +148,8 @@ pub async fn referenced_in_repo(
 }
 
 /// Removes every blob link of a repository (repository deletion); returns how many.
-pub async fn unlink_all(conn: &mut Conn, repo: RepoId) -> Result<u64> {
+pub async fn unlink_all(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<u64> {
+    crate::gc::queue_links_of(conn, repo, now, "repository deleted").await?;
     let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ?")
         .bind(repo.0)
         .execute(conn)

@@ -10,6 +10,7 @@
 pub mod blobs;
 pub mod clock;
 pub mod events;
+pub mod gc;
 pub mod manifests;
 pub mod repos;
 pub mod tags;

@@ -8,7 +8,7 @@ use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
 
 /// Row id of a manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ManifestId(pub i64);
 
 /// What a HEAD needs to know about a manifest.
@@ -127,6 +127,7 @@ pub async fn insert(
         .bind(id)
         .execute(&mut *conn)
         .await?;
+        crate::gc::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
         return Ok((ManifestId(id), false));
     }
     let id: i64 = sqlx::query_scalar(
@@ -172,6 +173,9 @@ pub async fn insert(
         .execute(&mut *conn)
         .await?;
     }
+    // Pushed untagged (a child before its index, or by digest): collectable after the grace
+    // period unless something comes to hold it.
+    crate::gc::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
     Ok((ManifestId(id), true))
 }
 
@@ -193,9 +197,9 @@ pub async fn soft_delete(conn: &mut Conn, id: ManifestId, now: Millis) -> Result
     sqlx::query("UPDATE manifests SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
         .bind(now)
         .bind(id.0)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    crate::gc::queue_manifest(conn, id, now, "manifest deleted").await
 }
 
 /// Soft-deletes every live manifest of a repository; returns how many.
@@ -205,8 +209,9 @@ pub async fn soft_delete_all(conn: &mut Conn, repo: RepoId, now: Millis) -> Resu
     )
     .bind(now)
     .bind(repo.0)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    crate::gc::queue_manifests_of(conn, repo, now, "repository deleted").await?;
     Ok(done.rows_affected())
 }
 

@@ -55,8 +55,13 @@ async fn history(
     .bind(change.to.map(|d| d.to_string()))
     .bind(actor)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    // The manifest the tag left may have lost its last tag: the collector looks at it again.
+    if let Some(from) = change.from {
+        let reason = format!("tag {}", change.action);
+        crate::gc::queue_manifest_digest(conn, repo, from, now, &reason).await?;
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub pull_flush_interval: std::time::Duration,
     /// Serve on a non-loopback address although no authentication is configured.
     pub allow_public_without_auth: bool,
+    /// The online collector. Its restore window is `restore_window` above.
+    pub gc: shipshape_gc::GcConfig,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             restore_window: std::time::Duration::from_secs(7 * 24 * 3600),
             pull_flush_interval: std::time::Duration::from_secs(10),
             allow_public_without_auth: false,
+            gc: shipshape_gc::GcConfig::default(),
         }
     }
 }
@@ -67,6 +70,8 @@ pub enum ServeError {
     Meta(#[from] MetaError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("garbage collector: {0}")]
+    Gc(shipshape_gc::GcError),
     #[error("server task failed: {0}")]
     Task(String),
 }
@@ -76,6 +81,9 @@ pub struct Server {
     addr: SocketAddr,
     registry: Registry,
     flusher: Option<JoinHandle<()>>,
+    collector: shipshape_gc::Collector,
+    stop_workers: tokio::sync::watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
     catalogue: Catalogue,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -101,6 +109,17 @@ impl Server {
         })?;
         let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
         let store = LocalStore::open(config.data_dir.join("store")).await?;
+        let gc_config = shipshape_gc::GcConfig {
+            restore_window: config.restore_window,
+            ..config.gc.clone()
+        };
+        let collector = shipshape_gc::Collector::new(
+            catalogue.clone(),
+            store.clone(),
+            clock.clone(),
+            gc_config,
+        );
+        collector.recover().await.map_err(ServeError::Gc)?;
         let registry = Registry::new(
             catalogue.clone(),
             store,
@@ -109,8 +128,11 @@ impl Server {
                 deletion_enabled: config.deletion_enabled,
                 restore_window: config.restore_window,
                 pull_flush_interval: config.pull_flush_interval,
+                review_delay: config.gc.review_delay,
             },
         );
+        let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+        let workers = collector.spawn_workers(workers_stopped);
         let flusher = (!config.pull_flush_interval.is_zero()).then(|| {
             let registry = registry.clone();
             let every = config.pull_flush_interval;
@@ -138,6 +160,7 @@ impl Server {
         })?;
         let app = http::router(AppState {
             registry: registry.clone(),
+            collector: collector.clone(),
         })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();
@@ -154,6 +177,9 @@ impl Server {
             addr,
             registry,
             flusher,
+            collector,
+            stop_workers,
+            workers,
             catalogue,
             stop,
             task,
@@ -163,6 +189,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The online collector (tests drive passes and runs directly).
+    pub fn collector(&self) -> &shipshape_gc::Collector {
+        &self.collector
     }
 
     /// The catalogue this server writes to.
@@ -179,6 +210,10 @@ impl Server {
             .map_err(|e| ServeError::Task(e.to_string()))?;
         if let Some(f) = self.flusher {
             f.abort();
+        }
+        let _ = self.stop_workers.send(true);
+        for w in self.workers {
+            let _ = w.await;
         }
         if let Err(e) = self.registry.flush_pulls().await {
             tracing::warn!(error = %e, "recording the last pulls failed");

@@ -57,6 +57,14 @@ impl fmt::Debug for StorageKey {
     }
 }
 
+/// An object found by listing the store.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    pub key: StorageKey,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
 /// A byte range of a stored object, inclusive of both ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteRange {

@@ -12,7 +12,7 @@ use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
-use crate::{ByteRange, StorageKey, StoreError};
+use crate::{ByteRange, StorageKey, StoreError, StoredObject};
 
 const WRITE_BUFFER: usize = 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
@@ -120,7 +120,15 @@ impl LocalStore {
     /// durable when this returns.
     pub async fn commit_upload(&self, upload: &StorageKey) -> Result<StorageKey, StoreError> {
         let from = self.path(upload);
-        File::open(&from).await?.sync_all().await?;
+        let file = File::open(&from).await?.into_std().await;
+        // A long upload's file can be old; the storage sweep judges orphans by age, so the new
+        // blob must look new until the catalogue has recorded it.
+        tokio::task::spawn_blocking(move || {
+            file.set_modified(std::time::SystemTime::now())?;
+            file.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         let key = StorageKey::new_blob();
         let to = self.path(&key);
         let dir = to
@@ -175,6 +183,48 @@ impl LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every object under a top-level prefix (`blobs` or `uploads`), with its size and age, for
+    /// the storage sweep and the consistency check. Objects appearing or vanishing during the
+    /// listing may or may not be included.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut dirs = vec![root.join(&prefix)];
+            while let Some(dir) = dirs.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() {
+                        dirs.push(entry.path());
+                        continue;
+                    }
+                    let Ok(rel) = entry.path().strip_prefix(&root).map(|p| p.to_path_buf()) else {
+                        continue;
+                    };
+                    let Some(rel) = rel.to_str() else { continue };
+                    let Ok(key) = StorageKey::from_recorded(rel) else {
+                        continue;
+                    };
+                    out.push(StoredObject {
+                        key,
+                        size: meta.len(),
+                        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// The root directory (for operators' tools and tests that inspect what is on disk).

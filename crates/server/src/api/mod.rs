@@ -6,6 +6,7 @@
 //! separator (no repository name component can be `-`):
 //! `/api/v1/repositories/team/app/-/tags/v1`.
 
+mod gc;
 mod handlers;
 pub mod model;
 
@@ -43,6 +44,12 @@ use crate::http::AppState;
         handlers::repository_usage,
         handlers::usage,
         handlers::list_events,
+        gc::start,
+        gc::list,
+        gc::active,
+        gc::get,
+        gc::items,
+        gc::cancel,
     )
 )]
 pub struct ApiDoc;
@@ -55,6 +62,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/repositories/{*rest}", any(repository))
         .route("/api/v1/usage", get(handlers::usage))
         .route("/api/v1/events", get(handlers::list_events))
+        .route("/api/v1/gc/runs", get(gc::list).post(gc::start))
+        .route("/api/v1/gc/runs/active", get(gc::active))
+        .route("/api/v1/gc/runs/{id}", get(gc::get))
+        .route("/api/v1/gc/runs/{id}/items", get(gc::items))
+        .route(
+            "/api/v1/gc/runs/{id}/cancel",
+            axum::routing::post(gc::cancel),
+        )
 }
 
 async fn openapi() -> Response {

@@ -68,7 +68,11 @@ pub async fn get(
     head_only: bool,
 ) -> Result<Response, ApiError> {
     let digest = parse_digest(&digest)?;
-    let blob = app.registry.stat_blob(&repo, &digest).await?;
+    let blob = if head_only {
+        app.registry.check_blob(&repo, &digest).await?
+    } else {
+        app.registry.stat_blob(&repo, &digest).await?
+    };
     let (status, range) = match requested_range(req.headers(), blob.size) {
         RangeRequest::Whole => (StatusCode::OK, None),
         RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),

@@ -5,6 +5,7 @@ mod blobs;
 mod catalog;
 mod headers;
 mod manifests;
+mod metrics;
 pub mod path;
 mod referrers;
 mod router;
@@ -21,6 +22,7 @@ use crate::registry::{Actor, Registry};
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub registry: Registry,
+    pub collector: shipshape_gc::Collector,
 }
 
 /// The caller of a request. Until authentication exists, everyone is `anonymous`.

@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/{*rest}", any(v2))
         .route("/healthz", get(health))
         .route("/readyz", get(health))
+        .route("/metrics", get(super::metrics::metrics))
         .merge(crate::api::router())
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("docker-distribution-api-version"),

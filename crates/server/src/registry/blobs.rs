@@ -38,6 +38,34 @@ impl Registry {
         })
     }
 
+    /// Answers a HEAD: like [`Registry::stat_blob`], and renews the blob's lease in this
+    /// repository (invariant 3), because a client told "this blob exists" skips the upload and
+    /// pushes a manifest that relies on it. The lease is written only when it is past half the
+    /// grace period, and the write decides: a blob the collector has just forgotten answers
+    /// unknown, so the client uploads it again.
+    pub async fn check_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
+        let blob = self.stat_blob(repo, digest).await?;
+        let delay = self.options.review_delay.as_millis() as shipshape_meta::Millis;
+        if delay == 0 {
+            return Ok(blob);
+        }
+        let now = self.now();
+        let stale_before = now - delay / 2;
+        let mut conn = self.catalogue.reader().await?;
+        let unknown = || RegistryError::BlobUnknown(digest.clone());
+        let repo_id = repos::find(&mut conn, repo).await?.ok_or_else(unknown)?;
+        let renewed = blobs::lease(&mut conn, repo_id, digest).await?;
+        drop(conn);
+        if renewed.is_some_and(|at| at >= stale_before) {
+            return Ok(blob);
+        }
+        let mut tx = self.catalogue.begin().await?;
+        let linked = blobs::renew_lease(&mut tx, repo_id, digest, now, stale_before).await?
+            && blobs::find(&mut tx, digest).await?.is_some();
+        commit(tx).await?;
+        if linked { Ok(blob) } else { Err(unknown()) }
+    }
+
     /// Streams a blob found by [`Registry::stat_blob`], or a range of it.
     pub async fn read_blob(
         &self,
@@ -61,7 +89,7 @@ impl Registry {
                 manifest,
             });
         }
-        if !blobs::unlink(&mut tx, repo_id, digest).await? {
+        if !blobs::unlink(&mut tx, repo_id, digest, now).await? {
             return Err(unknown());
         }
         events::record(

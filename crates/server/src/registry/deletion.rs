@@ -62,7 +62,7 @@ impl Registry {
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
         let removed = tags::delete_all(&mut tx, repo_id, &actor.name, now).await?;
         let manifests = manifests::soft_delete_all(&mut tx, repo_id, now).await?;
-        blobs::unlink_all(&mut tx, repo_id).await?;
+        blobs::unlink_all(&mut tx, repo_id, now).await?;
         repos::mark_deleted(&mut tx, repo_id, now).await?;
         let summary = format!("{} tags, {manifests} manifests", removed.len());
         events::record(

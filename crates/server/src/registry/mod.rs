@@ -125,6 +125,8 @@ pub struct RegistryOptions {
     pub restore_window: std::time::Duration,
     /// How often counted pulls are written; zero writes each pull at once.
     pub pull_flush_interval: std::time::Duration,
+    /// The collector's grace period; a HEAD renews a blob's lease for this long.
+    pub review_delay: std::time::Duration,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.

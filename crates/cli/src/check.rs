@@ -1,0 +1,111 @@
+//! `shipshape check`: verifies the catalogue of a data directory against its blob store. Safe to
+//! run while the registry serves the same directory (SQLite allows a second process; repairs
+//! are small transactions, and orphans are judged by age).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use shipshape_gc::check::{self, Options};
+use shipshape_meta::{Catalogue, Clock, SystemClock};
+use shipshape_store::LocalStore;
+
+/// Options of `shipshape check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Data directory of the registry [default: ./shipshape-data]
+    #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Re-hash every blob and compare it with its digest (reads all stored bytes)
+    #[arg(long)]
+    verify_digests: bool,
+
+    /// Fix what can be fixed without guessing, and say what was done
+    #[arg(long)]
+    repair: bool,
+
+    /// Unknown storage objects younger than this are left alone (they may be uploads being
+    /// committed) [default: 1h]
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    orphan_min_age: String,
+
+    /// `table` (one line per finding) or `json`
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    output: String,
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let min_age = match humantime::parse_duration(&args.orphan_min_age) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --orphan-min-age {:?}: {e}", args.orphan_min_age);
+            return ExitCode::from(2);
+        }
+    };
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("shipshape-data"));
+    let db = dir.join("catalogue.db");
+    if !db.exists() {
+        eprintln!("error: no registry catalogue at {}", db.display());
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let catalogue = Catalogue::open_sqlite(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        let store = LocalStore::open(dir.join("store"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let opts = Options {
+            verify_digests: args.verify_digests,
+            repair: args.repair,
+            orphan_min_age: min_age.as_millis() as i64,
+        };
+        let report = check::check(&catalogue, &store, SystemClock.now(), &opts)
+            .await
+            .map_err(|e| e.to_string());
+        catalogue.close().await;
+        report
+    });
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        for p in &report.problems {
+            println!("problem: {p}");
+        }
+        for r in &report.repaired {
+            println!("repaired: {r}");
+        }
+        println!(
+            "{} blobs checked, {} problems, {} repaired",
+            report.blobs_checked,
+            report.problems.len(),
+            report.repaired.len()
+        );
+    }
+    // Exit 0 when clean, or when a repair fixed every problem found.
+    if report.problems.len() <= report.repaired.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

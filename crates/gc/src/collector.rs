@@ -1,0 +1,576 @@
+//! The online collector: background workers that drain the review queues, the storage drainer
+//! that deletes forgotten objects, and on-demand runs (with dry run, cancel and history).
+//!
+//! No step holds a transaction across storage I/O, and no step scans the registry: workers
+//! claim due queue entries in batches, review each in its own short transaction, and the
+//! drainer deletes the queued keys afterwards, in parallel.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
+use shipshape_meta::{Catalogue, Clock, Millis, commit};
+use shipshape_store::{LocalStore, StorageKey};
+use tokio::sync::watch;
+
+use crate::review::{self, Outcome, Rules, Verdict};
+use crate::{GcError, sweep};
+
+/// Collector settings (the `[gc]` and `[uploads]` sections of the configuration).
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// Grace period between the event that makes something garbage and its collection.
+    pub review_delay: Duration,
+    /// How long deleted tags, manifests and repositories stay restorable.
+    pub restore_window: Duration,
+    /// Background workers; zero leaves all collection to on-demand runs.
+    pub workers: usize,
+    pub poll_interval: Duration,
+    /// Collect manifests that no tag, index or present subject holds.
+    pub untagged_manifests: bool,
+    /// Collect referrers whose subject is gone.
+    pub orphan_referrers: bool,
+    /// Upload sessions untouched for this long are abandoned.
+    pub upload_ttl: Duration,
+    /// Objects the catalogue does not know must be at least this old before a sweep deletes
+    /// them (an upload being committed is briefly unknown).
+    pub sweep_min_age: Duration,
+    /// Objects deleted from storage at once.
+    pub storage_parallelism: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            review_delay: Duration::from_secs(24 * 3600),
+            restore_window: Duration::from_secs(7 * 24 * 3600),
+            workers: 1,
+            poll_interval: Duration::from_secs(10),
+            untagged_manifests: true,
+            orphan_referrers: true,
+            upload_ttl: Duration::from_secs(24 * 3600),
+            sweep_min_age: Duration::from_secs(3600),
+            storage_parallelism: 16,
+        }
+    }
+}
+
+const BATCH: i64 = 256;
+/// A claimed entry is handed out again after this long (a worker that crashed mid-batch).
+const CLAIM_MS: Millis = 60_000;
+/// A worker that may not decide an entry (untagged collection off) looks again this much later.
+const SKIP_MS: Millis = 3_600_000;
+
+fn ms(d: Duration) -> Millis {
+    d.as_millis().min(i64::MAX as u128) as Millis
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub manifests_deleted: AtomicU64,
+    pub blobs_deleted: AtomicU64,
+    pub bytes_reclaimed: AtomicU64,
+    pub objects_deleted: AtomicU64,
+    pub storage_errors: AtomicU64,
+    pub runs_finished: AtomicU64,
+    pub run_seconds_total_ms: AtomicU64,
+}
+
+impl Metrics {
+    fn count(&self, f: &Figures) {
+        self.manifests_deleted
+            .fetch_add(f.manifests, Ordering::Relaxed);
+        self.blobs_deleted.fetch_add(f.blobs, Ordering::Relaxed);
+        self.bytes_reclaimed.fetch_add(f.bytes, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct ActiveRun {
+    id: i64,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The collector. Cheap to clone; every clone drives the same workers and runs.
+#[derive(Clone, Debug)]
+pub struct Collector {
+    catalogue: Catalogue,
+    store: LocalStore,
+    clock: Arc<dyn Clock>,
+    config: GcConfig,
+    metrics: Arc<Metrics>,
+    active: Arc<Mutex<Option<ActiveRun>>>,
+    /// Serialises passes over the queues between the workers and a run, so a run's figures
+    /// count what it deleted and not what a worker deleted beside it.
+    pass: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("a garbage collection run is already active: {0}")]
+    Active(i64),
+    #[error(transparent)]
+    Gc(#[from] GcError),
+}
+
+impl Collector {
+    pub fn new(
+        catalogue: Catalogue,
+        store: LocalStore,
+        clock: Arc<dyn Clock>,
+        config: GcConfig,
+    ) -> Self {
+        Collector {
+            catalogue,
+            store,
+            clock,
+            config,
+            metrics: Arc::default(),
+            active: Arc::default(),
+            pass: Arc::default(),
+        }
+    }
+
+    pub fn config(&self) -> &GcConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn rules(&self, grace: Millis, untagged: bool, run: Option<i64>) -> Rules {
+        Rules {
+            now: self.clock.now(),
+            grace,
+            restore_window: ms(self.config.restore_window),
+            untagged_manifests: untagged,
+            orphan_referrers: self.config.orphan_referrers,
+            run,
+        }
+    }
+
+    /// Marks runs a previous process left running as failed. Call once at start.
+    pub async fn recover(&self) -> Result<(), GcError> {
+        let mut tx = self.catalogue.begin().await?;
+        let n = q::fail_interrupted_runs(&mut tx, self.clock.now()).await?;
+        commit(tx).await?;
+        if n > 0 {
+            tracing::warn!(
+                runs = n,
+                "garbage collection runs interrupted by a stop marked failed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the background workers; they stop when `stop` turns true.
+    pub fn spawn_workers(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.config.workers)
+            .map(|n| {
+                let me = self.clone();
+                let mut stop = stop.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if *stop.borrow() {
+                            break;
+                        }
+                        if let Err(e) = me.background_pass().await {
+                            tracing::warn!(worker = n, error = %e, "collector pass failed");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(me.config.poll_interval) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// One pass of a background worker over everything due.
+    pub async fn background_pass(&self) -> Result<Outcome, GcError> {
+        let _pass = self.pass.lock().await;
+        let rules = self.rules(
+            ms(self.config.review_delay),
+            self.config.untagged_manifests,
+            None,
+        );
+        let never = AtomicBool::new(false);
+        let out = self.drain_queues(&rules, &never, None).await?;
+        self.expire_uploads(&rules, None).await?;
+        self.drain_storage().await?;
+        self.metrics.count(&out.figures);
+        Ok(out)
+    }
+
+    /// Reviews due entries until none is left (or `cancel`), each in its own transaction.
+    async fn drain_queues(
+        &self,
+        rules: &Rules,
+        cancel: &AtomicBool,
+        progress: Option<(i64, &Mutex<Outcome>)>,
+    ) -> Result<Outcome, GcError> {
+        let mut out = Outcome::default();
+        loop {
+            let mut rules = rules.clone();
+            rules.now = self.clock.now();
+            let due = Due {
+                now: rules.now,
+                queued_by: rules.now - rules.grace,
+                claim_until: rules.now + CLAIM_MS,
+            };
+            let mut tx = self.catalogue.begin().await?;
+            let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
+            // Blob reviews need no queue delay: a link's lease is the grace period.
+            let blob_due = Due {
+                queued_by: rules.now,
+                ..due
+            };
+            let digests = q::claim_blobs(&mut tx, blob_due, BATCH).await?;
+            commit(tx).await?;
+            if manifests.is_empty() && digests.is_empty() {
+                return Ok(out);
+            }
+            for id in manifests {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(out);
+                }
+                let mut tx = self.catalogue.begin().await?;
+                let mut one = Outcome::default();
+                let verdict = review::manifest(&mut tx, id, &rules, &mut one).await?;
+                let verdict = self.background_skip(verdict, &rules);
+                review::settle_manifest(&mut tx, id, &verdict).await?;
+                self.record(&mut tx, progress, &one).await?;
+                commit(tx).await?;
+                self.report(&mut out, one, progress);
+            }
+            for digest in digests {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(out);
+                }
+                let mut tx = self.catalogue.begin().await?;
+                let mut one = Outcome::default();
+                let verdict = review::blob(&mut tx, &digest, &rules, &mut one).await?;
+                review::settle_blob(&mut tx, &digest, &verdict).await?;
+                self.record(&mut tx, progress, &one).await?;
+                commit(tx).await?;
+                self.report(&mut out, one, progress);
+            }
+        }
+    }
+
+    /// A background worker that may not decide an entry puts it aside for a while; a run leaves
+    /// it claimed, so the run does not see it twice.
+    fn background_skip(&self, v: Verdict, rules: &Rules) -> Verdict {
+        match (v, rules.run) {
+            (Verdict::Skipped, None) => Verdict::Later(rules.now + SKIP_MS),
+            (v, _) => v,
+        }
+    }
+
+    /// Adds a review's deletions to the run's items and figures, in the review's transaction.
+    async fn record(
+        &self,
+        tx: &mut shipshape_meta::Conn,
+        progress: Option<(i64, &Mutex<Outcome>)>,
+        one: &Outcome,
+    ) -> Result<(), GcError> {
+        let Some((run, live)) = progress else {
+            return Ok(());
+        };
+        for item in &one.items {
+            q::add_run_item(tx, run, item).await?;
+        }
+        let mut figures = live.lock().expect("run progress").figures;
+        figures.reviewed += one.figures.reviewed;
+        figures.manifests += one.figures.manifests;
+        figures.blobs += one.figures.blobs;
+        figures.bytes += one.figures.bytes;
+        figures.links += one.figures.links;
+        figures.uploads += one.figures.uploads;
+        q::record_progress(tx, run, &figures).await?;
+        Ok(())
+    }
+
+    fn report(&self, out: &mut Outcome, one: Outcome, progress: Option<(i64, &Mutex<Outcome>)>) {
+        if let Some((_, live)) = progress {
+            live.lock().expect("run progress").merge(one.clone());
+        }
+        out.merge(one);
+    }
+
+    async fn expire_uploads(&self, rules: &Rules, run: Option<i64>) -> Result<Outcome, GcError> {
+        let mut out = Outcome::default();
+        let cutoff = rules.now - ms(self.config.upload_ttl);
+        loop {
+            let mut conn = self.catalogue.reader().await?;
+            let stale = q::stale_uploads(&mut conn, cutoff, BATCH).await?;
+            drop(conn);
+            if stale.is_empty() {
+                return Ok(out);
+            }
+            let mut tx = self.catalogue.begin().await?;
+            let before = out.items.len();
+            for s in &stale {
+                review::upload(&mut tx, s, cutoff, rules, &mut out).await?;
+            }
+            if let Some(run) = run {
+                for item in &out.items[before..] {
+                    q::add_run_item(&mut tx, run, item).await?;
+                }
+            }
+            commit(tx).await?;
+            if (stale.len() as i64) < BATCH {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Deletes the objects whose keys the catalogue has forgotten, in parallel batches. A
+    /// missing object counts as deleted; a failure is retried later with back-off.
+    pub async fn drain_storage(&self) -> Result<u64, GcError> {
+        let mut deleted = 0;
+        loop {
+            let now = self.clock.now();
+            let mut tx = self.catalogue.begin().await?;
+            let keys = q::claim_storage_deletions(&mut tx, now, now + CLAIM_MS, BATCH).await?;
+            commit(tx).await?;
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            let results: Vec<(String, bool)> = futures::stream::iter(keys)
+                .map(|key| async move {
+                    let ok = match StorageKey::from_recorded(&key) {
+                        Ok(k) => match self.store.delete(&k).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(key, error = %e, "deleting a forgotten object failed");
+                                false
+                            }
+                        },
+                        // Never a key the store could have written: nothing to delete.
+                        Err(_) => true,
+                    };
+                    (key, ok)
+                })
+                .buffer_unordered(self.config.storage_parallelism.max(1))
+                .collect()
+                .await;
+            let mut tx = self.catalogue.begin().await?;
+            for (key, ok) in &results {
+                if *ok {
+                    q::storage_deleted(&mut tx, key).await?;
+                    deleted += 1;
+                } else {
+                    q::storage_deletion_failed(&mut tx, key, now).await?;
+                    self.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            commit(tx).await?;
+            self.metrics
+                .objects_deleted
+                .fetch_add(deleted, Ordering::Relaxed);
+            if results.iter().all(|(_, ok)| !ok) {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Runs
+
+    /// Starts a run in the background; answers at once with its id.
+    pub async fn start_run(&self, spec: RunSpec) -> Result<Run, StartError> {
+        let now = self.clock.now();
+        let mut tx = self.catalogue.begin().await.map_err(GcError::from)?;
+        let id = match q::start_run(&mut tx, &spec, now)
+            .await
+            .map_err(GcError::from)?
+        {
+            Ok(id) => id,
+            Err(active) => return Err(StartError::Active(active)),
+        };
+        let run = q::get_run(&mut tx, id)
+            .await
+            .map_err(GcError::from)?
+            .expect("run just inserted");
+        commit(tx).await.map_err(GcError::from)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        *self.active.lock().expect("active run") = Some(ActiveRun {
+            id,
+            cancel: cancel.clone(),
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.execute(id, spec, cancel).await;
+        });
+        Ok(run)
+    }
+
+    /// Asks the active run to stop; what it already deleted stays deleted and is reported.
+    /// Returns false when `id` is not the active run.
+    pub fn cancel(&self, id: i64) -> bool {
+        match &*self.active.lock().expect("active run") {
+            Some(a) if a.id == id => {
+                a.cancel.store(true, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn execute(&self, id: i64, spec: RunSpec, cancel: Arc<AtomicBool>) {
+        let started = std::time::Instant::now();
+        let grace = spec.grace_ms.unwrap_or(ms(self.config.review_delay));
+        let live = Mutex::new(Outcome::default());
+        let result = if spec.dry_run {
+            self.dry_run(id, &spec, grace, &cancel).await
+        } else {
+            self.real_run(id, &spec, grace, &cancel, &live).await
+        };
+        let (state, figures, errors) = match result {
+            Ok(f) if cancel.load(Ordering::Relaxed) => ("cancelled", f, vec![]),
+            Ok(f) => ("succeeded", f, vec![]),
+            Err(e) => {
+                let f = live.lock().expect("run progress").figures;
+                ("failed", f, vec![e.to_string()])
+            }
+        };
+        let now = self.clock.now();
+        let finish = async {
+            let mut tx = self.catalogue.begin().await?;
+            q::finish_run(&mut tx, id, state, &figures, &errors, now).await?;
+            commit(tx).await?;
+            Ok::<_, GcError>(())
+        };
+        if let Err(e) = finish.await {
+            tracing::error!(run = id, error = %e, "recording the end of a gc run failed");
+        }
+        self.metrics.runs_finished.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .run_seconds_total_ms
+            .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        *self.active.lock().expect("active run") = None;
+        tracing::info!(run = id, state, ?figures, "garbage collection run finished");
+    }
+
+    async fn real_run(
+        &self,
+        id: i64,
+        spec: &RunSpec,
+        grace: Millis,
+        cancel: &AtomicBool,
+        live: &Mutex<Outcome>,
+    ) -> Result<Figures, GcError> {
+        let _pass = self.pass.lock().await;
+        let rules = self.rules(grace, spec.include_untagged, Some(id));
+        let progress = (id, live);
+        let mut out = self.drain_queues(&rules, cancel, Some(progress)).await?;
+        if !cancel.load(Ordering::Relaxed) {
+            let uploads = self.expire_uploads(&rules, Some(id)).await?;
+            self.report(&mut out, uploads, Some(progress));
+        }
+        if spec.sweep && !cancel.load(Ordering::Relaxed) {
+            let orphans = sweep::sweep(
+                &self.catalogue,
+                &self.store,
+                self.clock.now(),
+                ms(self.config.sweep_min_age),
+                false,
+            )
+            .await?;
+            let mut tx = self.catalogue.begin().await?;
+            for item in &orphans.items {
+                q::add_run_item(&mut tx, id, item).await?;
+            }
+            commit(tx).await?;
+            self.report(&mut out, orphans, Some(progress));
+        }
+        // Freed means gone from storage, not only forgotten.
+        self.drain_storage().await?;
+        self.metrics.count(&out.figures);
+        Ok(out.figures)
+    }
+
+    /// Reviews everything a real run would, inside one transaction that is rolled back: the
+    /// list is exactly what a run would delete at this moment, cascades included.
+    async fn dry_run(
+        &self,
+        id: i64,
+        spec: &RunSpec,
+        grace: Millis,
+        cancel: &AtomicBool,
+    ) -> Result<Figures, GcError> {
+        let rules = self.rules(grace, spec.include_untagged, Some(id));
+        let mut out = Outcome::default();
+        {
+            let mut tx = self.catalogue.begin().await?;
+            let mut seen_manifests = HashSet::new();
+            let mut seen_blobs = HashSet::new();
+            loop {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let due = Due {
+                    now: rules.now,
+                    queued_by: rules.now - rules.grace,
+                    claim_until: rules.now + CLAIM_MS,
+                };
+                let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
+                let digests = q::claim_blobs(
+                    &mut tx,
+                    Due {
+                        queued_by: rules.now,
+                        ..due
+                    },
+                    BATCH,
+                )
+                .await?;
+                if manifests.is_empty() && digests.is_empty() {
+                    break;
+                }
+                for m in manifests {
+                    if seen_manifests.insert(m) {
+                        let v = review::manifest(&mut tx, m, &rules, &mut out).await?;
+                        review::settle_manifest(&mut tx, m, &v).await?;
+                    }
+                }
+                for d in digests {
+                    if seen_blobs.insert(d.clone()) {
+                        let v = review::blob(&mut tx, &d, &rules, &mut out).await?;
+                        review::settle_blob(&mut tx, &d, &v).await?;
+                    }
+                }
+            }
+            let cutoff = rules.now - ms(self.config.upload_ttl);
+            let stale = q::stale_uploads(&mut tx, cutoff, i64::MAX).await?;
+            for s in &stale {
+                review::upload(&mut tx, s, cutoff, &rules, &mut out).await?;
+            }
+            // Dropping the transaction rolls every change back.
+        }
+        if spec.sweep {
+            let orphans = sweep::sweep(
+                &self.catalogue,
+                &self.store,
+                self.clock.now(),
+                ms(self.config.sweep_min_age),
+                true,
+            )
+            .await?;
+            out.merge(orphans);
+        }
+        let mut tx = self.catalogue.begin().await?;
+        for item in &out.items {
+            q::add_run_item(&mut tx, id, item).await?;
+        }
+        commit(tx).await?;
+        Ok(out.figures)
+    }
+}

@@ -1,0 +1,52 @@
+//! The storage sweep: objects in the blob store that the catalogue does not know (left by a
+//! crash between writing bytes and recording them, or between forgetting and deleting) are
+//! deleted once older than a threshold. Safe while the registry runs: keys are never reused
+//! (invariant 1), and an object being committed is younger than the threshold.
+
+use shipshape_meta::gc::{self as q, RunItem};
+use shipshape_meta::{Catalogue, Millis};
+use shipshape_store::LocalStore;
+
+use crate::GcError;
+use crate::review::Outcome;
+
+/// Finds (and unless `dry_run`, deletes) unknown objects older than `min_age`.
+pub async fn sweep(
+    catalogue: &Catalogue,
+    store: &LocalStore,
+    now: Millis,
+    min_age: Millis,
+    dry_run: bool,
+) -> Result<Outcome, GcError> {
+    let mut out = Outcome::default();
+    for prefix in ["blobs", "uploads"] {
+        let objects = store.list(prefix).await?;
+        let cutoff =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis((now - min_age).max(0) as u64);
+        let old: Vec<_> = objects
+            .into_iter()
+            .filter(|o| o.modified < cutoff)
+            .collect();
+        let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
+        let mut conn = catalogue.reader().await?;
+        let known = q::known_keys(&mut conn, &keys).await?;
+        drop(conn);
+        for o in old {
+            if known.contains(o.key.as_str()) {
+                continue;
+            }
+            if !dry_run {
+                store.delete(&o.key).await?;
+            }
+            out.figures.orphans += 1;
+            out.figures.bytes += o.size;
+            out.items.push(RunItem {
+                kind: "orphan".into(),
+                repository: None,
+                target: o.key.as_str().to_string(),
+                size: o.size,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,866 @@
+//! The collector's part of the catalogue: review queues, the re-checks a review makes, forgetting
+//! (with the storage key queued for the drainer), and GC runs with their figures.
+//!
+//! Every function takes the caller's transaction: a review re-checks and forgets in one
+//! transaction, which conflicts with a manifest push that would add a reference (the single
+//! writer on SQLite), so a push either sees the blob gone or the collector sees the reference.
+
+use shipshape_oci::Digest;
+use sqlx::Row;
+
+use crate::blobs::Blob;
+use crate::manifests::ManifestId;
+use crate::repos::RepoId;
+use crate::{Conn, Millis, Result};
+
+/// Queues a blob for review; merges with an entry already queued (the latest event counts).
+pub async fn queue_blob(conn: &mut Conn, digest: &Digest, now: Millis, reason: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_blob_reviews (digest, queued_at, reason) VALUES (?, ?, ?)
+         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                            reason = excluded.reason, not_before = 0",
+    )
+    .bind(digest.to_string())
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues every blob a manifest references.
+pub async fn queue_blobs_of(
+    conn: &mut Conn,
+    manifest: ManifestId,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
+         SELECT blob_digest, ?, ? FROM manifest_blob_references WHERE manifest_id = ? AND true
+         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                            reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(manifest.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues every blob linked into a repository (before the links are removed).
+pub async fn queue_links_of(
+    conn: &mut Conn,
+    repo: RepoId,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
+         SELECT digest, ?, ? FROM repository_blobs WHERE repository_id = ? AND true
+         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                            reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(repo.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues a manifest for review.
+pub async fn queue_manifest(
+    conn: &mut Conn,
+    id: ManifestId,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason) VALUES (?, ?, ?)
+         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                 reason = excluded.reason, not_before = 0",
+    )
+    .bind(id.0)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues the manifest of a repository with this digest, if there is one.
+pub async fn queue_manifest_digest(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
+         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND digest = ?
+         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                 reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues every manifest of a repository (repository deletion).
+pub async fn queue_manifests_of(
+    conn: &mut Conn,
+    repo: RepoId,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
+         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND true
+         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                 reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(repo.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A review entry as it stands in the caller's transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub queued_at: Millis,
+    pub not_before: Millis,
+    pub reason: String,
+}
+
+fn entry(row: &sqlx::sqlite::SqliteRow) -> Entry {
+    Entry {
+        queued_at: row.get("queued_at"),
+        not_before: row.get("not_before"),
+        reason: row.get("reason"),
+    }
+}
+
+/// Which queue entries are due.
+#[derive(Clone, Copy, Debug)]
+pub struct Due {
+    pub now: Millis,
+    /// Entries queued at or before this time are due.
+    pub queued_by: Millis,
+    /// Claimed entries are not handed out again before this time (a crashed worker's claim
+    /// expires).
+    pub claim_until: Millis,
+}
+
+/// Claims a batch of due blob reviews, oldest first.
+pub async fn claim_blobs(conn: &mut Conn, due: Due, limit: i64) -> Result<Vec<Digest>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "UPDATE gc_blob_reviews SET not_before = ?1
+         WHERE digest IN (SELECT digest FROM gc_blob_reviews
+                          WHERE queued_at <= ?2 AND not_before <= ?3 ORDER BY queued_at LIMIT ?4)
+         RETURNING digest",
+    )
+    .bind(due.claim_until)
+    .bind(due.queued_by)
+    .bind(due.now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|d| crate::digest_col(d)).collect()
+}
+
+/// Claims a batch of due manifest reviews, oldest first.
+pub async fn claim_manifests(conn: &mut Conn, due: Due, limit: i64) -> Result<Vec<ManifestId>> {
+    let rows: Vec<i64> = sqlx::query_scalar(
+        "UPDATE gc_manifest_reviews SET not_before = ?1
+         WHERE manifest_id IN (SELECT manifest_id FROM gc_manifest_reviews
+                               WHERE queued_at <= ?2 AND not_before <= ?3 ORDER BY queued_at LIMIT ?4)
+         RETURNING manifest_id",
+    )
+    .bind(due.claim_until)
+    .bind(due.queued_by)
+    .bind(due.now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(ManifestId).collect())
+}
+
+pub async fn blob_entry(conn: &mut Conn, digest: &Digest) -> Result<Option<Entry>> {
+    let row =
+        sqlx::query("SELECT queued_at, not_before, reason FROM gc_blob_reviews WHERE digest = ?")
+            .bind(digest.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.as_ref().map(entry))
+}
+
+pub async fn manifest_entry(conn: &mut Conn, id: ManifestId) -> Result<Option<Entry>> {
+    let row = sqlx::query(
+        "SELECT queued_at, not_before, reason FROM gc_manifest_reviews WHERE manifest_id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(entry))
+}
+
+/// Removes a blob review: the blob is referenced, or gone.
+pub async fn finish_blob(conn: &mut Conn, digest: &Digest) -> Result<()> {
+    sqlx::query("DELETE FROM gc_blob_reviews WHERE digest = ?")
+        .bind(digest.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish_manifest(conn: &mut Conn, id: ManifestId) -> Result<()> {
+    sqlx::query("DELETE FROM gc_manifest_reviews WHERE manifest_id = ?")
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Looks at a blob review again no earlier than `not_before`.
+pub async fn defer_blob(conn: &mut Conn, digest: &Digest, not_before: Millis) -> Result<()> {
+    sqlx::query("UPDATE gc_blob_reviews SET not_before = ? WHERE digest = ?")
+        .bind(not_before)
+        .bind(digest.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn defer_manifest(conn: &mut Conn, id: ManifestId, not_before: Millis) -> Result<()> {
+    sqlx::query("UPDATE gc_manifest_reviews SET not_before = ? WHERE manifest_id = ?")
+        .bind(not_before)
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Counts a failed review and backs off exponentially (capped at an hour).
+pub async fn retry_blob_later(conn: &mut Conn, digest: &Digest, now: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE gc_blob_reviews SET attempts = attempts + 1,
+                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
+         WHERE digest = ?2",
+    )
+    .bind(now)
+    .bind(digest.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn retry_manifest_later(conn: &mut Conn, id: ManifestId, now: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE gc_manifest_reviews SET attempts = attempts + 1,
+                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
+         WHERE manifest_id = ?2",
+    )
+    .bind(now)
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A repository link of a blob, as the collector sees it.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub repo: RepoId,
+    pub repository: String,
+    pub renewed_at: Millis,
+    /// A manifest of the repository (live or restorable) references the blob.
+    pub referenced: bool,
+}
+
+pub async fn links_of(conn: &mut Conn, digest: &Digest) -> Result<Vec<Link>> {
+    let rows = sqlx::query(
+        "SELECT rb.repository_id, r.name, rb.renewed_at,
+                EXISTS (SELECT 1 FROM manifest_blob_references mr
+                        JOIN manifests m ON m.id = mr.manifest_id
+                        WHERE mr.blob_digest = rb.digest AND m.repository_id = rb.repository_id)
+                    AS referenced
+         FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+         WHERE rb.digest = ? ORDER BY rb.repository_id",
+    )
+    .bind(digest.to_string())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Link {
+            repo: RepoId(r.get("repository_id")),
+            repository: r.get("name"),
+            renewed_at: r.get("renewed_at"),
+            referenced: r.get::<i64, _>("referenced") != 0,
+        })
+        .collect())
+}
+
+/// Whether any manifest, in any repository and in any state, references the blob.
+pub async fn blob_referenced(conn: &mut Conn, digest: &Digest) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM manifest_blob_references WHERE blob_digest = ? LIMIT 1")
+            .bind(digest.to_string())
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Forgets a blob and queues its storage key for deletion. The foreign keys refuse if anything
+/// still references or links it. Returns the forgotten blob, or `None` if it was already gone.
+pub async fn forget_blob(conn: &mut Conn, digest: &Digest, now: Millis) -> Result<Option<Blob>> {
+    let row = sqlx::query("DELETE FROM blobs WHERE digest = ? RETURNING size, storage_key")
+        .bind(digest.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let blob = Blob {
+        digest: digest.clone(),
+        size: row.get::<i64, _>("size") as u64,
+        storage_key: row.get("storage_key"),
+    };
+    queue_storage_deletion(conn, &blob.storage_key, now).await?;
+    Ok(Some(blob))
+}
+
+/// Queues a storage key the catalogue no longer records for deletion by the drainer.
+pub async fn queue_storage_deletion(conn: &mut Conn, key: &str, now: Millis) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO storage_deletions (storage_key, queued_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(key)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A manifest as the collector sees it.
+#[derive(Clone, Debug)]
+pub struct ManifestState {
+    pub repo: RepoId,
+    pub repository: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub created_at: Millis,
+    pub deleted_at: Option<Millis>,
+    pub tagged: bool,
+    /// Some index (live or restorable) lists it.
+    pub listed: bool,
+    pub subject: Option<Digest>,
+    /// Its subject is a manifest of the repository (live or restorable).
+    pub subject_present: bool,
+    /// The latest time a tag pointing at it was deleted (restorable until the window ends).
+    pub last_tag_deleted_at: Option<Millis>,
+    /// The latest time a tag left it (deleted or moved away).
+    pub last_untagged_at: Option<Millis>,
+}
+
+pub async fn manifest_state(conn: &mut Conn, id: ManifestId) -> Result<Option<ManifestState>> {
+    let row = sqlx::query(
+        "SELECT m.repository_id, r.name, m.digest, m.size, m.created_at, m.deleted_at,
+                m.subject_digest,
+                EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS tagged,
+                EXISTS (SELECT 1 FROM manifest_child_references c WHERE c.child_id = m.id) AS listed,
+                EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id
+                        AND s.digest = m.subject_digest) AS subject_present,
+                (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
+                        AND h.action = 'deleted' AND h.from_digest = m.digest) AS last_tag_deleted_at,
+                (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
+                        AND h.from_digest = m.digest) AS last_untagged_at
+         FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE m.id = ?",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(ManifestState {
+        repo: RepoId(r.get("repository_id")),
+        repository: r.get("name"),
+        digest: crate::digest_col(r.get::<&str, _>("digest"))?,
+        size: r.get::<i64, _>("size") as u64,
+        created_at: r.get("created_at"),
+        deleted_at: r.get("deleted_at"),
+        tagged: r.get::<i64, _>("tagged") != 0,
+        listed: r.get::<i64, _>("listed") != 0,
+        subject: r
+            .get::<Option<&str>, _>("subject_digest")
+            .map(crate::digest_col)
+            .transpose()?,
+        subject_present: r.get::<i64, _>("subject_present") != 0,
+        last_tag_deleted_at: r.get("last_tag_deleted_at"),
+        last_untagged_at: r.get("last_untagged_at"),
+    }))
+}
+
+/// Forgets a manifest: queues what it referenced (blobs, listed children, referrers) for
+/// review, then removes it with its outgoing references. The caller has checked that no tag
+/// points at it and no index lists it.
+pub async fn purge_manifest(
+    conn: &mut Conn,
+    id: ManifestId,
+    repo: RepoId,
+    digest: &Digest,
+    now: Millis,
+) -> Result<()> {
+    queue_blobs_of(conn, id, now, "manifest purged").await?;
+    sqlx::query(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
+         SELECT child_id, ?, 'index purged' FROM manifest_child_references WHERE parent_id = ? AND true
+         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                 reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
+         SELECT id, ?, 'subject purged' FROM manifests WHERE repository_id = ? AND subject_digest = ?
+         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                 reason = excluded.reason, not_before = 0",
+    )
+    .bind(now)
+    .bind(repo.0)
+    .bind(digest.to_string())
+    .execute(&mut *conn)
+    .await?;
+    crate::manifests::delete(conn, id).await
+}
+
+/// An upload session untouched since before the cutoff.
+#[derive(Clone, Debug)]
+pub struct StaleUpload {
+    pub id: String,
+    pub repository: String,
+    pub storage_key: String,
+    pub received: u64,
+}
+
+pub async fn stale_uploads(
+    conn: &mut Conn,
+    cutoff: Millis,
+    limit: i64,
+) -> Result<Vec<StaleUpload>> {
+    let rows = sqlx::query(
+        "SELECT u.id, r.name, u.storage_key, u.received FROM uploads u
+         JOIN repositories r ON r.id = u.repository_id
+         WHERE u.updated_at < ? ORDER BY u.updated_at LIMIT ?",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StaleUpload {
+            id: r.get("id"),
+            repository: r.get("name"),
+            storage_key: r.get("storage_key"),
+            received: r.get::<i64, _>("received") as u64,
+        })
+        .collect())
+}
+
+/// Forgets an upload session if it is still stale, queueing its bytes for deletion.
+pub async fn expire_upload(conn: &mut Conn, id: &str, cutoff: Millis, now: Millis) -> Result<bool> {
+    let key: Option<String> = sqlx::query_scalar(
+        "DELETE FROM uploads WHERE id = ? AND updated_at < ? RETURNING storage_key",
+    )
+    .bind(id)
+    .bind(cutoff)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match key {
+        Some(k) => {
+            queue_storage_deletion(conn, &k, now).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Claims a batch of storage keys to delete.
+pub async fn claim_storage_deletions(
+    conn: &mut Conn,
+    now: Millis,
+    claim_until: Millis,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE storage_deletions SET not_before = ?1
+         WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= ?2
+                               ORDER BY queued_at LIMIT ?3)
+         RETURNING storage_key",
+    )
+    .bind(claim_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn storage_deleted(conn: &mut Conn, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM storage_deletions WHERE storage_key = ?")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn storage_deletion_failed(conn: &mut Conn, key: &str, now: Millis) -> Result<()> {
+    sqlx::query(
+        "UPDATE storage_deletions SET attempts = attempts + 1,
+                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
+         WHERE storage_key = ?2",
+    )
+    .bind(now)
+    .bind(key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Of these storage keys, the ones the catalogue knows (a blob, an upload, or a pending
+/// deletion): everything else in the store is an orphan.
+pub async fn known_keys(
+    conn: &mut Conn,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut known = std::collections::HashSet::new();
+    for chunk in keys.chunks(200) {
+        let json =
+            serde_json::to_string(chunk).map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT k.value FROM json_each(?1) k
+             WHERE EXISTS (SELECT 1 FROM blobs WHERE storage_key = k.value)
+                OR EXISTS (SELECT 1 FROM uploads WHERE storage_key = k.value)
+                OR EXISTS (SELECT 1 FROM storage_deletions WHERE storage_key = k.value)",
+        )
+        .bind(json)
+        .fetch_all(&mut *conn)
+        .await?;
+        known.extend(rows);
+    }
+    Ok(known)
+}
+
+/// Depth of each queue, for metrics and the status of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub blobs: u64,
+    pub manifests: u64,
+    pub storage: u64,
+}
+
+pub async fn queue_depths(conn: &mut Conn) -> Result<QueueDepths> {
+    let r = sqlx::query(
+        "SELECT (SELECT count(*) FROM gc_blob_reviews) AS b,
+                (SELECT count(*) FROM gc_manifest_reviews) AS m,
+                (SELECT count(*) FROM storage_deletions) AS s",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(QueueDepths {
+        blobs: r.get::<i64, _>("b") as u64,
+        manifests: r.get::<i64, _>("m") as u64,
+        storage: r.get::<i64, _>("s") as u64,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+/// What a run was asked to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    pub dry_run: bool,
+    pub include_untagged: bool,
+    pub sweep: bool,
+    /// The grace period for this run only, when the operator gave one.
+    pub grace_ms: Option<i64>,
+    pub started_by: String,
+}
+
+/// What a run deleted (or would delete, in a dry run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub reviewed: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub links: u64,
+    pub uploads: u64,
+    pub orphans: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub id: i64,
+    pub state: String,
+    pub spec: RunSpec,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub figures: Figures,
+    pub errors: Vec<String>,
+}
+
+const RUN_COLUMNS: &str = "id, state, dry_run, include_untagged, sweep, grace_ms, started_by,
+    started_at, finished_at, manifests_deleted, blobs_deleted, bytes_deleted, links_deleted,
+    uploads_deleted, orphans_deleted, reviewed, errors";
+
+fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Run {
+    Run {
+        id: r.get("id"),
+        state: r.get("state"),
+        spec: RunSpec {
+            dry_run: r.get::<i64, _>("dry_run") != 0,
+            include_untagged: r.get::<i64, _>("include_untagged") != 0,
+            sweep: r.get::<i64, _>("sweep") != 0,
+            grace_ms: r.get("grace_ms"),
+            started_by: r.get("started_by"),
+        },
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+        figures: Figures {
+            reviewed: r.get::<i64, _>("reviewed") as u64,
+            manifests: r.get::<i64, _>("manifests_deleted") as u64,
+            blobs: r.get::<i64, _>("blobs_deleted") as u64,
+            bytes: r.get::<i64, _>("bytes_deleted") as u64,
+            links: r.get::<i64, _>("links_deleted") as u64,
+            uploads: r.get::<i64, _>("uploads_deleted") as u64,
+            orphans: r.get::<i64, _>("orphans_deleted") as u64,
+        },
+        errors: serde_json::from_str(r.get::<&str, _>("errors")).unwrap_or_default(),
+    }
+}
+
+/// Starts a run, or returns `Err(active_id)` when one is already running.
+pub async fn start_run(
+    conn: &mut Conn,
+    spec: &RunSpec,
+    now: Millis,
+) -> Result<std::result::Result<i64, i64>> {
+    if let Some(active) = active_run(conn).await? {
+        return Ok(Err(active.id));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO gc_runs (state, dry_run, include_untagged, sweep, grace_ms, started_by, started_at)
+         VALUES ('running', ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(spec.dry_run)
+    .bind(spec.include_untagged)
+    .bind(spec.sweep)
+    .bind(spec.grace_ms)
+    .bind(&spec.started_by)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(Ok(id))
+}
+
+pub async fn active_run(conn: &mut Conn) -> Result<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE state = 'running'");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+pub async fn get_run(conn: &mut Conn, id: i64) -> Result<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+/// Runs, newest first, before the id `before` when given.
+pub async fn list_runs(conn: &mut Conn, before: Option<i64>, limit: i64) -> Result<Vec<Run>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM gc_runs WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(run_from_row).collect())
+}
+
+/// Writes a run's figures so far.
+pub async fn record_progress(conn: &mut Conn, id: i64, f: &Figures) -> Result<()> {
+    sqlx::query(
+        "UPDATE gc_runs SET reviewed = ?, manifests_deleted = ?, blobs_deleted = ?,
+                bytes_deleted = ?, links_deleted = ?, uploads_deleted = ?, orphans_deleted = ?
+         WHERE id = ?",
+    )
+    .bind(f.reviewed as i64)
+    .bind(f.manifests as i64)
+    .bind(f.blobs as i64)
+    .bind(f.bytes as i64)
+    .bind(f.links as i64)
+    .bind(f.uploads as i64)
+    .bind(f.orphans as i64)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a run with its final state, figures and errors.
+pub async fn finish_run(
+    conn: &mut Conn,
+    id: i64,
+    state: &str,
+    f: &Figures,
+    errors: &[String],
+    now: Millis,
+) -> Result<()> {
+    record_progress(conn, id, f).await?;
+    sqlx::query("UPDATE gc_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
+        .bind(state)
+        .bind(serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()))
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks runs left `running` by a process that stopped as failed.
+pub async fn fail_interrupted_runs(conn: &mut Conn, now: Millis) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE gc_runs SET state = 'failed', finished_at = ?,
+                errors = json_insert(errors, '$[#]', 'interrupted: the server stopped during the run')
+         WHERE state = 'running'",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One thing a run deleted or would delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunItem {
+    pub kind: String,
+    pub repository: Option<String>,
+    pub target: String,
+    pub size: u64,
+}
+
+pub async fn add_run_item(conn: &mut Conn, run: i64, item: &RunItem) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gc_run_items (run_id, kind, repository, target, size) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(run)
+    .bind(&item.kind)
+    .bind(&item.repository)
+    .bind(&item.target)
+    .bind(item.size as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn run_items(conn: &mut Conn, run: i64) -> Result<Vec<RunItem>> {
+    let rows = sqlx::query(
+        "SELECT kind, repository, target, size FROM gc_run_items WHERE run_id = ? ORDER BY rowid",
+    )
+    .bind(run)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RunItem {
+            kind: r.get("kind"),
+            repository: r.get("repository"),
+            target: r.get("target"),
+            size: r.get::<i64, _>("size") as u64,
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consistency check
+
+/// Blobs in digest order after `after`, at most `limit`: the check walks them in pages.
+pub async fn blobs_page(conn: &mut Conn, after: Option<&str>, limit: i64) -> Result<Vec<Blob>> {
+    let rows = sqlx::query(
+        "SELECT digest, size, storage_key FROM blobs WHERE (?1 IS NULL OR digest > ?1)
+         ORDER BY digest LIMIT ?2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Blob {
+                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
+                size: r.get::<i64, _>("size") as u64,
+                storage_key: r.get("storage_key"),
+            })
+        })
+        .collect()
+}
+
+/// (repository, manifest digest, blob digest) for each live manifest's blob that its
+/// repository does not link: a client could pull the manifest but not the blob.
+pub async fn unlinked_references(conn: &mut Conn) -> Result<Vec<(i64, String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT m.repository_id, r.name, m.digest, mr.blob_digest
+         FROM manifest_blob_references mr
+         JOIN manifests m ON m.id = mr.manifest_id
+         JOIN repositories r ON r.id = m.repository_id
+         WHERE m.deleted_at IS NULL AND NOT EXISTS (
+             SELECT 1 FROM repository_blobs rb
+             WHERE rb.repository_id = m.repository_id AND rb.digest = mr.blob_digest)
+         ORDER BY r.name, m.digest",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("repository_id"),
+                r.get("name"),
+                r.get("digest"),
+                r.get("blob_digest"),
+            )
+        })
+        .collect())
+}
+
+/// (repository, tag, digest) of tags that point at a deleted manifest.
+pub async fn tags_on_deleted(conn: &mut Conn) -> Result<Vec<(String, String, String)>> {
+    let rows = sqlx::query(
+        "SELECT r.name, t.name AS tag, m.digest FROM tags t
+         JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id
+         WHERE m.deleted_at IS NOT NULL ORDER BY r.name, t.name",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("name"), r.get("tag"), r.get("digest")))
+        .collect())
+}

@@ -1,0 +1,278 @@
+//! Garbage collection runs under `/api/v1/gc`: start (one at a time), the active run with live
+//! figures, cancel, history, and what a run deleted or would delete.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shipshape_gc::StartError;
+use shipshape_meta::gc::{self as q, Run, RunSpec};
+use utoipa::ToSchema;
+
+use super::model::{ErrorBody, time};
+use crate::error::ApiError;
+use crate::http::AppState;
+
+type ApiResult = Result<Response, ApiError>;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
+}
+
+/// Options of a run; everything is optional.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// List what would be deleted, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also delete manifests that no tag, index or present subject holds.
+    #[serde(default)]
+    pub include_untagged_manifests: bool,
+    /// A grace period for this run only (e.g. `0s`, `10m`); default: the configured review delay.
+    pub grace: Option<String>,
+    /// Also sweep storage for objects the catalogue does not know (default true).
+    pub sweep: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunFigures {
+    pub reviewed: u64,
+    pub manifests_deleted: u64,
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+    pub links_deleted: u64,
+    pub uploads_deleted: u64,
+    pub orphans_deleted: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunInfo {
+    pub id: i64,
+    /// `running`, `succeeded`, `cancelled` or `failed`.
+    pub state: String,
+    pub dry_run: bool,
+    pub include_untagged_manifests: bool,
+    pub sweep: bool,
+    /// The grace period of this run in milliseconds, when one was given.
+    pub grace_ms: Option<i64>,
+    pub started_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    /// Deleted so far, or (dry run) that would be.
+    pub figures: RunFigures,
+    pub errors: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<RunInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunItem {
+    /// `manifest`, `blob`, `link`, `upload` or `orphan`.
+    pub kind: String,
+    pub repository: Option<String>,
+    /// A digest, an upload id or a storage key.
+    pub target: String,
+    pub size: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunItems {
+    pub items: Vec<RunItem>,
+}
+
+fn info(r: Run) -> RunInfo {
+    RunInfo {
+        id: r.id,
+        state: r.state,
+        dry_run: r.spec.dry_run,
+        include_untagged_manifests: r.spec.include_untagged,
+        sweep: r.spec.sweep,
+        grace_ms: r.spec.grace_ms,
+        started_by: r.spec.started_by,
+        started_at: time(r.started_at),
+        finished_at: r.finished_at.map(time),
+        duration_ms: r.finished_at.map(|f| f - r.started_at),
+        figures: RunFigures {
+            reviewed: r.figures.reviewed,
+            manifests_deleted: r.figures.manifests,
+            blobs_deleted: r.figures.blobs,
+            bytes_deleted: r.figures.bytes,
+            links_deleted: r.figures.links,
+            uploads_deleted: r.figures.uploads,
+            orphans_deleted: r.figures.orphans,
+        },
+        errors: r.errors,
+    }
+}
+
+/// Start a run. Answers 202 with the run; 409 with the active run's id when one is running.
+#[utoipa::path(post, path = "/api/v1/gc/runs", request_body = StartRun,
+    responses((status = 202, body = RunInfo), (status = 409, body = ErrorBody),
+              (status = 400, body = ErrorBody)))]
+pub async fn start(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let opts: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRun::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                format!("invalid JSON body: {e}"),
+            )
+        })?
+    };
+    let grace_ms = opts
+        .grace
+        .as_deref()
+        .map(|g| {
+            humantime::parse_duration(g)
+                .map(|d| d.as_millis() as i64)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_REQUEST",
+                        format!("grace {g:?}: {e}"),
+                    )
+                })
+        })
+        .transpose()?;
+    let spec = RunSpec {
+        dry_run: opts.dry_run,
+        include_untagged: opts.include_untagged_manifests,
+        sweep: opts.sweep.unwrap_or(true),
+        grace_ms,
+        started_by: format!("anonymous@{}", peer.ip()),
+    };
+    match app.collector.start_run(spec).await {
+        Ok(run) => Ok((StatusCode::ACCEPTED, Json(info(run))).into_response()),
+        Err(StartError::Active(id)) => {
+            let mut resp = ApiError::new(
+                StatusCode::CONFLICT,
+                "GC_RUN_ACTIVE",
+                format!("garbage collection run {id} is active; wait for it or cancel it"),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                "Shipshape-Active-Run",
+                id.to_string().parse().expect("digits"),
+            );
+            Ok(resp)
+        }
+        Err(StartError::Gc(e)) => Err(internal(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RunPage {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/gc/runs",
+    params(("before" = Option<i64>, Query, description = "runs with an id below this"),
+           ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
+    responses((status = 200, body = RunList)))]
+pub async fn list(State(app): State<AppState>, Query(p): Query<RunPage>) -> ApiResult {
+    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+    let runs = q::list_runs(&mut conn, p.before, p.limit.unwrap_or(20).clamp(1, 1000))
+        .await
+        .map_err(internal)?;
+    Ok(Json(RunList {
+        runs: runs.into_iter().map(info).collect(),
+    })
+    .into_response())
+}
+
+fn no_run(what: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "GC_RUN_UNKNOWN", what.to_string())
+}
+
+/// The active run with its figures so far.
+#[utoipa::path(get, path = "/api/v1/gc/runs/active",
+    responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody)))]
+pub async fn active(State(app): State<AppState>) -> ApiResult {
+    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+    match q::active_run(&mut conn).await.map_err(internal)? {
+        Some(r) => Ok(Json(info(r)).into_response()),
+        None => Err(no_run("no garbage collection run is active")),
+    }
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/v1/gc/runs/{id}",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+    match q::get_run(&mut conn, id).await.map_err(internal)? {
+        Some(r) => Ok(Json(info(r)).into_response()),
+        None => Err(no_run(&format!("garbage collection run {id} is not known"))),
+    }
+}
+
+/// What a run deleted, or (dry run) would delete.
+#[utoipa::path(get, path = "/api/v1/gc/runs/{id}/items",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 200, body = RunItems), (status = 404, body = ErrorBody)))]
+pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+    if q::get_run(&mut conn, id).await.map_err(internal)?.is_none() {
+        return Err(no_run(&format!("garbage collection run {id} is not known")));
+    }
+    let items = q::run_items(&mut conn, id).await.map_err(internal)?;
+    Ok(Json(RunItems {
+        items: items
+            .into_iter()
+            .map(|i| RunItem {
+                kind: i.kind,
+                repository: i.repository,
+                target: i.target,
+                size: i.size,
+            })
+            .collect(),
+    })
+    .into_response())
+}
+
+/// Cancel the active run; what it already deleted stays deleted and is reported.
+#[utoipa::path(post, path = "/api/v1/gc/runs/{id}/cancel",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 202, body = RunInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    if !app.collector.cancel(id) {
+        let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+        return match q::get_run(&mut conn, id).await.map_err(internal)? {
+            Some(r) if r.state != "running" => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "GC_RUN_FINISHED",
+                format!(
+                    "garbage collection run {id} has already finished ({})",
+                    r.state
+                ),
+            )),
+            _ => Err(no_run(&format!(
+                "garbage collection run {id} is not active"
+            ))),
+        };
+    }
+    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
+    let run = q::get_run(&mut conn, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| no_run("run vanished"))?;
+    Ok((StatusCode::ACCEPTED, Json(info(run))).into_response())
+}
