@@ -1,7 +1,8 @@
-//! The `shipshape` command. `serve` runs the registry; the operator commands that drive a
-//! running registry over its API arrive with the management API.
+//! The `shipshape` command. `serve` runs the registry; `repo`, `tag`, `usage` and `events`
+//! drive a running registry through its management API (`remote/`).
 
 mod config;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,15 @@ enum Command {
     /// Run the registry. With no options: SQLite catalogue and blobs under ./shipshape-data,
     /// listening on 127.0.0.1:5000.
     Serve(ServeArgs),
+    /// List and delete repositories of a running registry
+    Repo(remote::repo::RepoArgs),
+    /// List, delete (one by one or in bulk), trace and restore tags of a running registry
+    Tag(remote::tag::TagArgs),
+    /// Show storage figures of a running registry: stored, only-here, reclaimable and
+    /// held-for-restore bytes
+    Usage(remote::usage::UsageArgs),
+    /// Show the activity log of a running registry
+    Events(remote::events::EventsArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -67,6 +77,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Repo(args) => remote::run(remote::repo::run(args)),
+        Command::Tag(args) => remote::run(remote::tag::run(args)),
+        Command::Usage(args) => remote::run(remote::usage::run(args)),
+        Command::Events(args) => remote::run(remote::events::run(args)),
     }
 }
 
