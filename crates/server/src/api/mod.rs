@@ -30,6 +30,7 @@ use crate::http::AppState;
                        Repository names may contain slashes; sub-resources follow a `/-/` separator."
     ),
     paths(
+        openapi,
         handlers::list_repositories,
         handlers::get_repository,
         handlers::delete_repository,
@@ -57,6 +58,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/events", get(handlers::list_events))
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, description = "the OpenAPI document of this API")))]
 async fn openapi() -> Response {
     axum::Json(ApiDoc::openapi()).into_response()
 }
