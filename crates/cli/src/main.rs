@@ -1,8 +1,9 @@
-//! The `shipshape` command. `serve` runs the registry; the operator commands that drive a
-//! running registry over its API arrive with the management API.
+//! The `shipshape` command. `serve` runs the registry; `repo`, `tag`, `usage` and `events`
+//! drive a running registry through its management API (`remote/`).
 
 mod check;
 mod config;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,15 @@ enum Command {
     /// Verify the catalogue against the blob store (every blob present with its size, every
     /// reference resolved, no unknown objects); --repair fixes what it can.
     Check(check::CheckArgs),
+    /// List and delete repositories of a running registry
+    Repo(remote::repo::RepoArgs),
+    /// List, delete (one by one or in bulk), trace and restore tags of a running registry
+    Tag(remote::tag::TagArgs),
+    /// Show storage figures of a running registry: stored, only-here, reclaimable and
+    /// held-for-restore bytes
+    Usage(remote::usage::UsageArgs),
+    /// Show the activity log of a running registry
+    Events(remote::events::EventsArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -105,6 +115,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check::run(args),
+        Command::Repo(args) => remote::run(remote::repo::run(args)),
+        Command::Tag(args) => remote::run(remote::tag::run(args)),
+        Command::Usage(args) => remote::run(remote::usage::run(args)),
+        Command::Events(args) => remote::run(remote::events::run(args)),
     }
 }
 

@@ -7,9 +7,13 @@ pub mod layout;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use shipshape_meta::clock::ManualClock;
+use shipshape_meta::{Clock, SystemClock};
 use shipshape_server::{Server, ServerConfig};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -22,6 +26,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub struct TestServer {
     server: Option<Server>,
     config: ServerConfig,
+    clock: Arc<dyn Clock>,
     _dir: Option<tempfile::TempDir>,
     pub base: String,
 }
@@ -32,6 +37,18 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_clocked(Arc::new(SystemClock), adjust).await
+    }
+
+    /// A server whose every decision by time asks `clock`; tests move it instead of sleeping.
+    pub async fn start_with_clock(
+        clock: &ManualClock,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        Self::start_clocked(Arc::new(clock.clone()), adjust).await
+    }
+
+    async fn start_clocked(clock: Arc<dyn Clock>, adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -39,11 +56,14 @@ impl TestServer {
             ..ServerConfig::default()
         };
         adjust(&mut config);
-        let server = Server::start(config.clone()).await.expect("server starts");
+        let server = Server::start_with_clock(config.clone(), clock.clone())
+            .await
+            .expect("server starts");
         let base = format!("http://{}", server.local_addr());
         TestServer {
             server: Some(server),
             config,
+            clock,
             _dir: Some(dir),
             base,
         }
@@ -55,7 +75,7 @@ impl TestServer {
         let addr = server.local_addr();
         server.shutdown().await.expect("clean shutdown");
         self.config.listen = addr;
-        let server = Server::start(self.config.clone())
+        let server = Server::start_with_clock(self.config.clone(), self.clock.clone())
             .await
             .expect("server restarts");
         self.server = Some(server);
@@ -77,6 +97,44 @@ impl TestServer {
     /// Files under the blob store's `blobs/` directory.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         files_under(&self.config.data_dir.join("store/blobs"))
+    }
+
+    /// Bytes of every file the blob store holds.
+    pub fn blob_bytes_on_disk(&self) -> u64 {
+        self.blob_files()
+            .iter()
+            .map(|p| std::fs::metadata(p).expect("stat stored blob").len())
+            .sum()
+    }
+
+    /// Calls the management API; returns the status and the JSON body (`Null` when empty).
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = client().request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("API body");
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {bytes:?}"))
+        };
+        (status, v)
+    }
+
+    /// GET on the management API that must succeed.
+    pub async fn api_ok(&self, path: &str) -> Value {
+        let (status, v) = self.api(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
+        v
     }
 
     /// Files under the blob store's `uploads/` directory.
@@ -285,4 +343,144 @@ pub async fn raw_request(base: &str, method: &str, path: &str) -> (u16, String) 
     let status = resp[9..12].parse().unwrap();
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// The `code` of the first error in an error body.
+pub fn first_code(v: &Value) -> &str {
+    v["errors"][0]["code"].as_str().unwrap_or("")
+}
+
+/// The `message` of the first error in an error body.
+pub fn first_message(v: &Value) -> &str {
+    v["errors"][0]["message"].as_str().unwrap_or("")
+}
+
+/// A small image like `push_image`'s; returns the manifest digest and bytes.
+pub async fn push_image_bytes(
+    c: &Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+) -> (String, Vec<u8>) {
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#).into_bytes();
+    let layer = random_bytes(1000 + seed as usize, seed);
+    let cd = push_blob(c, base, repo, &config).await;
+    let ld = push_blob(c, base, repo, &layer).await;
+    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let resp = put_manifest(c, base, repo, tag, OCI_MANIFEST, &m).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    (sha256(&m), m)
+}
+
+/// Pulls `repo:reference` completely — the manifest, every child manifest and every blob —
+/// verifying each digest; returns the manifest's digest.
+pub async fn pull_verified(base: &str, repo: &str, reference: &str) -> String {
+    let c = client();
+    let mut todo = vec![reference.to_string()];
+    let mut top = None;
+    while let Some(r) = todo.pop() {
+        let resp = c
+            .get(format!("{base}/v2/{repo}/manifests/{r}"))
+            .header("accept", OCI_MANIFEST)
+            .header("accept", OCI_INDEX)
+            .header("accept", DOCKER_MANIFEST)
+            .header("accept", DOCKER_LIST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET manifest {repo}:{r}");
+        let claimed = header(&resp, "docker-content-digest")
+            .expect("Docker-Content-Digest")
+            .to_string();
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(sha256(&body), claimed, "manifest {repo}:{r} digest");
+        if r.starts_with("sha256:") {
+            assert_eq!(claimed, r, "manifest {repo}:{r} is what was asked");
+        }
+        top.get_or_insert(claimed);
+        let m: Value = serde_json::from_slice(&body).expect("manifest JSON");
+        for child in m["manifests"].as_array().into_iter().flatten() {
+            todo.push(child["digest"].as_str().unwrap().to_string());
+        }
+        let blobs = m["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(m.get("config"));
+        for b in blobs {
+            let d = b["digest"].as_str().unwrap();
+            let resp = c
+                .get(format!("{base}/v2/{repo}/blobs/{d}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "GET blob {d} of {repo}:{r}");
+            let bytes = resp.bytes().await.unwrap();
+            assert_eq!(sha256(&bytes), d, "blob {d} of {repo}:{r}");
+            assert_eq!(
+                Some(bytes.len() as u64),
+                b["size"].as_u64(),
+                "blob {d} size"
+            );
+        }
+    }
+    top.expect("a manifest")
+}
+
+/// Status and error code of a manifest GET.
+pub async fn manifest_status(base: &str, repo: &str, reference: &str) -> StatusCode {
+    client()
+        .get(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("accept", OCI_MANIFEST)
+        .header("accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The tags `/v2/<repo>/tags/list` lists (sorted), or the failing status.
+pub async fn oci_tags(base: &str, repo: &str) -> Result<Vec<String>, StatusCode> {
+    let resp = client()
+        .get(format!("{base}/v2/{repo}/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    if resp.status() != StatusCode::OK {
+        return Err(resp.status());
+    }
+    let v: Value = resp.json().await.unwrap();
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    Ok(tags)
+}
+
+/// Runs a program to completion without blocking the runtime the server runs on, and insists
+/// that it succeeds.
+pub async fn run_tool(program: &Path, args: &[&str], cwd: Option<&Path>) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        program.display(),
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -31,6 +31,7 @@ use crate::http::AppState;
                        Repository names may contain slashes; sub-resources follow a `/-/` separator."
     ),
     paths(
+        openapi,
         handlers::list_repositories,
         handlers::get_repository,
         handlers::delete_repository,
@@ -72,6 +73,9 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, description = "the OpenAPI document of this API")))]
 async fn openapi() -> Response {
     axum::Json(ApiDoc::openapi()).into_response()
 }

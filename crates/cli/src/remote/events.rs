@@ -1,0 +1,89 @@
+//! `shipshape events`: the activity log, newest first, filtered and paginated.
+
+use super::output::{self, Format, Table};
+use super::{Remote, RemoteArgs, Result};
+
+/// `shipshape events`
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Only events of this repository
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    /// Only this action (`tag.delete`) or family of actions (`tag`)
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// Only events at or after this time: RFC 3339 (`2024-05-01T00:00:00Z`) or a duration
+    /// ago (`24h`)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time: RFC 3339 or a duration ago
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only events older than this id: the cursor printed after a full page
+    #[arg(long, value_name = "ID")]
+    pub before: Option<i64>,
+    /// At most this many events (1 to 1000) [default: 100]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<i64>,
+}
+
+pub async fn run(args: EventsArgs) -> Result<()> {
+    let remote = Remote::new(&args.remote.registry)?;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    let strings = [
+        ("repository", &args.repository),
+        ("action", &args.action),
+        ("since", &args.since),
+        ("until", &args.until),
+    ];
+    for (key, value) in strings {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    if let Some(b) = args.before {
+        query.push(("before", b.to_string()));
+    }
+    if let Some(l) = args.limit {
+        query.push(("limit", l.to_string()));
+    }
+    let req = remote
+        .request(reqwest::Method::GET, "/api/v1/events")
+        .query(&query);
+    let v = remote.send(req).await?;
+    if args.remote.output == Format::Json {
+        output::print_json(&v);
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "ID",
+        "TIME",
+        "ACTOR",
+        "SOURCE",
+        "ACTION",
+        "REPOSITORY",
+        "TARGET",
+        "DIGEST",
+        "REASON",
+    ]);
+    for e in v["events"].as_array().into_iter().flatten() {
+        t.row(vec![
+            output::text(&e["id"]),
+            output::time(&e["at"]),
+            output::text(&e["actor"]),
+            output::text(&e["source"]),
+            output::text(&e["action"]),
+            output::text(&e["repository"]),
+            output::text(&e["target"]),
+            output::digest(&e["digest"]),
+            output::text(&e["reason"]),
+        ]);
+    }
+    t.print();
+    if let Some(next) = v["next"].as_i64() {
+        println!("(more: --before {next})");
+    }
+    Ok(())
+}

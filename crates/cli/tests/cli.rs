@@ -1,0 +1,288 @@
+//! The `shipshape` operator commands run as a user would: the built binary against a real
+//! server, in table and JSON form, with the confirmation rules of destructive commands.
+
+mod common;
+
+use std::process::{Output, Stdio};
+
+use common::{TestServer, client, manifest_status, oci_tags, pull_verified, push_image};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Runs `shipshape` with stdin closed (not a terminal) against `s`.
+async fn shipshape(s: &TestServer, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipshape"));
+    cmd.args(args)
+        .env("SHIPSHAPE_REGISTRY", &s.base)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd.output().await.expect("run shipshape")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+async fn ok(s: &TestServer, args: &[&str]) -> String {
+    let o = shipshape(s, args).await;
+    assert!(
+        o.status.success(),
+        "shipshape {args:?} failed:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs a command with `--output json` that must succeed; returns the parsed JSON.
+async fn json(s: &TestServer, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = ok(s, &all).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{out}"))
+}
+
+/// Runs a command that must fail with exactly one `error:` line; returns that line.
+async fn fails(s: &TestServer, args: &[&str]) -> String {
+    let o = shipshape(s, args).await;
+    assert!(!o.status.success(), "shipshape {args:?} should fail");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    lines[0].to_string()
+}
+
+/// The table row whose first column is `key`, split into columns.
+fn row<'a>(table: &'a str, key: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .find(|cols| cols.first() == Some(&key))
+        .unwrap_or_else(|| panic!("no row {key} in:\n{table}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_and_tag_listings_in_both_forms() {
+    let s = TestServer::start().await;
+    let c = client();
+    let d1 = push_image(&c, &s.base, "team/app", "v1", 1).await;
+    push_image(&c, &s.base, "team/app", "v2", 2).await;
+    push_image(&c, &s.base, "other", "latest", 3).await;
+
+    let table = ok(&s, &["repo", "ls"]).await;
+    assert!(table.starts_with("REPOSITORY"), "{table}");
+    assert_eq!(row(&table, "team/app")[1..3], ["2", "2"], "{table}");
+    assert_eq!(row(&table, "other")[1..3], ["1", "1"], "{table}");
+    let v = json(&s, &["repo", "ls"]).await;
+    let names: Vec<&str> = v["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["other", "team/app"]);
+
+    let table = ok(&s, &["tag", "ls", "team/app"]).await;
+    let v1 = row(&table, "v1");
+    assert_eq!(v1[1], &d1[..19], "short digest: {table}");
+    assert!(
+        v1[2].ends_with("KiB") || v1[2].ends_with(" B"),
+        "human size: {table}"
+    );
+    let v = json(&s, &["tag", "ls", "team/app"]).await;
+    assert_eq!(v["tags"][0]["name"], "v1");
+    assert_eq!(v["tags"][0]["digest"], d1.as_str());
+    assert!(v["tags"][0]["size"].as_u64().unwrap() > 1000);
+
+    // --registry beats the environment.
+    let o = shipshape(&s, &["repo", "ls", "--registry", "http://127.0.0.1:1"]).await;
+    assert!(!o.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_rm_history_and_restore() {
+    let s = TestServer::start().await;
+    let c = client();
+    let d1 = push_image(&c, &s.base, "cli/app", "v1", 1).await;
+    let d2 = push_image(&c, &s.base, "cli/app", "v2", 2).await;
+
+    let out = ok(&s, &["tag", "rm", "--yes", "cli/app", "v1"]).await;
+    assert!(out.contains("deleted cli/app:v1"), "{out}");
+    assert_eq!(
+        manifest_status(&s.base, "cli/app", "v1").await,
+        StatusCode::NOT_FOUND
+    );
+    let v = json(&s, &["tag", "rm", "--yes", "cli/app", "v2"]).await;
+    assert_eq!(v[0]["digest"], d2.as_str());
+    assert_eq!(
+        oci_tags(&s.base, "cli/app").await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    let table = ok(&s, &["tag", "history", "cli/app", "v1"]).await;
+    let actions: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(actions, ["deleted", "pushed"], "{table}");
+    let v = json(&s, &["tag", "history", "cli/app", "v1"]).await;
+    assert_eq!(v["entries"][0]["action"], "deleted");
+    assert_eq!(v["entries"][0]["from_digest"], d1.as_str());
+    assert_eq!(v["entries"][1]["actor"], "anonymous");
+
+    let out = ok(&s, &["tag", "restore", "cli/app", "v1"]).await;
+    assert!(
+        out.contains(&format!("restored cli/app:v1 -> {d1}")),
+        "{out}"
+    );
+    assert_eq!(pull_verified(&s.base, "cli/app", "v1").await, d1);
+    let v = json(&s, &["tag", "restore", "cli/app", "v2"]).await;
+    assert_eq!(v["digest"], d2.as_str());
+    assert_eq!(v["replaced"], Value::Null);
+    assert_eq!(oci_tags(&s.base, "cli/app").await.unwrap(), ["v1", "v2"]);
+
+    // A reused name: refused with the API's reason, then forced with --yes.
+    ok(&s, &["tag", "rm", "--yes", "cli/app", "v1"]).await;
+    let d3 = push_image(&c, &s.base, "cli/app", "v1", 3).await;
+    let line = fails(&s, &["tag", "restore", "cli/app", "v1"]).await;
+    assert!(line.contains(&d3) && line.contains("force"), "{line}");
+    let v = json(&s, &["tag", "restore", "cli/app", "v1", "--force", "--yes"]).await;
+    assert_eq!(v["replaced"], d3.as_str());
+    assert_eq!(pull_verified(&s.base, "cli/app", "v1").await, d1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_rm_previews_then_deletes_the_same_tags() {
+    let s = TestServer::start().await;
+    let c = client();
+    for (i, tag) in ["a", "b", "keep-1", "c"].iter().enumerate() {
+        push_image(&c, &s.base, "bulk/cli", tag, i as u64).await;
+    }
+    let args = [
+        "tag",
+        "rm",
+        "bulk/cli",
+        "--keep-regex",
+        "keep-.*",
+        "--delete-regex",
+        "[a-c]",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let preview = json(&s, &dry).await;
+    let mut would: Vec<&str> = preview["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    would.sort();
+    assert_eq!(would, ["a", "b", "c"]);
+    let table = ok(&s, &dry).await;
+    assert_eq!(row(&table, "keep-1")[1], "kept", "{table}");
+    assert!(table.contains("3 tag(s) would be deleted"), "{table}");
+    assert_eq!(oci_tags(&s.base, "bulk/cli").await.unwrap().len(), 4);
+
+    let mut real = args.to_vec();
+    real.push("--yes");
+    let done = json(&s, &real).await;
+    assert_eq!(done["deleted"].as_array().unwrap().len(), 3);
+    assert_eq!(oci_tags(&s.base, "bulk/cli").await.unwrap(), ["keep-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_events() {
+    let s = TestServer::start().await;
+    let c = client();
+    push_image(&c, &s.base, "use/a", "v1", 1).await;
+    push_image(&c, &s.base, "use/b", "v1", 2).await;
+    ok(&s, &["tag", "rm", "--yes", "use/b", "v1"]).await;
+
+    let table = ok(&s, &["usage"]).await;
+    assert!(table.starts_with("REPOSITORY"), "{table}");
+    row(&table, "use/a");
+    row(&table, "use/b");
+    assert_eq!(row(&table, "(total)")[5], "4", "four blobs: {table}");
+    let v = json(&s, &["usage"]).await;
+    assert_eq!(v["total"]["stored_bytes"], s.blob_bytes_on_disk());
+    let v = json(&s, &["usage", "use/a"]).await;
+    assert_eq!(v["repositories"].as_array().unwrap().len(), 1);
+    assert_eq!(v["repositories"][0]["name"], "use/a");
+
+    let table = ok(&s, &["events", "--repository", "use/b"]).await;
+    let actions: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(5).unwrap())
+        .collect();
+    assert_eq!(actions, ["tag.delete", "tag.push"], "{table}");
+    let v = json(&s, &["events", "--action", "tag.push", "--limit", "1"]).await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 1);
+    assert_eq!(v["events"][0]["repository"], "use/b");
+    let older = v["next"].as_i64().expect("a next page").to_string();
+    let v = json(&s, &["events", "--action", "tag.push", "--before", &older]).await;
+    assert_eq!(v["events"][0]["repository"], "use/a");
+    let v = json(
+        &s,
+        &["events", "--since", "1h", "--until", "2000-01-01T00:00:00Z"],
+    )
+    .await;
+    assert_eq!(v["events"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destructive_commands_without_yes_refuse_off_a_terminal() {
+    let s = TestServer::start().await;
+    let c = client();
+    push_image(&c, &s.base, "safe/app", "v1", 1).await;
+    ok(&s, &["tag", "rm", "--yes", "safe/app", "v1"]).await;
+    push_image(&c, &s.base, "safe/app", "v1", 2).await;
+    let before = s.footprint().await;
+    for args in [
+        &["repo", "rm", "safe/app"][..],
+        &["tag", "rm", "safe/app", "v1"],
+        &["tag", "rm", "safe/app", "--keep-latest", "0"],
+        &["tag", "restore", "safe/app", "v1", "--force"],
+    ] {
+        let line = fails(&s, args).await;
+        assert!(line.contains("--yes"), "{args:?}: {line}");
+        assert!(line.contains("not a terminal"), "{args:?}: {line}");
+    }
+    assert_eq!(s.footprint().await, before, "nothing was deleted");
+    // A dry run is not destructive and needs no --yes.
+    ok(
+        &s,
+        &["tag", "rm", "safe/app", "--keep-latest", "0", "--dry-run"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_one_line_with_the_reason() {
+    let s = TestServer::start().await;
+    let line = fails(&s, &["tag", "ls", "nope/app"]).await;
+    assert_eq!(line, "error: repository nope/app is not known");
+    let line = fails(&s, &["repo", "rm", "--yes", "nope/app"]).await;
+    assert_eq!(line, "error: repository nope/app is not known");
+    let line = fails(&s, &["usage", "nope/app"]).await;
+    assert!(line.contains("nope/app"), "{line}");
+    let line = fails(&s, &["events", "--limit", "0"]).await;
+    assert!(line.contains("limit"), "{line}");
+    let line = fails(&s, &["repo", "ls", "--registry", "http://127.0.0.1:1"]).await;
+    assert!(
+        line.starts_with("error: cannot reach the registry at http://127.0.0.1:1"),
+        "{line}"
+    );
+}
