@@ -544,14 +544,14 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
     assert_eq!(one["repositories"].as_array().unwrap().len(), 1);
     assert_eq!(repo_figures(&one, "u/a"), (a_own + sh, a_own, 0, 0));
 
-    // A tag delete leaves its manifest in place (untagged, still served by digest): the
-    // model counts its bytes as in use until the manifest itself is deleted.
+    // A tag delete leaves its manifest untagged: what only it needs is held for the restore
+    // of the tag, not in use and not reclaimable.
     let (status, _) = s
         .api(Method::DELETE, "/api/v1/repositories/u/a/-/tags/v1", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, 0, 0));
+    assert_eq!(figures(&report["total"]), (disk, disk, 0, a_own));
 
     // Deleting the manifest holds what only it needs for restore; the shared layer stays in
     // use by the other repository.

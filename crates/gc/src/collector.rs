@@ -5,7 +5,6 @@
 //! claim due queue entries in batches, review each in its own short transaction, and the
 //! drainer deletes the queued keys afterwards, in parallel.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -265,6 +264,94 @@ impl Collector {
         }
     }
 
+    /// A run's review: every queued entry in (queued_at, key) order under the run's rules,
+    /// whatever the workers' claims and deferrals say, repeated while a pass deletes something
+    /// (a purge queues what the purged manifest referenced). With `dry`, every review happens in
+    /// that one transaction (the caller rolls it back); otherwise each in its own.
+    async fn run_passes(
+        &self,
+        rules: &Rules,
+        cancel: &AtomicBool,
+        mut dry: Option<&mut shipshape_meta::Conn>,
+        progress: Option<(i64, &Mutex<Outcome>)>,
+    ) -> Result<Outcome, GcError> {
+        let mut out = Outcome::default();
+        loop {
+            let mut rules = rules.clone();
+            if dry.is_none() {
+                rules.now = self.clock.now();
+            }
+            let deleted_before = out.items.len();
+            let mut cursor = None;
+            loop {
+                let batch = match dry.as_deref_mut() {
+                    Some(conn) => q::manifest_entries_after(conn, cursor, BATCH).await?,
+                    None => {
+                        let mut conn = self.catalogue.reader().await?;
+                        q::manifest_entries_after(&mut conn, cursor, BATCH).await?
+                    }
+                };
+                let Some(last) = batch.last() else { break };
+                cursor = Some(*last);
+                for (_, id) in batch {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(out);
+                    }
+                    let mut one = Outcome::default();
+                    match dry.as_deref_mut() {
+                        Some(conn) => {
+                            let v = review::manifest(conn, id, &rules, &mut one).await?;
+                            review::settle_manifest(conn, id, &v).await?;
+                        }
+                        None => {
+                            let mut tx = self.catalogue.begin().await?;
+                            let v = review::manifest(&mut tx, id, &rules, &mut one).await?;
+                            review::settle_manifest(&mut tx, id, &v).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
+                        }
+                    }
+                    self.report(&mut out, one, progress);
+                }
+            }
+            let mut cursor: Option<(Millis, String)> = None;
+            loop {
+                let batch = match dry.as_deref_mut() {
+                    Some(conn) => q::blob_entries_after(conn, cursor.clone(), BATCH).await?,
+                    None => {
+                        let mut conn = self.catalogue.reader().await?;
+                        q::blob_entries_after(&mut conn, cursor.clone(), BATCH).await?
+                    }
+                };
+                let Some((t, d)) = batch.last() else { break };
+                cursor = Some((*t, d.to_string()));
+                for (_, digest) in batch {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Ok(out);
+                    }
+                    let mut one = Outcome::default();
+                    match dry.as_deref_mut() {
+                        Some(conn) => {
+                            let v = review::blob(conn, &digest, &rules, &mut one).await?;
+                            review::settle_blob(conn, &digest, &v).await?;
+                        }
+                        None => {
+                            let mut tx = self.catalogue.begin().await?;
+                            let v = review::blob(&mut tx, &digest, &rules, &mut one).await?;
+                            review::settle_blob(&mut tx, &digest, &v).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
+                        }
+                    }
+                    self.report(&mut out, one, progress);
+                }
+            }
+            if out.items.len() == deleted_before {
+                return Ok(out);
+            }
+        }
+    }
+
     /// A background worker that may not decide an entry puts it aside for a while; a run leaves
     /// it claimed, so the run does not see it twice.
     fn background_skip(&self, v: Verdict, rules: &Rules) -> Verdict {
@@ -471,7 +558,9 @@ impl Collector {
         let _pass = self.pass.lock().await;
         let rules = self.rules(grace, spec.include_untagged, Some(id));
         let progress = (id, live);
-        let mut out = self.drain_queues(&rules, cancel, Some(progress)).await?;
+        let mut out = self
+            .run_passes(&rules, cancel, None, Some(progress))
+            .await?;
         if !cancel.load(Ordering::Relaxed) {
             let uploads = self.expire_uploads(&rules, Some(id)).await?;
             self.report(&mut out, uploads, Some(progress));
@@ -508,46 +597,10 @@ impl Collector {
         cancel: &AtomicBool,
     ) -> Result<Figures, GcError> {
         let rules = self.rules(grace, spec.include_untagged, Some(id));
-        let mut out = Outcome::default();
+        let mut out;
         {
             let mut tx = self.catalogue.begin().await?;
-            let mut seen_manifests = HashSet::new();
-            let mut seen_blobs = HashSet::new();
-            loop {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let due = Due {
-                    now: rules.now,
-                    queued_by: rules.now - rules.grace,
-                    claim_until: rules.now + CLAIM_MS,
-                };
-                let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
-                let digests = q::claim_blobs(
-                    &mut tx,
-                    Due {
-                        queued_by: rules.now,
-                        ..due
-                    },
-                    BATCH,
-                )
-                .await?;
-                if manifests.is_empty() && digests.is_empty() {
-                    break;
-                }
-                for m in manifests {
-                    if seen_manifests.insert(m) {
-                        let v = review::manifest(&mut tx, m, &rules, &mut out).await?;
-                        review::settle_manifest(&mut tx, m, &v).await?;
-                    }
-                }
-                for d in digests {
-                    if seen_blobs.insert(d.clone()) {
-                        let v = review::blob(&mut tx, &d, &rules, &mut out).await?;
-                        review::settle_blob(&mut tx, &d, &v).await?;
-                    }
-                }
-            }
+            out = self.run_passes(&rules, cancel, Some(&mut tx), None).await?;
             let cutoff = rules.now - ms(self.config.upload_ttl);
             let stale = q::stale_uploads(&mut tx, cutoff, i64::MAX).await?;
             for s in &stale {

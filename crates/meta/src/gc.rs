@@ -864,3 +864,53 @@ pub async fn tags_on_deleted(conn: &mut Conn) -> Result<Vec<(String, String, Str
         .map(|r| (r.get("name"), r.get("tag"), r.get("digest")))
         .collect())
 }
+
+/// Manifest review entries in (queued_at, id) order after `after`: a GC run walks the whole
+/// queue this way, whatever the entries' claims and deferrals, because its rules may differ
+/// from the workers'.
+pub async fn manifest_entries_after(
+    conn: &mut Conn,
+    after: Option<(Millis, ManifestId)>,
+    limit: i64,
+) -> Result<Vec<(Millis, ManifestId)>> {
+    let (t, id) = after.map_or((i64::MIN, i64::MIN), |(t, id)| (t, id.0));
+    let rows = sqlx::query(
+        "SELECT queued_at, manifest_id FROM gc_manifest_reviews
+         WHERE (queued_at, manifest_id) > (?1, ?2) ORDER BY queued_at, manifest_id LIMIT ?3",
+    )
+    .bind(t)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("queued_at"), ManifestId(r.get("manifest_id"))))
+        .collect())
+}
+
+/// Blob review entries in (queued_at, digest) order after `after`.
+pub async fn blob_entries_after(
+    conn: &mut Conn,
+    after: Option<(Millis, String)>,
+    limit: i64,
+) -> Result<Vec<(Millis, Digest)>> {
+    let (t, d) = after.unwrap_or((i64::MIN, String::new()));
+    let rows = sqlx::query(
+        "SELECT queued_at, digest FROM gc_blob_reviews
+         WHERE (queued_at, digest) > (?1, ?2) ORDER BY queued_at, digest LIMIT ?3",
+    )
+    .bind(t)
+    .bind(d)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.get("queued_at"),
+                crate::digest_col(r.get::<&str, _>("digest"))?,
+            ))
+        })
+        .collect()
+}

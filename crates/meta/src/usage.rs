@@ -19,12 +19,36 @@ pub struct Usage {
     pub blobs: u64,
 }
 
+/// Classifies every blob the way the collector would decide it now with no grace period:
+/// `live` if a tagged manifest needs it (directly, as an index child, or as a referrer of a
+/// needed subject), `held` if only deleted-but-restorable content needs it (a deleted manifest,
+/// or a manifest a deleted tag pointed at, within the restore window, with their children and
+/// referrers), `reclaimable` otherwise. `?1` is the restore cutoff.
 const CLASSIFIED: &str = "
-    live_ref AS (SELECT DISTINCT r.blob_digest AS d FROM manifest_blob_references r
-                 JOIN manifests m ON m.id = r.manifest_id WHERE m.deleted_at IS NULL),
-    held_ref AS (SELECT DISTINCT r.blob_digest AS d FROM manifest_blob_references r
-                 JOIN manifests m ON m.id = r.manifest_id
-                 WHERE m.deleted_at IS NOT NULL AND m.deleted_at > ?1),
+    held_root(id) AS (
+        SELECT id FROM manifests WHERE deleted_at IS NOT NULL AND deleted_at > ?1
+        UNION
+        SELECT m.id FROM tag_history h
+        JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.from_digest
+        WHERE h.action = 'deleted' AND h.at > ?1),
+    live_set(id) AS (
+        SELECT manifest_id FROM tags
+        UNION
+        SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
+        UNION
+        SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
+        JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+    held_set(id) AS (
+        SELECT id FROM held_root
+        UNION
+        SELECT c.child_id FROM manifest_child_references c JOIN held_set h ON c.parent_id = h.id
+        UNION
+        SELECT r.id FROM held_set h JOIN manifests s ON s.id = h.id
+        JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+    live_ref AS (SELECT DISTINCT blob_digest AS d FROM manifest_blob_references
+                 WHERE manifest_id IN (SELECT id FROM live_set)),
+    held_ref AS (SELECT DISTINCT blob_digest AS d FROM manifest_blob_references
+                 WHERE manifest_id IN (SELECT id FROM held_set)),
     classified AS (SELECT b.digest, b.size,
                           CASE WHEN b.digest IN (SELECT d FROM live_ref) THEN 'live'
                                WHEN b.digest IN (SELECT d FROM held_ref) THEN 'held'
@@ -39,7 +63,7 @@ const CLASSIFIED: &str = "
 /// restorable.
 pub async fn total(conn: &mut Conn, restore_cutoff: Millis) -> Result<Usage> {
     let sql = format!(
-        "WITH {CLASSIFIED}
+        "WITH RECURSIVE {CLASSIFIED}
          SELECT coalesce(sum(size), 0) AS stored,
                 coalesce(sum(size) FILTER (WHERE class = 'reclaimable'), 0) AS reclaimable,
                 coalesce(sum(size) FILTER (WHERE class = 'held'), 0) AS held,
@@ -67,7 +91,7 @@ pub async fn per_repository(
     only: Option<&str>,
 ) -> Result<Vec<(String, Usage)>> {
     let sql = format!(
-        "WITH {CLASSIFIED},
+        "WITH RECURSIVE {CLASSIFIED},
          sharing AS (SELECT digest, count(DISTINCT repository_id) AS repos FROM membership GROUP BY digest)
          SELECT r.name,
                 coalesce(sum(c.size), 0) AS stored,

@@ -484,3 +484,123 @@ pub async fn run_tool(program: &Path, args: &[&str], cwd: Option<&Path>) -> std:
     );
     out
 }
+
+/// Every repository `/v2/_catalog` lists, in order.
+pub async fn catalog_repos(base: &str) -> Vec<String> {
+    let resp = client()
+        .get(format!("{base}/v2/_catalog?n=10000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "GET /v2/_catalog");
+    let v: Value = resp.json().await.unwrap();
+    v["repositories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The blobs (`digest → size`) that `repo:reference` references, index children included.
+pub async fn manifest_blobs(base: &str, repo: &str, reference: &str) -> BTreeMap<String, u64> {
+    let c = client();
+    let mut out = BTreeMap::new();
+    let mut todo = vec![reference.to_string()];
+    while let Some(r) = todo.pop() {
+        let resp = c
+            .get(format!("{base}/v2/{repo}/manifests/{r}"))
+            .header("accept", OCI_MANIFEST)
+            .header("accept", OCI_INDEX)
+            .header("accept", DOCKER_MANIFEST)
+            .header("accept", DOCKER_LIST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET manifest {repo}:{r}");
+        let m: Value = resp.json().await.expect("manifest JSON");
+        for child in m["manifests"].as_array().into_iter().flatten() {
+            todo.push(child["digest"].as_str().unwrap().to_string());
+        }
+        let blobs = m["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(m.get("config"));
+        for b in blobs {
+            out.insert(
+                b["digest"].as_str().unwrap().to_string(),
+                b["size"].as_u64().unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// Pulls every tag of every repository completely (digests verified) and returns the distinct
+/// blobs (`digest → size`) they reference, and how many tags were pulled.
+pub async fn pull_every_tag(base: &str) -> (BTreeMap<String, u64>, usize) {
+    let mut referenced = BTreeMap::new();
+    let mut tags_pulled = 0;
+    for repo in catalog_repos(base).await {
+        let Ok(tags) = oci_tags(base, &repo).await else {
+            continue;
+        };
+        for tag in tags {
+            pull_verified(base, &repo, &tag).await;
+            referenced.extend(manifest_blobs(base, &repo, &tag).await);
+            tags_pulled += 1;
+        }
+    }
+    (referenced, tags_pulled)
+}
+
+/// Starts a GC run with `body` (retrying while another run is active), waits for it to leave
+/// `running` by polling its status, and returns the finished run.
+pub async fn gc_run_to_end(base: &str, body: &Value) -> Value {
+    let c = client();
+    let id = loop {
+        let resp = c
+            .post(format!("{base}/api/v1/gc/runs"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        match status {
+            StatusCode::ACCEPTED => break v["id"].as_i64().expect("run id"),
+            StatusCode::CONFLICT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            s => panic!("POST /api/v1/gc/runs {body}: {s} {v}"),
+        }
+    };
+    wait_gc_run(base, id).await
+}
+
+/// Polls a GC run until it has left `running`; returns it.
+pub async fn wait_gc_run(base: &str, id: i64) -> Value {
+    let c = client();
+    loop {
+        let resp = c
+            .get(format!("{base}/api/v1/gc/runs/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET gc run {id}");
+        let v: Value = resp.json().await.unwrap();
+        if v["state"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Total bytes and count of the files under `dir` (recursively).
+pub fn bytes_and_files(dir: &Path) -> (u64, usize) {
+    let files = files_under(dir);
+    let bytes = files
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat stored file").len())
+        .sum();
+    (bytes, files.len())
+}

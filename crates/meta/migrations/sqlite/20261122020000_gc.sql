@@ -15,7 +15,7 @@ CREATE TABLE gc_blob_reviews (
     reason      TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-CREATE INDEX gc_blob_reviews_due ON gc_blob_reviews (queued_at);
+CREATE INDEX gc_blob_reviews_due ON gc_blob_reviews (queued_at, digest);
 
 -- No foreign key: the manifest may be gone when the entry is reviewed.
 CREATE TABLE gc_manifest_reviews (
