@@ -35,6 +35,9 @@ enum Command {
     Usage(remote::usage::UsageArgs),
     /// Show the activity log of a running registry
     Events(remote::events::EventsArgs),
+    /// Garbage collection runs of a running registry: start (with --dry-run, --wait), status,
+    /// cancel, list, items
+    Gc(remote::gc::GcArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => remote::run(remote::tag::run(args)),
         Command::Usage(args) => remote::run(remote::usage::run(args)),
         Command::Events(args) => remote::run(remote::events::run(args)),
+        Command::Gc(args) => remote::run(remote::gc::run(args)),
     }
 }
 

@@ -530,3 +530,87 @@ async fn check_reports_and_repairs() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("missing from storage"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gc_commands_drive_runs() {
+    let clock = ManualClock::new(wall_clock_now());
+    let s = server(&clock, Duration::ZERO, Duration::ZERO).await;
+    let m = push(&s, "cli", "v1", b"{\"c\":1}", &[&random_bytes(2_000, 51)]).await;
+    let resp = client()
+        .delete(s.url("/v2/cli/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let bin = env!("CARGO_BIN_EXE_shipshape");
+    let registry = s.base.clone();
+    let run = move |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .args(["--registry", registry.as_str()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let cli = run.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "gc",
+            "start",
+            "--dry-run",
+            "--include-untagged-manifests",
+            "--grace",
+            "0s",
+            "--wait",
+            "--output",
+            "json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["figures"]["manifests_deleted"], 1, "{v}");
+    pull_verified(&s.base, "cli", &m).await;
+
+    let cli = run.clone();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "gc",
+            "start",
+            "--grace",
+            "0s",
+            "--include-untagged-manifests",
+            "--wait",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let cli = run.clone();
+    let (ok, stdout, _) = tokio::task::spawn_blocking(move || cli(&["gc", "list"]))
+        .await
+        .unwrap();
+    assert!(ok);
+    assert_eq!(stdout.lines().count(), 3, "header and two runs: {stdout}");
+    let cli = run.clone();
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || cli(&["gc", "status"]))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert_eq!(stderr.trim(), "error: no garbage collection run is active");
+    let cli = run.clone();
+    let (ok, _, stderr) = tokio::task::spawn_blocking(move || cli(&["gc", "cancel", "1"]))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("already finished"), "{stderr}");
+    assert_eq!(s.blob_files().len(), 0, "the real run freed everything");
+}

@@ -1,9 +1,10 @@
 //! The operator commands that drive a running registry through its management API
-//! (`/api/v1`): repositories, tags, usage and the activity log. One file per command group;
+//! (`/api/v1`): repositories, tags, usage, the activity log and garbage collection runs. One file per command group;
 //! `client.rs` is the HTTP wrapper, `output.rs` the tables and prompts they share.
 
 mod client;
 pub mod events;
+pub mod gc;
 mod output;
 pub mod repo;
 pub mod tag;

@@ -1,0 +1,208 @@
+//! `shipshape gc start|status|cancel|list`: garbage collection runs, in the shape of
+//! `doctl registry garbage-collection`.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::output::{self, Format, Table};
+use super::{Remote, RemoteArgs, RemoteError, Result};
+
+/// `shipshape gc …`
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(subcommand)]
+    pub command: GcCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GcCommand {
+    /// Start a run that deletes what nothing references any more (one run at a time)
+    Start {
+        /// List what would be deleted; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete manifests that no tag, index or present subject holds
+        #[arg(long)]
+        include_untagged_manifests: bool,
+        /// Grace period for this run only, e.g. `0s` or `10m` (default: the registry's
+        /// review delay). Content younger than this is kept
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<String>,
+        /// Do not sweep storage for objects the catalogue does not know
+        #[arg(long)]
+        no_sweep: bool,
+        /// Wait for the run to finish, showing its progress
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show the active run, with its figures so far
+    Status,
+    /// Cancel the active run; what it already deleted stays deleted and is reported
+    Cancel {
+        /// Run id
+        id: i64,
+    },
+    /// List past runs with their figures, newest first
+    List {
+        /// At most this many runs
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show what a run deleted (or, for a dry run, would delete)
+    Items {
+        /// Run id
+        id: i64,
+    },
+}
+
+pub async fn run(args: GcArgs) -> Result<()> {
+    let remote = Remote::new(&args.remote.registry)?;
+    let format = args.remote.output;
+    match args.command {
+        GcCommand::Start {
+            dry_run,
+            include_untagged_manifests,
+            grace,
+            no_sweep,
+            wait,
+        } => {
+            let body = json!({
+                "dry_run": dry_run,
+                "include_untagged_manifests": include_untagged_manifests,
+                "grace": grace,
+                "sweep": !no_sweep,
+            });
+            let req = remote.request(Method::POST, "/api/v1/gc/runs").json(&body);
+            let mut v = remote.send(req).await?;
+            if wait {
+                v = follow(&remote, &v, format).await?;
+            }
+            show_runs(format, &[v.clone()], &v);
+            if v["state"] == "failed" {
+                let errors = v["errors"].as_array().cloned().unwrap_or_default();
+                let reason = errors
+                    .iter()
+                    .map(output::text)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(RemoteError::Protocol(format!(
+                    "run {} failed: {reason}",
+                    v["id"]
+                )));
+            }
+            Ok(())
+        }
+        GcCommand::Status => {
+            let v = remote.get("/api/v1/gc/runs/active").await?;
+            show_runs(format, &[v.clone()], &v);
+            Ok(())
+        }
+        GcCommand::Cancel { id } => {
+            let req = remote.request(Method::POST, &format!("/api/v1/gc/runs/{id}/cancel"));
+            let v = remote.send(req).await?;
+            let v = follow(&remote, &v, Format::Json).await?;
+            show_runs(format, &[v.clone()], &v);
+            Ok(())
+        }
+        GcCommand::List { limit } => {
+            let v = remote
+                .get(&format!("/api/v1/gc/runs?limit={limit}"))
+                .await?;
+            let runs = v["runs"].as_array().cloned().unwrap_or_default();
+            show_runs(format, &runs, &v);
+            Ok(())
+        }
+        GcCommand::Items { id } => {
+            let v = remote.get(&format!("/api/v1/gc/runs/{id}/items")).await?;
+            if format == Format::Json {
+                output::print_json(&v);
+                return Ok(());
+            }
+            let mut t = Table::new(&["KIND", "REPOSITORY", "TARGET", "SIZE"]);
+            for i in v["items"].as_array().into_iter().flatten() {
+                t.row(vec![
+                    output::text(&i["kind"]),
+                    output::text(&i["repository"]),
+                    output::text(&i["target"]),
+                    output::size_of(&i["size"]),
+                ]);
+            }
+            t.print();
+            Ok(())
+        }
+    }
+}
+
+/// Polls a run until it has finished; a progress line on a terminal shows what it did so far.
+async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
+    let id = run["id"].clone();
+    let bar = (format == Format::Table && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let v = remote.get(&format!("/api/v1/gc/runs/{id}")).await?;
+        if let Some(bar) = &bar {
+            let f = &v["figures"];
+            bar.set_message(format!(
+                "run {id}: reviewed {}, deleted {} manifests, {} blobs, {}",
+                output::text(&f["reviewed"]),
+                output::text(&f["manifests_deleted"]),
+                output::text(&f["blobs_deleted"]),
+                output::size_of(&f["bytes_deleted"]),
+            ));
+        }
+        if v["state"] != "running" {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            return Ok(v);
+        }
+        tick.tick().await;
+    }
+}
+
+fn show_runs(format: Format, runs: &[Value], raw: &Value) {
+    if format == Format::Json {
+        output::print_json(raw);
+        return;
+    }
+    let mut t = Table::new(&[
+        "ID",
+        "STATE",
+        "DRY RUN",
+        "STARTED",
+        "DURATION",
+        "MANIFESTS",
+        "BLOBS",
+        "FREED",
+        "STARTED BY",
+        "ERRORS",
+    ]);
+    for r in runs {
+        let f = &r["figures"];
+        t.row(vec![
+            output::text(&r["id"]),
+            output::text(&r["state"]),
+            output::text(&r["dry_run"]),
+            output::time(&r["started_at"]),
+            r["duration_ms"]
+                .as_i64()
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            output::text(&f["manifests_deleted"]),
+            output::text(&f["blobs_deleted"]),
+            output::size_of(&f["bytes_deleted"]),
+            output::text(&r["started_by"]),
+            r["errors"].as_array().map_or(0, Vec::len).to_string(),
+        ]);
+    }
+    t.print();
+}
