@@ -25,14 +25,14 @@ use std::time::Duration;
 
 use common::{
     OCI_MANIFEST, TestServer, bytes_and_files, client, gc_run_to_end, header, image_manifest,
-    pull_every_tag, random_bytes, sha256, wait_gc_run,
+    oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
 /// Images each writer pushes unless `SHIPSHAPE_STRESS_OPS` says otherwise.
-const DEFAULT_OPS: usize = 25;
+const DEFAULT_OPS: usize = 60;
 const WRITERS: u64 = 4;
 const DELETERS: u64 = 2;
 const REPOS: [&str; 3] = ["stress/alpha", "stress/beta", "stress/gamma"];
@@ -100,6 +100,8 @@ struct Log {
     push_failures: Vec<String>,
     /// GC runs that did not succeed.
     bad_runs: Vec<Value>,
+    /// Duration and figures of each run, for the report.
+    run_figures: Vec<String>,
     pushed: usize,
     deleted: usize,
     runs: usize,
@@ -284,7 +286,12 @@ async fn deleter(
             .await
             .expect("writers' progress");
         let repo = rng.pick(&REPOS);
-        let tag = rng.pick(&TAGS);
+        let listed = oci_tags(&base, repo).await.unwrap_or_default();
+        let tag = if listed.is_empty() || rng.chance(4) {
+            rng.pick(&TAGS).to_string()
+        } else {
+            listed[rng.below(listed.len() as u64) as usize].clone()
+        };
         let resp = match rng.below(5) {
             0 => {
                 // By digest: whatever the tag points at now, with every tag on it.
@@ -360,6 +367,8 @@ async fn runner(
         let run = wait_gc_run(&base, id).await;
         let mut l = log.lock().await;
         l.runs += 1;
+        l.run_figures
+            .push(format!("{}ms {}", run["duration_ms"], run["figures"]));
         if run["state"] != "succeeded" {
             l.bad_runs.push(run);
         }
@@ -418,6 +427,18 @@ async fn stress(scenario: Scenario) {
         log.runs,
         log.blob_unknown.len()
     );
+    eprintln!("runs: {}", log.run_figures.join("\n      "));
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in metrics.lines().filter(|l| l.starts_with("shipshape_gc")) {
+        eprintln!("  {line}");
+    }
     if !scenario.blob_unknown_allowed {
         assert!(
             log.blob_unknown.is_empty(),

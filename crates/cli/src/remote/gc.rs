@@ -81,7 +81,7 @@ pub async fn run(args: GcArgs) -> Result<()> {
             if wait {
                 v = follow(&remote, &v, format).await?;
             }
-            show_runs(format, &[v.clone()], &v);
+            show_runs(format, std::slice::from_ref(&v), &v);
             if v["state"] == "failed" {
                 let errors = v["errors"].as_array().cloned().unwrap_or_default();
                 let reason = errors
@@ -98,14 +98,14 @@ pub async fn run(args: GcArgs) -> Result<()> {
         }
         GcCommand::Status => {
             let v = remote.get("/api/v1/gc/runs/active").await?;
-            show_runs(format, &[v.clone()], &v);
+            show_runs(format, std::slice::from_ref(&v), &v);
             Ok(())
         }
         GcCommand::Cancel { id } => {
             let req = remote.request(Method::POST, &format!("/api/v1/gc/runs/{id}/cancel"));
             let v = remote.send(req).await?;
             let v = follow(&remote, &v, Format::Json).await?;
-            show_runs(format, &[v.clone()], &v);
+            show_runs(format, std::slice::from_ref(&v), &v);
             Ok(())
         }
         GcCommand::List { limit } => {
