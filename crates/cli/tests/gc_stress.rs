@@ -39,7 +39,7 @@ const REPOS: [&str; 3] = ["stress/alpha", "stress/beta", "stress/gamma"];
 const TAGS: [&str; 4] = ["latest", "v1", "v2", "edge"];
 /// Layer contents shared by every writer and repository.
 const POOL: u64 = 8;
-const SEED: u64 = 0x5eed_0f_5a1b;
+const SEED: u64 = 0x5eed_5a1b;
 
 fn ops() -> usize {
     match std::env::var("SHIPSHAPE_STRESS_OPS") {
