@@ -659,3 +659,70 @@ async fn oras_py_pushes_artifacts_chunked_blobs_and_referrers() {
     assert!(std::fs::read(tmp.path().join("out/big.bin")).unwrap() == big);
     assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
+    let s = TestServer::start_with(|c| {
+        c.gc.workers = 0;
+        c.restore_window = std::time::Duration::ZERO;
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = Layer::seeded("gc-shared", 70);
+    let one = Image::new(
+        "amd64",
+        &[shared.clone(), Layer::seeded("gc-one", 71)],
+        &["/bin/one"],
+    );
+    let two = Image::new(
+        "amd64",
+        &[shared.clone(), Layer::seeded("gc-two", 72)],
+        &["/bin/two"],
+    );
+    let layout = OciLayout::create(&tmp.path().join("src"));
+    layout.add_image("one", &one);
+    layout.add_image("two", &two);
+    for tag in ["one", "two"] {
+        let dest = format!("docker://{}/gc/app:{tag}", s.host());
+        push_layout(&tmp.path().join("src"), tag, &dest, false).await;
+    }
+    let before = s.blob_bytes_on_disk();
+    let unshared: u64 = one
+        .blobs()
+        .iter()
+        .filter(|(d, _)| !two.blobs().contains_key(*d))
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert!(unshared > 0 && unshared < before);
+
+    let target = format!("docker://{}/gc/app:one", s.host());
+    run_ok(
+        &skopeo(),
+        &["delete", "--tls-verify=false", target.as_str()],
+        None,
+    )
+    .await;
+    let (status, run) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/gc/runs",
+            Some(serde_json::json!({"grace": "0s", "include_untagged_manifests": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let run = loop {
+        let run = s.api_ok(&format!("/api/v1/gc/runs/{}", run["id"])).await;
+        if run["state"] != "running" {
+            break run;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["figures"]["bytes_deleted"], unshared, "{run}");
+    assert_eq!(s.blob_bytes_on_disk(), before - unshared, "freed on disk");
+
+    let src = format!("docker://{}/gc/app:two", s.host());
+    let pulled = pull_layout(&src, &tmp.path().join("dst"), "two", false).await;
+    assert_eq!(pulled.tagged("two"), two.descriptor(), "pulled manifest");
+    assert!(pulled.content() == two.content(), "pulled bytes identical");
+}
