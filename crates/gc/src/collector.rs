@@ -58,6 +58,8 @@ impl Default for GcConfig {
 }
 
 const BATCH: i64 = 256;
+/// Passes of one run over the queues; see `run_passes`.
+const MAX_PASSES: usize = 8;
 /// A claimed entry is handed out again after this long (a worker that crashed mid-batch).
 const CLAIM_MS: Millis = 60_000;
 /// A worker that may not decide an entry (untagged collection off) looks again this much later.
@@ -266,7 +268,7 @@ impl Collector {
 
     /// A run's review: every queued entry in (queued_at, key) order under the run's rules,
     /// whatever the workers' claims and deferrals say, repeated while a pass deletes something
-    /// (a purge queues what the purged manifest referenced). With `dry`, every review happens in
+    /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times. With `dry`, every review happens in
     /// that one transaction (the caller rolls it back); otherwise each in its own.
     async fn run_passes(
         &self,
@@ -276,7 +278,10 @@ impl Collector {
         progress: Option<(i64, &Mutex<Outcome>)>,
     ) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
-        loop {
+        // Each pass after the first follows the cascade of the one before (index → children →
+        // blobs, subject → referrers); a bound keeps a run finite while pushes keep adding
+        // work, which the next run or the workers take.
+        for _ in 0..MAX_PASSES {
             let mut rules = rules.clone();
             if dry.is_none() {
                 rules.now = self.clock.now();
@@ -350,6 +355,7 @@ impl Collector {
                 return Ok(out);
             }
         }
+        Ok(out)
     }
 
     /// A background worker that may not decide an entry puts it aside for a while; a run leaves
