@@ -68,7 +68,7 @@ pub async fn check(
                             blob.digest
                         ));
                     } else if opts.repair {
-                        sqlx_unlink_everywhere(&mut tx, &blob.digest, now).await?;
+                        unlink_everywhere(&mut tx, &blob.digest, now).await?;
                         q::forget_blob(&mut tx, &blob.digest, now).await?;
                         commit(tx).await?;
                         report.problems.push(format!(
@@ -150,7 +150,7 @@ pub async fn check(
     Ok(report)
 }
 
-async fn sqlx_unlink_everywhere(
+async fn unlink_everywhere(
     tx: &mut shipshape_meta::Conn,
     digest: &shipshape_oci::Digest,
     now: Millis,

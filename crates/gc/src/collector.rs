@@ -202,21 +202,16 @@ impl Collector {
             self.config.untagged_manifests,
             None,
         );
-        let never = AtomicBool::new(false);
-        let out = self.drain_queues(&rules, &never, None).await?;
+        let out = self.drain_due(&rules).await?;
         self.expire_uploads(&rules, None).await?;
         self.drain_storage().await?;
         self.metrics.count(&out.figures);
         Ok(out)
     }
 
-    /// Reviews due entries until none is left (or `cancel`), each in its own transaction.
-    async fn drain_queues(
-        &self,
-        rules: &Rules,
-        cancel: &AtomicBool,
-        progress: Option<(i64, &Mutex<Outcome>)>,
-    ) -> Result<Outcome, GcError> {
+    /// A worker's review: claims due entries in batches until none is left, each reviewed in
+    /// its own transaction.
+    async fn drain_due(&self, rules: &Rules) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
         loop {
             let mut rules = rules.clone();
@@ -239,29 +234,21 @@ impl Collector {
                 return Ok(out);
             }
             for id in manifests {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(out);
-                }
                 let mut tx = self.catalogue.begin().await?;
-                let mut one = Outcome::default();
-                let verdict = review::manifest(&mut tx, id, &rules, &mut one).await?;
-                let verdict = self.background_skip(verdict, &rules);
+                let verdict = match review::manifest(&mut tx, id, &rules, &mut out).await? {
+                    // Not this worker's to decide (untagged collection off): look again later
+                    // rather than at every poll.
+                    Verdict::Skipped => Verdict::Later(rules.now + SKIP_MS),
+                    v => v,
+                };
                 review::settle_manifest(&mut tx, id, &verdict).await?;
-                self.record(&mut tx, progress, &one).await?;
                 commit(tx).await?;
-                self.report(&mut out, one, progress);
             }
             for digest in digests {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(out);
-                }
                 let mut tx = self.catalogue.begin().await?;
-                let mut one = Outcome::default();
-                let verdict = review::blob(&mut tx, &digest, &rules, &mut one).await?;
+                let verdict = review::blob(&mut tx, &digest, &rules, &mut out).await?;
                 review::settle_blob(&mut tx, &digest, &verdict).await?;
-                self.record(&mut tx, progress, &one).await?;
                 commit(tx).await?;
-                self.report(&mut out, one, progress);
             }
         }
     }
@@ -358,15 +345,6 @@ impl Collector {
         Ok(out)
     }
 
-    /// A background worker that may not decide an entry puts it aside for a while; a run leaves
-    /// it claimed, so the run does not see it twice.
-    fn background_skip(&self, v: Verdict, rules: &Rules) -> Verdict {
-        match (v, rules.run) {
-            (Verdict::Skipped, None) => Verdict::Later(rules.now + SKIP_MS),
-            (v, _) => v,
-        }
-    }
-
     /// Adds a review's deletions to the run's items and figures, in the review's transaction.
     async fn record(
         &self,
@@ -380,14 +358,9 @@ impl Collector {
         for item in &one.items {
             q::add_run_item(tx, run, item).await?;
         }
-        let mut figures = live.lock().expect("run progress").figures;
-        figures.reviewed += one.figures.reviewed;
-        figures.manifests += one.figures.manifests;
-        figures.blobs += one.figures.blobs;
-        figures.bytes += one.figures.bytes;
-        figures.links += one.figures.links;
-        figures.uploads += one.figures.uploads;
-        q::record_progress(tx, run, &figures).await?;
+        let mut so_far = live.lock().expect("run progress").clone();
+        so_far.merge(one.clone());
+        q::record_progress(tx, run, &so_far.figures).await?;
         Ok(())
     }
 

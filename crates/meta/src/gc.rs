@@ -13,13 +13,28 @@ use crate::manifests::ManifestId;
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
 
+/// How a queue entry merges with one already queued for the same object: the latest event
+/// counts, and any deferral or claim is dropped so the entry is looked at again.
+macro_rules! merge_blob_review {
+    () => {
+        " ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                             reason = excluded.reason, not_before = 0"
+    };
+}
+
+macro_rules! merge_manifest_review {
+    () => {
+        " ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
+                                                  reason = excluded.reason, not_before = 0"
+    };
+}
+
 /// Queues a blob for review; merges with an entry already queued (the latest event counts).
 pub async fn queue_blob(conn: &mut Conn, digest: &Digest, now: Millis, reason: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO gc_blob_reviews (digest, queued_at, reason) VALUES (?, ?, ?)
-         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                            reason = excluded.reason, not_before = 0",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO gc_blob_reviews (digest, queued_at, reason) VALUES (?, ?, ?)",
+        merge_blob_review!()
+    ))
     .bind(digest.to_string())
     .bind(now)
     .bind(reason)
@@ -35,12 +50,11 @@ pub async fn queue_blobs_of(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT blob_digest, ?, ? FROM manifest_blob_references WHERE manifest_id = ? AND true
-         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                            reason = excluded.reason, not_before = 0",
-    )
+         SELECT blob_digest, ?, ? FROM manifest_blob_references WHERE manifest_id = ? AND true",
+        merge_blob_review!()
+    ))
     .bind(now)
     .bind(reason)
     .bind(manifest.0)
@@ -56,12 +70,11 @@ pub async fn queue_links_of(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT digest, ?, ? FROM repository_blobs WHERE repository_id = ? AND true
-         ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                            reason = excluded.reason, not_before = 0",
-    )
+         SELECT digest, ?, ? FROM repository_blobs WHERE repository_id = ? AND true",
+        merge_blob_review!()
+    ))
     .bind(now)
     .bind(reason)
     .bind(repo.0)
@@ -77,11 +90,10 @@ pub async fn queue_manifest(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason) VALUES (?, ?, ?)
-         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                 reason = excluded.reason, not_before = 0",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason) VALUES (?, ?, ?)",
+        merge_manifest_review!()
+    ))
     .bind(id.0)
     .bind(now)
     .bind(reason)
@@ -98,12 +110,11 @@ pub async fn queue_manifest_digest(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND digest = ?
-         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                 reason = excluded.reason, not_before = 0",
-    )
+         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND digest = ?",
+        merge_manifest_review!()
+    ))
     .bind(now)
     .bind(reason)
     .bind(repo.0)
@@ -120,12 +131,11 @@ pub async fn queue_manifests_of(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND true
-         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                 reason = excluded.reason, not_before = 0",
-    )
+         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND true",
+        merge_manifest_review!()
+    ))
     .bind(now)
     .bind(reason)
     .bind(repo.0)
@@ -419,21 +429,21 @@ pub async fn purge_manifest(
     now: Millis,
 ) -> Result<()> {
     queue_blobs_of(conn, id, now, "manifest purged").await?;
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT child_id, ?, 'index purged' FROM manifest_child_references WHERE parent_id = ? AND true
-         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                 reason = excluded.reason, not_before = 0",
+         SELECT child_id, ?, 'index purged' FROM manifest_child_references WHERE parent_id = ? AND true",
+        merge_manifest_review!()
+    ),
     )
     .bind(now)
     .bind(id.0)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, 'subject purged' FROM manifests WHERE repository_id = ? AND subject_digest = ?
-         ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                 reason = excluded.reason, not_before = 0",
+         SELECT id, ?, 'subject purged' FROM manifests WHERE repository_id = ? AND subject_digest = ?",
+        merge_manifest_review!()
+    ),
     )
     .bind(now)
     .bind(repo.0)

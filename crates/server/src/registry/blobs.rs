@@ -26,16 +26,7 @@ impl Registry {
     /// Looks up a blob this repository may serve.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
         let mut conn = self.catalogue.reader().await?;
-        let unknown = || RegistryError::BlobUnknown(digest.clone());
-        let repo_id = repos::find(&mut conn, repo).await?.ok_or_else(unknown)?;
-        let blob = blobs::find_in_repo(&mut conn, repo_id, digest)
-            .await?
-            .ok_or_else(unknown)?;
-        Ok(BlobRead {
-            digest: blob.digest,
-            size: blob.size,
-            key: StorageKey::from_recorded(&blob.storage_key)?,
-        })
+        Ok(find_blob(&mut conn, repo, digest).await?.1)
     }
 
     /// Answers a HEAD: like [`Registry::stat_blob`], and renews the blob's lease in this
@@ -44,26 +35,28 @@ impl Registry {
     /// grace period, and the write decides: a blob the collector has just forgotten answers
     /// unknown, so the client uploads it again.
     pub async fn check_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
-        let blob = self.stat_blob(repo, digest).await?;
+        let mut conn = self.catalogue.reader().await?;
+        let (repo_id, blob) = find_blob(&mut conn, repo, digest).await?;
         let delay = self.options.review_delay.as_millis() as shipshape_meta::Millis;
         if delay == 0 {
             return Ok(blob);
         }
         let now = self.now();
         let stale_before = now - delay / 2;
-        let mut conn = self.catalogue.reader().await?;
-        let unknown = || RegistryError::BlobUnknown(digest.clone());
-        let repo_id = repos::find(&mut conn, repo).await?.ok_or_else(unknown)?;
         let renewed = blobs::lease(&mut conn, repo_id, digest).await?;
         drop(conn);
         if renewed.is_some_and(|at| at >= stale_before) {
             return Ok(blob);
         }
         let mut tx = self.catalogue.begin().await?;
-        let linked = blobs::renew_lease(&mut tx, repo_id, digest, now, stale_before).await?
-            && blobs::find(&mut tx, digest).await?.is_some();
+        // The link's foreign key means a surviving link is a surviving blob.
+        let linked = blobs::renew_lease(&mut tx, repo_id, digest, now, stale_before).await?;
         commit(tx).await?;
-        if linked { Ok(blob) } else { Err(unknown()) }
+        if linked {
+            Ok(blob)
+        } else {
+            Err(RegistryError::BlobUnknown(digest.clone()))
+        }
     }
 
     /// Streams a blob found by [`Registry::stat_blob`], or a range of it.
@@ -135,4 +128,25 @@ impl Registry {
         drop(tx);
         Ok(MountOutcome::Session(self.start_upload(repo, None).await?))
     }
+}
+
+/// The blob if `repo` may serve it, with the repository's id.
+async fn find_blob(
+    conn: &mut shipshape_meta::Conn,
+    repo: &RepoName,
+    digest: &Digest,
+) -> Result<(repos::RepoId, BlobRead)> {
+    let unknown = || RegistryError::BlobUnknown(digest.clone());
+    let repo_id = repos::find(conn, repo).await?.ok_or_else(unknown)?;
+    let blob = blobs::find_in_repo(conn, repo_id, digest)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok((
+        repo_id,
+        BlobRead {
+            digest: blob.digest,
+            size: blob.size,
+            key: StorageKey::from_recorded(&blob.storage_key)?,
+        },
+    ))
 }
