@@ -5,9 +5,11 @@
 //! - `sweep`: deletes objects the catalogue does not know (crash leftovers).
 //! - `check`: verifies the catalogue against the blob store, and repairs what it can.
 //! - `selection`: the pure rules that decide which tags a bulk deletion removes.
+//! - `retention`: retention policies, their validation and pure evaluation.
 
 pub mod check;
 pub mod collector;
+pub mod retention;
 pub mod review;
 pub mod selection;
 pub mod sweep;
