@@ -27,6 +27,16 @@ pub struct FileConfig {
     pub gc: GcFileConfig,
     #[serde(default)]
     pub uploads: UploadsConfig,
+    #[serde(default)]
+    pub policies: PoliciesConfig,
+}
+
+/// The `[policies]` section: the retention scheduler.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// How often the scheduler looks for due policies, e.g. "30s".
+    pub poll_interval: Option<String>,
 }
 
 /// The `[gc]` section: the online collector.
@@ -162,5 +172,11 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         restore_window,
         pull_flush_interval,
         gc,
+        policy_poll_interval: pick(
+            &args.policy_poll_interval,
+            &file.policies.poll_interval,
+            "policies.poll_interval",
+            default.policy_poll_interval,
+        )?,
     })
 }

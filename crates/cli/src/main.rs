@@ -38,6 +38,9 @@ enum Command {
     /// Garbage collection runs of a running registry: start (with --dry-run, --wait), status,
     /// cancel, list, items
     Gc(remote::gc::GcArgs),
+    /// Retention policies of a running registry: ls, get, apply -f FILE, rm, preview, run,
+    /// runs, show, cancel
+    Policy(remote::policy::PolicyArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -55,7 +58,7 @@ struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
-    /// [uploads] ttl, [log] filter)
+    /// [uploads] ttl, [policies] poll_interval, [log] filter)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -104,6 +107,10 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_UPLOAD_TTL", value_name = "DURATION")]
     upload_ttl: Option<String>,
 
+    /// How often the scheduler looks for retention policies that are due [default: 30s]
+    #[arg(long, env = "SHIPSHAPE_POLICY_POLL_INTERVAL", value_name = "DURATION")]
+    policy_poll_interval: Option<String>,
+
     /// Serve on a non-loopback address although no authentication is configured
     #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
     allow_public_without_auth: bool,
@@ -123,6 +130,7 @@ fn main() -> ExitCode {
         Command::Usage(args) => remote::run(remote::usage::run(args)),
         Command::Events(args) => remote::run(remote::events::run(args)),
         Command::Gc(args) => remote::run(remote::gc::run(args)),
+        Command::Policy(args) => remote::run(remote::policy::run(args)),
     }
 }
 

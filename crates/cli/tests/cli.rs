@@ -286,3 +286,105 @@ async fn failures_are_one_line_with_the_reason() {
         "{line}"
     );
 }
+
+const POLICY: &str = r#"
+name = "ci"
+repositories = ["ci/*"]
+
+[tags]
+protected = ["stable"]
+
+[keep]
+latest_pushed = 1
+
+[delete]
+older_than = "0s"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_commands_apply_preview_run_and_remove() {
+    let s = TestServer::start().await;
+    let c = client();
+    for (tag, seed) in [("stable", 1), ("b1", 2), ("b2", 3), ("b3", 4)] {
+        push_image(&c, &s.base, "ci/app", tag, seed).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ci.toml");
+    std::fs::write(&file, POLICY).unwrap();
+    let file = file.to_str().unwrap();
+
+    let out = ok(&s, &["policy", "apply", "-f", file]).await;
+    assert_eq!(out, "applied policy ci; runs only when started\n");
+    let table = ok(&s, &["policy", "ls"]).await;
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("ci/*") && table.contains("manual"),
+        "{table}"
+    );
+    // `get` gives back a TOML document that applies again unchanged.
+    let got = ok(&s, &["policy", "get", "ci"]).await;
+    assert!(got.contains("latest_pushed = 1"), "{got}");
+    std::fs::write(dir.path().join("again.toml"), &got).unwrap();
+    ok(
+        &s,
+        &[
+            "policy",
+            "apply",
+            "-f",
+            dir.path().join("again.toml").to_str().unwrap(),
+        ],
+    )
+    .await;
+
+    let preview = ok(&s, &["policy", "preview", "ci"]).await;
+    assert!(
+        preview.contains("b1") && preview.contains("b2"),
+        "{preview}"
+    );
+    assert!(!preview.contains("stable"), "kept tags only with --all");
+    assert!(
+        preview.contains("2 tags and 0 untagged manifests would be deleted in 1 repositories"),
+        "{preview}"
+    );
+    let all = ok(&s, &["policy", "preview", "ci", "--all"]).await;
+    assert!(all.contains("protected"), "{all}");
+    let draft = json(&s, &["policy", "preview", "-f", file]).await;
+    assert_eq!(draft["figures"]["tags_deleted"], 2);
+
+    let run = json(&s, &["policy", "run", "ci", "--wait"]).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let mut left = oci_tags(&s.base, "ci/app").await.unwrap();
+    left.sort();
+    assert_eq!(left, ["b3", "stable"]);
+    let shown = ok(&s, &["policy", "show", &run["id"].to_string()]).await;
+    assert!(shown.contains("delete_older_than"), "{shown}");
+    let runs = json(&s, &["policy", "runs", "ci"]).await;
+    assert_eq!(runs["runs"][0]["id"], run["id"]);
+
+    // A protected tag needs the override, which is then logged.
+    let line = fails(&s, &["tag", "rm", "--yes", "ci/app", "stable"]).await;
+    assert!(line.contains("protected by policy ci"), "{line}");
+    ok(
+        &s,
+        &[
+            "tag",
+            "rm",
+            "--yes",
+            "--override-protection",
+            "ci/app",
+            "stable",
+        ],
+    )
+    .await;
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"ci\"\nrepositories = [\"ci/*\"]\n[tags]\ninclude = [\"regex:[\"]\n[delete]\nolder_than = \"1d\"\n").unwrap();
+    let line = fails(&s, &["policy", "apply", "-f", bad.to_str().unwrap()]).await;
+    assert!(line.contains("tags.include[0]"), "{line}");
+
+    let line = fails(&s, &["policy", "rm", "ci"]).await;
+    assert!(line.contains("--yes"), "{line}");
+    ok(&s, &["policy", "rm", "--yes", "ci"]).await;
+    let line = fails(&s, &["policy", "get", "ci"]).await;
+    assert_eq!(line, "error: policy ci does not exist");
+}

@@ -955,7 +955,23 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/api/v1/gc/runs/{id}"),
     ("get", "/api/v1/gc/runs/{id}/items"),
     ("post", "/api/v1/gc/runs/{id}/cancel"),
+    ("get", "/api/v1/policies"),
+    ("get", "/api/v1/policies/{name}"),
+    ("put", "/api/v1/policies/{name}"),
+    ("delete", "/api/v1/policies/{name}"),
+    ("post", "/api/v1/policies/preview"),
+    ("post", "/api/v1/policies/{name}/preview"),
+    ("get", "/api/v1/policies/{name}/runs"),
+    ("post", "/api/v1/policies/{name}/runs"),
+    ("get", "/api/v1/policy-runs"),
+    ("get", "/api/v1/policy-runs/{id}"),
+    ("post", "/api/v1/policy-runs/{id}/cancel"),
 ];
+
+/// A policy for the OpenAPI walk: valid, and with nothing in its scope.
+fn idle_policy() -> Value {
+    json!({"name": "oa-policy", "repositories": ["oa-none/*"], "delete": {"older_than": "1000d"}})
+}
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_routes() {
@@ -1000,6 +1016,20 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let run_id = run["id"].as_i64().unwrap().to_string();
     wait_for_run(&s, &run_id).await;
+    let (status, v) = s
+        .api(
+            Method::PUT,
+            "/api/v1/policies/oa-policy",
+            Some(idle_policy()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = s
+        .api(Method::POST, "/api/v1/policies/oa-policy/runs", None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let policy_run_id = v["id"].as_i64().unwrap().to_string();
+    wait_for_policy_run(&s, &policy_run_id).await;
 
     // Call each documented operation with values that exist: each must succeed (the active run
     // and cancel, with no run active, must answer one of their documented errors). Deletes run
@@ -1007,7 +1037,9 @@ async fn the_openapi_document_matches_the_routes() {
     let mut ops: Vec<&(String, String)> = documented.iter().collect();
     ops.sort_by_key(|(m, _)| m == "delete");
     for (method, path) in ops {
+        let policies = path.starts_with("/api/v1/polic");
         let (name, tag) = match (method.as_str(), path.as_str()) {
+            _ if policies => ("oa-policy", ""),
             ("delete", p) if !p.contains("{tag}") => ("oa/doomed", "v1"),
             (_, p) if p.ends_with("/restore") => ("oa/app", "gone"),
             _ => ("oa/app", "v1"),
@@ -1015,7 +1047,7 @@ async fn the_openapi_document_matches_the_routes() {
         let mut url = path
             .replace("{name}", name)
             .replace("{tag}", tag)
-            .replace("{id}", &run_id);
+            .replace("{id}", if policies { &policy_run_id } else { &run_id });
         let params = doc["paths"][path][method.as_str()]["parameters"]
             .as_array()
             .cloned()
@@ -1027,6 +1059,8 @@ async fn the_openapi_document_matches_the_routes() {
             "post" if path.ends_with("bulk-delete") => {
                 Some(json!({"keep_latest": 100, "dry_run": true}))
             }
+            "put" => Some(idle_policy()),
+            "post" if path == "/api/v1/policies/preview" => Some(idle_policy()),
             "post" => Some(json!({})),
             _ => None,
         };
@@ -1045,6 +1079,20 @@ async fn the_openapi_document_matches_the_routes() {
         if method == "post" && path == "/api/v1/gc/runs" {
             wait_for_run(&s, &v["id"].as_i64().unwrap().to_string()).await;
         }
+        if method == "post" && path == "/api/v1/policies/{name}/runs" {
+            wait_for_policy_run(&s, &v["id"].as_i64().unwrap().to_string()).await;
+        }
+    }
+}
+
+/// Waits until a policy run has left the `running` state (polls its status).
+async fn wait_for_policy_run(s: &TestServer, id: &str) {
+    loop {
+        let run = s.api_ok(&format!("/api/v1/policy-runs/{id}")).await;
+        if run["state"] != "running" {
+            return;
+        }
+        tokio::task::yield_now().await;
     }
 }
 

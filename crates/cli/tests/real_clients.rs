@@ -726,3 +726,82 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
     assert_eq!(pulled.tagged("two"), two.descriptor(), "pulled manifest");
     assert!(pulled.content() == two.content(), "pulled bytes identical");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_keeps_exactly_the_newest_skopeo_pushes_and_they_copy_out_identically() {
+    let clock = shipshape_meta::clock::ManualClock::new(1_700_000_000_000);
+    let s = TestServer::start_with_clock(&clock, |c| c.gc.workers = 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = Layer::seeded("policy-base", 80);
+    let layout = OciLayout::create(&tmp.path().join("src"));
+    let images: Vec<Image> = (1..=4)
+        .map(|i| {
+            Image::new(
+                "amd64",
+                &[base.clone(), Layer::seeded(&format!("policy-{i}"), 80 + i)],
+                &["/bin/app"],
+            )
+        })
+        .collect();
+    for (i, image) in images.iter().enumerate() {
+        let tag = format!("r{}", i + 1);
+        layout.add_image(&tag, image);
+        let dest = format!("docker://{}/pol/app:{tag}", s.host());
+        push_layout(&tmp.path().join("src"), &tag, &dest, false).await;
+        clock.advance(3_600_000);
+    }
+    let policy = r#"{"name": "newest", "repositories": ["pol/*"],
+                     "keep": {"latest_pushed": 2}, "delete": {"older_than": "0s"}}"#;
+    let resp = client()
+        .put(format!("{}/api/v1/policies/newest", s.base))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = client()
+        .post(format!("{}/api/v1/policies/newest/runs", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let id = resp.json::<Value>().await.unwrap()["id"].clone();
+    let run = loop {
+        let v: Value = client()
+            .get(format!("{}/api/v1/policy-runs/{id}", s.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["state"] != "running" {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let mut left = common::oci_tags(&s.base, "pol/app").await.unwrap();
+    left.sort();
+    assert_eq!(left, ["r3", "r4"]);
+
+    let src = format!("docker://{}/pol/app:r4", s.host());
+    let pulled = pull_layout(&src, &tmp.path().join("dst"), "r4", false).await;
+    assert_eq!(
+        pulled.tagged("r4"),
+        images[3].descriptor(),
+        "pulled manifest"
+    );
+    assert!(
+        pulled.content() == images[3].content(),
+        "pulled bytes identical"
+    );
+    let gone = format!("docker://{}/pol/app:r1", s.host());
+    let out = exec(
+        &skopeo(),
+        &["inspect", "--tls-verify=false", "--raw", &gone],
+        None,
+    )
+    .await;
+    assert!(!out.status.success(), "r1 was deleted by the policy");
+}

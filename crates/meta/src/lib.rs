@@ -12,6 +12,7 @@ pub mod clock;
 pub mod events;
 pub mod gc;
 pub mod manifests;
+pub mod policies;
 pub mod repos;
 pub mod tags;
 pub mod uploads;

@@ -344,3 +344,35 @@ pub async fn record_pulls(
     .await?;
     Ok(())
 }
+
+/// A live manifest that nothing holds by name: no tag, no index listing it, not a referrer.
+#[derive(Clone, Debug)]
+pub struct Untagged {
+    pub head: ManifestHead,
+    pub created_at: Millis,
+}
+
+/// The untagged manifests of a repository a retention policy may delete. Children of an index
+/// and referrers are left out: they follow their parent or subject.
+pub async fn untagged(conn: &mut Conn, repo: RepoId) -> Result<Vec<Untagged>> {
+    let rows = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, m.created_at FROM manifests m
+         WHERE m.repository_id = ? AND m.deleted_at IS NULL AND m.subject_digest IS NULL
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+           AND NOT EXISTS (SELECT 1 FROM manifest_child_references c
+                           JOIN manifests p ON p.id = c.parent_id
+                           WHERE c.child_id = m.id AND p.deleted_at IS NULL)
+         ORDER BY m.digest",
+    )
+    .bind(repo.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Untagged {
+                head: head_from_row(r)?,
+                created_at: r.get("created_at"),
+            })
+        })
+        .collect()
+}

@@ -108,3 +108,15 @@ pub async fn summaries(
         })
         .collect())
 }
+
+/// Every live repository, by name: what a retention policy matches its patterns against.
+pub async fn all_live(conn: &mut Conn) -> Result<Vec<(RepoId, String)>> {
+    let rows =
+        sqlx::query("SELECT id, name FROM repositories WHERE deleted_at IS NULL ORDER BY name")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (RepoId(r.get("id")), r.get("name")))
+        .collect())
+}

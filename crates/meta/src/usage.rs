@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::manifests::ManifestId;
 use crate::{Conn, Millis, Result};
 
 /// Bytes of blobs, by what holds them.
@@ -82,6 +83,43 @@ pub async fn total(conn: &mut Conn, restore_cutoff: Millis) -> Result<Usage> {
         held_for_restore: r.get::<i64, _>("held") as u64,
         blobs: r.get::<i64, _>("blobs") as u64,
     })
+}
+
+/// Bytes of the blobs that `manifests` (with their children and referrers) reference and no
+/// tagged content needs: what deleting those manifests frees once nothing restorable holds
+/// them. Called after the deletions, in the same transaction.
+pub async fn bytes_only_for(conn: &mut Conn, manifests: &[ManifestId]) -> Result<u64> {
+    if manifests.is_empty() {
+        return Ok(0);
+    }
+    let ids = serde_json::to_string(&manifests.iter().map(|m| m.0).collect::<Vec<_>>())
+        .expect("ids serialise");
+    let bytes: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE
+            tree(id) AS (
+                SELECT value FROM json_each(?1)
+                UNION
+                SELECT c.child_id FROM manifest_child_references c JOIN tree t ON c.parent_id = t.id
+                UNION
+                SELECT r.id FROM tree t JOIN manifests s ON s.id = t.id
+                JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+            live_set(id) AS (
+                SELECT manifest_id FROM tags
+                UNION
+                SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
+                UNION
+                SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
+                JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest)
+         SELECT coalesce(sum(b.size), 0) FROM blobs b
+         WHERE b.digest IN (SELECT blob_digest FROM manifest_blob_references
+                            WHERE manifest_id IN (SELECT id FROM tree))
+           AND b.digest NOT IN (SELECT blob_digest FROM manifest_blob_references
+                                WHERE manifest_id IN (SELECT id FROM live_set))",
+    )
+    .bind(ids)
+    .fetch_one(conn)
+    .await?;
+    Ok(bytes as u64)
 }
 
 /// Figures per live repository, by name.

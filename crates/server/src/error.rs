@@ -122,6 +122,7 @@ impl From<RegistryError> for ApiError {
             E::ManifestPurged(_) => ApiError::new(StatusCode::GONE, "MANIFEST_UNKNOWN", msg),
             E::TagInUse { .. } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg),
             E::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FILTER", msg),
+            E::Protected { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
             E::DeletionDisabled => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub allow_public_without_auth: bool,
     /// The online collector. Its restore window is `restore_window` above.
     pub gc: shipshape_gc::GcConfig,
+    /// How often the scheduler looks for retention policies that are due.
+    pub policy_poll_interval: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +47,7 @@ impl Default for ServerConfig {
             pull_flush_interval: std::time::Duration::from_secs(10),
             allow_public_without_auth: false,
             gc: shipshape_gc::GcConfig::default(),
+            policy_poll_interval: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -72,6 +75,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("garbage collector: {0}")]
     Gc(shipshape_gc::GcError),
+    #[error("retention policies: {0}")]
+    Retention(shipshape_gc::retention::RetentionError),
     #[error("server task failed: {0}")]
     Task(String),
 }
@@ -120,6 +125,9 @@ impl Server {
             gc_config,
         );
         collector.recover().await.map_err(ServeError::Gc)?;
+        let retention = shipshape_gc::retention::Retention::open(catalogue.clone(), clock.clone())
+            .await
+            .map_err(ServeError::Retention)?;
         let registry = Registry::new(
             catalogue.clone(),
             store,
@@ -130,9 +138,11 @@ impl Server {
                 pull_flush_interval: config.pull_flush_interval,
                 review_delay: config.gc.review_delay,
             },
+            retention.policies().clone(),
         );
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-        let workers = collector.spawn_workers(workers_stopped);
+        let mut workers = collector.spawn_workers(workers_stopped.clone());
+        workers.push(retention.spawn_scheduler(config.policy_poll_interval, workers_stopped));
         let flusher = (!config.pull_flush_interval.is_zero()).then(|| {
             let registry = registry.clone();
             let every = config.pull_flush_interval;
@@ -161,6 +171,7 @@ impl Server {
         let app = http::router(AppState {
             registry: registry.clone(),
             collector: collector.clone(),
+            retention: retention.clone(),
         })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();

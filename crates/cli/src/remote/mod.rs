@@ -1,11 +1,12 @@
 //! The operator commands that drive a running registry through its management API
-//! (`/api/v1`): repositories, tags, usage, the activity log and garbage collection runs. One file per command group;
+//! (`/api/v1`): repositories, tags, usage, the activity log, garbage collection runs and retention policies. One file per command group;
 //! `client.rs` is the HTTP wrapper, `output.rs` the tables and prompts they share.
 
 mod client;
 pub mod events;
 pub mod gc;
 mod output;
+pub mod policy;
 pub mod repo;
 pub mod tag;
 pub mod usage;

@@ -70,6 +70,9 @@ pub struct RmArgs {
     /// Bulk: only show which tags the filters would delete
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete the named tags even if a policy protects them (an admin action, logged as such)
+    #[arg(long)]
+    pub override_protection: bool,
 }
 
 impl RmArgs {
@@ -153,7 +156,10 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
     )?;
     let mut deleted = Vec::new();
     for tag in &args.tags {
-        let path = Remote::repo_path(repo, &format!("tags/{tag}"));
+        let mut path = Remote::repo_path(repo, &format!("tags/{tag}"));
+        if args.override_protection {
+            path.push_str("?override_protection=true");
+        }
         let v = remote.send(remote.request(Method::DELETE, &path)).await?;
         if format == Format::Table {
             println!("deleted {repo}:{tag} (was {})", output::text(&v["digest"]));

@@ -5,9 +5,12 @@
 //! - `schedule`: when a policy runs by itself (`every 6h`, `daily at 03:00`).
 //! - `eval`: [`evaluate`], the decision with its reason for every tag and untagged manifest of
 //!   one repository. No async, no I/O, no clock: the caller passes `now`.
+//! - `runner`: [`Retention`], which stores policies, previews them and runs them (by hand or
+//!   on schedule) through the catalogue, with the same deletion path as users'.
 
 pub mod eval;
 pub mod pattern;
+pub mod runner;
 pub mod schedule;
 pub mod spec;
 
@@ -16,6 +19,7 @@ pub use eval::{
     Evaluation, ManifestDecision, Protection, Rule, TagDecision, TagFacts, UntaggedFacts, evaluate,
 };
 pub use pattern::{Pattern, RepoPattern};
+pub use runner::{Policies, Preview, Retention, RetentionError, Trigger};
 pub use schedule::Schedule;
 pub use spec::{DeleteSpec, KeepSpec, Policy, PolicySpec, TagScopeSpec};
 

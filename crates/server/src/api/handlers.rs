@@ -93,14 +93,25 @@ pub async fn get_repository(app: &AppState, repo: RepoName) -> ApiResult {
 #[derive(Deserialize)]
 struct Confirm {
     confirm: Option<String>,
+    #[serde(default)]
+    override_protection: bool,
+}
+
+/// `?override_protection=true`: delete protected tags too (an admin action, logged as such).
+#[derive(serde::Deserialize, Default)]
+struct Override {
+    #[serde(default)]
+    override_protection: bool,
 }
 
 /// Delete a repository: its tags, manifests (restorable for the restore window) and blob links.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}",
     params(("name" = String, Path, description = "repository name"),
-           ("confirm" = String, Query, description = "must repeat the repository name")),
+           ("confirm" = String, Query, description = "must repeat the repository name"),
+           ("override_protection" = Option<bool>, Query, description = "also delete protected tags")),
     responses((status = 200, body = model::RepositoryDeletion),
               (status = 400, description = "confirmation missing", body = model::ErrorBody),
+              (status = 403, description = "the repository has protected tags", body = model::ErrorBody),
               (status = 404, body = model::ErrorBody)))]
 pub async fn delete_repository(
     app: &AppState,
@@ -112,7 +123,12 @@ pub async fn delete_repository(
         Query::try_from_uri(req.uri()).map_err(|e| bad_request(e.to_string()))?;
     let done = app
         .registry
-        .delete_repository(&repo, q.confirm.as_deref(), &actor(peer))
+        .delete_repository(
+            &repo,
+            q.confirm.as_deref(),
+            q.override_protection,
+            &actor(peer),
+        )
         .await?;
     Ok(Json(model::RepositoryDeletion {
         repository: done.repository,
@@ -171,15 +187,23 @@ pub async fn get_tag(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult {
 
 /// Delete one tag; its manifest stays. The tag can be restored.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}/-/tags/{tag}",
-    params(("name" = String, Path), ("tag" = String, Path)),
-    responses((status = 200, body = model::DeletedTag), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path), ("tag" = String, Path),
+           ("override_protection" = Option<bool>, Query, description = "delete a protected tag")),
+    responses((status = 200, body = model::DeletedTag), (status = 404, body = model::ErrorBody),
+              (status = 403, description = "the tag is protected", body = model::ErrorBody)))]
 pub async fn delete_tag(
     app: &AppState,
     repo: RepoName,
     tag: Tag,
     peer: Option<SocketAddr>,
+    req: Request,
 ) -> ApiResult {
-    let digest = app.registry.delete_tag(&repo, &tag, &actor(peer)).await?;
+    let q: Query<Override> =
+        Query::try_from_uri(req.uri()).map_err(|e| bad_request(e.to_string()))?;
+    let digest = app
+        .registry
+        .delete_tag(&repo, &tag, q.override_protection, &actor(peer))
+        .await?;
     Ok(Json(model::DeletedTag {
         tag: tag.to_string(),
         digest: digest.to_string(),
@@ -235,6 +259,7 @@ pub async fn repository_history(app: &AppState, repo: RepoName) -> ApiResult {
     responses((status = 200, body = model::RestoredTag),
               (status = 404, description = "never deleted", body = model::ErrorBody),
               (status = 409, description = "the name was reused; use force", body = model::ErrorBody),
+              (status = 403, description = "the reused name is protected", body = model::ErrorBody),
               (status = 410, description = "the manifest has been purged", body = model::ErrorBody)))]
 pub async fn restore_tag(
     app: &AppState,
@@ -252,7 +277,14 @@ pub async fn restore_tag(
         .map_err(|e| bad_request(e.to_string()))?;
     let r = app
         .registry
-        .restore_tag(&repo, &tag, digest, body.force, &actor(peer))
+        .restore_tag(
+            &repo,
+            &tag,
+            digest,
+            body.force,
+            body.override_protection,
+            &actor(peer),
+        )
         .await?;
     Ok(Json(model::RestoredTag {
         tag: r.tag,

@@ -9,6 +9,7 @@
 mod gc;
 mod handlers;
 pub mod model;
+mod policies;
 
 use std::net::SocketAddr;
 
@@ -27,7 +28,8 @@ use crate::http::AppState;
 #[openapi(
     info(
         title = "Shipshape management API",
-        description = "Repositories, tags, deletion and restore, storage figures and the activity log. \
+        description = "Repositories, tags, deletion and restore, storage figures, the activity log, \
+                       garbage collection and retention policies. \
                        Repository names may contain slashes; sub-resources follow a `/-/` separator."
     ),
     paths(
@@ -51,6 +53,17 @@ use crate::http::AppState;
         gc::get,
         gc::items,
         gc::cancel,
+        policies::list,
+        policies::get,
+        policies::put,
+        policies::remove,
+        policies::preview_saved,
+        policies::preview_draft,
+        policies::start,
+        policies::runs_of,
+        policies::runs,
+        policies::run,
+        policies::cancel,
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +83,31 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/gc/runs/{id}/cancel",
             axum::routing::post(gc::cancel),
+        )
+        .route("/api/v1/policies", get(policies::list))
+        .route(
+            "/api/v1/policies/preview",
+            axum::routing::post(policies::preview_draft),
+        )
+        .route(
+            "/api/v1/policies/{name}",
+            get(policies::get)
+                .put(policies::put)
+                .delete(policies::remove),
+        )
+        .route(
+            "/api/v1/policies/{name}/preview",
+            axum::routing::post(policies::preview_saved),
+        )
+        .route(
+            "/api/v1/policies/{name}/runs",
+            get(policies::runs_of).post(policies::start),
+        )
+        .route("/api/v1/policy-runs", get(policies::runs))
+        .route("/api/v1/policy-runs/{id}", get(policies::run))
+        .route(
+            "/api/v1/policy-runs/{id}/cancel",
+            axum::routing::post(policies::cancel),
         )
 }
 
@@ -148,7 +186,7 @@ async fn repository(State(app): State<AppState>, req: Request) -> Response {
         }
         (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo).await,
         (Sub::Tag(t), Method::GET) => handlers::get_tag(&app, repo, t).await,
-        (Sub::Tag(t), Method::DELETE) => handlers::delete_tag(&app, repo, t, peer).await,
+        (Sub::Tag(t), Method::DELETE) => handlers::delete_tag(&app, repo, t, peer, req).await,
         (Sub::TagHistory(t), Method::GET) => handlers::tag_history(&app, repo, t).await,
         (Sub::TagRestore(t), Method::POST) => handlers::restore_tag(&app, repo, t, peer, req).await,
         (Sub::BulkDelete, Method::POST) => handlers::bulk_delete(&app, repo, peer, req).await,

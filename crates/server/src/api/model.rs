@@ -80,6 +80,9 @@ pub struct RestoreRequest {
     /// Overwrite the tag if its name has been reused since.
     #[serde(default)]
     pub force: bool,
+    /// With `force`, overwrite a protected tag too (an admin action, logged as such).
+    #[serde(default)]
+    pub override_protection: bool,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -23,6 +23,7 @@ use crate::registry::{Actor, Registry};
 pub struct AppState {
     pub registry: Registry,
     pub collector: shipshape_gc::Collector,
+    pub retention: shipshape_gc::retention::Retention,
 }
 
 /// The caller of a request. Until authentication exists, everyone is `anonymous`.

@@ -6,7 +6,7 @@ use shipshape_gc::selection::{self, Candidate, Decision, FilterSpec};
 use shipshape_meta::{blobs, commit, events, manifests, repos, tags};
 use shipshape_oci::{Digest, RepoName, Tag};
 
-use super::{Actor, Registry, RegistryError, Result};
+use super::{Actor, Registry, RegistryError, Result, protection};
 
 /// What a repository deletion removed.
 #[derive(Debug, Serialize)]
@@ -49,6 +49,7 @@ impl Registry {
         &self,
         repo: &RepoName,
         confirm: Option<&str>,
+        override_protection: bool,
         actor: &Actor,
     ) -> Result<RepositoryDeletion> {
         self.require_deletion()?;
@@ -61,6 +62,11 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
         let removed = tags::delete_all(&mut tx, repo_id, &actor.name, now).await?;
+        let overridden = self.guard_tags(
+            repo,
+            removed.iter().map(|(t, _)| t.as_str()),
+            override_protection,
+        )?;
         let manifests = manifests::soft_delete_all(&mut tx, repo_id, now).await?;
         blobs::unlink_all(&mut tx, repo_id, now).await?;
         repos::mark_deleted(&mut tx, repo_id, now).await?;
@@ -73,6 +79,7 @@ impl Registry {
                 action: "repository.delete",
                 repository: Some(repo.as_str()),
                 target: Some(&summary),
+                reason: overridden.then_some(protection::OVERRIDDEN),
                 ..Default::default()
             },
             now,
@@ -117,7 +124,17 @@ impl Registry {
                 pushed_at: t.pushed_at,
             })
             .collect();
-        let decisions = selection::select(&candidates, &filter, now);
+        let mut decisions = selection::select(&candidates, &filter, now);
+        let protection = self.policies.protection(repo.as_str());
+        for d in decisions.iter_mut().filter(|d| d.delete) {
+            if let Some((policy, pattern)) = protection.protects(&d.tag) {
+                d.delete = false;
+                d.reason = format!(
+                    "protected by policy {policy} (pattern {})",
+                    pattern.as_str()
+                );
+            }
+        }
         let deleted: Vec<String> = decisions
             .iter()
             .filter(|d| d.delete)
@@ -155,8 +172,15 @@ impl Registry {
     }
 
     /// Deletes one tag; returns the digest it pointed at.
-    pub async fn delete_tag(&self, repo: &RepoName, tag: &Tag, actor: &Actor) -> Result<Digest> {
+    pub async fn delete_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        override_protection: bool,
+        actor: &Actor,
+    ) -> Result<Digest> {
         self.require_deletion()?;
+        let overridden = self.guard_tag(repo, tag.as_str(), override_protection)?;
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find(&mut tx, repo)
@@ -174,7 +198,7 @@ impl Registry {
                 repository: Some(repo.as_str()),
                 target: Some(tag.as_str()),
                 digest: Some(digest.to_string()),
-                reason: None,
+                reason: overridden.then_some(protection::OVERRIDDEN),
             },
             now,
         )
@@ -192,6 +216,7 @@ impl Registry {
         tag: &Tag,
         digest: Option<Digest>,
         force: bool,
+        override_protection: bool,
         actor: &Actor,
     ) -> Result<RestoredTag> {
         let now = self.now();
@@ -211,14 +236,17 @@ impl Registry {
         let manifest = manifests::find_any(&mut tx, repo_id, &digest)
             .await?
             .ok_or_else(|| RegistryError::ManifestPurged(digest.clone()))?;
+        let mut overridden = false;
         if let Some(current) = tags::resolve(&mut tx, repo_id, tag).await?
             && current.digest != digest
-            && !force
         {
-            return Err(RegistryError::TagInUse {
-                tag: tag.to_string(),
-                current: current.digest,
-            });
+            if !force {
+                return Err(RegistryError::TagInUse {
+                    tag: tag.to_string(),
+                    current: current.digest,
+                });
+            }
+            overridden = self.guard_tag(repo, tag.as_str(), override_protection)?;
         }
         repos::get_or_create(&mut tx, repo, now).await?;
         manifests::revive_tree(&mut tx, repo_id, manifest.id, now).await?;
@@ -232,10 +260,13 @@ impl Registry {
                 repository: Some(repo.as_str()),
                 target: Some(tag.as_str()),
                 digest: Some(digest.to_string()),
-                reason: replaced
-                    .as_ref()
-                    .filter(|r| **r != digest)
-                    .map(|_| "forced over a reused tag name"),
+                reason: replaced.as_ref().filter(|r| **r != digest).map(|_| {
+                    if overridden {
+                        "forced over a reused, protected tag name (protection overridden)"
+                    } else {
+                        "forced over a reused tag name"
+                    }
+                }),
             },
             now,
         )

@@ -141,6 +141,10 @@ impl Registry {
                 size: body.len() as u64,
             };
             let previous = tags::set(&mut tx, repo_id, tag, &head, &actor.name, now).await?;
+            if previous.as_ref().is_some_and(|p| *p != digest) {
+                // Refusing drops the transaction: neither the manifest nor the move is kept.
+                self.guard_tag(repo, tag.as_str(), false)?;
+            }
             events::record(
                 &mut tx,
                 &events::NewEvent {
@@ -181,6 +185,7 @@ impl Registry {
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
         let removed = match reference {
             Reference::Tag(tag) => {
+                self.guard_tag(repo, tag.as_str(), false)?;
                 tags::delete(&mut tx, repo_id, tag, &actor.name, now).await?;
                 events::record(
                     &mut tx,
@@ -199,6 +204,7 @@ impl Registry {
                 }
                 let removed =
                     tags::delete_for_manifest(&mut tx, repo_id, &head, &actor.name, now).await?;
+                self.guard_tags(repo, removed.iter().map(String::as_str), false)?;
                 manifests::soft_delete(&mut tx, head.id, now).await?;
                 let tags_note = removed.join(",");
                 events::record(

@@ -8,6 +8,7 @@ mod deletion;
 mod info;
 mod listing;
 mod manifests;
+mod protection;
 mod pulls;
 mod uploads;
 
@@ -90,6 +91,15 @@ pub enum RegistryError {
     TagInUse { tag: String, current: Digest },
     #[error("{0}")]
     InvalidFilter(String),
+    #[error(
+        "tag {tag} is protected by policy {policy} (pattern {pattern}): it cannot be overwritten or deleted; \
+         an admin may delete it with the protection overridden (override_protection=true)"
+    )]
+    Protected {
+        tag: String,
+        policy: String,
+        pattern: String,
+    },
     #[error("deletion is disabled on this registry")]
     DeletionDisabled,
     #[error("request body failed: {0}")]
@@ -140,6 +150,8 @@ pub struct Registry {
     /// busy session is told to re-sync (416), as the spec allows.
     busy_uploads: Arc<Mutex<HashMap<UploadId, ()>>>,
     pulls: Arc<pulls::PullCounts>,
+    /// Applied retention policies: their protected tag patterns guard pushes and deletes.
+    policies: shipshape_gc::retention::Policies,
 }
 
 impl Registry {
@@ -148,6 +160,7 @@ impl Registry {
         store: LocalStore,
         clock: Arc<dyn Clock>,
         options: RegistryOptions,
+        policies: shipshape_gc::retention::Policies,
     ) -> Self {
         Registry {
             catalogue,
@@ -156,6 +169,7 @@ impl Registry {
             options,
             busy_uploads: Arc::default(),
             pulls: Arc::default(),
+            policies,
         }
     }
 

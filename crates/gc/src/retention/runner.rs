@@ -1,0 +1,631 @@
+//! Applying policies to the registry: storing them, previewing them, running them by hand or
+//! on schedule.
+//!
+//! A run evaluates each repository in the policy's scope in its own transaction and deletes
+//! what the rules decide through the same catalogue calls as a user's deletion: tag history
+//! (so the tag is restorable for the restore window), the activity log with the policy and rule
+//! as the reason, and the collector's review queues (so the space is reclaimed online). A
+//! preview is the same code in transactions that are rolled back, so a preview at instant T and
+//! a run at T decide the same set.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use shipshape_meta::policies::{self as q, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy};
+use shipshape_meta::{Catalogue, Clock, Conn, MetaError, Millis, commit, events, manifests};
+use shipshape_meta::{repos, tags, usage};
+use shipshape_oci::Tag;
+use tokio::sync::watch;
+
+use super::{Policy, PolicyError, PolicySpec, Protection, TagFacts, UntaggedFacts, evaluate};
+
+/// Why a policy operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("{0}")]
+    Invalid(#[from] PolicyError),
+    #[error("policy {0} does not exist")]
+    NotFound(String),
+    #[error("policy run {0} does not exist")]
+    RunNotFound(i64),
+    #[error("policy {policy} is already running (run {active}); cancel it or wait for it to end")]
+    RunActive { policy: String, active: i64 },
+    #[error("catalogue: {0}")]
+    Meta(#[from] MetaError),
+}
+
+pub type Result<T> = std::result::Result<T, RetentionError>;
+
+/// The applied policies, compiled, shared by the runner and by the registry (which refuses to
+/// overwrite or delete protected tags). Updated whenever a policy is applied or removed.
+#[derive(Clone, Debug, Default)]
+pub struct Policies(Arc<RwLock<Arc<Vec<Policy>>>>);
+
+impl Policies {
+    pub fn snapshot(&self) -> Arc<Vec<Policy>> {
+        self.0.read().expect("policies").clone()
+    }
+
+    fn replace(&self, all: Vec<Policy>) {
+        *self.0.write().expect("policies") = Arc::new(all);
+    }
+
+    /// The protected tag patterns that apply to a repository, from every policy covering it.
+    pub fn protection(&self, repo: &str) -> Protection {
+        Protection::for_repository(self.snapshot().iter(), repo)
+    }
+}
+
+/// Compiles a stored policy. A stored document was valid when applied; one that no longer
+/// validates (a later release tightened a rule) is reported, not silently skipped.
+fn compile(p: &StoredPolicy) -> std::result::Result<Policy, PolicyError> {
+    PolicySpec::from_json(&p.document)?.validate()
+}
+
+/// The decision on one tag or untagged manifest, with the digest it concerns.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ItemDecision {
+    /// `tag` or `manifest`.
+    pub kind: &'static str,
+    /// The tag name, or the manifest digest.
+    pub target: String,
+    pub digest: String,
+    pub delete: bool,
+    pub rule: String,
+    pub reason: String,
+}
+
+/// What a policy decides for one repository.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RepositoryDecisions {
+    pub repository: String,
+    pub decisions: Vec<ItemDecision>,
+    /// Bytes that tagged content no longer needs after these deletions: freed by the collector
+    /// once the restore window has passed.
+    pub bytes_freed: u64,
+}
+
+/// A preview of a policy at one instant.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Preview {
+    pub policy: String,
+    pub evaluated_at: Millis,
+    pub repositories: Vec<RepositoryDecisions>,
+    pub figures: PreviewFigures,
+}
+
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct PreviewFigures {
+    pub repositories: u64,
+    pub tags_evaluated: u64,
+    pub tags_deleted: u64,
+    pub manifests_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+impl From<RunFigures> for PreviewFigures {
+    fn from(f: RunFigures) -> Self {
+        PreviewFigures {
+            repositories: f.repositories,
+            tags_evaluated: f.tags_evaluated,
+            tags_deleted: f.tags_deleted,
+            manifests_deleted: f.manifests_deleted,
+            bytes_freed: f.bytes_freed,
+        }
+    }
+}
+
+/// How a policy came to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// The actor recorded for scheduled runs.
+pub const SCHEDULER: &str = "scheduler";
+
+/// Stores, previews and runs retention policies.
+#[derive(Clone, Debug)]
+pub struct Retention {
+    catalogue: Catalogue,
+    clock: Arc<dyn Clock>,
+    policies: Policies,
+}
+
+impl Retention {
+    /// Loads the applied policies and marks runs a stopped process left running as failed.
+    pub async fn open(catalogue: Catalogue, clock: Arc<dyn Clock>) -> Result<Self> {
+        let r = Retention {
+            catalogue,
+            clock,
+            policies: Policies::default(),
+        };
+        let mut tx = r.catalogue.begin().await?;
+        q::fail_interrupted_runs(&mut tx, r.clock.now()).await?;
+        commit(tx).await?;
+        r.reload().await?;
+        Ok(r)
+    }
+
+    /// The shared, compiled set of applied policies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    async fn reload(&self) -> Result<()> {
+        let stored = q::list(&mut *self.catalogue.reader().await?).await?;
+        let mut all = Vec::with_capacity(stored.len());
+        for p in &stored {
+            match compile(p) {
+                Ok(c) => all.push(c),
+                Err(e) => {
+                    tracing::error!(policy = %p.name, error = %e, "stored policy no longer validates; it is not applied")
+                }
+            }
+        }
+        self.policies.replace(all);
+        Ok(())
+    }
+
+    /// Creates or replaces a policy. Returns the stored policy and whether it is new.
+    pub async fn apply(
+        &self,
+        spec: &PolicySpec,
+        actor: &str,
+        source: Option<&str>,
+    ) -> Result<(StoredPolicy, bool)> {
+        let policy = spec.validate()?;
+        let now = self.clock.now();
+        let document = serde_json::to_string(spec).expect("a policy serialises");
+        let schedule = policy.schedule().map(|s| s.to_string());
+        let mut tx = self.catalogue.begin().await?;
+        let created = q::put(
+            &mut tx,
+            &q::PolicyRow {
+                name: policy.name(),
+                document: &document,
+                schedule: schedule.as_deref(),
+                next_run_at: policy.schedule().map(|s| s.next_after(now)),
+                actor,
+            },
+            now,
+        )
+        .await?;
+        events::record(
+            &mut tx,
+            &events::NewEvent {
+                actor,
+                source,
+                action: "policy.apply",
+                target: Some(policy.name()),
+                reason: Some(if created { "created" } else { "updated" }),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        let stored = q::get(&mut tx, policy.name())
+            .await?
+            .expect("the policy was just written");
+        commit(tx).await?;
+        self.reload().await?;
+        Ok((stored, created))
+    }
+
+    /// Removes a policy. Its runs stay in the history.
+    pub async fn remove(&self, name: &str, actor: &str, source: Option<&str>) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.catalogue.begin().await?;
+        if !q::remove(&mut tx, name).await? {
+            return Err(RetentionError::NotFound(name.into()));
+        }
+        events::record(
+            &mut tx,
+            &events::NewEvent {
+                actor,
+                source,
+                action: "policy.remove",
+                target: Some(name),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        commit(tx).await?;
+        self.reload().await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<(StoredPolicy, Policy)> {
+        let stored = q::get(&mut *self.catalogue.reader().await?, name)
+            .await?
+            .ok_or_else(|| RetentionError::NotFound(name.into()))?;
+        let policy = compile(&stored)?;
+        Ok((stored, policy))
+    }
+
+    pub async fn list(&self) -> Result<Vec<StoredPolicy>> {
+        Ok(q::list(&mut *self.catalogue.reader().await?).await?)
+    }
+
+    /// Protection for `repo` while evaluating `policy`: the policy's own patterns and those of
+    /// every other applied policy covering the repository (a draft replaces its saved version).
+    fn protection_for(&self, policy: &Policy, repo: &str) -> Protection {
+        let saved = self.policies.snapshot();
+        let others = saved.iter().filter(|p| p.name() != policy.name());
+        Protection::for_repository(others.chain(std::iter::once(policy)), repo)
+    }
+
+    /// What `policy` (applied or a draft) would delete now, and why, for every repository in
+    /// its scope. Nothing is changed.
+    pub async fn preview(&self, policy: &Policy) -> Result<Preview> {
+        let now = self.clock.now();
+        let repos = self.repositories_in_scope(policy).await?;
+        let mut figures = RunFigures::default();
+        let mut out = Vec::with_capacity(repos.len());
+        for (id, name) in repos {
+            let mut tx = self.catalogue.begin().await?;
+            let (decided, f) = self
+                .apply_to_repository(&mut tx, policy, id, &name, now, &Deleter::Preview)
+                .await?;
+            // Rolled back: the deletions were made only to measure what they free.
+            tx.rollback().await.map_err(MetaError::from)?;
+            figures.add(&f);
+            out.push(decided);
+        }
+        Ok(Preview {
+            policy: policy.name().to_string(),
+            evaluated_at: now,
+            repositories: out,
+            figures: figures.into(),
+        })
+    }
+
+    async fn repositories_in_scope(&self, policy: &Policy) -> Result<Vec<(repos::RepoId, String)>> {
+        let all = repos::all_live(&mut *self.catalogue.reader().await?).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(_, name)| policy.applies_to(name))
+            .collect())
+    }
+
+    /// Evaluates one repository and makes the deletions in `tx`; the caller commits (a run) or
+    /// rolls back (a preview).
+    async fn apply_to_repository(
+        &self,
+        tx: &mut Conn,
+        policy: &Policy,
+        repo_id: repos::RepoId,
+        repo: &str,
+        now: Millis,
+        deleter: &Deleter<'_>,
+    ) -> Result<(RepositoryDecisions, RunFigures)> {
+        let tag_rows = tags::list_detailed(tx, repo_id).await?;
+        let untagged = manifests::untagged(tx, repo_id).await?;
+        let tag_facts: Vec<TagFacts> = tag_rows
+            .iter()
+            .map(|t| TagFacts {
+                name: t.name.clone(),
+                pushed_at: t.pushed_at,
+                last_pulled_at: t.last_pulled_at,
+                pull_count: t.pull_count,
+            })
+            .collect();
+        let untagged_facts: Vec<UntaggedFacts> = untagged
+            .iter()
+            .map(|m| UntaggedFacts {
+                digest: m.head.digest.to_string(),
+                created_at: m.created_at,
+            })
+            .collect();
+        let protection = self.protection_for(policy, repo);
+        let evaluation = evaluate(policy, &tag_facts, &untagged_facts, &protection, now);
+
+        let mut decisions = Vec::with_capacity(tag_rows.len() + untagged.len());
+        for (row, d) in tag_rows.iter().zip(&evaluation.tags) {
+            decisions.push(ItemDecision {
+                kind: "tag",
+                target: row.name.clone(),
+                digest: row.digest.to_string(),
+                delete: d.delete,
+                rule: d.rule.to_string(),
+                reason: d.reason.clone(),
+            });
+        }
+        for (m, d) in untagged.iter().zip(&evaluation.untagged) {
+            decisions.push(ItemDecision {
+                kind: "manifest",
+                target: m.head.digest.to_string(),
+                digest: m.head.digest.to_string(),
+                delete: d.delete,
+                rule: d.rule.to_string(),
+                reason: d.reason.clone(),
+            });
+        }
+        let mut figures = RunFigures {
+            repositories: 1,
+            tags_evaluated: tag_rows.len() as u64,
+            ..Default::default()
+        };
+        let mut freed_manifests = Vec::new();
+        let by_digest: HashMap<String, &manifests::Untagged> = untagged
+            .iter()
+            .map(|m| (m.head.digest.to_string(), m))
+            .collect();
+        for (i, d) in decisions.iter().enumerate().filter(|(_, d)| d.delete) {
+            let reason = format!("policy {}: {}: {}", policy.name(), d.rule, d.reason);
+            let action = if d.kind == "tag" {
+                let tag: Tag = d.target.parse().map_err(|e: shipshape_oci::NameError| {
+                    MetaError::Corrupt(format!("stored tag {:?}: {e}", d.target))
+                })?;
+                tags::delete(tx, repo_id, &tag, deleter.actor(), now).await?;
+                freed_manifests.push(tag_rows[i].manifest_id);
+                figures.tags_deleted += 1;
+                "tag.delete"
+            } else {
+                let id = by_digest[&d.target].head.id;
+                manifests::soft_delete(tx, id, now).await?;
+                freed_manifests.push(id);
+                figures.manifests_deleted += 1;
+                "manifest.delete"
+            };
+            if let Deleter::Run { run, actor } = deleter {
+                events::record(
+                    tx,
+                    &events::NewEvent {
+                        actor,
+                        source: None,
+                        action,
+                        repository: Some(repo),
+                        target: Some(&d.target),
+                        digest: Some(d.digest.clone()),
+                        reason: Some(&reason),
+                    },
+                    now,
+                )
+                .await?;
+                q::add_run_item(
+                    tx,
+                    *run,
+                    &RunItem {
+                        repository: repo.to_string(),
+                        kind: d.kind.to_string(),
+                        target: d.target.clone(),
+                        digest: d.digest.clone(),
+                        rule: d.rule.clone(),
+                        reason: d.reason.clone(),
+                    },
+                )
+                .await?;
+            }
+        }
+        // A manifest still tagged under another name frees nothing: the query sees the tags.
+        let bytes_freed = usage::bytes_only_for(tx, &freed_manifests).await?;
+        figures.bytes_freed = bytes_freed;
+        Ok((
+            RepositoryDecisions {
+                repository: repo.to_string(),
+                decisions,
+                bytes_freed,
+            },
+            figures,
+        ))
+    }
+
+    /// Starts a run of an applied policy in the background. The rules are evaluated at the
+    /// instant the run starts.
+    pub async fn start(&self, name: &str, trigger: Trigger, actor: &str) -> Result<PolicyRun> {
+        let (stored, policy) = self.get(name).await?;
+        let now = self.clock.now();
+        let mut tx = self.catalogue.begin().await?;
+        let id = q::start_run(
+            &mut tx,
+            &NewRun {
+                policy: name,
+                document: &stored.document,
+                trigger: trigger.as_str(),
+                started_by: actor,
+            },
+            now,
+        )
+        .await?
+        .map_err(|active| RetentionError::RunActive {
+            policy: name.into(),
+            active,
+        })?;
+        events::record(
+            &mut tx,
+            &events::NewEvent {
+                actor,
+                action: "policy.run",
+                target: Some(name),
+                reason: Some(trigger.as_str()),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        let run = q::get_run(&mut tx, id)
+            .await?
+            .expect("the run was just written");
+        commit(tx).await?;
+        let this = self.clone();
+        let actor = actor.to_string();
+        tokio::spawn(async move {
+            this.execute(id, &policy, &actor, now).await;
+        });
+        Ok(run)
+    }
+
+    async fn execute(&self, id: i64, policy: &Policy, actor: &str, now: Millis) {
+        let mut figures = RunFigures::default();
+        let mut errors = Vec::new();
+        let state = match self
+            .execute_repositories(id, policy, actor, now, &mut figures, &mut errors)
+            .await
+        {
+            Ok(true) => "cancelled",
+            Ok(false) if errors.is_empty() => "succeeded",
+            Ok(false) => "failed",
+            Err(e) => {
+                errors.push(e.to_string());
+                "failed"
+            }
+        };
+        let finish = async {
+            let mut tx = self.catalogue.begin().await?;
+            q::finish_run(&mut tx, id, state, &figures, &errors, self.clock.now()).await?;
+            commit(tx).await
+        };
+        if let Err(e) = finish.await {
+            tracing::error!(run = id, error = %e, "recording the end of a policy run failed");
+        }
+    }
+
+    /// Returns whether the run was cancelled.
+    async fn execute_repositories(
+        &self,
+        id: i64,
+        policy: &Policy,
+        actor: &str,
+        now: Millis,
+        figures: &mut RunFigures,
+        errors: &mut Vec<String>,
+    ) -> Result<bool> {
+        for (repo_id, name) in self.repositories_in_scope(policy).await? {
+            let mut tx = self.catalogue.begin().await?;
+            let deleter = Deleter::Run { run: id, actor };
+            match self
+                .apply_to_repository(&mut tx, policy, repo_id, &name, now, &deleter)
+                .await
+            {
+                Ok((_, f)) => {
+                    commit(tx).await?;
+                    figures.add(&f);
+                }
+                Err(e) => {
+                    drop(tx);
+                    errors.push(format!("{name}: {e}"));
+                }
+            }
+            let mut tx = self.catalogue.begin().await?;
+            let cancel = q::record_progress(&mut tx, id, figures).await?;
+            commit(tx).await?;
+            if cancel {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Asks a run to stop after the repository it is working on; what it deleted stays
+    /// deleted (and restorable) and is reported.
+    pub async fn cancel(&self, id: i64) -> Result<PolicyRun> {
+        let mut tx = self.catalogue.begin().await?;
+        let run = q::request_cancel(&mut tx, id)
+            .await?
+            .ok_or(RetentionError::RunNotFound(id))?;
+        commit(tx).await?;
+        Ok(run)
+    }
+
+    pub async fn run(&self, id: i64) -> Result<(PolicyRun, Vec<RunItem>)> {
+        let mut conn = self.catalogue.reader().await?;
+        let run = q::get_run(&mut conn, id)
+            .await?
+            .ok_or(RetentionError::RunNotFound(id))?;
+        let items = q::run_items(&mut conn, id).await?;
+        Ok((run, items))
+    }
+
+    pub async fn runs(
+        &self,
+        policy: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<PolicyRun>> {
+        Ok(q::list_runs(&mut *self.catalogue.reader().await?, policy, before, limit).await?)
+    }
+
+    /// Starts the runs that are due; returns the ids started. The scheduler calls this every
+    /// poll interval; tests may call it directly.
+    pub async fn start_due(&self) -> Result<Vec<i64>> {
+        let now = self.clock.now();
+        let due = q::due(&mut *self.catalogue.reader().await?, now).await?;
+        let mut started = Vec::new();
+        for name in due {
+            let Ok((_, policy)) = self.get(&name).await else {
+                continue;
+            };
+            let Some(schedule) = policy.schedule() else {
+                continue;
+            };
+            let mut tx = self.catalogue.begin().await?;
+            let moved = q::advance_schedule(&mut tx, &name, now, schedule.next_after(now)).await?;
+            commit(tx).await?;
+            if !moved {
+                continue;
+            }
+            match self.start(&name, Trigger::Schedule, SCHEDULER).await {
+                Ok(run) => started.push(run.id),
+                Err(RetentionError::RunActive { active, .. }) => {
+                    tracing::warn!(policy = %name, active, "scheduled run skipped: the previous run is still going");
+                }
+                Err(e) => {
+                    tracing::error!(policy = %name, error = %e, "scheduled run failed to start")
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Checks for due policies every `poll` until `stop` turns true.
+    pub fn spawn_scheduler(
+        &self,
+        poll: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    return;
+                }
+                if let Err(e) = this.start_due().await {
+                    tracing::warn!(error = %e, "checking for due retention policies failed");
+                }
+            }
+        })
+    }
+}
+
+/// Who deletes: a preview records nothing; a run records events and run items.
+enum Deleter<'a> {
+    Preview,
+    Run { run: i64, actor: &'a str },
+}
+
+impl Deleter<'_> {
+    fn actor(&self) -> &str {
+        match self {
+            Deleter::Preview => "preview",
+            Deleter::Run { actor, .. } => actor,
+        }
+    }
+}

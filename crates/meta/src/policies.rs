@@ -1,0 +1,355 @@
+//! Retention policies as applied (the document is stored as given, validated by the caller),
+//! when each runs next, and the record of their runs.
+
+use sqlx::Row;
+
+use crate::{Conn, Millis, Result};
+
+/// A policy as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub name: String,
+    /// The policy document, JSON.
+    pub document: String,
+    pub schedule: Option<String>,
+    pub next_run_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub updated_by: String,
+}
+
+fn policy_from_row(r: &sqlx::sqlite::SqliteRow) -> StoredPolicy {
+    StoredPolicy {
+        name: r.get("name"),
+        document: r.get("document"),
+        schedule: r.get("schedule"),
+        next_run_at: r.get("next_run_at"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        updated_by: r.get("updated_by"),
+    }
+}
+
+/// What `put` writes.
+#[derive(Clone, Debug)]
+pub struct PolicyRow<'a> {
+    pub name: &'a str,
+    pub document: &'a str,
+    pub schedule: Option<&'a str>,
+    pub next_run_at: Option<Millis>,
+    pub actor: &'a str,
+}
+
+/// Creates or replaces a policy; returns whether it was new.
+pub async fn put(conn: &mut Conn, p: &PolicyRow<'_>, now: Millis) -> Result<bool> {
+    let existed: bool = sqlx::query_scalar("SELECT count(*) > 0 FROM policies WHERE name = ?")
+        .bind(p.name)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO policies (name, document, schedule, next_run_at, created_at, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+         ON CONFLICT (name) DO UPDATE SET document = excluded.document, schedule = excluded.schedule,
+             next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
+             updated_by = excluded.updated_by",
+    )
+    .bind(p.name)
+    .bind(p.document)
+    .bind(p.schedule)
+    .bind(p.next_run_at)
+    .bind(now)
+    .bind(p.actor)
+    .execute(conn)
+    .await?;
+    Ok(!existed)
+}
+
+pub async fn get(conn: &mut Conn, name: &str) -> Result<Option<StoredPolicy>> {
+    let row = sqlx::query("SELECT * FROM policies WHERE name = ?")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(policy_from_row))
+}
+
+/// Every policy, by name.
+pub async fn list(conn: &mut Conn) -> Result<Vec<StoredPolicy>> {
+    let rows = sqlx::query("SELECT * FROM policies ORDER BY name")
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(policy_from_row).collect())
+}
+
+/// Removes a policy; its runs stay in the history. Returns whether it existed.
+pub async fn remove(conn: &mut Conn, name: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM policies WHERE name = ?")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Names of the scheduled policies whose next run is due at `now`.
+pub async fn due(conn: &mut Conn, now: Millis) -> Result<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT name FROM policies WHERE next_run_at <= ? ORDER BY next_run_at, name")
+            .bind(now)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// Moves a policy's next run, but only if it is still due at `was` (another instance of the
+/// scheduler may have moved it first). Returns whether this call moved it.
+pub async fn advance_schedule(
+    conn: &mut Conn,
+    name: &str,
+    was: Millis,
+    next: Millis,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE policies SET next_run_at = ? WHERE name = ? AND next_run_at IS NOT NULL AND next_run_at <= ?",
+    )
+    .bind(next)
+    .bind(name)
+    .bind(was)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+/// What a run did so far (or, in a preview, would do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunFigures {
+    pub repositories: u64,
+    pub tags_evaluated: u64,
+    pub tags_deleted: u64,
+    pub manifests_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+impl RunFigures {
+    pub fn add(&mut self, o: &RunFigures) {
+        self.repositories += o.repositories;
+        self.tags_evaluated += o.tags_evaluated;
+        self.tags_deleted += o.tags_deleted;
+        self.manifests_deleted += o.manifests_deleted;
+        self.bytes_freed += o.bytes_freed;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRun {
+    pub id: i64,
+    pub policy: String,
+    pub document: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// `running`, `succeeded`, `cancelled` or `failed`.
+    pub state: String,
+    pub started_by: String,
+    pub started_at: Millis,
+    /// The instant the rules were evaluated against (a preview at this instant agrees).
+    pub evaluated_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub figures: RunFigures,
+    pub errors: Vec<String>,
+}
+
+fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> PolicyRun {
+    PolicyRun {
+        id: r.get("id"),
+        policy: r.get("policy"),
+        document: r.get("document"),
+        trigger: r.get("trigger"),
+        state: r.get("state"),
+        started_by: r.get("started_by"),
+        started_at: r.get("started_at"),
+        evaluated_at: r.get("evaluated_at"),
+        finished_at: r.get("finished_at"),
+        figures: RunFigures {
+            repositories: r.get::<i64, _>("repositories") as u64,
+            tags_evaluated: r.get::<i64, _>("tags_evaluated") as u64,
+            tags_deleted: r.get::<i64, _>("tags_deleted") as u64,
+            manifests_deleted: r.get::<i64, _>("manifests_deleted") as u64,
+            bytes_freed: r.get::<i64, _>("bytes_freed") as u64,
+        },
+        errors: serde_json::from_str(r.get::<&str, _>("errors")).unwrap_or_default(),
+    }
+}
+
+/// A run about to start.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    pub policy: &'a str,
+    pub document: &'a str,
+    pub trigger: &'a str,
+    pub started_by: &'a str,
+}
+
+/// Starts a run of a policy, or returns `Err(active_id)` when that policy is already running.
+pub async fn start_run(
+    conn: &mut Conn,
+    run: &NewRun<'_>,
+    now: Millis,
+) -> Result<std::result::Result<i64, i64>> {
+    let active: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM policy_runs WHERE policy = ? AND state = 'running'")
+            .bind(run.policy)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = active {
+        return Ok(Err(id));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO policy_runs (policy, document, trigger, state, started_by, started_at, evaluated_at)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5) RETURNING id",
+    )
+    .bind(run.policy)
+    .bind(run.document)
+    .bind(run.trigger)
+    .bind(run.started_by)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(Ok(id))
+}
+
+pub async fn get_run(conn: &mut Conn, id: i64) -> Result<Option<PolicyRun>> {
+    let row = sqlx::query("SELECT * FROM policy_runs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+/// Runs newest first, of one policy or of all, before the id `before` when given.
+pub async fn list_runs(
+    conn: &mut Conn,
+    policy: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<PolicyRun>> {
+    let rows = sqlx::query(
+        "SELECT * FROM policy_runs WHERE (?1 IS NULL OR policy = ?1) AND (?2 IS NULL OR id < ?2)
+         ORDER BY id DESC LIMIT ?3",
+    )
+    .bind(policy)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(run_from_row).collect())
+}
+
+/// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
+pub async fn record_progress(conn: &mut Conn, id: i64, f: &RunFigures) -> Result<bool> {
+    let cancel: Option<i64> = sqlx::query_scalar(
+        "UPDATE policy_runs SET repositories = ?, tags_evaluated = ?, tags_deleted = ?,
+                manifests_deleted = ?, bytes_freed = ?
+         WHERE id = ? RETURNING cancel_requested",
+    )
+    .bind(f.repositories as i64)
+    .bind(f.tags_evaluated as i64)
+    .bind(f.tags_deleted as i64)
+    .bind(f.manifests_deleted as i64)
+    .bind(f.bytes_freed as i64)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(cancel.unwrap_or(0) != 0)
+}
+
+/// Asks a running run to stop after the repository it is working on. Returns the run, or
+/// `None` if there is no such run.
+pub async fn request_cancel(conn: &mut Conn, id: i64) -> Result<Option<PolicyRun>> {
+    sqlx::query("UPDATE policy_runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    get_run(conn, id).await
+}
+
+/// Ends a run with its final state, figures and errors.
+pub async fn finish_run(
+    conn: &mut Conn,
+    id: i64,
+    state: &str,
+    f: &RunFigures,
+    errors: &[String],
+    now: Millis,
+) -> Result<()> {
+    record_progress(conn, id, f).await?;
+    sqlx::query("UPDATE policy_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
+        .bind(state)
+        .bind(serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()))
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks runs left `running` by a process that stopped as failed.
+pub async fn fail_interrupted_runs(conn: &mut Conn, now: Millis) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE policy_runs SET state = 'failed', finished_at = ?,
+                errors = json_insert(errors, '$[#]', 'interrupted: the server stopped during the run')
+         WHERE state = 'running'",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One thing a run deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunItem {
+    pub repository: String,
+    /// `tag` or `manifest`.
+    pub kind: String,
+    /// The tag name, or the manifest digest.
+    pub target: String,
+    pub digest: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+pub async fn add_run_item(conn: &mut Conn, run: i64, item: &RunItem) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO policy_run_items (run_id, repository, kind, target, digest, rule, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(run)
+    .bind(&item.repository)
+    .bind(&item.kind)
+    .bind(&item.target)
+    .bind(&item.digest)
+    .bind(&item.rule)
+    .bind(&item.reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn run_items(conn: &mut Conn, run: i64) -> Result<Vec<RunItem>> {
+    let rows = sqlx::query("SELECT * FROM policy_run_items WHERE run_id = ? ORDER BY rowid")
+        .bind(run)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RunItem {
+            repository: r.get("repository"),
+            kind: r.get("kind"),
+            target: r.get("target"),
+            digest: r.get("digest"),
+            rule: r.get("rule"),
+            reason: r.get("reason"),
+        })
+        .collect())
+}

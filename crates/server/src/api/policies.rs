@@ -1,0 +1,438 @@
+//! Retention policies under `/api/v1/policies` (apply, read, remove, preview, start a run) and
+//! their runs under `/api/v1/policy-runs` (watch, cancel, what each deleted and why).
+//!
+//! A policy document is accepted as JSON or TOML (the body is read as TOML unless it starts
+//! with `{`), so `shipshape policy apply -f` can send the operator's file as it is.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use shipshape_gc::retention::{PolicySpec, Preview, RetentionError, Trigger};
+use shipshape_meta::policies::{PolicyRun, RunItem, StoredPolicy};
+use utoipa::ToSchema;
+
+use super::model::{ErrorBody, time};
+use crate::error::ApiError;
+use crate::http::AppState;
+
+type ApiResult = Result<Response, ApiError>;
+
+fn error(e: RetentionError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        RetentionError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "POLICY_INVALID", msg),
+        RetentionError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "POLICY_UNKNOWN", msg),
+        RetentionError::RunNotFound(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "POLICY_RUN_UNKNOWN", msg)
+        }
+        RetentionError::RunActive { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "POLICY_RUN_ACTIVE", msg)
+        }
+        RetentionError::Meta(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", msg),
+    }
+}
+
+fn who(peer: SocketAddr) -> String {
+    format!("anonymous@{}", peer.ip())
+}
+
+fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "POLICY_INVALID",
+            "the policy document is not UTF-8 text",
+        )
+    })?;
+    PolicySpec::parse(text).map_err(|e| error(RetentionError::Invalid(e)))
+}
+
+/// An applied policy.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyInfo {
+    pub name: String,
+    /// The policy document as applied (see the README for its fields).
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    pub schedule: Option<String>,
+    pub next_run_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+fn policy_info(p: StoredPolicy) -> PolicyInfo {
+    PolicyInfo {
+        name: p.name,
+        document: serde_json::from_str(&p.document).unwrap_or(serde_json::Value::Null),
+        schedule: p.schedule,
+        next_run_at: p.next_run_at.map(time),
+        created_at: time(p.created_at),
+        updated_at: time(p.updated_at),
+        updated_by: p.updated_by,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PolicyList {
+    pub policies: Vec<PolicyInfo>,
+}
+
+/// Every applied policy.
+#[utoipa::path(get, path = "/api/v1/policies", responses((status = 200, body = PolicyList)))]
+pub async fn list(State(app): State<AppState>) -> ApiResult {
+    let all = app.retention.list().await.map_err(error)?;
+    Ok(Json(PolicyList {
+        policies: all.into_iter().map(policy_info).collect(),
+    })
+    .into_response())
+}
+
+/// One policy.
+#[utoipa::path(get, path = "/api/v1/policies/{name}",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 200, body = PolicyInfo), (status = 404, body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let (stored, _) = app.retention.get(&name).await.map_err(error)?;
+    Ok(Json(policy_info(stored)).into_response())
+}
+
+/// Create or replace a policy from a JSON or TOML document; the name in the document must be
+/// the name in the path. Answers 201 when created, 200 when replaced.
+#[utoipa::path(put, path = "/api/v1/policies/{name}",
+    params(("name" = String, Path, description = "policy name")),
+    request_body(content = String, description = "the policy document, JSON or TOML"),
+    responses((status = 201, body = PolicyInfo), (status = 200, body = PolicyInfo),
+              (status = 400, description = "invalid policy", body = ErrorBody)))]
+pub async fn put(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let spec = parse_document(&body)?;
+    if spec.name != name {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "POLICY_INVALID",
+            format!(
+                "name: the document names policy {:?} but was sent to {name:?}",
+                spec.name
+            ),
+        ));
+    }
+    let source = peer.ip().to_string();
+    let (stored, created) = app
+        .retention
+        .apply(&spec, "anonymous", Some(&source))
+        .await
+        .map_err(error)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(policy_info(stored))).into_response())
+}
+
+/// Remove a policy; its runs stay in the history, and what it deleted stays deleted.
+#[utoipa::path(delete, path = "/api/v1/policies/{name}",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let source = peer.ip().to_string();
+    app.retention
+        .remove(&name, "anonymous", Some(&source))
+        .await
+        .map_err(error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A decision on one tag or untagged manifest.
+#[derive(Serialize, ToSchema)]
+pub struct Decision {
+    /// `tag` or `manifest` (an untagged manifest).
+    pub kind: String,
+    /// The tag, or the manifest digest.
+    pub target: String,
+    pub digest: String,
+    /// `delete` or `keep`.
+    pub action: String,
+    /// The rule that decided, e.g. `keep_latest_pushed`, `delete_older_than`, `protected`.
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RepositoryPreview {
+    pub repository: String,
+    pub decisions: Vec<Decision>,
+    /// Bytes no tagged content needs after these deletions (freed once the restore window ends).
+    pub bytes_freed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PreviewFigures {
+    pub repositories: u64,
+    pub tags_evaluated: u64,
+    pub tags_deleted: u64,
+    pub manifests_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+/// What a policy would do now, and why.
+#[derive(Serialize, ToSchema)]
+pub struct PreviewInfo {
+    pub policy: String,
+    /// The instant the rules were evaluated at; a run started at this instant deletes the same.
+    pub evaluated_at: String,
+    pub repositories: Vec<RepositoryPreview>,
+    pub figures: PreviewFigures,
+}
+
+fn preview_info(p: Preview) -> PreviewInfo {
+    PreviewInfo {
+        policy: p.policy,
+        evaluated_at: time(p.evaluated_at),
+        repositories: p
+            .repositories
+            .into_iter()
+            .map(|r| RepositoryPreview {
+                repository: r.repository,
+                bytes_freed: r.bytes_freed,
+                decisions: r
+                    .decisions
+                    .into_iter()
+                    .map(|d| Decision {
+                        kind: d.kind.to_string(),
+                        target: d.target,
+                        digest: d.digest,
+                        action: if d.delete { "delete" } else { "keep" }.to_string(),
+                        rule: d.rule,
+                        reason: d.reason,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        figures: PreviewFigures {
+            repositories: p.figures.repositories,
+            tags_evaluated: p.figures.tags_evaluated,
+            tags_deleted: p.figures.tags_deleted,
+            manifests_deleted: p.figures.manifests_deleted,
+            bytes_freed: p.figures.bytes_freed,
+        },
+    }
+}
+
+/// Preview an applied policy: every tag in its scope with keep or delete and the rule that
+/// decided, and the bytes that would be freed. Nothing changes.
+#[utoipa::path(post, path = "/api/v1/policies/{name}/preview",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 200, body = PreviewInfo), (status = 404, body = ErrorBody)))]
+pub async fn preview_saved(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let (_, policy) = app.retention.get(&name).await.map_err(error)?;
+    let p = app.retention.preview(&policy).await.map_err(error)?;
+    Ok(Json(preview_info(p)).into_response())
+}
+
+/// Preview a draft policy (JSON or TOML) without applying it.
+#[utoipa::path(post, path = "/api/v1/policies/preview",
+    request_body(content = String, description = "the policy document, JSON or TOML"),
+    responses((status = 200, body = PreviewInfo),
+              (status = 400, description = "invalid policy", body = ErrorBody)))]
+pub async fn preview_draft(State(app): State<AppState>, body: axum::body::Bytes) -> ApiResult {
+    let policy = parse_document(&body)?
+        .validate()
+        .map_err(|e| error(RetentionError::Invalid(e)))?;
+    let p = app.retention.preview(&policy).await.map_err(error)?;
+    Ok(Json(preview_info(p)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunFigures {
+    pub repositories: u64,
+    pub tags_evaluated: u64,
+    pub tags_deleted: u64,
+    pub manifests_deleted: u64,
+    pub bytes_freed: u64,
+}
+
+/// A run of a policy.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyRunInfo {
+    pub id: i64,
+    pub policy: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// `running`, `succeeded`, `cancelled` or `failed`.
+    pub state: String,
+    pub started_by: String,
+    pub started_at: String,
+    /// The instant the rules were evaluated at.
+    pub evaluated_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub figures: RunFigures,
+    pub errors: Vec<String>,
+    /// The policy document the run applied.
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+}
+
+fn run_info(r: PolicyRun) -> PolicyRunInfo {
+    PolicyRunInfo {
+        id: r.id,
+        policy: r.policy,
+        trigger: r.trigger,
+        state: r.state,
+        started_by: r.started_by,
+        started_at: time(r.started_at),
+        evaluated_at: time(r.evaluated_at),
+        finished_at: r.finished_at.map(time),
+        duration_ms: r.finished_at.map(|f| f - r.started_at),
+        figures: RunFigures {
+            repositories: r.figures.repositories,
+            tags_evaluated: r.figures.tags_evaluated,
+            tags_deleted: r.figures.tags_deleted,
+            manifests_deleted: r.figures.manifests_deleted,
+            bytes_freed: r.figures.bytes_freed,
+        },
+        errors: r.errors,
+        document: serde_json::from_str(&r.document).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PolicyRunList {
+    pub runs: Vec<PolicyRunInfo>,
+}
+
+/// Something a run deleted, and why.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyRunItem {
+    pub repository: String,
+    /// `tag` or `manifest`.
+    pub kind: String,
+    pub target: String,
+    pub digest: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PolicyRunDetail {
+    #[serde(flatten)]
+    pub run: PolicyRunInfo,
+    pub items: Vec<PolicyRunItem>,
+}
+
+fn item(i: RunItem) -> PolicyRunItem {
+    PolicyRunItem {
+        repository: i.repository,
+        kind: i.kind,
+        target: i.target,
+        digest: i.digest,
+        rule: i.rule,
+        reason: i.reason,
+    }
+}
+
+/// Start a run of a policy now. Answers 202 with the run; 409 when it is already running.
+#[utoipa::path(post, path = "/api/v1/policies/{name}/runs",
+    params(("name" = String, Path, description = "policy name")),
+    responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn start(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let run = app
+        .retention
+        .start(&name, Trigger::Manual, &who(peer))
+        .await
+        .map_err(error)?;
+    Ok((StatusCode::ACCEPTED, Json(run_info(run))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RunPage {
+    before: Option<i64>,
+    limit: Option<i64>,
+    policy: Option<String>,
+}
+
+/// Runs of one policy, newest first.
+#[utoipa::path(get, path = "/api/v1/policies/{name}/runs",
+    params(("name" = String, Path, description = "policy name"),
+           ("before" = Option<i64>, Query, description = "runs with an id below this"),
+           ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
+    responses((status = 200, body = PolicyRunList)))]
+pub async fn runs_of(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(p): Query<RunPage>,
+) -> ApiResult {
+    runs_page(&app, Some(&name), &p).await
+}
+
+/// Runs of every policy (or of `policy`), newest first.
+#[utoipa::path(get, path = "/api/v1/policy-runs",
+    params(("policy" = Option<String>, Query, description = "only this policy's runs"),
+           ("before" = Option<i64>, Query, description = "runs with an id below this"),
+           ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
+    responses((status = 200, body = PolicyRunList)))]
+pub async fn runs(State(app): State<AppState>, Query(p): Query<RunPage>) -> ApiResult {
+    runs_page(&app, p.policy.as_deref(), &p).await
+}
+
+async fn runs_page(app: &AppState, policy: Option<&str>, p: &RunPage) -> ApiResult {
+    let runs = app
+        .retention
+        .runs(policy, p.before, p.limit.unwrap_or(20).clamp(1, 1000))
+        .await
+        .map_err(error)?;
+    Ok(Json(PolicyRunList {
+        runs: runs.into_iter().map(run_info).collect(),
+    })
+    .into_response())
+}
+
+/// One run, with what it deleted and the rule that decided each.
+#[utoipa::path(get, path = "/api/v1/policy-runs/{id}",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 200, body = PolicyRunDetail), (status = 404, body = ErrorBody)))]
+pub async fn run(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    let (run, items) = app.retention.run(id).await.map_err(error)?;
+    Ok(Json(PolicyRunDetail {
+        run: run_info(run),
+        items: items.into_iter().map(item).collect(),
+    })
+    .into_response())
+}
+
+/// Cancel a run after the repository it is working on; what it deleted stays deleted (and
+/// restorable) and is reported.
+#[utoipa::path(post, path = "/api/v1/policy-runs/{id}/cancel",
+    params(("id" = i64, Path, description = "run id")),
+    responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    let run = app.retention.cancel(id).await.map_err(error)?;
+    if run.state != "running" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "POLICY_RUN_FINISHED",
+            format!("policy run {id} has already finished ({})", run.state),
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(run_info(run))).into_response())
+}
