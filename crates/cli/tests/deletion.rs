@@ -764,6 +764,11 @@ async fn disabled_deletion_refuses_every_delete() {
         .as_str()
         .unwrap()
         .to_string();
+    let policy = json!({"name": "off", "repositories": ["off/*"], "delete": {"older_than": "0s"}});
+    let (status, v) = s
+        .api(Method::PUT, "/api/v1/policies/off", Some(policy))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "a policy can be applied: {v}");
     let before = s.footprint().await;
     for path in [
         "/v2/off/app/manifests/v1".to_string(),
@@ -790,6 +795,7 @@ async fn disabled_deletion_refuses_every_delete() {
             "/api/v1/repositories/off/app/-/bulk-delete",
             Some(json!({"keep_latest": 0, "dry_run": false})),
         ),
+        (Method::POST, "/api/v1/policies/off/runs", None),
     ] {
         let (status, v) = s.api(method.clone(), path, body).await;
         assert_eq!(
@@ -804,6 +810,11 @@ async fn disabled_deletion_refuses_every_delete() {
     // A preview deletes nothing, so it stays available.
     let preview = bulk(&s, "off/app", json!({"keep_latest": 0, "dry_run": true})).await;
     assert_eq!(strings(&preview["deleted"]), ["v1"]);
+    let (status, preview) = s
+        .api(Method::POST, "/api/v1/policies/off/preview", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["figures"]["tags_deleted"], 1, "{preview}");
 }
 
 fn skopeo() -> std::path::PathBuf {

@@ -125,9 +125,13 @@ impl Server {
             gc_config,
         );
         collector.recover().await.map_err(ServeError::Gc)?;
-        let retention = shipshape_gc::retention::Retention::open(catalogue.clone(), clock.clone())
-            .await
-            .map_err(ServeError::Retention)?;
+        let retention = shipshape_gc::retention::Retention::open(
+            catalogue.clone(),
+            clock.clone(),
+            config.deletion_enabled,
+        )
+        .await
+        .map_err(ServeError::Retention)?;
         let registry = Registry::new(
             catalogue.clone(),
             store,

@@ -31,6 +31,8 @@ pub enum RetentionError {
     RunNotFound(i64),
     #[error("policy {policy} is already running (run {active}); cancel it or wait for it to end")]
     RunActive { policy: String, active: i64 },
+    #[error("deletion is disabled on this registry; a policy can be previewed but not run")]
+    DeletionDisabled,
     #[error("catalogue: {0}")]
     Meta(#[from] MetaError),
 }
@@ -141,15 +143,22 @@ pub struct Retention {
     catalogue: Catalogue,
     clock: Arc<dyn Clock>,
     policies: Policies,
+    /// Off when the operator disabled deletion: runs are refused, previews still work.
+    deletion_enabled: bool,
 }
 
 impl Retention {
     /// Loads the applied policies and marks runs a stopped process left running as failed.
-    pub async fn open(catalogue: Catalogue, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub async fn open(
+        catalogue: Catalogue,
+        clock: Arc<dyn Clock>,
+        deletion_enabled: bool,
+    ) -> Result<Self> {
         let r = Retention {
             catalogue,
             clock,
             policies: Policies::default(),
+            deletion_enabled,
         };
         let mut tx = r.catalogue.begin().await?;
         q::fail_interrupted_runs(&mut tx, r.clock.now()).await?;
@@ -426,6 +435,9 @@ impl Retention {
     /// instant the run starts.
     pub async fn start(&self, name: &str, trigger: Trigger, actor: &str) -> Result<PolicyRun> {
         let (stored, policy) = self.get(name).await?;
+        if !self.deletion_enabled {
+            return Err(RetentionError::DeletionDisabled);
+        }
         let now = self.clock.now();
         let mut tx = self.catalogue.begin().await?;
         let id = q::start_run(

@@ -32,6 +32,9 @@ fn error(e: RetentionError) -> ApiError {
         RetentionError::RunActive { .. } => {
             ApiError::new(StatusCode::CONFLICT, "POLICY_RUN_ACTIVE", msg)
         }
+        RetentionError::DeletionDisabled => {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
+        }
         RetentionError::Meta(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", msg),
     }
 }
@@ -349,7 +352,8 @@ fn item(i: RunItem) -> PolicyRunItem {
 #[utoipa::path(post, path = "/api/v1/policies/{name}/runs",
     params(("name" = String, Path, description = "policy name")),
     responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 405, description = "deletion is disabled", body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
