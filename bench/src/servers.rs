@@ -1,0 +1,181 @@
+//! The two registries under test, each a child process on a loopback port with its own data
+//! directory, and their memory as the kernel reports it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Debian's package of CNCF Distribution.
+pub const DISTRIBUTION_BIN: &str = "/usr/bin/docker-registry";
+
+/// Which registry a server is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Shipshape,
+    Distribution,
+}
+
+/// A running registry; killed when dropped.
+pub struct Server {
+    pub kind: Kind,
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The data directory (Shipshape) or filesystem root (Distribution).
+    pub data: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+impl Server {
+    /// Starts `shipshape serve` from `bin` on `data`, with `extra` flags after the defaults.
+    pub fn shipshape(bin: &Path, data: &Path, extra: &[&str]) -> std::io::Result<Server> {
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--log", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()?;
+        Self::ready(Kind::Shipshape, child, port, data)
+    }
+
+    /// Starts Distribution with a filesystem root at `root` and deletes enabled.
+    pub fn distribution(root: &Path) -> std::io::Result<Server> {
+        if !Path::new(DISTRIBUTION_BIN).exists() {
+            return Err(std::io::Error::other(format!(
+                "{DISTRIBUTION_BIN} is missing: apt-get install docker-registry"
+            )));
+        }
+        let port = free_port();
+        std::fs::create_dir_all(root)?;
+        let config = root.with_extension("yml");
+        std::fs::write(&config, distribution_config(root, port))?;
+        let child = Command::new(DISTRIBUTION_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Self::ready(Kind::Distribution, child, port, root)
+    }
+
+    /// Waits until `/v2/` answers; a server that exits or stays silent for 30 s is an error.
+    fn ready(kind: Kind, mut child: Child, port: u16, data: &Path) -> std::io::Result<Server> {
+        let base = format!("http://127.0.0.1:{port}");
+        let url = format!("{base}/v2/");
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait()? {
+                return Err(std::io::Error::other(format!(
+                    "{kind:?} exited at start: {status}"
+                )));
+            }
+            if let Ok(r) = probe::status(&url)
+                && r == 200
+            {
+                return Ok(Server {
+                    kind,
+                    child,
+                    base,
+                    data: data.to_path_buf(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        Err(std::io::Error::other(format!("{kind:?} did not answer on {url}")))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `127.0.0.1:PORT`, as skopeo and wrk want it.
+    pub fn host(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Resident memory now, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        proc_status_kib(self.pid(), "VmRSS:") as f64 / 1024.0
+    }
+
+    /// Peak resident memory since start or the last `reset_peak_rss`, in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        proc_status_kib(self.pid(), "VmHWM:") as f64 / 1024.0
+    }
+
+    /// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
+    /// Stops the server (SIGKILL: both registries are crash-safe by design, and the bench
+    /// never reuses a stopped server's data without a restart of its own).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Distribution's configuration: filesystem root, deletes enabled, in-memory blob descriptor
+/// cache (its default for a single node), logs silenced so they cost nothing.
+pub fn distribution_config(root: &Path, port: u16) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         cache:\n    blobdescriptor: inmemory\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        root.display()
+    )
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+mod probe {
+    //! A blocking status probe without pulling in reqwest's blocking client.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub fn status(url: &str) -> std::io::Result<u16> {
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut s = TcpStream::connect(host)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut buf = [0u8; 16];
+        s.read_exact(&mut buf[..12])?;
+        let line = std::str::from_utf8(&buf[..12]).map_err(std::io::Error::other)?;
+        line[9..12].parse().map_err(std::io::Error::other)
+    }
+}
