@@ -103,6 +103,7 @@ impl Report {
                 .unwrap_or_else(|| "—".into());
             let ratio = f
                 .ratio()
+                .filter(|r| r.is_finite() && *r > 0.0)
                 .map(|r| format!("{r:.2}×"))
                 .unwrap_or_else(|| "—".into());
             let of_limit = f
@@ -175,6 +176,9 @@ mod tests {
         assert_eq!(f.ratio(), Some(0.25));
         let mut r = Report::new("t");
         r.add(f);
-        assert!(r.markdown().contains("| reclaim | s | 1.00 | 4.00 | 0.25× |"));
+        assert!(
+            r.markdown()
+                .contains("| reclaim | s | 1.00 | 4.00 | 0.25× |")
+        );
     }
 }

@@ -52,12 +52,17 @@ impl Server {
 
     /// Starts Distribution with a filesystem root at `root` and deletes enabled.
     pub fn distribution(root: &Path) -> std::io::Result<Server> {
+        Self::distribution_at(root, free_port())
+    }
+
+    /// Starts Distribution on a given port: a restart that clients keep talking to (the
+    /// configuration is `root.yml`, beside the root, as `garbage-collect` is given it).
+    pub fn distribution_at(root: &Path, port: u16) -> std::io::Result<Server> {
         if !Path::new(DISTRIBUTION_BIN).exists() {
             return Err(std::io::Error::other(format!(
                 "{DISTRIBUTION_BIN} is missing: apt-get install docker-registry"
             )));
         }
-        let port = free_port();
         std::fs::create_dir_all(root)?;
         let config = root.with_extension("yml");
         std::fs::write(&config, distribution_config(root, port))?;
@@ -94,11 +99,21 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        Err(std::io::Error::other(format!("{kind:?} did not answer on {url}")))
+        Err(std::io::Error::other(format!(
+            "{kind:?} did not answer on {url}"
+        )))
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// `127.0.0.1:PORT`, as skopeo and wrk want it.
@@ -172,7 +187,10 @@ mod probe {
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut s = TcpStream::connect(host)?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut buf = [0u8; 16];
         s.read_exact(&mut buf[..12])?;
         let line = std::str::from_utf8(&buf[..12]).map_err(std::io::Error::other)?;
