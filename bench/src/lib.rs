@@ -5,6 +5,7 @@
 //! them and what limits each figure.
 
 pub mod gc;
+pub mod http;
 pub mod report;
 pub mod servers;
 pub mod stats;
