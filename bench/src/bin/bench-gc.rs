@@ -129,14 +129,15 @@ struct LoadFigures {
 }
 
 /// The load's figures around a collection that ran from `start` to `end` (load clock).
-fn load_figures(log: &LoadLog, before_from: f64, start: f64, end: f64) -> LoadFigures {
+fn load_figures(log: &LoadLog, before: (f64, f64), start: f64, end: f64) -> LoadFigures {
+    let (before_from, before_to) = before;
     // A run shorter than a tenth of a second holds too few operations for a rate; the window
     // is widened to 100 ms from its start.
     let during_end = end.max(start + 0.1);
     LoadFigures {
-        pulls_before: log.rate(OpKind::Pull, before_from, start),
+        pulls_before: log.rate(OpKind::Pull, before_from, before_to),
         pulls_during: log.rate(OpKind::Pull, start, during_end),
-        pushes_before: log.rate(OpKind::Push, before_from, start),
+        pushes_before: log.rate(OpKind::Push, before_from, before_to),
         pushes_during: log.rate(OpKind::Push, start, during_end),
         pull_gap: log.longest_gap(OpKind::Pull, start - 0.5, end + 1.0),
         push_gap: log.longest_gap(OpKind::Push, start - 0.5, end + 1.0),
@@ -340,11 +341,8 @@ impl ShipshapeRun<'_> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let log = l.stop().await;
                 let (s, e) = (start_load.unwrap_or(0.0), end_load.unwrap_or(0.0));
-                let before_from = 0.5_f64.min(before_until.unwrap_or(0.0));
-                Some((
-                    load_figures(&log, before_from, before_until.unwrap_or(s), e.max(s)),
-                    log.blob_uploads,
-                ))
+                let before = (0.5, before_until.unwrap_or(s));
+                Some((load_figures(&log, before, s, e.max(s)), log.blob_uploads))
             }
             None => None,
         };
@@ -500,12 +498,7 @@ async fn distribution_round(
             tokio::time::sleep(Duration::from_millis(1500)).await;
             let log = l.stop().await;
             let (s, e) = (stop_load.unwrap_or(0.0), ready_load.unwrap_or(0.0));
-            Some(load_figures(
-                &log,
-                0.5_f64.min(before_until.unwrap_or(0.0)),
-                before_until.unwrap_or(s).min(s),
-                e,
-            ))
+            Some(load_figures(&log, (0.5, before_until.unwrap_or(s)), s, e))
         }
         None => None,
     };
@@ -804,6 +797,15 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
     );
 }
 
+/// Moves a registry out of the way; deleting a million files takes minutes and would
+/// disturb the next measurements, so `main` deletes them all at the end.
+fn discard(work: &Path, dir: &Path) -> std::io::Result<()> {
+    let trash = work.join("trash");
+    std::fs::create_dir_all(&trash)?;
+    let n = std::fs::read_dir(&trash)?.count();
+    std::fs::rename(dir, trash.join(n.to_string()))
+}
+
 async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Error> {
     let do_ship = args.only.as_deref() != Some("distribution");
     let do_dist = args.only.as_deref() != Some("shipshape");
@@ -818,7 +820,9 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Err
     );
     eprintln!("== {section} (model in {:.1} s)", t.elapsed().as_secs_f64());
     let work = args.work.join(size.to_string());
-    let _ = std::fs::remove_dir_all(&work);
+    if work.exists() {
+        discard(&args.work, &work)?;
+    }
     std::fs::create_dir_all(&work)?;
     let mut g = Gathered::default();
     let base = Holdings::new(&model);
@@ -870,7 +874,7 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Err
             server.stop();
         }
         if !args.keep {
-            let _ = std::fs::remove_dir_all(&data);
+            discard(&args.work, &data)?;
         }
     }
     if do_dist {
@@ -914,7 +918,7 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Err
         }
         server.stop();
         if !args.keep {
-            let _ = std::fs::remove_dir_all(&root);
+            discard(&args.work, &root)?;
         }
     }
     add_figures(report, &section, &g);
@@ -946,6 +950,10 @@ async fn main() -> Result<(), Error> {
         run_size(&args, size, &mut report).await?;
         // Partial results survive a later size failing or being interrupted.
         report.write(&args.out, "gc")?;
+    }
+    if !args.keep {
+        eprintln!("removing {}", args.work.join("trash").display());
+        let _ = std::fs::remove_dir_all(args.work.join("trash"));
     }
     Ok(())
 }
