@@ -58,6 +58,9 @@ struct Args {
     only: Option<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A smoke run: one small registry, one round per variant.
+    #[arg(long)]
+    quick: bool,
 }
 
 /// One Shipshape way of running a collection.
@@ -109,6 +112,8 @@ struct Round {
     blobs_freed: u64,
     manifests_freed: u64,
     links_freed: u64,
+    /// Queue entries the run reviewed (Shipshape).
+    reviewed: u64,
     expected_blobs: u64,
     peak_rss_mib: f64,
     /// Everything that had to go went, nothing else of the registry did.
@@ -404,6 +409,7 @@ impl ShipshapeRun<'_> {
             blobs_freed: freed.len() as u64,
             manifests_freed: f["manifests_deleted"].as_u64().unwrap_or(0),
             links_freed: f["links_deleted"].as_u64().unwrap_or(0),
+            reviewed: f["reviewed"].as_u64().unwrap_or(0),
             expected_blobs: expected.len() as u64,
             peak_rss_mib,
             exact,
@@ -543,6 +549,7 @@ async fn distribution_round(
         blobs_freed: (deleted.len() - others - manifests.len().min(deleted.len() - others)) as u64,
         manifests_freed: manifests.iter().filter(|m| deleted.contains(m)).count() as u64,
         links_freed: 0,
+        reviewed: 0,
         expected_blobs: blob_expected,
         peak_rss_mib: peak,
         exact: missing == 0 && wrong == 0,
@@ -555,6 +562,7 @@ async fn distribution_round(
 /// Every figure of one size, gathered over the rounds.
 #[derive(Default)]
 struct Gathered {
+    blobs: usize,
     ship: std::collections::BTreeMap<&'static str, Vec<Round>>,
     dist: std::collections::BTreeMap<&'static str, Vec<Round>>,
 }
@@ -692,6 +700,24 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
                 .map_or(0, |r| r.expected_blobs)
         ),
     );
+    for (k, what) in [
+        ("quiet", "quiet"),
+        (
+            "under load",
+            "under load: the load's pushes queue reviews too",
+        ),
+    ] {
+        both(
+            report,
+            &format!("queue entries reviewed, {}", k),
+            "entries",
+            Better::Lower,
+            ship(k),
+            None,
+            &|r| r.reviewed as f64,
+            what,
+        );
+    }
     both(
         report,
         "manifests freed",
@@ -806,7 +832,7 @@ fn discard(work: &Path, dir: &Path) -> std::io::Result<()> {
     std::fs::rename(dir, trash.join(n.to_string()))
 }
 
-async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Error> {
+async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathered, Error> {
     let do_ship = args.only.as_deref() != Some("distribution");
     let do_dist = args.only.as_deref() != Some("shipshape");
     let t = Instant::now();
@@ -865,8 +891,8 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Err
                     .round(&server, &mut holdings, v, &format!("s{vi}r{k}"))
                     .await?;
                 eprintln!(
-                    "   shipshape {:<24} {:>8.3} s  run {:>6} ms  {}",
-                    v.name, r.reclaim_s, r.run_ms, r.check
+                    "   shipshape {:<24} {:>8.3} s  run {:>6} ms  reviewed {:>6}  {}",
+                    v.name, r.reclaim_s, r.run_ms, r.reviewed, r.check
                 );
                 rounds.push(r);
             }
@@ -922,12 +948,64 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Err
         }
     }
     add_figures(report, &section, &g);
-    Ok(())
+    g.blobs = model.blob_count();
+    Ok(g)
+}
+
+/// One row per size for the figures whose growth matters: the time to reclaim 1% churn, and
+/// the same time per reclaimed blob (flat when the cost follows the churn).
+fn add_growth(report: &mut Report, sizes: &[Gathered]) {
+    let section = "growth with the registry: reclaim of 1% churn, quiet";
+    for g in sizes {
+        for (name, key, dist, per_blob) in [
+            ("reclaim", "quiet", true, false),
+            (
+                "reclaim, no storage sweep",
+                "quiet, no storage sweep",
+                false,
+                false,
+            ),
+            ("per reclaimed blob", "quiet", true, true),
+            (
+                "per reclaimed blob, no storage sweep",
+                "quiet, no storage sweep",
+                false,
+                true,
+            ),
+        ] {
+            let Some(rounds) = g.ship.get(key).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let value = |r: &Round| {
+                if per_blob {
+                    1000.0 * r.reclaim_s / r.blobs_freed.max(1) as f64
+                } else {
+                    r.reclaim_s
+                }
+            };
+            let mut f = fig(
+                section,
+                &format!("{} blobs: {name}", g.blobs),
+                if per_blob { "ms" } else { "s" },
+                Better::Lower,
+                "",
+            );
+            f.shipshape = samples(rounds, value);
+            if dist && let Some(d) = g.dist.get("quiet").filter(|d| !d.is_empty()) {
+                f.distribution = Some(samples(d, value));
+            }
+            report.add(f);
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.quick {
+        args.sizes = vec![2000];
+        args.repeat = 1;
+    }
     if !args.shipshape.exists() && args.only.as_deref() != Some("distribution") {
         return Err(format!(
             "{} is missing: cargo build --release -p shipshape-cli",
@@ -946,10 +1024,13 @@ async fn main() -> Result<(), Error> {
         args.grace,
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     ));
+    let mut sizes = Vec::new();
     for &size in &args.sizes {
-        run_size(&args, size, &mut report).await?;
+        sizes.push(run_size(&args, size, &mut report).await?);
         // Partial results survive a later size failing or being interrupted.
-        report.write(&args.out, "gc")?;
+        let mut so_far = report.clone();
+        add_growth(&mut so_far, &sizes);
+        so_far.write(&args.out, "gc")?;
     }
     if !args.keep {
         eprintln!("removing {}", args.work.join("trash").display());
