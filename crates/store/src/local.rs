@@ -5,17 +5,27 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use std::io::{Read as _, Seek as _, Write as _};
+
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use shipshape_oci::{Algorithm, Digester, UploadId};
 use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio_util::io::ReaderStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{ByteRange, StorageKey, StoreError, StoredObject};
 
+/// Size of the buffers an upload is written in.
 const WRITE_BUFFER: usize = 1024 * 1024;
-const READ_CHUNK: usize = 256 * 1024;
+/// Buffers waiting for the writer: with the one being filled and the one being written, an
+/// upload holds at most this many plus two buffers in memory.
+const PIPELINE_DEPTH: usize = 2;
+/// How much an upload writes between two early syncs: small enough that the sync ending a
+/// 16 MiB chunk (a common PATCH size) finds most of it written already.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the client.
+const READ_AHEAD: usize = 2;
 
 /// Blob storage in a directory on the local filesystem.
 #[derive(Clone, Debug)]
@@ -48,9 +58,14 @@ impl LocalStore {
     }
 
     /// Appends `body` to the upload object at `offset`, feeding every byte to `hasher`, and
-    /// returns how many bytes were written. Anything past `offset` left by an earlier crash is
-    /// cut off first. On failure the object is cut back to `offset`, so a failed request leaves
-    /// the session as it was (the caller must then discard `hasher`).
+    /// returns how many bytes were written; the bytes are synced to disk when it returns.
+    /// Anything past `offset` left by an earlier crash is cut off first. On failure the object
+    /// is cut back to `offset`, so a failed request leaves the session as it was (the caller
+    /// must then discard `hasher`).
+    ///
+    /// The request is received on the runtime while a blocking thread hashes and writes, and
+    /// the disk starts writing back while the body still arrives (see [`write_and_hash`]), so
+    /// receiving, hashing and the disk overlap instead of taking turns.
     pub async fn append<S, E>(
         &self,
         key: &StorageKey,
@@ -63,16 +78,27 @@ impl LocalStore {
         E: std::fmt::Display,
     {
         let path = self.path(key);
-        let mut file = match OpenOptions::new().write(true).open(&path).await {
-            Ok(f) => f,
+        let file = match OpenOptions::new().write(true).open(&path).await {
+            Ok(f) => f.into_std().await,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(key.clone()));
             }
             Err(e) => return Err(e.into()),
         };
-        file.set_len(offset).await?;
-        file.seek(SeekFrom::Start(offset)).await?;
-        let result = write_stream(&mut file, body, hasher).await;
+        let (tx, rx) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+        let writer_hasher = hasher.clone();
+        let writer =
+            tokio::task::spawn_blocking(move || write_and_hash(file, offset, rx, writer_hasher));
+        let received = feed(body, tx).await;
+        let (file, written) = writer.await.map_err(std::io::Error::other)?;
+        let result = match (received, written) {
+            (Ok(()), Ok((n, h))) => {
+                *hasher = h;
+                Ok(n)
+            }
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        };
+        let file = File::from_std(file);
         match result {
             Ok(written) => {
                 file.sync_data().await?;
@@ -153,7 +179,9 @@ impl LocalStore {
         }
     }
 
-    /// Streams an object, or the given range of it.
+    /// Streams an object, or the given range of it. The next chunk is read from the disk while
+    /// the previous one is being sent, with at most `READ_AHEAD` chunks waiting; no thread is
+    /// held while a slow client keeps the stream waiting.
     pub async fn read(
         &self,
         key: &StorageKey,
@@ -173,7 +201,10 @@ impl LocalStore {
             }
             None => file.metadata().await?.len(),
         };
-        Ok(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+        let file = file.into_std().await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        tokio::spawn(read_ahead(file, len, tx));
+        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 
     /// Deletes an object. A missing object counts as deleted.
@@ -233,26 +264,126 @@ impl LocalStore {
     }
 }
 
-async fn write_stream<S, E>(
-    file: &mut File,
-    body: S,
-    hasher: &mut Digester,
-) -> Result<u64, StoreError>
+/// Receives the body into buffers of `WRITE_BUFFER` bytes for the writer. Returns the body's
+/// error if it fails; a writer that stopped early has its own error, reported by `append`.
+async fn feed<S, E>(body: S, tx: tokio::sync::mpsc::Sender<Bytes>) -> Result<(), StoreError>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
 {
     let mut body = std::pin::pin!(body);
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut written = 0u64;
+    let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
-        hasher.update(&chunk);
-        out.write_all(&chunk).await?;
-        written += chunk.len() as u64;
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= WRITE_BUFFER {
+            if tx.send(buf.split().freeze()).await.is_err() {
+                return Ok(());
+            }
+            buf.reserve(WRITE_BUFFER);
+        }
     }
-    out.flush().await?;
-    Ok(written)
+    if !buf.is_empty() {
+        let _ = tx.send(buf.freeze()).await;
+    }
+    Ok(())
+}
+
+/// The writer's side of `append`, on a blocking thread: hashes and writes each buffer, and
+/// every `WRITEBACK_EVERY` bytes asks a second thread to sync what is written so far. Without
+/// that, the kernel starts writing back only when a large share of memory is dirty, and the
+/// final sync of a large blob would wait for the whole blob; with it, that sync waits for the
+/// last stretch only. The early syncs speed things up and prove nothing: their errors are kept
+/// and reported (a failed writeback reports its error once per open file, and it must not be
+/// lost to the final sync), and `append` syncs once more after the last byte.
+fn write_and_hash(
+    file: std::fs::File,
+    offset: u64,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    mut hasher: Digester,
+) -> (std::fs::File, Result<(u64, Digester), StoreError>) {
+    let result = hash_and_write(&file, offset, &mut rx, &mut hasher);
+    (file, result.map(|n| (n, hasher)).map_err(StoreError::from))
+}
+
+fn hash_and_write(
+    file: &std::fs::File,
+    offset: u64,
+    rx: &mut tokio::sync::mpsc::Receiver<Bytes>,
+    hasher: &mut Digester,
+) -> std::io::Result<u64> {
+    file.set_len(offset)?;
+    let mut out = file;
+    out.seek(SeekFrom::Start(offset))?;
+    std::thread::scope(|scope| {
+        let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let syncer = scope.spawn(move || {
+            let mut outcome = Ok(());
+            while sync_rx.recv().is_ok() {
+                if let Err(e) = file.sync_data() {
+                    outcome = Err(e);
+                }
+            }
+            outcome
+        });
+        let mut written = 0u64;
+        let mut unsynced = 0u64;
+        let mut wrote = Ok(());
+        while let Some(buf) = rx.blocking_recv() {
+            hasher.update(&buf);
+            if let Err(e) = out.write_all(&buf) {
+                wrote = Err(e);
+                break;
+            }
+            written += buf.len() as u64;
+            unsynced += buf.len() as u64;
+            if unsynced >= WRITEBACK_EVERY {
+                // A sync already running or queued covers these bytes too.
+                let _ = sync_tx.try_send(());
+                unsynced = 0;
+            }
+        }
+        rx.close();
+        drop(sync_tx);
+        let synced = syncer.join().expect("the sync thread does not panic");
+        wrote?;
+        synced?;
+        Ok(written)
+    })
+}
+
+/// Reads `len` bytes from the file's position in chunks of `READ_CHUNK`, each on a blocking
+/// thread, and sends them on; stops when the receiver is gone (the client left).
+async fn read_ahead(
+    file: std::fs::File,
+    mut len: u64,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut file = Some(file);
+    while len > 0 {
+        let want = len.min(READ_CHUNK as u64);
+        let f = file.take().expect("the file is back after each read");
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want as usize);
+            let got = (&f).take(want).read_to_end(&mut buf);
+            (f, got.map(|_| buf))
+        })
+        .await;
+        let chunk = match read {
+            Ok((f, Ok(buf))) if buf.len() as u64 == want => {
+                file = Some(f);
+                Ok(Bytes::from(buf))
+            }
+            Ok((_, Ok(_))) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            Ok((_, Err(e))) => Err(e),
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            return;
+        }
+        len -= want;
+    }
 }
 
 async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -333,6 +464,41 @@ mod tests {
         let mut h2 = h.clone();
         assert!(store.append(&up, 3, failing, &mut h2).await.is_err());
         assert_eq!(store.size(&up).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_large_append_hashes_and_stores_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let up = LocalStore::upload_key(&UploadId::new_random());
+        store.create_upload(&up).await.unwrap();
+        // Several early syncs' worth, in pieces of an odd size, after a first small append.
+        let data: Vec<u8> = (0..3 * WRITEBACK_EVERY + 12_345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut h = Digester::new(Algorithm::Sha256);
+        store.append(&up, 0, body(&[b"x"]), &mut h).await.unwrap();
+        let pieces: Vec<Result<Bytes, String>> = data
+            .chunks(65_537)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let n = store
+            .append(&up, 1, futures::stream::iter(pieces), &mut h)
+            .await
+            .unwrap();
+        assert_eq!(n, data.len() as u64);
+        let mut whole = b"x".to_vec();
+        whole.extend_from_slice(&data);
+        assert_eq!(h.finish(), Digest::of_bytes(Algorithm::Sha256, &whole));
+        let key = store.commit_upload(&up).await.unwrap();
+        let got: Vec<u8> = store
+            .read(&key, None)
+            .await
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .concat()
+            .await;
+        assert!(got == whole, "the blob reads back as written");
     }
 
     #[test]
