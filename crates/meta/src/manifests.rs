@@ -1,7 +1,7 @@
 //! Manifests (bytes kept in the catalogue), their references to blobs and child manifests, and
 //! the subject index behind the referrers API.
 
-use shipshape_oci::Digest;
+use shipshape_oci::{Digest, RepoName};
 use sqlx::Row;
 
 use crate::repos::RepoId;
@@ -63,6 +63,36 @@ pub async fn find(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Opti
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(head_from_row).transpose()
+}
+
+/// A manifest with its bytes, as a pull reads it.
+pub type ManifestRead = (ManifestHead, Option<Vec<u8>>);
+
+/// Reads the manifest row and, with `with_payload`, its bytes.
+pub(crate) fn read_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestRead> {
+    Ok((head_from_row(row)?, row.get("payload")))
+}
+
+/// A live manifest of the live repository `repo`, by digest, with its bytes when
+/// `with_payload`: one query, because pulls ask this more than anything else. `None` when the
+/// repository or the manifest is not there (`repos::find` tells which).
+pub async fn find_in_named(
+    conn: &mut Conn,
+    repo: &RepoName,
+    digest: &Digest,
+    with_payload: bool,
+) -> Result<Option<ManifestRead>> {
+    let row = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN ? THEN m.payload END AS payload
+         FROM repositories r JOIN manifests m ON m.repository_id = r.id
+         WHERE r.name = ? AND r.deleted_at IS NULL AND m.digest = ? AND m.deleted_at IS NULL",
+    )
+    .bind(with_payload)
+    .bind(repo.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(read_from_row).transpose()
 }
 
 /// The exact bytes that were pushed.

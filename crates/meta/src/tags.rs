@@ -1,12 +1,34 @@
 //! Tags and their history. Every change of a tag writes a `tag_history` row in the same
 //! transaction, so a deleted tag can later be shown and restored.
 
-use shipshape_oci::{Digest, Tag};
+use shipshape_oci::{Digest, RepoName, Tag};
 use sqlx::Row;
 
-use crate::manifests::{ManifestHead, ManifestId};
+use crate::manifests::{ManifestHead, ManifestId, ManifestRead, read_from_row};
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
+
+/// Resolves a tag of the live repository `repo` to its manifest, with the manifest's bytes
+/// when `with_payload`: one query, because a pull by tag is the registry's most frequent
+/// request. `None` when the repository or the tag is not there (`repos::find` tells which).
+pub async fn resolve_in_named(
+    conn: &mut Conn,
+    repo: &RepoName,
+    tag: &Tag,
+    with_payload: bool,
+) -> Result<Option<ManifestRead>> {
+    let row = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN ? THEN m.payload END AS payload
+         FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id
+         WHERE r.name = ? AND r.deleted_at IS NULL AND t.name = ?",
+    )
+    .bind(with_payload)
+    .bind(repo.as_str())
+    .bind(tag.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(read_from_row).transpose()
+}
 
 /// Resolves a tag to its manifest.
 pub async fn resolve(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<ManifestHead>> {

@@ -1,19 +1,23 @@
 //! Pushing, reading and deleting manifests.
 
+use bytes::Bytes;
 use shipshape_meta::manifests::{self, ManifestHead, NewManifest};
 use shipshape_meta::{commit, events, repos, tags};
 use shipshape_oci::manifest::{self, MAX_MANIFEST_BYTES};
 use shipshape_oci::{Algorithm, Digest, Reference, RepoName};
 
+use super::reads::{self, Leader, Role, Shared};
 use super::{Actor, Registry, RegistryError, Result};
 
 /// A manifest about to be served.
+#[derive(Clone, Debug)]
 pub struct ManifestRead {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
-    /// The exact bytes pushed; `None` when only the headers were asked for.
-    pub payload: Option<Vec<u8>>,
+    /// The exact bytes pushed; `None` when only the headers were asked for. Shared, not
+    /// copied, between the requests a shared read answers.
+    pub payload: Option<Bytes>,
 }
 
 /// The outcome of a manifest push.
@@ -39,35 +43,76 @@ impl Registry {
         found.ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))
     }
 
-    /// Finds a manifest by tag or digest; with `with_payload`, also its bytes.
+    /// Finds a manifest by tag or digest; with `with_payload`, also its bytes. Concurrent
+    /// identical reads share one query (`reads.rs` says why that answers each correctly).
     pub async fn get_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
         with_payload: bool,
     ) -> Result<ManifestRead> {
-        let mut conn = self.catalogue.reader().await?;
-        let head = self.resolve(&mut conn, repo, reference).await?;
-        let payload = if with_payload {
-            Some(
-                manifests::payload(&mut conn, head.id)
-                    .await?
-                    .ok_or_else(|| RegistryError::ManifestUnknown(reference.to_string()))?,
-            )
-        } else {
-            None
-        };
+        let found = match self.reads.join(repo, reference, with_payload) {
+            Role::Follower(rx) => match reads::outcome(rx).await {
+                Some(m) => Ok(m),
+                None => {
+                    self.read_manifest(repo, reference, with_payload, None)
+                        .await
+                }
+            },
+            Role::Leader(leader) => {
+                self.read_manifest(repo, reference, with_payload, Some(leader))
+                    .await
+            }
+        }?;
         let tag = match reference {
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        self.record_pull(repo, tag, &head.digest).await;
-        Ok(ManifestRead {
-            digest: head.digest,
-            media_type: head.media_type,
-            size: head.size,
-            payload,
-        })
+        self.record_pull(repo, tag, &found.digest).await;
+        Ok(found)
+    }
+
+    /// One catalogue query for a manifest; a `leader` hands the outcome to those who joined.
+    async fn read_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        with_payload: bool,
+        mut leader: Option<Leader>,
+    ) -> Result<ManifestRead> {
+        let mut conn = self.catalogue.reader().await?;
+        if let Some(l) = &mut leader {
+            l.start();
+        }
+        let found = match reference {
+            Reference::Tag(t) => tags::resolve_in_named(&mut conn, repo, t, with_payload).await?,
+            Reference::Digest(d) => {
+                manifests::find_in_named(&mut conn, repo, d, with_payload).await?
+            }
+        };
+        let read = match found {
+            Some((head, payload)) if payload.is_some() || !with_payload => ManifestRead {
+                digest: head.digest,
+                media_type: head.media_type,
+                size: head.size,
+                payload: payload.map(Bytes::from),
+            },
+            // Only a miss pays for telling an unknown repository from an unknown manifest.
+            _ => {
+                if let Some(l) = leader {
+                    l.finish(Shared::Other);
+                }
+                return Err(if repos::find(&mut conn, repo).await?.is_none() {
+                    RegistryError::NameUnknown(repo.clone())
+                } else {
+                    RegistryError::ManifestUnknown(reference.to_string())
+                });
+            }
+        };
+        if let Some(l) = leader {
+            l.finish(Shared::Found(read.clone()));
+        }
+        Ok(read)
     }
 
     /// Stores a manifest and, when pushed by tag, points the tag at it. Every blob and child

@@ -10,6 +10,7 @@ mod listing;
 mod manifests;
 mod protection;
 mod pulls;
+mod reads;
 mod uploads;
 
 use std::collections::HashMap;
@@ -150,6 +151,7 @@ pub struct Registry {
     /// busy session is told to re-sync (416), as the spec allows.
     busy_uploads: Arc<Mutex<HashMap<UploadId, ()>>>,
     pulls: Arc<pulls::PullCounts>,
+    reads: Arc<reads::ManifestReads>,
     /// Applied retention policies: their protected tag patterns guard pushes and deletes.
     policies: shipshape_gc::retention::Policies,
 }
@@ -169,6 +171,7 @@ impl Registry {
             options,
             busy_uploads: Arc::default(),
             pulls: Arc::default(),
+            reads: Arc::default(),
             policies,
         }
     }
