@@ -172,11 +172,11 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let app = http::router(AppState {
+        let app = http::router(AppState::new(http::Services {
             registry: registry.clone(),
             collector: collector.clone(),
             retention: retention.clone(),
-        })
+        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();

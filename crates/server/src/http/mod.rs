@@ -15,15 +15,34 @@ mod uploads;
 pub use router::router;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::registry::{Actor, Registry};
 
-/// Shared state of every handler.
+/// Shared state of every handler. Cloned for every request, so it is one reference count:
+/// the services inside hold paths, configuration and several pools each.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+/// What the handlers call.
+#[derive(Debug)]
+pub struct Services {
     pub registry: Registry,
     pub collector: shipshape_gc::Collector,
     pub retention: shipshape_gc::retention::Retention,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 /// The caller of a request. Until authentication exists, everyone is `anonymous`.
