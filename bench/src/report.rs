@@ -175,6 +175,9 @@ mod tests {
         assert_eq!(f.ratio(), Some(0.25));
         let mut r = Report::new("t");
         r.add(f);
-        assert!(r.markdown().contains("| reclaim | s | 1.00 | 4.00 | 0.25× |"));
+        assert!(
+            r.markdown()
+                .contains("| reclaim | s | 1.00 | 4.00 | 0.25× |")
+        );
     }
 }

@@ -94,7 +94,9 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        Err(std::io::Error::other(format!("{kind:?} did not answer on {url}")))
+        Err(std::io::Error::other(format!(
+            "{kind:?} did not answer on {url}"
+        )))
     }
 
     pub fn pid(&self) -> u32 {
@@ -172,7 +174,10 @@ mod probe {
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut s = TcpStream::connect(host)?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut buf = [0u8; 16];
         s.read_exact(&mut buf[..12])?;
         let line = std::str::from_utf8(&buf[..12]).map_err(std::io::Error::other)?;

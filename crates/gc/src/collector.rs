@@ -228,7 +228,7 @@ impl Collector {
                 queued_by: rules.now - rules.grace,
                 claim_until: rules.now + CLAIM_MS,
             };
-            let mut tx = self.catalogue.begin().await?;
+            let mut tx = self.catalogue.begin_unsynced().await?;
             let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
             // Blob reviews need no queue delay: a link's lease is the grace period.
             let blob_due = Due {
@@ -241,7 +241,7 @@ impl Collector {
                 return Ok(out);
             }
             for id in manifests {
-                let mut tx = self.catalogue.begin().await?;
+                let mut tx = self.catalogue.begin_unsynced().await?;
                 let verdict = match review::manifest(&mut tx, id, &rules, &mut out).await? {
                     // Not this worker's to decide (untagged collection off): look again later
                     // rather than at every poll.
@@ -252,7 +252,7 @@ impl Collector {
                 commit(tx).await?;
             }
             for digest in digests {
-                let mut tx = self.catalogue.begin().await?;
+                let mut tx = self.catalogue.begin_unsynced().await?;
                 let verdict = review::blob(&mut tx, &digest, &rules, &mut out).await?;
                 review::settle_blob(&mut tx, &digest, &verdict).await?;
                 commit(tx).await?;
@@ -303,7 +303,7 @@ impl Collector {
                             review::settle_manifest(conn, id, &v).await?;
                         }
                         None => {
-                            let mut tx = self.catalogue.begin().await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
                             let v = review::manifest(&mut tx, id, &rules, &mut one).await?;
                             review::settle_manifest(&mut tx, id, &v).await?;
                             self.record(&mut tx, progress, &one).await?;
@@ -338,7 +338,7 @@ impl Collector {
                             review::settle_blob(conn, &digest, &v).await?;
                         }
                         None => {
-                            let mut tx = self.catalogue.begin().await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
                             let v = review::blob(&mut tx, &digest, &rules, &mut one).await?;
                             review::settle_blob(&mut tx, &digest, &v).await?;
                             self.record(&mut tx, progress, &one).await?;
