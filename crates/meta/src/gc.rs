@@ -517,7 +517,9 @@ pub async fn expire_upload(conn: &mut Conn, id: &str, cutoff: Millis, now: Milli
     }
 }
 
-/// Claims a batch of storage keys to delete.
+/// Claims a batch of storage keys to delete. Call it in a synced transaction: the claim writes
+/// every row it returns, so its commit syncs the log and with it every unsynced review that
+/// forgot those keys (`Catalogue::begin_unsynced`).
 pub async fn claim_storage_deletions(
     conn: &mut Conn,
     now: Millis,
