@@ -103,6 +103,7 @@ impl Report {
                 .unwrap_or_else(|| "—".into());
             let ratio = f
                 .ratio()
+                .filter(|r| r.is_finite() && *r > 0.0)
                 .map(|r| format!("{r:.2}×"))
                 .unwrap_or_else(|| "—".into());
             let of_limit = f

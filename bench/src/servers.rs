@@ -52,12 +52,17 @@ impl Server {
 
     /// Starts Distribution with a filesystem root at `root` and deletes enabled.
     pub fn distribution(root: &Path) -> std::io::Result<Server> {
+        Self::distribution_at(root, free_port())
+    }
+
+    /// Starts Distribution on a given port: a restart that clients keep talking to (the
+    /// configuration is `root.yml`, beside the root, as `garbage-collect` is given it).
+    pub fn distribution_at(root: &Path, port: u16) -> std::io::Result<Server> {
         if !Path::new(DISTRIBUTION_BIN).exists() {
             return Err(std::io::Error::other(format!(
                 "{DISTRIBUTION_BIN} is missing: apt-get install docker-registry"
             )));
         }
-        let port = free_port();
         std::fs::create_dir_all(root)?;
         let config = root.with_extension("yml");
         std::fs::write(&config, distribution_config(root, port))?;
@@ -101,6 +106,14 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// `127.0.0.1:PORT`, as skopeo and wrk want it.

@@ -1,0 +1,951 @@
+//! `bench-gc`: garbage collection in Shipshape beside CNCF Distribution.
+//!
+//! For each size, both registries are given the same content (written directly, then checked
+//! by pulling tags over HTTP), 1% of the tags are deleted over HTTP, and the time until the
+//! storage is reclaimed is measured: Shipshape's online run (quiet, without the storage sweep,
+//! without background workers, and under push/pull load) and Distribution's
+//! `garbage-collect --delete-untagged` with the registry stopped (quiet and under load, the whole
+//! unavailable window counted). Every round checks on disk that exactly the unshared blobs of
+//! the deleted images went. Results go to `bench/results/gc.md` and `gc.json`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::StreamExt;
+use shipshape_bench::gc::load::{Load, LoadLog, OpKind, PullTarget};
+use shipshape_bench::gc::model::{Garbage, Holdings, MANIFEST_TYPE, Model, Rng};
+use shipshape_bench::gc::{count_files, distribution, shipshape};
+use shipshape_bench::report::{Better, Figure, Report};
+use shipshape_bench::servers::{DISTRIBUTION_BIN, Server};
+use shipshape_bench::stats::Samples;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Parser, Debug)]
+#[command(about = "Garbage collection: Shipshape's online run beside Distribution's offline pass")]
+struct Args {
+    /// Registry sizes in blobs (about ten blobs per manifest).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    sizes: Vec<u64>,
+    /// Rounds per variant; each deletes a fresh 1% of the tags.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// The shipshape binary (a release build).
+    #[arg(long, default_value = "target/release/shipshape")]
+    shipshape: PathBuf,
+    /// Where the registries' data is written (removed per size unless --keep).
+    #[arg(long, default_value = "target/bench-gc")]
+    work: PathBuf,
+    #[arg(long)]
+    keep: bool,
+    /// Where gc.md and gc.json go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Concurrent pullers and pushers of the load.
+    #[arg(long, default_value_t = 4)]
+    pullers: usize,
+    #[arg(long, default_value_t = 2)]
+    pushers: usize,
+    /// The grace period each Shipshape run is given. Tags are deleted this long (plus a margin)
+    /// before the run starts; the load's in-flight pushes stay protected by it.
+    #[arg(long, default_value = "1s")]
+    grace: String,
+    /// Measure only one registry: `shipshape` or `distribution`.
+    #[arg(long)]
+    only: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// One Shipshape way of running a collection.
+struct Variant {
+    name: &'static str,
+    flags: &'static [&'static str],
+    sweep: bool,
+    load: bool,
+}
+
+const SHIPSHAPE_VARIANTS: [Variant; 4] = [
+    Variant {
+        name: "quiet",
+        flags: &[],
+        sweep: true,
+        load: false,
+    },
+    Variant {
+        name: "quiet, no storage sweep",
+        flags: &[],
+        sweep: false,
+        load: false,
+    },
+    Variant {
+        name: "quiet, --gc-workers 0",
+        flags: &["--gc-workers", "0"],
+        sweep: true,
+        load: false,
+    },
+    Variant {
+        name: "under load",
+        flags: &[],
+        sweep: true,
+        load: true,
+    },
+];
+
+/// What one round measured.
+#[derive(Default, Debug)]
+struct Round {
+    /// Deleting the round's tags over HTTP.
+    delete_s: f64,
+    /// From the start of the collection until the storage is reclaimed.
+    reclaim_s: f64,
+    /// Distribution: from stopping the registry until it serves again.
+    window_s: f64,
+    /// Shipshape: the run's own duration as it records it.
+    run_ms: f64,
+    blobs_freed: u64,
+    manifests_freed: u64,
+    links_freed: u64,
+    expected_blobs: u64,
+    peak_rss_mib: f64,
+    /// Everything that had to go went, nothing else of the registry did.
+    exact: bool,
+    check: String,
+    load: Option<LoadFigures>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct LoadFigures {
+    pulls_before: f64,
+    pulls_during: f64,
+    pushes_before: f64,
+    pushes_during: f64,
+    pull_gap: f64,
+    push_gap: f64,
+    failures_during: usize,
+}
+
+/// The load's figures around a collection that ran from `start` to `end` (load clock).
+fn load_figures(log: &LoadLog, before_from: f64, start: f64, end: f64) -> LoadFigures {
+    // A run shorter than a tenth of a second holds too few operations for a rate; the window
+    // is widened to 100 ms from its start.
+    let during_end = end.max(start + 0.1);
+    LoadFigures {
+        pulls_before: log.rate(OpKind::Pull, before_from, start),
+        pulls_during: log.rate(OpKind::Pull, start, during_end),
+        pushes_before: log.rate(OpKind::Push, before_from, start),
+        pushes_during: log.rate(OpKind::Push, start, during_end),
+        pull_gap: log.longest_gap(OpKind::Pull, start - 0.5, end + 1.0),
+        push_gap: log.longest_gap(OpKind::Push, start - 0.5, end + 1.0),
+        failures_during: log.failures(OpKind::Pull, start, during_end)
+            + log.failures(OpKind::Push, start, during_end),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Pulls a few tags and checks the manifest bytes and every blob's digest.
+async fn verify_pulls(base: &str, model: &Model) -> Result<String, Error> {
+    let http = http();
+    let n = model.images.len();
+    let picks = [0, n / 4, n / 2, 3 * n / 4, n - 1];
+    let mut blobs = 0;
+    for &i in &picks {
+        let im = &model.images[i];
+        let repo = &model.repos[im.repo as usize];
+        let tag = if im.latest { "latest" } else { &im.tag };
+        let r = http
+            .get(format!("{base}/v2/{repo}/manifests/{tag}"))
+            .header("Accept", MANIFEST_TYPE)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            return Err(format!("pull {repo}:{tag}: {}", r.status()).into());
+        }
+        if r.bytes().await?.as_ref() != model.manifest_bytes(i as u32).as_slice() {
+            return Err(format!("pull {repo}:{tag}: other manifest bytes").into());
+        }
+        for b in model.blobs_of(i as u32) {
+            let bytes = http
+                .get(format!("{base}/v2/{repo}/blobs/{}", model.digest(b)))
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            let got = format!("sha256:{}", hex::encode(sha2_digest(&bytes)));
+            if got != model.digest(b) {
+                return Err(format!("blob {} of {repo}:{tag} has digest {got}", b).into());
+            }
+            blobs += 1;
+        }
+    }
+    Ok(format!(
+        "{} tags pulled, {blobs} blobs' digests checked",
+        picks.len()
+    ))
+}
+
+fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Up to 2 000 surviving tags for the pullers, each with its config and a unique layer.
+fn pull_targets(model: &Model, holdings: &Holdings, seed: u64) -> Arc<Vec<PullTarget>> {
+    let survivors = holdings.survivors();
+    let mut rng = Rng::new(seed);
+    let targets = (0..2000.min(survivors.len()))
+        .map(|_| {
+            let i = survivors[rng.below(survivors.len() as u64) as usize];
+            let im = &model.images[i as usize];
+            PullTarget {
+                repo: model.repos[im.repo as usize].clone(),
+                tag: im.tag.clone(),
+                blobs: [
+                    model.digest(im.config),
+                    model.digest(*im.layers.last().expect("layers")),
+                ],
+            }
+        })
+        .collect();
+    Arc::new(targets)
+}
+
+/// Deletes references over HTTP, a few at a time; returns the seconds it took.
+async fn delete_all(urls: Vec<String>) -> Result<f64, Error> {
+    let http = http();
+    let started = Instant::now();
+    let results: Vec<Result<u16, reqwest::Error>> = futures::stream::iter(urls)
+        .map(|u| {
+            let http = http.clone();
+            async move { Ok(http.delete(u).send().await?.status().as_u16()) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    for r in results {
+        let s = r?;
+        if s != 202 {
+            return Err(format!("delete answered {s}").into());
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn grace_seconds(g: &str) -> f64 {
+    let g = g.trim();
+    let (n, unit) = g.split_at(g.find(|c: char| !c.is_ascii_digit()).unwrap_or(g.len()));
+    let n: f64 = n.parse().unwrap_or(0.0);
+    match unit {
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        _ => n,
+    }
+}
+
+struct ShipshapeRun<'a> {
+    args: &'a Args,
+    model: &'a Model,
+    keys: &'a [String],
+    data: &'a Path,
+}
+
+impl ShipshapeRun<'_> {
+    async fn round(
+        &self,
+        server: &Server,
+        holdings: &mut Holdings,
+        v: &Variant,
+        label: &str,
+    ) -> Result<Round, Error> {
+        let http = http();
+        let base = &server.base;
+        let store_blobs = self.data.join("store/blobs");
+        let files_before = count_files(&store_blobs)?;
+        let (images, garbage) = holdings.take_round(self.model);
+        let load = v.load.then(|| {
+            Load::start(
+                base,
+                pull_targets(self.model, holdings, holdings.next_round as u64),
+                self.args.pullers,
+                self.args.pushers,
+                label,
+            )
+        });
+        if load.is_some() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let before_until = load.as_ref().map(|l| l.now());
+        let urls = images
+            .iter()
+            .map(|&i| {
+                let im = &self.model.images[i as usize];
+                format!(
+                    "{base}/v2/{}/manifests/{}",
+                    self.model.repos[im.repo as usize], im.tag
+                )
+            })
+            .collect();
+        let delete_s = delete_all(urls).await?;
+        // The deleted tags' manifests become due once the run's grace period has passed.
+        tokio::time::sleep(Duration::from_secs_f64(
+            grace_seconds(&self.args.grace) + 0.3,
+        ))
+        .await;
+        server.reset_peak_rss();
+        let start_load = load.as_ref().map(|l| l.now());
+        let started = Instant::now();
+        let run: serde_json::Value = http
+            .post(format!("{base}/api/v1/gc/runs"))
+            .json(&serde_json::json!({
+                "include_untagged_manifests": true,
+                "grace": self.args.grace,
+                "sweep": v.sweep,
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = run["id"].as_i64().ok_or("no run id")?;
+        let run = loop {
+            let r: serde_json::Value = http
+                .get(format!("{base}/api/v1/gc/runs/{id}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if r["state"] != "running" {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let reclaim_s = started.elapsed().as_secs_f64();
+        let end_load = load.as_ref().map(|l| l.now());
+        let peak_rss_mib = server.peak_rss_mib();
+        if run["state"] != "succeeded" {
+            return Err(format!("run {id} ended {}: {}", run["state"], run["errors"]).into());
+        }
+        let load = match load {
+            Some(l) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let log = l.stop().await;
+                let (s, e) = (start_load.unwrap_or(0.0), end_load.unwrap_or(0.0));
+                let before_from = 0.5_f64.min(before_until.unwrap_or(0.0));
+                Some((
+                    load_figures(&log, before_from, before_until.unwrap_or(s), e.max(s)),
+                    log.blob_uploads,
+                ))
+            }
+            None => None,
+        };
+        // The run's figures and items, then the disk: exactly the expected blobs are gone.
+        let f = &run["figures"];
+        let items: serde_json::Value = http
+            .get(format!("{base}/api/v1/gc/runs/{id}/items"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let freed: HashSet<String> = items["items"]
+            .as_array()
+            .ok_or("no items")?
+            .iter()
+            .filter(|i| i["kind"] == "blob")
+            .filter_map(|i| i["target"].as_str().map(str::to_string))
+            .collect();
+        let expected: HashSet<String> = garbage
+            .blobs
+            .iter()
+            .map(|&b| self.model.digest(b))
+            .collect();
+        let missing = expected.difference(&freed).count();
+        let extra = freed.difference(&expected).count();
+        let still_on_disk = garbage
+            .blobs
+            .iter()
+            .filter(|&&b| {
+                self.data
+                    .join("store")
+                    .join(&self.keys[b as usize])
+                    .exists()
+            })
+            .count();
+        let files_after = count_files(&store_blobs)?;
+        let uploads = load.map_or(0, |(_, u)| u);
+        let files_expected = files_before + uploads - freed.len() as u64;
+        let exact = missing == 0
+            && extra == 0
+            && still_on_disk == 0
+            && files_after == files_expected
+            && f["manifests_deleted"].as_u64() == Some(garbage.manifests)
+            && f["links_deleted"].as_u64() == Some(garbage.links);
+        let check = format!(
+            "blobs freed {} (expected {}, missing {missing}, extra {extra}), manifests {} (expected {}), links {} (expected {}), freed files still on disk {still_on_disk}, files {files_after} (expected {files_expected})",
+            freed.len(),
+            expected.len(),
+            f["manifests_deleted"],
+            garbage.manifests,
+            f["links_deleted"],
+            garbage.links
+        );
+        Ok(Round {
+            delete_s,
+            reclaim_s,
+            window_s: 0.0,
+            run_ms: run["duration_ms"].as_f64().unwrap_or(f64::NAN),
+            blobs_freed: freed.len() as u64,
+            manifests_freed: f["manifests_deleted"].as_u64().unwrap_or(0),
+            links_freed: f["links_deleted"].as_u64().unwrap_or(0),
+            expected_blobs: expected.len() as u64,
+            peak_rss_mib,
+            exact,
+            check,
+            load: load.map(|(l, _)| l),
+        })
+    }
+}
+
+/// Runs `garbage-collect --delete-untagged`, sampling the child's peak memory.
+fn distribution_gc(config: &Path, log: &Path) -> Result<(f64, f64), Error> {
+    let started = Instant::now();
+    let mut child = std::process::Command::new(DISTRIBUTION_BIN)
+        .args(["garbage-collect", "--delete-untagged"])
+        .arg(config)
+        .stdout(std::fs::File::create(log)?)
+        .stderr(std::fs::File::create(log.with_extension("err"))?)
+        .spawn()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_path)
+            && let Some(kib) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let secs = started.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!("garbage-collect failed ({status}); see {}", log.display()).into());
+    }
+    Ok((secs, peak_kib as f64 / 1024.0))
+}
+
+async fn distribution_round(
+    args: &Args,
+    model: &Model,
+    server: Server,
+    holdings: &mut Holdings,
+    with_load: bool,
+    label: &str,
+) -> Result<(Server, Round), Error> {
+    let base = server.base.clone();
+    let root = server.data.clone();
+    let port = server.port();
+    let (images, garbage): (Vec<u32>, Garbage) = holdings.take_round(model);
+    let load = with_load.then(|| {
+        Load::start(
+            &base,
+            pull_targets(model, holdings, holdings.next_round as u64),
+            args.pullers,
+            args.pushers,
+            label,
+        )
+    });
+    if load.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let before_until = load.as_ref().map(|l| l.now());
+    let urls = images
+        .iter()
+        .map(|&i| {
+            let im = &model.images[i as usize];
+            format!(
+                "{base}/v2/{}/manifests/{}",
+                model.repos[im.repo as usize], im.manifest_digest
+            )
+        })
+        .collect();
+    let delete_s = delete_all(urls).await?;
+    // Listed while still serving: only model blobs are judged, so pushes after this are moot.
+    let before = tokio::task::block_in_place(|| distribution::stored_blobs(&root))?;
+    let stop_load = load.as_ref().map(|l| l.now());
+    let stopped = Instant::now();
+    server.stop();
+    let config = root.with_extension("yml");
+    let gc_log = root.with_extension("gc.log");
+    let (gc_s, peak) = tokio::task::block_in_place(|| distribution_gc(&config, &gc_log))?;
+    let server = tokio::task::block_in_place(|| Server::distribution_at(&root, port))?;
+    let window_s = stopped.elapsed().as_secs_f64();
+    let ready_load = load.as_ref().map(|l| l.now());
+    let load = match load {
+        Some(l) => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let log = l.stop().await;
+            let (s, e) = (stop_load.unwrap_or(0.0), ready_load.unwrap_or(0.0));
+            Some(load_figures(
+                &log,
+                0.5_f64.min(before_until.unwrap_or(0.0)),
+                before_until.unwrap_or(s).min(s),
+                e,
+            ))
+        }
+        None => None,
+    };
+    let after = tokio::task::block_in_place(|| distribution::stored_blobs(&root))?;
+    let deleted: HashSet<&String> = before.difference(&after).collect();
+    let mut expected: HashSet<String> = garbage.blobs.iter().map(|&b| model.hex(b)).collect();
+    let manifests: HashSet<String> = images
+        .iter()
+        .map(|&i| model.images[i as usize].manifest_digest["sha256:".len()..].to_string())
+        .collect();
+    let blob_expected = expected.len() as u64;
+    expected.extend(manifests.iter().cloned());
+    let missing = expected.iter().filter(|d| !deleted.contains(d)).count();
+    let model_blobs: HashSet<String> = (0..model.blob_count() as u32)
+        .map(|b| model.hex(b))
+        .chain(
+            model
+                .images
+                .iter()
+                .map(|im| im.manifest_digest["sha256:".len()..].to_string()),
+        )
+        .collect();
+    let wrong = deleted
+        .iter()
+        .filter(|d| model_blobs.contains(**d) && !expected.contains(**d))
+        .count();
+    let others = deleted
+        .iter()
+        .filter(|d| !model_blobs.contains(**d))
+        .count();
+    let check = format!(
+        "blob files deleted {} (expected {} blobs + {} manifests, missing {missing}, model blobs wrongly deleted {wrong}, load uploads left without a manifest {others})",
+        deleted.len(),
+        blob_expected,
+        manifests.len()
+    );
+    let round = Round {
+        delete_s,
+        reclaim_s: gc_s,
+        window_s,
+        run_ms: gc_s * 1000.0,
+        blobs_freed: (deleted.len() - others - manifests.len().min(deleted.len() - others)) as u64,
+        manifests_freed: manifests.iter().filter(|m| deleted.contains(m)).count() as u64,
+        links_freed: 0,
+        expected_blobs: blob_expected,
+        peak_rss_mib: peak,
+        exact: missing == 0 && wrong == 0,
+        check,
+        load,
+    };
+    Ok((server, round))
+}
+
+/// Every figure of one size, gathered over the rounds.
+#[derive(Default)]
+struct Gathered {
+    ship: std::collections::BTreeMap<&'static str, Vec<Round>>,
+    dist: std::collections::BTreeMap<&'static str, Vec<Round>>,
+}
+
+fn samples(rounds: &[Round], f: impl Fn(&Round) -> f64) -> Samples {
+    rounds.iter().map(f).collect()
+}
+
+fn fig(section: &str, name: &str, unit: &str, better: Better, note: &str) -> Figure {
+    let mut f = Figure::new(section, name, unit, better);
+    f.note = note.into();
+    f
+}
+
+fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
+    let ship = |k: &str| g.ship.get(k).map(Vec::as_slice).unwrap_or(&[]);
+    let dist = |k: &str| g.dist.get(k).filter(|v| !v.is_empty()).map(Vec::as_slice);
+    let both = |report: &mut Report,
+                name: &str,
+                unit: &str,
+                better: Better,
+                s: &[Round],
+                d: Option<&[Round]>,
+                f: &dyn Fn(&Round) -> f64,
+                note: &str| {
+        if s.is_empty() && d.is_none() {
+            return;
+        }
+        let mut x = fig(section, name, unit, better, note);
+        x.shipshape = samples(s, f);
+        x.distribution = d.map(|d| samples(d, f));
+        report.add(x);
+    };
+    let checks = |rs: &[Round]| {
+        let bad = rs.iter().filter(|r| !r.exact).count();
+        if bad == 0 {
+            "exact".to_string()
+        } else {
+            format!("{bad} of {} rounds NOT exact", rs.len())
+        }
+    };
+    let quiet_note = format!(
+        "Shipshape: POST /api/v1/gc/runs until finished and freed from disk ({}); Distribution: garbage-collect with the registry stopped ({})",
+        checks(ship("quiet")),
+        dist("quiet").map_or("—".into(), checks)
+    );
+    both(
+        report,
+        "reclaim 1% churn, quiet",
+        "s",
+        Better::Lower,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| r.reclaim_s,
+        &quiet_note,
+    );
+    for (k, note) in [
+        (
+            "quiet, no storage sweep",
+            "run without listing the store for orphans",
+        ),
+        (
+            "quiet, --gc-workers 0",
+            "server without background workers: only the run collects",
+        ),
+    ] {
+        both(
+            report,
+            &format!("reclaim, {}", &k["quiet, ".len()..]),
+            "s",
+            Better::Lower,
+            ship(k),
+            None,
+            &|r| r.reclaim_s,
+            &format!("{note} ({})", checks(ship(k))),
+        );
+    }
+    both(
+        report,
+        "reclaim under load",
+        "s",
+        Better::Lower,
+        ship("under load"),
+        dist("under load"),
+        &|r| r.reclaim_s,
+        &format!(
+            "pullers and pushers running ({} / {})",
+            checks(ship("under load")),
+            dist("under load").map_or("—".into(), checks)
+        ),
+    );
+    both(
+        report,
+        "unavailable window (stop → serving again)",
+        "s",
+        Better::Lower,
+        &[],
+        dist("quiet"),
+        &|r| r.window_s,
+        "Distribution must be stopped (or read-only) to collect; Shipshape keeps serving",
+    );
+    both(
+        report,
+        "per reclaimed blob, quiet",
+        "ms",
+        Better::Lower,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| 1000.0 * r.reclaim_s / r.blobs_freed.max(1) as f64,
+        "reclaim time / blobs freed: flat across sizes = follows the churn",
+    );
+    both(
+        report,
+        "per reclaimed blob, no storage sweep",
+        "ms",
+        Better::Lower,
+        ship("quiet, no storage sweep"),
+        None,
+        &|r| 1000.0 * r.reclaim_s / r.blobs_freed.max(1) as f64,
+        "",
+    );
+    both(
+        report,
+        "blobs freed",
+        "blobs",
+        Better::Higher,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| r.blobs_freed as f64,
+        &format!(
+            "expected {} (the deleted images' unshared blobs); Distribution also deletes the manifests' blobs",
+            ship("quiet")
+                .first()
+                .or(dist("quiet").and_then(|d| d.first()))
+                .map_or(0, |r| r.expected_blobs)
+        ),
+    );
+    both(
+        report,
+        "manifests freed",
+        "manifests",
+        Better::Higher,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| r.manifests_freed as f64,
+        "one per deleted tag",
+    );
+    both(
+        report,
+        "repository links removed",
+        "links",
+        Better::Higher,
+        ship("quiet"),
+        None,
+        &|r| r.links_freed as f64,
+        "Distribution leaves its _layers links in place",
+    );
+    both(
+        report,
+        "deleting 1% of the tags over HTTP",
+        "s",
+        Better::Lower,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| r.delete_s,
+        "Shipshape: DELETE by tag; Distribution: DELETE by manifest digest; 4 at a time",
+    );
+    let lf = |r: &Round, f: fn(&LoadFigures) -> f64| r.load.as_ref().map_or(f64::NAN, f);
+    for (name, unit, better, f, note) in [
+        (
+            "pulls/s before the collection",
+            "pulls/s",
+            Better::Higher,
+            (|l: &LoadFigures| l.pulls_before) as fn(&LoadFigures) -> f64,
+            "a pull: manifest by tag + config + one layer",
+        ),
+        (
+            "pulls/s during the collection",
+            "pulls/s",
+            Better::Higher,
+            |l| l.pulls_during,
+            "Shipshape: during the run (at least 100 ms); Distribution: from stop to serving again",
+        ),
+        (
+            "pushes/s before the collection",
+            "pushes/s",
+            Better::Higher,
+            |l| l.pushes_before,
+            "a push: two blobs (POST+PUT) and a manifest under a new tag",
+        ),
+        (
+            "pushes/s during the collection",
+            "pushes/s",
+            Better::Higher,
+            |l| l.pushes_during,
+            "",
+        ),
+        (
+            "longest stretch without a successful pull",
+            "s",
+            Better::Lower,
+            |l| l.pull_gap,
+            "from 0.5 s before the collection to 1 s after it",
+        ),
+        (
+            "longest stretch without a successful push",
+            "s",
+            Better::Lower,
+            |l| l.push_gap,
+            "",
+        ),
+        (
+            "failed operations during the collection",
+            "ops",
+            Better::Lower,
+            |l| l.failures_during as f64,
+            "",
+        ),
+    ] {
+        both(
+            report,
+            name,
+            unit,
+            better,
+            ship("under load"),
+            dist("under load"),
+            &|r| lf(r, f),
+            note,
+        );
+    }
+    both(
+        report,
+        "peak RSS during the collection",
+        "MiB",
+        Better::Lower,
+        ship("quiet"),
+        dist("quiet"),
+        &|r| r.peak_rss_mib,
+        "Shipshape: the server (VmHWM reset before the run); Distribution: the garbage-collect process",
+    );
+}
+
+async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<(), Error> {
+    let do_ship = args.only.as_deref() != Some("distribution");
+    let do_dist = args.only.as_deref() != Some("shipshape");
+    let t = Instant::now();
+    let model = Model::new(size, args.seed);
+    let section = format!(
+        "{} blobs, {} manifests, {} repositories; 1% churn = {} tags",
+        model.blob_count(),
+        model.images.len(),
+        model.repos.len(),
+        model.churn_per_round()
+    );
+    eprintln!("== {section} (model in {:.1} s)", t.elapsed().as_secs_f64());
+    let work = args.work.join(size.to_string());
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let mut g = Gathered::default();
+    let base = Holdings::new(&model);
+    if do_ship {
+        let data = work.join("shipshape");
+        let t = Instant::now();
+        // A month ago, so every lease and grace period of the pushes has long run out.
+        let start_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64
+            - 30 * 24 * 3600 * 1000
+            - model.images.len() as i64;
+        let keys = shipshape::populate(&model, &data, start_ms).await?;
+        report.condition(format!(
+            "{size}: Shipshape populated in {:.1} s through the catalogue's push functions",
+            t.elapsed().as_secs_f64()
+        ));
+        eprintln!(
+            "   shipshape populated in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let run = ShipshapeRun {
+            args,
+            model: &model,
+            keys: &keys,
+            data: &data,
+        };
+        let mut holdings = base.clone();
+        for (vi, v) in SHIPSHAPE_VARIANTS.iter().enumerate() {
+            let mut flags = vec!["--restore-window", "0s"];
+            flags.extend_from_slice(v.flags);
+            let server = Server::shipshape(&args.shipshape, &data, &flags)?;
+            if vi == 0 {
+                let v = verify_pulls(&server.base, &model).await?;
+                report.condition(format!("{size}: Shipshape checked before measuring: {v}"));
+            }
+            let mut rounds = Vec::new();
+            for k in 0..args.repeat {
+                let r = run
+                    .round(&server, &mut holdings, v, &format!("s{vi}r{k}"))
+                    .await?;
+                eprintln!(
+                    "   shipshape {:<24} {:>8.3} s  run {:>6} ms  {}",
+                    v.name, r.reclaim_s, r.run_ms, r.check
+                );
+                rounds.push(r);
+            }
+            g.ship.insert(v.name, rounds);
+            server.stop();
+        }
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&data);
+        }
+    }
+    if do_dist {
+        let root = work.join("distribution");
+        let t = Instant::now();
+        tokio::task::block_in_place(|| distribution::populate(&model, &root))?;
+        report.condition(format!(
+            "{size}: Distribution's layout written in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        eprintln!(
+            "   distribution populated in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let mut server = Server::distribution(&root)?;
+        let v = verify_pulls(&server.base, &model).await?;
+        report.condition(format!(
+            "{size}: Distribution checked before measuring: {v}"
+        ));
+        let mut holdings = base.clone();
+        for (name, with_load) in [("quiet", false), ("under load", true)] {
+            let mut rounds = Vec::new();
+            for k in 0..args.repeat {
+                let (s, r) = distribution_round(
+                    args,
+                    &model,
+                    server,
+                    &mut holdings,
+                    with_load,
+                    &format!("d{}r{k}", with_load as u8),
+                )
+                .await?;
+                server = s;
+                eprintln!(
+                    "   distribution {name:<21} {:>8.3} s  window {:>6.3} s  {}",
+                    r.reclaim_s, r.window_s, r.check
+                );
+                rounds.push(r);
+            }
+            g.dist.insert(name, rounds);
+        }
+        server.stop();
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+    }
+    add_figures(report, &section, &g);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = Args::parse();
+    if !args.shipshape.exists() && args.only.as_deref() != Some("distribution") {
+        return Err(format!(
+            "{} is missing: cargo build --release -p shipshape-cli",
+            args.shipshape.display()
+        )
+        .into());
+    }
+    let mut report = Report::new("Garbage collection");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report.condition(format!(
+        "sizes {:?}, {} rounds per variant, each deleting a fresh 1% of the tags; load {} pullers + {} pushers; Shipshape runs with grace {} and --restore-window 0s; load average at start {}",
+        args.sizes,
+        args.repeat,
+        args.pullers,
+        args.pushers,
+        args.grace,
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    ));
+    for &size in &args.sizes {
+        run_size(&args, size, &mut report).await?;
+        // Partial results survive a later size failing or being interrupted.
+        report.write(&args.out, "gc")?;
+    }
+    Ok(())
+}
