@@ -390,23 +390,30 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
     let files_before = s.blob_files().len();
 
     // Young: neither the session nor the object is touched.
-    let run = run_gc(&s, json!({"include_untagged_manifests": true})).await;
+    let run = run_gc(
+        &s,
+        json!({"include_untagged_manifests": true, "sweep": true}),
+    )
+    .await;
     assert_eq!(run["figures"]["uploads_deleted"], 0, "{run}");
     assert_eq!(run["figures"]["orphans_deleted"], 0, "{run}");
     assert!(orphan.exists());
 
     clock.advance(2 * HOUR);
-    let dry = run_gc(&s, json!({"dry_run": true})).await;
-    assert_eq!(dry["figures"]["uploads_deleted"], 1, "{dry}");
-    assert_eq!(dry["figures"]["orphans_deleted"], 1, "{dry}");
-    assert!(orphan.exists(), "a dry run deletes nothing");
-    assert_eq!(s.upload_files().len(), 1);
-
+    // The sweep lists the whole store, so a run does it only when asked.
     let run = run_gc(&s, json!({})).await;
     assert_eq!(run["figures"]["uploads_deleted"], 1, "{run}");
+    assert_eq!(run["figures"]["orphans_deleted"], 0, "{run}");
+    assert!(orphan.exists());
+    assert!(s.upload_files().is_empty());
+
+    let dry = run_gc(&s, json!({"dry_run": true, "sweep": true})).await;
+    assert_eq!(dry["figures"]["orphans_deleted"], 1, "{dry}");
+    assert!(orphan.exists(), "a dry run deletes nothing");
+
+    let run = run_gc(&s, json!({"sweep": true})).await;
     assert_eq!(run["figures"]["orphans_deleted"], 1, "{run}");
     assert!(!orphan.exists());
-    assert!(s.upload_files().is_empty());
     assert_eq!(s.blob_files().len(), files_before - 1);
     let status = c.get(s.url(&location)).send().await.unwrap().status();
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -613,4 +620,86 @@ async fn the_gc_commands_drive_runs() {
     assert!(!ok);
     assert!(stderr.contains("already finished"), "{stderr}");
     assert_eq!(s.blob_files().len(), 0, "the real run freed everything");
+}
+
+/// Waits for a run to leave the running state and returns it, whatever state it ended in.
+async fn finished(s: &TestServer, id: i64) -> Value {
+    loop {
+        let run = s.api_ok(&format!("/api/v1/gc/runs/{id}")).await;
+        if run["state"] != "running" {
+            return run;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest() {
+    let clock = ManualClock::new(wall_clock_now());
+    let s = server(&clock, Duration::ZERO, Duration::ZERO).await;
+    let empty = s.blob_bytes_on_disk();
+    for n in 0..4u64 {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{n}}}"#).into_bytes();
+        let layer = random_bytes(10_000 + n as usize, 100 + n);
+        push(&s, "team/app", &format!("v{n}"), &config, &[&layer]).await;
+        let (status, _) = s
+            .api(
+                Method::DELETE,
+                &format!("/api/v1/repositories/team/app/-/tags/v{n}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let options = json!({"include_untagged_manifests": true, "grace": "0s"});
+    let mut all_options = options.clone();
+    all_options["dry_run"] = json!(true);
+    let everything = items(&s, &run_gc(&s, all_options).await).await;
+    assert_eq!(everything.len(), 4 * 5, "{everything:?}");
+
+    // Hold the run once it has deleted two things, cancel it there, then let it go on.
+    let mut held = s.server().collector().checkpoint().arm(2);
+    let (status, run) = s
+        .api(Method::POST, "/api/v1/gc/runs", Some(options.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    held.reached().await;
+    let (status, v) = s
+        .api(Method::POST, &format!("/api/v1/gc/runs/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    held.release();
+    let cancelled = finished(&s, id).await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    let first = items(&s, &cancelled).await;
+    assert!(
+        first.len() >= 2 && first.len() < everything.len(),
+        "stopped part-way: {first:?}"
+    );
+    assert!(first.is_subset(&everything), "{first:?}");
+    let f = &cancelled["figures"];
+    let counted = ["manifests_deleted", "blobs_deleted", "links_deleted"]
+        .iter()
+        .map(|k| f[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(counted, first.len() as u64, "figures report the items: {f}");
+    for (kind, target) in &first {
+        if kind == "manifest" {
+            let r = client()
+                .get(s.url(&format!("/v2/team/app/manifests/{target}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{target} stays deleted");
+        }
+    }
+
+    let rest = items(&s, &run_gc(&s, options).await).await;
+    assert!(rest.is_disjoint(&first), "{rest:?}");
+    assert_eq!(
+        first.union(&rest).cloned().collect::<BTreeSet<_>>(),
+        everything
+    );
+    assert_eq!(s.blob_bytes_on_disk(), empty, "nothing is left on disk");
 }

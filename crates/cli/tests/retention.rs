@@ -562,3 +562,54 @@ async fn a_draft_preview_changes_nothing_and_a_finished_run_cannot_be_cancelled(
     let all = s.api_ok("/api/v1/policy-runs").await;
     assert_eq!(all["runs"][0]["id"], id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_policy_run_stops_after_the_repository_it_is_on() {
+    let s = TestServer::start().await;
+    let c = client();
+    for (n, repo) in ["cut/a", "cut/b", "cut/c"].iter().enumerate() {
+        for i in 0..2u64 {
+            push_image(&c, &s.base, repo, &format!("t{i}"), 10 * n as u64 + i + 1).await;
+        }
+    }
+    let doc = r#"{"name": "cut", "repositories": ["cut/*"], "delete": {"older_than": "0s"}}"#;
+    let (status, v) = put_policy(&s, "cut", doc).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // Hold the run after its first repository, cancel it there, then let it go on.
+    let mut held = s.server().retention().checkpoint().arm(1);
+    let (status, run) = post(&s, "/api/v1/policies/cut/runs", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    held.reached().await;
+    let (status, v) = post(&s, &format!("/api/v1/policy-runs/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    held.release();
+    let run = wait_policy_run(&s, id).await;
+    assert_eq!(run["state"], "cancelled", "{run}");
+    assert_eq!(run["figures"]["tags_deleted"], 2, "{run}");
+    let touched: BTreeSet<&str> = run["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(touched.len(), 1, "one repository only: {run}");
+    let mut left = 0;
+    for repo in ["cut/a", "cut/b", "cut/c"] {
+        let tags = oci_tags(&s.base, repo).await.unwrap_or_default();
+        if touched.contains(repo) {
+            assert!(tags.is_empty(), "{repo} was cleaned: {tags:?}");
+        } else {
+            assert_eq!(tags, ["t0", "t1"], "{repo} was not reached");
+            left += tags.len();
+        }
+    }
+    assert_eq!(left, 4);
+
+    // What the cancelled run deleted stays deleted; the next run does the rest.
+    let (_, again) = post(&s, "/api/v1/policies/cut/runs", None).await;
+    let again = wait_policy_run(&s, again["id"].as_i64().unwrap()).await;
+    assert_eq!(again["state"], "succeeded", "{again}");
+    assert_eq!(again["figures"]["tags_deleted"], 4, "{again}");
+}

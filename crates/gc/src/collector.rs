@@ -16,7 +16,7 @@ use shipshape_store::{LocalStore, StorageKey};
 use tokio::sync::watch;
 
 use crate::review::{self, Outcome, Rules, Verdict};
-use crate::{GcError, sweep};
+use crate::{Checkpoint, GcError, sweep};
 
 /// Collector settings (the `[gc]` and `[uploads]` sections of the configuration).
 #[derive(Clone, Debug)]
@@ -108,6 +108,7 @@ pub struct Collector {
     /// Serialises passes over the queues between the workers and a run, so a run's figures
     /// count what it deleted and not what a worker deleted beside it.
     pass: Arc<tokio::sync::Mutex<()>>,
+    checkpoint: Checkpoint,
 }
 
 /// Why a run could not start.
@@ -134,6 +135,7 @@ impl Collector {
             metrics: Arc::default(),
             active: Arc::default(),
             pass: Arc::default(),
+            checkpoint: Checkpoint::default(),
         }
     }
 
@@ -143,6 +145,11 @@ impl Collector {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Where a real run can be held after a number of deletions (for tests).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
     }
 
     fn rules(&self, grace: Millis, untagged: bool, run: Option<i64>) -> Rules {
@@ -221,7 +228,7 @@ impl Collector {
                 queued_by: rules.now - rules.grace,
                 claim_until: rules.now + CLAIM_MS,
             };
-            let mut tx = self.catalogue.begin().await?;
+            let mut tx = self.catalogue.begin_unsynced().await?;
             let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
             // Blob reviews need no queue delay: a link's lease is the grace period.
             let blob_due = Due {
@@ -234,7 +241,7 @@ impl Collector {
                 return Ok(out);
             }
             for id in manifests {
-                let mut tx = self.catalogue.begin().await?;
+                let mut tx = self.catalogue.begin_unsynced().await?;
                 let verdict = match review::manifest(&mut tx, id, &rules, &mut out).await? {
                     // Not this worker's to decide (untagged collection off): look again later
                     // rather than at every poll.
@@ -245,7 +252,7 @@ impl Collector {
                 commit(tx).await?;
             }
             for digest in digests {
-                let mut tx = self.catalogue.begin().await?;
+                let mut tx = self.catalogue.begin_unsynced().await?;
                 let verdict = review::blob(&mut tx, &digest, &rules, &mut out).await?;
                 review::settle_blob(&mut tx, &digest, &verdict).await?;
                 commit(tx).await?;
@@ -262,7 +269,7 @@ impl Collector {
         rules: &Rules,
         cancel: &AtomicBool,
         mut dry: Option<&mut shipshape_meta::Conn>,
-        progress: Option<(i64, &Mutex<Outcome>)>,
+        progress: Option<(i64, &Mutex<Figures>)>,
     ) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
         // Each pass after the first follows the cascade of the one before (index → children →
@@ -273,7 +280,7 @@ impl Collector {
             if dry.is_none() {
                 rules.now = self.clock.now();
             }
-            let deleted_before = out.items.len();
+            let deleted_before = out.figures.deleted();
             let mut cursor = None;
             loop {
                 let batch = match dry.as_deref_mut() {
@@ -296,7 +303,7 @@ impl Collector {
                             review::settle_manifest(conn, id, &v).await?;
                         }
                         None => {
-                            let mut tx = self.catalogue.begin().await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
                             let v = review::manifest(&mut tx, id, &rules, &mut one).await?;
                             review::settle_manifest(&mut tx, id, &v).await?;
                             self.record(&mut tx, progress, &one).await?;
@@ -304,6 +311,9 @@ impl Collector {
                         }
                     }
                     self.report(&mut out, one, progress);
+                    if progress.is_some() {
+                        self.checkpoint.pass(out.figures.deleted()).await;
+                    }
                 }
             }
             let mut cursor: Option<(Millis, String)> = None;
@@ -328,7 +338,7 @@ impl Collector {
                             review::settle_blob(conn, &digest, &v).await?;
                         }
                         None => {
-                            let mut tx = self.catalogue.begin().await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
                             let v = review::blob(&mut tx, &digest, &rules, &mut one).await?;
                             review::settle_blob(&mut tx, &digest, &v).await?;
                             self.record(&mut tx, progress, &one).await?;
@@ -336,9 +346,12 @@ impl Collector {
                         }
                     }
                     self.report(&mut out, one, progress);
+                    if progress.is_some() {
+                        self.checkpoint.pass(out.figures.deleted()).await;
+                    }
                 }
             }
-            if out.items.len() == deleted_before {
+            if out.figures.deleted() == deleted_before {
                 return Ok(out);
             }
         }
@@ -349,7 +362,7 @@ impl Collector {
     async fn record(
         &self,
         tx: &mut shipshape_meta::Conn,
-        progress: Option<(i64, &Mutex<Outcome>)>,
+        progress: Option<(i64, &Mutex<Figures>)>,
         one: &Outcome,
     ) -> Result<(), GcError> {
         let Some((run, live)) = progress else {
@@ -358,17 +371,22 @@ impl Collector {
         for item in &one.items {
             q::add_run_item(tx, run, item).await?;
         }
-        let mut so_far = live.lock().expect("run progress").clone();
-        so_far.merge(one.clone());
-        q::record_progress(tx, run, &so_far.figures).await?;
+        let mut so_far = *live.lock().expect("run progress");
+        so_far.add(&one.figures);
+        q::record_progress(tx, run, &so_far).await?;
         Ok(())
     }
 
-    fn report(&self, out: &mut Outcome, one: Outcome, progress: Option<(i64, &Mutex<Outcome>)>) {
-        if let Some((_, live)) = progress {
-            live.lock().expect("run progress").merge(one.clone());
+    /// Counts a review into the run. A real run's items are already in the catalogue, so only
+    /// its figures are kept: memory stays flat however much a run deletes.
+    fn report(&self, out: &mut Outcome, one: Outcome, progress: Option<(i64, &Mutex<Figures>)>) {
+        match progress {
+            Some((_, live)) => {
+                live.lock().expect("run progress").add(&one.figures);
+                out.figures.add(&one.figures);
+            }
+            None => out.merge(one),
         }
-        out.merge(one);
     }
 
     async fn expire_uploads(&self, rules: &Rules, run: Option<i64>) -> Result<Outcome, GcError> {
@@ -494,7 +512,7 @@ impl Collector {
     async fn execute(&self, id: i64, spec: RunSpec, cancel: Arc<AtomicBool>) {
         let started = std::time::Instant::now();
         let grace = spec.grace_ms.unwrap_or(ms(self.config.review_delay));
-        let live = Mutex::new(Outcome::default());
+        let live = Mutex::new(Figures::default());
         let result = if spec.dry_run {
             self.dry_run(id, &spec, grace, &cancel).await
         } else {
@@ -504,7 +522,7 @@ impl Collector {
             Ok(f) if cancel.load(Ordering::Relaxed) => ("cancelled", f, vec![]),
             Ok(f) => ("succeeded", f, vec![]),
             Err(e) => {
-                let f = live.lock().expect("run progress").figures;
+                let f = *live.lock().expect("run progress");
                 ("failed", f, vec![e.to_string()])
             }
         };
@@ -532,7 +550,7 @@ impl Collector {
         spec: &RunSpec,
         grace: Millis,
         cancel: &AtomicBool,
-        live: &Mutex<Outcome>,
+        live: &Mutex<Figures>,
     ) -> Result<Figures, GcError> {
         let _pass = self.pass.lock().await;
         let rules = self.rules(grace, spec.include_untagged, Some(id));

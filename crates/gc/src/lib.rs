@@ -3,17 +3,20 @@
 //! - `review`: the re-check of one queued blob or manifest, in the caller's transaction.
 //! - `collector`: background workers over the review queues, the storage drainer, GC runs.
 //! - `sweep`: deletes objects the catalogue does not know (crash leftovers).
+//! - `checkpoint`: holds a run at a known point, for tests that act in the middle of one.
 //! - `check`: verifies the catalogue against the blob store, and repairs what it can.
 //! - `selection`: the pure rules that decide which tags a bulk deletion removes.
 //! - `retention`: retention policies, their validation and pure evaluation.
 
 pub mod check;
+pub mod checkpoint;
 pub mod collector;
 pub mod retention;
 pub mod review;
 pub mod selection;
 pub mod sweep;
 
+pub use checkpoint::{Checkpoint, Held};
 pub use collector::{Collector, GcConfig, Metrics, StartError};
 
 /// Errors of the collector.

@@ -53,7 +53,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn add(&mut self, item: RunItem) {
+    pub(crate) fn add(&mut self, item: RunItem) {
         match item.kind.as_str() {
             "manifest" => self.figures.manifests += 1,
             "blob" => {

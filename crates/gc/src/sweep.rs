@@ -5,12 +5,13 @@
 
 use shipshape_meta::gc::{self as q, RunItem};
 use shipshape_meta::{Catalogue, Millis};
-use shipshape_store::LocalStore;
+use shipshape_store::{LIST_PAGE, LocalStore};
 
 use crate::GcError;
 use crate::review::Outcome;
 
-/// Finds (and unless `dry_run`, deletes) unknown objects older than `min_age`.
+/// Finds (and unless `dry_run`, deletes) unknown objects older than `min_age`, a page of the
+/// store listing at a time.
 pub async fn sweep(
     catalogue: &Catalogue,
     store: &LocalStore,
@@ -19,33 +20,30 @@ pub async fn sweep(
     dry_run: bool,
 ) -> Result<Outcome, GcError> {
     let mut out = Outcome::default();
+    let cutoff =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis((now - min_age).max(0) as u64);
     for prefix in ["blobs", "uploads"] {
-        let objects = store.list(prefix).await?;
-        let cutoff =
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis((now - min_age).max(0) as u64);
-        let old: Vec<_> = objects
-            .into_iter()
-            .filter(|o| o.modified < cutoff)
-            .collect();
-        let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
-        let mut conn = catalogue.reader().await?;
-        let known = q::known_keys(&mut conn, &keys).await?;
-        drop(conn);
-        for o in old {
-            if known.contains(o.key.as_str()) {
-                continue;
+        let mut pages = store.list_pages(prefix, LIST_PAGE);
+        while let Some(page) = pages.recv().await {
+            let old: Vec<_> = page?.into_iter().filter(|o| o.modified < cutoff).collect();
+            let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
+            let mut conn = catalogue.reader().await?;
+            let known = q::known_keys(&mut conn, &keys).await?;
+            drop(conn);
+            for o in old {
+                if known.contains(o.key.as_str()) {
+                    continue;
+                }
+                if !dry_run {
+                    store.delete(&o.key).await?;
+                }
+                out.add(RunItem {
+                    kind: "orphan".into(),
+                    repository: None,
+                    target: o.key.as_str().to_string(),
+                    size: o.size,
+                });
             }
-            if !dry_run {
-                store.delete(&o.key).await?;
-            }
-            out.figures.orphans += 1;
-            out.figures.bytes += o.size;
-            out.items.push(RunItem {
-                kind: "orphan".into(),
-                repository: None,
-                target: o.key.as_str().to_string(),
-                size: o.size,
-            });
         }
     }
     Ok(out)

@@ -297,13 +297,22 @@ pub struct Link {
     pub referenced: bool,
 }
 
+/// A blob's links, each saying whether its repository still references the blob. The
+/// referencing repositories come from one walk over the blob's references, so a layer shared by
+/// thousands of manifests costs one pass per review, not one per link.
 pub async fn links_of(conn: &mut Conn, digest: &Digest) -> Result<Vec<Link>> {
+    let referencing: std::collections::HashSet<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT m.repository_id FROM manifest_blob_references mr
+         JOIN manifests m ON m.id = mr.manifest_id
+         WHERE mr.blob_digest = ?",
+    )
+    .bind(digest.to_string())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     let rows = sqlx::query(
-        "SELECT rb.repository_id, r.name, rb.renewed_at,
-                EXISTS (SELECT 1 FROM manifest_blob_references mr
-                        JOIN manifests m ON m.id = mr.manifest_id
-                        WHERE mr.blob_digest = rb.digest AND m.repository_id = rb.repository_id)
-                    AS referenced
+        "SELECT rb.repository_id, r.name, rb.renewed_at
          FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
          WHERE rb.digest = ? ORDER BY rb.repository_id",
     )
@@ -312,11 +321,14 @@ pub async fn links_of(conn: &mut Conn, digest: &Digest) -> Result<Vec<Link>> {
     .await?;
     Ok(rows
         .iter()
-        .map(|r| Link {
-            repo: RepoId(r.get("repository_id")),
-            repository: r.get("name"),
-            renewed_at: r.get("renewed_at"),
-            referenced: r.get::<i64, _>("referenced") != 0,
+        .map(|r| {
+            let repo: i64 = r.get("repository_id");
+            Link {
+                repo: RepoId(repo),
+                repository: r.get("name"),
+                renewed_at: r.get("renewed_at"),
+                referenced: referencing.contains(&repo),
+            }
         })
         .collect())
 }
@@ -505,7 +517,9 @@ pub async fn expire_upload(conn: &mut Conn, id: &str, cutoff: Millis, now: Milli
     }
 }
 
-/// Claims a batch of storage keys to delete.
+/// Claims a batch of storage keys to delete. Call it in a synced transaction: the claim writes
+/// every row it returns, so its commit syncs the log and with it every unsynced review that
+/// forgot those keys (`Catalogue::begin_unsynced`).
 pub async fn claim_storage_deletions(
     conn: &mut Conn,
     now: Millis,
@@ -617,6 +631,23 @@ pub struct Figures {
     pub links: u64,
     pub uploads: u64,
     pub orphans: u64,
+}
+
+impl Figures {
+    pub fn add(&mut self, o: &Figures) {
+        self.reviewed += o.reviewed;
+        self.manifests += o.manifests;
+        self.blobs += o.blobs;
+        self.bytes += o.bytes;
+        self.links += o.links;
+        self.uploads += o.uploads;
+        self.orphans += o.orphans;
+    }
+
+    /// Everything deleted (or that would be), whatever its kind.
+    pub fn deleted(&self) -> u64 {
+        self.manifests + self.blobs + self.links + self.uploads + self.orphans
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -75,10 +75,26 @@ impl Catalogue {
         Ok(Catalogue { write, read })
     }
 
-    /// Starts a write transaction. Writers are serialised; keep transactions short and never
-    /// hold one across storage I/O.
+    /// Starts a write transaction whose commit is synced to disk before it returns. Writers are
+    /// serialised; keep transactions short and never hold one across storage I/O.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.write.begin().await?)
+        Ok(self
+            .write
+            .begin_with("PRAGMA synchronous = FULL; BEGIN")
+            .await?)
+    }
+
+    /// Starts a write transaction whose commit is not synced: a power loss (not a crash of the
+    /// process) may undo it. Only for work that is decided again when undone and that nothing
+    /// irreversible follows before a synced commit: the collector's reviews. The storage
+    /// drainer claims the keys it deletes in a synced transaction, and in WAL mode a synced
+    /// commit makes every earlier commit durable with it, so bytes are never deleted on the word
+    /// of a commit that could still be lost.
+    pub async fn begin_unsynced(&self) -> Result<Tx> {
+        Ok(self
+            .write
+            .begin_with("PRAGMA synchronous = NORMAL; BEGIN")
+            .await?)
     }
 
     /// A connection for reads that need no consistency with a later write.

@@ -87,6 +87,7 @@ pub struct Server {
     registry: Registry,
     flusher: Option<JoinHandle<()>>,
     collector: shipshape_gc::Collector,
+    retention: shipshape_gc::retention::Retention,
     stop_workers: tokio::sync::watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
     catalogue: Catalogue,
@@ -193,6 +194,7 @@ impl Server {
             registry,
             flusher,
             collector,
+            retention,
             stop_workers,
             workers,
             catalogue,
@@ -209,6 +211,11 @@ impl Server {
     /// The online collector (tests drive passes and runs directly).
     pub fn collector(&self) -> &shipshape_gc::Collector {
         &self.collector
+    }
+
+    /// The retention policies and their runs (tests hold runs through its checkpoint).
+    pub fn retention(&self) -> &shipshape_gc::retention::Retention {
+        &self.retention
     }
 
     /// The catalogue this server writes to.

@@ -7,7 +7,7 @@
 
 mod local;
 
-pub use local::LocalStore;
+pub use local::{LIST_PAGE, LocalStore};
 
 use std::fmt;
 

@@ -26,6 +26,8 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
 /// Chunks read ahead of the client.
 const READ_AHEAD: usize = 2;
+/// Objects per page of a store listing.
+pub const LIST_PAGE: usize = 1000;
 
 /// Blob storage in a directory on the local filesystem.
 #[derive(Clone, Debug)]
@@ -217,45 +219,81 @@ impl LocalStore {
     }
 
     /// Every object under a top-level prefix (`blobs` or `uploads`), with its size and age, for
-    /// the storage sweep and the consistency check. Objects appearing or vanishing during the
-    /// listing may or may not be included.
+    /// the consistency check. Objects appearing or vanishing during the listing may or may not be
+    /// included.
     pub async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let mut pages = self.list_pages(prefix, LIST_PAGE);
+        let mut out = Vec::new();
+        while let Some(page) = pages.recv().await {
+            out.extend(page?);
+        }
+        Ok(out)
+    }
+
+    /// The same listing in pages of at most `page` objects, walked by a blocking task that stays
+    /// at most two pages ahead of the reader: the storage sweep's memory stays bounded however
+    /// many objects the store holds.
+    pub fn list_pages(
+        &self,
+        prefix: &str,
+        page: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredObject>, StoreError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
         let root = self.root.clone();
-        let prefix = prefix.to_string();
+        let start = root.join(prefix);
+        let page = page.max(1);
         tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            let mut dirs = vec![root.join(&prefix)];
+            let mut batch = Vec::with_capacity(page);
+            let mut dirs = vec![start];
             while let Some(dir) = dirs.pop() {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(e) => e,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e.into()));
+                        return;
+                    }
                 };
                 for entry in entries {
-                    let entry = entry?;
+                    let entry = match entry {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e.into()));
+                            return;
+                        }
+                    };
                     let Ok(meta) = entry.metadata() else { continue };
                     if meta.is_dir() {
                         dirs.push(entry.path());
                         continue;
                     }
-                    let Ok(rel) = entry.path().strip_prefix(&root).map(|p| p.to_path_buf()) else {
+                    let Some(key) = entry
+                        .path()
+                        .strip_prefix(&root)
+                        .ok()
+                        .and_then(|p| p.to_str())
+                        .and_then(|p| StorageKey::from_recorded(p).ok())
+                    else {
                         continue;
                     };
-                    let Some(rel) = rel.to_str() else { continue };
-                    let Ok(key) = StorageKey::from_recorded(rel) else {
-                        continue;
-                    };
-                    out.push(StoredObject {
+                    batch.push(StoredObject {
                         key,
                         size: meta.len(),
                         modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
                     });
+                    if batch.len() == page {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(page));
+                        if tx.blocking_send(Ok(full)).is_err() {
+                            return; // the reader gave up
+                        }
+                    }
                 }
             }
-            Ok(out)
-        })
-        .await
-        .map_err(std::io::Error::other)?
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(Ok(batch));
+            }
+        });
+        rx
     }
 
     /// The root directory (for operators' tools and tests that inspect what is on disk).

@@ -32,9 +32,10 @@ pub enum GcCommand {
         /// review delay). Content younger than this is kept
         #[arg(long, value_name = "DURATION")]
         grace: Option<String>,
-        /// Do not sweep storage for objects the catalogue does not know
+        /// Also sweep storage for objects the catalogue does not know (crash leftovers); this
+        /// lists the whole store, so it takes time in proportion to the store's size
         #[arg(long)]
-        no_sweep: bool,
+        sweep: bool,
         /// Wait for the run to finish, showing its progress
         #[arg(long)]
         wait: bool,
@@ -67,14 +68,14 @@ pub async fn run(args: GcArgs) -> Result<()> {
             dry_run,
             include_untagged_manifests,
             grace,
-            no_sweep,
+            sweep,
             wait,
         } => {
             let body = json!({
                 "dry_run": dry_run,
                 "include_untagged_manifests": include_untagged_manifests,
                 "grace": grace,
-                "sweep": !no_sweep,
+                "sweep": sweep,
             });
             let req = remote.request(Method::POST, "/api/v1/gc/runs").json(&body);
             let mut v = remote.send(req).await?;

@@ -81,6 +81,11 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// The running server, for tests that reach past HTTP (checkpoints, the catalogue).
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

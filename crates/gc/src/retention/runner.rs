@@ -19,6 +19,7 @@ use shipshape_oci::Tag;
 use tokio::sync::watch;
 
 use super::{Policy, PolicyError, PolicySpec, Protection, TagFacts, UntaggedFacts, evaluate};
+use crate::Checkpoint;
 
 /// Why a policy operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +146,7 @@ pub struct Retention {
     policies: Policies,
     /// Off when the operator disabled deletion: runs are refused, previews still work.
     deletion_enabled: bool,
+    checkpoint: Checkpoint,
 }
 
 impl Retention {
@@ -159,12 +161,18 @@ impl Retention {
             clock,
             policies: Policies::default(),
             deletion_enabled,
+            checkpoint: Checkpoint::default(),
         };
         let mut tx = r.catalogue.begin().await?;
         q::fail_interrupted_runs(&mut tx, r.clock.now()).await?;
         commit(tx).await?;
         r.reload().await?;
         Ok(r)
+    }
+
+    /// Where a run can be held after a number of repositories (for tests).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
     }
 
     /// The shared, compiled set of applied policies.
@@ -514,7 +522,7 @@ impl Retention {
         figures: &mut RunFigures,
         errors: &mut Vec<String>,
     ) -> Result<bool> {
-        for (repo_id, name) in self.repositories_in_scope(policy).await? {
+        for (done, (repo_id, name)) in (1..).zip(self.repositories_in_scope(policy).await?) {
             let mut tx = self.catalogue.begin().await?;
             let deleter = Deleter::Run { run: id, actor };
             match self
@@ -530,6 +538,7 @@ impl Retention {
                     errors.push(format!("{name}: {e}"));
                 }
             }
+            self.checkpoint.pass(done).await;
             let mut tx = self.catalogue.begin().await?;
             let cancel = q::record_progress(&mut tx, id, figures).await?;
             commit(tx).await?;

@@ -34,7 +34,9 @@ pub struct StartRun {
     pub include_untagged_manifests: bool,
     /// A grace period for this run only (e.g. `0s`, `10m`); default: the configured review delay.
     pub grace: Option<String>,
-    /// Also sweep storage for objects the catalogue does not know (default true).
+    /// Also sweep storage for objects the catalogue does not know (default false): the sweep
+    /// lists the whole store, so its cost follows the store's size, not the churn. Ask for it
+    /// after a crash, or now and then.
     pub sweep: Option<bool>,
 }
 
@@ -151,7 +153,7 @@ pub async fn start(
     let spec = RunSpec {
         dry_run: opts.dry_run,
         include_untagged: opts.include_untagged_manifests,
-        sweep: opts.sweep.unwrap_or(true),
+        sweep: opts.sweep.unwrap_or(false),
         grace_ms,
         started_by: format!("anonymous@{}", peer.ip()),
     };
