@@ -199,22 +199,31 @@ pub async fn delete_for_manifest(
     Ok(names)
 }
 
-/// Tag names of a repository after `last` in byte order, at most `limit`.
-pub async fn list(
+/// Tag names of the live repository `repo` after `last` in byte order, at most `limit`
+/// (negative: all), in one query answering one row: a row per tag would cost a hand-over from
+/// the database thread each. `None` when the repository is not there.
+pub async fn list_in_named(
     conn: &mut Conn,
-    repo: RepoId,
+    repo: &RepoName,
     last: Option<&str>,
     limit: i64,
-) -> Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",
+) -> Result<Option<Vec<String>>> {
+    // Tag names never contain a space (the spec's grammar), so a space separates them.
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT (SELECT group_concat(name, ' ' ORDER BY name) FROM
+                   (SELECT name FROM tags WHERE repository_id = r.id AND name > ? ORDER BY name LIMIT ?))
+         FROM repositories r WHERE r.name = ? AND r.deleted_at IS NULL",
     )
-    .bind(repo.0)
     .bind(last.unwrap_or(""))
     .bind(limit)
-    .fetch_all(conn)
+    .bind(repo.as_str())
+    .fetch_optional(conn)
     .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    Ok(row.map(|(names,)| {
+        names
+            .map(|n| n.split(' ').map(str::to_string).collect())
+            .unwrap_or_default()
+    }))
 }
 
 /// A tag with what users want to know about it.

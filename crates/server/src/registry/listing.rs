@@ -44,10 +44,9 @@ impl Registry {
     ) -> Result<Page> {
         let n = n.map(|n| n.min(MAX_PAGE));
         let mut conn = self.catalogue.reader().await?;
-        let repo_id = repos::find(&mut conn, repo)
+        let items = tags::list_in_named(&mut conn, repo, last, sql_limit(n))
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let items = tags::list(&mut conn, repo_id, last, sql_limit(n)).await?;
         Ok(page(items, n))
     }
 
