@@ -69,32 +69,48 @@ struct Variant {
     flags: &'static [&'static str],
     sweep: bool,
     load: bool,
+    /// Tags deleted per round when fixed; otherwise 1% of them.
+    churn: Option<usize>,
 }
 
-const SHIPSHAPE_VARIANTS: [Variant; 4] = [
+/// Tags the fixed-churn variant deletes at every size.
+const FIXED_CHURN: usize = 10;
+
+const SHIPSHAPE_VARIANTS: [Variant; 5] = [
+    Variant {
+        name: "quiet, 10 tags deleted",
+        flags: &[],
+        sweep: false,
+        load: false,
+        churn: Some(FIXED_CHURN),
+    },
     Variant {
         name: "quiet",
         flags: &[],
         sweep: true,
         load: false,
+        churn: None,
     },
     Variant {
         name: "quiet, no storage sweep",
         flags: &[],
         sweep: false,
         load: false,
+        churn: None,
     },
     Variant {
         name: "quiet, --gc-workers 0",
         flags: &["--gc-workers", "0"],
         sweep: true,
         load: false,
+        churn: None,
     },
     Variant {
         name: "under load",
         flags: &[],
         sweep: true,
         load: true,
+        churn: None,
     },
 ];
 
@@ -149,6 +165,14 @@ fn load_figures(log: &LoadLog, before: (f64, f64), start: f64, end: f64) -> Load
         failures_during: log.failures(OpKind::Pull, start, during_end)
             + log.failures(OpKind::Push, start, during_end),
     }
+}
+
+/// The machine's one-minute load average: the machine is shared, and this says how much.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn http() -> reqwest::Client {
@@ -277,7 +301,7 @@ impl ShipshapeRun<'_> {
         let base = &server.base;
         let store_blobs = self.data.join("store/blobs");
         let files_before = count_files(&store_blobs)?;
-        let (images, garbage) = holdings.take_round(self.model);
+        let (images, garbage) = holdings.take(self.model, v.churn.unwrap_or(usize::MAX));
         let load = v.load.then(|| {
             Load::start(
                 base,
@@ -393,13 +417,14 @@ impl ShipshapeRun<'_> {
             && f["manifests_deleted"].as_u64() == Some(garbage.manifests)
             && f["links_deleted"].as_u64() == Some(garbage.links);
         let check = format!(
-            "blobs freed {} (expected {}, missing {missing}, extra {extra}), manifests {} (expected {}), links {} (expected {}), freed files still on disk {still_on_disk}, files {files_after} (expected {files_expected})",
+            "blobs freed {} (expected {}, missing {missing}, extra {extra}), manifests {} (expected {}), links {} (expected {}), freed files still on disk {still_on_disk}, files {files_after} (expected {files_expected}); load average {}",
             freed.len(),
             expected.len(),
             f["manifests_deleted"],
             garbage.manifests,
             f["links_deleted"],
-            garbage.links
+            garbage.links,
+            load_average()
         );
         Ok(Round {
             delete_s,
@@ -536,10 +561,11 @@ async fn distribution_round(
         .filter(|d| !model_blobs.contains(**d))
         .count();
     let check = format!(
-        "blob files deleted {} (expected {} blobs + {} manifests, missing {missing}, model blobs wrongly deleted {wrong}, load uploads left without a manifest {others})",
+        "blob files deleted {} (expected {} blobs + {} manifests, missing {missing}, model blobs wrongly deleted {wrong}, load uploads left without a manifest {others}); load average {}",
         deleted.len(),
         blob_expected,
-        manifests.len()
+        manifests.len(),
+        load_average()
     );
     let round = Round {
         delete_s,
@@ -618,6 +644,19 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
         dist("quiet"),
         &|r| r.reclaim_s,
         &quiet_note,
+    );
+    both(
+        report,
+        "reclaim 10 tags, quiet, no storage sweep",
+        "s",
+        Better::Lower,
+        ship("quiet, 10 tags deleted"),
+        None,
+        &|r| r.reclaim_s,
+        &format!(
+            "a fixed churn at every size: flat = follows the churn, not the registry ({})",
+            checks(ship("quiet, 10 tags deleted"))
+        ),
     );
     for (k, note) in [
         (
@@ -947,6 +986,26 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
             discard(&args.work, &root)?;
         }
     }
+    let loads: Vec<f64> = g
+        .ship
+        .values()
+        .chain(g.dist.values())
+        .flatten()
+        .filter_map(|r| r.check.rsplit(' ').next().and_then(|l| l.parse().ok()))
+        .collect();
+    let exact = g
+        .ship
+        .values()
+        .chain(g.dist.values())
+        .flatten()
+        .filter(|r| r.exact)
+        .count();
+    let rounds = g.ship.values().chain(g.dist.values()).flatten().count();
+    report.condition(format!(
+        "{size}: {exact} of {rounds} rounds freed exactly the expected blobs and nothing else of the registry; machine load average at the rounds' ends {:.1}–{:.1} (shared machine)",
+        loads.iter().copied().fold(f64::INFINITY, f64::min),
+        loads.iter().copied().fold(0.0, f64::max)
+    ));
     add_figures(report, &section, &g);
     g.blobs = model.blob_count();
     Ok(g)
@@ -955,9 +1014,15 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
 /// One row per size for the figures whose growth matters: the time to reclaim 1% churn, and
 /// the same time per reclaimed blob (flat when the cost follows the churn).
 fn add_growth(report: &mut Report, sizes: &[Gathered]) {
-    let section = "growth with the registry: reclaim of 1% churn, quiet";
+    let section = "growth with the registry: reclaim of 10 tags and of 1% of the tags, quiet";
     for g in sizes {
         for (name, key, dist, per_blob) in [
+            (
+                "reclaim of 10 tags, no storage sweep",
+                "quiet, 10 tags deleted",
+                false,
+                false,
+            ),
             ("reclaim", "quiet", true, false),
             (
                 "reclaim, no storage sweep",
@@ -1014,15 +1079,14 @@ async fn main() -> Result<(), Error> {
         .into());
     }
     let mut report = Report::new("Garbage collection");
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     report.condition(format!(
-        "sizes {:?}, {} rounds per variant, each deleting a fresh 1% of the tags; load {} pullers + {} pushers; Shipshape runs with grace {} and --restore-window 0s; load average at start {}",
+        "sizes {:?}, {} rounds per variant, each deleting a fresh 1% of the tags; load {} pullers + {} pushers; Shipshape runs with grace {} and --restore-window 0s; load average at start {}; every round's check line (printed) ends with the load average at its end",
         args.sizes,
         args.repeat,
         args.pullers,
         args.pushers,
         args.grace,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load_average()
     ));
     let mut sizes = Vec::new();
     for &size in &args.sizes {

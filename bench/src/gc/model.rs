@@ -303,7 +303,14 @@ impl Holdings {
 
     /// Takes the next round: its images and what deleting them frees.
     pub fn take_round(&mut self, model: &Model) -> (Vec<u32>, Garbage) {
-        let images = model.round(self.next_round).to_vec();
+        self.take(model, usize::MAX)
+    }
+
+    /// Takes the next round but deletes at most `limit` of its images (a fixed churn, whatever
+    /// the registry's size); the rest of the round is never deleted.
+    pub fn take(&mut self, model: &Model, limit: usize) -> (Vec<u32>, Garbage) {
+        let round = model.round(self.next_round);
+        let images = round[..limit.min(round.len())].to_vec();
         self.next_round += 1;
         let mut g = Garbage::default();
         for &i in &images {
