@@ -51,11 +51,6 @@ impl Checkpoint {
         Held { reached, release }
     }
 
-    /// Whether `pass(done)` would hold the run (so it can commit what it did first).
-    pub(crate) fn holds_at(&self, done: u64) -> bool {
-        matches!(&*self.0.lock().expect("checkpoint"), Some(a) if done >= a.after)
-    }
-
     /// Called by a run after each unit of work; waits there while armed for this point.
     pub(crate) async fn pass(&self, done: u64) {
         let armed = {

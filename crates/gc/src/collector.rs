@@ -65,42 +65,6 @@ const CLAIM_MS: Millis = 60_000;
 /// A worker that may not decide an entry (untagged collection off) looks again this much later.
 const SKIP_MS: Millis = 3_600_000;
 
-/// Reviews of a real run committed together, at most this many ...
-const REVIEWS_PER_TX: usize = 64;
-/// ... or after this long, so the single writer is never held long enough to stall a push.
-const TX_SPAN: Duration = Duration::from_millis(5);
-
-/// A real run's reviews not yet committed: sharing a transaction saves each review its own
-/// begin, commit and progress write, which cost more than the review itself.
-struct Pending {
-    tx: shipshape_meta::Tx,
-    reviews: usize,
-    since: std::time::Instant,
-    /// What the pending reviews deleted, added to the run's figures when they commit.
-    figures: Figures,
-}
-
-impl Pending {
-    async fn open<'a>(
-        slot: &'a mut Option<Pending>,
-        catalogue: &Catalogue,
-    ) -> Result<&'a mut Pending, GcError> {
-        if slot.is_none() {
-            *slot = Some(Pending {
-                tx: catalogue.begin_unsynced().await?,
-                reviews: 0,
-                since: std::time::Instant::now(),
-                figures: Figures::default(),
-            });
-        }
-        Ok(slot.as_mut().expect("just opened"))
-    }
-
-    fn full(&self) -> bool {
-        self.reviews >= REVIEWS_PER_TX || self.since.elapsed() >= TX_SPAN
-    }
-}
-
 fn ms(d: Duration) -> Millis {
     d.as_millis().min(i64::MAX as u128) as Millis
 }
@@ -308,7 +272,6 @@ impl Collector {
         progress: Option<(i64, &Mutex<Figures>)>,
     ) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
-        let mut pending: Option<Pending> = None;
         // Each pass after the first follows the cascade of the one before (index → children →
         // blobs, subject → referrers); a bound keeps a run finite while pushes keep adding
         // work, which the next run or the workers take.
@@ -323,9 +286,6 @@ impl Collector {
                 let batch = match dry.as_deref_mut() {
                     Some(conn) => q::manifest_entries_after(conn, cursor, BATCH).await?,
                     None => {
-                        // The queue is read on another connection: what the pending reviews
-                        // queued (a purged manifest's blobs) must be committed to be seen.
-                        self.flush(&mut pending, progress).await?;
                         let mut conn = self.catalogue.reader().await?;
                         q::manifest_entries_after(&mut conn, cursor, BATCH).await?
                     }
@@ -334,7 +294,6 @@ impl Collector {
                 cursor = Some(*last);
                 for (_, id) in batch {
                     if cancel.load(Ordering::Relaxed) {
-                        self.flush(&mut pending, progress).await?;
                         return Ok(out);
                     }
                     let mut one = Outcome::default();
@@ -344,14 +303,17 @@ impl Collector {
                             review::settle_manifest(conn, id, &v).await?;
                         }
                         None => {
-                            let p = Pending::open(&mut pending, &self.catalogue).await?;
-                            let v = review::manifest(&mut p.tx, id, &rules, &mut one).await?;
-                            review::settle_manifest(&mut p.tx, id, &v).await?;
-                            self.record(p, progress, &one).await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
+                            let v = review::manifest(&mut tx, id, &rules, &mut one).await?;
+                            review::settle_manifest(&mut tx, id, &v).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
                         }
                     }
-                    self.after_review(&mut out, one, &mut pending, progress)
-                        .await?;
+                    self.report(&mut out, one, progress);
+                    if progress.is_some() {
+                        self.checkpoint.pass(out.figures.deleted()).await;
+                    }
                 }
             }
             let mut cursor: Option<(Millis, String)> = None;
@@ -359,7 +321,6 @@ impl Collector {
                 let batch = match dry.as_deref_mut() {
                     Some(conn) => q::blob_entries_after(conn, cursor.clone(), BATCH).await?,
                     None => {
-                        self.flush(&mut pending, progress).await?;
                         let mut conn = self.catalogue.reader().await?;
                         q::blob_entries_after(&mut conn, cursor.clone(), BATCH).await?
                     }
@@ -368,7 +329,6 @@ impl Collector {
                 cursor = Some((*t, d.to_string()));
                 for (_, digest) in batch {
                     if cancel.load(Ordering::Relaxed) {
-                        self.flush(&mut pending, progress).await?;
                         return Ok(out);
                     }
                     let mut one = Outcome::default();
@@ -378,17 +338,19 @@ impl Collector {
                             review::settle_blob(conn, &digest, &v).await?;
                         }
                         None => {
-                            let p = Pending::open(&mut pending, &self.catalogue).await?;
-                            let v = review::blob(&mut p.tx, &digest, &rules, &mut one).await?;
-                            review::settle_blob(&mut p.tx, &digest, &v).await?;
-                            self.record(p, progress, &one).await?;
+                            let mut tx = self.catalogue.begin_unsynced().await?;
+                            let v = review::blob(&mut tx, &digest, &rules, &mut one).await?;
+                            review::settle_blob(&mut tx, &digest, &v).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
                         }
                     }
-                    self.after_review(&mut out, one, &mut pending, progress)
-                        .await?;
+                    self.report(&mut out, one, progress);
+                    if progress.is_some() {
+                        self.checkpoint.pass(out.figures.deleted()).await;
+                    }
                 }
             }
-            self.flush(&mut pending, progress).await?;
             if out.figures.deleted() == deleted_before {
                 return Ok(out);
             }
@@ -396,76 +358,33 @@ impl Collector {
         Ok(out)
     }
 
-    /// Adds a review's deletions to the run's items, in the pending transaction.
+    /// Adds a review's deletions to the run's items and figures, in the review's transaction.
     async fn record(
         &self,
-        p: &mut Pending,
+        tx: &mut shipshape_meta::Conn,
         progress: Option<(i64, &Mutex<Figures>)>,
         one: &Outcome,
     ) -> Result<(), GcError> {
-        let Some((run, _)) = progress else {
+        let Some((run, live)) = progress else {
             return Ok(());
         };
         for item in &one.items {
-            q::add_run_item(&mut p.tx, run, item).await?;
+            q::add_run_item(tx, run, item).await?;
         }
-        p.reviews += 1;
-        p.figures.add(&one.figures);
+        let mut so_far = *live.lock().expect("run progress");
+        so_far.add(&one.figures);
+        q::record_progress(tx, run, &so_far).await?;
         Ok(())
     }
 
-    /// Counts a review into the run, commits the pending reviews when there are enough of them,
-    /// and stops at the checkpoint when it is armed for this point (after committing, so what
-    /// the run deleted so far is visible there).
-    async fn after_review(
-        &self,
-        out: &mut Outcome,
-        one: Outcome,
-        pending: &mut Option<Pending>,
-        progress: Option<(i64, &Mutex<Figures>)>,
-    ) -> Result<(), GcError> {
-        self.report(out, one, progress);
-        if progress.is_none() {
-            return Ok(());
-        }
-        let deleted = out.figures.deleted();
-        let hold = self.checkpoint.holds_at(deleted);
-        if hold || pending.as_ref().is_some_and(Pending::full) {
-            self.flush(pending, progress).await?;
-        }
-        if hold {
-            self.checkpoint.pass(deleted).await;
-        }
-        Ok(())
-    }
-
-    /// Commits the pending reviews with the run's figures so far. The live figures count only
-    /// committed reviews, so a run that fails reports exactly what it did.
-    async fn flush(
-        &self,
-        pending: &mut Option<Pending>,
-        progress: Option<(i64, &Mutex<Figures>)>,
-    ) -> Result<(), GcError> {
-        let Some(mut p) = pending.take() else {
-            return Ok(());
-        };
-        if let Some((run, live)) = progress {
-            let mut so_far = *live.lock().expect("run progress");
-            so_far.add(&p.figures);
-            q::record_progress(&mut p.tx, run, &so_far).await?;
-            commit(p.tx).await?;
-            *live.lock().expect("run progress") = so_far;
-        } else {
-            commit(p.tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Counts a review into the run's outcome. A real run's items are already in its
-    /// transaction, so only its figures are kept: memory stays flat however much a run deletes.
+    /// Counts a review into the run. A real run's items are already in the catalogue, so only
+    /// its figures are kept: memory stays flat however much a run deletes.
     fn report(&self, out: &mut Outcome, one: Outcome, progress: Option<(i64, &Mutex<Figures>)>) {
         match progress {
-            Some(_) => out.figures.add(&one.figures),
+            Some((_, live)) => {
+                live.lock().expect("run progress").add(&one.figures);
+                out.figures.add(&one.figures);
+            }
             None => out.merge(one),
         }
     }
@@ -641,7 +560,6 @@ impl Collector {
             .await?;
         if !cancel.load(Ordering::Relaxed) {
             let uploads = self.expire_uploads(&rules, Some(id)).await?;
-            live.lock().expect("run progress").add(&uploads.figures);
             self.report(&mut out, uploads, Some(progress));
         }
         if spec.sweep && !cancel.load(Ordering::Relaxed) {
@@ -658,7 +576,6 @@ impl Collector {
                 q::add_run_item(&mut tx, id, item).await?;
             }
             commit(tx).await?;
-            live.lock().expect("run progress").add(&orphans.figures);
             self.report(&mut out, orphans, Some(progress));
         }
         // Freed means gone from storage, not only forgotten.
