@@ -298,37 +298,28 @@ pub struct Link {
 }
 
 /// A blob's links, each saying whether its repository still references the blob. The
-/// referencing repositories come from one walk over the blob's references, so a layer shared by
-/// thousands of manifests costs one pass per review, not one per link.
+/// referencing repositories come from one walk over the blob's references (an uncorrelated
+/// subquery, evaluated once), so a layer shared by thousands of manifests costs one pass per
+/// review, not one per link.
 pub async fn links_of(conn: &mut Conn, digest: &Digest) -> Result<Vec<Link>> {
-    let referencing: std::collections::HashSet<i64> = sqlx::query_scalar(
-        "SELECT DISTINCT m.repository_id FROM manifest_blob_references mr
-         JOIN manifests m ON m.id = mr.manifest_id
-         WHERE mr.blob_digest = ?",
-    )
-    .bind(digest.to_string())
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
     let rows = sqlx::query(
-        "SELECT rb.repository_id, r.name, rb.renewed_at
+        "SELECT rb.repository_id, r.name, rb.renewed_at,
+                rb.repository_id IN (SELECT m.repository_id FROM manifest_blob_references mr
+                                     JOIN manifests m ON m.id = mr.manifest_id
+                                     WHERE mr.blob_digest = ?1) AS referenced
          FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-         WHERE rb.digest = ? ORDER BY rb.repository_id",
+         WHERE rb.digest = ?1 ORDER BY rb.repository_id",
     )
     .bind(digest.to_string())
     .fetch_all(conn)
     .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let repo: i64 = r.get("repository_id");
-            Link {
-                repo: RepoId(repo),
-                repository: r.get("name"),
-                renewed_at: r.get("renewed_at"),
-                referenced: referencing.contains(&repo),
-            }
+        .map(|r| Link {
+            repo: RepoId(r.get("repository_id")),
+            repository: r.get("name"),
+            renewed_at: r.get("renewed_at"),
+            referenced: r.get::<i64, _>("referenced") != 0,
         })
         .collect())
 }
