@@ -271,6 +271,31 @@ async fn delete_all(urls: Vec<String>) -> Result<f64, Error> {
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Starts the pull/push load of a round (when asked) and lets it run 2 s, so the round has a
+/// "before" rate to compare with.
+async fn start_load(
+    with_load: bool,
+    base: &str,
+    args: &Args,
+    model: &Model,
+    holdings: &Holdings,
+    label: &str,
+) -> Option<Load> {
+    let load = with_load.then(|| {
+        Load::start(
+            base,
+            pull_targets(model, holdings, holdings.next_round as u64),
+            args.pullers,
+            args.pushers,
+            label,
+        )
+    });
+    if load.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    load
+}
+
 fn grace_seconds(g: &str) -> f64 {
     let g = g.trim();
     let (n, unit) = g.split_at(g.find(|c: char| !c.is_ascii_digit()).unwrap_or(g.len()));
@@ -302,18 +327,7 @@ impl ShipshapeRun<'_> {
         let store_blobs = self.data.join("store/blobs");
         let files_before = count_files(&store_blobs)?;
         let (images, garbage) = holdings.take(self.model, v.churn.unwrap_or(usize::MAX));
-        let load = v.load.then(|| {
-            Load::start(
-                base,
-                pull_targets(self.model, holdings, holdings.next_round as u64),
-                self.args.pullers,
-                self.args.pushers,
-                label,
-            )
-        });
-        if load.is_some() {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        let load = start_load(v.load, base, self.args, self.model, holdings, label).await;
         let before_until = load.as_ref().map(|l| l.now());
         let urls = images
             .iter()
@@ -489,18 +503,7 @@ async fn distribution_round(
     let root = server.data.clone();
     let port = server.port();
     let (images, garbage): (Vec<u32>, Garbage) = holdings.take_round(model);
-    let load = with_load.then(|| {
-        Load::start(
-            &base,
-            pull_targets(model, holdings, holdings.next_round as u64),
-            args.pullers,
-            args.pushers,
-            label,
-        )
-    });
-    if load.is_some() {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    let load = start_load(with_load, &base, args, model, holdings, label).await;
     let before_until = load.as_ref().map(|l| l.now());
     let urls = images
         .iter()

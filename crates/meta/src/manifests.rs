@@ -95,16 +95,6 @@ pub async fn find_in_named(
     row.as_ref().map(read_from_row).transpose()
 }
 
-/// The exact bytes that were pushed.
-pub async fn payload(conn: &mut Conn, id: ManifestId) -> Result<Option<Vec<u8>>> {
-    Ok(
-        sqlx::query_scalar("SELECT payload FROM manifests WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(conn)
-            .await?,
-    )
-}
-
 /// Digests among `blobs` that `repo` cannot serve, then digests among `children` that are not
 /// manifests of `repo`, in the order given. Run inside the transaction that inserts the
 /// manifest, so nothing can be forgotten between the check and the insert.
