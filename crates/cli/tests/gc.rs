@@ -48,15 +48,9 @@ async fn server(
 async fn run_gc(s: &TestServer, options: Value) -> Value {
     let (status, run) = s.api(Method::POST, "/api/v1/gc/runs", Some(options)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let id = run["id"].as_i64().unwrap();
-    loop {
-        let run = s.api_ok(&format!("/api/v1/gc/runs/{id}")).await;
-        if run["state"] != "running" {
-            assert_eq!(run["state"], "succeeded", "{run}");
-            return run;
-        }
-        tokio::task::yield_now().await;
-    }
+    let run = finished(s, run["id"].as_i64().unwrap()).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    run
 }
 
 /// (kind, target) of everything a run deleted or would delete.
