@@ -190,6 +190,7 @@ async fn writer(
     scenario: Scenario,
     log: Arc<Mutex<Log>>,
     progress: Arc<watch::Sender<usize>>,
+    pushed: Arc<watch::Sender<usize>>,
 ) {
     let c = client();
     let mut rng = Rng::new(SEED ^ (id << 32));
@@ -254,6 +255,7 @@ async fn writer(
             let mut l = log.lock().await;
             if status == StatusCode::CREATED {
                 l.pushed += 1;
+                pushed.send_modify(|p| *p += 1);
                 break;
             }
             if text.contains("MANIFEST_BLOB_UNKNOWN") {
@@ -335,12 +337,24 @@ async fn deleter(
     }
 }
 
-/// Starts GC runs back to back until `stop`, waiting for each to finish.
+/// Runs are paced by the writers: one run per successful push, until they are done.
+struct Pace {
+    pushed: watch::Receiver<usize>,
+    progress: watch::Receiver<usize>,
+    total: usize,
+}
+
+/// Starts GC runs back to back until `stop`, waiting for each to finish. With `pace`, a run
+/// starts only once a push has succeeded since the last one started (or the writers are done):
+/// with no grace, runs back to back take every blob between its upload and its manifest, and
+/// almost no push would complete, leaving no tag to check. Each run still overlaps the pushes
+/// in flight.
 async fn runner(
     base: String,
     grace: Option<&'static str>,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Log>>,
+    mut pace: Option<Pace>,
 ) {
     let mut body = json!({"include_untagged_manifests": true});
     if let Some(g) = grace {
@@ -348,6 +362,7 @@ async fn runner(
     }
     let c = client();
     while !stop.load(Ordering::Relaxed) {
+        let seen = pace.as_mut().map(|p| *p.pushed.borrow_and_update());
         let resp = c
             .post(format!("{base}/api/v1/gc/runs"))
             .json(&body)
@@ -372,6 +387,14 @@ async fn runner(
         if run["state"] != "succeeded" {
             l.bad_runs.push(run);
         }
+        drop(l);
+        if let (Some(p), Some(seen)) = (pace.as_mut(), seen) {
+            let total = p.total;
+            tokio::select! {
+                r = p.pushed.wait_for(|&n| n > seen) => { r.expect("pushes"); }
+                r = p.progress.wait_for(|&done| done >= total) => { r.expect("writers' progress"); }
+            }
+        }
     }
 }
 
@@ -392,7 +415,20 @@ async fn stress(scenario: Scenario) {
     let progress = Arc::new(progress);
     let stop = Arc::new(AtomicBool::new(false));
     let grace = if delay.is_zero() { Some("0s") } else { None };
-    let gc = tokio::spawn(runner(s.base.clone(), grace, stop.clone(), log.clone()));
+    let (pushed, pushed_rx) = watch::channel(0usize);
+    let pushed = Arc::new(pushed);
+    let pace = delay.is_zero().then(|| Pace {
+        pushed: pushed_rx,
+        progress: progress_rx.clone(),
+        total: WRITERS as usize * n,
+    });
+    let gc = tokio::spawn(runner(
+        s.base.clone(),
+        grace,
+        stop.clone(),
+        log.clone(),
+        pace,
+    ));
     let mut tasks = Vec::new();
     for id in 0..WRITERS {
         tasks.push(tokio::spawn(writer(
@@ -402,6 +438,7 @@ async fn stress(scenario: Scenario) {
             scenario,
             log.clone(),
             progress.clone(),
+            pushed.clone(),
         )));
     }
     for id in 0..DELETERS {

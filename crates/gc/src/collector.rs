@@ -2,8 +2,8 @@
 //! that deletes forgotten objects, and on-demand runs (with dry run, cancel and history).
 //!
 //! No step holds a transaction across storage I/O, and no step scans the registry: workers
-//! claim due queue entries in batches, review each in its own short transaction, and the
-//! drainer deletes the queued keys afterwards, in parallel.
+//! claim due queue entries in batches and review them a few dozen per short transaction, and
+//! the drainer deletes the queued keys afterwards, in parallel.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
-use shipshape_meta::{Catalogue, Clock, Millis, commit};
+use shipshape_meta::manifests::ManifestId;
+use shipshape_meta::{Catalogue, Clock, Millis, commit, reviews};
+use shipshape_oci::Digest;
 use shipshape_store::{LocalStore, StorageKey};
 use tokio::sync::watch;
 
-use crate::review::{self, Outcome, Rules, Verdict};
+use crate::review::{self, Mode, Outcome, Rules};
 use crate::{Checkpoint, GcError, sweep};
 
 /// Collector settings (the `[gc]` and `[uploads]` sections of the configuration).
@@ -57,13 +59,15 @@ impl Default for GcConfig {
     }
 }
 
+/// Queue entries read or claimed at once.
 const BATCH: i64 = 256;
+/// Reviews sharing one transaction: enough that a review costs a fraction of a round trip to
+/// the catalogue, few enough that the single writer is held for milliseconds.
+const REVIEWS_PER_TX: usize = 64;
 /// Passes of one run over the queues; see `run_passes`.
 const MAX_PASSES: usize = 8;
 /// A claimed entry is handed out again after this long (a worker that crashed mid-batch).
 const CLAIM_MS: Millis = 60_000;
-/// A worker that may not decide an entry (untagged collection off) looks again this much later.
-const SKIP_MS: Millis = 3_600_000;
 
 fn ms(d: Duration) -> Millis {
     d.as_millis().min(i64::MAX as u128) as Millis
@@ -216,8 +220,8 @@ impl Collector {
         Ok(out)
     }
 
-    /// A worker's review: claims due entries in batches until none is left, each reviewed in
-    /// its own transaction.
+    /// A worker's review: claims due entries in batches until none is left, reviewing
+    /// `REVIEWS_PER_TX` of them per transaction.
     async fn drain_due(&self, rules: &Rules) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
         loop {
@@ -240,21 +244,14 @@ impl Collector {
             if manifests.is_empty() && digests.is_empty() {
                 return Ok(out);
             }
-            for id in manifests {
+            for chunk in manifests.chunks(REVIEWS_PER_TX) {
                 let mut tx = self.catalogue.begin_unsynced().await?;
-                let verdict = match review::manifest(&mut tx, id, &rules, &mut out).await? {
-                    // Not this worker's to decide (untagged collection off): look again later
-                    // rather than at every poll.
-                    Verdict::Skipped => Verdict::Later(rules.now + SKIP_MS),
-                    v => v,
-                };
-                review::settle_manifest(&mut tx, id, &verdict).await?;
+                review::manifests(&mut tx, chunk, &rules, Mode::Worker, &mut out).await?;
                 commit(tx).await?;
             }
-            for digest in digests {
+            for chunk in digests.chunks(REVIEWS_PER_TX) {
                 let mut tx = self.catalogue.begin_unsynced().await?;
-                let verdict = review::blob(&mut tx, &digest, &rules, &mut out).await?;
-                review::settle_blob(&mut tx, &digest, &verdict).await?;
+                review::blobs(&mut tx, chunk, &rules, Mode::Worker, &mut out).await?;
                 commit(tx).await?;
             }
         }
@@ -262,8 +259,10 @@ impl Collector {
 
     /// A run's review: every queued entry in (queued_at, key) order under the run's rules,
     /// whatever the workers' claims and deferrals say, repeated while a pass deletes something
-    /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times. With `dry`, every review happens in
-    /// that one transaction (the caller rolls it back); otherwise each in its own.
+    /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times. With
+    /// `dry`, every review happens in that one transaction (the caller rolls it back);
+    /// otherwise a real run looks at each batch on a reader and takes the writer only for the
+    /// entries whose review writes something.
     async fn run_passes(
         &self,
         rules: &Rules,
@@ -292,28 +291,33 @@ impl Collector {
                 };
                 let Some(last) = batch.last() else { break };
                 cursor = Some(*last);
-                for (_, id) in batch {
+                let ids: Vec<ManifestId> = batch.into_iter().map(|(_, id)| id).collect();
+                for chunk in ids.chunks(REVIEWS_PER_TX) {
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(out);
                     }
                     let mut one = Outcome::default();
                     match dry.as_deref_mut() {
                         Some(conn) => {
-                            let v = review::manifest(conn, id, &rules, &mut one).await?;
-                            review::settle_manifest(conn, id, &v).await?;
+                            review::manifests(conn, chunk, &rules, Mode::Run, &mut one).await?
                         }
                         None => {
-                            let mut tx = self.catalogue.begin_unsynced().await?;
-                            let v = review::manifest(&mut tx, id, &rules, &mut one).await?;
-                            review::settle_manifest(&mut tx, id, &v).await?;
-                            self.record(&mut tx, progress, &one).await?;
-                            commit(tx).await?;
+                            let mut conn = self.catalogue.reader().await?;
+                            let ids =
+                                review::manifests_to_write(&mut conn, chunk, &rules, Mode::Run)
+                                    .await?;
+                            drop(conn);
+                            one.figures.reviewed += (chunk.len() - ids.len()) as u64;
+                            if !ids.is_empty() {
+                                let mut tx = self.catalogue.begin_unsynced().await?;
+                                review::manifests(&mut tx, &ids, &rules, Mode::Run, &mut one)
+                                    .await?;
+                                self.record(&mut tx, progress, &one).await?;
+                                commit(tx).await?;
+                            }
                         }
                     }
-                    self.report(&mut out, one, progress);
-                    if progress.is_some() {
-                        self.checkpoint.pass(out.figures.deleted()).await;
-                    }
+                    self.after_review(&mut out, one, progress).await;
                 }
             }
             let mut cursor: Option<(Millis, String)> = None;
@@ -327,28 +331,32 @@ impl Collector {
                 };
                 let Some((t, d)) = batch.last() else { break };
                 cursor = Some((*t, d.to_string()));
-                for (_, digest) in batch {
+                let digests: Vec<Digest> = batch.into_iter().map(|(_, d)| d).collect();
+                for chunk in digests.chunks(REVIEWS_PER_TX) {
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(out);
                     }
                     let mut one = Outcome::default();
                     match dry.as_deref_mut() {
                         Some(conn) => {
-                            let v = review::blob(conn, &digest, &rules, &mut one).await?;
-                            review::settle_blob(conn, &digest, &v).await?;
+                            review::blobs(conn, chunk, &rules, Mode::Run, &mut one).await?
                         }
                         None => {
-                            let mut tx = self.catalogue.begin_unsynced().await?;
-                            let v = review::blob(&mut tx, &digest, &rules, &mut one).await?;
-                            review::settle_blob(&mut tx, &digest, &v).await?;
-                            self.record(&mut tx, progress, &one).await?;
-                            commit(tx).await?;
+                            let mut conn = self.catalogue.reader().await?;
+                            let digests =
+                                review::blobs_to_write(&mut conn, chunk, &rules, Mode::Run).await?;
+                            drop(conn);
+                            one.figures.reviewed += (chunk.len() - digests.len()) as u64;
+                            if !digests.is_empty() {
+                                let mut tx = self.catalogue.begin_unsynced().await?;
+                                review::blobs(&mut tx, &digests, &rules, Mode::Run, &mut one)
+                                    .await?;
+                                self.record(&mut tx, progress, &one).await?;
+                                commit(tx).await?;
+                            }
                         }
                     }
-                    self.report(&mut out, one, progress);
-                    if progress.is_some() {
-                        self.checkpoint.pass(out.figures.deleted()).await;
-                    }
+                    self.after_review(&mut out, one, progress).await;
                 }
             }
             if out.figures.deleted() == deleted_before {
@@ -358,7 +366,7 @@ impl Collector {
         Ok(out)
     }
 
-    /// Adds a review's deletions to the run's items and figures, in the review's transaction.
+    /// Adds a batch's deletions to the run's items and figures, in the batch's transaction.
     async fn record(
         &self,
         tx: &mut shipshape_meta::Conn,
@@ -368,13 +376,24 @@ impl Collector {
         let Some((run, live)) = progress else {
             return Ok(());
         };
-        for item in &one.items {
-            q::add_run_item(tx, run, item).await?;
-        }
+        reviews::add_run_items(tx, run, &one.items).await?;
         let mut so_far = *live.lock().expect("run progress");
         so_far.add(&one.figures);
         q::record_progress(tx, run, &so_far).await?;
         Ok(())
+    }
+
+    /// Counts a committed batch into the run and passes the checkpoint (a real run only).
+    async fn after_review(
+        &self,
+        out: &mut Outcome,
+        one: Outcome,
+        progress: Option<(i64, &Mutex<Figures>)>,
+    ) {
+        self.report(out, one, progress);
+        if progress.is_some() {
+            self.checkpoint.pass(out.figures.deleted()).await;
+        }
     }
 
     /// Counts a review into the run. A real run's items are already in the catalogue, so only

@@ -1,11 +1,15 @@
-//! One review: re-check a queued blob or manifest in the caller's transaction and forget it if
-//! it is truly unreferenced. The same code serves the background workers, GC runs and dry runs
+//! Reviews: re-check queued blobs and manifests in the caller's transaction and forget what is
+//! truly unreferenced. Each entry is decided alone, by a pure function of its facts
+//! (`decide_blob`, `decide_manifest`); a batch of entries shares one read of the facts and one
+//! write of the decisions. The same code serves the background workers, GC runs and dry runs
 //! (a dry run reviews inside a transaction it then rolls back), so a preview and a real run
 //! decide alike.
 
 use shipshape_meta::gc::{self, RunItem};
 use shipshape_meta::manifests::ManifestId;
-use shipshape_meta::{Conn, Millis, blobs, events};
+use shipshape_meta::repos::RepoId;
+use shipshape_meta::reviews::{self, BlobFacts, ManifestFacts};
+use shipshape_meta::{Conn, Millis, events};
 use shipshape_oci::Digest;
 
 use crate::GcError;
@@ -79,6 +83,331 @@ impl Outcome {
     }
 }
 
+/// How a batch's verdicts are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A worker's claimed entries: every verdict is written, a deferral replacing the claim, and
+    /// an entry the worker may not decide is looked at again an hour later rather than at every
+    /// poll.
+    Worker,
+    /// A run's walk over the whole queue: only deletions and finished entries are written. An
+    /// entry that is not yet due under the run's rules is left as the workers set it, so a run
+    /// does not take the writer for the entries concurrent pushes keep queueing.
+    Run,
+}
+
+/// A worker that may not decide an entry (untagged collection off) looks again this much later.
+const SKIP_MS: Millis = 3_600_000;
+
+/// What a blob review decided, from its facts alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobDecision {
+    pub verdict: Verdict,
+    /// Links no manifest of their repository references, whose lease has run out.
+    pub drop_links: Vec<(RepoId, String)>,
+    /// Nothing references or links the blob any more once those links are gone.
+    pub forget: bool,
+}
+
+/// Decides a blob review: drops repository links that no manifest of the repository references
+/// and whose lease has run out, then forgets the blob when nothing references or links it.
+/// `None` when the entry is no longer queued (another review finished it).
+pub fn decide_blob(f: &BlobFacts, rules: &Rules) -> Option<BlobDecision> {
+    if !f.queued {
+        return None;
+    }
+    let mut d = BlobDecision {
+        verdict: Verdict::Done,
+        drop_links: Vec::new(),
+        forget: false,
+    };
+    if f.size.is_none() {
+        return Some(d);
+    }
+    let mut leased_until: Option<Millis> = None;
+    for link in &f.links {
+        if link.referenced {
+            continue;
+        }
+        let expires = link.renewed_at + rules.grace;
+        if expires > rules.now {
+            leased_until = Some(leased_until.map_or(expires, |t| t.min(expires)));
+        } else {
+            d.drop_links.push((link.repo, link.repository.clone()));
+        }
+    }
+    if f.referenced {
+        return Some(d);
+    }
+    match leased_until {
+        Some(until) => d.verdict = Verdict::Later(until),
+        None => d.forget = true,
+    }
+    Some(d)
+}
+
+/// What a manifest review decided, from its facts alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestDecision {
+    pub verdict: Verdict,
+    /// Why the manifest is purged, when it is.
+    pub purge: Option<&'static str>,
+}
+
+/// Decides a manifest review: purge it when no tag points at it, no index lists it, it is not a
+/// referrer of a present subject (unless orphan referrers are kept), its grace period has
+/// passed and no deleted tag can still be restored onto it. `None` when the entry is no longer
+/// queued.
+pub fn decide_manifest(f: &ManifestFacts, rules: &Rules) -> Option<ManifestDecision> {
+    let queued_at = f.queued_at?;
+    let keep = |verdict| {
+        Some(ManifestDecision {
+            verdict,
+            purge: None,
+        })
+    };
+    let Some(m) = &f.state else {
+        return keep(Verdict::Done);
+    };
+    if m.tagged || m.listed {
+        // The tag's removal or the index's purge queues it again.
+        return keep(Verdict::Done);
+    }
+    // A deleted tag can still be restored onto it, or it was itself deleted: held.
+    let held_since = m.deleted_at.into_iter().chain(m.last_tag_deleted_at).max();
+    if let Some(since) = held_since
+        && since + rules.restore_window > rules.now
+    {
+        return keep(Verdict::Later(since + rules.restore_window));
+    }
+    let why = if m.deleted_at.is_some() {
+        "deleted and past the restore window"
+    } else if m.subject.is_some() {
+        if m.subject_present {
+            // A referrer lives as long as its subject; the subject's purge queues it again.
+            return keep(Verdict::Done);
+        }
+        if !rules.orphan_referrers {
+            return keep(Verdict::Skipped);
+        }
+        "referrer whose subject is gone"
+    } else {
+        if !rules.untagged_manifests {
+            return keep(Verdict::Skipped);
+        }
+        "untagged"
+    };
+    let touched = [Some(queued_at), Some(m.created_at), m.last_untagged_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0);
+    if touched + rules.grace > rules.now {
+        return keep(Verdict::Later(touched + rules.grace));
+    }
+    Some(ManifestDecision {
+        verdict: Verdict::Done,
+        purge: Some(why),
+    })
+}
+
+/// Whether a decision writes anything under `mode`.
+fn writes(mode: Mode, verdict: &Verdict, deletes: bool) -> bool {
+    match mode {
+        Mode::Worker => true,
+        Mode::Run => deletes || *verdict == Verdict::Done,
+    }
+}
+
+/// The verdict as it is written under `mode`, if it is.
+fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
+    match (mode, verdict) {
+        (Mode::Worker, Verdict::Skipped) => Some(Verdict::Later(rules.now + SKIP_MS)),
+        (Mode::Worker, v) => Some(v),
+        (Mode::Run, Verdict::Done) => Some(Verdict::Done),
+        (Mode::Run, _) => None,
+    }
+}
+
+/// Of these blob entries, the ones whose review would write something under `mode`. Reads
+/// only, so a run can look on a reader connection and take the writer for those alone.
+pub async fn blobs_to_write(
+    conn: &mut Conn,
+    digests: &[Digest],
+    rules: &Rules,
+    mode: Mode,
+) -> Result<Vec<Digest>, GcError> {
+    Ok(reviews::blob_facts(conn, digests)
+        .await?
+        .into_iter()
+        .filter(|f| {
+            decide_blob(f, rules)
+                .is_some_and(|d| writes(mode, &d.verdict, d.forget || !d.drop_links.is_empty()))
+        })
+        .map(|f| f.digest)
+        .collect())
+}
+
+/// Of these manifest entries, the ones whose review would write something under `mode`.
+pub async fn manifests_to_write(
+    conn: &mut Conn,
+    ids: &[ManifestId],
+    rules: &Rules,
+    mode: Mode,
+) -> Result<Vec<ManifestId>, GcError> {
+    Ok(reviews::manifest_facts(conn, ids)
+        .await?
+        .into_iter()
+        .filter(|f| {
+            decide_manifest(f, rules).is_some_and(|d| writes(mode, &d.verdict, d.purge.is_some()))
+        })
+        .map(|f| f.id)
+        .collect())
+}
+
+fn event<'a>(
+    action: &'a str,
+    repository: Option<&'a str>,
+    digest: String,
+    reason: &'a str,
+) -> events::NewEvent<'a> {
+    events::NewEvent {
+        actor: "gc",
+        action,
+        repository,
+        digest: Some(digest),
+        reason: Some(reason),
+        ..Default::default()
+    }
+}
+
+/// Reviews a batch of blob entries in the caller's transaction: reads their facts, decides each
+/// alone, then writes the decisions together (links dropped, blobs forgotten with their keys
+/// queued for the drainer, entries settled, the activity log).
+pub async fn blobs(
+    conn: &mut Conn,
+    digests: &[Digest],
+    rules: &Rules,
+    mode: Mode,
+    out: &mut Outcome,
+) -> Result<(), GcError> {
+    out.figures.reviewed += digests.len() as u64;
+    let facts = reviews::blob_facts(conn, digests).await?;
+    let (mut done, mut later, mut links, mut forget) = (vec![], vec![], vec![], vec![]);
+    let mut dropped: Vec<(String, Digest)> = vec![];
+    for f in facts {
+        let Some(d) = decide_blob(&f, rules) else {
+            continue;
+        };
+        match settled(mode, d.verdict, rules) {
+            Some(Verdict::Done) => done.push(f.digest.clone()),
+            Some(Verdict::Later(t)) => later.push((f.digest.clone(), t)),
+            _ => {}
+        }
+        for (repo, name) in d.drop_links {
+            links.push((repo, f.digest.clone()));
+            dropped.push((name, f.digest.clone()));
+        }
+        if d.forget {
+            forget.push(f.digest);
+        }
+    }
+    reviews::settle_blobs(conn, &done, &later).await?;
+    reviews::unlink(conn, &links).await?;
+    let forgotten = reviews::forget_blobs(conn, &forget, rules.now).await?;
+    let link_reason = rules.reason("no manifest of the repository references the blob");
+    let blob_reason = rules.reason("no manifest references the blob");
+    let mut log: Vec<events::NewEvent> = dropped
+        .iter()
+        .map(|(repo, digest)| {
+            event(
+                "gc.link.delete",
+                Some(repo.as_str()),
+                digest.to_string(),
+                &link_reason,
+            )
+        })
+        .collect();
+    log.extend(
+        forgotten
+            .iter()
+            .map(|b| event("gc.blob.delete", None, b.digest.to_string(), &blob_reason)),
+    );
+    events::record_many(conn, &log, rules.now).await?;
+    for (repo, digest) in dropped {
+        out.add(RunItem {
+            kind: "link".into(),
+            repository: Some(repo),
+            target: digest.to_string(),
+            size: 0,
+        });
+    }
+    for b in forgotten {
+        out.add(RunItem {
+            kind: "blob".into(),
+            repository: None,
+            target: b.digest.to_string(),
+            size: b.size,
+        });
+    }
+    Ok(())
+}
+
+/// Reviews a batch of manifest entries in the caller's transaction. Each is decided on the
+/// facts as they stood before the batch: a manifest that only another manifest of the same
+/// batch kept (an index, a subject) is queued again by that one's purge and decided in the next
+/// pass, because entries are settled before the purges queue anything.
+pub async fn manifests(
+    conn: &mut Conn,
+    ids: &[ManifestId],
+    rules: &Rules,
+    mode: Mode,
+    out: &mut Outcome,
+) -> Result<(), GcError> {
+    out.figures.reviewed += ids.len() as u64;
+    let facts = reviews::manifest_facts(conn, ids).await?;
+    let (mut done, mut later, mut purged) = (vec![], vec![], vec![]);
+    for f in facts {
+        let Some(d) = decide_manifest(&f, rules) else {
+            continue;
+        };
+        match settled(mode, d.verdict, rules) {
+            Some(Verdict::Done) => done.push(f.id),
+            Some(Verdict::Later(t)) => later.push((f.id, t)),
+            _ => {}
+        }
+        if let (Some(why), Some(m)) = (d.purge, f.state) {
+            purged.push((f.id, m, why));
+        }
+    }
+    reviews::settle_manifests(conn, &done, &later).await?;
+    let ids: Vec<ManifestId> = purged.iter().map(|(id, _, _)| *id).collect();
+    reviews::purge_manifests(conn, &ids, rules.now).await?;
+    let reasons: Vec<String> = purged.iter().map(|(_, _, why)| rules.reason(why)).collect();
+    let log: Vec<events::NewEvent> = purged
+        .iter()
+        .zip(&reasons)
+        .map(|((_, m, _), reason)| {
+            event(
+                "gc.manifest.delete",
+                Some(m.repository.as_str()),
+                m.digest.to_string(),
+                reason,
+            )
+        })
+        .collect();
+    events::record_many(conn, &log, rules.now).await?;
+    for (_, m, _) in purged {
+        out.add(RunItem {
+            kind: "manifest".into(),
+            target: m.digest.to_string(),
+            repository: Some(m.repository),
+            size: m.size,
+        });
+    }
+    Ok(())
+}
+
 async fn log(
     conn: &mut Conn,
     rules: &Rules,
@@ -101,170 +430,6 @@ async fn log(
         rules.now,
     )
     .await?;
-    Ok(())
-}
-
-/// Reviews a manifest: purges it when no tag points at it, no index lists it, it is not a
-/// referrer of a present subject (unless orphan referrers are kept), its grace period has
-/// passed and no deleted tag can still be restored onto it.
-pub async fn manifest(
-    conn: &mut Conn,
-    id: ManifestId,
-    rules: &Rules,
-    out: &mut Outcome,
-) -> Result<Verdict, GcError> {
-    out.figures.reviewed += 1;
-    let Some(entry) = gc::manifest_entry(conn, id).await? else {
-        return Ok(Verdict::Done);
-    };
-    let Some(m) = gc::manifest_state(conn, id).await? else {
-        return Ok(Verdict::Done);
-    };
-    if m.tagged || m.listed {
-        // The tag's removal or the index's purge queues it again.
-        return Ok(Verdict::Done);
-    }
-    // A deleted tag can still be restored onto it, or it was itself deleted: held.
-    let held_since = m.deleted_at.into_iter().chain(m.last_tag_deleted_at).max();
-    if let Some(since) = held_since
-        && since + rules.restore_window > rules.now
-    {
-        return Ok(Verdict::Later(since + rules.restore_window));
-    }
-    let why = if m.deleted_at.is_some() {
-        "deleted and past the restore window"
-    } else if let Some(_subject) = &m.subject {
-        if m.subject_present {
-            // A referrer lives as long as its subject; the subject's purge queues it again.
-            return Ok(Verdict::Done);
-        }
-        if !rules.orphan_referrers {
-            return Ok(Verdict::Skipped);
-        }
-        "referrer whose subject is gone"
-    } else {
-        if !rules.untagged_manifests {
-            return Ok(Verdict::Skipped);
-        }
-        "untagged"
-    };
-    let touched = [
-        Some(entry.queued_at),
-        Some(m.created_at),
-        m.last_untagged_at,
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(0);
-    if touched + rules.grace > rules.now {
-        return Ok(Verdict::Later(touched + rules.grace));
-    }
-    gc::purge_manifest(conn, id, m.repo, &m.digest, rules.now).await?;
-    log(
-        conn,
-        rules,
-        "gc.manifest.delete",
-        Some(&m.repository),
-        Some(m.digest.to_string()),
-        why,
-    )
-    .await?;
-    out.add(RunItem {
-        kind: "manifest".into(),
-        repository: Some(m.repository),
-        target: m.digest.to_string(),
-        size: m.size,
-    });
-    Ok(Verdict::Done)
-}
-
-/// Reviews a blob: drops repository links that no manifest of the repository references and
-/// whose lease has run out, then forgets the blob when nothing references or links it, queueing
-/// its bytes for deletion (invariant 1: forget first, delete after the commit).
-pub async fn blob(
-    conn: &mut Conn,
-    digest: &Digest,
-    rules: &Rules,
-    out: &mut Outcome,
-) -> Result<Verdict, GcError> {
-    out.figures.reviewed += 1;
-    if gc::blob_entry(conn, digest).await?.is_none() {
-        return Ok(Verdict::Done);
-    }
-    if blobs::find(conn, digest).await?.is_none() {
-        return Ok(Verdict::Done);
-    }
-    let mut leased_until: Option<Millis> = None;
-    for link in gc::links_of(conn, digest).await? {
-        if link.referenced {
-            continue;
-        }
-        let expires = link.renewed_at + rules.grace;
-        if expires > rules.now {
-            leased_until = Some(leased_until.map_or(expires, |t| t.min(expires)));
-            continue;
-        }
-        blobs::unlink(conn, link.repo, digest, rules.now).await?;
-        log(
-            conn,
-            rules,
-            "gc.link.delete",
-            Some(&link.repository),
-            Some(digest.to_string()),
-            "no manifest of the repository references the blob",
-        )
-        .await?;
-        out.add(RunItem {
-            kind: "link".into(),
-            repository: Some(link.repository),
-            target: digest.to_string(),
-            size: 0,
-        });
-    }
-    if gc::blob_referenced(conn, digest).await? {
-        return Ok(Verdict::Done);
-    }
-    if let Some(until) = leased_until {
-        return Ok(Verdict::Later(until));
-    }
-    if let Some(forgotten) = gc::forget_blob(conn, digest, rules.now).await? {
-        log(
-            conn,
-            rules,
-            "gc.blob.delete",
-            None,
-            Some(digest.to_string()),
-            "no manifest references the blob",
-        )
-        .await?;
-        out.add(RunItem {
-            kind: "blob".into(),
-            repository: None,
-            target: digest.to_string(),
-            size: forgotten.size,
-        });
-    }
-    Ok(Verdict::Done)
-}
-
-/// Applies a verdict to a manifest's queue entry.
-pub async fn settle_manifest(conn: &mut Conn, id: ManifestId, v: &Verdict) -> Result<(), GcError> {
-    match v {
-        Verdict::Done => gc::finish_manifest(conn, id).await?,
-        Verdict::Later(t) => gc::defer_manifest(conn, id, *t).await?,
-        Verdict::Skipped => {}
-    }
-    Ok(())
-}
-
-/// Applies a verdict to a blob's queue entry.
-pub async fn settle_blob(conn: &mut Conn, digest: &Digest, v: &Verdict) -> Result<(), GcError> {
-    match v {
-        Verdict::Done => gc::finish_blob(conn, digest).await?,
-        Verdict::Later(t) => gc::defer_blob(conn, digest, *t).await?,
-        Verdict::Skipped => {}
-    }
     Ok(())
 }
 
@@ -294,4 +459,229 @@ pub async fn upload(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shipshape_meta::gc::{Link, ManifestState};
+
+    const NOW: Millis = 1_000_000;
+    const GRACE: Millis = 1_000;
+
+    fn rules() -> Rules {
+        Rules {
+            now: NOW,
+            grace: GRACE,
+            restore_window: 10_000,
+            untagged_manifests: true,
+            orphan_referrers: true,
+            run: None,
+        }
+    }
+
+    fn digest(n: u8) -> Digest {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+            .parse()
+            .unwrap()
+    }
+
+    fn link(repo: i64, renewed_at: Millis, referenced: bool) -> Link {
+        Link {
+            repo: RepoId(repo),
+            repository: format!("r{repo}"),
+            renewed_at,
+            referenced,
+        }
+    }
+
+    fn blob(referenced: bool, links: Vec<Link>) -> BlobFacts {
+        BlobFacts {
+            digest: digest(1),
+            queued: true,
+            size: Some(10),
+            referenced,
+            links,
+        }
+    }
+
+    #[test]
+    fn blob_reviews_decide_from_links_leases_and_references() {
+        let old = NOW - GRACE;
+        let fresh = NOW - GRACE + 1;
+        let r = |n: i64| (RepoId(n), format!("r{n}"));
+        type Case = (BlobFacts, Verdict, Vec<(RepoId, String)>, bool);
+        // (facts, verdict, links dropped, forgotten)
+        let cases: Vec<Case> = vec![
+            // Unlinked and unreferenced: forgotten.
+            (blob(false, vec![]), Verdict::Done, vec![], true),
+            // Expired unreferenced links go, then the blob.
+            (
+                blob(false, vec![link(1, old, false), link(2, old, false)]),
+                Verdict::Done,
+                vec![r(1), r(2)],
+                true,
+            ),
+            // A lease still running keeps the blob until it ends; expired links still go.
+            (
+                blob(false, vec![link(1, old, false), link(2, fresh, false)]),
+                Verdict::Later(fresh + GRACE),
+                vec![r(1)],
+                false,
+            ),
+            // Referenced elsewhere: the stale link goes, the blob stays and the entry is done.
+            (
+                blob(true, vec![link(1, old, true), link(2, old, false)]),
+                Verdict::Done,
+                vec![r(2)],
+                false,
+            ),
+            // A referenced link is kept whatever its lease.
+            (
+                blob(true, vec![link(1, 0, true)]),
+                Verdict::Done,
+                vec![],
+                false,
+            ),
+            // The blob is already gone: the entry is done, nothing else.
+            (
+                BlobFacts {
+                    size: None,
+                    ..blob(false, vec![])
+                },
+                Verdict::Done,
+                vec![],
+                false,
+            ),
+        ];
+        for (i, (facts, verdict, dropped, forget)) in cases.into_iter().enumerate() {
+            let d = decide_blob(&facts, &rules()).expect("queued");
+            assert_eq!(d.verdict, verdict, "case {i}");
+            assert_eq!(d.drop_links, dropped, "case {i}");
+            assert_eq!(d.forget, forget, "case {i}");
+        }
+        let gone = BlobFacts {
+            queued: false,
+            ..blob(false, vec![])
+        };
+        assert_eq!(
+            decide_blob(&gone, &rules()),
+            None,
+            "another review finished it"
+        );
+    }
+
+    fn manifest(f: impl FnOnce(&mut ManifestState)) -> ManifestFacts {
+        let mut m = ManifestState {
+            repo: RepoId(1),
+            repository: "r1".into(),
+            digest: digest(2),
+            size: 500,
+            created_at: NOW - 50_000,
+            deleted_at: None,
+            tagged: false,
+            listed: false,
+            subject: None,
+            subject_present: false,
+            last_tag_deleted_at: None,
+            last_untagged_at: Some(NOW - 20_000),
+        };
+        f(&mut m);
+        ManifestFacts {
+            id: ManifestId(7),
+            queued_at: Some(NOW - 20_000),
+            state: Some(m),
+        }
+    }
+
+    #[test]
+    fn manifest_reviews_decide_from_tags_holds_and_grace() {
+        let purge = |why| ManifestDecision {
+            verdict: Verdict::Done,
+            purge: Some(why),
+        };
+        let keep = |verdict| ManifestDecision {
+            verdict,
+            purge: None,
+        };
+        let cases = vec![
+            (manifest(|_| {}), rules(), purge("untagged")),
+            (manifest(|m| m.tagged = true), rules(), keep(Verdict::Done)),
+            (manifest(|m| m.listed = true), rules(), keep(Verdict::Done)),
+            // A tag deleted within the restore window can come back onto it.
+            (
+                manifest(|m| m.last_tag_deleted_at = Some(NOW - 1_000)),
+                rules(),
+                keep(Verdict::Later(NOW + 9_000)),
+            ),
+            (
+                manifest(|m| m.deleted_at = Some(NOW - 30_000)),
+                rules(),
+                purge("deleted and past the restore window"),
+            ),
+            // Untagged within the grace period.
+            (
+                manifest(|m| m.last_untagged_at = Some(NOW - 10)),
+                rules(),
+                keep(Verdict::Later(NOW - 10 + GRACE)),
+            ),
+            (
+                manifest(|_| {}),
+                Rules {
+                    untagged_manifests: false,
+                    ..rules()
+                },
+                keep(Verdict::Skipped),
+            ),
+            // A referrer lives as long as its subject.
+            (
+                manifest(|m| {
+                    m.subject = Some(digest(3));
+                    m.subject_present = true;
+                }),
+                rules(),
+                keep(Verdict::Done),
+            ),
+            (
+                manifest(|m| m.subject = Some(digest(3))),
+                rules(),
+                purge("referrer whose subject is gone"),
+            ),
+            (
+                manifest(|m| m.subject = Some(digest(3))),
+                Rules {
+                    orphan_referrers: false,
+                    ..rules()
+                },
+                keep(Verdict::Skipped),
+            ),
+        ];
+        for (i, (facts, rules, want)) in cases.into_iter().enumerate() {
+            assert_eq!(decide_manifest(&facts, &rules), Some(want), "case {i}");
+        }
+        let gone = ManifestFacts {
+            state: None,
+            ..manifest(|_| {})
+        };
+        assert_eq!(decide_manifest(&gone, &rules()), Some(keep(Verdict::Done)));
+        let unqueued = ManifestFacts {
+            queued_at: None,
+            ..manifest(|_| {})
+        };
+        assert_eq!(decide_manifest(&unqueued, &rules()), None);
+    }
+
+    #[test]
+    fn a_run_writes_only_deletions_and_finished_entries() {
+        assert!(!writes(Mode::Run, &Verdict::Later(NOW), false));
+        assert!(!writes(Mode::Run, &Verdict::Skipped, false));
+        assert!(writes(Mode::Run, &Verdict::Later(NOW), true));
+        assert!(writes(Mode::Run, &Verdict::Done, false));
+        assert!(writes(Mode::Worker, &Verdict::Later(NOW), false));
+        assert_eq!(
+            settled(Mode::Worker, Verdict::Skipped, &rules()),
+            Some(Verdict::Later(NOW + SKIP_MS))
+        );
+        assert_eq!(settled(Mode::Run, Verdict::Later(NOW), &rules()), None);
+    }
 }

@@ -35,6 +35,40 @@ pub async fn record(conn: &mut Conn, e: &NewEvent<'_>, now: Millis) -> Result<()
     Ok(())
 }
 
+/// Records several events at once, in order (the collector's reviews, a batch at a time).
+pub async fn record_many(conn: &mut Conn, events: &[NewEvent<'_>], now: Millis) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!([
+                e.actor,
+                e.source,
+                e.action,
+                e.repository,
+                e.target,
+                e.digest,
+                e.reason
+            ])
+        })
+        .collect();
+    let rows =
+        serde_json::to_string(&rows).map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
+         SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                value ->> 6
+         FROM json_each(?2) ORDER BY key",
+    )
+    .bind(now)
+    .bind(rows)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A recorded event.
 #[derive(Clone, Debug)]
 pub struct Event {

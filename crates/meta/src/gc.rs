@@ -29,6 +29,8 @@ macro_rules! merge_manifest_review {
     };
 }
 
+pub(crate) use {merge_blob_review, merge_manifest_review};
+
 /// Queues a blob for review; merges with an entry already queued (the latest event counts).
 pub async fn queue_blob(conn: &mut Conn, digest: &Digest, now: Millis, reason: &str) -> Result<()> {
     sqlx::query(concat!(
@@ -38,26 +40,6 @@ pub async fn queue_blob(conn: &mut Conn, digest: &Digest, now: Millis, reason: &
     .bind(digest.to_string())
     .bind(now)
     .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Queues every blob a manifest references.
-pub async fn queue_blobs_of(
-    conn: &mut Conn,
-    manifest: ManifestId,
-    now: Millis,
-    reason: &str,
-) -> Result<()> {
-    sqlx::query(concat!(
-        "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT blob_digest, ?, ? FROM manifest_blob_references WHERE manifest_id = ? AND true",
-        merge_blob_review!()
-    ))
-    .bind(now)
-    .bind(reason)
-    .bind(manifest.0)
     .execute(conn)
     .await?;
     Ok(())
@@ -144,22 +126,6 @@ pub async fn queue_manifests_of(
     Ok(())
 }
 
-/// A review entry as it stands in the caller's transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub queued_at: Millis,
-    pub not_before: Millis,
-    pub reason: String,
-}
-
-fn entry(row: &sqlx::sqlite::SqliteRow) -> Entry {
-    Entry {
-        queued_at: row.get("queued_at"),
-        not_before: row.get("not_before"),
-        reason: row.get("reason"),
-    }
-}
-
 /// Which queue entries are due.
 #[derive(Clone, Copy, Debug)]
 pub struct Due {
@@ -203,88 +169,6 @@ pub async fn claim_manifests(conn: &mut Conn, due: Due, limit: i64) -> Result<Ve
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(ManifestId).collect())
-}
-
-pub async fn blob_entry(conn: &mut Conn, digest: &Digest) -> Result<Option<Entry>> {
-    let row =
-        sqlx::query("SELECT queued_at, not_before, reason FROM gc_blob_reviews WHERE digest = ?")
-            .bind(digest.to_string())
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.as_ref().map(entry))
-}
-
-pub async fn manifest_entry(conn: &mut Conn, id: ManifestId) -> Result<Option<Entry>> {
-    let row = sqlx::query(
-        "SELECT queued_at, not_before, reason FROM gc_manifest_reviews WHERE manifest_id = ?",
-    )
-    .bind(id.0)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.as_ref().map(entry))
-}
-
-/// Removes a blob review: the blob is referenced, or gone.
-pub async fn finish_blob(conn: &mut Conn, digest: &Digest) -> Result<()> {
-    sqlx::query("DELETE FROM gc_blob_reviews WHERE digest = ?")
-        .bind(digest.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn finish_manifest(conn: &mut Conn, id: ManifestId) -> Result<()> {
-    sqlx::query("DELETE FROM gc_manifest_reviews WHERE manifest_id = ?")
-        .bind(id.0)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Looks at a blob review again no earlier than `not_before`.
-pub async fn defer_blob(conn: &mut Conn, digest: &Digest, not_before: Millis) -> Result<()> {
-    sqlx::query("UPDATE gc_blob_reviews SET not_before = ? WHERE digest = ?")
-        .bind(not_before)
-        .bind(digest.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn defer_manifest(conn: &mut Conn, id: ManifestId, not_before: Millis) -> Result<()> {
-    sqlx::query("UPDATE gc_manifest_reviews SET not_before = ? WHERE manifest_id = ?")
-        .bind(not_before)
-        .bind(id.0)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Counts a failed review and backs off exponentially (capped at an hour).
-pub async fn retry_blob_later(conn: &mut Conn, digest: &Digest, now: Millis) -> Result<()> {
-    sqlx::query(
-        "UPDATE gc_blob_reviews SET attempts = attempts + 1,
-                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
-         WHERE digest = ?2",
-    )
-    .bind(now)
-    .bind(digest.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn retry_manifest_later(conn: &mut Conn, id: ManifestId, now: Millis) -> Result<()> {
-    sqlx::query(
-        "UPDATE gc_manifest_reviews SET attempts = attempts + 1,
-                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
-         WHERE manifest_id = ?2",
-    )
-    .bind(now)
-    .bind(id.0)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A repository link of a blob, as the collector sees it.
@@ -382,78 +266,6 @@ pub struct ManifestState {
     pub last_tag_deleted_at: Option<Millis>,
     /// The latest time a tag left it (deleted or moved away).
     pub last_untagged_at: Option<Millis>,
-}
-
-pub async fn manifest_state(conn: &mut Conn, id: ManifestId) -> Result<Option<ManifestState>> {
-    let row = sqlx::query(
-        "SELECT m.repository_id, r.name, m.digest, m.size, m.created_at, m.deleted_at,
-                m.subject_digest,
-                EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS tagged,
-                EXISTS (SELECT 1 FROM manifest_child_references c WHERE c.child_id = m.id) AS listed,
-                EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id
-                        AND s.digest = m.subject_digest) AS subject_present,
-                (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
-                        AND h.action = 'deleted' AND h.from_digest = m.digest) AS last_tag_deleted_at,
-                (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
-                        AND h.from_digest = m.digest) AS last_untagged_at
-         FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE m.id = ?",
-    )
-    .bind(id.0)
-    .fetch_optional(conn)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(ManifestState {
-        repo: RepoId(r.get("repository_id")),
-        repository: r.get("name"),
-        digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-        size: r.get::<i64, _>("size") as u64,
-        created_at: r.get("created_at"),
-        deleted_at: r.get("deleted_at"),
-        tagged: r.get::<i64, _>("tagged") != 0,
-        listed: r.get::<i64, _>("listed") != 0,
-        subject: r
-            .get::<Option<&str>, _>("subject_digest")
-            .map(crate::digest_col)
-            .transpose()?,
-        subject_present: r.get::<i64, _>("subject_present") != 0,
-        last_tag_deleted_at: r.get("last_tag_deleted_at"),
-        last_untagged_at: r.get("last_untagged_at"),
-    }))
-}
-
-/// Forgets a manifest: queues what it referenced (blobs, listed children, referrers) for
-/// review, then removes it with its outgoing references. The caller has checked that no tag
-/// points at it and no index lists it.
-pub async fn purge_manifest(
-    conn: &mut Conn,
-    id: ManifestId,
-    repo: RepoId,
-    digest: &Digest,
-    now: Millis,
-) -> Result<()> {
-    queue_blobs_of(conn, id, now, "manifest purged").await?;
-    sqlx::query(concat!(
-        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT child_id, ?, 'index purged' FROM manifest_child_references WHERE parent_id = ? AND true",
-        merge_manifest_review!()
-    ),
-    )
-    .bind(now)
-    .bind(id.0)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(concat!(
-        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, 'subject purged' FROM manifests WHERE repository_id = ? AND subject_digest = ?",
-        merge_manifest_review!()
-    ),
-    )
-    .bind(now)
-    .bind(repo.0)
-    .bind(digest.to_string())
-    .execute(&mut *conn)
-    .await?;
-    crate::manifests::delete(conn, id).await
 }
 
 /// An upload session untouched since before the cutoff.

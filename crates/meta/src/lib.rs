@@ -14,6 +14,7 @@ pub mod gc;
 pub mod manifests;
 pub mod policies;
 pub mod repos;
+pub mod reviews;
 pub mod tags;
 pub mod uploads;
 pub mod usage;
