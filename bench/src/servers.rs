@@ -34,18 +34,25 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts `shipshape serve` from `bin` on `data`, with `extra` flags after the defaults.
+    /// Starts `shipshape serve` from `bin` on `data`, with `extra` flags after the defaults. Its
+    /// log goes to stderr at `warn`, or at the filter in `SHIPSHAPE_BENCH_LOG` (for profiling:
+    /// `shipshape_gc=debug` prints each run's phases).
     pub fn shipshape(bin: &Path, data: &Path, extra: &[&str]) -> std::io::Result<Server> {
         let port = free_port();
+        let log = std::env::var("SHIPSHAPE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(bin)
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data)
-            .args(["--log", "warn"])
+            .args(["--log", &log])
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if log == "warn" {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()?;
         Self::ready(Kind::Shipshape, child, port, data)
     }

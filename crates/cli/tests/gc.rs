@@ -697,3 +697,38 @@ async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest()
     );
     assert_eq!(s.blob_bytes_on_disk(), empty, "nothing is left on disk");
 }
+
+/// A layer that another repository's image keeps is not reclaimed, but the link of a
+/// repository that only uploaded it, with no manifest of its own, goes once its lease ends: the
+/// review of a referenced blob still looks at the links its events named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_no_manifest_uses_goes_even_when_another_repository_keeps_the_blob() {
+    let clock = ManualClock::new(wall_clock_now());
+    let s = server(&clock, Duration::from_secs(10), Duration::ZERO).await;
+    let c = client();
+    let layer = random_bytes(5_000, 41);
+    push(&s, "keeper", "v1", b"{}", &[&layer]).await;
+    let digest = push_blob(&c, &s.base, "uploader", &layer).await;
+    assert_eq!(blob_status(&s, "uploader", &digest).await, StatusCode::OK);
+
+    // Within the lease the link stays.
+    clock.advance(4_000);
+    let run = run_gc(&s, json!({})).await;
+    assert_eq!(run["figures"]["links_deleted"], 0, "{run}");
+    assert_eq!(blob_status(&s, "uploader", &digest).await, StatusCode::OK);
+
+    // Past it, only that link goes: the blob and the keeper's image stay whole.
+    clock.advance(7_000);
+    let run = run_gc(&s, json!({})).await;
+    assert_eq!(
+        items(&s, &run).await,
+        BTreeSet::from([("link".to_string(), digest.clone())]),
+        "{run}"
+    );
+    assert_eq!(
+        blob_status(&s, "uploader", &digest).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(blob_status(&s, "keeper", &digest).await, StatusCode::OK);
+    pull_verified(&s.base, "keeper", "v1").await;
+}

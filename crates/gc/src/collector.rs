@@ -574,9 +574,11 @@ impl Collector {
         let _pass = self.pass.lock().await;
         let rules = self.rules(grace, spec.include_untagged, Some(id));
         let progress = (id, live);
+        let began = std::time::Instant::now();
         let mut out = self
             .run_passes(&rules, cancel, None, Some(progress))
             .await?;
+        let reviewed = began.elapsed();
         if !cancel.load(Ordering::Relaxed) {
             let uploads = self.expire_uploads(&rules, Some(id)).await?;
             self.report(&mut out, uploads, Some(progress));
@@ -597,8 +599,16 @@ impl Collector {
             commit(tx).await?;
             self.report(&mut out, orphans, Some(progress));
         }
+        let swept = began.elapsed();
         // Freed means gone from storage, not only forgotten.
         self.drain_storage().await?;
+        tracing::debug!(
+            run = id,
+            review_ms = reviewed.as_secs_f64() * 1e3,
+            uploads_and_sweep_ms = (swept - reviewed).as_secs_f64() * 1e3,
+            drain_ms = (began.elapsed() - swept).as_secs_f64() * 1e3,
+            "gc run phases"
+        );
         self.metrics.count(&out.figures);
         Ok(out.figures)
     }

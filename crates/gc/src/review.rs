@@ -110,7 +110,8 @@ pub struct BlobDecision {
 }
 
 /// Decides a blob review: drops repository links that no manifest of the repository references
-/// and whose lease has run out, then forgets the blob when nothing references or links it.
+/// and whose lease has run out, looks again when a lease ends, and forgets the blob when nothing
+/// references or links it.
 /// `None` when the entry is no longer queued (another review finished it).
 pub fn decide_blob(f: &BlobFacts, rules: &Rules) -> Option<BlobDecision> {
     if !f.queued {
@@ -136,12 +137,11 @@ pub fn decide_blob(f: &BlobFacts, rules: &Rules) -> Option<BlobDecision> {
             d.drop_links.push((link.repo, link.repository.clone()));
         }
     }
-    if f.referenced {
-        return Some(d);
-    }
     match leased_until {
+        // A link still leased is looked at again when its lease ends, whether or not other
+        // repositories keep the blob.
         Some(until) => d.verdict = Verdict::Later(until),
-        None => d.forget = true,
+        None => d.forget = !f.referenced,
     }
     Some(d)
 }
@@ -534,6 +534,14 @@ mod tests {
                 blob(true, vec![link(1, old, true), link(2, old, false)]),
                 Verdict::Done,
                 vec![r(2)],
+                false,
+            ),
+            // Referenced elsewhere, but a link of a repository that does not reference it is
+            // still leased: looked at again when the lease ends.
+            (
+                blob(true, vec![link(1, old, true), link(2, fresh, false)]),
+                Verdict::Later(fresh + GRACE),
+                vec![],
                 false,
             ),
             // A referenced link is kept whatever its lease.

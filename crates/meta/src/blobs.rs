@@ -71,7 +71,7 @@ pub async fn link(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    crate::gc::queue_blob(conn, digest, now, "blob uploaded").await
+    crate::gc::queue_link(conn, repo, digest, now, "blob uploaded").await
 }
 
 /// When the link's lease is older than `stale_before`, renews it; returns whether the link

@@ -45,6 +45,26 @@ pub async fn queue_blob(conn: &mut Conn, digest: &Digest, now: Millis, reason: &
     Ok(())
 }
 
+/// Queues a blob for review with one of its repository links to re-check (an upload or mount:
+/// if no manifest of the repository comes to reference the blob, the link goes).
+pub async fn queue_link(
+    conn: &mut Conn,
+    repo: RepoId,
+    digest: &Digest,
+    now: Millis,
+    reason: &str,
+) -> Result<()> {
+    queue_blob(conn, digest, now, reason).await?;
+    sqlx::query(
+        "INSERT INTO gc_link_reviews (digest, repository_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(digest.to_string())
+    .bind(repo.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Queues every blob linked into a repository (before the links are removed).
 pub async fn queue_links_of(
     conn: &mut Conn,

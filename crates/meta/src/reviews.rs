@@ -36,7 +36,8 @@ pub struct BlobFacts {
     pub links: Vec<Link>,
 }
 
-/// The facts of each blob of the batch, in the batch's order.
+/// The facts of each blob of the batch. The links of a blob no manifest references are all of
+/// them; those of a referenced blob are the ones queued for a re-check.
 pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
     let batch = digests_json(digests)?;
     let rows = sqlx::query(
@@ -44,7 +45,7 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
                 EXISTS (SELECT 1 FROM gc_blob_reviews q WHERE q.digest = j.value) AS queued,
                 EXISTS (SELECT 1 FROM manifest_blob_references mr
                         WHERE mr.blob_digest = j.value) AS referenced
-         FROM json_each(?1) j LEFT JOIN blobs b ON b.digest = j.value ORDER BY j.key",
+         FROM json_each(?1) j LEFT JOIN blobs b ON b.digest = j.value",
     )
     .bind(&batch)
     .fetch_all(&mut *conn)
@@ -61,23 +62,28 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // Which repositories reference each blob comes from one walk over the batch's references
-    // (materialised once), not one per link: a base layer shared by thousands of repositories
-    // costs a pass over its references, not a pass per link.
+    // A link needs its own check only when some manifest references the blob: otherwise no
+    // manifest of any repository does. Then only the links an event named are checked (the
+    // repositories of a purge, an upload, a mount), each with one probe per manifest of its
+    // repository: a base layer shared by thousands of repositories costs what the churn named.
+    let referenced: Vec<String> = facts
+        .iter()
+        .filter(|f| f.referenced)
+        .map(|f| f.digest.to_string())
+        .collect();
     let rows = sqlx::query(
-        "WITH batch (digest) AS (SELECT value FROM json_each(?1)),
-              referencing AS MATERIALIZED (
-                  SELECT DISTINCT m.repository_id, mr.blob_digest AS digest
-                  FROM batch JOIN manifest_blob_references mr ON mr.blob_digest = batch.digest
-                  JOIN manifests m ON m.id = mr.manifest_id)
-         SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
-                x.repository_id IS NOT NULL AS referenced
-         FROM batch JOIN repository_blobs rb ON rb.digest = batch.digest
+        "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
+                EXISTS (SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
+                        WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
+                          AND mr.blob_digest = rb.digest) AS referenced
+         FROM json_each(?1) j JOIN repository_blobs rb ON rb.digest = j.value
          JOIN repositories r ON r.id = rb.repository_id
-         LEFT JOIN referencing x ON x.repository_id = rb.repository_id AND x.digest = rb.digest
-         ORDER BY rb.digest, rb.repository_id",
+         WHERE j.value NOT IN (SELECT value FROM json_each(?2))
+            OR EXISTS (SELECT 1 FROM gc_link_reviews l
+                       WHERE l.digest = rb.digest AND l.repository_id = rb.repository_id)",
     )
     .bind(&batch)
+    .bind(json(&referenced)?)
     .fetch_all(&mut *conn)
     .await?;
     let index: std::collections::HashMap<String, usize> = facts
@@ -109,7 +115,7 @@ pub struct ManifestFacts {
     pub state: Option<ManifestState>,
 }
 
-/// The facts of each manifest of the batch, in the batch's order.
+/// The facts of each manifest of the batch.
 pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
     let rows = sqlx::query(
@@ -126,8 +132,7 @@ pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<M
          FROM json_each(?1) j
          LEFT JOIN gc_manifest_reviews q ON q.manifest_id = j.value
          LEFT JOIN manifests m ON m.id = j.value
-         LEFT JOIN repositories r ON r.id = m.repository_id
-         ORDER BY j.key",
+         LEFT JOIN repositories r ON r.id = m.repository_id",
     )
     .bind(batch)
     .fetch_all(conn)
@@ -170,10 +175,16 @@ pub async fn settle_blobs(
     later: &[(Digest, Millis)],
 ) -> Result<()> {
     if !done.is_empty() {
-        sqlx::query("DELETE FROM gc_blob_reviews WHERE digest IN (SELECT value FROM json_each(?))")
-            .bind(digests_json(done)?)
+        let done = digests_json(done)?;
+        for table in ["gc_blob_reviews", "gc_link_reviews"] {
+            // The table comes from the constant list above, never from input.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE digest IN (SELECT value FROM json_each(?))"
+            )))
+            .bind(&done)
             .execute(&mut *conn)
             .await?;
+        }
     }
     if !later.is_empty() {
         let pairs: Vec<(String, Millis)> = later.iter().map(|(d, t)| (d.to_string(), *t)).collect();
@@ -224,14 +235,22 @@ pub async fn unlink(conn: &mut Conn, links: &[(RepoId, Digest)]) -> Result<()> {
     if links.is_empty() {
         return Ok(());
     }
-    let pairs: Vec<(i64, String)> = links.iter().map(|(r, d)| (r.0, d.to_string())).collect();
-    sqlx::query(
-        "DELETE FROM repository_blobs WHERE (repository_id, digest) IN
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
-    )
-    .bind(json(&pairs)?)
-    .execute(conn)
-    .await?;
+    let pairs = json(
+        &links
+            .iter()
+            .map(|(r, d)| (r.0, d.to_string()))
+            .collect::<Vec<_>>(),
+    )?;
+    for table in ["repository_blobs", "gc_link_reviews"] {
+        // The table comes from the constant list above, never from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE (repository_id, digest) IN
+                 (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+        )))
+        .bind(&pairs)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -287,6 +306,15 @@ pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -
     ))
     .bind(&batch)
     .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO gc_link_reviews (digest, repository_id)
+         SELECT DISTINCT mr.blob_digest, m.repository_id FROM manifest_blob_references mr
+         JOIN manifests m ON m.id = mr.manifest_id
+         WHERE mr.manifest_id IN (SELECT value FROM json_each(?1)) ON CONFLICT DO NOTHING",
+    )
+    .bind(&batch)
     .execute(&mut *conn)
     .await?;
     sqlx::query(concat!(
