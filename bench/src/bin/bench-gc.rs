@@ -2,7 +2,7 @@
 //!
 //! For each size, both registries are given the same content (written directly, then checked
 //! by pulling tags over HTTP), 1% of the tags are deleted over HTTP, and the time until the
-//! storage is reclaimed is measured: Shipshape's online run (quiet, without the storage sweep,
+//! storage is reclaimed is measured: Shipshape's online run (quiet, with the storage sweep too,
 //! without background workers, and under push/pull load) and Distribution's
 //! `garbage-collect --delete-untagged` with the registry stopped (quiet and under load, the whole
 //! unavailable window counted). Every round checks on disk that exactly the unshared blobs of
@@ -87,28 +87,30 @@ const SHIPSHAPE_VARIANTS: [Variant; 5] = [
     Variant {
         name: "quiet",
         flags: &[],
-        sweep: true,
+        sweep: false,
         load: false,
         churn: None,
     },
+    // The storage sweep lists the whole store for objects a crash left: its cost follows the
+    // store's size, so runs leave it out unless asked, and it is measured on its own.
     Variant {
-        name: "quiet, no storage sweep",
+        name: "quiet, with the storage sweep",
         flags: &[],
-        sweep: false,
+        sweep: true,
         load: false,
         churn: None,
     },
     Variant {
         name: "quiet, --gc-workers 0",
         flags: &["--gc-workers", "0"],
-        sweep: true,
+        sweep: false,
         load: false,
         churn: None,
     },
     Variant {
         name: "under load",
         flags: &[],
-        sweep: true,
+        sweep: false,
         load: true,
         churn: None,
     },
@@ -634,7 +636,7 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
         }
     };
     let quiet_note = format!(
-        "Shipshape: POST /api/v1/gc/runs until finished and freed from disk ({}); Distribution: garbage-collect with the registry stopped ({})",
+        "Shipshape: POST /api/v1/gc/runs (no storage sweep) until finished and freed from disk ({}); Distribution: garbage-collect with the registry stopped ({})",
         checks(ship("quiet")),
         dist("quiet").map_or("—".into(), checks)
     );
@@ -650,7 +652,7 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
     );
     both(
         report,
-        "reclaim 10 tags, quiet, no storage sweep",
+        "reclaim 10 tags, quiet",
         "s",
         Better::Lower,
         ship("quiet, 10 tags deleted"),
@@ -663,8 +665,8 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
     );
     for (k, note) in [
         (
-            "quiet, no storage sweep",
-            "run without listing the store for orphans",
+            "quiet, with the storage sweep",
+            "the run also lists the whole store for orphans (a cost that follows the store's size)",
         ),
         (
             "quiet, --gc-workers 0",
@@ -718,10 +720,10 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
     );
     both(
         report,
-        "per reclaimed blob, no storage sweep",
+        "per reclaimed blob, with the storage sweep",
         "ms",
         Better::Lower,
-        ship("quiet, no storage sweep"),
+        ship("quiet, with the storage sweep"),
         None,
         &|r| 1000.0 * r.reclaim_s / r.blobs_freed.max(1) as f64,
         "",
@@ -1020,23 +1022,18 @@ fn add_growth(report: &mut Report, sizes: &[Gathered]) {
     let section = "growth with the registry: reclaim of 10 tags and of 1% of the tags, quiet";
     for g in sizes {
         for (name, key, dist, per_blob) in [
-            (
-                "reclaim of 10 tags, no storage sweep",
-                "quiet, 10 tags deleted",
-                false,
-                false,
-            ),
+            ("reclaim of 10 tags", "quiet, 10 tags deleted", false, false),
             ("reclaim", "quiet", true, false),
             (
-                "reclaim, no storage sweep",
-                "quiet, no storage sweep",
+                "reclaim, with the storage sweep",
+                "quiet, with the storage sweep",
                 false,
                 false,
             ),
             ("per reclaimed blob", "quiet", true, true),
             (
-                "per reclaimed blob, no storage sweep",
-                "quiet, no storage sweep",
+                "per reclaimed blob, with the storage sweep",
+                "quiet, with the storage sweep",
                 false,
                 true,
             ),

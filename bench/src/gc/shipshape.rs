@@ -123,6 +123,9 @@ pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<S
     sqlx::query("DELETE FROM gc_manifest_reviews")
         .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM gc_link_reviews")
+        .execute(&mut *tx)
+        .await?;
     commit(tx).await?;
     catalogue.close().await;
     // One sync for all the files instead of one per file, as the store does per upload.

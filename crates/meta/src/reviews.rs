@@ -72,13 +72,15 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
         .map(|f| f.digest.to_string())
         .collect();
     let rows = sqlx::query(
-        "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
-                EXISTS (SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
-                        WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
-                          AND mr.blob_digest = rb.digest) AS referenced
+        "WITH referenced (digest) AS (SELECT value FROM json_each(?2))
+         SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
+                rb.digest IN referenced AND EXISTS (
+                    SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
+                    WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
+                      AND mr.blob_digest = rb.digest) AS referenced
          FROM json_each(?1) j JOIN repository_blobs rb ON rb.digest = j.value
          JOIN repositories r ON r.id = rb.repository_id
-         WHERE j.value NOT IN (SELECT value FROM json_each(?2))
+         WHERE rb.digest NOT IN referenced
             OR EXISTS (SELECT 1 FROM gc_link_reviews l
                        WHERE l.digest = rb.digest AND l.repository_id = rb.repository_id)",
     )
