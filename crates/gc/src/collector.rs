@@ -261,8 +261,7 @@ impl Collector {
     /// whatever the workers' claims and deferrals say, repeated while a pass deletes something
     /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times. With
     /// `dry`, every review happens in that one transaction (the caller rolls it back);
-    /// otherwise a real run looks at each batch on a reader and takes the writer only for the
-    /// entries whose review writes something.
+    /// otherwise each batch of `REVIEWS_PER_TX` entries in its own.
     async fn run_passes(
         &self,
         rules: &Rules,
@@ -302,19 +301,10 @@ impl Collector {
                             review::manifests(conn, chunk, &rules, Mode::Run, &mut one).await?
                         }
                         None => {
-                            let mut conn = self.catalogue.reader().await?;
-                            let ids =
-                                review::manifests_to_write(&mut conn, chunk, &rules, Mode::Run)
-                                    .await?;
-                            drop(conn);
-                            one.figures.reviewed += (chunk.len() - ids.len()) as u64;
-                            if !ids.is_empty() {
-                                let mut tx = self.catalogue.begin_unsynced().await?;
-                                review::manifests(&mut tx, &ids, &rules, Mode::Run, &mut one)
-                                    .await?;
-                                self.record(&mut tx, progress, &one).await?;
-                                commit(tx).await?;
-                            }
+                            let mut tx = self.catalogue.begin_unsynced().await?;
+                            review::manifests(&mut tx, chunk, &rules, Mode::Run, &mut one).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
                         }
                     }
                     self.after_review(&mut out, one, progress).await;
@@ -342,18 +332,10 @@ impl Collector {
                             review::blobs(conn, chunk, &rules, Mode::Run, &mut one).await?
                         }
                         None => {
-                            let mut conn = self.catalogue.reader().await?;
-                            let digests =
-                                review::blobs_to_write(&mut conn, chunk, &rules, Mode::Run).await?;
-                            drop(conn);
-                            one.figures.reviewed += (chunk.len() - digests.len()) as u64;
-                            if !digests.is_empty() {
-                                let mut tx = self.catalogue.begin_unsynced().await?;
-                                review::blobs(&mut tx, &digests, &rules, Mode::Run, &mut one)
-                                    .await?;
-                                self.record(&mut tx, progress, &one).await?;
-                                commit(tx).await?;
-                            }
+                            let mut tx = self.catalogue.begin_unsynced().await?;
+                            review::blobs(&mut tx, chunk, &rules, Mode::Run, &mut one).await?;
+                            self.record(&mut tx, progress, &one).await?;
+                            commit(tx).await?;
                         }
                     }
                     self.after_review(&mut out, one, progress).await;
@@ -465,17 +447,16 @@ impl Collector {
                 .buffer_unordered(self.config.storage_parallelism.max(1))
                 .collect()
                 .await;
+            let (done, failed): (Vec<_>, Vec<_>) = results.iter().partition(|(_, ok)| *ok);
+            let done: Vec<&str> = done.iter().map(|(k, _)| k.as_str()).collect();
             let mut tx = self.catalogue.begin().await?;
-            for (key, ok) in &results {
-                if *ok {
-                    q::storage_deleted(&mut tx, key).await?;
-                    deleted += 1;
-                } else {
-                    q::storage_deletion_failed(&mut tx, key, now).await?;
-                    self.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
-                }
+            q::storage_deleted(&mut tx, &done).await?;
+            for (key, _) in &failed {
+                q::storage_deletion_failed(&mut tx, key, now).await?;
+                self.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
             }
             commit(tx).await?;
+            deleted += done.len() as u64;
             self.metrics
                 .objects_deleted
                 .fetch_add(deleted, Ordering::Relaxed);

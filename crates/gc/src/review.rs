@@ -91,8 +91,8 @@ pub enum Mode {
     /// poll.
     Worker,
     /// A run's walk over the whole queue: only deletions and finished entries are written. An
-    /// entry that is not yet due under the run's rules is left as the workers set it, so a run
-    /// does not take the writer for the entries concurrent pushes keep queueing.
+    /// entry that is not yet due under the run's rules is left as the workers set it: a run
+    /// writes nothing for the entries of uploads whose manifests have not come yet.
     Run,
 }
 
@@ -211,14 +211,6 @@ pub fn decide_manifest(f: &ManifestFacts, rules: &Rules) -> Option<ManifestDecis
     })
 }
 
-/// Whether a decision writes anything under `mode`.
-fn writes(mode: Mode, verdict: &Verdict, deletes: bool) -> bool {
-    match mode {
-        Mode::Worker => true,
-        Mode::Run => deletes || *verdict == Verdict::Done,
-    }
-}
-
 /// The verdict as it is written under `mode`, if it is.
 fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
     match (mode, verdict) {
@@ -227,42 +219,6 @@ fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
         (Mode::Run, Verdict::Done) => Some(Verdict::Done),
         (Mode::Run, _) => None,
     }
-}
-
-/// Of these blob entries, the ones whose review would write something under `mode`. Reads
-/// only, so a run can look on a reader connection and take the writer for those alone.
-pub async fn blobs_to_write(
-    conn: &mut Conn,
-    digests: &[Digest],
-    rules: &Rules,
-    mode: Mode,
-) -> Result<Vec<Digest>, GcError> {
-    Ok(reviews::blob_facts(conn, digests)
-        .await?
-        .into_iter()
-        .filter(|f| {
-            decide_blob(f, rules)
-                .is_some_and(|d| writes(mode, &d.verdict, d.forget || !d.drop_links.is_empty()))
-        })
-        .map(|f| f.digest)
-        .collect())
-}
-
-/// Of these manifest entries, the ones whose review would write something under `mode`.
-pub async fn manifests_to_write(
-    conn: &mut Conn,
-    ids: &[ManifestId],
-    rules: &Rules,
-    mode: Mode,
-) -> Result<Vec<ManifestId>, GcError> {
-    Ok(reviews::manifest_facts(conn, ids)
-        .await?
-        .into_iter()
-        .filter(|f| {
-            decide_manifest(f, rules).is_some_and(|d| writes(mode, &d.verdict, d.purge.is_some()))
-        })
-        .map(|f| f.id)
-        .collect())
 }
 
 fn event<'a>(
@@ -680,12 +636,16 @@ mod tests {
     }
 
     #[test]
-    fn a_run_writes_only_deletions_and_finished_entries() {
-        assert!(!writes(Mode::Run, &Verdict::Later(NOW), false));
-        assert!(!writes(Mode::Run, &Verdict::Skipped, false));
-        assert!(writes(Mode::Run, &Verdict::Later(NOW), true));
-        assert!(writes(Mode::Run, &Verdict::Done, false));
-        assert!(writes(Mode::Worker, &Verdict::Later(NOW), false));
+    fn a_run_settles_only_finished_entries_and_a_worker_every_one() {
+        assert_eq!(
+            settled(Mode::Run, Verdict::Done, &rules()),
+            Some(Verdict::Done)
+        );
+        assert_eq!(settled(Mode::Run, Verdict::Skipped, &rules()), None);
+        assert_eq!(
+            settled(Mode::Worker, Verdict::Later(NOW), &rules()),
+            Some(Verdict::Later(NOW))
+        );
         assert_eq!(
             settled(Mode::Worker, Verdict::Skipped, &rules()),
             Some(Verdict::Later(NOW + SKIP_MS))

@@ -362,11 +362,18 @@ pub async fn claim_storage_deletions(
     .await?)
 }
 
-pub async fn storage_deleted(conn: &mut Conn, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM storage_deletions WHERE storage_key = ?")
-        .bind(key)
-        .execute(conn)
-        .await?;
+/// Forgets storage keys whose objects are gone.
+pub async fn storage_deleted(conn: &mut Conn, keys: &[&str]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let keys = serde_json::to_string(keys).map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "DELETE FROM storage_deletions WHERE storage_key IN (SELECT value FROM json_each(?))",
+    )
+    .bind(keys)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
