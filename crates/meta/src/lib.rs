@@ -5,8 +5,9 @@
 //!
 //! On SQLite, writes go through a pool of exactly one connection: the database has a single
 //! writer anyway, and serialising in-process avoids lock-upgrade failures. Reads use a separate
-//! pool and never block writers (WAL). A third connection checkpoints the log in the background
-//! (`checkpoint_loop`), so commits never do.
+//! pool and never block writers (WAL). The writer checkpoints the log itself, after the commit
+//! that crosses SQLite's threshold: a checkpoint from another connection cannot restart the log
+//! while the writer keeps appending, and under sustained writes the log grew without bound.
 
 pub mod blobs;
 pub mod clock;
@@ -21,11 +22,7 @@ pub mod uploads;
 pub mod usage;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use sqlx::Connection;
-use tokio::sync::oneshot;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
@@ -56,34 +53,6 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite")
 pub struct Catalogue {
     write: SqlitePool,
     read: SqlitePool,
-    /// Stops the checkpointer when the last handle is dropped or the catalogue is closed.
-    checkpointer: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-}
-
-/// How often the checkpointer copies the write-ahead log into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Copies committed pages from the write-ahead log into the database file on its own
-/// connection, so that no commit pays for it. SQLite's automatic checkpoint runs inside the
-/// commit that crosses its threshold: two syncs and the copying, tens of milliseconds here, added
-/// to whichever push or review happened to commit then. A passive checkpoint waits for no one and
-/// blocks no writer; the writer starts the log afresh once a checkpoint has copied all of it.
-async fn checkpoint_loop(mut conn: sqlx::SqliteConnection, mut stop: oneshot::Receiver<()>) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            tracing::warn!(error = %e, "checkpointing the catalogue's log failed");
-        }
-    }
-    let _ = conn.close().await;
 }
 
 impl Catalogue {
@@ -99,21 +68,14 @@ impl Catalogue {
             .busy_timeout(Duration::from_secs(30));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(options.clone())
             .await?;
         MIGRATIONS.run(&write).await?;
-        let (stop, stopped) = oneshot::channel();
-        let checkpointer = sqlx::SqliteConnection::connect_with(&options).await?;
-        tokio::spawn(checkpoint_loop(checkpointer, stopped));
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Catalogue {
-            write,
-            read,
-            checkpointer: Arc::new(Mutex::new(Some(stop))),
-        })
+        Ok(Catalogue { write, read })
     }
 
     /// Starts a write transaction whose commit is synced to disk before it returns. Writers are
@@ -172,9 +134,6 @@ impl Catalogue {
 
     /// Closes both pools, waiting for connections to be returned.
     pub async fn close(&self) {
-        if let Some(stop) = self.checkpointer.lock().expect("checkpointer").take() {
-            let _ = stop.send(());
-        }
         self.write.close().await;
         self.read.close().await;
     }
