@@ -332,8 +332,17 @@ async fn a_head_renews_the_lease_of_a_blob() {
     assert_eq!(run["figures"]["blobs_deleted"], 0, "{run}");
     assert_eq!(blob_status(&s, "lease", &digest).await, StatusCode::OK);
 
+    // The HEAD just above renewed the lease (past half the grace period since the last
+    // renewal); this one, 4 s later, does not write, and the client it told "exists" can still
+    // rely on it for a whole grace period: a lease lasts one and a half.
+    clock.advance(4_000);
+    assert_eq!(blob_status(&s, "lease", &digest).await, StatusCode::OK);
+    clock.advance(9_500);
+    let run = run_gc(&s, json!({})).await;
+    assert_eq!(run["figures"]["blobs_deleted"], 0, "{run}");
+
     // Pushed without any manifest referencing it, once the lease runs out it goes.
-    clock.advance(11_000);
+    clock.advance(2_000);
     let run = run_gc(&s, json!({})).await;
     assert_eq!(run["figures"]["blobs_deleted"], 1, "{run}");
     assert_eq!(
@@ -717,8 +726,9 @@ async fn a_link_no_manifest_uses_goes_even_when_another_repository_keeps_the_blo
     assert_eq!(run["figures"]["links_deleted"], 0, "{run}");
     assert_eq!(blob_status(&s, "uploader", &digest).await, StatusCode::OK);
 
-    // Past it, only that link goes: the blob and the keeper's image stay whole.
-    clock.advance(7_000);
+    // Past it (a lease is one and a half grace periods), only that link goes: the blob and the
+    // keeper's image stay whole.
+    clock.advance(12_000);
     let run = run_gc(&s, json!({})).await;
     assert_eq!(
         items(&s, &run).await,

@@ -19,7 +19,7 @@ use crate::GcError;
 pub struct Rules {
     pub now: Millis,
     /// Nothing is collected sooner than this after the event that made it garbage, and a blob
-    /// link renewed within it is kept.
+    /// link renewed within one and a half of it is kept (`lease`).
     pub grace: Millis,
     pub restore_window: Millis,
     pub untagged_manifests: bool,
@@ -99,6 +99,14 @@ pub enum Mode {
 /// A worker that may not decide an entry (untagged collection off) looks again this much later.
 const SKIP_MS: Millis = 3_600_000;
 
+/// How long a link stays leased after its last renewal. A HEAD renews a lease only once half
+/// the grace period has passed since the last renewal, so that HEADs do not each write
+/// (`Registry::check_blob`); a lease of one and a half grace periods means that whoever was told
+/// "this blob exists" can rely on it for a whole grace period, renewed or not.
+pub fn lease(grace: Millis) -> Millis {
+    grace.saturating_add(grace / 2)
+}
+
 /// What a blob review decided, from its facts alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobDecision {
@@ -130,7 +138,7 @@ pub fn decide_blob(f: &BlobFacts, rules: &Rules) -> Option<BlobDecision> {
         if link.referenced {
             continue;
         }
-        let expires = link.renewed_at + rules.grace;
+        let expires = link.renewed_at + lease(rules.grace);
         if expires > rules.now {
             leased_until = Some(leased_until.map_or(expires, |t| t.min(expires)));
         } else {
@@ -463,8 +471,8 @@ mod tests {
 
     #[test]
     fn blob_reviews_decide_from_links_leases_and_references() {
-        let old = NOW - GRACE;
-        let fresh = NOW - GRACE + 1;
+        let old = NOW - lease(GRACE);
+        let fresh = NOW - lease(GRACE) + 1;
         let r = |n: i64| (RepoId(n), format!("r{n}"));
         type Case = (BlobFacts, Verdict, Vec<(RepoId, String)>, bool);
         // (facts, verdict, links dropped, forgotten)
@@ -481,7 +489,7 @@ mod tests {
             // A lease still running keeps the blob until it ends; expired links still go.
             (
                 blob(false, vec![link(1, old, false), link(2, fresh, false)]),
-                Verdict::Later(fresh + GRACE),
+                Verdict::Later(fresh + lease(GRACE)),
                 vec![r(1)],
                 false,
             ),
@@ -496,7 +504,7 @@ mod tests {
             // still leased: looked at again when the lease ends.
             (
                 blob(true, vec![link(1, old, true), link(2, fresh, false)]),
-                Verdict::Later(fresh + GRACE),
+                Verdict::Later(fresh + lease(GRACE)),
                 vec![],
                 false,
             ),

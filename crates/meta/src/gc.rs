@@ -157,12 +157,15 @@ pub struct Due {
     pub claim_until: Millis,
 }
 
-/// Claims a batch of due blob reviews, oldest first.
+/// Claims a batch of due blob reviews, those whose time came first (never deferred ones
+/// first, oldest first among them). The order follows the `(not_before, queued_at)` index, so a
+/// claim reads only due entries, however many wait deferred behind a lease.
 pub async fn claim_blobs(conn: &mut Conn, due: Due, limit: i64) -> Result<Vec<Digest>> {
     let rows: Vec<String> = sqlx::query_scalar(
         "UPDATE gc_blob_reviews SET not_before = ?1
          WHERE digest IN (SELECT digest FROM gc_blob_reviews
-                          WHERE queued_at <= ?2 AND not_before <= ?3 ORDER BY queued_at LIMIT ?4)
+                          WHERE queued_at <= ?2 AND not_before <= ?3
+                          ORDER BY not_before, queued_at LIMIT ?4)
          RETURNING digest",
     )
     .bind(due.claim_until)

@@ -32,8 +32,9 @@ impl Registry {
     /// Answers a HEAD: like [`Registry::stat_blob`], and renews the blob's lease in this
     /// repository (invariant 3), because a client told "this blob exists" skips the upload and
     /// pushes a manifest that relies on it. The lease is written only when it is past half the
-    /// grace period, and the write decides: a blob the collector has just forgotten answers
-    /// unknown, so the client uploads it again.
+    /// grace period (the collector leases a link for one and a half, `gc::review::lease`, so the
+    /// client has a whole grace period either way), and the write decides: a blob the collector
+    /// has just forgotten answers unknown, so the client uploads it again.
     pub async fn check_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
         let mut conn = self.catalogue.reader().await?;
         let (repo_id, blob) = find_blob(&mut conn, repo, digest).await?;
