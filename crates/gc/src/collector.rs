@@ -449,7 +449,9 @@ impl Collector {
                 .await;
             let (done, failed): (Vec<_>, Vec<_>) = results.iter().partition(|(_, ok)| *ok);
             let done: Vec<&str> = done.iter().map(|(k, _)| k.as_str()).collect();
-            let mut tx = self.catalogue.begin().await?;
+            // No sync needed: if a power loss undoes this commit, the keys are claimed again once
+            // their claim expires, and an object already gone counts as deleted.
+            let mut tx = self.catalogue.begin_unsynced().await?;
             q::storage_deleted(&mut tx, &done).await?;
             for (key, _) in &failed {
                 q::storage_deletion_failed(&mut tx, key, now).await?;
@@ -459,8 +461,9 @@ impl Collector {
             deleted += done.len() as u64;
             self.metrics
                 .objects_deleted
-                .fetch_add(deleted, Ordering::Relaxed);
-            if results.iter().all(|(_, ok)| !ok) {
+                .fetch_add(done.len() as u64, Ordering::Relaxed);
+            // A short batch was everything due; an all-failed one would fail again now.
+            if results.len() < BATCH as usize || failed.len() == results.len() {
                 return Ok(deleted);
             }
         }
