@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
 use shipshape_meta::manifests::ManifestId;
-use shipshape_meta::{Catalogue, Clock, Millis, commit, reviews};
+use shipshape_meta::{Catalogue, Clock, Conn, Millis, commit};
 use shipshape_oci::Digest;
 use shipshape_store::{LocalStore, StorageKey};
 use tokio::sync::watch;
@@ -91,6 +91,26 @@ impl Metrics {
             .fetch_add(f.manifests, Ordering::Relaxed);
         self.blobs_deleted.fetch_add(f.blobs, Ordering::Relaxed);
         self.bytes_reclaimed.fetch_add(f.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A run's batch of queue entries of one kind.
+enum Batch<'a> {
+    Manifests(&'a [ManifestId]),
+    Blobs(&'a [Digest]),
+}
+
+impl Batch<'_> {
+    async fn review(
+        &self,
+        conn: &mut Conn,
+        rules: &Rules,
+        out: &mut Outcome,
+    ) -> Result<(), GcError> {
+        match self {
+            Batch::Manifests(ids) => review::manifests(conn, ids, rules, Mode::Run, out).await,
+            Batch::Blobs(digests) => review::blobs(conn, digests, rules, Mode::Run, out).await,
+        }
     }
 }
 
@@ -266,7 +286,7 @@ impl Collector {
         &self,
         rules: &Rules,
         cancel: &AtomicBool,
-        mut dry: Option<&mut shipshape_meta::Conn>,
+        mut dry: Option<&mut Conn>,
         progress: Option<(i64, &Mutex<Figures>)>,
     ) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
@@ -295,18 +315,14 @@ impl Collector {
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(out);
                     }
-                    let mut one = Outcome::default();
-                    match dry.as_deref_mut() {
-                        Some(conn) => {
-                            review::manifests(conn, chunk, &rules, Mode::Run, &mut one).await?
-                        }
-                        None => {
-                            let mut tx = self.catalogue.begin_unsynced().await?;
-                            review::manifests(&mut tx, chunk, &rules, Mode::Run, &mut one).await?;
-                            self.record(&mut tx, progress, &one).await?;
-                            commit(tx).await?;
-                        }
-                    }
+                    let one = self
+                        .review_batch(
+                            dry.as_deref_mut(),
+                            Batch::Manifests(chunk),
+                            &rules,
+                            progress,
+                        )
+                        .await?;
                     self.after_review(&mut out, one, progress).await;
                 }
             }
@@ -326,18 +342,9 @@ impl Collector {
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(out);
                     }
-                    let mut one = Outcome::default();
-                    match dry.as_deref_mut() {
-                        Some(conn) => {
-                            review::blobs(conn, chunk, &rules, Mode::Run, &mut one).await?
-                        }
-                        None => {
-                            let mut tx = self.catalogue.begin_unsynced().await?;
-                            review::blobs(&mut tx, chunk, &rules, Mode::Run, &mut one).await?;
-                            self.record(&mut tx, progress, &one).await?;
-                            commit(tx).await?;
-                        }
-                    }
+                    let one = self
+                        .review_batch(dry.as_deref_mut(), Batch::Blobs(chunk), &rules, progress)
+                        .await?;
                     self.after_review(&mut out, one, progress).await;
                 }
             }
@@ -348,17 +355,39 @@ impl Collector {
         Ok(out)
     }
 
+    /// Reviews one batch of a run: in the dry run's transaction, or in a transaction of its own
+    /// that also records the batch's items and figures.
+    async fn review_batch(
+        &self,
+        dry: Option<&mut Conn>,
+        batch: Batch<'_>,
+        rules: &Rules,
+        progress: Option<(i64, &Mutex<Figures>)>,
+    ) -> Result<Outcome, GcError> {
+        let mut one = Outcome::default();
+        match dry {
+            Some(conn) => batch.review(conn, rules, &mut one).await?,
+            None => {
+                let mut tx = self.catalogue.begin_unsynced().await?;
+                batch.review(&mut tx, rules, &mut one).await?;
+                self.record(&mut tx, progress, &one).await?;
+                commit(tx).await?;
+            }
+        }
+        Ok(one)
+    }
+
     /// Adds a batch's deletions to the run's items and figures, in the batch's transaction.
     async fn record(
         &self,
-        tx: &mut shipshape_meta::Conn,
+        tx: &mut Conn,
         progress: Option<(i64, &Mutex<Figures>)>,
         one: &Outcome,
     ) -> Result<(), GcError> {
         let Some((run, live)) = progress else {
             return Ok(());
         };
-        reviews::add_run_items(tx, run, &one.items).await?;
+        q::add_run_items(tx, run, &one.items).await?;
         let mut so_far = *live.lock().expect("run progress");
         so_far.add(&one.figures);
         q::record_progress(tx, run, &so_far).await?;
@@ -406,9 +435,7 @@ impl Collector {
                 review::upload(&mut tx, s, cutoff, rules, &mut out).await?;
             }
             if let Some(run) = run {
-                for item in &out.items[before..] {
-                    q::add_run_item(&mut tx, run, item).await?;
-                }
+                q::add_run_items(&mut tx, run, &out.items[before..]).await?;
             }
             commit(tx).await?;
             if (stale.len() as i64) < BATCH {
@@ -577,9 +604,7 @@ impl Collector {
             )
             .await?;
             let mut tx = self.catalogue.begin().await?;
-            for item in &orphans.items {
-                q::add_run_item(&mut tx, id, item).await?;
-            }
+            q::add_run_items(&mut tx, id, &orphans.items).await?;
             commit(tx).await?;
             self.report(&mut out, orphans, Some(progress));
         }
@@ -630,9 +655,7 @@ impl Collector {
             out.merge(orphans);
         }
         let mut tx = self.catalogue.begin().await?;
-        for item in &out.items {
-            q::add_run_item(&mut tx, id, item).await?;
-        }
+        q::add_run_items(&mut tx, id, &out.items).await?;
         commit(tx).await?;
         Ok(out.figures)
     }

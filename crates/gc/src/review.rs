@@ -229,17 +229,18 @@ fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
     }
 }
 
+/// An activity-log entry of the collector.
 fn event<'a>(
     action: &'a str,
     repository: Option<&'a str>,
-    digest: String,
+    digest: Option<String>,
     reason: &'a str,
 ) -> events::NewEvent<'a> {
     events::NewEvent {
         actor: "gc",
         action,
         repository,
-        digest: Some(digest),
+        digest,
         reason: Some(reason),
         ..Default::default()
     }
@@ -287,16 +288,19 @@ pub async fn blobs(
             event(
                 "gc.link.delete",
                 Some(repo.as_str()),
-                digest.to_string(),
+                Some(digest.to_string()),
                 &link_reason,
             )
         })
         .collect();
-    log.extend(
-        forgotten
-            .iter()
-            .map(|b| event("gc.blob.delete", None, b.digest.to_string(), &blob_reason)),
-    );
+    log.extend(forgotten.iter().map(|b| {
+        event(
+            "gc.blob.delete",
+            None,
+            Some(b.digest.to_string()),
+            &blob_reason,
+        )
+    }));
     events::record_many(conn, &log, rules.now).await?;
     for (repo, digest) in dropped {
         out.add(RunItem {
@@ -355,7 +359,7 @@ pub async fn manifests(
             event(
                 "gc.manifest.delete",
                 Some(m.repository.as_str()),
-                m.digest.to_string(),
+                Some(m.digest.to_string()),
                 reason,
             )
         })
@@ -381,19 +385,7 @@ async fn log(
     reason: &str,
 ) -> Result<(), GcError> {
     let reason = rules.reason(reason);
-    events::record(
-        conn,
-        &events::NewEvent {
-            actor: "gc",
-            action,
-            repository,
-            digest,
-            reason: Some(&reason),
-            ..Default::default()
-        },
-        rules.now,
-    )
-    .await?;
+    events::record(conn, &event(action, repository, digest, &reason), rules.now).await?;
     Ok(())
 }
 

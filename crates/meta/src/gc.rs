@@ -640,17 +640,32 @@ pub struct RunItem {
     pub size: u64,
 }
 
-pub async fn add_run_item(conn: &mut Conn, run: i64, item: &RunItem) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO gc_run_items (run_id, kind, repository, target, size) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(run)
-    .bind(&item.kind)
-    .bind(&item.repository)
-    .bind(&item.target)
-    .bind(item.size as i64)
-    .execute(conn)
-    .await?;
+/// Adds things a run deleted (or would delete) to its items, a few hundred per statement.
+pub async fn add_run_items(conn: &mut Conn, run: i64, items: &[RunItem]) -> Result<()> {
+    for chunk in items.chunks(500) {
+        let rows: Vec<(&str, Option<&str>, &str, u64)> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    i.kind.as_str(),
+                    i.repository.as_deref(),
+                    i.target.as_str(),
+                    i.size,
+                )
+            })
+            .collect();
+        let rows =
+            serde_json::to_string(&rows).map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)
+             ORDER BY key",
+        )
+        .bind(run)
+        .bind(rows)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

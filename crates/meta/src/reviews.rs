@@ -10,7 +10,7 @@ use shipshape_oci::Digest;
 use sqlx::Row;
 
 use crate::blobs::Blob;
-use crate::gc::{Link, ManifestState, RunItem};
+use crate::gc::{Link, ManifestState};
 use crate::manifests::ManifestId;
 use crate::repos::RepoId;
 use crate::{Conn, MetaError, Millis, Result};
@@ -353,33 +353,5 @@ pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
-}
-
-/// Adds things a run deleted to its items.
-pub async fn add_run_items(conn: &mut Conn, run: i64, items: &[RunItem]) -> Result<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<(&str, Option<&str>, &str, u64)> = items
-        .iter()
-        .map(|i| {
-            (
-                i.kind.as_str(),
-                i.repository.as_deref(),
-                i.target.as_str(),
-                i.size,
-            )
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
-         SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)
-         ORDER BY key",
-    )
-    .bind(run)
-    .bind(json(&rows)?)
-    .execute(conn)
-    .await?;
     Ok(())
 }
