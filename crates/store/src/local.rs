@@ -524,7 +524,7 @@ fn write_at(
 ) -> std::io::Result<u64> {
     let mut whole = 0;
     if let Some(d) = direct.as_ref()
-        && pos % DIRECT_ALIGN as u64 == 0
+        && pos.is_multiple_of(DIRECT_ALIGN as u64)
     {
         whole = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
         match d.write_all_at(&data[..whole], pos) {
