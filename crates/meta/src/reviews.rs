@@ -63,29 +63,34 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
         })
         .collect::<Result<Vec<_>>>()?;
     // A link needs its own check only when some manifest references the blob: otherwise no
-    // manifest of any repository does. Then only the links an event named are checked (the
-    // repositories of a purge, an upload, a mount), each with one probe per manifest of its
-    // repository: a base layer shared by thousands of repositories costs what the churn named.
-    let referenced: Vec<String> = facts
-        .iter()
-        .filter(|f| f.referenced)
-        .map(|f| f.digest.to_string())
-        .collect();
+    // manifest of any repository does, and every link goes. Then only the links an event named
+    // are checked (the repositories of a purge, an upload, a mount), each with one probe per
+    // manifest of its repository, and they are found from the queue, not among the blob's
+    // links: a base layer shared by thousands of repositories costs what the churn named. (Found
+    // the other way round, a batch holding a base layer walked all of its links, 5 000 at 1 M
+    // blobs: 150 ms per batch.) The joins are written in the order they must run.
+    let (referenced, unreferenced): (Vec<&BlobFacts>, Vec<&BlobFacts>) =
+        facts.iter().partition(|f| f.referenced);
+    let digests =
+        |f: Vec<&BlobFacts>| json(&f.iter().map(|f| f.digest.to_string()).collect::<Vec<_>>());
     let rows = sqlx::query(
-        "WITH referenced (digest) AS (SELECT value FROM json_each(?2))
+        "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at, 0 AS referenced
+         FROM json_each(?1) u
+         CROSS JOIN repository_blobs rb ON rb.digest = u.value
+         CROSS JOIN repositories r ON r.id = rb.repository_id
+         UNION ALL
          SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
-                rb.digest IN referenced AND EXISTS (
-                    SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
-                    WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
-                      AND mr.blob_digest = rb.digest) AS referenced
-         FROM json_each(?1) j JOIN repository_blobs rb ON rb.digest = j.value
-         JOIN repositories r ON r.id = rb.repository_id
-         WHERE rb.digest NOT IN referenced
-            OR EXISTS (SELECT 1 FROM gc_link_reviews l
-                       WHERE l.digest = rb.digest AND l.repository_id = rb.repository_id)",
+                EXISTS (SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
+                        WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
+                          AND mr.blob_digest = rb.digest) AS referenced
+         FROM json_each(?2) x
+         CROSS JOIN gc_link_reviews l ON l.digest = x.value
+         CROSS JOIN repository_blobs rb
+              ON rb.repository_id = l.repository_id AND rb.digest = l.digest
+         CROSS JOIN repositories r ON r.id = rb.repository_id",
     )
-    .bind(&batch)
-    .bind(json(&referenced)?)
+    .bind(digests(unreferenced)?)
+    .bind(digests(referenced)?)
     .fetch_all(&mut *conn)
     .await?;
     let index: std::collections::HashMap<String, usize> = facts
