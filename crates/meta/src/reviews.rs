@@ -19,8 +19,13 @@ fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
 
-fn digests_json(digests: &[Digest]) -> Result<String> {
-    json(&digests.iter().map(Digest::to_string).collect::<Vec<_>>())
+fn digests_json<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> Result<String> {
+    json(
+        &digests
+            .into_iter()
+            .map(Digest::to_string)
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// What a blob review needs to know.
@@ -71,8 +76,6 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
     // blobs: 150 ms per batch.) The joins are written in the order they must run.
     let (referenced, unreferenced): (Vec<&BlobFacts>, Vec<&BlobFacts>) =
         facts.iter().partition(|f| f.referenced);
-    let digests =
-        |f: Vec<&BlobFacts>| json(&f.iter().map(|f| f.digest.to_string()).collect::<Vec<_>>());
     let rows = sqlx::query(
         "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at, 0 AS referenced
          FROM json_each(?1) u
@@ -89,8 +92,8 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
               ON rb.repository_id = l.repository_id AND rb.digest = l.digest
          CROSS JOIN repositories r ON r.id = rb.repository_id",
     )
-    .bind(digests(unreferenced)?)
-    .bind(digests(referenced)?)
+    .bind(digests_json(unreferenced.iter().map(|f| &f.digest))?)
+    .bind(digests_json(referenced.iter().map(|f| &f.digest))?)
     .fetch_all(&mut *conn)
     .await?;
     let index: std::collections::HashMap<String, usize> = facts

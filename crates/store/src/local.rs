@@ -713,6 +713,34 @@ mod tests {
         assert!(got == whole, "the blob reads back as written");
     }
 
+    /// The appends above pass whether or not their blocks went directly: a refused direct
+    /// write falls back to the page cache. This one fails if the buffers' alignment or the
+    /// split into whole blocks and a tail ever makes the disk refuse them.
+    #[test]
+    fn whole_blocks_go_directly_and_only_the_tail_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut direct = open_direct(&path);
+        assert!(
+            direct.is_some(),
+            "the test directory's filesystem takes no direct writes"
+        );
+        let data: Vec<u8> = (0..WRITE_BUFFER + 5_000).map(|i| (i % 253) as u8).collect();
+        let mut first = Buffer::new();
+        assert_eq!(first.fill(&data, WRITE_BUFFER), WRITE_BUFFER);
+        assert_eq!(write_at(&file, &mut direct, 0, first.bytes()).unwrap(), 0);
+        let mut tail = Buffer::new();
+        tail.fill(&data[WRITE_BUFFER..], WRITE_BUFFER);
+        let cached = write_at(&file, &mut direct, WRITE_BUFFER as u64, tail.bytes()).unwrap();
+        assert_eq!(cached, (5_000 % DIRECT_ALIGN) as u64);
+        assert!(direct.is_some(), "a direct write was refused");
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "the object reads back as written"
+        );
+    }
+
     #[test]
     fn recorded_keys_cannot_escape() {
         assert!(StorageKey::from_recorded("blobs/ab/abcdef").is_ok());
