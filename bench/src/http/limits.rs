@@ -78,15 +78,20 @@ pub fn sync() {
 /// Reads `path` in 1 MiB reads; cold when `drop_caches` ran just before.
 pub fn read_mib_s(path: &Path) -> std::io::Result<f64> {
     let started = Instant::now();
+    let n = read_all(path)?;
+    Ok(n as f64 / MIB / started.elapsed().as_secs_f64())
+}
+
+/// Reads `path` to its end in 1 MiB reads; the bytes read.
+pub fn read_all(path: &Path) -> std::io::Result<u64> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
         let r = f.read(&mut buf)?;
         if r == 0 {
-            break;
+            return Ok(n);
         }
         n += r as u64;
     }
-    Ok(n as f64 / MIB / started.elapsed().as_secs_f64())
 }
