@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use shipshape_meta::{Catalogue, Clock, MetaError, SystemClock};
 use shipshape_store::{LocalStore, StoreError};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use axum::serve::{ListenerExt as _, TapIo};
 
 use crate::http::AppState;
 use crate::registry::{Registry, RegistryOptions};
@@ -182,7 +184,7 @@ impl Server {
         .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(without_nagle(listener), app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
@@ -242,5 +244,33 @@ impl Server {
         }
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
+    }
+}
+
+/// Accepted connections send each write at once. A streamed body (every blob) goes out as the
+/// headers and then the bytes; with Nagle's algorithm a small blob, such as an image's config,
+/// waits for the client to acknowledge the headers, which on a reused connection the client
+/// delays by up to 40 ms.
+fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not turn off Nagle's algorithm on a connection");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_to_fill_segments() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = without_nagle(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
     }
 }
