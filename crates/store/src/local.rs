@@ -580,13 +580,17 @@ fn spares() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// An empty buffer with room for `want` (at most `READ_CHUNK`) bytes.
+/// An empty buffer with room for `want` (at most `READ_CHUNK`) bytes. Only whole chunks come
+/// from the spares: a small blob (a config) or the tail of a large one gets a buffer of its own
+/// size rather than holding a whole chunk's memory while it is sent.
 fn read_buffer(want: usize) -> Vec<u8> {
+    if want < READ_CHUNK {
+        return Vec::with_capacity(want);
+    }
     let mut buf = spares()
         .pop()
         .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
     buf.clear();
-    buf.reserve_exact(want);
     buf
 }
 
