@@ -216,7 +216,7 @@ async fn usage_and_events() {
     row(&table, "use/b");
     assert_eq!(row(&table, "(total)")[5], "4", "four blobs: {table}");
     let v = json(&s, &["usage"]).await;
-    assert_eq!(v["total"]["stored_bytes"], s.blob_bytes_on_disk());
+    assert_eq!(v["total"]["stored_bytes"], s.blob_bytes_on_disk().await);
     let v = json(&s, &["usage", "use/a"]).await;
     assert_eq!(v["repositories"].as_array().unwrap().len(), 1);
     assert_eq!(v["repositories"][0]["name"], "use/a");

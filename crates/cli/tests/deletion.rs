@@ -532,7 +532,7 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         (config_b.len() + only_b.len()) as u64,
         shared.len() as u64,
     );
-    let disk = s.blob_bytes_on_disk();
+    let disk = s.blob_bytes_on_disk().await;
     assert_eq!(disk, a_own + b_own + sh, "the shared layer is stored once");
 
     let report = s.api_ok("/api/v1/usage").await;
@@ -567,7 +567,7 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
     let report = s.api_ok("/api/v1/usage").await;
     assert_eq!(figures(&report["total"]), (disk, disk, a_own, 0));
     assert_eq!(repo_figures(&report, "u/a"), (a_own + sh, a_own, a_own, 0));
-    assert_eq!(s.blob_bytes_on_disk(), disk, "nothing was collected");
+    assert_eq!(s.blob_bytes_on_disk().await, disk, "nothing was collected");
 
     // Deleting the other repository holds everything it referenced, the shared layer too.
     let (status, _) = s
@@ -941,7 +941,7 @@ async fn an_oras_artifact_shows_in_tags_and_usage() {
         repo_figures(&usage, "art/demo"),
         (blob_bytes, blob_bytes, 0, 0)
     );
-    assert_eq!(s.blob_bytes_on_disk(), blob_bytes);
+    assert_eq!(s.blob_bytes_on_disk().await, blob_bytes);
 }
 
 /// Every route the management router serves, as the OpenAPI document names it.

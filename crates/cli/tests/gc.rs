@@ -106,7 +106,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     let config2 = br#"{"architecture":"amd64","os":"linux","n":2}"#.to_vec();
     let m1 = push(&s, "team/app", "v1", &config1, &[&shared, &only_v1]).await;
     let m2 = push(&s, "team/app", "v2", &config2, &[&shared, &only_v2]).await;
-    let before = s.blob_bytes_on_disk();
+    let before = s.blob_bytes_on_disk().await;
 
     let (status, _) = s
         .api(
@@ -143,7 +143,11 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     .collect();
     assert_eq!(listed, expected, "dry run lists the unshared content only");
     assert_eq!(dry["figures"]["bytes_deleted"], freed);
-    assert_eq!(s.blob_bytes_on_disk(), before, "a dry run deletes nothing");
+    assert_eq!(
+        s.blob_bytes_on_disk().await,
+        before,
+        "a dry run deletes nothing"
+    );
     pull_verified(&s.base, "team/app", &m1).await;
 
     let real = run_gc(&s, json!({"include_untagged_manifests": true})).await;
@@ -154,7 +158,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     );
     assert_eq!(real["figures"]["bytes_deleted"], freed);
     assert_eq!(
-        s.blob_bytes_on_disk(),
+        s.blob_bytes_on_disk().await,
         before - freed,
         "freed bytes left the disk"
     );
@@ -174,7 +178,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     assert_eq!(usage["total"]["reclaimable_bytes"], 0, "{usage}");
     assert_eq!(
         usage["total"]["stored_bytes"],
-        s.blob_bytes_on_disk(),
+        s.blob_bytes_on_disk().await,
         "{usage}"
     );
 
@@ -220,17 +224,17 @@ async fn untagged_manifests_stay_unless_the_run_includes_them() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let files = s.blob_files().len();
+    let files = s.blob_files().await.len();
 
     let run = run_gc(&s, json!({})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 0, "{run}");
-    assert_eq!(s.blob_files().len(), files);
+    assert_eq!(s.blob_files().await.len(), files);
     pull_verified(&s.base, "app", &m).await;
 
     let run = run_gc(&s, json!({"include_untagged_manifests": true})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 1, "{run}");
     assert_eq!(run["figures"]["blobs_deleted"], 2, "{run}");
-    assert!(s.blob_files().is_empty());
+    assert!(s.blob_files().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,7 +283,7 @@ async fn restorable_content_is_held_until_the_window_passes() {
     let run = run_gc(&s, json!({"include_untagged_manifests": true})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 1, "{run}");
     assert_eq!(run["figures"]["bytes_deleted"], size, "{run}");
-    assert!(s.blob_files().is_empty());
+    assert!(s.blob_files().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,7 +353,7 @@ async fn a_head_renews_the_lease_of_a_blob() {
         blob_status(&s, "lease", &digest).await,
         StatusCode::NOT_FOUND
     );
-    assert!(s.blob_files().is_empty());
+    assert!(s.blob_files().await.is_empty());
 
     // A client told "unknown" uploads again, under a fresh key, and can use it.
     let again = push_blob(&c, &s.base, "lease", &blob).await;
@@ -390,7 +394,7 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
         .join("store/blobs/ff/ffffffffffffffffffffffffffffffff");
     std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     std::fs::write(&orphan, vec![1u8; 1234]).unwrap();
-    let files_before = s.blob_files().len();
+    let files_before = s.blob_files().await.len();
 
     // Young: neither the session nor the object is touched.
     let run = run_gc(
@@ -417,7 +421,7 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
     let run = run_gc(&s, json!({"sweep": true})).await;
     assert_eq!(run["figures"]["orphans_deleted"], 1, "{run}");
     assert!(!orphan.exists());
-    assert_eq!(s.blob_files().len(), files_before - 1);
+    assert_eq!(s.blob_files().await.len(), files_before - 1);
     let status = c.get(s.url(&location)).send().await.unwrap().status();
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(pull_verified(&s.base, "app", "v1").await, kept);
@@ -533,7 +537,7 @@ async fn check_reports_and_repairs() {
     assert!(!orphan.exists());
 
     // A referenced blob whose bytes are gone cannot be repaired: reported, non-zero exit.
-    let victim = s.blob_files()[0].clone();
+    let victim = s.blob_files().await[0].clone();
     std::fs::remove_file(&victim).unwrap();
     let out = check(&["--repair"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -622,7 +626,11 @@ async fn the_gc_commands_drive_runs() {
         .unwrap();
     assert!(!ok);
     assert!(stderr.contains("already finished"), "{stderr}");
-    assert_eq!(s.blob_files().len(), 0, "the real run freed everything");
+    assert_eq!(
+        s.blob_files().await.len(),
+        0,
+        "the real run freed everything"
+    );
 }
 
 /// Waits for a run to leave the running state and returns it, whatever state it ended in.
@@ -640,7 +648,7 @@ async fn finished(s: &TestServer, id: i64) -> Value {
 async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest() {
     let clock = ManualClock::new(wall_clock_now());
     let s = server(&clock, Duration::ZERO, Duration::ZERO).await;
-    let empty = s.blob_bytes_on_disk();
+    let empty = s.blob_bytes_on_disk().await;
     for n in 0..4u64 {
         let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{n}}}"#).into_bytes();
         let layer = random_bytes(10_000 + n as usize, 100 + n);
@@ -704,7 +712,11 @@ async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest()
         first.union(&rest).cloned().collect::<BTreeSet<_>>(),
         everything
     );
-    assert_eq!(s.blob_bytes_on_disk(), empty, "nothing is left on disk");
+    assert_eq!(
+        s.blob_bytes_on_disk().await,
+        empty,
+        "nothing is left on disk"
+    );
 }
 
 /// A layer that another repository's image keeps is not reclaimed, but the link of a

@@ -517,6 +517,7 @@ async fn stress(scenario: Scenario) {
         after, referenced,
         "the final run changed what the tags reference"
     );
+    s.server().settle().await;
     let (bytes, files) = bytes_and_files(&s.data_dir().join("store/blobs"));
     let want_bytes: u64 = referenced.values().sum();
     assert_eq!(

@@ -141,8 +141,9 @@ async fn assert_serves_image(s: &TestServer, repo: &str, reference: &str, image:
 }
 
 /// How many files of the blob store hold exactly `bytes`.
-fn stored_copies(s: &TestServer, bytes: &[u8]) -> usize {
+async fn stored_copies(s: &TestServer, bytes: &[u8]) -> usize {
     s.blob_files()
+        .await
         .iter()
         .filter(|p| std::fs::read(p).expect("read stored blob") == bytes)
         .count()
@@ -394,18 +395,30 @@ async fn skopeo_push_stores_a_shared_layer_once() {
     distinct.extend(two.blobs());
     assert_eq!(distinct.len(), 5, "2 configs + shared + 2 own layers");
     assert_eq!(
-        s.blob_files().len(),
+        s.blob_files().await.len(),
         distinct.len(),
         "blob files: {:?}",
-        s.blob_files()
+        s.blob_files().await
     );
-    assert_eq!(stored_copies(&s, &shared.gz), 1, "shared layer stored once");
+    assert_eq!(
+        stored_copies(&s, &shared.gz).await,
+        1,
+        "shared layer stored once"
+    );
 
     // The same bytes uploaded again (not mounted) into a third repository: still one copy.
     let digest = common::push_blob(&client(), &s.base, "dedup/three", &shared.gz).await;
     assert_eq!(digest, shared.digest);
-    assert_eq!(s.blob_files().len(), distinct.len());
-    assert_eq!(stored_copies(&s, &shared.gz), 1, "re-upload stored once");
+    assert_eq!(s.blob_files().await.len(), distinct.len());
+    assert_eq!(
+        stored_copies(&s, &shared.gz).await,
+        1,
+        "re-upload stored once"
+    );
+    // The redundant copy was queued for deletion with the commit and forgotten once deleted.
+    let mut reader = s.server().catalogue().reader().await.unwrap();
+    let queued = shipshape_meta::gc::queue_depths(&mut reader).await.unwrap();
+    assert_eq!(queued.storage, 0, "{queued:?}");
     for repo in ["dedup/one", "dedup/two", "dedup/three"] {
         let (status, got) = get_blob(&s, repo, &shared.digest).await;
         assert_eq!(status, StatusCode::OK, "{repo}");
@@ -686,7 +699,7 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
         let dest = format!("docker://{}/gc/app:{tag}", s.host());
         push_layout(&tmp.path().join("src"), tag, &dest, false).await;
     }
-    let before = s.blob_bytes_on_disk();
+    let before = s.blob_bytes_on_disk().await;
     let unshared: u64 = one
         .blobs()
         .iter()
@@ -719,7 +732,11 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
     };
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["figures"]["bytes_deleted"], unshared, "{run}");
-    assert_eq!(s.blob_bytes_on_disk(), before - unshared, "freed on disk");
+    assert_eq!(
+        s.blob_bytes_on_disk().await,
+        before - unshared,
+        "freed on disk"
+    );
 
     let src = format!("docker://{}/gc/app:two", s.host());
     let pulled = pull_layout(&src, &tmp.path().join("dst"), "two", false).await;

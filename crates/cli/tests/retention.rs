@@ -279,7 +279,7 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
 
     // And the collector reclaims the rest once the restore window has passed.
     clock.advance(2 * HOUR);
-    let before = s.blob_bytes_on_disk();
+    let before = s.blob_bytes_on_disk().await;
     let gc = common::gc_run_to_end(
         &s.base,
         &json!({"grace": "0s", "sweep": false, "include_untagged_manifests": true}),
@@ -291,7 +291,10 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
         freed - image_bytes(3),
         "{gc}"
     );
-    assert_eq!(s.blob_bytes_on_disk(), before - (freed - image_bytes(3)));
+    assert_eq!(
+        s.blob_bytes_on_disk().await,
+        before - (freed - image_bytes(3))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

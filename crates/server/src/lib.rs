@@ -225,6 +225,12 @@ impl Server {
         &self.catalogue
     }
 
+    /// Waits for the work that answered requests left behind (tests compare the store with the
+    /// catalogue once it is done).
+    pub async fn settle(&self) {
+        self.registry.settle().await;
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
@@ -242,6 +248,7 @@ impl Server {
         if let Err(e) = self.registry.flush_pulls().await {
             tracing::warn!(error = %e, "recording the last pulls failed");
         }
+        self.registry.settle().await;
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
     }

@@ -99,14 +99,17 @@ impl TestServer {
         &self.config.data_dir
     }
 
-    /// Files under the blob store's `blobs/` directory.
-    pub fn blob_files(&self) -> Vec<PathBuf> {
+    /// Files under the blob store's `blobs/` directory, once the server has finished what
+    /// answered requests left to do (a redundant upload is deleted after its 201).
+    pub async fn blob_files(&self) -> Vec<PathBuf> {
+        self.server().settle().await;
         files_under(&self.config.data_dir.join("store/blobs"))
     }
 
     /// Bytes of every file the blob store holds.
-    pub fn blob_bytes_on_disk(&self) -> u64 {
+    pub async fn blob_bytes_on_disk(&self) -> u64 {
         self.blob_files()
+            .await
             .iter()
             .map(|p| std::fs::metadata(p).expect("stat stored blob").len())
             .sum()
@@ -164,7 +167,7 @@ impl TestServer {
     pub async fn footprint(&self) -> (BTreeMap<&'static str, i64>, usize, usize) {
         (
             self.rows().await,
-            self.blob_files().len(),
+            self.blob_files().await.len(),
             self.upload_files().len(),
         )
     }

@@ -154,6 +154,9 @@ pub struct Registry {
     reads: Arc<reads::ManifestReads>,
     /// Applied retention policies: their protected tag patterns guard pushes and deletes.
     policies: shipshape_gc::retention::Policies,
+    /// Work a request leaves to finish after its answer (deleting a redundant upload); the
+    /// server waits for it when it shuts down.
+    background: tokio_util::task::TaskTracker,
 }
 
 impl Registry {
@@ -173,7 +176,16 @@ impl Registry {
             pulls: Arc::default(),
             reads: Arc::default(),
             policies,
+            background: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Waits for the work requests left to finish after their answers, including work started
+    /// while waiting.
+    pub async fn settle(&self) {
+        self.background.close();
+        self.background.wait().await;
+        self.background.reopen();
     }
 
     pub fn catalogue(&self) -> &Catalogue {

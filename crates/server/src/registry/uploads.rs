@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use shipshape_meta::{blobs, commit, repos, uploads};
+use shipshape_meta::{blobs, commit, gc, repos, uploads};
 use shipshape_oci::{Algorithm, Digest, Digester, RepoName, UploadId};
 use shipshape_store::{LocalStore, StorageKey};
 
@@ -327,6 +327,11 @@ impl Registry {
                 now,
             )
             .await?;
+        } else {
+            // The catalogue already has these bytes under another key; ours are never recorded
+            // as a blob. Queued for the drainer in this transaction, so no crash leaves the copy
+            // behind, and deleted once answered: unlinking a large file takes a while.
+            gc::queue_storage_deletion(&mut tx, blob_key.as_str(), now).await?;
         }
         blobs::link(&mut tx, repo_id, digest, now).await?;
         if let Some(id) = session {
@@ -334,9 +339,24 @@ impl Registry {
         }
         commit(tx).await?;
         if duplicate {
-            // The catalogue already had these bytes under another key; ours were never recorded.
-            self.store.delete(&blob_key).await?;
+            self.background.spawn(self.clone().discard_copy(blob_key));
         }
         Ok(())
+    }
+
+    /// Deletes a redundant copy queued by `commit_blob`, then forgets its key. On failure the
+    /// key stays queued and the collector's drainer deletes it later; deleting it twice is
+    /// harmless, since the key is never reused and a missing object counts as deleted.
+    async fn discard_copy(self, key: StorageKey) {
+        let forget = async {
+            self.store.delete(&key).await?;
+            let mut tx = self.catalogue.begin_unsynced().await?;
+            gc::storage_deleted(&mut tx, &[key.as_str()]).await?;
+            commit(tx).await?;
+            Ok::<_, RegistryError>(())
+        };
+        if let Err(e) = forget.await {
+            tracing::warn!(key = key.as_str(), error = %e, "deleting a redundant upload left it to the collector");
+        }
     }
 }
