@@ -53,6 +53,12 @@ struct Args {
     /// before the run starts; the load's in-flight pushes stay protected by it.
     #[arg(long, default_value = "1s")]
     grace: String,
+    /// A second shipshape binary measured beside `--shipshape` on the same registry: every
+    /// round of every variant runs once on each, on a fresh server, alternating which goes
+    /// first. Its figures get a section of their own. For A/B comparisons of a change, where
+    /// the machine's speed from one hour to the next would otherwise decide.
+    #[arg(long)]
+    compare: Option<PathBuf>,
     /// Measure only one registry: `shipshape` or `distribution`.
     #[arg(long)]
     only: Option<String>,
@@ -595,6 +601,8 @@ async fn distribution_round(
 struct Gathered {
     blobs: usize,
     ship: std::collections::BTreeMap<&'static str, Vec<Round>>,
+    /// The rounds of the `--compare` binary.
+    compared: std::collections::BTreeMap<&'static str, Vec<Round>>,
     dist: std::collections::BTreeMap<&'static str, Vec<Round>>,
 }
 
@@ -921,27 +929,61 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
             data: &data,
         };
         let mut holdings = base.clone();
+        let mut binaries = vec![("", args.shipshape.as_path())];
+        if let Some(b) = &args.compare {
+            binaries.push((" (compared)", b.as_path()));
+        }
+        let mut verified = false;
         for (vi, v) in SHIPSHAPE_VARIANTS.iter().enumerate() {
             let mut flags = vec!["--restore-window", "0s"];
             flags.extend_from_slice(v.flags);
-            let server = Server::shipshape(&args.shipshape, &data, &flags)?;
-            if vi == 0 {
-                let v = verify_pulls(&server.base, &model).await?;
-                report.condition(format!("{size}: Shipshape checked before measuring: {v}"));
-            }
-            let mut rounds = Vec::new();
+            // Alone, one server serves every round of the variant; compared, each round starts
+            // a server of each binary, the first alternating, so both see the same conditions.
+            let mut server = None;
             for k in 0..args.repeat {
-                let r = run
-                    .round(&server, &mut holdings, v, &format!("s{vi}r{k}"))
-                    .await?;
-                eprintln!(
-                    "   shipshape {:<24} {:>8.3} s  run {:>6} ms  reviewed {:>6}  {}",
-                    v.name, r.reclaim_s, r.run_ms, r.reviewed, r.check
-                );
-                rounds.push(r);
+                let mut order = binaries.clone();
+                if k % 2 == 1 {
+                    order.reverse();
+                }
+                for (label, binary) in order {
+                    let running = match server.take() {
+                        Some(s) => s,
+                        None => Server::shipshape(binary, &data, &flags)?,
+                    };
+                    if !verified {
+                        let v = verify_pulls(&running.base, &model).await?;
+                        report
+                            .condition(format!("{size}: Shipshape checked before measuring: {v}"));
+                        verified = true;
+                    }
+                    let r = run
+                        .round(
+                            &running,
+                            &mut holdings,
+                            v,
+                            &format!("s{vi}r{k}{}", label.len()),
+                        )
+                        .await?;
+                    eprintln!(
+                        "   shipshape{label} {:<24} {:>8.3} s  run {:>6} ms  reviewed {:>6}  {}",
+                        v.name, r.reclaim_s, r.run_ms, r.reviewed, r.check
+                    );
+                    let into = if label.is_empty() {
+                        &mut g.ship
+                    } else {
+                        &mut g.compared
+                    };
+                    into.entry(v.name).or_default().push(r);
+                    if binaries.len() == 1 {
+                        server = Some(running);
+                    } else {
+                        running.stop();
+                    }
+                }
             }
-            g.ship.insert(v.name, rounds);
-            server.stop();
+            if let Some(s) = server {
+                s.stop();
+            }
         }
         if !args.keep {
             discard(&args.work, &data)?;
@@ -1012,6 +1054,18 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
         loads.iter().copied().fold(0.0, f64::max)
     ));
     add_figures(report, &section, &g);
+    if let Some(b) = &args.compare {
+        let compared = Gathered {
+            ship: std::mem::take(&mut g.compared),
+            ..Gathered::default()
+        };
+        add_figures(
+            report,
+            &format!("{section}; compared binary {}", b.display()),
+            &compared,
+        );
+        g.compared = compared.ship;
+    }
     g.blobs = model.blob_count();
     Ok(g)
 }
