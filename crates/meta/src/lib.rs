@@ -5,12 +5,10 @@
 //!
 //! On SQLite, writes go through a pool of exactly one connection: the database has a single
 //! writer anyway, and serialising in-process avoids lock-upgrade failures. Reads use a separate
-//! pool and never block writers (WAL). The log is checkpointed in three ways (`checkpointer`):
-//! on the writer's connection once it has been idle for a moment; on a connection of its own
-//! while the writer goes on, once the log holds a backlog; and by the writer itself after the
-//! commit that crosses its mark. Only the last bounds the log: a checkpoint from another
-//! connection cannot restart the log while the writer keeps appending, and when it was the only
-//! one the log grew without bound under sustained writes.
+//! pool and never block writers (WAL). The writer checkpoints the log itself: after the commit
+//! that crosses SQLite's threshold, or earlier, once the writer has been idle for a moment
+//! (`checkpoint_when_idle`). A checkpoint from another connection cannot restart the log while
+//! the writer keeps appending, and under sustained writes the log grew without bound.
 
 pub mod blobs;
 pub mod clock;
@@ -24,14 +22,13 @@ pub mod tags;
 pub mod uploads;
 pub mod usage;
 
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqlitePool};
 
 pub use clock::{Clock, Millis, SystemClock};
 pub use sqlx::SqliteConnection as Conn;
@@ -76,13 +73,6 @@ const IDLE_BEFORE_CHECKPOINT: Duration = Duration::from_millis(100);
 /// rests.
 const CHECKPOINT_PAGES: u32 = 10_000;
 
-/// Logged pages not yet copied into the database file past which the checkpointer's own
-/// connection copies them while the writer goes on. Below it (a push, a small collection) the
-/// idle checkpoint suffices; above it (a collection of thousands of blobs, a burst of pushes)
-/// the copying would otherwise land in whichever commit crosses `CHECKPOINT_PAGES`: at 1 M
-/// blobs, 16 checkpoints of 100–200 ms inside a 6 s collection.
-const BACKGROUND_CHECKPOINT_PAGES: u32 = 1_000;
-
 /// What the idle checkpointer watches: when the writer last began a transaction, and whether it
 /// began any since the last checkpoint.
 #[derive(Debug)]
@@ -90,8 +80,6 @@ struct WriterActivity {
     opened: Instant,
     last_begin_ms: AtomicU64,
     dirty: AtomicBool,
-    /// Checkpoints started beside a busy writer.
-    background_checkpoints: AtomicU64,
 }
 
 impl WriterActivity {
@@ -107,87 +95,37 @@ impl WriterActivity {
     }
 }
 
-/// Keeps the log short without putting its copying into requests. Once the writer has been
-/// idle for `IDLE_BEFORE_CHECKPOINT`, the log is checkpointed on the writer's own connection:
-/// taken only when free, it never runs beside a write, and an idle writer's next transaction
-/// finds the log fully copied and starts it again from the beginning. While the writer stays
-/// busy and the log holds more than `BACKGROUND_CHECKPOINT_PAGES` not yet copied, a connection
-/// of its own (`own`) copies them beside the writer, which a passive checkpoint never blocks:
-/// the writer's own checkpoint at `CHECKPOINT_PAGES`, which still bounds the log, then finds
-/// little left to copy. Ends when the catalogue is closed or dropped.
-async fn checkpointer(
-    write: SqlitePool,
-    mut own: SqliteConnection,
-    log_index: PathBuf,
-    activity: Weak<WriterActivity>,
-) {
+/// Checkpoints the log on the writer's own connection once the writer has been idle for
+/// `IDLE_BEFORE_CHECKPOINT`. Without it, the commit that crosses the threshold
+/// (`CHECKPOINT_PAGES`) pays for the checkpoint: two syncs and the copying, added to whichever
+/// push, delete or collection happened to commit then. Taking the writer only when it is free
+/// and has been quiet keeps the cost out of requests without ever running beside a write;
+/// under sustained writes the writer is never idle and its checkpoint on commit still bounds
+/// the log. Ends when the catalogue is closed or dropped.
+async fn checkpoint_when_idle(write: SqlitePool, activity: Weak<WriterActivity>) {
     let mut tick = tokio::time::interval(IDLE_BEFORE_CHECKPOINT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(activity) = activity.upgrade() else {
-            break;
+            return;
         };
         if write.is_closed() {
-            break;
+            return;
         }
-        if !activity.dirty.load(Ordering::Relaxed) {
+        if !activity.dirty.load(Ordering::Relaxed) || activity.idle_for() < IDLE_BEFORE_CHECKPOINT {
             continue;
         }
-        let result = if activity.idle_for() >= IDLE_BEFORE_CHECKPOINT {
-            let Some(mut conn) = write.try_acquire() else {
-                continue;
-            };
-            activity.dirty.store(false, Ordering::Relaxed);
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut *conn)
-                .await
-        } else if log_pages(&log_index).is_some_and(|p| p.backlog() >= BACKGROUND_CHECKPOINT_PAGES)
-        {
-            activity
-                .background_checkpoints
-                .fetch_add(1, Ordering::Relaxed);
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut own)
-                .await
-        } else {
+        let Some(mut conn) = write.try_acquire() else {
             continue;
         };
-        if let Err(e) = result {
+        activity.dirty.store(false, Ordering::Relaxed);
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut *conn)
+            .await
+        {
             tracing::warn!(error = %e, "checkpointing the catalogue's log failed");
         }
-    }
-    let _ = sqlx::Connection::close(own).await;
-}
-
-/// The log's pages and how many of them a checkpoint has copied into the database file, read
-/// from the wal-index (the `-shm` file SQLite shares between its connections). Its layout is
-/// part of SQLite's documented file format (walformat.html, "the WAL-index header" and
-/// "WalCkptInfo"): `mxFrame` at byte 16 and `nBackfill` at byte 96, in native byte order. A
-/// torn read only delays or advances one checkpoint; `None` when the file cannot be read.
-fn log_pages(log_index: &Path) -> Option<LogPages> {
-    let mut header = [0u8; 100];
-    std::fs::File::open(log_index)
-        .ok()?
-        .read_exact_at(&mut header, 0)
-        .ok()?;
-    let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    Some(LogPages {
-        logged: word(16),
-        copied: word(96),
-    })
-}
-
-/// What `log_pages` read.
-#[derive(Clone, Copy, Debug)]
-struct LogPages {
-    logged: u32,
-    copied: u32,
-}
-
-impl LogPages {
-    fn backlog(self) -> u32 {
-        self.logged.saturating_sub(self.copied)
     }
 }
 
@@ -213,20 +151,15 @@ impl Catalogue {
         MIGRATIONS.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(options.read_only(true))
             .await?;
         let activity = Arc::new(WriterActivity {
             opened: Instant::now(),
             last_begin_ms: AtomicU64::new(0),
             dirty: AtomicBool::new(true),
-            background_checkpoints: AtomicU64::new(0),
         });
-        // A connection of the writer's kind, used for nothing but checkpoints.
-        let own = options.clone().read_only(false).connect().await?;
-        tokio::spawn(checkpointer(
+        tokio::spawn(checkpoint_when_idle(
             write.clone(),
-            own,
-            log_index_path(path),
             Arc::downgrade(&activity),
         ));
         Ok(Catalogue {
@@ -299,13 +232,6 @@ impl Catalogue {
     }
 }
 
-/// The wal-index of the database at `db`: SQLite names it after the database, `-shm` appended.
-fn log_index_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-shm");
-    PathBuf::from(name)
-}
-
 /// Converts a stored digest string back into a typed digest.
 pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
     s.parse()
@@ -314,7 +240,14 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 
 /// Commits a write transaction.
 pub async fn commit(tx: Tx) -> Result<()> {
-    Ok(tx.commit().await?)
+    let started = Instant::now();
+    tx.commit().await?;
+    // A commit that crosses the writer's mark also checkpoints: the trace shows which.
+    tracing::trace!(
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "catalogue transaction committed"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -374,38 +307,6 @@ mod tests {
             .unwrap();
         assert_eq!(pages, i64::from(CHECKPOINT_PAGES));
         drop(conn);
-        cat.close().await;
-    }
-
-    /// A writer that never rests (no idle checkpoint) and writes far less than its own mark (no
-    /// checkpoint on commit) must still get its log copied: by the checkpointer's connection,
-    /// beside it, once the backlog passes `BACKGROUND_CHECKPOINT_PAGES`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_busy_writer_gets_its_backlog_copied_beside_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("catalogue.db");
-        let cat = Catalogue::open_sqlite(&db).await.unwrap();
-        let log_index = log_index_path(&db);
-        let size = || std::fs::metadata(&db).unwrap().len();
-        let before = size();
-        let mut written = 0u32;
-        while cat.activity.background_checkpoints.load(Ordering::Relaxed) == 0 || size() <= before {
-            let pages = log_pages(&log_index).expect("the wal-index is readable");
-            assert!(
-                pages.logged < CHECKPOINT_PAGES,
-                "the log reached the writer's own mark ({pages:?}) before the checkpointer \
-                 copied it"
-            );
-            let mut tx = cat.begin_unsynced().await.unwrap();
-            for _ in 0..50 {
-                let name: RepoName = format!("team-{written:06}/service-with-a-longish-name")
-                    .parse()
-                    .unwrap();
-                repos::get_or_create(&mut tx, &name, 0).await.unwrap();
-                written += 1;
-            }
-            commit(tx).await.unwrap();
-        }
         cat.close().await;
     }
 }
