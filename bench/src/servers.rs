@@ -138,6 +138,20 @@ impl Server {
         proc_status_kib(self.pid(), "VmHWM:") as f64 / 1024.0
     }
 
+    /// Bytes the process has caused to be written to storage so far (`write_bytes` of
+    /// `/proc/PID/io`: pages it dirtied, counted once until written back, so what the disk must
+    /// take, not what the program asked for).
+    pub fn storage_writes(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/io", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
     pub fn reset_peak_rss(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");

@@ -41,6 +41,11 @@ struct Args {
     work: PathBuf,
     #[arg(long)]
     keep: bool,
+    /// Keep Shipshape's populated registry in `--work` and measure on it again next time: a
+    /// later run with `--reuse` starts where the last one stopped (the rounds it took are
+    /// recorded beside the data) instead of populating for up to 20 minutes. Shipshape only.
+    #[arg(long)]
+    reuse: bool,
     /// Where gc.md and gc.json go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -140,6 +145,9 @@ struct Round {
     reviewed: u64,
     expected_blobs: u64,
     peak_rss_mib: f64,
+    /// Bytes the server caused to be written to storage during the run (Shipshape): the
+    /// catalogue's log and checkpoints; blob deletions write nothing.
+    storage_writes: u64,
     /// Everything that had to go went, nothing else of the registry did.
     exact: bool,
     check: String,
@@ -191,10 +199,14 @@ fn http() -> reqwest::Client {
 }
 
 /// Pulls a few tags and checks the manifest bytes and every blob's digest.
-async fn verify_pulls(base: &str, model: &Model) -> Result<String, Error> {
+async fn verify_pulls(base: &str, model: &Model, holdings: &Holdings) -> Result<String, Error> {
     let http = http();
     let n = model.images.len();
-    let picks = [0, n / 4, n / 2, 3 * n / 4, n - 1];
+    // Five images spread over the registry, each the first still tagged from its place on.
+    let picks: Vec<usize> = [0, n / 4, n / 2, 3 * n / 4, n - 1]
+        .into_iter()
+        .filter_map(|p| (p..n).find(|&i| !holdings.is_deleted(i as u32)))
+        .collect();
     let mut blobs = 0;
     for &i in &picks {
         let im = &model.images[i];
@@ -354,6 +366,7 @@ impl ShipshapeRun<'_> {
         ))
         .await;
         server.reset_peak_rss();
+        let writes_before = server.storage_writes();
         let start_load = load.as_ref().map(|l| l.now());
         let started = Instant::now();
         let run: serde_json::Value = http
@@ -384,6 +397,7 @@ impl ShipshapeRun<'_> {
         let reclaim_s = started.elapsed().as_secs_f64();
         let end_load = load.as_ref().map(|l| l.now());
         let peak_rss_mib = server.peak_rss_mib();
+        let storage_writes = server.storage_writes() - writes_before;
         if run["state"] != "succeeded" {
             return Err(format!("run {id} ended {}: {}", run["state"], run["errors"]).into());
         }
@@ -439,13 +453,14 @@ impl ShipshapeRun<'_> {
             && f["manifests_deleted"].as_u64() == Some(garbage.manifests)
             && f["links_deleted"].as_u64() == Some(garbage.links);
         let check = format!(
-            "blobs freed {} (expected {}, missing {missing}, extra {extra}), manifests {} (expected {}), links {} (expected {}), freed files still on disk {still_on_disk}, files {files_after} (expected {files_expected}); load average {}",
+            "blobs freed {} (expected {}, missing {missing}, extra {extra}), manifests {} (expected {}), links {} (expected {}), freed files still on disk {still_on_disk}, files {files_after} (expected {files_expected}); written {:.1} KiB per freed blob; load average {}",
             freed.len(),
             expected.len(),
             f["manifests_deleted"],
             garbage.manifests,
             f["links_deleted"],
             garbage.links,
+            storage_writes as f64 / 1024.0 / freed.len().max(1) as f64,
             load_average()
         );
         Ok(Round {
@@ -459,6 +474,7 @@ impl ShipshapeRun<'_> {
             reviewed: f["reviewed"].as_u64().unwrap_or(0),
             expected_blobs: expected.len() as u64,
             peak_rss_mib,
+            storage_writes,
             exact,
             check,
             load: load.map(|(l, _)| l),
@@ -589,6 +605,7 @@ async fn distribution_round(
         reviewed: 0,
         expected_blobs: blob_expected,
         peak_rss_mib: peak,
+        storage_writes: 0,
         exact: missing == 0 && wrong == 0,
         check,
         load,
@@ -873,6 +890,44 @@ fn add_figures(report: &mut Report, section: &str, g: &Gathered) {
         &|r| r.peak_rss_mib,
         "Shipshape: the server (VmHWM reset before the run); Distribution: the garbage-collect process",
     );
+    both(
+        report,
+        "written to storage per reclaimed blob, 1% churn, quiet",
+        "KiB",
+        Better::Lower,
+        ship("quiet"),
+        None,
+        &|r| r.storage_writes as f64 / 1024.0 / r.blobs_freed.max(1) as f64,
+        "Shipshape: the server's write_bytes (/proc/PID/io) during the run: the catalogue's log and checkpoints; unlike a time, it does not follow the machine's speed",
+    );
+}
+
+/// A populated Shipshape registry kept for `--reuse`: the storage key of every blob of the model
+/// and the churn limit of every round taken on it so far, from which the holdings are replayed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Populated {
+    keys: Vec<String>,
+    rounds: Vec<usize>,
+}
+
+impl Populated {
+    const FILE: &str = "bench-populated.json";
+
+    fn load(data: &Path) -> Result<Option<Populated>, Error> {
+        match std::fs::read(data.join(Self::FILE)) {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Written beside the data after every round, so an interrupted run leaves it true.
+    fn save(&self, data: &Path) -> Result<(), Error> {
+        let tmp = data.join(format!("{}.tmp", Self::FILE));
+        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        std::fs::rename(tmp, data.join(Self::FILE))?;
+        Ok(())
+    }
 }
 
 /// Moves a registry out of the way; deleting a million files takes minutes and would
@@ -898,37 +953,69 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
     );
     eprintln!("== {section} (model in {:.1} s)", t.elapsed().as_secs_f64());
     let work = args.work.join(size.to_string());
-    if work.exists() {
+    let data = work.join("shipshape");
+    let reused = if args.reuse {
+        Populated::load(&data)?
+    } else {
+        None
+    };
+    if work.exists() && reused.is_none() {
         discard(&args.work, &work)?;
     }
     std::fs::create_dir_all(&work)?;
     let mut g = Gathered::default();
     let base = Holdings::new(&model);
     if do_ship {
-        let data = work.join("shipshape");
         let t = Instant::now();
-        // A month ago, so every lease and grace period of the pushes has long run out.
-        let start_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as i64
-            - 30 * 24 * 3600 * 1000
-            - model.images.len() as i64;
-        let keys = shipshape::populate(&model, &data, start_ms).await?;
-        report.condition(format!(
-            "{size}: Shipshape populated in {:.1} s through the catalogue's push functions",
-            t.elapsed().as_secs_f64()
-        ));
-        eprintln!(
-            "   shipshape populated in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
+        let mut populated = match reused {
+            Some(p) => {
+                eprintln!(
+                    "   shipshape reused from {} ({} rounds taken before)",
+                    data.display(),
+                    p.rounds.len()
+                );
+                report.condition(format!(
+                    "{size}: Shipshape's registry reused from an earlier run, {} rounds taken before",
+                    p.rounds.len()
+                ));
+                p
+            }
+            None => {
+                // A month ago, so every lease and grace period of the pushes has long run out.
+                let start_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis() as i64
+                    - 30 * 24 * 3600 * 1000
+                    - model.images.len() as i64;
+                let keys = shipshape::populate(&model, &data, start_ms).await?;
+                report.condition(format!(
+                    "{size}: Shipshape populated in {:.1} s through the catalogue's push functions",
+                    t.elapsed().as_secs_f64()
+                ));
+                eprintln!(
+                    "   shipshape populated in {:.1} s",
+                    t.elapsed().as_secs_f64()
+                );
+                Populated {
+                    keys,
+                    rounds: Vec::new(),
+                }
+            }
+        };
+        let mut holdings = base.clone();
+        for &limit in &populated.rounds {
+            holdings.take(&model, limit);
+        }
+        if args.reuse {
+            populated.save(&data)?;
+        }
+        let keys = populated.keys.clone();
         let run = ShipshapeRun {
             args,
             model: &model,
             keys: &keys,
             data: &data,
         };
-        let mut holdings = base.clone();
         let mut binaries = vec![("", args.shipshape.as_path())];
         if let Some(b) = &args.compare {
             binaries.push((" (compared)", b.as_path()));
@@ -951,7 +1038,7 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
                         None => Server::shipshape(binary, &data, &flags)?,
                     };
                     if !verified {
-                        let v = verify_pulls(&running.base, &model).await?;
+                        let v = verify_pulls(&running.base, &model, &holdings).await?;
                         report
                             .condition(format!("{size}: Shipshape checked before measuring: {v}"));
                         verified = true;
@@ -964,6 +1051,10 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
                             &format!("s{vi}r{k}{}", label.len()),
                         )
                         .await?;
+                    if args.reuse {
+                        populated.rounds.push(v.churn.unwrap_or(usize::MAX));
+                        populated.save(&data)?;
+                    }
                     eprintln!(
                         "   shipshape{label} {:<24} {:>8.3} s  run {:>6} ms  reviewed {:>6}  {}",
                         v.name, r.reclaim_s, r.run_ms, r.reviewed, r.check
@@ -985,7 +1076,7 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
                 s.stop();
             }
         }
-        if !args.keep {
+        if !args.keep && !args.reuse {
             discard(&args.work, &data)?;
         }
     }
@@ -1002,11 +1093,11 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
             t.elapsed().as_secs_f64()
         );
         let mut server = Server::distribution(&root)?;
-        let v = verify_pulls(&server.base, &model).await?;
+        let mut holdings = base.clone();
+        let v = verify_pulls(&server.base, &model, &holdings).await?;
         report.condition(format!(
             "{size}: Distribution checked before measuring: {v}"
         ));
-        let mut holdings = base.clone();
         for (name, with_load) in [("quiet", false), ("under load", true)] {
             let mut rounds = Vec::new();
             for k in 0..args.repeat {
@@ -1124,6 +1215,9 @@ async fn main() -> Result<(), Error> {
     if args.quick {
         args.sizes = vec![2000];
         args.repeat = 1;
+    }
+    if args.reuse && args.only.as_deref() != Some("shipshape") {
+        return Err("--reuse keeps Shipshape's registry only: add --only shipshape".into());
     }
     if !args.shipshape.exists() && args.only.as_deref() != Some("distribution") {
         return Err(format!(
