@@ -1009,11 +1009,10 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
         if args.reuse {
             populated.save(&data)?;
         }
-        let keys = populated.keys.clone();
         let run = ShipshapeRun {
             args,
             model: &model,
-            keys: &keys,
+            keys: &populated.keys,
             data: &data,
         };
         let mut binaries = vec![("", args.shipshape.as_path())];
