@@ -94,7 +94,7 @@ pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<S
                 names.push(latest.clone());
             }
             for tag in names {
-                tags::set(&mut tx, repo, &tag, &head, "anonymous", now).await?;
+                tags::set(&mut tx, repo, &tag, &head, &tags::By::new("anonymous", now)).await?;
                 events::record(
                     &mut tx,
                     &events::NewEvent {

@@ -9,7 +9,10 @@ use shipshape_gc::check::{self, Options};
 use shipshape_meta::{Catalogue, Clock, SystemClock};
 use shipshape_store::LocalStore;
 
-/// Options of `shipshape check`.
+/// Options of `shipshape check`. It may run while the registry serves the same data
+/// directory: it reads the catalogue beside the server, repairs in small transactions of its
+/// own, and leaves unknown objects younger than --orphan-min-age alone (they may be uploads
+/// being committed).
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Data directory of the registry [default: ./shipshape-data]
@@ -20,18 +23,22 @@ pub struct CheckArgs {
     #[arg(long)]
     verify_digests: bool,
 
-    /// Fix what can be fixed without guessing, and say what was done
+    /// Fix what can be fixed without guessing, and say what was done: a blob whose bytes are
+    /// lost or damaged is marked missing (clients then upload it again, and the upload
+    /// replaces it), an unreferenced one is forgotten, a missing link is added, an orphan
+    /// object is deleted
     #[arg(long)]
     repair: bool,
 
     /// Unknown storage objects younger than this are left alone (they may be uploads being
-    /// committed) [default: 1h]
+    /// committed)
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     orphan_min_age: String,
 
-    /// `table` (one line per finding) or `json`
-    #[arg(long, value_name = "FORMAT", default_value = "table")]
-    output: String,
+    /// Findings as lines for people, or JSON with each finding's kind, the images it affects
+    /// and what the repair did
+    #[arg(long, short = 'o', value_enum, default_value_t = crate::remote::Format::Table)]
+    output: crate::remote::Format,
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -83,27 +90,41 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.output == "json" {
+    if args.output == crate::remote::Format::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
         );
     } else {
-        for p in &report.problems {
-            println!("problem: {p}");
+        for f in &report.findings {
+            println!("problem: {}", f.message);
+            for u in &f.affects {
+                match &u.tag {
+                    Some(t) => println!("  affects {}:{t} ({})", u.repository, u.manifest),
+                    None => println!("  affects {}@{}", u.repository, u.manifest),
+                }
+            }
+            if let Some(r) = &f.repaired {
+                println!("  repaired: {r}");
+            }
+            if let Some(r) = f.remedy.as_ref().filter(|_| !f.resolved) {
+                println!("  to do: {r}");
+            }
         }
-        for r in &report.repaired {
-            println!("repaired: {r}");
-        }
+        let repaired = report
+            .findings
+            .iter()
+            .filter(|f| f.repaired.is_some())
+            .count();
+        let open = report.findings.iter().filter(|f| !f.resolved).count();
         println!(
-            "{} blobs checked, {} problems, {} repaired",
+            "{} blobs checked, {} problems, {repaired} repaired, {open} left",
             report.blobs_checked,
-            report.problems.len(),
-            report.repaired.len()
+            report.findings.len(),
         );
     }
-    // Exit 0 when clean, or when a repair fixed every problem found.
-    if report.problems.len() <= report.repaired.len() {
+    // Exit 0 when clean, or when the repair resolved every problem found.
+    if report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -29,6 +29,16 @@ pub struct FileConfig {
     pub uploads: UploadsConfig,
     #[serde(default)]
     pub policies: PoliciesConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// The `[events]` section: the activity log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long entries are kept, e.g. "90d".
+    pub retention: Option<String>,
 }
 
 /// The `[policies]` section: the retention scheduler.
@@ -45,6 +55,8 @@ pub struct PoliciesConfig {
 pub struct GcFileConfig {
     /// Grace period before anything that became garbage is collected, e.g. "24h".
     pub review_delay: Option<String>,
+    /// How long what a client was told exists stays, whatever the grace, e.g. "1h".
+    pub lease: Option<String>,
     pub workers: Option<usize>,
     pub poll_interval: Option<String>,
     pub untagged_manifests: Option<bool>,
@@ -127,6 +139,7 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             "gc.review_delay",
             gd.review_delay,
         )?,
+        lease: pick(&args.gc_lease, &file.gc.lease, "gc.lease", gd.lease)?,
         poll_interval: pick(
             &args.gc_poll_interval,
             &file.gc.poll_interval,
@@ -177,6 +190,12 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             &file.policies.poll_interval,
             "policies.poll_interval",
             default.policy_poll_interval,
+        )?,
+        events_retention: pick(
+            &args.events_retention,
+            &file.events.retention,
+            "events.retention",
+            default.events_retention,
         )?,
     })
 }

@@ -24,12 +24,20 @@ enum Command {
     /// listening on 127.0.0.1:5000.
     Serve(ServeArgs),
     /// Verify the catalogue against the blob store (every blob present with its size, every
-    /// reference resolved, no unknown objects); --repair fixes what it can.
+    /// reference resolved, no unknown objects); --repair fixes what it can. Safe while the
+    /// registry serves the same data directory.
     Check(check::CheckArgs),
-    /// List and delete repositories of a running registry
+    /// List, delete and restore repositories of a running registry
     Repo(remote::repo::RepoArgs),
-    /// List, delete (one by one or in bulk), trace and restore tags of a running registry
+    /// List, delete (all named or none, or in bulk), trace and restore tags of a running
+    /// registry
     Tag(remote::tag::TagArgs),
+    /// List the manifests of a repository; delete images by digest (or a unique prefix)
+    Manifest(remote::manifest::ManifestArgs),
+    /// The restore bin: tags that can go back to a manifest they left, with their deadlines
+    Restorable(remote::restorable::RestorableArgs),
+    /// Undo a deletion: restore every tag one operation removed (the batch it printed)
+    Undo(remote::restorable::UndoArgs),
     /// Show storage figures of a running registry: stored, only-here, reclaimable and
     /// held-for-restore bytes
     Usage(remote::usage::UsageArgs),
@@ -57,8 +65,8 @@ struct ServeArgs {
 
     /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
-    /// workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
-    /// [uploads] ttl, [policies] poll_interval, [log] filter)
+    /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
+    /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -77,10 +85,15 @@ struct ServeArgs {
     pull_flush_interval: Option<String>,
 
     /// Grace period of the garbage collector: nothing is collected sooner than this after the
-    /// event that made it garbage, and a blob a client was told exists stays that long
-    /// [default: 24h]
+    /// event that made it garbage [default: 24h]
     #[arg(long, env = "SHIPSHAPE_GC_REVIEW_DELAY", value_name = "DURATION")]
     gc_review_delay: Option<String>,
+
+    /// How long a blob a client was told exists (uploaded, mounted or HEADed) or a manifest it
+    /// pushed stays, whatever grace a collection run is given, so pushes in flight never fail
+    /// [default: 1h]
+    #[arg(long, env = "SHIPSHAPE_GC_LEASE", value_name = "DURATION")]
+    gc_lease: Option<String>,
 
     /// Background collector workers; 0 leaves collection to on-demand runs [default: 1]
     #[arg(long, env = "SHIPSHAPE_GC_WORKERS", value_name = "N")]
@@ -111,6 +124,10 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_POLICY_POLL_INTERVAL", value_name = "DURATION")]
     policy_poll_interval: Option<String>,
 
+    /// How long the activity log keeps its entries [default: 90d]
+    #[arg(long, env = "SHIPSHAPE_EVENTS_RETENTION", value_name = "DURATION")]
+    events_retention: Option<String>,
+
     /// Serve on a non-loopback address although no authentication is configured
     #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
     allow_public_without_auth: bool,
@@ -127,6 +144,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Repo(args) => remote::run(remote::repo::run(args)),
         Command::Tag(args) => remote::run(remote::tag::run(args)),
+        Command::Manifest(args) => remote::run(remote::manifest::run(args)),
+        Command::Restorable(args) => remote::run(remote::restorable::run(args)),
+        Command::Undo(args) => remote::run(remote::restorable::undo(args)),
         Command::Usage(args) => remote::run(remote::usage::run(args)),
         Command::Events(args) => remote::run(remote::events::run(args)),
         Command::Gc(args) => remote::run(remote::gc::run(args)),

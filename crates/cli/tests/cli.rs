@@ -124,7 +124,7 @@ async fn tag_rm_history_and_restore() {
         StatusCode::NOT_FOUND
     );
     let v = json(&s, &["tag", "rm", "--yes", "cli/app", "v2"]).await;
-    assert_eq!(v[0]["digest"], d2.as_str());
+    assert_eq!(v["deleted"][0]["digest"], d2.as_str());
     assert_eq!(
         oci_tags(&s.base, "cli/app").await.unwrap(),
         Vec::<String>::new()
@@ -214,12 +214,30 @@ async fn usage_and_events() {
     assert!(table.starts_with("REPOSITORY"), "{table}");
     row(&table, "use/a");
     row(&table, "use/b");
-    assert_eq!(row(&table, "(total)")[5], "4", "four blobs: {table}");
+    assert_eq!(row(&table, "(total)")[7], "4", "four blobs: {table}");
+    assert_eq!(row(&table, "(total)")[8], "2", "two manifests: {table}");
     let v = json(&s, &["usage"]).await;
-    assert_eq!(v["total"]["stored_bytes"], s.blob_bytes_on_disk().await);
+    let mut manifest_bytes = 0;
+    for repo in ["use/a", "use/b"] {
+        let m = s
+            .api_ok(&format!("/api/v1/repositories/{repo}/-/manifests"))
+            .await;
+        for m in m["manifests"].as_array().unwrap() {
+            manifest_bytes += m["size"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(
+        v["total"]["stored_bytes"].as_u64().unwrap(),
+        s.blob_bytes_on_disk().await + manifest_bytes,
+        "blobs as stored on disk, and manifests: {v}"
+    );
+    // One repository's figures are that repository's only.
     let v = json(&s, &["usage", "use/a"]).await;
-    assert_eq!(v["repositories"].as_array().unwrap().len(), 1);
-    assert_eq!(v["repositories"][0]["name"], "use/a");
+    assert_eq!(v["name"], "use/a", "{v}");
+    assert!(v.get("total").is_none(), "{v}");
+    let table = ok(&s, &["usage", "use/a"]).await;
+    assert_eq!(table.lines().count(), 2, "a header and use/a: {table}");
+    assert!(!table.contains("(total)"), "{table}");
 
     let table = ok(&s, &["events", "--repository", "use/b"]).await;
     let actions: Vec<&str> = table
@@ -343,7 +361,7 @@ async fn policy_commands_apply_preview_run_and_remove() {
     );
     assert!(!preview.contains("stable"), "kept tags only with --all");
     assert!(
-        preview.contains("2 tags and 0 untagged manifests would be deleted in 1 repositories"),
+        preview.contains("2 tags and 0 untagged manifests would be deleted in 1 of 1 repositories"),
         "{preview}"
     );
     let all = ok(&s, &["policy", "preview", "ci", "--all"]).await;
@@ -364,6 +382,10 @@ async fn policy_commands_apply_preview_run_and_remove() {
     // A protected tag needs the override, which is then logged.
     let line = fails(&s, &["tag", "rm", "--yes", "ci/app", "stable"]).await;
     assert!(line.contains("protected by policy ci"), "{line}");
+    assert!(
+        line.contains("--override-protection") && !line.contains("override_protection"),
+        "the refusal names the CLI's flag, not the API's field: {line}"
+    );
     ok(
         &s,
         &[

@@ -128,7 +128,8 @@ async fn an_index_child_cannot_be_deleted_from_under_its_index() {
 
     let before = s.footprint().await;
     let (status, v) = oci_delete(&s, &format!("/v2/i/app/manifests/{a}")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert_eq!(first_code(&v), "UNSUPPORTED");
     assert!(
         first_message(&v).contains(&index_digest),
         "the refusal names the index: {v}"
@@ -481,17 +482,23 @@ async fn bulk_delete_refuses_bad_filters_and_changes_nothing() {
     assert_eq!(s.footprint().await, before);
 }
 
-fn figures(v: &Value) -> (u64, u64, u64, u64) {
+/// (stored, only here, in use, held for restore, in grace, reclaimable) of a usage figure set;
+/// the four classes add up to what is stored.
+fn figures(v: &Value) -> (u64, u64, u64, u64, u64, u64) {
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
-    (
+    let f = (
         n("stored_bytes"),
         n("unique_bytes"),
-        n("reclaimable_bytes"),
+        n("in_use_bytes"),
         n("held_for_restore_bytes"),
-    )
+        n("in_grace_bytes"),
+        n("reclaimable_bytes"),
+    );
+    assert_eq!(f.0, f.2 + f.3 + f.4 + f.5, "the classes add up: {v}");
+    f
 }
 
-fn repo_figures(report: &Value, name: &str) -> (u64, u64, u64, u64) {
+fn repo_figures(report: &Value, name: &str) -> (u64, u64, u64, u64, u64, u64) {
     let r = report["repositories"]
         .as_array()
         .unwrap()
@@ -506,6 +513,8 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
     let clock = ManualClock::new(T0);
     let s = TestServer::start_with_clock(&clock, |c| {
         c.restore_window = std::time::Duration::from_secs(3600);
+        c.gc.review_delay = std::time::Duration::from_secs(3600);
+        c.gc.lease = std::time::Duration::from_secs(3600);
     })
     .await;
     let c = client();
@@ -515,6 +524,7 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
     let config_a = br#"{"architecture":"amd64","os":"linux","n":"a"}"#.to_vec();
     let config_b = br#"{"architecture":"arm64","os":"linux","n":"bb"}"#.to_vec();
     let mut digests = Vec::new();
+    let mut manifest_sizes = Vec::new();
     for (repo, config, own) in [("u/a", &config_a, &only_a), ("u/b", &config_b, &only_b)] {
         let cd = push_blob(&c, &s.base, repo, config).await;
         let sd = push_blob(&c, &s.base, repo, &shared).await;
@@ -526,23 +536,34 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         let resp = put_manifest(&c, &s.base, repo, "v1", common::OCI_MANIFEST, &m).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         digests.push(sha256(&m));
+        manifest_sizes.push(m.len() as u64);
     }
+    // What each repository has alone: its config, its own layer and its manifest (manifests
+    // live in the catalogue, and count as stored and freed bytes too).
     let (a_own, b_own, sh) = (
-        (config_a.len() + only_a.len()) as u64,
-        (config_b.len() + only_b.len()) as u64,
+        (config_a.len() + only_a.len()) as u64 + manifest_sizes[0],
+        (config_b.len() + only_b.len()) as u64 + manifest_sizes[1],
         shared.len() as u64,
     );
     let disk = s.blob_bytes_on_disk().await;
-    assert_eq!(disk, a_own + b_own + sh, "the shared layer is stored once");
+    let stored = disk + manifest_sizes[0] + manifest_sizes[1];
+    assert_eq!(
+        stored,
+        a_own + b_own + sh,
+        "the shared layer is stored once"
+    );
 
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, 0, 0));
+    assert_eq!(figures(&report["total"]), (stored, stored, stored, 0, 0, 0));
     assert_eq!(report["total"]["blobs"], 5);
-    assert_eq!(repo_figures(&report, "u/a"), (a_own + sh, a_own, 0, 0));
-    assert_eq!(repo_figures(&report, "u/b"), (b_own + sh, b_own, 0, 0));
+    assert_eq!(report["total"]["manifests"], 2);
+    let a_all = a_own + sh;
+    let b_all = b_own + sh;
+    assert_eq!(repo_figures(&report, "u/a"), (a_all, a_own, a_all, 0, 0, 0));
+    assert_eq!(repo_figures(&report, "u/b"), (b_all, b_own, b_all, 0, 0, 0));
     let one = s.api_ok("/api/v1/repositories/u/a/-/usage").await;
-    assert_eq!(one["repositories"].as_array().unwrap().len(), 1);
-    assert_eq!(repo_figures(&one, "u/a"), (a_own + sh, a_own, 0, 0));
+    assert_eq!(one["name"], "u/a");
+    assert_eq!(figures(&one), (a_all, a_own, a_all, 0, 0, 0));
 
     // A tag delete leaves its manifest untagged: what only it needs is held for the restore
     // of the tag, not in use and not reclaimable.
@@ -551,22 +572,44 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, 0, a_own));
+    assert_eq!(
+        figures(&report["total"]),
+        (stored, stored, stored - a_own, a_own, 0, 0)
+    );
 
     // Deleting the manifest holds what only it needs for restore; the shared layer stays in
     // use by the other repository.
     let (status, _) = oci_delete(&s, &format!("/v2/u/a/manifests/{}", digests[0])).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, 0, a_own));
-    assert_eq!(repo_figures(&report, "u/a"), (a_own + sh, a_own, 0, a_own));
-    assert_eq!(repo_figures(&report, "u/b"), (b_own + sh, b_own, 0, 0));
+    assert_eq!(
+        figures(&report["total"]),
+        (stored, stored, stored - a_own, a_own, 0, 0)
+    );
+    assert_eq!(
+        repo_figures(&report, "u/a"),
+        (a_all, a_own, sh, a_own, 0, 0)
+    );
+    assert_eq!(repo_figures(&report, "u/b"), (b_all, b_own, b_all, 0, 0, 0));
 
-    // Once the restore window has passed, those bytes are reclaimable.
-    clock.advance(2 * HOUR);
+    // Once the restore window has passed, those bytes are garbage: in grace while the grace
+    // period and the uploads' leases run, reclaimable after.
+    clock.advance(HOUR + 1);
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, a_own, 0));
-    assert_eq!(repo_figures(&report, "u/a"), (a_own + sh, a_own, a_own, 0));
+    assert_eq!(
+        figures(&report["total"]),
+        (stored, stored, stored - a_own, 0, a_own, 0)
+    );
+    clock.advance(HOUR);
+    let report = s.api_ok("/api/v1/usage").await;
+    assert_eq!(
+        figures(&report["total"]),
+        (stored, stored, stored - a_own, 0, 0, a_own)
+    );
+    assert_eq!(
+        repo_figures(&report, "u/a"),
+        (a_all, a_own, sh, 0, 0, a_own)
+    );
     assert_eq!(s.blob_bytes_on_disk().await, disk, "nothing was collected");
 
     // Deleting the other repository holds everything it referenced, the shared layer too.
@@ -575,7 +618,10 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let report = s.api_ok("/api/v1/usage").await;
-    assert_eq!(figures(&report["total"]), (disk, disk, a_own, b_own + sh));
+    assert_eq!(
+        figures(&report["total"]),
+        (stored, stored, 0, b_own + sh, 0, a_own)
+    );
     let (status, v) = s
         .api(Method::GET, "/api/v1/repositories/u/b/-/usage", None)
         .await;
@@ -688,7 +734,10 @@ async fn every_action_appears_once_in_the_activity_log() {
         assert_eq!(e["source"], "127.0.0.1", "{e}");
         assert_eq!(e["repository"], repo, "{e}");
     }
-    assert_eq!(events[5]["reason"], "moved from another manifest");
+    assert_eq!(
+        events[5]["reason"],
+        "moved from another manifest, which stays restorable"
+    );
     assert_eq!(all["next"], Value::Null);
 
     // Filters: action family and exact action.
@@ -937,9 +986,17 @@ async fn an_oras_artifact_shows_in_tags_and_usage() {
     );
 
     let usage = s.api_ok("/api/v1/repositories/art/demo/-/usage").await;
+    let pushed = size - blob_bytes;
     assert_eq!(
-        repo_figures(&usage, "art/demo"),
-        (blob_bytes, blob_bytes, 0, 0)
+        figures(&usage),
+        (
+            blob_bytes + pushed,
+            blob_bytes + pushed,
+            blob_bytes + pushed,
+            0,
+            0,
+            0
+        )
     );
     assert_eq!(s.blob_bytes_on_disk().await, blob_bytes);
 }
@@ -950,7 +1007,15 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/api/v1/repositories"),
     ("get", "/api/v1/repositories/{name}"),
     ("delete", "/api/v1/repositories/{name}"),
+    ("post", "/api/v1/repositories/{name}/-/restore"),
+    ("get", "/api/v1/repositories/{name}/-/restorable"),
+    ("get", "/api/v1/restorable"),
+    ("post", "/api/v1/batches/{id}/restore"),
     ("get", "/api/v1/repositories/{name}/-/tags"),
+    ("post", "/api/v1/repositories/{name}/-/tags/delete"),
+    ("get", "/api/v1/repositories/{name}/-/manifests"),
+    ("get", "/api/v1/repositories/{name}/-/manifests/{digest}"),
+    ("delete", "/api/v1/repositories/{name}/-/manifests/{digest}"),
     ("get", "/api/v1/repositories/{name}/-/tags/{tag}"),
     ("delete", "/api/v1/repositories/{name}/-/tags/{tag}"),
     ("get", "/api/v1/repositories/{name}/-/tags/{tag}/history"),
@@ -991,6 +1056,8 @@ async fn the_openapi_document_matches_the_routes() {
     push_image(&c, &s.base, "oa/app", "v1", 1).await;
     push_image(&c, &s.base, "oa/app", "gone", 2).await;
     push_image(&c, &s.base, "oa/doomed", "v1", 3).await;
+    let image = push_image(&c, &s.base, "oa/image", "v1", 4).await;
+    push_image(&c, &s.base, "oa/old", "v1", 5).await;
     let (status, _) = s
         .api(
             Method::DELETE,
@@ -999,6 +1066,16 @@ async fn the_openapi_document_matches_the_routes() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A deleted repository for the restores, and the batch its deletion made.
+    let (status, deleted) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/oa/old?confirm=oa/old",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    let batch = deleted["batch"].as_i64().expect("a batch").to_string();
 
     let doc = s.api_ok("/api/v1/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
@@ -1051,14 +1128,24 @@ async fn the_openapi_document_matches_the_routes() {
         let policies = path.starts_with("/api/v1/polic");
         let (name, tag) = match (method.as_str(), path.as_str()) {
             _ if policies => ("oa-policy", ""),
+            (_, p) if p.contains("{digest}") => ("oa/image", ""),
             ("delete", p) if !p.contains("{tag}") => ("oa/doomed", "v1"),
+            (_, p) if p.ends_with("/-/restore") => ("oa/old", ""),
             (_, p) if p.ends_with("/restore") => ("oa/app", "gone"),
             _ => ("oa/app", "v1"),
+        };
+        let id = if policies {
+            &policy_run_id
+        } else if path.starts_with("/api/v1/batches") {
+            &batch
+        } else {
+            &run_id
         };
         let mut url = path
             .replace("{name}", name)
             .replace("{tag}", tag)
-            .replace("{id}", if policies { &policy_run_id } else { &run_id });
+            .replace("{digest}", &image[..19])
+            .replace("{id}", id);
         let params = doc["paths"][path][method.as_str()]["parameters"]
             .as_array()
             .cloned()
@@ -1069,6 +1156,9 @@ async fn the_openapi_document_matches_the_routes() {
         let body = match method.as_str() {
             "post" if path.ends_with("bulk-delete") => {
                 Some(json!({"keep_latest": 100, "dry_run": true}))
+            }
+            "post" if path.ends_with("/tags/delete") => {
+                Some(json!({"tags": ["v1"], "dry_run": true}))
             }
             "put" => Some(idle_policy()),
             "post" if path == "/api/v1/policies/preview" => Some(idle_policy()),

@@ -42,6 +42,9 @@ impl Serve {
             .args([
                 "--gc-review-delay",
                 "0s",
+                // No leases either: these runs must be able to take what was just pushed.
+                "--gc-lease",
+                "0s",
                 "--gc-workers",
                 "0",
                 "--restore-window",

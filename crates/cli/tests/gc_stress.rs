@@ -1,12 +1,14 @@
 //! Concurrency stress of the online collector against pushes and deletes over HTTP.
 //!
-//! Four writers push images into a few repositories (a config, two to four layers drawn from a
+//! Writers push images into a few repositories (a config, two to four layers drawn from a
 //! small shared pool, sometimes a unique layer; each blob is HEADed first and uploaded only when
 //! missing, some are mounted across repositories) under a small set of tags, so tags move all
-//! the time; two deleters delete tags (OCI and management API) and sometimes manifests by
-//! digest; a background worker and a task that starts GC runs back to back collect meanwhile.
-//! At the end every tag must pull completely, and after a final `grace: 0s` run nothing
-//! unreferenced may remain in the blob store.
+//! the time; deleters delete tags (OCI and management API) and sometimes manifests by digest; a
+//! background worker and a task that starts GC runs back to back collect meanwhile, in one
+//! scenario with no grace at all. No push may ever be refused for a blob the client was told
+//! exists: what a client was told is leased (`gc.lease`) whatever grace a run is given. At the
+//! end every tag must pull completely, and once the clock has moved past every lease a final
+//! `grace: 0s` run leaves nothing unreferenced in the blob store.
 //!
 //! The work is a fixed number of operations, not a duration: each writer pushes
 //! `SHIPSHAPE_STRESS_OPS` images (default [`DEFAULT_OPS`]) and each deleter makes half as many
@@ -24,8 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{
-    OCI_MANIFEST, TestServer, bytes_and_files, client, gc_run_to_end, header, image_manifest,
-    oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
+    OCI_MANIFEST, ShiftedClock, TestServer, bytes_and_files, client, gc_run_to_end, header,
+    image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -33,8 +35,6 @@ use tokio::sync::{Mutex, watch};
 
 /// Images each writer pushes unless `SHIPSHAPE_STRESS_OPS` says otherwise.
 const DEFAULT_OPS: usize = 60;
-const WRITERS: u64 = 4;
-const DELETERS: u64 = 2;
 const REPOS: [&str; 3] = ["stress/alpha", "stress/beta", "stress/gamma"];
 const TAGS: [&str; 4] = ["latest", "v1", "v2", "edge"];
 /// Layer contents shared by every writer and repository.
@@ -85,10 +85,12 @@ fn pool_layer(i: u64) -> Vec<u8> {
 /// How a scenario is configured.
 #[derive(Clone, Copy)]
 struct Scenario {
-    /// The server's review delay (and lease), also the grace of the continuous runs.
+    /// The server's review delay (the grace of its background worker).
     review_delay: Duration,
-    /// Whether a manifest PUT answered MANIFEST_BLOB_UNKNOWN is a failure of the test.
-    blob_unknown_allowed: bool,
+    /// The grace the continuous runs are given (`None`: the server's review delay).
+    run_grace: Option<&'static str>,
+    writers: u64,
+    deleters: u64,
 }
 
 /// What went wrong during the run, with the bodies, for the final assertions.
@@ -187,10 +189,8 @@ async fn writer(
     base: String,
     id: u64,
     n: usize,
-    scenario: Scenario,
     log: Arc<Mutex<Log>>,
     progress: Arc<watch::Sender<usize>>,
-    pushed: Arc<watch::Sender<usize>>,
 ) {
     let c = client();
     let mut rng = Rng::new(SEED ^ (id << 32));
@@ -228,21 +228,15 @@ async fn writer(
                 .map(|(d, s)| (d.as_str(), *s))
                 .collect::<Vec<_>>(),
         );
-        // With no grace at all a blob may vanish between the HEAD and the manifest: then the
-        // client does what a real one does, pushes the blobs again and retries.
-        let attempts = if scenario.blob_unknown_allowed { 4 } else { 1 };
-        for _attempt in 0..attempts {
-            let mut ok = true;
-            for blob in std::iter::once(&config).chain(layers.iter()) {
-                if let Err(e) = ensure_blob(&c, &base, repo, blob, mount_from).await {
-                    log.lock().await.push_failures.push(e);
-                    ok = false;
-                    break;
-                }
-            }
-            if !ok {
+        let mut ok = true;
+        for blob in std::iter::once(&config).chain(layers.iter()) {
+            if let Err(e) = ensure_blob(&c, &base, repo, blob, mount_from).await {
+                log.lock().await.push_failures.push(e);
+                ok = false;
                 break;
             }
+        }
+        if ok {
             let resp = c
                 .put(format!("{base}/v2/{repo}/manifests/{tag}"))
                 .header("content-type", OCI_MANIFEST)
@@ -255,16 +249,12 @@ async fn writer(
             let mut l = log.lock().await;
             if status == StatusCode::CREATED {
                 l.pushed += 1;
-                pushed.send_modify(|p| *p += 1);
-                break;
-            }
-            if text.contains("MANIFEST_BLOB_UNKNOWN") {
+            } else if text.contains("MANIFEST_BLOB_UNKNOWN") {
                 l.blob_unknown
                     .push(format!("{repo}:{tag}: {status} {text}"));
             } else {
                 l.push_failures
                     .push(format!("PUT manifest {repo}:{tag}: {status} {text}"));
-                break;
             }
         }
         progress.send_modify(|p| *p += 1);
@@ -275,14 +265,15 @@ async fn deleter(
     base: String,
     id: u64,
     n: usize,
+    writers: u64,
     log: Arc<Mutex<Log>>,
     mut progress: watch::Receiver<usize>,
 ) {
     let c = client();
     let mut rng = Rng::new(SEED ^ 0xde1e7e ^ (id << 32));
     for op in 0..n {
-        // Spread the deletions over the pushes: deletion `op` waits for `2 * WRITERS * op` of them.
-        let target = op * 2 * WRITERS as usize;
+        // Spread the deletions over the pushes: deletion `op` waits for `2 * writers * op` of them.
+        let target = op * 2 * writers as usize;
         progress
             .wait_for(|p| *p >= target)
             .await
@@ -337,24 +328,13 @@ async fn deleter(
     }
 }
 
-/// Runs are paced by the writers: one run per successful push, until they are done.
-struct Pace {
-    pushed: watch::Receiver<usize>,
-    progress: watch::Receiver<usize>,
-    total: usize,
-}
-
-/// Starts GC runs back to back until `stop`, waiting for each to finish. With `pace`, a run
-/// starts only once a push has succeeded since the last one started (or the writers are done):
-/// with no grace, runs back to back take every blob between its upload and its manifest, and
-/// almost no push would complete, leaving no tag to check. Each run still overlaps the pushes
-/// in flight.
+/// Starts GC runs back to back until `stop`, waiting for each to finish, so that runs overlap
+/// every step of the pushes in flight.
 async fn runner(
     base: String,
     grace: Option<&'static str>,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Log>>,
-    mut pace: Option<Pace>,
 ) {
     let mut body = json!({"include_untagged_manifests": true});
     if let Some(g) = grace {
@@ -362,7 +342,6 @@ async fn runner(
     }
     let c = client();
     while !stop.load(Ordering::Relaxed) {
-        let seen = pace.as_mut().map(|p| *p.pushed.borrow_and_update());
         let resp = c
             .post(format!("{base}/api/v1/gc/runs"))
             .json(&body)
@@ -387,20 +366,13 @@ async fn runner(
         if run["state"] != "succeeded" {
             l.bad_runs.push(run);
         }
-        drop(l);
-        if let (Some(p), Some(seen)) = (pace.as_mut(), seen) {
-            let total = p.total;
-            tokio::select! {
-                r = p.pushed.wait_for(|&n| n > seen) => { r.expect("pushes"); }
-                r = p.progress.wait_for(|&done| done >= total) => { r.expect("writers' progress"); }
-            }
-        }
     }
 }
 
 async fn stress(scenario: Scenario) {
     let delay = scenario.review_delay;
-    let s = TestServer::start_with(|c| {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
         c.restore_window = Duration::ZERO;
         c.gc.restore_window = Duration::ZERO;
         c.gc.review_delay = delay;
@@ -409,43 +381,34 @@ async fn stress(scenario: Scenario) {
         c.gc.untagged_manifests = true;
     })
     .await;
+    let lease = shipshape_gc::GcConfig::default().lease;
     let n = ops();
     let log = Arc::new(Mutex::new(Log::default()));
     let (progress, progress_rx) = watch::channel(0usize);
     let progress = Arc::new(progress);
     let stop = Arc::new(AtomicBool::new(false));
-    let grace = if delay.is_zero() { Some("0s") } else { None };
-    let (pushed, pushed_rx) = watch::channel(0usize);
-    let pushed = Arc::new(pushed);
-    let pace = delay.is_zero().then(|| Pace {
-        pushed: pushed_rx,
-        progress: progress_rx.clone(),
-        total: WRITERS as usize * n,
-    });
     let gc = tokio::spawn(runner(
         s.base.clone(),
-        grace,
+        scenario.run_grace,
         stop.clone(),
         log.clone(),
-        pace,
     ));
     let mut tasks = Vec::new();
-    for id in 0..WRITERS {
+    for id in 0..scenario.writers {
         tasks.push(tokio::spawn(writer(
             s.base.clone(),
             id,
             n,
-            scenario,
             log.clone(),
             progress.clone(),
-            pushed.clone(),
         )));
     }
-    for id in 0..DELETERS {
+    for id in 0..scenario.deleters {
         tasks.push(tokio::spawn(deleter(
             s.base.clone(),
             id,
             n / 2,
+            scenario.writers,
             log.clone(),
             progress_rx.clone(),
         )));
@@ -476,14 +439,15 @@ async fn stress(scenario: Scenario) {
     for line in metrics.lines().filter(|l| l.starts_with("shipshape_gc")) {
         eprintln!("  {line}");
     }
-    if !scenario.blob_unknown_allowed {
-        assert!(
-            log.blob_unknown.is_empty(),
-            "a manifest PUT was refused for a blob the client had just been told exists \
-             (grace {delay:?}):\n{}",
-            log.blob_unknown.join("\n")
-        );
-    }
+    assert!(
+        log.blob_unknown.is_empty(),
+        "{} of {} manifest PUTs were refused for a blob the client had just been told exists \
+         (review delay {delay:?}, runs' grace {:?}):\n{}",
+        log.blob_unknown.len(),
+        log.pushed + log.blob_unknown.len(),
+        scenario.run_grace,
+        log.blob_unknown.join("\n")
+    );
     assert!(
         log.push_failures.is_empty(),
         "unexpected answers:\n{}",
@@ -504,7 +468,8 @@ async fn stress(scenario: Scenario) {
         "the deleters deleted every tag: nothing left to check"
     );
 
-    // A final run without grace leaves exactly what the tags reference.
+    // Past every lease, a final run without grace leaves exactly what the tags reference.
+    clock.advance(3 * lease.as_millis() as i64);
     let run = gc_run_to_end(
         &s.base,
         &json!({"grace": "0s", "include_untagged_manifests": true}),
@@ -535,18 +500,23 @@ async fn stress(scenario: Scenario) {
 async fn concurrent_pushes_deletes_and_runs_lose_nothing() {
     stress(Scenario {
         review_delay: Duration::from_secs(2),
-        blob_unknown_allowed: false,
+        run_grace: None,
+        writers: 4,
+        deleters: 2,
     })
     .await;
 }
 
-/// With no grace at all pushes may be refused (the client retries), but a tag that is listed
-/// always pulls completely.
+/// "Empty the garbage now" in a loop while six writers push and three deleters delete: runs
+/// with no grace at all (and a background worker with none) still never take a blob a client
+/// was just told exists, so no push fails, and every listed tag pulls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_no_grace_a_listed_tag_always_pulls() {
+async fn runs_with_no_grace_never_break_a_push_in_flight() {
     stress(Scenario {
         review_delay: Duration::ZERO,
-        blob_unknown_allowed: true,
+        run_grace: Some("0s"),
+        writers: 6,
+        deleters: 3,
     })
     .await;
 }

@@ -198,9 +198,29 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
     let deleted = preview_deletions(&preview);
     assert!(deleted.contains(&("team-a/app".into(), untagged.clone())));
     assert_eq!(deleted.len(), 4);
-    // Every deleted image has blobs of its own: those are the bytes freed.
-    let freed = image_bytes(1) + image_bytes(3) + image_bytes(5) + untagged_bytes;
-    assert_eq!(preview["figures"]["bytes_freed"], freed, "{preview}");
+    // Every deleted image has blobs of its own, and its manifest: those are the bytes the
+    // deletions take out of use (held for restore, with a restore window).
+    let mut manifests = 0;
+    for r in preview["repositories"].as_array().unwrap() {
+        for d in r["decisions"].as_array().unwrap() {
+            if d["action"] == "delete" {
+                let m = s
+                    .api_ok(&format!(
+                        "/api/v1/repositories/team-a/app/-/manifests/{}",
+                        d["digest"].as_str().unwrap()
+                    ))
+                    .await;
+                manifests += m["size"].as_u64().unwrap();
+            }
+        }
+    }
+    let freed = image_bytes(1) + image_bytes(3) + image_bytes(5) + untagged_bytes + manifests;
+    assert_eq!(
+        preview["figures"]["bytes_held_for_restore"], freed,
+        "{preview}"
+    );
+    assert_eq!(preview["figures"]["bytes_reclaimable"], 0, "{preview}");
+    assert_eq!(preview["figures"]["repositories_affected"], 1, "{preview}");
     assert_eq!(preview["figures"]["tags_deleted"], 3);
     assert_eq!(preview["figures"]["manifests_deleted"], 1);
     assert_eq!(
@@ -215,7 +235,9 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
     assert_eq!(run["trigger"], "manual");
     let run = wait_policy_run(&s, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
-    assert_eq!(run["figures"]["bytes_freed"], freed, "{run}");
+    assert_eq!(run["figures"]["bytes_held_for_restore"], freed, "{run}");
+    assert_eq!(run["figures"]["bytes_reclaimable"], 0, "{run}");
+    assert_eq!(run["figures"]["repositories_affected"], 1, "{run}");
     let items: BTreeSet<(String, String)> = run["items"]
         .as_array()
         .unwrap()
@@ -278,6 +300,17 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
     pull_verified(&s.base, "team-a/app", "build-2").await;
 
     // And the collector reclaims the rest once the restore window has passed.
+    let build_2 = s
+        .api_ok("/api/v1/repositories/team-a/app/-/tags/build-2")
+        .await;
+    let build_2 = s
+        .api_ok(&format!(
+            "/api/v1/repositories/team-a/app/-/manifests/{}",
+            build_2["digest"].as_str().unwrap()
+        ))
+        .await["size"]
+        .as_u64()
+        .unwrap();
     clock.advance(2 * HOUR);
     let before = s.blob_bytes_on_disk().await;
     let gc = common::gc_run_to_end(
@@ -288,12 +321,12 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
     assert_eq!(gc["state"], "succeeded", "{gc}");
     assert_eq!(
         gc["figures"]["bytes_deleted"],
-        freed - image_bytes(3),
+        freed - image_bytes(3) - build_2,
         "{gc}"
     );
     assert_eq!(
         s.blob_bytes_on_disk().await,
-        before - (freed - image_bytes(3))
+        before - (freed - image_bytes(3) - manifests)
     );
 }
 

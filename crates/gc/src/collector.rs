@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
 use shipshape_meta::manifests::ManifestId;
-use shipshape_meta::{Catalogue, Clock, Conn, Millis, commit};
+use shipshape_meta::{Catalogue, Clock, Conn, Millis, commit, events};
 use shipshape_oci::Digest;
 use shipshape_store::{LocalStore, StorageKey};
 use tokio::sync::watch;
@@ -25,6 +25,10 @@ use crate::{Checkpoint, GcError, sweep};
 pub struct GcConfig {
     /// Grace period between the event that makes something garbage and its collection.
     pub review_delay: Duration,
+    /// What a client was told exists (a blob it uploaded, mounted or HEADed, a manifest it
+    /// pushed) stays at least this long, whatever grace a run is given: pushes in flight never
+    /// lose a blob to a collection.
+    pub lease: Duration,
     /// How long deleted tags, manifests and repositories stay restorable.
     pub restore_window: Duration,
     /// Background workers; zero leaves all collection to on-demand runs.
@@ -47,6 +51,7 @@ impl Default for GcConfig {
     fn default() -> Self {
         GcConfig {
             review_delay: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(3600),
             restore_window: Duration::from_secs(7 * 24 * 3600),
             workers: 1,
             poll_interval: Duration::from_secs(10),
@@ -176,14 +181,28 @@ impl Collector {
         &self.checkpoint
     }
 
-    fn rules(&self, grace: Millis, untagged: bool, run: Option<i64>) -> Rules {
+    fn rules(&self, grace: Millis, untagged: bool) -> Rules {
         Rules {
             now: self.clock.now(),
             grace,
+            lease: ms(self.config.lease),
             restore_window: ms(self.config.restore_window),
             untagged_manifests: untagged,
             orphan_referrers: self.config.orphan_referrers,
-            run,
+        }
+    }
+
+    /// The rules the storage figures classify by: the workers' rules at `now`.
+    pub fn usage_rules(&self) -> shipshape_meta::usage::Rules {
+        let rules = self.rules(ms(self.config.review_delay), self.config.untagged_manifests);
+        shipshape_meta::usage::Rules {
+            now: rules.now,
+            restore_cutoff: rules.now - rules.restore_window,
+            grace: rules.grace,
+            link_hold: rules.link_hold(),
+            manifest_lease: review::lease(rules.lease),
+            untagged_manifests: rules.untagged_manifests,
+            orphan_referrers: rules.orphan_referrers,
         }
     }
 
@@ -199,6 +218,35 @@ impl Collector {
             );
         }
         Ok(())
+    }
+
+    /// Records one entry of the activity log in a transaction of its own.
+    async fn log(&self, e: &events::NewEvent<'_>) -> Result<(), GcError> {
+        let mut tx = self.catalogue.begin().await?;
+        events::record(&mut tx, e, self.clock.now()).await?;
+        commit(tx).await?;
+        Ok(())
+    }
+
+    /// Forgets activity-log entries older than `retention`, and tag history older than that
+    /// too unless the restore window still needs it, a batch per transaction. Returns how many
+    /// entries went.
+    pub async fn prune_history(&self, retention: Duration) -> Result<u64, GcError> {
+        const PRUNE_BATCH: i64 = 5_000;
+        let now = self.clock.now();
+        let events_before = now - ms(retention);
+        let history_before = now - ms(retention.max(self.config.restore_window));
+        let mut pruned = 0;
+        loop {
+            let mut tx = self.catalogue.begin().await?;
+            let n = events::prune(&mut tx, events_before, PRUNE_BATCH).await?
+                + events::prune_tag_history(&mut tx, history_before, PRUNE_BATCH).await?;
+            commit(tx).await?;
+            pruned += n;
+            if n == 0 {
+                return Ok(pruned);
+            }
+        }
     }
 
     /// Starts the background workers; they stop when `stop` turns true.
@@ -228,15 +276,23 @@ impl Collector {
     /// One pass of a background worker over everything due.
     pub async fn background_pass(&self) -> Result<Outcome, GcError> {
         let _pass = self.pass.lock().await;
-        let rules = self.rules(
-            ms(self.config.review_delay),
-            self.config.untagged_manifests,
-            None,
-        );
-        let out = self.drain_due(&rules).await?;
-        self.expire_uploads(&rules, None).await?;
+        let rules = self.rules(ms(self.config.review_delay), self.config.untagged_manifests);
+        let mut out = self.drain_due(&rules).await?;
+        out.merge(self.expire_uploads(&rules, None).await?);
         self.drain_storage().await?;
         self.metrics.count(&out.figures);
+        if out.figures.deleted() > 0 {
+            // One entry for the pass, not one per object: a busy registry's collector would
+            // otherwise fill the log.
+            let reason = format!("online collector: {}", summary(&out.figures));
+            self.log(&events::NewEvent {
+                actor: COLLECTOR,
+                action: "gc.collect",
+                reason: Some(&reason),
+                ..Default::default()
+            })
+            .await?;
+        }
         Ok(out)
     }
 
@@ -557,9 +613,28 @@ impl Collector {
             }
         };
         let now = self.clock.now();
+        let what = if spec.dry_run {
+            format!("dry run, would delete {}", summary(&figures))
+        } else {
+            summary(&figures)
+        };
+        let reason = format!("run {id} {state}: {what}");
         let finish = async {
             let mut tx = self.catalogue.begin().await?;
             q::finish_run(&mut tx, id, state, &figures, &errors, now).await?;
+            // One entry per run with its figures; what it deleted is the run's item list.
+            events::record(
+                &mut tx,
+                &events::NewEvent {
+                    actor: &spec.started_by,
+                    action: "gc.run",
+                    target: Some(&id.to_string()),
+                    reason: Some(&reason),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
             commit(tx).await?;
             Ok::<_, GcError>(())
         };
@@ -571,7 +646,19 @@ impl Collector {
             .run_seconds_total_ms
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         *self.active.lock().expect("active run") = None;
-        tracing::info!(run = id, state, ?figures, "garbage collection run finished");
+        tracing::info!(
+            run = id,
+            state,
+            dry_run = spec.dry_run,
+            reviewed = figures.reviewed,
+            manifests = figures.manifests,
+            blobs = figures.blobs,
+            bytes = figures.bytes,
+            links = figures.links,
+            uploads = figures.uploads,
+            orphans = figures.orphans,
+            "garbage collection run finished"
+        );
     }
 
     async fn real_run(
@@ -583,7 +670,7 @@ impl Collector {
         live: &Mutex<Figures>,
     ) -> Result<Figures, GcError> {
         let _pass = self.pass.lock().await;
-        let rules = self.rules(grace, spec.include_untagged, Some(id));
+        let rules = self.rules(grace, spec.include_untagged);
         let progress = (id, live);
         let began = std::time::Instant::now();
         let mut out = self
@@ -631,7 +718,7 @@ impl Collector {
         grace: Millis,
         cancel: &AtomicBool,
     ) -> Result<Figures, GcError> {
-        let rules = self.rules(grace, spec.include_untagged, Some(id));
+        let rules = self.rules(grace, spec.include_untagged);
         let mut out;
         {
             let mut tx = self.catalogue.begin().await?;
@@ -659,4 +746,26 @@ impl Collector {
         commit(tx).await?;
         Ok(out.figures)
     }
+}
+
+/// The actor the activity log names for the online collector's own passes.
+pub const COLLECTOR: &str = "gc";
+
+/// A run's or pass's figures in words, for the activity log.
+pub fn summary(f: &Figures) -> String {
+    let mut parts = vec![
+        format!("{} manifests", f.manifests),
+        format!("{} blobs", f.blobs),
+        format!("{} bytes", f.bytes),
+    ];
+    if f.links > 0 {
+        parts.push(format!("{} repository links", f.links));
+    }
+    if f.uploads > 0 {
+        parts.push(format!("{} abandoned uploads", f.uploads));
+    }
+    if f.orphans > 0 {
+        parts.push(format!("{} orphan objects", f.orphans));
+    }
+    parts.join(", ")
 }

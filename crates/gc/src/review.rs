@@ -9,7 +9,7 @@ use shipshape_meta::gc::{self, RunItem};
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::repos::RepoId;
 use shipshape_meta::reviews::{self, BlobFacts, ManifestFacts};
-use shipshape_meta::{Conn, Millis, events};
+use shipshape_meta::{Conn, Millis};
 use shipshape_oci::Digest;
 
 use crate::GcError;
@@ -18,22 +18,21 @@ use crate::GcError;
 #[derive(Clone, Debug)]
 pub struct Rules {
     pub now: Millis,
-    /// Nothing is collected sooner than this after the event that made it garbage, and a blob
-    /// link renewed within one and a half of it is kept (`lease`).
+    /// Nothing is collected sooner than this after the event that made it garbage.
     pub grace: Millis,
+    /// What a client was told exists (a blob it uploaded, mounted or HEADed, a manifest it
+    /// pushed) is kept at least this long, whatever `grace` a run is given (`lease`).
+    pub lease: Millis,
     pub restore_window: Millis,
     pub untagged_manifests: bool,
     pub orphan_referrers: bool,
-    /// The run on whose behalf the review acts, for the activity log.
-    pub run: Option<i64>,
 }
 
 impl Rules {
-    fn reason(&self, what: &str) -> String {
-        match self.run {
-            Some(id) => format!("{what} (gc run {id})"),
-            None => format!("{what} (online collector)"),
-        }
+    /// How long after its last renewal an unreferenced blob link goes: its lease, or the grace
+    /// period when that is longer.
+    pub fn link_hold(&self) -> Millis {
+        self.grace.max(lease(self.lease))
     }
 }
 
@@ -59,7 +58,11 @@ pub struct Outcome {
 impl Outcome {
     pub(crate) fn add(&mut self, item: RunItem) {
         match item.kind.as_str() {
-            "manifest" => self.figures.manifests += 1,
+            "manifest" => {
+                // Manifests live in the catalogue, and their bytes count as freed too.
+                self.figures.manifests += 1;
+                self.figures.bytes += item.size;
+            }
             "blob" => {
                 self.figures.blobs += 1;
                 self.figures.bytes += item.size;
@@ -99,12 +102,12 @@ pub enum Mode {
 /// A worker that may not decide an entry (untagged collection off) looks again this much later.
 const SKIP_MS: Millis = 3_600_000;
 
-/// How long a link stays leased after its last renewal. A HEAD renews a lease only once half
-/// the grace period has passed since the last renewal, so that HEADs do not each write
-/// (`Registry::check_blob`); a lease of one and a half grace periods means that whoever was told
-/// "this blob exists" can rely on it for a whole grace period, renewed or not.
-pub fn lease(grace: Millis) -> Millis {
-    grace.saturating_add(grace / 2)
+/// How long a link stays leased after its last renewal, for a promised lease of `promised`. A
+/// HEAD renews a lease only once half of it has passed since the last renewal, so that HEADs do
+/// not each write (`Registry::check_blob`); holding one and a half of it means that whoever was
+/// told "this blob exists" can rely on it for the whole promised time, renewed or not.
+pub fn lease(promised: Millis) -> Millis {
+    promised.saturating_add(promised / 2)
 }
 
 /// What a blob review decided, from its facts alone.
@@ -138,7 +141,7 @@ pub fn decide_blob(f: &BlobFacts, rules: &Rules) -> Option<BlobDecision> {
         if link.referenced {
             continue;
         }
-        let expires = link.renewed_at + lease(rules.grace);
+        let expires = link.renewed_at + rules.link_hold();
         if expires > rules.now {
             leased_until = Some(leased_until.map_or(expires, |t| t.min(expires)));
         } else {
@@ -167,7 +170,7 @@ pub struct ManifestDecision {
 /// passed and no deleted tag can still be restored onto it. `None` when the entry is no longer
 /// queued.
 pub fn decide_manifest(f: &ManifestFacts, rules: &Rules) -> Option<ManifestDecision> {
-    let queued_at = f.queued_at?;
+    f.queued_at?;
     let keep = |verdict| {
         Some(ManifestDecision {
             verdict,
@@ -181,8 +184,9 @@ pub fn decide_manifest(f: &ManifestFacts, rules: &Rules) -> Option<ManifestDecis
         // The tag's removal or the index's purge queues it again.
         return keep(Verdict::Done);
     }
-    // A deleted tag can still be restored onto it, or it was itself deleted: held.
-    let held_since = m.deleted_at.into_iter().chain(m.last_tag_deleted_at).max();
+    // A tag left it (deleted, overwritten, restored over) and can still go back to it, or it
+    // was itself deleted: held for the restore window.
+    let held_since = m.deleted_at.into_iter().chain(m.last_untagged_at).max();
     if let Some(since) = held_since
         && since + rules.restore_window > rules.now
     {
@@ -205,13 +209,17 @@ pub fn decide_manifest(f: &ManifestFacts, rules: &Rules) -> Option<ManifestDecis
         }
         "untagged"
     };
-    let touched = [Some(queued_at), Some(m.created_at), m.last_untagged_at]
+    // Garbage since it was last pushed, left by a tag, or deleted; an index or subject purged
+    // before it does not count, so a cascade goes in one run. A client that just pushed it
+    // (an index's child before the index) holds its lease whatever the grace.
+    let touched = [Some(m.pushed_at), m.last_untagged_at, m.deleted_at]
         .into_iter()
         .flatten()
         .max()
         .unwrap_or(0);
-    if touched + rules.grace > rules.now {
-        return keep(Verdict::Later(touched + rules.grace));
+    let due = (touched + rules.grace).max(m.pushed_at + lease(rules.lease));
+    if due > rules.now {
+        return keep(Verdict::Later(due));
     }
     Some(ManifestDecision {
         verdict: Verdict::Done,
@@ -229,26 +237,10 @@ fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
     }
 }
 
-/// An activity-log entry of the collector.
-fn event<'a>(
-    action: &'a str,
-    repository: Option<&'a str>,
-    digest: Option<String>,
-    reason: &'a str,
-) -> events::NewEvent<'a> {
-    events::NewEvent {
-        actor: "gc",
-        action,
-        repository,
-        digest,
-        reason: Some(reason),
-        ..Default::default()
-    }
-}
-
 /// Reviews a batch of blob entries in the caller's transaction: reads their facts, decides each
 /// alone, then writes the decisions together (links dropped, blobs forgotten with their keys
-/// queued for the drainer, entries settled, the activity log).
+/// queued for the drainer, entries settled). The activity log gets one entry per pass or run
+/// with its figures (`Collector`), not one per object: the items are the run's item list.
 pub async fn blobs(
     conn: &mut Conn,
     digests: &[Digest],
@@ -280,28 +272,6 @@ pub async fn blobs(
     reviews::settle_blobs(conn, &done, &later).await?;
     reviews::unlink(conn, &links).await?;
     let forgotten = reviews::forget_blobs(conn, &forget, rules.now).await?;
-    let link_reason = rules.reason("no manifest of the repository references the blob");
-    let blob_reason = rules.reason("no manifest references the blob");
-    let mut log: Vec<events::NewEvent> = dropped
-        .iter()
-        .map(|(repo, digest)| {
-            event(
-                "gc.link.delete",
-                Some(repo.as_str()),
-                Some(digest.to_string()),
-                &link_reason,
-            )
-        })
-        .collect();
-    log.extend(forgotten.iter().map(|b| {
-        event(
-            "gc.blob.delete",
-            None,
-            Some(b.digest.to_string()),
-            &blob_reason,
-        )
-    }));
-    events::record_many(conn, &log, rules.now).await?;
     for (repo, digest) in dropped {
         out.add(RunItem {
             kind: "link".into(),
@@ -351,20 +321,6 @@ pub async fn manifests(
     reviews::settle_manifests(conn, &done, &later).await?;
     let ids: Vec<ManifestId> = purged.iter().map(|(id, _, _)| *id).collect();
     reviews::purge_manifests(conn, &ids, rules.now).await?;
-    let reasons: Vec<String> = purged.iter().map(|(_, _, why)| rules.reason(why)).collect();
-    let log: Vec<events::NewEvent> = purged
-        .iter()
-        .zip(&reasons)
-        .map(|((_, m, _), reason)| {
-            event(
-                "gc.manifest.delete",
-                Some(m.repository.as_str()),
-                Some(m.digest.to_string()),
-                reason,
-            )
-        })
-        .collect();
-    events::record_many(conn, &log, rules.now).await?;
     for (_, m, _) in purged {
         out.add(RunItem {
             kind: "manifest".into(),
@@ -373,19 +329,6 @@ pub async fn manifests(
             size: m.size,
         });
     }
-    Ok(())
-}
-
-async fn log(
-    conn: &mut Conn,
-    rules: &Rules,
-    action: &str,
-    repository: Option<&str>,
-    digest: Option<String>,
-    reason: &str,
-) -> Result<(), GcError> {
-    let reason = rules.reason(reason);
-    events::record(conn, &event(action, repository, digest, &reason), rules.now).await?;
     Ok(())
 }
 
@@ -398,15 +341,6 @@ pub async fn upload(
     out: &mut Outcome,
 ) -> Result<(), GcError> {
     if gc::expire_upload(conn, &stale.id, cutoff, rules.now).await? {
-        log(
-            conn,
-            rules,
-            "gc.upload.expire",
-            Some(&stale.repository),
-            None,
-            "upload session abandoned",
-        )
-        .await?;
         out.add(RunItem {
             kind: "upload".into(),
             repository: Some(stale.repository.clone()),
@@ -424,15 +358,17 @@ mod tests {
 
     const NOW: Millis = 1_000_000;
     const GRACE: Millis = 1_000;
+    /// Shorter than the grace period, as by default (1 h against 24 h).
+    const LEASE: Millis = 400;
 
     fn rules() -> Rules {
         Rules {
             now: NOW,
             grace: GRACE,
+            lease: LEASE,
             restore_window: 10_000,
             untagged_manifests: true,
             orphan_referrers: true,
-            run: None,
         }
     }
 
@@ -463,8 +399,9 @@ mod tests {
 
     #[test]
     fn blob_reviews_decide_from_links_leases_and_references() {
-        let old = NOW - lease(GRACE);
-        let fresh = NOW - lease(GRACE) + 1;
+        // Under the default rules a link goes after the grace period (longer than the lease).
+        let old = NOW - GRACE;
+        let fresh = NOW - GRACE + 1;
         let r = |n: i64| (RepoId(n), format!("r{n}"));
         type Case = (BlobFacts, Verdict, Vec<(RepoId, String)>, bool);
         // (facts, verdict, links dropped, forgotten)
@@ -481,7 +418,7 @@ mod tests {
             // A lease still running keeps the blob until it ends; expired links still go.
             (
                 blob(false, vec![link(1, old, false), link(2, fresh, false)]),
-                Verdict::Later(fresh + lease(GRACE)),
+                Verdict::Later(fresh + GRACE),
                 vec![r(1)],
                 false,
             ),
@@ -496,7 +433,7 @@ mod tests {
             // still leased: looked at again when the lease ends.
             (
                 blob(true, vec![link(1, old, true), link(2, fresh, false)]),
-                Verdict::Later(fresh + lease(GRACE)),
+                Verdict::Later(fresh + GRACE),
                 vec![],
                 false,
             ),
@@ -524,6 +461,19 @@ mod tests {
             assert_eq!(d.drop_links, dropped, "case {i}");
             assert_eq!(d.forget, forget, "case {i}");
         }
+        // A run given no grace still keeps a link whose lease runs: a client was told the blob
+        // exists and is about to push the manifest that uses it.
+        let no_grace = Rules {
+            grace: 0,
+            ..rules()
+        };
+        let leased = NOW - lease(LEASE) + 1;
+        let d = decide_blob(&blob(false, vec![link(1, leased, false)]), &no_grace).unwrap();
+        assert_eq!(d.verdict, Verdict::Later(leased + lease(LEASE)));
+        assert!(d.drop_links.is_empty() && !d.forget);
+        let d = decide_blob(&blob(false, vec![link(1, leased - 1, false)]), &no_grace).unwrap();
+        assert_eq!((d.drop_links.len(), d.forget), (1, true));
+
         let gone = BlobFacts {
             queued: false,
             ..blob(false, vec![])
@@ -542,12 +492,12 @@ mod tests {
             digest: digest(2),
             size: 500,
             created_at: NOW - 50_000,
+            pushed_at: NOW - 50_000,
             deleted_at: None,
             tagged: false,
             listed: false,
             subject: None,
             subject_present: false,
-            last_tag_deleted_at: None,
             last_untagged_at: Some(NOW - 20_000),
         };
         f(&mut m);
@@ -572,9 +522,10 @@ mod tests {
             (manifest(|_| {}), rules(), purge("untagged")),
             (manifest(|m| m.tagged = true), rules(), keep(Verdict::Done)),
             (manifest(|m| m.listed = true), rules(), keep(Verdict::Done)),
-            // A tag deleted within the restore window can come back onto it.
+            // A tag that left it within the restore window (deleted, or moved away by a
+            // push) can come back onto it.
             (
-                manifest(|m| m.last_tag_deleted_at = Some(NOW - 1_000)),
+                manifest(|m| m.last_untagged_at = Some(NOW - 1_000)),
                 rules(),
                 keep(Verdict::Later(NOW + 9_000)),
             ),
@@ -583,11 +534,27 @@ mod tests {
                 rules(),
                 purge("deleted and past the restore window"),
             ),
-            // Untagged within the grace period.
+            // Pushed untagged within the grace period.
             (
-                manifest(|m| m.last_untagged_at = Some(NOW - 10)),
+                manifest(|m| {
+                    m.last_untagged_at = None;
+                    m.pushed_at = NOW - 10;
+                }),
                 rules(),
                 keep(Verdict::Later(NOW - 10 + GRACE)),
+            ),
+            // A run given no grace still waits out the lease of a manifest just pushed (an
+            // index's child whose index is on its way).
+            (
+                manifest(|m| {
+                    m.last_untagged_at = None;
+                    m.pushed_at = NOW - 10;
+                }),
+                Rules {
+                    grace: 0,
+                    ..rules()
+                },
+                keep(Verdict::Later(NOW - 10 + lease(LEASE))),
             ),
             (
                 manifest(|_| {}),

@@ -62,9 +62,9 @@ pub enum FilterError {
 fn anchored(field: &'static str, re: &Option<String>) -> Result<Option<Regex>, FilterError> {
     re.as_ref()
         .map(|r| {
-            Regex::new(&format!("^(?:{r})$")).map_err(|e| FilterError::Regex {
+            crate::retention::pattern::anchored(r).map_err(|message| FilterError::Regex {
                 field,
-                message: e.to_string(),
+                message: format!("{r:?}: {message}"),
             })
         })
         .transpose()

@@ -17,27 +17,87 @@ pub struct Blob {
 
 fn blob_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Blob> {
     Ok(Blob {
-        digest: crate::digest_col(row.get::<&str, _>("digest"))?,
-        size: row.get::<i64, _>("size") as u64,
-        storage_key: row.get("storage_key"),
+        digest: crate::digest_col(row.try_get::<&str, _>("digest")?)?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        storage_key: row.try_get("storage_key")?,
     })
 }
 
-/// The blob with this digest, wherever it is linked.
+/// The blob with this digest, wherever it is linked, if its bytes are present.
 pub async fn find(conn: &mut Conn, digest: &Digest) -> Result<Option<Blob>> {
-    let row = sqlx::query("SELECT digest, size, storage_key FROM blobs WHERE digest = ?")
-        .bind(digest.to_string())
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT digest, size, storage_key FROM blobs WHERE digest = ? AND state = 'present'",
+    )
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(blob_from_row).transpose()
 }
 
-/// The blob if this repository may serve it.
+/// The blob with this digest as recorded, and whether its bytes are present (a blob marked
+/// missing is recorded but answers as unknown until it is uploaded again).
+pub async fn find_recorded(conn: &mut Conn, digest: &Digest) -> Result<Option<(Blob, bool)>> {
+    let row = sqlx::query(
+        "SELECT digest, size, storage_key, state = 'present' AS present FROM blobs WHERE digest = ?",
+    )
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| Ok((blob_from_row(&r)?, r.try_get::<bool, _>("present")?)))
+        .transpose()
+}
+
+/// Marks a blob's bytes as missing: it answers as unknown (HEAD and GET 404) so clients upload
+/// it again, and no new manifest may reference it until they do. Returns whether it was found.
+pub async fn mark_missing(conn: &mut Conn, digest: &Digest) -> Result<bool> {
+    let done = sqlx::query("UPDATE blobs SET state = 'missing' WHERE digest = ?")
+        .bind(digest.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Serves a blob marked missing again (its bytes came back, e.g. from a backup).
+pub async fn mark_present(conn: &mut Conn, digest: &Digest) -> Result<bool> {
+    let done = sqlx::query("UPDATE blobs SET state = 'present' WHERE digest = ?")
+        .bind(digest.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Makes a verified upload the blob's copy in place of a missing or damaged one, queueing the
+/// old key for deletion (keys are never reused, so deleting it cannot touch the new copy).
+/// Returns the old key, or `None` when the recorded key is no longer `expected_old` (another
+/// upload replaced it first, or the collector forgot the blob).
+pub async fn replace_copy(
+    conn: &mut Conn,
+    digest: &Digest,
+    expected_old: &str,
+    new_key: &str,
+    now: Millis,
+) -> Result<Option<String>> {
+    let done = sqlx::query(
+        "UPDATE blobs SET storage_key = ?, state = 'present' WHERE digest = ? AND storage_key = ?",
+    )
+    .bind(new_key)
+    .bind(digest.to_string())
+    .bind(expected_old)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    crate::gc::queue_storage_deletion(conn, expected_old, now).await?;
+    Ok(Some(expected_old.to_string()))
+}
+
+/// The blob if this repository may serve it (its bytes present).
 pub async fn find_in_repo(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<Blob>> {
     let row = sqlx::query(
         "SELECT b.digest, b.size, b.storage_key FROM blobs b
          JOIN repository_blobs rb ON rb.digest = b.digest
-         WHERE rb.repository_id = ? AND b.digest = ?",
+         WHERE rb.repository_id = ? AND b.digest = ? AND b.state = 'present'",
     )
     .bind(repo.0)
     .bind(digest.to_string())

@@ -5,6 +5,31 @@ use sqlx::Row;
 
 use crate::{Conn, Millis, Result};
 
+/// What the activity log records, each as `family.verb`. A filter names one of these or a
+/// family (`tag` for every `tag.*`).
+pub const ACTIONS: &[&str] = &[
+    "tag.push",
+    "tag.delete",
+    "tag.restore",
+    "manifest.push",
+    "manifest.delete",
+    "blob.delete",
+    "repository.delete",
+    "repository.restore",
+    "policy.apply",
+    "policy.remove",
+    "policy.run",
+    "gc.run",
+    "gc.collect",
+];
+
+/// Whether `filter` names a recorded action or a family of them.
+pub fn is_known_action(filter: &str) -> bool {
+    ACTIONS
+        .iter()
+        .any(|a| *a == filter || a.split('.').next() == Some(filter))
+}
+
 /// One entry of the activity log.
 #[derive(Clone, Debug, Default)]
 pub struct NewEvent<'a> {
@@ -18,6 +43,7 @@ pub struct NewEvent<'a> {
 }
 
 pub async fn record(conn: &mut Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
+    debug_assert!(ACTIONS.contains(&e.action), "unlisted action {}", e.action);
     sqlx::query(
         "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -130,4 +156,32 @@ pub async fn list(conn: &mut Conn, f: &EventFilter, limit: i64) -> Result<Vec<Ev
             reason: r.get("reason"),
         })
         .collect())
+}
+
+/// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The
+/// caller repeats until fewer than `limit` go, each batch in a short transaction.
+pub async fn prune(conn: &mut Conn, before: Millis, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Forgets up to `limit` of the oldest tag history entries recorded before `before` (the
+/// caller keeps every entry a restore may still need: `before` is no later than the start of
+/// the restore window); returns how many.
+pub async fn prune_tag_history(conn: &mut Conn, before: Millis, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM tag_history WHERE id IN
+             (SELECT id FROM tag_history WHERE at < ? ORDER BY at LIMIT ?)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }

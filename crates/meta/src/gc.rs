@@ -285,9 +285,10 @@ pub struct ManifestState {
     pub subject: Option<Digest>,
     /// Its subject is a manifest of the repository (live or restorable).
     pub subject_present: bool,
-    /// The latest time a tag pointing at it was deleted (restorable until the window ends).
-    pub last_tag_deleted_at: Option<Millis>,
-    /// The latest time a tag left it (deleted or moved away).
+    /// The last time a client pushed it (its lease starts there).
+    pub pushed_at: Millis,
+    /// The latest time a tag left it, however (deleted, moved by a push, overwritten by a
+    /// forced restore): the tag can go back to it until the restore window ends.
     pub last_untagged_at: Option<Millis>,
 }
 
@@ -690,11 +691,16 @@ pub async fn run_items(conn: &mut Conn, run: i64) -> Result<Vec<RunItem>> {
 // ---------------------------------------------------------------------------------------------
 // Consistency check
 
-/// Blobs in digest order after `after`, at most `limit`: the check walks them in pages.
-pub async fn blobs_page(conn: &mut Conn, after: Option<&str>, limit: i64) -> Result<Vec<Blob>> {
+/// Blobs in digest order after `after`, at most `limit`, each with whether its bytes are
+/// present (not marked missing): the check walks them in pages.
+pub async fn blobs_page(
+    conn: &mut Conn,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Blob, bool)>> {
     let rows = sqlx::query(
-        "SELECT digest, size, storage_key FROM blobs WHERE (?1 IS NULL OR digest > ?1)
-         ORDER BY digest LIMIT ?2",
+        "SELECT digest, size, storage_key, state = 'present' AS present FROM blobs
+         WHERE (?1 IS NULL OR digest > ?1) ORDER BY digest LIMIT ?2",
     )
     .bind(after)
     .bind(limit)
@@ -702,11 +708,48 @@ pub async fn blobs_page(conn: &mut Conn, after: Option<&str>, limit: i64) -> Res
     .await?;
     rows.iter()
         .map(|r| {
-            Ok(Blob {
-                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-                size: r.get::<i64, _>("size") as u64,
-                storage_key: r.get("storage_key"),
-            })
+            Ok((
+                Blob {
+                    digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    storage_key: r.try_get("storage_key")?,
+                },
+                r.try_get("present")?,
+            ))
+        })
+        .collect()
+}
+
+/// Where a blob is used: (repository, manifest digest, tag) for every live manifest that
+/// references it, and every tagged index listing such a manifest; the tag is `None` for an
+/// untagged manifest. What a lost blob breaks.
+pub async fn users_of_blob(
+    conn: &mut Conn,
+    digest: &Digest,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let rows = sqlx::query(
+        "SELECT r.name AS repository, m.digest, t.name AS tag FROM manifest_blob_references mr
+         JOIN manifests m ON m.id = mr.manifest_id JOIN repositories r ON r.id = m.repository_id
+         LEFT JOIN tags t ON t.manifest_id = m.id
+         WHERE mr.blob_digest = ?1 AND m.deleted_at IS NULL
+         UNION
+         SELECT r.name, p.digest, t.name FROM manifest_blob_references mr
+         JOIN manifest_child_references c ON c.child_id = mr.manifest_id
+         JOIN manifests p ON p.id = c.parent_id JOIN repositories r ON r.id = p.repository_id
+         JOIN tags t ON t.manifest_id = p.id
+         WHERE mr.blob_digest = ?1 AND p.deleted_at IS NULL
+         ORDER BY 1, 3, 2",
+    )
+    .bind(digest.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("repository")?,
+                r.try_get("digest")?,
+                r.try_get("tag")?,
+            ))
         })
         .collect()
 }

@@ -106,8 +106,10 @@ pub async fn missing_references(
 ) -> Result<Vec<Digest>> {
     let mut missing = Vec::new();
     for d in blobs {
+        // A blob marked missing (its bytes were lost) must be uploaded again first.
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+            "SELECT 1 FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+             WHERE rb.repository_id = ? AND rb.digest = ? AND b.state = 'present'",
         )
         .bind(repo.0)
         .bind(d.to_string())
@@ -141,19 +143,19 @@ pub async fn insert(
             .fetch_optional(&mut *conn)
             .await?;
     if let Some(id) = existing {
-        sqlx::query(
-            "UPDATE manifests SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
-        )
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        // Pushed again: back to life if it was deleted, and leased anew.
+        sqlx::query("UPDATE manifests SET deleted_at = NULL, pushed_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
         crate::gc::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
         return Ok((ManifestId(id), false));
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, payload,
-                                subject_digest, annotations, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                                subject_digest, annotations, created_at, pushed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(repo.0)
     .bind(m.digest.to_string())
@@ -163,6 +165,7 @@ pub async fn insert(
     .bind(m.payload)
     .bind(m.subject.map(|s| s.to_string()))
     .bind(m.annotations.as_deref())
+    .bind(now)
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -251,30 +254,147 @@ pub async fn find_any(
     row.as_ref().map(head_from_row).transpose()
 }
 
-/// Brings a manifest back, with every manifest it lists (recursively), and links every blob
-/// they reference into the repository again.
+/// The manifest `?1` with everything it needs, recursively: the manifests it lists and the
+/// referrers (signatures, SBOMs) of each, within its repository.
+const TREE: &str = "tree(id) AS (
+    SELECT ?1
+    UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id
+    UNION SELECT f.id FROM tree JOIN manifests s ON s.id = tree.id
+          JOIN manifests f ON f.repository_id = s.repository_id AND f.subject_digest = s.digest)";
+
+/// Brings a manifest back with everything it needs (the manifests it lists, their referrers),
+/// and links every blob they reference into the repository again.
 pub async fn revive_tree(conn: &mut Conn, repo: RepoId, id: ManifestId, now: Millis) -> Result<()> {
-    sqlx::query(
-        "WITH RECURSIVE tree(id) AS (
-             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
-         UPDATE manifests SET deleted_at = NULL WHERE id IN (SELECT id FROM tree)",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE {TREE}
+         UPDATE manifests SET deleted_at = NULL WHERE id IN (SELECT id FROM tree)"
+    )))
     .bind(id.0)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "WITH RECURSIVE tree(id) AS (
-             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
-         INSERT INTO repository_blobs (repository_id, digest, created_at)
-         SELECT DISTINCT ?, b.blob_digest, ? FROM manifest_blob_references b WHERE b.manifest_id IN (SELECT id FROM tree)
-         ON CONFLICT DO NOTHING",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE {TREE}
+         INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
+         SELECT DISTINCT ?2, b.blob_digest, ?3, ?3 FROM manifest_blob_references b
+         WHERE b.manifest_id IN (SELECT id FROM tree) AND true
+         ON CONFLICT DO NOTHING"
+    )))
     .bind(id.0)
     .bind(repo.0)
     .bind(now)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Brings back every manifest of a repository deleted at `at` (with the repository, untagged
+/// ones and referrers included) with their blob links; returns how many came back.
+pub async fn revive_deleted_at(
+    conn: &mut Conn,
+    repo: RepoId,
+    at: Millis,
+    now: Millis,
+) -> Result<u64> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE manifests SET deleted_at = NULL WHERE repository_id = ? AND deleted_at = ?
+         RETURNING id",
+    )
+    .bind(repo.0)
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in &ids {
+        revive_tree(conn, repo, ManifestId(*id), now).await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Manifests of the repository whose digest starts with `prefix` (a whole digest, or
+/// `sha256:` and some leading hex digits, or the hex digits alone), live ones only unless
+/// `deleted_too`; at most `limit`, to tell unique from ambiguous.
+pub async fn find_by_prefix(
+    conn: &mut Conn,
+    repo: RepoId,
+    prefix: &str,
+    deleted_too: bool,
+    limit: i64,
+) -> Result<Vec<ManifestHead>> {
+    let prefix = if prefix.contains(':') {
+        prefix.to_string()
+    } else {
+        format!("sha256:{prefix}")
+    };
+    // The prefix is matched with a range, not LIKE, so no character in it is special.
+    let upper = format!("{prefix}\u{10ffff}");
+    let rows = sqlx::query(
+        "SELECT id, digest, media_type, size FROM manifests
+         WHERE repository_id = ? AND digest >= ? AND digest < ? AND (? OR deleted_at IS NULL)
+         ORDER BY digest LIMIT ?",
+    )
+    .bind(repo.0)
+    .bind(&prefix)
+    .bind(&upper)
+    .bind(deleted_too)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(head_from_row).collect()
+}
+
+/// A live manifest with what users want to know about it.
+#[derive(Clone, Debug)]
+pub struct ManifestSummary {
+    pub head: ManifestHead,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub created_at: Millis,
+    pub last_pulled_at: Option<Millis>,
+    pub pull_count: i64,
+    /// Tags pointing at it, in name order.
+    pub tags: Vec<String>,
+    /// Live indexes of the repository that list it.
+    pub parents: i64,
+    /// Live referrers of the repository whose subject it is.
+    pub referrers: i64,
+}
+
+/// Every live manifest of a repository, by digest.
+pub async fn summaries(conn: &mut Conn, repo: RepoId) -> Result<Vec<ManifestSummary>> {
+    // Tag names never contain a space (the spec's grammar), so a space separates them.
+    let rows = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, m.artifact_type, m.subject_digest,
+                m.created_at, m.last_pulled_at, m.pull_count,
+                (SELECT group_concat(name, ' ' ORDER BY name) FROM tags t WHERE t.manifest_id = m.id) AS tags,
+                (SELECT count(*) FROM manifest_child_references c JOIN manifests p ON p.id = c.parent_id
+                  WHERE c.child_id = m.id AND p.deleted_at IS NULL) AS parents,
+                (SELECT count(*) FROM manifests f WHERE f.repository_id = m.repository_id
+                  AND f.subject_digest = m.digest AND f.deleted_at IS NULL) AS referrers
+         FROM manifests m WHERE m.repository_id = ? AND m.deleted_at IS NULL ORDER BY m.digest",
+    )
+    .bind(repo.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ManifestSummary {
+                head: head_from_row(r)?,
+                artifact_type: r.try_get("artifact_type")?,
+                subject: r
+                    .try_get::<Option<&str>, _>("subject_digest")?
+                    .map(crate::digest_col)
+                    .transpose()?,
+                created_at: r.try_get("created_at")?,
+                last_pulled_at: r.try_get("last_pulled_at")?,
+                pull_count: r.try_get("pull_count")?,
+                tags: r
+                    .try_get::<Option<String>, _>("tags")?
+                    .map(|t| t.split(' ').map(str::to_string).collect())
+                    .unwrap_or_default(),
+                parents: r.try_get("parents")?,
+                referrers: r.try_get("referrers")?,
+            })
+        })
+        .collect()
 }
 
 /// Total bytes of a manifest and everything it references (children recursively, each blob
@@ -291,6 +411,40 @@ pub async fn tree_size(conn: &mut Conn, id: ManifestId) -> Result<u64> {
     .fetch_one(conn)
     .await?;
     Ok(size as u64)
+}
+
+/// The total bytes (as `tree_size`) of every tagged manifest of a repository, in one query.
+pub async fn tagged_tree_sizes(
+    conn: &mut Conn,
+    repo: RepoId,
+) -> Result<std::collections::HashMap<ManifestId, u64>> {
+    let rows = sqlx::query(
+        "WITH RECURSIVE tree(root, id) AS (
+             SELECT DISTINCT manifest_id, manifest_id FROM tags WHERE repository_id = ?
+             UNION SELECT tree.root, c.child_id FROM tree
+                   JOIN manifest_child_references c ON c.parent_id = tree.id),
+         blob_part AS (
+             SELECT DISTINCT tree.root, b.digest, b.size FROM tree
+             JOIN manifest_blob_references r ON r.manifest_id = tree.id
+             JOIN blobs b ON b.digest = r.blob_digest),
+         manifest_part AS (
+             SELECT tree.root, sum(m.size) AS size FROM tree JOIN manifests m ON m.id = tree.id
+             GROUP BY tree.root)
+         SELECT p.root, p.size + coalesce((SELECT sum(size) FROM blob_part b WHERE b.root = p.root), 0)
+                AS total
+         FROM manifest_part p",
+    )
+    .bind(repo.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                ManifestId(r.try_get("root")?),
+                r.try_get::<i64, _>("total")? as u64,
+            ))
+        })
+        .collect()
 }
 
 /// Forgets a manifest and its outgoing references (the collector's purge). The caller has

@@ -89,14 +89,17 @@ pub async fn remove(conn: &mut Conn, name: &str) -> Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
-/// Names of the scheduled policies whose next run is due at `now`.
-pub async fn due(conn: &mut Conn, now: Millis) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT name FROM policies WHERE next_run_at <= ? ORDER BY next_run_at, name")
-            .bind(now)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+/// The scheduled policies whose next run is due at `now`, with the instant each was due.
+pub async fn due(conn: &mut Conn, now: Millis) -> Result<Vec<(String, Millis)>> {
+    let rows = sqlx::query(
+        "SELECT name, next_run_at FROM policies WHERE next_run_at <= ? ORDER BY next_run_at, name",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("name")?, r.try_get("next_run_at")?)))
+        .collect()
 }
 
 /// Moves a policy's next run, but only if it is still due at `was` (another instance of the
@@ -122,22 +125,35 @@ pub async fn advance_schedule(
 // Runs
 
 /// What a run did so far (or, in a preview, would do).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunFigures {
+    /// Repositories evaluated.
     pub repositories: u64,
+    /// Repositories that lost a tag or manifest.
+    pub repositories_affected: u64,
     pub tags_evaluated: u64,
     pub tags_deleted: u64,
     pub manifests_deleted: u64,
+    /// Bytes the deletions took out of use that stay for the restore window.
+    pub bytes_held: u64,
+    /// Bytes the deletions took out of use that a collection frees at once (no window).
     pub bytes_freed: u64,
 }
 
 impl RunFigures {
     pub fn add(&mut self, o: &RunFigures) {
         self.repositories += o.repositories;
+        self.repositories_affected += o.repositories_affected;
         self.tags_evaluated += o.tags_evaluated;
         self.tags_deleted += o.tags_deleted;
         self.manifests_deleted += o.manifests_deleted;
+        self.bytes_held += o.bytes_held;
         self.bytes_freed += o.bytes_freed;
+    }
+
+    /// Tags and manifests deleted.
+    pub fn deleted(&self) -> u64 {
+        self.tags_deleted + self.manifests_deleted
     }
 }
 
@@ -172,9 +188,11 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> PolicyRun {
         finished_at: r.get("finished_at"),
         figures: RunFigures {
             repositories: r.get::<i64, _>("repositories") as u64,
+            repositories_affected: r.get::<i64, _>("repositories_affected") as u64,
             tags_evaluated: r.get::<i64, _>("tags_evaluated") as u64,
             tags_deleted: r.get::<i64, _>("tags_deleted") as u64,
             manifests_deleted: r.get::<i64, _>("manifests_deleted") as u64,
+            bytes_held: r.get::<i64, _>("bytes_held") as u64,
             bytes_freed: r.get::<i64, _>("bytes_freed") as u64,
         },
         errors: serde_json::from_str(r.get::<&str, _>("errors")).unwrap_or_default(),
@@ -248,14 +266,16 @@ pub async fn list_runs(
 /// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
 pub async fn record_progress(conn: &mut Conn, id: i64, f: &RunFigures) -> Result<bool> {
     let cancel: Option<i64> = sqlx::query_scalar(
-        "UPDATE policy_runs SET repositories = ?, tags_evaluated = ?, tags_deleted = ?,
-                manifests_deleted = ?, bytes_freed = ?
+        "UPDATE policy_runs SET repositories = ?, repositories_affected = ?, tags_evaluated = ?,
+                tags_deleted = ?, manifests_deleted = ?, bytes_held = ?, bytes_freed = ?
          WHERE id = ? RETURNING cancel_requested",
     )
     .bind(f.repositories as i64)
+    .bind(f.repositories_affected as i64)
     .bind(f.tags_evaluated as i64)
     .bind(f.tags_deleted as i64)
     .bind(f.manifests_deleted as i64)
+    .bind(f.bytes_held as i64)
     .bind(f.bytes_freed as i64)
     .bind(id)
     .fetch_optional(conn)

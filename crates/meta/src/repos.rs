@@ -16,6 +16,12 @@ pub struct RepoSummary {
     pub created_at: Millis,
     pub tags: i64,
     pub manifests: i64,
+    /// Live manifests no tag points at (index children and referrers included).
+    pub untagged: i64,
+    /// The latest push of a tag or manifest.
+    pub last_pushed_at: Option<Millis>,
+    /// The latest pull of a manifest.
+    pub last_pulled_at: Option<Millis>,
 }
 
 /// The live repository of that name.
@@ -87,7 +93,15 @@ pub async fn summaries(
         "SELECT r.name, r.created_at,
                 (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tags,
                 (SELECT count(*) FROM manifests m
-                  WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS manifests
+                  WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS manifests,
+                (SELECT count(*) FROM manifests m
+                  WHERE m.repository_id = r.id AND m.deleted_at IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)) AS untagged,
+                max((SELECT max(pushed_at) FROM tags t WHERE t.repository_id = r.id),
+                    (SELECT max(pushed_at) FROM manifests m
+                      WHERE m.repository_id = r.id AND m.deleted_at IS NULL)) AS last_pushed_at,
+                (SELECT max(last_pulled_at) FROM manifests m
+                  WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS last_pulled_at
          FROM repositories r
          WHERE r.name > ? AND r.deleted_at IS NULL AND (? IS NULL OR r.name = ?)
          ORDER BY r.name LIMIT ?",
@@ -98,15 +112,19 @@ pub async fn summaries(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| RepoSummary {
-            name: r.get("name"),
-            created_at: r.get("created_at"),
-            tags: r.get("tags"),
-            manifests: r.get("manifests"),
+    rows.iter()
+        .map(|r| {
+            Ok(RepoSummary {
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                tags: r.try_get("tags")?,
+                manifests: r.try_get("manifests")?,
+                untagged: r.try_get("untagged")?,
+                last_pushed_at: r.try_get("last_pushed_at")?,
+                last_pulled_at: r.try_get("last_pulled_at")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Every live repository, by name: what a retention policy matches its patterns against.

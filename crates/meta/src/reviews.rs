@@ -130,13 +130,11 @@ pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<M
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
     let rows = sqlx::query(
         "SELECT j.value AS id, q.queued_at, m.repository_id, r.name, m.digest, m.size,
-                m.created_at, m.deleted_at, m.subject_digest,
+                m.created_at, m.pushed_at, m.deleted_at, m.subject_digest,
                 EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS tagged,
                 EXISTS (SELECT 1 FROM manifest_child_references c WHERE c.child_id = m.id) AS listed,
                 EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id
                         AND s.digest = m.subject_digest) AS subject_present,
-                (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
-                        AND h.action = 'deleted' AND h.from_digest = m.digest) AS last_tag_deleted_at,
                 (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
                         AND h.from_digest = m.digest) AS last_untagged_at
          FROM json_each(?1) j
@@ -165,7 +163,7 @@ pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<M
                         .map(crate::digest_col)
                         .transpose()?,
                     subject_present: r.get::<i64, _>("subject_present") != 0,
-                    last_tag_deleted_at: r.get("last_tag_deleted_at"),
+                    pushed_at: r.get("pushed_at"),
                     last_untagged_at: r.get("last_untagged_at"),
                 }),
             };

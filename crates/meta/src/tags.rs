@@ -51,52 +51,126 @@ pub async fn resolve(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<
     .transpose()
 }
 
+/// Who changes tags, when, and as part of which batch (an operation that removed several tags
+/// at once: a repository deletion, a bulk delete, a policy run's repository).
+#[derive(Clone, Copy, Debug)]
+pub struct By<'a> {
+    pub actor: &'a str,
+    pub now: Millis,
+    pub batch: Option<i64>,
+}
+
+impl<'a> By<'a> {
+    pub fn new(actor: &'a str, now: Millis) -> Self {
+        By {
+            actor,
+            now,
+            batch: None,
+        }
+    }
+
+    pub fn in_batch(self, batch: i64) -> Self {
+        By {
+            batch: Some(batch),
+            ..self
+        }
+    }
+}
+
+/// What a tag carried when it pointed at a manifest: kept in its history when it leaves, so a
+/// restore brings back the original push time and pull figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagState {
+    pub pushed_at: Millis,
+    pub last_pulled_at: Option<Millis>,
+    pub pull_count: i64,
+}
+
+/// A tag as it stands: its manifest and what it carries.
+#[derive(Clone, Debug)]
+pub struct Current {
+    pub manifest: ManifestHead,
+    pub state: TagState,
+}
+
+/// The tag's manifest and state, if the tag exists.
+pub async fn current(conn: &mut Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
+    let row = sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, t.pushed_at, t.last_pulled_at, t.pull_count
+         FROM tags t JOIN manifests m ON m.id = t.manifest_id
+         WHERE t.repository_id = ? AND t.name = ?",
+    )
+    .bind(repo.0)
+    .bind(tag)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(Current {
+            manifest: ManifestHead {
+                id: ManifestId(r.try_get("id")?),
+                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                media_type: r.try_get("media_type")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+            },
+            state: TagState {
+                pushed_at: r.try_get("pushed_at")?,
+                last_pulled_at: r.try_get("last_pulled_at")?,
+                pull_count: r.try_get("pull_count")?,
+            },
+        })
+    })
+    .transpose()
+}
+
 /// One row of tag history.
 struct Change<'a> {
     tag: &'a str,
     action: &'a str,
-    from: Option<&'a Digest>,
+    /// The manifest the tag left, with what the tag carried there.
+    from: Option<(&'a Digest, TagState)>,
     to: Option<&'a Digest>,
 }
 
-async fn history(
-    conn: &mut Conn,
-    repo: RepoId,
-    change: Change<'_>,
-    actor: &str,
-    now: Millis,
-) -> Result<()> {
+async fn history(conn: &mut Conn, repo: RepoId, change: Change<'_>, by: &By<'_>) -> Result<()> {
+    let from_state = change.from.map(|(_, s)| s);
     sqlx::query(
-        "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor, at,
+                                  from_pushed_at, from_last_pulled_at, from_pull_count, batch)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(repo.0)
     .bind(change.tag)
     .bind(change.action)
-    .bind(change.from.map(|d| d.to_string()))
+    .bind(change.from.map(|(d, _)| d.to_string()))
     .bind(change.to.map(|d| d.to_string()))
-    .bind(actor)
-    .bind(now)
+    .bind(by.actor)
+    .bind(by.now)
+    .bind(from_state.map(|s| s.pushed_at))
+    .bind(from_state.and_then(|s| s.last_pulled_at))
+    .bind(from_state.map(|s| s.pull_count))
+    .bind(by.batch)
     .execute(&mut *conn)
     .await?;
-    // The manifest the tag left may have lost its last tag: the collector looks at it again.
-    if let Some(from) = change.from {
+    // The manifest the tag left may have lost its last tag: the collector looks at it again
+    // (it holds it for the restore window, whichever way the tag left).
+    if let Some((from, _)) = change.from {
         let reason = format!("tag {}", change.action);
-        crate::gc::queue_manifest_digest(conn, repo, from, now, &reason).await?;
+        crate::gc::queue_manifest_digest(conn, repo, from, by.now, &reason).await?;
     }
     Ok(())
 }
 
-/// Points a tag at a manifest; returns the digest it pointed at before, if any.
+/// Points a tag at a manifest (a push); returns what the tag pointed at before, if anything.
+/// An overwritten tag's previous manifest is recorded as left (`moved`), so it stays
+/// restorable for the restore window.
 pub async fn set(
     conn: &mut Conn,
     repo: RepoId,
     tag: &Tag,
     manifest: &ManifestHead,
-    actor: &str,
-    now: Millis,
+    by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let previous = resolve(conn, repo, tag).await?;
+    let previous = current(conn, repo, tag.as_str()).await?;
     sqlx::query(
         "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
@@ -105,43 +179,28 @@ pub async fn set(
     .bind(repo.0)
     .bind(tag.as_str())
     .bind(manifest.id.0)
-    .bind(now)
+    .bind(by.now)
     .execute(&mut *conn)
     .await?;
-    match &previous {
-        None => {
-            history(
-                conn,
-                repo,
-                Change {
-                    tag: tag.as_str(),
-                    action: "pushed",
-                    from: None,
-                    to: Some(&manifest.digest),
-                },
-                actor,
-                now,
-            )
-            .await?
-        }
-        Some(p) if p.digest != manifest.digest => {
-            history(
-                conn,
-                repo,
-                Change {
-                    tag: tag.as_str(),
-                    action: "moved",
-                    from: Some(&p.digest),
-                    to: Some(&manifest.digest),
-                },
-                actor,
-                now,
-            )
-            .await?
-        }
-        Some(_) => {}
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.manifest.digest == manifest.digest)
+    {
+        // The same manifest pushed again: a new push time, nothing left.
+        return Ok(previous.map(|p| p.manifest.digest));
     }
-    Ok(previous.map(|p| p.digest))
+    let change = Change {
+        tag: tag.as_str(),
+        action: if previous.is_some() {
+            "moved"
+        } else {
+            "pushed"
+        },
+        from: previous.as_ref().map(|p| (&p.manifest.digest, p.state)),
+        to: Some(&manifest.digest),
+    };
+    history(conn, repo, change, by).await?;
+    Ok(previous.map(|p| p.manifest.digest))
 }
 
 /// Deletes one tag; returns the digest it pointed at, or `None` if there was no such tag.
@@ -149,10 +208,9 @@ pub async fn delete(
     conn: &mut Conn,
     repo: RepoId,
     tag: &Tag,
-    actor: &str,
-    now: Millis,
+    by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let Some(previous) = resolve(conn, repo, tag).await? else {
+    let Some(previous) = current(conn, repo, tag.as_str()).await? else {
         return Ok(None);
     };
     sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")
@@ -163,11 +221,37 @@ pub async fn delete(
     let change = Change {
         tag: tag.as_str(),
         action: "deleted",
-        from: Some(&previous.digest),
+        from: Some((&previous.manifest.digest, previous.state)),
         to: None,
     };
-    history(conn, repo, change, actor, now).await?;
-    Ok(Some(previous.digest))
+    history(conn, repo, change, by).await?;
+    Ok(Some(previous.manifest.digest))
+}
+
+/// Every tag of a repository pointing at a manifest, with what each carries.
+async fn tags_of_manifest(
+    conn: &mut Conn,
+    manifest: ManifestId,
+) -> Result<Vec<(String, TagState)>> {
+    let rows = sqlx::query(
+        "SELECT name, pushed_at, last_pulled_at, pull_count FROM tags WHERE manifest_id = ?
+         ORDER BY name",
+    )
+    .bind(manifest.0)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                TagState {
+                    pushed_at: r.try_get("pushed_at")?,
+                    last_pulled_at: r.try_get("last_pulled_at")?,
+                    pull_count: r.try_get("pull_count")?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Deletes every tag pointing at a manifest; returns their names.
@@ -175,28 +259,23 @@ pub async fn delete_for_manifest(
     conn: &mut Conn,
     repo: RepoId,
     manifest: &ManifestHead,
-    actor: &str,
-    now: Millis,
+    by: &By<'_>,
 ) -> Result<Vec<String>> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM tags WHERE manifest_id = ? ORDER BY name")
-            .bind(manifest.id.0)
-            .fetch_all(&mut *conn)
-            .await?;
+    let tags = tags_of_manifest(conn, manifest.id).await?;
     sqlx::query("DELETE FROM tags WHERE manifest_id = ?")
         .bind(manifest.id.0)
         .execute(&mut *conn)
         .await?;
-    for name in &names {
+    for (name, state) in &tags {
         let change = Change {
             tag: name,
             action: "deleted",
-            from: Some(&manifest.digest),
+            from: Some((&manifest.digest, *state)),
             to: None,
         };
-        history(conn, repo, change, actor, now).await?;
+        history(conn, repo, change, by).await?;
     }
-    Ok(names)
+    Ok(tags.into_iter().map(|(name, _)| name).collect())
 }
 
 /// Tag names of the live repository `repo` after `last` in byte order, at most `limit`
@@ -238,6 +317,32 @@ pub struct TagInfo {
     pub pull_count: i64,
 }
 
+/// One tag with its metadata.
+pub async fn detailed(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<TagInfo>> {
+    let row = sqlx::query(
+        "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
+         FROM tags t JOIN manifests m ON m.id = t.manifest_id
+         WHERE t.repository_id = ? AND t.name = ?",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(tag_info_from_row).transpose()
+}
+
+fn tag_info_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TagInfo> {
+    Ok(TagInfo {
+        name: r.try_get("name")?,
+        digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+        media_type: r.try_get("media_type")?,
+        manifest_id: ManifestId(r.try_get("id")?),
+        pushed_at: r.try_get("pushed_at")?,
+        last_pulled_at: r.try_get("last_pulled_at")?,
+        pull_count: r.try_get("pull_count")?,
+    })
+}
+
 /// Every tag of a repository, in byte order of name.
 pub async fn list_detailed(conn: &mut Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
     let rows = sqlx::query(
@@ -248,19 +353,7 @@ pub async fn list_detailed(conn: &mut Conn, repo: RepoId) -> Result<Vec<TagInfo>
     .bind(repo.0)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TagInfo {
-                name: r.get("name"),
-                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-                media_type: r.get("media_type"),
-                manifest_id: ManifestId(r.get("id")),
-                pushed_at: r.get("pushed_at"),
-                last_pulled_at: r.get("last_pulled_at"),
-                pull_count: r.get("pull_count"),
-            })
-        })
-        .collect()
+    rows.iter().map(tag_info_from_row).collect()
 }
 
 /// One change in a tag's history.
@@ -310,14 +403,12 @@ pub async fn history_of(
         .collect()
 }
 
-/// The digest a tag pointed at when it was last deleted, if it ever was.
-pub async fn last_deleted_digest(
-    conn: &mut Conn,
-    repo: RepoId,
-    tag: &Tag,
-) -> Result<Option<Digest>> {
+/// The digest a tag last left, however it left it (deleted, overwritten by a push, or by a
+/// forced restore): what restoring the tag without a digest brings back.
+pub async fn last_left_digest(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<Digest>> {
     let d: Option<String> = sqlx::query_scalar(
-        "SELECT from_digest FROM tag_history WHERE repository_id = ? AND tag = ? AND action = 'deleted'
+        "SELECT from_digest FROM tag_history
+         WHERE repository_id = ? AND tag = ? AND from_digest IS NOT NULL
          ORDER BY at DESC, id DESC LIMIT 1",
     )
     .bind(repo.0)
@@ -327,44 +418,93 @@ pub async fn last_deleted_digest(
     d.as_deref().map(crate::digest_col).transpose()
 }
 
-/// Points a tag at a manifest again as a restore, recorded as such; returns the digest the tag
-/// pointed at before (when a reused name is overwritten by force).
+/// What the tag carried when it last pointed at `digest`: recorded when it left (newer
+/// history), or else the time it was pushed there (history written before that was recorded).
+pub async fn state_when_left(
+    conn: &mut Conn,
+    repo: RepoId,
+    tag: &Tag,
+    digest: &Digest,
+) -> Result<Option<TagState>> {
+    let row = sqlx::query(
+        "SELECT from_pushed_at, from_last_pulled_at, from_pull_count FROM tag_history
+         WHERE repository_id = ? AND tag = ? AND from_digest = ?
+         ORDER BY at DESC, id DESC LIMIT 1",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(r) = row
+        && let Some(pushed_at) = r.try_get::<Option<Millis>, _>("from_pushed_at")?
+    {
+        return Ok(Some(TagState {
+            pushed_at,
+            last_pulled_at: r.try_get("from_last_pulled_at")?,
+            pull_count: r.try_get::<Option<i64>, _>("from_pull_count")?.unwrap_or(0),
+        }));
+    }
+    let pushed: Option<Millis> = sqlx::query_scalar(
+        "SELECT at FROM tag_history WHERE repository_id = ? AND tag = ? AND to_digest = ?
+         ORDER BY at DESC, id DESC LIMIT 1",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(conn)
+    .await?;
+    Ok(pushed.map(|pushed_at| TagState {
+        pushed_at,
+        ..TagState::default()
+    }))
+}
+
+/// Points a tag at a manifest again as a restore, recorded as such, with the push time and
+/// pull figures it had there (`state`); returns what the tag pointed at before (when a reused
+/// name is overwritten by force, which leaves that manifest restorable in turn).
 pub async fn restore(
     conn: &mut Conn,
     repo: RepoId,
     tag: &Tag,
     manifest: &ManifestHead,
-    actor: &str,
-    now: Millis,
+    state: TagState,
+    by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let previous = resolve(conn, repo, tag).await?;
+    let previous = current(conn, repo, tag.as_str()).await?;
     sqlx::query(
-        "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
+        "INSERT INTO tags (repository_id, name, manifest_id, pushed_at, last_pulled_at, pull_count)
+         VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
-                                                         pushed_at = excluded.pushed_at",
+             pushed_at = excluded.pushed_at, last_pulled_at = excluded.last_pulled_at,
+             pull_count = excluded.pull_count",
     )
     .bind(repo.0)
     .bind(tag.as_str())
     .bind(manifest.id.0)
-    .bind(now)
+    .bind(state.pushed_at)
+    .bind(state.last_pulled_at)
+    .bind(state.pull_count)
     .execute(&mut *conn)
     .await?;
+    let left = previous
+        .as_ref()
+        .filter(|p| p.manifest.digest != manifest.digest);
     let change = Change {
         tag: tag.as_str(),
         action: "restored",
-        from: previous.as_ref().map(|p| &p.digest),
+        from: left.map(|p| (&p.manifest.digest, p.state)),
         to: Some(&manifest.digest),
     };
-    history(conn, repo, change, actor, now).await?;
-    Ok(previous.map(|p| p.digest))
+    history(conn, repo, change, by).await?;
+    Ok(previous.map(|p| p.manifest.digest))
 }
 
 /// Deletes every tag of a repository (repository deletion); returns (name, digest) pairs.
 pub async fn delete_all(
     conn: &mut Conn,
     repo: RepoId,
-    actor: &str,
-    now: Millis,
+    by: &By<'_>,
 ) -> Result<Vec<(String, Digest)>> {
     let tags = list_detailed(conn, repo).await?;
     sqlx::query("DELETE FROM tags WHERE repository_id = ?")
@@ -372,15 +512,114 @@ pub async fn delete_all(
         .execute(&mut *conn)
         .await?;
     for t in &tags {
+        let state = TagState {
+            pushed_at: t.pushed_at,
+            last_pulled_at: t.last_pulled_at,
+            pull_count: t.pull_count,
+        };
         let change = Change {
             tag: &t.name,
             action: "deleted",
-            from: Some(&t.digest),
+            from: Some((&t.digest, state)),
             to: None,
         };
-        history(conn, repo, change, actor, now).await?;
+        history(conn, repo, change, by).await?;
     }
     Ok(tags.into_iter().map(|t| (t.name, t.digest)).collect())
+}
+
+/// A tag that left a manifest which is still there to go back to.
+#[derive(Clone, Debug)]
+pub struct Restorable {
+    /// The history entry recording the departure; newest entries have the largest ids.
+    pub id: i64,
+    pub repository: String,
+    /// The repository itself was deleted (and comes back with the tag).
+    pub repository_deleted: bool,
+    pub tag: String,
+    /// How the tag left: `deleted`, `moved` (overwritten by a push) or `restored` (overwritten
+    /// by a forced restore).
+    pub how: String,
+    pub digest: Digest,
+    pub left_at: Millis,
+    pub actor: String,
+    pub batch: Option<i64>,
+    /// What the tag points at now, when its name was reused: restoring needs force.
+    pub current: Option<Digest>,
+}
+
+/// Tags that left a manifest after `cutoff` and can go back to it (the manifest is still in
+/// the catalogue and the tag does not point at it now), newest first: the restore bin, of one
+/// repository or of the registry. `before` is the id of the last entry of the previous page.
+pub async fn restorable(
+    conn: &mut Conn,
+    repo: Option<RepoId>,
+    cutoff: Millis,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Restorable>> {
+    let rows = sqlx::query(
+        "SELECT h.id, r.name AS repository, r.deleted_at IS NOT NULL AS repository_deleted,
+                h.tag, h.action, h.from_digest, h.at, h.actor, h.batch, cur.digest AS current
+         FROM tag_history h
+         JOIN repositories r ON r.id = h.repository_id
+         LEFT JOIN tags t ON t.repository_id = h.repository_id AND t.name = h.tag
+         LEFT JOIN manifests cur ON cur.id = t.manifest_id
+         WHERE h.from_digest IS NOT NULL AND h.at > ?1
+           AND (?2 IS NULL OR h.repository_id = ?2)
+           AND (?3 IS NULL OR h.id < ?3)
+           AND (cur.digest IS NULL OR cur.digest <> h.from_digest)
+           AND NOT EXISTS (SELECT 1 FROM tag_history n
+                           WHERE n.repository_id = h.repository_id AND n.tag = h.tag
+                             AND n.from_digest = h.from_digest AND n.id > h.id)
+           AND EXISTS (SELECT 1 FROM manifests m
+                       WHERE m.repository_id = h.repository_id AND m.digest = h.from_digest)
+         ORDER BY h.id DESC LIMIT ?4",
+    )
+    .bind(cutoff)
+    .bind(repo.map(|r| r.0))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Restorable {
+                id: r.try_get("id")?,
+                repository: r.try_get("repository")?,
+                repository_deleted: r.try_get("repository_deleted")?,
+                tag: r.try_get("tag")?,
+                how: r.try_get("action")?,
+                digest: crate::digest_col(r.try_get::<&str, _>("from_digest")?)?,
+                left_at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                batch: r.try_get("batch")?,
+                current: r
+                    .try_get::<Option<&str>, _>("current")?
+                    .map(crate::digest_col)
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+/// The tags a batch removed, with the digest each left, in name order.
+pub async fn removed_in_batch(conn: &mut Conn, batch: i64) -> Result<Vec<(String, Digest)>> {
+    let rows = sqlx::query(
+        "SELECT tag, from_digest FROM tag_history
+         WHERE batch = ? AND action = 'deleted' AND from_digest IS NOT NULL ORDER BY tag, id",
+    )
+    .bind(batch)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("tag")?,
+                crate::digest_col(r.try_get::<&str, _>("from_digest")?)?,
+            ))
+        })
+        .collect()
 }
 
 /// Adds a batch of pulls to tag counters and last-pulled times.

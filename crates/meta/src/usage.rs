@@ -1,99 +1,229 @@
-//! Storage figures, correct under deduplication: every blob is counted once in the total and
-//! classified as in use, held only for restore, or reclaimable.
+//! Storage figures, correct under deduplication and in agreement with the collector: every blob
+//! and manifest is counted once and classified the way the collector would decide it now, so
+//! "reclaimable" is exactly what a collection with the registry's settings frees.
 
 use sqlx::Row;
 
 use crate::manifests::ManifestId;
 use crate::{Conn, Millis, Result};
 
-/// Bytes of blobs, by what holds them.
+/// The collector's settings and the instant the figures are taken at.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub now: Millis,
+    /// Deletions (and tags leaving a manifest) after this instant can still be restored.
+    pub restore_cutoff: Millis,
+    /// Garbage younger than this is not collected yet.
+    pub grace: Millis,
+    /// A blob link is kept this long after its last renewal (the lease of a client told the
+    /// blob exists, or the grace period when longer).
+    pub link_hold: Millis,
+    /// An untagged manifest is kept this long after a client pushed it.
+    pub manifest_lease: Millis,
+    /// Manifests no tag, index or subject holds are collected.
+    pub untagged_manifests: bool,
+    /// Referrers whose subject is gone are collected.
+    pub orphan_referrers: bool,
+}
+
+/// Bytes of blobs and manifests, by what holds them: `stored` is the sum of the four classes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// Bytes of the blobs the repository can serve or its manifests reference.
     pub stored: u64,
     /// Of those, bytes no other repository has.
     pub unique: u64,
-    /// Of those, bytes that no manifest needs: a collection would free them.
-    pub reclaimable: u64,
-    /// Of those, bytes needed only by deleted manifests that can still be restored.
+    /// Needed by live content: tagged manifests, what they list, their referrers (and what the
+    /// settings keep: untagged manifests or orphan referrers when those are not collected).
+    pub in_use: u64,
+    /// Needed only by deleted content that can still be restored.
     pub held_for_restore: u64,
+    /// Garbage the collector leaves for now: younger than the grace period, or a blob a client
+    /// was just told exists (its lease).
+    pub in_grace: u64,
+    /// Garbage a collection frees now.
+    pub reclaimable: u64,
     pub blobs: u64,
+    pub manifests: u64,
 }
 
-/// Classifies every blob the way the collector would decide it now with no grace period:
-/// `live` if a tagged manifest needs it (directly, as an index child, or as a referrer of a
-/// needed subject), `held` if only deleted-but-restorable content needs it (a deleted manifest,
-/// or a manifest a deleted tag pointed at, within the restore window, with their children and
-/// referrers), `reclaimable` otherwise. `?1` is the restore cutoff.
+/// Classifies every manifest (`mclass`) and blob (`bclass`) as `live`, `held`, `grace` or
+/// `reclaimable`. Parameters: ?1 now, ?2 restore cutoff, ?3 grace, ?4 link hold, ?5 manifest
+/// lease, ?6 collect untagged manifests, ?7 collect orphan referrers.
+///
+/// A manifest is live when a tag points at it, a live index lists it, its subject is live, or
+/// the settings never collect its kind; held when it or a tag leaving it was deleted within the
+/// restore window (with what it lists and its referrers); otherwise garbage, due once its own
+/// grace and lease have passed and anything listing it or being its subject is due (the
+/// collector purges those first). A blob is live or held with the manifests referencing it,
+/// otherwise due once those are and its repository links' leases have run out.
 const CLASSIFIED: &str = "
-    held_root(id) AS (
-        SELECT id FROM manifests WHERE deleted_at IS NOT NULL AND deleted_at > ?1
-        UNION
-        SELECT m.id FROM tag_history h
+    left_tag(id, at) AS (
+        SELECT m.id, max(h.at) FROM tag_history h
         JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.from_digest
-        WHERE h.action = 'deleted' AND h.at > ?1),
-    live_set(id) AS (
+        GROUP BY m.id),
+    held_root(id) AS (
+        SELECT id FROM manifests WHERE deleted_at > ?2
+        UNION SELECT id FROM left_tag WHERE at > ?2),
+    live_root(id) AS (
         SELECT manifest_id FROM tags
-        UNION
-        SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
-        UNION
-        SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
-        JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+        UNION SELECT id FROM manifests WHERE deleted_at IS NULL
+            AND ((subject_digest IS NULL AND NOT ?6) OR (subject_digest IS NOT NULL AND NOT ?7))),
+    live_set(id) AS (
+        SELECT id FROM live_root
+        UNION SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
+        UNION SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
+              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
     held_set(id) AS (
         SELECT id FROM held_root
+        UNION SELECT c.child_id FROM manifest_child_references c JOIN held_set h ON c.parent_id = h.id
+        UNION SELECT r.id FROM held_set h JOIN manifests s ON s.id = h.id
+              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+    own_due(id, due) AS (
+        SELECT m.id, max(max(m.pushed_at, coalesce(lt.at, 0), coalesce(m.deleted_at, 0)) + ?3,
+                         m.pushed_at + ?5)
+        FROM manifests m LEFT JOIN left_tag lt ON lt.id = m.id
+        WHERE m.id NOT IN (SELECT id FROM live_set) AND m.id NOT IN (SELECT id FROM held_set)),
+    garbage_tree(id, due) AS (
+        SELECT o.id, o.due FROM own_due o JOIN manifests m ON m.id = o.id
+        WHERE NOT EXISTS (SELECT 1 FROM manifest_child_references c WHERE c.child_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM manifests s
+                          WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)
+        UNION SELECT c.child_id, max(g.due, o.due) FROM garbage_tree g
+              JOIN manifest_child_references c ON c.parent_id = g.id
+              JOIN own_due o ON o.id = c.child_id
+        UNION SELECT r.id, max(g.due, o.due) FROM garbage_tree g JOIN manifests s ON s.id = g.id
+              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest
+              JOIN own_due o ON o.id = r.id),
+    garbage(id, due) AS (SELECT id, max(due) FROM garbage_tree GROUP BY id),
+    mclass(id, repository_id, size, class) AS (
+        SELECT m.id, m.repository_id, m.size,
+               CASE WHEN m.id IN (SELECT id FROM live_set) THEN 'live'
+                    WHEN m.id IN (SELECT id FROM held_set) THEN 'held'
+                    WHEN coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0) > ?1 THEN 'grace'
+                    ELSE 'reclaimable' END
+        FROM manifests m),
+    bclass(digest, size, class) AS (
+        SELECT b.digest, b.size,
+               CASE WHEN EXISTS (SELECT 1 FROM manifest_blob_references r
+                                 JOIN mclass c ON c.id = r.manifest_id
+                                 WHERE r.blob_digest = b.digest AND c.class = 'live') THEN 'live'
+                    WHEN EXISTS (SELECT 1 FROM manifest_blob_references r
+                                 JOIN mclass c ON c.id = r.manifest_id
+                                 WHERE r.blob_digest = b.digest AND c.class = 'held') THEN 'held'
+                    WHEN max(coalesce((SELECT max(g.due) FROM manifest_blob_references r
+                                       JOIN garbage g ON g.id = r.manifest_id
+                                       WHERE r.blob_digest = b.digest), 0),
+                             coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
+                                       WHERE rb.digest = b.digest) + ?4, 0)) > ?1 THEN 'grace'
+                    ELSE 'reclaimable' END
+        FROM blobs b),
+    membership(repository_id, digest) AS (
+        SELECT rb.repository_id, rb.digest FROM repository_blobs rb
         UNION
-        SELECT c.child_id FROM manifest_child_references c JOIN held_set h ON c.parent_id = h.id
-        UNION
-        SELECT r.id FROM held_set h JOIN manifests s ON s.id = h.id
-        JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
-    live_ref AS (SELECT DISTINCT blob_digest AS d FROM manifest_blob_references
-                 WHERE manifest_id IN (SELECT id FROM live_set)),
-    held_ref AS (SELECT DISTINCT blob_digest AS d FROM manifest_blob_references
-                 WHERE manifest_id IN (SELECT id FROM held_set)),
-    classified AS (SELECT b.digest, b.size,
-                          CASE WHEN b.digest IN (SELECT d FROM live_ref) THEN 'live'
-                               WHEN b.digest IN (SELECT d FROM held_ref) THEN 'held'
-                               ELSE 'reclaimable' END AS class
-                   FROM blobs b),
-    membership AS (SELECT rb.repository_id, rb.digest FROM repository_blobs rb
-                   UNION
-                   SELECT m.repository_id, r.blob_digest FROM manifest_blob_references r
-                   JOIN manifests m ON m.id = r.manifest_id)";
+        SELECT m.repository_id, r.blob_digest FROM manifest_blob_references r
+        JOIN manifests m ON m.id = r.manifest_id)";
 
-/// Figures for the whole registry. `restore_cutoff`: deletions after this time are still
-/// restorable.
-pub async fn total(conn: &mut Conn, restore_cutoff: Millis) -> Result<Usage> {
-    let sql = format!(
-        "WITH RECURSIVE {CLASSIFIED}
-         SELECT coalesce(sum(size), 0) AS stored,
-                coalesce(sum(size) FILTER (WHERE class = 'reclaimable'), 0) AS reclaimable,
-                coalesce(sum(size) FILTER (WHERE class = 'held'), 0) AS held,
-                count(*) AS blobs
-         FROM classified"
-    );
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(restore_cutoff)
-        .fetch_one(conn)
-        .await?;
-    let stored = r.get::<i64, _>("stored") as u64;
+/// The sums every figure query ends with, over rows of (size, class).
+const SUMS: &str = "
+    coalesce(sum(size), 0) AS stored,
+    coalesce(sum(size) FILTER (WHERE class = 'live'), 0) AS live,
+    coalesce(sum(size) FILTER (WHERE class = 'held'), 0) AS held,
+    coalesce(sum(size) FILTER (WHERE class = 'grace'), 0) AS grace,
+    coalesce(sum(size) FILTER (WHERE class = 'reclaimable'), 0) AS reclaimable";
+
+fn bind_rules<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    r: &Rules,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(r.now)
+        .bind(r.restore_cutoff)
+        .bind(r.grace)
+        .bind(r.link_hold)
+        .bind(r.manifest_lease)
+        .bind(r.untagged_manifests)
+        .bind(r.orphan_referrers)
+}
+
+fn usage_from_row(r: &sqlx::sqlite::SqliteRow, unique: Option<i64>) -> Result<Usage> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+    let stored = n("stored")?;
     Ok(Usage {
         stored,
-        unique: stored,
-        reclaimable: r.get::<i64, _>("reclaimable") as u64,
-        held_for_restore: r.get::<i64, _>("held") as u64,
-        blobs: r.get::<i64, _>("blobs") as u64,
+        unique: unique.map_or(stored, |u| u as u64),
+        in_use: n("live")?,
+        held_for_restore: n("held")?,
+        in_grace: n("grace")?,
+        reclaimable: n("reclaimable")?,
+        blobs: n("blobs")?,
+        manifests: n("manifests")?,
     })
 }
 
-/// Bytes of the blobs that `manifests` (with their children and referrers) reference and no
-/// tagged content needs: what deleting those manifests frees once nothing restorable holds
-/// them. Called after the deletions, in the same transaction.
-pub async fn bytes_only_for(conn: &mut Conn, manifests: &[ManifestId]) -> Result<u64> {
+/// Figures for the whole registry.
+pub async fn total(conn: &mut Conn, rules: &Rules) -> Result<Usage> {
+    let sql = format!(
+        "WITH RECURSIVE {CLASSIFIED},
+         everything(size, class, is_blob) AS (
+             SELECT size, class, 1 FROM bclass UNION ALL SELECT size, class, 0 FROM mclass)
+         SELECT {SUMS},
+                count(*) FILTER (WHERE is_blob = 1) AS blobs,
+                count(*) FILTER (WHERE is_blob = 0) AS manifests
+         FROM everything"
+    );
+    let r = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
+        .fetch_one(conn)
+        .await?;
+    usage_from_row(&r, None)
+}
+
+/// Figures per live repository (or only the one named `only`), by name. A blob shared by
+/// several repositories counts in each of their rows (and once in the total).
+pub async fn per_repository(
+    conn: &mut Conn,
+    rules: &Rules,
+    only: Option<&str>,
+) -> Result<Vec<(String, Usage)>> {
+    let sql = format!(
+        "WITH RECURSIVE {CLASSIFIED},
+         sharing AS (SELECT digest, count(DISTINCT repository_id) AS repos FROM membership GROUP BY digest),
+         rows(repository_id, size, class, shared, is_blob) AS (
+             SELECT mb.repository_id, c.size, c.class, s.repos > 1, 1 FROM membership mb
+             JOIN bclass c ON c.digest = mb.digest JOIN sharing s ON s.digest = mb.digest
+             UNION ALL
+             SELECT repository_id, size, class, 0, 0 FROM mclass)
+         SELECT r.name, {SUMS},
+                coalesce(sum(size) FILTER (WHERE NOT shared), 0) AS uniq,
+                count(size) FILTER (WHERE is_blob = 1) AS blobs,
+                count(size) FILTER (WHERE is_blob = 0) AS manifests
+         FROM repositories r LEFT JOIN rows x ON x.repository_id = r.id
+         WHERE r.deleted_at IS NULL AND (?8 IS NULL OR r.name = ?8)
+         GROUP BY r.id ORDER BY r.name"
+    );
+    let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
+        .bind(only)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let uniq: i64 = r.try_get("uniq")?;
+            Ok((r.try_get("name")?, usage_from_row(r, Some(uniq))?))
+        })
+        .collect()
+}
+
+/// Bytes that `manifests` (with what they list and their referrers) reference and that live
+/// content no longer needs after their deletion: what the deletion moved out of use. Called
+/// after the deletions, in the same transaction.
+pub async fn bytes_only_for(
+    conn: &mut Conn,
+    manifests: &[ManifestId],
+    rules: &Rules,
+) -> Result<u64> {
     if manifests.is_empty() {
         return Ok(0);
     }
     let ids = serde_json::to_string(&manifests.iter().map(|m| m.0).collect::<Vec<_>>())
-        .expect("ids serialise");
+        .map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
     let bytes: i64 = sqlx::query_scalar(
         "WITH RECURSIVE
             tree(id) AS (
@@ -103,65 +233,29 @@ pub async fn bytes_only_for(conn: &mut Conn, manifests: &[ManifestId]) -> Result
                 UNION
                 SELECT r.id FROM tree t JOIN manifests s ON s.id = t.id
                 JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
-            live_set(id) AS (
+            live_root(id) AS (
                 SELECT manifest_id FROM tags
+                UNION SELECT id FROM manifests WHERE deleted_at IS NULL
+                    AND ((subject_digest IS NULL AND NOT ?2) OR (subject_digest IS NOT NULL AND NOT ?3))),
+            live_set(id) AS (
+                SELECT id FROM live_root
                 UNION
                 SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
                 UNION
                 SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
                 JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest)
-         SELECT coalesce(sum(b.size), 0) FROM blobs b
-         WHERE b.digest IN (SELECT blob_digest FROM manifest_blob_references
-                            WHERE manifest_id IN (SELECT id FROM tree))
-           AND b.digest NOT IN (SELECT blob_digest FROM manifest_blob_references
-                                WHERE manifest_id IN (SELECT id FROM live_set))",
+         SELECT (SELECT coalesce(sum(b.size), 0) FROM blobs b
+                 WHERE b.digest IN (SELECT blob_digest FROM manifest_blob_references
+                                    WHERE manifest_id IN (SELECT id FROM tree))
+                   AND b.digest NOT IN (SELECT blob_digest FROM manifest_blob_references
+                                        WHERE manifest_id IN (SELECT id FROM live_set)))
+              + (SELECT coalesce(sum(size), 0) FROM manifests
+                 WHERE id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM live_set))",
     )
     .bind(ids)
+    .bind(rules.untagged_manifests)
+    .bind(rules.orphan_referrers)
     .fetch_one(conn)
     .await?;
     Ok(bytes as u64)
-}
-
-/// Figures per live repository, by name.
-pub async fn per_repository(
-    conn: &mut Conn,
-    restore_cutoff: Millis,
-    only: Option<&str>,
-) -> Result<Vec<(String, Usage)>> {
-    let sql = format!(
-        "WITH RECURSIVE {CLASSIFIED},
-         sharing AS (SELECT digest, count(DISTINCT repository_id) AS repos FROM membership GROUP BY digest)
-         SELECT r.name,
-                coalesce(sum(c.size), 0) AS stored,
-                coalesce(sum(c.size) FILTER (WHERE s.repos = 1), 0) AS uniq,
-                coalesce(sum(c.size) FILTER (WHERE c.class = 'reclaimable'), 0) AS reclaimable,
-                coalesce(sum(c.size) FILTER (WHERE c.class = 'held'), 0) AS held,
-                count(c.digest) AS blobs
-         FROM repositories r
-         LEFT JOIN membership mb ON mb.repository_id = r.id
-         LEFT JOIN classified c ON c.digest = mb.digest
-         LEFT JOIN sharing s ON s.digest = mb.digest
-         WHERE r.deleted_at IS NULL AND (?2 IS NULL OR r.name = ?2)
-         GROUP BY r.id ORDER BY r.name"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(restore_cutoff)
-        .bind(only)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r.get("name"),
-                Usage {
-                    stored: r.get::<i64, _>("stored") as u64,
-                    unique: r.get::<i64, _>("uniq") as u64,
-                    reclaimable: r.get::<i64, _>("reclaimable") as u64,
-                    held_for_restore: r.get::<i64, _>("held") as u64,
-                    blobs: r.get::<i64, _>("blobs") as u64,
-                },
-            )
-        })
-        .collect())
 }

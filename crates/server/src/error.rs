@@ -44,6 +44,27 @@ impl ApiError {
         )
     }
 
+    /// The same error as the distribution API answers it where the spec defines fewer
+    /// statuses than the management API: a delete refused because something still uses the
+    /// target is `405 UNSUPPORTED` (the spec lists 202, 400, 404 and 405 for deletes), with
+    /// the message naming what holds it.
+    pub fn for_distribution(mut self) -> Self {
+        if let Some(first) = self.errors.first_mut()
+            && matches!(first.0, "BLOB_IN_USE" | "MANIFEST_IN_USE")
+        {
+            first.0 = "UNSUPPORTED";
+            self.status = StatusCode::METHOD_NOT_ALLOWED;
+        }
+        self
+    }
+
+    fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        if let Some(first) = self.errors.first_mut() {
+            first.2 = detail;
+        }
+        self
+    }
+
     fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
         self.headers.push((name, value));
         self
@@ -61,11 +82,24 @@ impl From<RegistryError> for ApiError {
         let msg = e.to_string();
         match e {
             E::NameUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", msg),
-            E::BlobUnknown(d) => {
-                let mut err = ApiError::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", msg);
-                err.errors[0].2 = json!({ "digest": d });
-                err
+            E::BlobUnknown(d) | E::BlobLost(d) => {
+                ApiError::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", msg)
+                    .with_detail(json!({ "digest": d }))
             }
+            E::TagUnknown { .. } => ApiError::new(StatusCode::NOT_FOUND, "TAG_UNKNOWN", msg),
+            E::TagsUnknown { tags, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "TAG_UNKNOWN", msg)
+                    .with_detail(json!({ "tags": tags }))
+            }
+            E::DigestAmbiguous { matches, .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_AMBIGUOUS", msg)
+                    .with_detail(json!({ "matches": matches }))
+            }
+            E::BatchUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "BATCH_UNKNOWN", msg),
+            E::RestoreConflict { tags } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg)
+                .with_detail(json!({
+                    "tags": tags.iter().map(|(t, d)| json!({"tag": t, "current": d})).collect::<Vec<_>>()
+                })),
             E::ManifestUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", msg),
             E::UploadUnknown => ApiError::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", msg),
             E::DigestInvalid(_) | E::DigestMismatch { .. } => {
@@ -112,17 +146,24 @@ impl From<RegistryError> for ApiError {
                 upload.to_string(),
             ),
             E::SizeInvalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "SIZE_INVALID", msg),
-            E::BlobInUse { .. } | E::ManifestInUse { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "DENIED", msg)
-            }
+            E::BlobInUse { .. } => ApiError::new(StatusCode::CONFLICT, "BLOB_IN_USE", msg),
+            E::ManifestInUse { .. } => ApiError::new(StatusCode::CONFLICT, "MANIFEST_IN_USE", msg),
             E::ConfirmationRequired(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "CONFIRMATION_REQUIRED", msg)
             }
-            E::NothingToRestore { .. } => ApiError::new(StatusCode::NOT_FOUND, "TAG_UNKNOWN", msg),
+            E::NothingToRestore { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "NOTHING_TO_RESTORE", msg)
+            }
             E::ManifestPurged(_) => ApiError::new(StatusCode::GONE, "MANIFEST_UNKNOWN", msg),
             E::TagInUse { .. } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg),
             E::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FILTER", msg),
-            E::Protected { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
+            E::Protected {
+                tag,
+                policy,
+                pattern,
+            } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg).with_detail(json!({
+                "protected": { "tag": tag, "policy": policy, "pattern": pattern }
+            })),
             E::DeletionDisabled => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub gc: shipshape_gc::GcConfig,
     /// How often the scheduler looks for retention policies that are due.
     pub policy_poll_interval: std::time::Duration,
+    /// How long the activity log keeps its entries (tag history too, but never less than the
+    /// restore window).
+    pub events_retention: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +53,7 @@ impl Default for ServerConfig {
             allow_public_without_auth: false,
             gc: shipshape_gc::GcConfig::default(),
             policy_poll_interval: std::time::Duration::from_secs(30),
+            events_retention: std::time::Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -132,6 +136,7 @@ impl Server {
             catalogue.clone(),
             clock.clone(),
             config.deletion_enabled,
+            collector.clone(),
         )
         .await
         .map_err(ServeError::Retention)?;
@@ -143,13 +148,20 @@ impl Server {
                 deletion_enabled: config.deletion_enabled,
                 restore_window: config.restore_window,
                 pull_flush_interval: config.pull_flush_interval,
-                review_delay: config.gc.review_delay,
+                lease: config.gc.lease,
             },
             retention.policies().clone(),
+            collector.clone(),
         );
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
         let mut workers = collector.spawn_workers(workers_stopped.clone());
-        workers.push(retention.spawn_scheduler(config.policy_poll_interval, workers_stopped));
+        workers
+            .push(retention.spawn_scheduler(config.policy_poll_interval, workers_stopped.clone()));
+        workers.push(spawn_housekeeping(
+            collector.clone(),
+            config.events_retention,
+            workers_stopped,
+        ));
         let flusher = (!config.pull_flush_interval.is_zero()).then(|| {
             let registry = registry.clone();
             let every = config.pull_flush_interval;
@@ -252,6 +264,36 @@ impl Server {
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
     }
+}
+
+/// How often old activity-log entries are pruned.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Prunes the activity log (and tag history) past its retention, at start and then every
+/// `HOUSEKEEPING_EVERY`, a batch per transaction, until `stop` turns true.
+fn spawn_housekeeping(
+    collector: shipshape_gc::Collector,
+    retention: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match collector.prune_history(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "pruned the activity log past its retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning the activity log failed"),
+            }
+        }
+    })
 }
 
 /// Accepted connections send each write at once. A streamed body (every blob) goes out as the

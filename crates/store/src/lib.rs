@@ -86,6 +86,13 @@ impl ByteRange {
 pub enum StoreError {
     #[error("object {0} not found")]
     NotFound(StorageKey),
+    /// The object's size is not the size recorded for it: lost bytes, or a damaged disk.
+    #[error("object {key} holds {stored} bytes where {expected} were stored")]
+    Damaged {
+        key: StorageKey,
+        expected: u64,
+        stored: u64,
+    },
     #[error("invalid storage key {0:?}")]
     BadKey(String),
     /// The request body failed mid-stream (client went away, or the body was too large).

@@ -214,11 +214,13 @@ impl LocalStore {
 
     /// Streams an object, or the given range of it. The next chunk is read from the disk while
     /// the previous one is being sent, with at most `READ_AHEAD` chunks waiting; no thread is
-    /// held while a slow client keeps the stream waiting.
+    /// held while a slow client keeps the stream waiting. With `expected_size`, an object of
+    /// another size is refused (`Damaged`) before anything is sent, rather than sent short.
     pub async fn read(
         &self,
         key: &StorageKey,
         range: Option<ByteRange>,
+        expected_size: Option<u64>,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, StoreError> {
         let file = match File::open(self.path(key)).await {
             Ok(f) => f,
@@ -227,9 +229,19 @@ impl LocalStore {
             }
             Err(e) => return Err(e.into()),
         };
+        let stored = file.metadata().await?.len();
+        if let Some(expected) = expected_size
+            && stored != expected
+        {
+            return Err(StoreError::Damaged {
+                key: key.clone(),
+                expected,
+                stored,
+            });
+        }
         let (start, len) = match range {
             Some(r) => (r.first, r.len()),
-            None => (0, file.metadata().await?.len()),
+            None => (0, stored),
         };
         let file = std::sync::Arc::new(file.into_std().await);
         let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
@@ -702,7 +714,7 @@ mod tests {
         assert_eq!(store.size(&key).await.unwrap(), 11);
         let range = ByteRange { first: 6, last: 10 };
         let got: Vec<u8> = store
-            .read(&key, Some(range))
+            .read(&key, Some(range), None)
             .await
             .unwrap()
             .map(|c| c.unwrap().to_vec())
@@ -782,7 +794,7 @@ mod tests {
         assert_eq!(h.finish(), Digest::of_bytes(Algorithm::Sha256, &whole));
         let key = store.commit_upload(&up).await.unwrap();
         let got: Vec<u8> = store
-            .read(&key, None)
+            .read(&key, None, None)
             .await
             .unwrap()
             .map(|c| c.unwrap().to_vec())
@@ -838,7 +850,7 @@ mod tests {
             let key = key.clone();
             async move {
                 let mut got = Vec::new();
-                let mut chunks = store.read(&key, range).await.unwrap();
+                let mut chunks = store.read(&key, range, None).await.unwrap();
                 while let Some(c) = chunks.next().await {
                     got.extend_from_slice(&c?);
                 }

@@ -1,7 +1,7 @@
 //! `shipshape events`: the activity log, newest first, filtered and paginated.
 
 use super::output::{self, Format, Table};
-use super::{Remote, RemoteArgs, Result};
+use super::{RemoteArgs, Result};
 
 /// `shipshape events`
 #[derive(clap::Args, Debug)]
@@ -14,11 +14,11 @@ pub struct EventsArgs {
     /// Only this action (`tag.delete`) or family of actions (`tag`)
     #[arg(long, value_name = "ACTION")]
     pub action: Option<String>,
-    /// Only events at or after this time: RFC 3339 (`2024-05-01T00:00:00Z`) or a duration
-    /// ago (`24h`)
+    /// Only events at or after this time: RFC 3339 (`2024-05-01T00:00:00Z`), a date
+    /// (`2024-05-01`, midnight UTC) or a duration ago (`24h`)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only events before this time: RFC 3339 or a duration ago
+    /// Only events before this time: RFC 3339, a date or a duration ago
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Only events older than this id: the cursor printed after a full page
@@ -30,7 +30,7 @@ pub struct EventsArgs {
 }
 
 pub async fn run(args: EventsArgs) -> Result<()> {
-    let remote = Remote::new(&args.remote.registry)?;
+    let remote = args.remote.remote()?;
     let mut query: Vec<(&str, String)> = Vec::new();
     let strings = [
         ("repository", &args.repository),

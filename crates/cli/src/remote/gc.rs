@@ -22,14 +22,21 @@ pub struct GcArgs {
 pub enum GcCommand {
     /// Start a run that deletes what nothing references any more (one run at a time)
     Start {
-        /// List what would be deleted; delete nothing
+        /// List what would be deleted, and delete nothing (waits for the list)
         #[arg(long)]
         dry_run: bool,
-        /// Also delete manifests that no tag, index or present subject holds
-        #[arg(long)]
+        /// Delete manifests that no tag, index or present subject holds (default: as the
+        /// registry's collector does, `gc.untagged_manifests`, so a run frees what `usage`
+        /// calls reclaimable)
+        #[arg(long, conflicts_with = "keep_untagged_manifests")]
         include_untagged_manifests: bool,
+        /// Keep manifests that no tag, index or present subject holds
+        #[arg(long)]
+        keep_untagged_manifests: bool,
         /// Grace period for this run only, e.g. `0s` or `10m` (default: the registry's
-        /// review delay). Content younger than this is kept
+        /// review delay): garbage younger than this is kept. Whatever the grace, a blob or
+        /// manifest a client was just told exists keeps its lease (`gc.lease`), so pushes in
+        /// flight never fail
         #[arg(long, value_name = "DURATION")]
         grace: Option<String>,
         /// Also sweep storage for objects the catalogue does not know (crash leftovers); this
@@ -40,7 +47,7 @@ pub enum GcCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// Show the active run, with its figures so far
+    /// Show the active run, with its figures so far (exit 0 also when none is active)
     Status,
     /// Cancel the active run; what it already deleted stays deleted and is reported
     Cancel {
@@ -61,26 +68,53 @@ pub enum GcCommand {
 }
 
 pub async fn run(args: GcArgs) -> Result<()> {
-    let remote = Remote::new(&args.remote.registry)?;
+    let remote = args.remote.remote()?;
     let format = args.remote.output;
     match args.command {
         GcCommand::Start {
             dry_run,
             include_untagged_manifests,
+            keep_untagged_manifests,
             grace,
             sweep,
             wait,
         } => {
+            let untagged = if include_untagged_manifests {
+                Some(true)
+            } else if keep_untagged_manifests {
+                Some(false)
+            } else {
+                None
+            };
             let body = json!({
                 "dry_run": dry_run,
-                "include_untagged_manifests": include_untagged_manifests,
+                "include_untagged_manifests": untagged,
                 "grace": grace,
                 "sweep": sweep,
             });
             let req = remote.request(Method::POST, "/api/v1/gc/runs").json(&body);
             let mut v = remote.send(req).await?;
-            if wait {
+            // A dry run is only worth its list: wait for it.
+            if wait || dry_run {
                 v = follow(&remote, &v, format).await?;
+            }
+            if dry_run && format == Format::Table && v["state"] == "succeeded" {
+                let items = remote
+                    .get(&format!("/api/v1/gc/runs/{}/items", v["id"]))
+                    .await?;
+                show_items(&items);
+                let f = &v["figures"];
+                println!(
+                    "dry run {}: would delete {} manifests, {} blobs, {} links, {} uploads, {} orphans, freeing {}",
+                    v["id"],
+                    output::text(&f["manifests_deleted"]),
+                    output::text(&f["blobs_deleted"]),
+                    output::text(&f["links_deleted"]),
+                    output::text(&f["uploads_deleted"]),
+                    output::text(&f["orphans_deleted"]),
+                    output::size_of(&f["bytes_deleted"]),
+                );
+                return Ok(());
             }
             show_runs(format, std::slice::from_ref(&v), &v);
             if v["state"] == "failed" {
@@ -97,11 +131,22 @@ pub async fn run(args: GcArgs) -> Result<()> {
             }
             Ok(())
         }
-        GcCommand::Status => {
-            let v = remote.get("/api/v1/gc/runs/active").await?;
-            show_runs(format, std::slice::from_ref(&v), &v);
-            Ok(())
-        }
+        GcCommand::Status => match remote.get("/api/v1/gc/runs/active").await {
+            Ok(v) => {
+                show_runs(format, std::slice::from_ref(&v), &v);
+                Ok(())
+            }
+            // Nothing running is an answer, not a failure.
+            Err(RemoteError::Api { status: 404, .. }) => {
+                if format == Format::Json {
+                    output::print_json(&Value::Null);
+                } else {
+                    println!("no garbage collection run is active");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         GcCommand::Cancel { id } => {
             let req = remote.request(Method::POST, &format!("/api/v1/gc/runs/{id}/cancel"));
             let v = remote.send(req).await?;
@@ -123,16 +168,7 @@ pub async fn run(args: GcArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
-            let mut t = Table::new(&["KIND", "REPOSITORY", "TARGET", "SIZE"]);
-            for i in v["items"].as_array().into_iter().flatten() {
-                t.row(vec![
-                    output::text(&i["kind"]),
-                    output::text(&i["repository"]),
-                    output::text(&i["target"]),
-                    output::size_of(&i["size"]),
-                ]);
-            }
-            t.print();
+            show_items(&v);
             Ok(())
         }
     }
@@ -170,6 +206,19 @@ async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
     }
 }
 
+fn show_items(v: &Value) {
+    let mut t = Table::new(&["KIND", "REPOSITORY", "TARGET", "SIZE"]);
+    for i in v["items"].as_array().into_iter().flatten() {
+        t.row(vec![
+            output::text(&i["kind"]),
+            output::text(&i["repository"]),
+            output::text(&i["target"]),
+            output::size_of(&i["size"]),
+        ]);
+    }
+    t.print();
+}
+
 fn show_runs(format: Format, runs: &[Value], raw: &Value) {
     if format == Format::Json {
         output::print_json(raw);
@@ -183,6 +232,7 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
         "DURATION",
         "MANIFESTS",
         "BLOBS",
+        "ORPHANS",
         "FREED",
         "STARTED BY",
         "ERRORS",
@@ -200,6 +250,7 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
                 .unwrap_or_else(|| "-".into()),
             output::text(&f["manifests_deleted"]),
             output::text(&f["blobs_deleted"]),
+            output::text(&f["orphans_deleted"]),
             output::size_of(&f["bytes_deleted"]),
             output::text(&r["started_by"]),
             r["errors"].as_array().map_or(0, Vec::len).to_string(),

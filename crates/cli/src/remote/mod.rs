@@ -5,9 +5,11 @@
 mod client;
 pub mod events;
 pub mod gc;
+pub mod manifest;
 mod output;
 pub mod policy;
 pub mod repo;
+pub mod restorable;
 pub mod tag;
 pub mod usage;
 
@@ -30,22 +32,52 @@ pub struct RemoteArgs {
     pub registry: String,
 
     /// Output format: aligned tables for people, the API's JSON for scripts
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
 
     /// Do not ask before destructive actions (required when stdin is not a terminal)
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
+
+    /// Give up on a request that has not been answered within this long
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub timeout: std::time::Duration,
+
+    /// Give up on connecting to the registry after this long
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub connect_timeout: std::time::Duration,
+}
+
+impl RemoteArgs {
+    /// The registry these options name.
+    pub fn remote(&self) -> Result<Remote> {
+        Remote::new(&self.registry, self.connect_timeout, self.timeout)
+    }
+}
+
+fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 30s, 2m)"))
 }
 
 /// Why a remote command failed; printed as one `error: …` line.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    /// The registry answered with an error; the message is the API's.
-    #[error("{message}")]
-    Api { status: u16, message: String },
+    /// The registry answered with an error; the message is the API's, with a hint naming the
+    /// command's flag where one would get past the refusal.
+    #[error("{message}{}", hint(.code, .detail))]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        detail: serde_json::Value,
+    },
     #[error("cannot reach the registry at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("the registry at {url} did not answer within {} (--timeout)", humantime::format_duration(*.after))]
+    Timeout {
+        url: String,
+        after: std::time::Duration,
+    },
     #[error("unexpected answer from the registry: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -58,11 +90,24 @@ pub enum RemoteError {
 
 pub type Result<T> = std::result::Result<T, RemoteError>;
 
+/// What to add to an API refusal so that it names this command's flags, not the API's fields.
+fn hint(code: &str, detail: &serde_json::Value) -> String {
+    match code {
+        "DENIED" if detail.get("protected").is_some() => {
+            "; an admin may pass --override-protection".into()
+        }
+        "TAG_IN_USE" => "; pass --force (with --yes off a terminal) to overwrite".into(),
+        "DIGEST_AMBIGUOUS" => String::new(),
+        _ => String::new(),
+    }
+}
+
 /// Runs a remote command to completion and turns its outcome into the exit code.
 pub fn run<F>(command: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<()>>,
 {
+    restore_sigpipe();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,5 +126,17 @@ where
             eprintln!("error: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets a closed pipe end the command quietly, as it does other command-line tools
+/// (`shipshape gc items 5 | head -3`): Rust ignores SIGPIPE, so printing would otherwise panic.
+/// Only the operator commands do this; the server must survive clients that go away.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default touches no Rust state, and runs
+    // before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

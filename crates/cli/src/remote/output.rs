@@ -122,12 +122,24 @@ pub fn digest(v: &Value) -> String {
 /// Asks before a destructive action unless `yes`. Without a terminal to ask on, refuses:
 /// a script must say `--yes` explicitly.
 pub fn confirm(yes: bool, action: &str) -> Result<()> {
+    confirm_listing(yes, action, &[])
+}
+
+/// Like `confirm`, listing first what the action touches (one line each, the first 50).
+pub fn confirm_listing(yes: bool, action: &str, items: &[String]) -> Result<()> {
     if yes {
         return Ok(());
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(RemoteError::NotATerminal(action.to_string()));
+    }
+    const SHOWN: usize = 50;
+    for item in items.iter().take(SHOWN) {
+        eprintln!("  {item}");
+    }
+    if items.len() > SHOWN {
+        eprintln!("  … and {} more", items.len() - SHOWN);
     }
     eprint!("{action}? [y/N] ");
     let _ = std::io::stderr().flush();

@@ -94,7 +94,7 @@ fn declared_name(text: &str, path: &Path) -> Result<String> {
 }
 
 pub async fn run(args: PolicyArgs) -> Result<()> {
-    let remote = Remote::new(&args.remote.registry)?;
+    let remote = args.remote.remote()?;
     let format = args.remote.output;
     match args.command {
         PolicyCommand::Ls => {
@@ -153,19 +153,7 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
         PolicyCommand::Rm { name } => {
             output::confirm(args.remote.yes, &format!("remove policy {name}"))?;
             let req = remote.request(Method::DELETE, &format!("/api/v1/policies/{name}"));
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| RemoteError::Protocol(e.to_string()))?;
-            if !resp.status().is_success() {
-                let status = resp.status().as_u16();
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                let message = body["errors"][0]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("HTTP {status}"));
-                return Err(RemoteError::Api { status, message });
-            }
+            remote.send(req).await?;
             if format == Format::Table {
                 println!("removed policy {name}");
             }
@@ -209,12 +197,21 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
             t.print();
             let f = &v["figures"];
             println!(
-                "{} tags and {} untagged manifests would be deleted in {} repositories ({} tags evaluated); {} would be freed",
+                "{} tags and {} untagged manifests would be deleted in {} of {} repositories ({} tags evaluated)",
                 output::text(&f["tags_deleted"]),
                 output::text(&f["manifests_deleted"]),
+                output::text(&f["repositories_affected"]),
                 output::text(&f["repositories"]),
                 output::text(&f["tags_evaluated"]),
-                output::size_of(&f["bytes_freed"]),
+            );
+            println!(
+                "that would take {} out of use: {} held for restore for the restore window, {} reclaimable at once",
+                output::size(
+                    f["bytes_held_for_restore"].as_u64().unwrap_or(0)
+                        + f["bytes_reclaimable"].as_u64().unwrap_or(0)
+                ),
+                output::size_of(&f["bytes_held_for_restore"]),
+                output::size_of(&f["bytes_reclaimable"]),
             );
             Ok(())
         }
@@ -299,7 +296,7 @@ async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
                 output::text(&f["repositories"]),
                 output::text(&f["tags_deleted"]),
                 output::text(&f["manifests_deleted"]),
-                output::size_of(&f["bytes_freed"]),
+                output::size_of(&f["bytes_held_for_restore"]),
             ));
         }
         if v["state"] != "running" {
@@ -324,9 +321,11 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
         "STATE",
         "STARTED",
         "DURATION",
+        "REPOS",
         "TAGS",
         "MANIFESTS",
-        "FREED",
+        "HELD FOR RESTORE",
+        "RECLAIMABLE",
         "STARTED BY",
         "ERRORS",
     ]);
@@ -342,9 +341,15 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
                 .as_i64()
                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into()),
+            format!(
+                "{}/{}",
+                output::text(&f["repositories_affected"]),
+                output::text(&f["repositories"])
+            ),
             output::text(&f["tags_deleted"]),
             output::text(&f["manifests_deleted"]),
-            output::size_of(&f["bytes_freed"]),
+            output::size_of(&f["bytes_held_for_restore"]),
+            output::size_of(&f["bytes_reclaimable"]),
             output::text(&r["started_by"]),
             r["errors"].as_array().map_or(0, Vec::len).to_string(),
         ]);

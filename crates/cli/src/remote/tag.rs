@@ -1,5 +1,5 @@
-//! `shipshape tag ls|rm|history|restore`: tags with their metadata, deletion one by one or in
-//! bulk by filter, the history of a tag and restoring a deleted one.
+//! `shipshape tag ls|rm|history|restore`: tags with their metadata, deletion of named tags (all
+//! or none) or in bulk by filter, the history of a tag and restoring a tag that left a manifest.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,15 +16,39 @@ pub struct TagArgs {
     pub command: TagCommand,
 }
 
+/// The order of `tag ls`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Sort {
+    /// By name
+    Name,
+    /// Most recently pushed first
+    Pushed,
+    /// Most recently pulled first, never pulled last
+    Pulled,
+    /// Largest first
+    Size,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum TagCommand {
     /// List the tags of a repository with digest, size, push and pull times
     Ls {
         /// Repository name, e.g. `team/app`
         repository: String,
+        /// Order of the listing
+        #[arg(long, value_enum, default_value_t = Sort::Name)]
+        sort: Sort,
+        /// Reverse the order
+        #[arg(long)]
+        reverse: bool,
+        /// Only tags matching this glob (`pr-*`), or `regex:…` matching the whole tag
+        #[arg(long, value_name = "PATTERN")]
+        pattern: Option<String>,
     },
-    /// Delete tags by name, or in bulk by filters (which combine: a tag goes only when every
-    /// given filter says so). Deleted tags stay restorable for the restore window
+    /// Delete tags by name (every name is checked first: all go or none), or in bulk by filters
+    /// (which combine: a tag goes only when every given filter says so). Deleted tags stay
+    /// restorable for the restore window. To delete an image by digest, with all its tags, use
+    /// `shipshape manifest rm`
     Rm(RmArgs),
     /// Show every change of a tag: pushed, moved, deleted, restored
     History {
@@ -33,18 +57,23 @@ pub enum TagCommand {
         /// Tag name
         tag: String,
     },
-    /// Restore a deleted tag (also one deleted with its manifest or repository)
+    /// Point a tag back at the manifest it last left (deleted, or overwritten by a push), also
+    /// one deleted with its manifest or repository
     Restore {
         /// Repository name
         repository: String,
         /// Tag name
         tag: String,
-        /// Point the tag at this digest instead of the one it had when deleted
+        /// Point the tag at this digest (or a unique prefix of one, as tables print them)
+        /// instead of the one it last left
         #[arg(long, value_name = "DIGEST")]
         digest: Option<String>,
         /// Overwrite the tag if its name has been reused since (asks unless --yes)
         #[arg(long)]
         force: bool,
+        /// With --force, overwrite a protected tag too (an admin action, logged as such)
+        #[arg(long)]
+        override_protection: bool,
     },
 }
 
@@ -67,10 +96,10 @@ pub struct RmArgs {
     /// Bulk: delete only tags pushed longer ago than this duration (`30d`, `12h`)
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<String>,
-    /// Bulk: only show which tags the filters would delete
+    /// Only show which tags would be deleted and what that frees
     #[arg(long)]
     pub dry_run: bool,
-    /// Delete the named tags even if a policy protects them (an admin action, logged as such)
+    /// Delete tags a policy protects too (an admin action, logged as such)
     #[arg(long)]
     pub override_protection: bool,
 }
@@ -85,11 +114,16 @@ impl RmArgs {
 }
 
 pub async fn run(args: TagArgs) -> Result<()> {
-    let remote = Remote::new(&args.remote.registry)?;
+    let remote = args.remote.remote()?;
     let format = args.remote.output;
     let yes = args.remote.yes;
     match args.command {
-        TagCommand::Ls { repository } => ls(&remote, format, &repository).await,
+        TagCommand::Ls {
+            repository,
+            sort,
+            reverse,
+            pattern,
+        } => ls(&remote, format, &repository, sort, reverse, pattern).await,
         TagCommand::Rm(rm) if rm.is_bulk() => bulk(&remote, format, yes, rm).await,
         TagCommand::Rm(rm) => delete(&remote, format, yes, rm).await,
         TagCommand::History { repository, tag } => {
@@ -100,6 +134,7 @@ pub async fn run(args: TagArgs) -> Result<()> {
             tag,
             digest,
             force,
+            override_protection,
         } => {
             if force {
                 output::confirm(
@@ -107,13 +142,41 @@ pub async fn run(args: TagArgs) -> Result<()> {
                     &format!("restore {repository}:{tag}, overwriting the tag if it was reused"),
                 )?;
             }
-            restore(&remote, format, &repository, &tag, digest, force).await
+            let body = json!({
+                "digest": digest,
+                "force": force,
+                "override_protection": override_protection,
+            });
+            restore(&remote, format, &repository, &tag, body).await
         }
     }
 }
 
-async fn ls(remote: &Remote, format: Format, repo: &str) -> Result<()> {
-    let v = remote.get(&Remote::repo_path(repo, "tags")).await?;
+async fn ls(
+    remote: &Remote,
+    format: Format,
+    repo: &str,
+    sort: Sort,
+    reverse: bool,
+    pattern: Option<String>,
+) -> Result<()> {
+    let sort = match sort {
+        Sort::Name => "name",
+        Sort::Pushed => "pushed",
+        Sort::Pulled => "pulled",
+        Sort::Size => "size",
+    };
+    let mut query = vec![("sort", sort.to_string())];
+    if reverse {
+        query.push(("reverse", "true".into()));
+    }
+    if let Some(p) = pattern {
+        query.push(("pattern", p));
+    }
+    let req = remote
+        .request(Method::GET, &Remote::repo_path(repo, "tags"))
+        .query(&query);
+    let v = remote.send(req).await?;
     if format == Format::Json {
         output::print_json(&v);
         return Ok(());
@@ -133,6 +196,24 @@ async fn ls(remote: &Remote, format: Format, repo: &str) -> Result<()> {
     Ok(())
 }
 
+/// `--dry-run` and real deletions end with what was (or would be) taken out of use.
+pub(super) fn print_freed(v: &Value, dry_run: bool) {
+    let held = v["bytes_held_for_restore"].as_u64().unwrap_or(0);
+    let reclaimable = v["bytes_reclaimable"].as_u64().unwrap_or(0);
+    let verb = if dry_run { "would take" } else { "took" };
+    match v["restorable_until"].as_str() {
+        Some(until) => println!(
+            "{verb} {} out of use, held for restore until {} (then reclaimable)",
+            output::size(held),
+            output::time(&Value::from(until))
+        ),
+        None => println!(
+            "{verb} {} out of use, reclaimable now (the registry keeps no restore window)",
+            output::size(reclaimable)
+        ),
+    }
+}
+
 async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Result<()> {
     if args.tags.is_empty() {
         return Err(RemoteError::Usage(
@@ -140,34 +221,76 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
                 .into(),
         ));
     }
-    if args.dry_run {
-        return Err(RemoteError::Usage(
-            "--dry-run previews a bulk deletion; give a filter".into(),
-        ));
+    if let Some(d) = args.tags.iter().find(|t| t.contains(':')) {
+        return Err(RemoteError::Usage(format!(
+            "{d} is a digest, not a tag; to delete that image with all its tags, use \
+             `shipshape manifest rm {} {d}`",
+            args.repository
+        )));
     }
     let repo = &args.repository;
-    output::confirm(
-        yes,
-        &format!(
-            "delete {} tag(s) of {repo}: {}",
-            args.tags.len(),
-            args.tags.join(", ")
-        ),
-    )?;
-    let mut deleted = Vec::new();
-    for tag in &args.tags {
-        let mut path = Remote::repo_path(repo, &format!("tags/{tag}"));
-        if args.override_protection {
-            path.push_str("?override_protection=true");
+    let path = Remote::repo_path(repo, "tags/delete");
+    let body = |dry_run: bool| {
+        json!({
+            "tags": args.tags,
+            "override_protection": args.override_protection,
+            "dry_run": dry_run,
+        })
+    };
+    // A dry run first: it checks every name (nothing is deleted unless all can be) and says
+    // what the deletion frees before anything is asked or done.
+    let preview = remote
+        .send(remote.request(Method::POST, &path).json(&body(true)))
+        .await?;
+    if args.dry_run {
+        if format == Format::Json {
+            output::print_json(&preview);
+        } else {
+            for d in preview["deleted"].as_array().into_iter().flatten() {
+                println!(
+                    "would delete {repo}:{} ({})",
+                    output::text(&d["tag"]),
+                    output::text(&d["digest"])
+                );
+            }
+            print_freed(&preview, true);
         }
-        let v = remote.send(remote.request(Method::DELETE, &path)).await?;
-        if format == Format::Table {
-            println!("deleted {repo}:{tag} (was {})", output::text(&v["digest"]));
-        }
-        deleted.push(v);
+        return Ok(());
     }
+    let listed: Vec<String> = preview["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{repo}:{} ({})",
+                output::text(&d["tag"]),
+                output::digest(&d["digest"])
+            )
+        })
+        .collect();
+    output::confirm_listing(
+        yes,
+        &format!("delete {} tag(s) of {repo}", args.tags.len()),
+        &listed,
+    )?;
+    let v = remote
+        .send(remote.request(Method::POST, &path).json(&body(false)))
+        .await?;
     if format == Format::Json {
-        output::print_json(&Value::Array(deleted));
+        output::print_json(&v);
+        return Ok(());
+    }
+    for d in v["deleted"].as_array().into_iter().flatten() {
+        println!(
+            "deleted {repo}:{} (was {})",
+            output::text(&d["tag"]),
+            output::text(&d["digest"])
+        );
+    }
+    print_freed(&v, false);
+    if let Some(batch) = v["batch"].as_i64() {
+        println!("undo with: shipshape undo {batch}");
     }
     Ok(())
 }
@@ -185,6 +308,7 @@ async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Resul
             "keep_regex": args.keep_regex,
             "keep_latest": args.keep_latest,
             "older_than": args.older_than,
+            "override_protection": args.override_protection,
             "dry_run": dry_run,
         })
     };
@@ -193,13 +317,20 @@ async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Resul
         let preview = remote
             .send(remote.request(Method::POST, &path).json(&body(true)))
             .await?;
-        let n = preview["deleted"].as_array().map_or(0, Vec::len);
-        output::confirm(
+        let tags: Vec<String> = preview["deleted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| format!("{}:{}", args.repository, output::text(t)))
+            .collect();
+        output::confirm_listing(
             false,
             &format!(
-                "delete {n} tag(s) of {} matching the filters",
+                "delete {} tag(s) of {} matching the filters",
+                tags.len(),
                 args.repository
             ),
+            &tags,
         )?;
     }
     let v = remote
@@ -233,6 +364,10 @@ async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Resul
     } else {
         println!("deleted {n} tag(s)");
     }
+    print_freed(&v, args.dry_run);
+    if let Some(batch) = v["batch"].as_i64().filter(|_| n > 0) {
+        println!("undo with: shipshape undo {batch}");
+    }
     Ok(())
 }
 
@@ -263,11 +398,9 @@ async fn restore(
     format: Format,
     repo: &str,
     tag: &str,
-    digest: Option<String>,
-    force: bool,
+    body: Value,
 ) -> Result<()> {
     let path = Remote::repo_path(repo, &format!("tags/{tag}/restore"));
-    let body = json!({ "digest": digest, "force": force });
     let v = remote
         .send(remote.request(Method::POST, &path).json(&body))
         .await?;
@@ -277,7 +410,7 @@ async fn restore(
     }
     match v["replaced"].as_str() {
         Some(old) => println!(
-            "restored {repo}:{tag} -> {} (replaced {old})",
+            "restored {repo}:{tag} -> {} (replaced {old}, restorable in turn)",
             output::text(&v["digest"])
         ),
         None => println!("restored {repo}:{tag} -> {}", output::text(&v["digest"])),

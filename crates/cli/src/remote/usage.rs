@@ -1,4 +1,5 @@
-//! `shipshape usage [REPO]`: storage figures, in total and per repository.
+//! `shipshape usage [REPO]`: storage figures, in total and per repository, or of one
+//! repository.
 
 use serde_json::Value;
 
@@ -10,12 +11,12 @@ use super::{Remote, RemoteArgs, Result};
 pub struct UsageArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
-    /// Show only this repository (and the registry's total)
+    /// Show only this repository
     pub repository: Option<String>,
 }
 
 pub async fn run(args: UsageArgs) -> Result<()> {
-    let remote = Remote::new(&args.remote.registry)?;
+    let remote = args.remote.remote()?;
     let path = match &args.repository {
         Some(repo) => Remote::repo_path(repo, "usage"),
         None => "/api/v1/usage".to_string(),
@@ -29,26 +30,36 @@ pub async fn run(args: UsageArgs) -> Result<()> {
         "REPOSITORY",
         "STORED",
         "ONLY HERE",
-        "RECLAIMABLE",
+        "IN USE",
         "HELD FOR RESTORE",
+        "IN GRACE",
+        "RECLAIMABLE",
         "BLOBS",
+        "MANIFESTS",
     ]);
     let row = |name: String, f: &Value| {
         vec![
             name,
             output::size_of(&f["stored_bytes"]),
             output::size_of(&f["unique_bytes"]),
-            output::size_of(&f["reclaimable_bytes"]),
+            output::size_of(&f["in_use_bytes"]),
             output::size_of(&f["held_for_restore_bytes"]),
+            output::size_of(&f["in_grace_bytes"]),
+            output::size_of(&f["reclaimable_bytes"]),
             output::text(&f["blobs"]),
+            output::text(&f["manifests"]),
         ]
     };
-    for r in v["repositories"].as_array().into_iter().flatten() {
-        t.row(row(output::text(&r["name"]), r));
+    if args.repository.is_some() {
+        t.row(row(output::text(&v["name"]), &v));
+    } else {
+        for r in v["repositories"].as_array().into_iter().flatten() {
+            t.row(row(output::text(&r["name"]), r));
+        }
+        // The total counts each blob once, so it is less than the sum of the rows when layers
+        // are shared.
+        t.row(row("(total)".into(), &v["total"]));
     }
-    // The total counts each blob once, so it is less than the sum of the rows when layers
-    // are shared.
-    t.row(row("(total)".into(), &v["total"]));
     t.print();
     Ok(())
 }

@@ -22,6 +22,22 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// The real time, shifted forward by what the test adds.
+#[derive(Clone, Debug, Default)]
+pub struct ShiftedClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl ShiftedClock {
+    pub fn advance(&self, by: shipshape_meta::Millis) {
+        self.0.fetch_add(by, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> shipshape_meta::Millis {
+        SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A registry serving on 127.0.0.1 from a temporary data directory.
 pub struct TestServer {
     server: Option<Server>,
@@ -43,6 +59,15 @@ impl TestServer {
     /// A server whose every decision by time asks `clock`; tests move it instead of sleeping.
     pub async fn start_with_clock(
         clock: &ManualClock,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        Self::start_clocked(Arc::new(clock.clone()), adjust).await
+    }
+
+    /// A server on the real time moved forward by `clock`'s shift: tests let real time pass
+    /// and jump ahead at a known point (past every lease, say) without sleeping.
+    pub async fn start_with_shifted_clock(
+        clock: &ShiftedClock,
         adjust: impl FnOnce(&mut ServerConfig),
     ) -> Self {
         Self::start_clocked(Arc::new(clock.clone()), adjust).await

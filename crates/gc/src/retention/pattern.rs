@@ -130,9 +130,12 @@ fn compile_glob(field: &str, glob: &str, by_segment: bool) -> Result<GlobMatcher
         .map_err(|e| PolicyError::field(field, format!("invalid glob {glob:?}: {}", e.kind())))
 }
 
-/// The regular expression made to match the whole text, as `selection` does.
-fn anchored(re: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{re})$")).map_err(|e| match e {
+/// The regular expression made to match the whole text (bulk deletion's filters use it too).
+/// The expression is checked as written first, so an error names the user's text and not the
+/// anchoring around it, and so the anchoring cannot turn an invalid expression (`a)|(b`) into
+/// a valid one that matches more than asked.
+pub(crate) fn anchored(re: &str) -> Result<Regex, String> {
+    let message = |e: regex::Error| match e {
         // The parser's message spans lines (the pattern, a caret, the error): keep the error.
         regex::Error::Syntax(s) => s
             .lines()
@@ -141,7 +144,9 @@ fn anchored(re: &str) -> Result<Regex, String> {
             .unwrap_or(&s)
             .to_string(),
         other => other.to_string(),
-    })
+    };
+    Regex::new(re).map_err(message)?;
+    Regex::new(&format!("^(?:{re})$")).map_err(message)
 }
 
 #[cfg(test)]

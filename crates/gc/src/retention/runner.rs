@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use shipshape_meta::policies::{self as q, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy};
 use shipshape_meta::{Catalogue, Clock, Conn, MetaError, Millis, commit, events, manifests};
-use shipshape_meta::{repos, tags, usage};
+use shipshape_meta::{batches, repos, tags, usage};
 use shipshape_oci::Tag;
 use tokio::sync::watch;
 
 use super::{Policy, PolicyError, PolicySpec, Protection, TagFacts, UntaggedFacts, evaluate};
-use crate::Checkpoint;
+use crate::{Checkpoint, Collector};
 
 /// Why a policy operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +84,10 @@ pub struct ItemDecision {
 pub struct RepositoryDecisions {
     pub repository: String,
     pub decisions: Vec<ItemDecision>,
-    /// Bytes that tagged content no longer needs after these deletions: freed by the collector
-    /// once the restore window has passed.
+    /// Bytes these deletions take out of use that stay restorable for the restore window (the
+    /// collector frees them once it has passed).
+    pub bytes_held: u64,
+    /// Bytes these deletions take out of use that the collector frees at once (no window).
     pub bytes_freed: u64,
 }
 
@@ -98,26 +100,7 @@ pub struct Preview {
     pub figures: PreviewFigures,
 }
 
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct PreviewFigures {
-    pub repositories: u64,
-    pub tags_evaluated: u64,
-    pub tags_deleted: u64,
-    pub manifests_deleted: u64,
-    pub bytes_freed: u64,
-}
-
-impl From<RunFigures> for PreviewFigures {
-    fn from(f: RunFigures) -> Self {
-        PreviewFigures {
-            repositories: f.repositories,
-            tags_evaluated: f.tags_evaluated,
-            tags_deleted: f.tags_deleted,
-            manifests_deleted: f.manifests_deleted,
-            bytes_freed: f.bytes_freed,
-        }
-    }
-}
+pub type PreviewFigures = RunFigures;
 
 /// How a policy came to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +110,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
@@ -146,6 +129,8 @@ pub struct Retention {
     policies: Policies,
     /// Off when the operator disabled deletion: runs are refused, previews still work.
     deletion_enabled: bool,
+    /// The collector, whose rules say what the deletions take out of use.
+    collector: Collector,
     checkpoint: Checkpoint,
 }
 
@@ -155,12 +140,14 @@ impl Retention {
         catalogue: Catalogue,
         clock: Arc<dyn Clock>,
         deletion_enabled: bool,
+        collector: Collector,
     ) -> Result<Self> {
         let r = Retention {
             catalogue,
             clock,
             policies: Policies::default(),
             deletion_enabled,
+            collector,
             checkpoint: Checkpoint::default(),
         };
         let mut tx = r.catalogue.begin().await?;
@@ -304,7 +291,7 @@ impl Retention {
             policy: policy.name().to_string(),
             evaluated_at: now,
             repositories: out,
-            figures: figures.into(),
+            figures,
         })
     }
 
@@ -375,6 +362,14 @@ impl Retention {
             ..Default::default()
         };
         let mut freed_manifests = Vec::new();
+        // One batch for everything the policy removes from this repository, so the restore bin
+        // can bring it back at once.
+        let mut by = tags::By::new(deleter.actor(), now);
+        if decisions.iter().any(|d| d.delete) {
+            let batch = batches::create(tx, "policy.run", repo_id, deleter.actor(), now).await?;
+            by = by.in_batch(batch);
+            figures.repositories_affected = 1;
+        }
         let by_digest: HashMap<String, &manifests::Untagged> = untagged
             .iter()
             .map(|m| (m.head.digest.to_string(), m))
@@ -385,7 +380,7 @@ impl Retention {
                 let tag: Tag = d.target.parse().map_err(|e: shipshape_oci::NameError| {
                     MetaError::Corrupt(format!("stored tag {:?}: {e}", d.target))
                 })?;
-                tags::delete(tx, repo_id, &tag, deleter.actor(), now).await?;
+                tags::delete(tx, repo_id, &tag, &by).await?;
                 freed_manifests.push(tag_rows[i].manifest_id);
                 figures.tags_deleted += 1;
                 "tag.delete"
@@ -427,13 +422,19 @@ impl Retention {
             }
         }
         // A manifest still tagged under another name frees nothing: the query sees the tags.
-        let bytes_freed = usage::bytes_only_for(tx, &freed_manifests).await?;
-        figures.bytes_freed = bytes_freed;
+        let rules = self.collector.usage_rules();
+        let out_of_use = usage::bytes_only_for(tx, &freed_manifests, &rules).await?;
+        if self.collector.config().restore_window.is_zero() {
+            figures.bytes_freed = out_of_use;
+        } else {
+            figures.bytes_held = out_of_use;
+        }
         Ok((
             RepositoryDecisions {
                 repository: repo.to_string(),
                 decisions,
-                bytes_freed,
+                bytes_held: figures.bytes_held,
+                bytes_freed: figures.bytes_freed,
             },
             figures,
         ))
@@ -463,18 +464,6 @@ impl Retention {
             policy: name.into(),
             active,
         })?;
-        events::record(
-            &mut tx,
-            &events::NewEvent {
-                actor,
-                action: "policy.run",
-                target: Some(name),
-                reason: Some(trigger.as_str()),
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
         let run = q::get_run(&mut tx, id)
             .await?
             .expect("the run was just written");
@@ -482,12 +471,12 @@ impl Retention {
         let this = self.clone();
         let actor = actor.to_string();
         tokio::spawn(async move {
-            this.execute(id, &policy, &actor, now).await;
+            this.execute(id, &policy, trigger, &actor, now).await;
         });
         Ok(run)
     }
 
-    async fn execute(&self, id: i64, policy: &Policy, actor: &str, now: Millis) {
+    async fn execute(&self, id: i64, policy: &Policy, trigger: Trigger, actor: &str, now: Millis) {
         let mut figures = RunFigures::default();
         let mut errors = Vec::new();
         let state = match self
@@ -502,14 +491,55 @@ impl Retention {
                 "failed"
             }
         };
+        let reason = format!(
+            "run {id} ({}) {state}: {} tags and {} untagged manifests deleted in {} of {} \
+             repositories; {} bytes held for restore, {} bytes reclaimable",
+            trigger.as_str(),
+            figures.tags_deleted,
+            figures.manifests_deleted,
+            figures.repositories_affected,
+            figures.repositories,
+            figures.bytes_held,
+            figures.bytes_freed,
+        );
+        // A scheduled run that changed nothing leaves only its run record: every minute's
+        // empty run would otherwise bury the log.
+        let quiet = trigger == Trigger::Schedule && figures.deleted() == 0 && errors.is_empty();
         let finish = async {
             let mut tx = self.catalogue.begin().await?;
             q::finish_run(&mut tx, id, state, &figures, &errors, self.clock.now()).await?;
+            if !quiet {
+                events::record(
+                    &mut tx,
+                    &events::NewEvent {
+                        actor,
+                        action: "policy.run",
+                        target: Some(policy.name()),
+                        reason: Some(&reason),
+                        ..Default::default()
+                    },
+                    self.clock.now(),
+                )
+                .await?;
+            }
             commit(tx).await
         };
         if let Err(e) = finish.await {
             tracing::error!(run = id, error = %e, "recording the end of a policy run failed");
         }
+        tracing::info!(
+            run = id,
+            policy = policy.name(),
+            trigger = trigger.as_str(),
+            state,
+            repositories = figures.repositories,
+            repositories_affected = figures.repositories_affected,
+            tags_deleted = figures.tags_deleted,
+            manifests_deleted = figures.manifests_deleted,
+            bytes_held = figures.bytes_held,
+            bytes_freed = figures.bytes_freed,
+            "policy run finished"
+        );
     }
 
     /// Returns whether the run was cancelled.
@@ -584,15 +614,18 @@ impl Retention {
         let now = self.clock.now();
         let due = q::due(&mut *self.catalogue.reader().await?, now).await?;
         let mut started = Vec::new();
-        for name in due {
+        for (name, was_due) in due {
             let Ok((_, policy)) = self.get(&name).await else {
                 continue;
             };
             let Some(schedule) = policy.schedule() else {
                 continue;
             };
+            // The next run keeps to the schedule: a run late by the poll interval does not make
+            // every later one late too.
+            let next = schedule.next_due(was_due, now);
             let mut tx = self.catalogue.begin().await?;
-            let moved = q::advance_schedule(&mut tx, &name, now, schedule.next_after(now)).await?;
+            let moved = q::advance_schedule(&mut tx, &name, now, next).await?;
             commit(tx).await?;
             if !moved {
                 continue;

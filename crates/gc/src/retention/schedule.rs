@@ -9,7 +9,7 @@ const MIN_PERIOD: Millis = 60_000;
 /// A policy's schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
-    /// Every so many milliseconds, counted from the previous run (or from start-up).
+    /// Every so many milliseconds, counted from when the policy was applied.
     Every(Millis),
     /// Once a day at this minute of the UTC day (0..1440).
     DailyAt { minute_of_day: u32 },
@@ -65,6 +65,21 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The next run after a run that was due at `was_due` and starts at `now`: the schedule's
+    /// own instants, never moved by a late start. `every` counts from the instant it was due,
+    /// skipping those already past; `daily at` is the next such time after `now`.
+    pub fn next_due(&self, was_due: Millis, now: Millis) -> Millis {
+        match *self {
+            Schedule::Every(period) => {
+                let missed = (now - was_due).max(0) / period;
+                was_due.saturating_add(period.saturating_mul(missed + 1))
+            }
+            Schedule::DailyAt { .. } => self.next_after(now.max(was_due)),
+        }
+    }
+}
+
 impl std::fmt::Display for Schedule {
     /// The canonical text, which [`Schedule::parse`] reads back.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +100,21 @@ impl std::fmt::Display for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_run_does_not_move_the_next_one() {
+        let every = Schedule::Every(M);
+        // Due at 10:00:00, started 30 s late by the poll interval: next at 10:01:00.
+        assert_eq!(every.next_due(600 * M, 600 * M + 30_000), 601 * M);
+        // Started exactly on time.
+        assert_eq!(every.next_due(600 * M, 600 * M), 601 * M);
+        // Missed several (the server was down): the next instant of the schedule after now.
+        assert_eq!(every.next_due(600 * M, 603 * M + 5), 604 * M);
+        let daily = Schedule::DailyAt { minute_of_day: 180 };
+        let day = 24 * H;
+        assert_eq!(daily.next_due(3 * H, 3 * H + 30_000), day + 3 * H);
+        assert_eq!(daily.next_due(3 * H, 2 * day + 5 * H), 3 * day + 3 * H);
+    }
 
     const H: Millis = 3_600_000;
     const M: Millis = 60_000;

@@ -29,10 +29,13 @@ pub struct StartRun {
     /// List what would be deleted, delete nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// Also delete manifests that no tag, index or present subject holds.
-    #[serde(default)]
-    pub include_untagged_manifests: bool,
-    /// A grace period for this run only (e.g. `0s`, `10m`); default: the configured review delay.
+    /// Also delete manifests that no tag, index or present subject holds; default: what the
+    /// registry's background collector does (`gc.untagged_manifests`), so a run frees what the
+    /// storage figures call reclaimable.
+    pub include_untagged_manifests: Option<bool>,
+    /// A grace period for this run only (e.g. `0s`, `10m`); default: the configured review
+    /// delay. A blob or manifest a client was just told exists keeps its lease whatever the
+    /// grace (`gc.lease`), so pushes in flight never fail.
     pub grace: Option<String>,
     /// Also sweep storage for objects the catalogue does not know (default false): the sweep
     /// lists the whole store, so its cost follows the store's size, not the churn. Ask for it
@@ -45,6 +48,8 @@ pub struct RunFigures {
     pub reviewed: u64,
     pub manifests_deleted: u64,
     pub blobs_deleted: u64,
+    /// Bytes of the blobs and manifests deleted (or, in a dry run, that would be), and of
+    /// orphan objects swept.
     pub bytes_deleted: u64,
     pub links_deleted: u64,
     pub uploads_deleted: u64,
@@ -152,7 +157,9 @@ pub async fn start(
         .transpose()?;
     let spec = RunSpec {
         dry_run: opts.dry_run,
-        include_untagged: opts.include_untagged_manifests,
+        include_untagged: opts
+            .include_untagged_manifests
+            .unwrap_or(app.collector.config().untagged_manifests),
         sweep: opts.sweep.unwrap_or(false),
         grace_ms,
         started_by: format!("anonymous@{}", peer.ip()),

@@ -11,12 +11,12 @@ use futures::StreamExt;
 use serde::Deserialize;
 use shipshape_gc::selection::FilterSpec;
 use shipshape_meta::events::EventFilter;
-use shipshape_oci::{Digest, RepoName, Tag};
+use shipshape_oci::{RepoName, Tag};
 
 use super::model::{self, time};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::registry::Actor;
+use crate::registry::{Actor, Overwrite, TagQuery};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -50,13 +50,25 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&buf).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// The query string of a request, parsed; unknown parameters are refused.
+fn query<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .map_err(|e| bad_request(e.body_text()))
+}
+
+fn tag_name(t: &str) -> Result<Tag, ApiError> {
+    t.parse::<Tag>()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.to_string()))
+}
+
 #[derive(Deserialize)]
 pub struct Page {
     n: Option<u64>,
     last: Option<String>,
 }
 
-/// List repositories.
+/// List repositories with their counts and storage figures.
 #[utoipa::path(get, path = "/api/v1/repositories",
     params(("n" = Option<u64>, Query, description = "page size"),
            ("last" = Option<String>, Query, description = "list names after this one")),
@@ -72,16 +84,21 @@ pub async fn list_repositories(State(app): State<AppState>, Query(page): Query<P
     .into_response())
 }
 
-fn repository_info(r: shipshape_meta::repos::RepoSummary) -> model::RepositoryInfo {
+fn repository_info(r: crate::registry::RepositoryDetails) -> model::RepositoryInfo {
+    let s = r.summary;
     model::RepositoryInfo {
-        name: r.name,
-        created_at: time(r.created_at),
-        tags: r.tags,
-        manifests: r.manifests,
+        name: s.name,
+        created_at: time(s.created_at),
+        tags: s.tags,
+        manifests: s.manifests,
+        untagged_manifests: s.untagged,
+        last_pushed_at: s.last_pushed_at.map(time),
+        last_pulled_at: s.last_pulled_at.map(time),
+        usage: r.usage.into(),
     }
 }
 
-/// One repository.
+/// One repository with its counts and storage figures.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}",
     params(("name" = String, Path, description = "repository name, slashes included")),
     responses((status = 200, body = model::RepositoryInfo), (status = 404, body = model::ErrorBody)))]
@@ -91,6 +108,7 @@ pub async fn get_repository(app: &AppState, repo: RepoName) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Confirm {
     confirm: Option<String>,
     #[serde(default)]
@@ -99,6 +117,7 @@ struct Confirm {
 
 /// `?override_protection=true`: delete protected tags too (an admin action, logged as such).
 #[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct Override {
     #[serde(default)]
     override_protection: bool,
@@ -119,8 +138,7 @@ pub async fn delete_repository(
     peer: Option<SocketAddr>,
     req: Request,
 ) -> ApiResult {
-    let q: Query<Confirm> =
-        Query::try_from_uri(req.uri()).map_err(|e| bad_request(e.to_string()))?;
+    let q: Confirm = query(&req)?;
     let done = app
         .registry
         .delete_repository(
@@ -132,17 +150,185 @@ pub async fn delete_repository(
         .await?;
     Ok(Json(model::RepositoryDeletion {
         repository: done.repository,
-        tags: done
-            .tags
-            .into_iter()
-            .map(|t| model::DeletedTag {
-                tag: t.tag,
-                digest: t.digest.to_string(),
-            })
-            .collect(),
+        tags: done.tags.into_iter().map(deleted_tag).collect(),
         manifests: done.manifests,
+        freed: done.freed.into(),
+        batch: done.batch,
     })
     .into_response())
+}
+
+fn deleted_tag(t: crate::registry::DeletedTag) -> model::DeletedTag {
+    model::DeletedTag {
+        tag: t.tag,
+        digest: t.digest.to_string(),
+    }
+}
+
+fn restored_tag(r: crate::registry::RestoredTag) -> model::RestoredTag {
+    model::RestoredTag {
+        tag: r.tag,
+        digest: r.digest.to_string(),
+        replaced: r.replaced.map(|d| d.to_string()),
+    }
+}
+
+fn batch_restore(r: crate::registry::BatchRestore) -> model::BatchRestore {
+    model::BatchRestore {
+        repository: r.repository,
+        batch: r.batch,
+        tags: r.tags.into_iter().map(restored_tag).collect(),
+        manifests: r.manifests,
+    }
+}
+
+/// Restore a deleted repository: every tag its latest deletion removed, with its untagged
+/// manifests and referrers. All or none: a tag name reused since needs `force`.
+#[utoipa::path(post, path = "/api/v1/repositories/{name}/-/restore",
+    params(("name" = String, Path)),
+    request_body(content = model::BatchRestoreRequest, description = "optional"),
+    responses((status = 200, body = model::BatchRestore),
+              (status = 404, description = "never deleted", body = model::ErrorBody),
+              (status = 409, description = "tag names reused; use force", body = model::ErrorBody),
+              (status = 410, description = "content already purged", body = model::ErrorBody)))]
+pub async fn restore_repository(
+    app: &AppState,
+    repo: RepoName,
+    peer: Option<SocketAddr>,
+    req: Request,
+) -> ApiResult {
+    let body: model::BatchRestoreRequest =
+        json_body(req.into_body(), Some(Default::default())).await?;
+    let r = app
+        .registry
+        .restore_repository(
+            &repo,
+            Overwrite {
+                force: body.force,
+                override_protection: body.override_protection,
+            },
+            &actor(peer),
+        )
+        .await?;
+    Ok(Json(batch_restore(r)).into_response())
+}
+
+/// Restore every tag an operation (a batch) removed: a repository deletion, a deletion of
+/// several tags, a bulk delete, a policy run's repository.
+#[utoipa::path(post, path = "/api/v1/batches/{id}/restore",
+    params(("id" = i64, Path, description = "the batch a deletion answered with")),
+    request_body(content = model::BatchRestoreRequest, description = "optional"),
+    responses((status = 200, body = model::BatchRestore),
+              (status = 404, body = model::ErrorBody),
+              (status = 409, description = "tag names reused; use force", body = model::ErrorBody)))]
+pub async fn restore_batch(
+    State(app): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let body: model::BatchRestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let r = app
+        .registry
+        .restore_batch(
+            id,
+            Overwrite {
+                force: body.force,
+                override_protection: body.override_protection,
+            },
+            &actor(Some(peer)),
+        )
+        .await?;
+    Ok(Json(batch_restore(r)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestorableQuery {
+    repository: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn restorable_page(
+    app: &AppState,
+    repo: Option<&RepoName>,
+    before: Option<i64>,
+    limit: Option<i64>,
+) -> ApiResult {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_request("limit must be between 1 and 1000"));
+    }
+    let entries = app.registry.restorable(repo, before, limit + 1).await?;
+    let more = entries.len() as i64 > limit;
+    let tags: Vec<model::RestorableTag> = entries
+        .into_iter()
+        .take(limit as usize)
+        .map(|e| model::RestorableTag {
+            id: e.id,
+            repository: e.repository,
+            repository_deleted: e.repository_deleted,
+            tag: e.tag,
+            how: e.how.to_string(),
+            digest: e.digest.to_string(),
+            left_at: time(e.left_at),
+            restorable_until: time(e.restorable_until),
+            actor: e.actor,
+            batch: e.batch,
+            conflict: e.conflict.map(|d| d.to_string()),
+        })
+        .collect();
+    let next = if more {
+        tags.last().map(|t| t.id)
+    } else {
+        None
+    };
+    Ok(Json(model::RestorableList { tags, next }).into_response())
+}
+
+/// The restore bin: every tag that can go back to a manifest it left (deleted, overwritten by a
+/// push, replaced by a forced restore), newest first, with its deadline and any conflict.
+#[utoipa::path(get, path = "/api/v1/restorable",
+    params(("repository" = Option<String>, Query, description = "only this repository"),
+           ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
+           ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
+    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
+pub async fn restorable(
+    State(app): State<AppState>,
+    Query(q): Query<RestorableQuery>,
+) -> ApiResult {
+    let repo = q
+        .repository
+        .as_deref()
+        .map(|r| {
+            r.parse::<RepoName>()
+                .map_err(|e| ApiError::name_invalid(e.to_string()))
+        })
+        .transpose()?;
+    restorable_page(&app, repo.as_ref(), q.before, q.limit).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestorablePage {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The restore bin of one repository (also a deleted one).
+#[utoipa::path(get, path = "/api/v1/repositories/{name}/-/restorable",
+    params(("name" = String, Path),
+           ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
+           ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
+    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
+pub async fn repository_restorable(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
+    let q: RestorablePage = query(&req)?;
+    restorable_page(app, Some(&repo), q.before, q.limit).await
 }
 
 fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
@@ -157,12 +343,37 @@ fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagListQuery {
+    sort: Option<String>,
+    #[serde(default)]
+    reverse: bool,
+    pattern: Option<String>,
+}
+
 /// Tags of a repository with digest, size, push and pull times.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/tags",
-    params(("name" = String, Path, description = "repository name")),
-    responses((status = 200, body = model::TagList), (status = 404, body = model::ErrorBody)))]
-pub async fn list_tags(app: &AppState, repo: RepoName) -> ApiResult {
-    let tags = app.registry.tag_details(&repo).await?;
+    params(("name" = String, Path, description = "repository name"),
+           ("sort" = Option<String>, Query, description = "`name` (default), `pushed`, `pulled` or `size`; newest or largest first"),
+           ("reverse" = Option<bool>, Query, description = "reverse the order"),
+           ("pattern" = Option<String>, Query, description = "only tags matching this glob, or `regex:…`")),
+    responses((status = 200, body = model::TagList), (status = 400, body = model::ErrorBody),
+              (status = 404, body = model::ErrorBody)))]
+pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
+    let q: TagListQuery = query(&req)?;
+    let tag_query = TagQuery {
+        sort: q
+            .sort
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad_request)?
+            .unwrap_or_default(),
+        reverse: q.reverse,
+        pattern: q.pattern,
+    };
+    let tags = app.registry.tag_details(&repo, &tag_query).await?;
     Ok(Json(model::TagList {
         repository: repo.to_string(),
         tags: tags.into_iter().map(tag_info).collect(),
@@ -175,13 +386,7 @@ pub async fn list_tags(app: &AppState, repo: RepoName) -> ApiResult {
     params(("name" = String, Path), ("tag" = String, Path)),
     responses((status = 200, body = model::TagInfo), (status = 404, body = model::ErrorBody)))]
 pub async fn get_tag(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult {
-    let found = app
-        .registry
-        .tag_details(&repo)
-        .await?
-        .into_iter()
-        .find(|t| t.name == tag.as_str())
-        .ok_or_else(|| crate::registry::RegistryError::ManifestUnknown(tag.to_string()))?;
+    let found = app.registry.tag(&repo, &tag).await?;
     Ok(Json(tag_info(found)).into_response())
 }
 
@@ -198,8 +403,7 @@ pub async fn delete_tag(
     peer: Option<SocketAddr>,
     req: Request,
 ) -> ApiResult {
-    let q: Query<Override> =
-        Query::try_from_uri(req.uri()).map_err(|e| bad_request(e.to_string()))?;
+    let q: Override = query(&req)?;
     let digest = app
         .registry
         .delete_tag(&repo, &tag, q.override_protection, &actor(peer))
@@ -207,6 +411,44 @@ pub async fn delete_tag(
     Ok(Json(model::DeletedTag {
         tag: tag.to_string(),
         digest: digest.to_string(),
+    })
+    .into_response())
+}
+
+/// Delete several tags at once: every name is checked first, and either all go or none.
+#[utoipa::path(post, path = "/api/v1/repositories/{name}/-/tags/delete",
+    params(("name" = String, Path)),
+    request_body = model::TagsDeleteRequest,
+    responses((status = 200, body = model::TagsDeletion),
+              (status = 404, description = "a tag is not known; nothing was deleted", body = model::ErrorBody),
+              (status = 403, description = "a tag is protected; nothing was deleted", body = model::ErrorBody)))]
+pub async fn delete_tags(
+    app: &AppState,
+    repo: RepoName,
+    peer: Option<SocketAddr>,
+    req: Request,
+) -> ApiResult {
+    let body: model::TagsDeleteRequest = json_body(req.into_body(), None).await?;
+    let names = body
+        .tags
+        .iter()
+        .map(|t| tag_name(t))
+        .collect::<Result<Vec<Tag>, ApiError>>()?;
+    let done = app
+        .registry
+        .delete_tags(
+            &repo,
+            &names,
+            body.override_protection,
+            body.dry_run,
+            &actor(peer),
+        )
+        .await?;
+    Ok(Json(model::TagsDeletion {
+        dry_run: done.dry_run,
+        deleted: done.deleted.into_iter().map(deleted_tag).collect(),
+        freed: done.freed.into(),
+        batch: done.batch,
     })
     .into_response())
 }
@@ -252,12 +494,13 @@ pub async fn repository_history(app: &AppState, repo: RepoName) -> ApiResult {
     Ok(history(&repo, entries))
 }
 
-/// Restore a deleted tag (also one deleted with its manifest or repository).
+/// Restore a tag to the manifest it last left (deleted, or overwritten by a push), or to the
+/// digest given; also one deleted with its manifest or repository.
 #[utoipa::path(post, path = "/api/v1/repositories/{name}/-/tags/{tag}/restore",
     params(("name" = String, Path), ("tag" = String, Path)),
     request_body(content = model::RestoreRequest, description = "optional"),
     responses((status = 200, body = model::RestoredTag),
-              (status = 404, description = "never deleted", body = model::ErrorBody),
+              (status = 404, description = "never left a manifest", body = model::ErrorBody),
               (status = 409, description = "the name was reused; use force", body = model::ErrorBody),
               (status = 403, description = "the reused name is protected", body = model::ErrorBody),
               (status = 410, description = "the manifest has been purged", body = model::ErrorBody)))]
@@ -270,28 +513,20 @@ pub async fn restore_tag(
 ) -> ApiResult {
     let body: model::RestoreRequest =
         json_body(req.into_body(), Some(model::RestoreRequest::default())).await?;
-    let digest = body
-        .digest
-        .map(|d| d.parse::<Digest>())
-        .transpose()
-        .map_err(|e| bad_request(e.to_string()))?;
     let r = app
         .registry
         .restore_tag(
             &repo,
             &tag,
-            digest,
-            body.force,
-            body.override_protection,
+            body.digest.as_deref(),
+            Overwrite {
+                force: body.force,
+                override_protection: body.override_protection,
+            },
             &actor(peer),
         )
         .await?;
-    Ok(Json(model::RestoredTag {
-        tag: r.tag,
-        digest: r.digest.to_string(),
-        replaced: r.replaced.map(|d| d.to_string()),
-    })
-    .into_response())
+    Ok(Json(restored_tag(r)).into_response())
 }
 
 /// Delete tags in bulk by combined filters, or preview with `dry_run`.
@@ -315,7 +550,13 @@ pub async fn bulk_delete(
     };
     let r = app
         .registry
-        .bulk_delete_tags(&repo, &spec, body.dry_run, &actor(peer))
+        .bulk_delete_tags(
+            &repo,
+            &spec,
+            body.dry_run,
+            body.override_protection,
+            &actor(peer),
+        )
         .await?;
     Ok(Json(model::BulkDeleteResult {
         dry_run: r.dry_run,
@@ -329,15 +570,110 @@ pub async fn bulk_delete(
                 reason: d.reason,
             })
             .collect(),
+        freed: r.freed.into(),
+        batch: r.batch,
     })
     .into_response())
 }
 
-fn usage_report(
-    total: shipshape_meta::usage::Usage,
-    per: Vec<(String, shipshape_meta::usage::Usage)>,
-) -> Response {
-    Json(model::UsageReport {
+fn manifest_info(m: crate::registry::ManifestDetails) -> model::ManifestInfo {
+    let s = m.summary;
+    let kind = if !s.tags.is_empty() {
+        "tagged"
+    } else if s.parents > 0 {
+        "child"
+    } else if s.subject.is_some() {
+        "referrer"
+    } else {
+        "untagged"
+    };
+    model::ManifestInfo {
+        digest: s.head.digest.to_string(),
+        media_type: s.head.media_type,
+        artifact_type: s.artifact_type,
+        size: s.head.size,
+        kind: kind.to_string(),
+        tags: s.tags,
+        subject: s.subject.map(|d| d.to_string()),
+        listed_by: s.parents,
+        referrers: s.referrers,
+        created_at: time(s.created_at),
+        last_pulled_at: s.last_pulled_at.map(time),
+        pull_count: s.pull_count,
+    }
+}
+
+/// The live manifests of a repository: tagged, children of indexes, referrers and untagged.
+#[utoipa::path(get, path = "/api/v1/repositories/{name}/-/manifests",
+    params(("name" = String, Path)),
+    responses((status = 200, body = model::ManifestList), (status = 404, body = model::ErrorBody)))]
+pub async fn list_manifests(app: &AppState, repo: RepoName) -> ApiResult {
+    let all = app.registry.manifests(&repo).await?;
+    Ok(Json(model::ManifestList {
+        repository: repo.to_string(),
+        manifests: all.into_iter().map(manifest_info).collect(),
+    })
+    .into_response())
+}
+
+/// One manifest, by digest or a unique prefix of one.
+#[utoipa::path(get, path = "/api/v1/repositories/{name}/-/manifests/{digest}",
+    params(("name" = String, Path), ("digest" = String, Path, description = "a digest or a unique prefix")),
+    responses((status = 200, body = model::ManifestInfo), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "the prefix is ambiguous", body = model::ErrorBody)))]
+pub async fn get_manifest(app: &AppState, repo: RepoName, digest: &str) -> ApiResult {
+    let m = app.registry.manifest(&repo, digest).await?;
+    Ok(Json(manifest_info(m)).into_response())
+}
+
+/// Delete a manifest (by digest or unique prefix) with every tag pointing at it; restorable
+/// for the restore window.
+#[utoipa::path(delete, path = "/api/v1/repositories/{name}/-/manifests/{digest}",
+    params(("name" = String, Path), ("digest" = String, Path, description = "a digest or a unique prefix"),
+           ("override_protection" = Option<bool>, Query, description = "delete protected tags too")),
+    responses((status = 200, body = model::ManifestDeletion), (status = 404, body = model::ErrorBody),
+              (status = 409, description = "an index lists it", body = model::ErrorBody),
+              (status = 403, description = "a tag on it is protected", body = model::ErrorBody)))]
+pub async fn delete_manifest(
+    app: &AppState,
+    repo: RepoName,
+    digest: &str,
+    peer: Option<SocketAddr>,
+    req: Request,
+) -> ApiResult {
+    let q: Override = query(&req)?;
+    let done = app
+        .registry
+        .delete_manifest_by_prefix(&repo, digest, q.override_protection, &actor(peer))
+        .await?;
+    Ok(Json(model::ManifestDeletion {
+        digest: done.digest.to_string(),
+        tags: done.tags,
+        freed: done.freed.into(),
+        batch: done.batch,
+    })
+    .into_response())
+}
+
+/// Storage figures of one repository.
+#[utoipa::path(get, path = "/api/v1/repositories/{name}/-/usage",
+    params(("name" = String, Path)),
+    responses((status = 200, body = model::RepositoryUsage), (status = 404, body = model::ErrorBody)))]
+pub async fn repository_usage(app: &AppState, repo: RepoName) -> ApiResult {
+    let u = app.registry.repository_usage(&repo).await?;
+    Ok(Json(model::RepositoryUsage {
+        name: repo.to_string(),
+        figures: u.into(),
+    })
+    .into_response())
+}
+
+/// Storage figures: in total and per repository, correct under deduplication.
+#[utoipa::path(get, path = "/api/v1/usage",
+    responses((status = 200, body = model::UsageReport)))]
+pub async fn usage(State(app): State<AppState>) -> ApiResult {
+    let (total, per) = app.registry.usage().await?;
+    Ok(Json(model::UsageReport {
         total: total.into(),
         repositories: per
             .into_iter()
@@ -347,27 +683,11 @@ fn usage_report(
             })
             .collect(),
     })
-    .into_response()
-}
-
-/// Storage figures of one repository (and the registry's total).
-#[utoipa::path(get, path = "/api/v1/repositories/{name}/-/usage",
-    params(("name" = String, Path)),
-    responses((status = 200, body = model::UsageReport), (status = 404, body = model::ErrorBody)))]
-pub async fn repository_usage(app: &AppState, repo: RepoName) -> ApiResult {
-    let (total, per) = app.registry.usage(Some(&repo)).await?;
-    Ok(usage_report(total, per))
-}
-
-/// Storage figures: in total and per repository, correct under deduplication.
-#[utoipa::path(get, path = "/api/v1/usage",
-    responses((status = 200, body = model::UsageReport)))]
-pub async fn usage(State(app): State<AppState>) -> ApiResult {
-    let (total, per) = app.registry.usage(None).await?;
-    Ok(usage_report(total, per))
+    .into_response())
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventQuery {
     repository: Option<String>,
     action: Option<String>,
@@ -377,20 +697,33 @@ pub struct EventQuery {
     limit: Option<i64>,
 }
 
-/// An RFC 3339 time, or a duration meaning that long ago (`24h`).
-fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiError> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(value) {
-        let ms = t
-            .duration_since(std::time::UNIX_EPOCH)
+/// An RFC 3339 time, a date (midnight UTC), or a duration meaning that long ago (`24h`).
+pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiError> {
+    let to_ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        return Ok(ms);
+            .unwrap_or(0)
+    };
+    if let Ok(t) = humantime::parse_rfc3339_weak(value) {
+        return Ok(to_ms(t));
+    }
+    let is_date = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if is_date && let Ok(t) = humantime::parse_rfc3339(&format!("{value}T00:00:00Z")) {
+        return Ok(to_ms(t));
     }
     if let Ok(d) = humantime::parse_duration(value) {
         return Ok(now - d.as_millis() as i64);
     }
     Err(bad_request(format!(
-        "{field}: {value:?} is neither an RFC 3339 time nor a duration such as 24h"
+        "{field}: {value:?} is neither a time (2026-05-01T12:00:00Z), a date (2026-05-01) nor a \
+         duration such as 24h"
     )))
 }
 
@@ -398,8 +731,8 @@ fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiError> {
 #[utoipa::path(get, path = "/api/v1/events",
     params(("repository" = Option<String>, Query),
            ("action" = Option<String>, Query, description = "exact (`tag.delete`) or family (`tag`)"),
-           ("since" = Option<String>, Query, description = "RFC 3339 time or a duration ago"),
-           ("until" = Option<String>, Query, description = "RFC 3339 time or a duration ago"),
+           ("since" = Option<String>, Query, description = "RFC 3339 time, a date, or a duration ago"),
+           ("until" = Option<String>, Query, description = "RFC 3339 time, a date, or a duration ago"),
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
     responses((status = 200, body = model::EventList), (status = 400, body = model::ErrorBody)))]

@@ -37,13 +37,21 @@ use crate::http::AppState;
         handlers::list_repositories,
         handlers::get_repository,
         handlers::delete_repository,
+        handlers::restore_repository,
+        handlers::repository_restorable,
+        handlers::restorable,
+        handlers::restore_batch,
         handlers::list_tags,
         handlers::get_tag,
         handlers::delete_tag,
+        handlers::delete_tags,
         handlers::tag_history,
         handlers::repository_history,
         handlers::restore_tag,
         handlers::bulk_delete,
+        handlers::list_manifests,
+        handlers::get_manifest,
+        handlers::delete_manifest,
         handlers::repository_usage,
         handlers::usage,
         handlers::list_events,
@@ -75,6 +83,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/repositories", get(handlers::list_repositories))
         .route("/api/v1/repositories/{*rest}", any(repository))
         .route("/api/v1/usage", get(handlers::usage))
+        .route("/api/v1/restorable", get(handlers::restorable))
+        .route(
+            "/api/v1/batches/{id}/restore",
+            axum::routing::post(handlers::restore_batch),
+        )
         .route("/api/v1/events", get(handlers::list_events))
         .route("/api/v1/gc/runs", get(gc::list).post(gc::start))
         .route("/api/v1/gc/runs/active", get(gc::active))
@@ -121,16 +134,21 @@ async fn openapi() -> Response {
 /// A sub-resource of a repository.
 enum Sub {
     Repository,
+    Restore,
+    Restorable,
     Tags,
+    TagsDelete,
     Tag(Tag),
     TagHistory(Tag),
     TagRestore(Tag),
     BulkDelete,
     History,
     Usage,
+    Manifests,
+    Manifest(String),
 }
 
-fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
+fn parse(rest: &str, method: &Method) -> Result<(RepoName, Sub), ApiError> {
     let (name, sub) = match rest.split_once("/-/") {
         Some((n, s)) => (n, Some(s)),
         None => (rest.trim_end_matches('/'), None),
@@ -152,7 +170,12 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
     let segs: Vec<&str> = sub.map(|s| s.split('/').collect()).unwrap_or_default();
     let sub = match segs.as_slice() {
         [] => Sub::Repository,
+        ["restore"] => Sub::Restore,
+        ["restorable"] => Sub::Restorable,
         ["tags"] => Sub::Tags,
+        ["tags", "delete"] if method == Method::POST => Sub::TagsDelete,
+        ["manifests"] => Sub::Manifests,
+        ["manifests", d] => Sub::Manifest(d.to_string()),
         ["tags", t] => Sub::Tag(tag(t)?),
         ["tags", t, "history"] => Sub::TagHistory(tag(t)?),
         ["tags", t, "restore"] => Sub::TagRestore(tag(t)?),
@@ -174,17 +197,25 @@ async fn repository(State(app): State<AppState>, req: Request) -> Response {
         .path()
         .trim_start_matches("/api/v1/repositories/")
         .to_string();
-    let (repo, sub) = match parse(&rest) {
+    let method = req.method().clone();
+    let (repo, sub) = match parse(&rest, &method) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let method = req.method().clone();
     let result = match (sub, method) {
         (Sub::Repository, Method::GET) => handlers::get_repository(&app, repo).await,
         (Sub::Repository, Method::DELETE) => {
             handlers::delete_repository(&app, repo, peer, req).await
         }
-        (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo).await,
+        (Sub::Restore, Method::POST) => handlers::restore_repository(&app, repo, peer, req).await,
+        (Sub::Restorable, Method::GET) => handlers::repository_restorable(&app, repo, req).await,
+        (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo, req).await,
+        (Sub::TagsDelete, Method::POST) => handlers::delete_tags(&app, repo, peer, req).await,
+        (Sub::Manifests, Method::GET) => handlers::list_manifests(&app, repo).await,
+        (Sub::Manifest(d), Method::GET) => handlers::get_manifest(&app, repo, &d).await,
+        (Sub::Manifest(d), Method::DELETE) => {
+            handlers::delete_manifest(&app, repo, &d, peer, req).await
+        }
         (Sub::Tag(t), Method::GET) => handlers::get_tag(&app, repo, t).await,
         (Sub::Tag(t), Method::DELETE) => handlers::delete_tag(&app, repo, t, peer, req).await,
         (Sub::TagHistory(t), Method::GET) => handlers::tag_history(&app, repo, t).await,

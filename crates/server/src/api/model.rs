@@ -16,6 +16,13 @@ pub struct RepositoryInfo {
     pub created_at: String,
     pub tags: i64,
     pub manifests: i64,
+    /// Live manifests no tag points at (index children and referrers included).
+    pub untagged_manifests: i64,
+    /// The latest push of a tag or manifest.
+    pub last_pushed_at: Option<String>,
+    /// The latest pull (GET) of a manifest.
+    pub last_pulled_at: Option<String>,
+    pub usage: UsageFigures,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -64,18 +71,67 @@ pub struct DeletedTag {
     pub digest: String,
 }
 
+/// What a deletion took out of use.
+#[derive(Serialize, ToSchema)]
+pub struct Freed {
+    /// Bytes kept for the restore window; the collector frees them once it has passed.
+    pub bytes_held_for_restore: u64,
+    /// Bytes the collector frees at once (the registry has no restore window).
+    pub bytes_reclaimable: u64,
+    /// Until when the deletion can be undone; absent without a restore window.
+    pub restorable_until: Option<String>,
+}
+
+impl From<crate::registry::Freed> for Freed {
+    fn from(f: crate::registry::Freed) -> Self {
+        Freed {
+            bytes_held_for_restore: f.bytes_held,
+            bytes_reclaimable: f.bytes_reclaimable,
+            restorable_until: f.restorable_until.map(time),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RepositoryDeletion {
     pub repository: String,
     pub tags: Vec<DeletedTag>,
     /// Manifests deleted; restorable until the restore window ends.
     pub manifests: u64,
+    #[serde(flatten)]
+    pub freed: Freed,
+    /// Restore it with `POST /api/v1/batches/{batch}/restore`, or the repository's restore.
+    pub batch: i64,
+}
+
+/// Tags to delete together: all of them, or none when one cannot be.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsDeleteRequest {
+    pub tags: Vec<String>,
+    /// Delete protected tags too (an admin action, logged as such).
+    #[serde(default)]
+    pub override_protection: bool,
+    /// Only report what would be deleted and freed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagsDeletion {
+    pub dry_run: bool,
+    pub deleted: Vec<DeletedTag>,
+    #[serde(flatten)]
+    pub freed: Freed,
+    /// The batch that undoes it (absent for a dry run).
+    pub batch: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
-    /// The digest to point the tag at; default: the one it pointed at when last deleted.
+    /// The digest (or a unique prefix of one) to point the tag at; default: the one it last
+    /// left (when deleted, or overwritten by a push).
     pub digest: Option<String>,
     /// Overwrite the tag if its name has been reused since.
     #[serde(default)]
@@ -90,6 +146,92 @@ pub struct RestoredTag {
     pub tag: String,
     pub digest: String,
     pub replaced: Option<String>,
+}
+
+/// Options of a repository's or a batch's restore.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRestoreRequest {
+    /// Overwrite tag names reused since.
+    #[serde(default)]
+    pub force: bool,
+    /// With `force`, overwrite protected tags too.
+    #[serde(default)]
+    pub override_protection: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchRestore {
+    pub repository: String,
+    pub batch: i64,
+    pub tags: Vec<RestoredTag>,
+    /// Manifests brought back beside the tags' (a repository's untagged ones).
+    pub manifests: u64,
+}
+
+/// A tag that can go back to a manifest it left.
+#[derive(Serialize, ToSchema)]
+pub struct RestorableTag {
+    /// The history entry: pass as `before` for the next page.
+    pub id: i64,
+    pub repository: String,
+    /// The repository was deleted; restoring brings it back.
+    pub repository_deleted: bool,
+    pub tag: String,
+    /// `deleted`, `overwritten` (by a push) or `replaced` (by a forced restore).
+    pub how: String,
+    pub digest: String,
+    pub left_at: String,
+    pub restorable_until: String,
+    pub actor: String,
+    /// The operation that removed it; restoring the batch brings back all of it.
+    pub batch: Option<i64>,
+    /// What the tag points at now, when its name was reused: restoring needs force.
+    pub conflict: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RestorableList {
+    pub tags: Vec<RestorableTag>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+/// A live manifest.
+#[derive(Serialize, ToSchema)]
+pub struct ManifestInfo {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    /// Bytes of the manifest itself.
+    pub size: u64,
+    /// `tagged`, `child` (listed by an index), `referrer` (of a subject) or `untagged`.
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub subject: Option<String>,
+    /// Live indexes listing it.
+    pub listed_by: i64,
+    /// Live referrers (signatures, SBOMs) of it.
+    pub referrers: i64,
+    pub created_at: String,
+    pub last_pulled_at: Option<String>,
+    pub pull_count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ManifestList {
+    pub repository: String,
+    pub manifests: Vec<ManifestInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ManifestDeletion {
+    pub digest: String,
+    /// Tags that pointed at it, deleted with it.
+    pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub freed: Freed,
+    pub batch: i64,
 }
 
 /// Filters that combine: a tag is deleted only when every given one says so.
@@ -107,6 +249,9 @@ pub struct BulkDeleteRequest {
     /// Only report what would be deleted.
     #[serde(default)]
     pub dry_run: bool,
+    /// Delete protected tags the filters select too (an admin action, logged as such).
+    #[serde(default)]
+    pub override_protection: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -123,18 +268,29 @@ pub struct BulkDeleteResult {
     pub deleted: Vec<String>,
     /// Every tag of the repository with its decision and the reason.
     pub decisions: Vec<Decision>,
+    #[serde(flatten)]
+    pub freed: Freed,
+    pub batch: Option<i64>,
 }
 
+/// Bytes of blobs and manifests, each counted once, by what holds them: `stored_bytes` is the
+/// sum of in use, held for restore, in grace and reclaimable.
 #[derive(Serialize, ToSchema, Debug, PartialEq, Eq)]
 pub struct UsageFigures {
     pub stored_bytes: u64,
     /// Bytes no other repository has (equal to stored for the total).
     pub unique_bytes: u64,
-    /// Bytes no manifest needs: what a collection frees.
-    pub reclaimable_bytes: u64,
-    /// Bytes needed only by deleted content that can still be restored.
+    /// Needed by live content (tagged images, what they list, their referrers).
+    pub in_use_bytes: u64,
+    /// Needed only by deleted content that can still be restored.
     pub held_for_restore_bytes: u64,
+    /// Garbage the collector leaves for now: within its grace period, or a blob a client was
+    /// just told exists.
+    pub in_grace_bytes: u64,
+    /// Garbage a collection frees now (`shipshape gc start`, or the background workers).
+    pub reclaimable_bytes: u64,
     pub blobs: u64,
+    pub manifests: u64,
 }
 
 impl From<shipshape_meta::usage::Usage> for UsageFigures {
@@ -142,9 +298,12 @@ impl From<shipshape_meta::usage::Usage> for UsageFigures {
         UsageFigures {
             stored_bytes: u.stored,
             unique_bytes: u.unique,
-            reclaimable_bytes: u.reclaimable,
+            in_use_bytes: u.in_use,
             held_for_restore_bytes: u.held_for_restore,
+            in_grace_bytes: u.in_grace,
+            reclaimable_bytes: u.reclaimable,
             blobs: u.blobs,
+            manifests: u.manifests,
         }
     }
 }

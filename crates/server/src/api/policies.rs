@@ -178,17 +178,40 @@ pub struct Decision {
 pub struct RepositoryPreview {
     pub repository: String,
     pub decisions: Vec<Decision>,
-    /// Bytes no tagged content needs after these deletions (freed once the restore window ends).
-    pub bytes_freed: u64,
+    /// Bytes these deletions take out of use that stay restorable for the restore window.
+    pub bytes_held_for_restore: u64,
+    /// Bytes these deletions take out of use that a collection frees at once (no window).
+    pub bytes_reclaimable: u64,
 }
 
+/// What a policy run did, or a preview would do.
 #[derive(Serialize, ToSchema)]
-pub struct PreviewFigures {
+pub struct PolicyFigures {
+    /// Repositories evaluated.
     pub repositories: u64,
+    /// Repositories that lose (or lost) a tag or manifest.
+    pub repositories_affected: u64,
     pub tags_evaluated: u64,
     pub tags_deleted: u64,
     pub manifests_deleted: u64,
-    pub bytes_freed: u64,
+    /// Bytes taken out of use that stay restorable until the restore window ends.
+    pub bytes_held_for_restore: u64,
+    /// Bytes taken out of use that a collection frees at once (no restore window).
+    pub bytes_reclaimable: u64,
+}
+
+impl From<shipshape_meta::policies::RunFigures> for PolicyFigures {
+    fn from(f: shipshape_meta::policies::RunFigures) -> Self {
+        PolicyFigures {
+            repositories: f.repositories,
+            repositories_affected: f.repositories_affected,
+            tags_evaluated: f.tags_evaluated,
+            tags_deleted: f.tags_deleted,
+            manifests_deleted: f.manifests_deleted,
+            bytes_held_for_restore: f.bytes_held,
+            bytes_reclaimable: f.bytes_freed,
+        }
+    }
 }
 
 /// What a policy would do now, and why.
@@ -198,7 +221,7 @@ pub struct PreviewInfo {
     /// The instant the rules were evaluated at; a run started at this instant deletes the same.
     pub evaluated_at: String,
     pub repositories: Vec<RepositoryPreview>,
-    pub figures: PreviewFigures,
+    pub figures: PolicyFigures,
 }
 
 fn preview_info(p: Preview) -> PreviewInfo {
@@ -210,7 +233,8 @@ fn preview_info(p: Preview) -> PreviewInfo {
             .into_iter()
             .map(|r| RepositoryPreview {
                 repository: r.repository,
-                bytes_freed: r.bytes_freed,
+                bytes_held_for_restore: r.bytes_held,
+                bytes_reclaimable: r.bytes_freed,
                 decisions: r
                     .decisions
                     .into_iter()
@@ -225,13 +249,7 @@ fn preview_info(p: Preview) -> PreviewInfo {
                     .collect(),
             })
             .collect(),
-        figures: PreviewFigures {
-            repositories: p.figures.repositories,
-            tags_evaluated: p.figures.tags_evaluated,
-            tags_deleted: p.figures.tags_deleted,
-            manifests_deleted: p.figures.manifests_deleted,
-            bytes_freed: p.figures.bytes_freed,
-        },
+        figures: p.figures.into(),
     }
 }
 
@@ -259,15 +277,6 @@ pub async fn preview_draft(State(app): State<AppState>, body: axum::body::Bytes)
     Ok(Json(preview_info(p)).into_response())
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RunFigures {
-    pub repositories: u64,
-    pub tags_evaluated: u64,
-    pub tags_deleted: u64,
-    pub manifests_deleted: u64,
-    pub bytes_freed: u64,
-}
-
 /// A run of a policy.
 #[derive(Serialize, ToSchema)]
 pub struct PolicyRunInfo {
@@ -283,7 +292,7 @@ pub struct PolicyRunInfo {
     pub evaluated_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
-    pub figures: RunFigures,
+    pub figures: PolicyFigures,
     pub errors: Vec<String>,
     /// The policy document the run applied.
     #[schema(value_type = Object)]
@@ -301,13 +310,7 @@ fn run_info(r: PolicyRun) -> PolicyRunInfo {
         evaluated_at: time(r.evaluated_at),
         finished_at: r.finished_at.map(time),
         duration_ms: r.finished_at.map(|f| f - r.started_at),
-        figures: RunFigures {
-            repositories: r.figures.repositories,
-            tags_evaluated: r.figures.tags_evaluated,
-            tags_deleted: r.figures.tags_deleted,
-            manifests_deleted: r.figures.manifests_deleted,
-            bytes_freed: r.figures.bytes_freed,
-        },
+        figures: r.figures.into(),
         errors: r.errors,
         document: serde_json::from_str(&r.document).unwrap_or(serde_json::Value::Null),
     }

@@ -123,7 +123,8 @@ pub async fn delete(
     let digest = parse_digest(&digest)?;
     app.registry
         .delete_blob(&repo, &digest, &actor(peer))
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).for_distribution())?;
     let mut resp = StatusCode::ACCEPTED.into_response();
     headers::set(&mut resp, header::CONTENT_LENGTH, "0");
     Ok(resp)

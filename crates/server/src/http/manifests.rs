@@ -111,7 +111,8 @@ pub async fn delete(
     let reference = lookup_reference(&reference)?;
     app.registry
         .delete_manifest(&repo, &reference, &actor(peer))
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).for_distribution())?;
     let mut resp = StatusCode::ACCEPTED.into_response();
     headers::set(&mut resp, header::CONTENT_LENGTH, "0");
     Ok(resp)

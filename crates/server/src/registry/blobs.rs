@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::Stream;
 use shipshape_meta::{blobs, commit, events, repos};
 use shipshape_oci::{Digest, RepoName, UploadId};
-use shipshape_store::{ByteRange, StorageKey};
+use shipshape_store::{ByteRange, StorageKey, StoreError};
 
 use super::{Actor, Registry, RegistryError, Result};
 
@@ -31,19 +31,20 @@ impl Registry {
 
     /// Answers a HEAD: like [`Registry::stat_blob`], and renews the blob's lease in this
     /// repository (invariant 3), because a client told "this blob exists" skips the upload and
-    /// pushes a manifest that relies on it. The lease is written only when it is past half the
-    /// grace period (the collector leases a link for one and a half, `gc::review::lease`, so the
-    /// client has a whole grace period either way), and the write decides: a blob the collector
-    /// has just forgotten answers unknown, so the client uploads it again.
+    /// pushes a manifest that relies on it. The lease is written only when it is past half its
+    /// length (the collector keeps a link for one and a half, `gc::review::lease`, so the client
+    /// has a whole lease either way, whatever grace a collection is given), and the write
+    /// decides: a blob the collector has just forgotten answers unknown, so the client uploads
+    /// it again.
     pub async fn check_blob(&self, repo: &RepoName, digest: &Digest) -> Result<BlobRead> {
         let mut conn = self.catalogue.reader().await?;
         let (repo_id, blob) = find_blob(&mut conn, repo, digest).await?;
-        let delay = self.options.review_delay.as_millis() as shipshape_meta::Millis;
-        if delay == 0 {
+        let lease = self.options.lease.as_millis() as shipshape_meta::Millis;
+        if lease == 0 {
             return Ok(blob);
         }
         let now = self.now();
-        let stale_before = now - delay / 2;
+        let stale_before = now - lease / 2;
         let renewed = blobs::lease(&mut conn, repo_id, digest).await?;
         drop(conn);
         if renewed.is_some_and(|at| at >= stale_before) {
@@ -66,7 +67,16 @@ impl Registry {
         blob: &BlobRead,
         range: Option<ByteRange>,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
-        Ok(self.store.read(&blob.key, range).await?)
+        match self.store.read(&blob.key, range, Some(blob.size)).await {
+            Ok(stream) => Ok(stream),
+            Err(e @ (StoreError::NotFound(_) | StoreError::Damaged { .. })) => {
+                // Lost or damaged bytes are not served: the client is told the blob is unknown
+                // (its image must be pushed again), and the operator finds why in the log.
+                tracing::error!(digest = %blob.digest, error = %e, "a blob's bytes are missing or damaged; run `shipshape check --repair`");
+                Err(RegistryError::BlobLost(blob.digest.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Removes the blob's link from this repository. Refused while a manifest of the repository

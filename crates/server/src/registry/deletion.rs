@@ -1,12 +1,31 @@
-//! Deletion users can trust: whole repositories (with a confirmation), tags in bulk by filter
-//! (with a dry run that shows exactly what would go), and restoring deleted tags.
+//! Deletion users can trust: whole repositories (with a confirmation), several tags at once
+//! (all or none), tags in bulk by filter (with a dry run that shows exactly what would go),
+//! and undoing any of it within the restore window: one tag, a whole repository, or the batch
+//! an operation removed.
+//!
+//! Every deletion reports what it took out of use: bytes held for restore (freed once the
+//! window ends) or, with no window, bytes a collection frees at once.
 
 use serde::Serialize;
 use shipshape_gc::selection::{self, Candidate, Decision, FilterSpec};
-use shipshape_meta::{blobs, commit, events, manifests, repos, tags};
+use shipshape_meta::manifests::{ManifestHead, ManifestId};
+use shipshape_meta::repos::RepoId;
+use shipshape_meta::tags::By;
+use shipshape_meta::{Conn, Millis, batches, blobs, commit, events, manifests, repos, tags, usage};
 use shipshape_oci::{Digest, RepoName, Tag};
 
 use super::{Actor, Registry, RegistryError, Result, protection};
+
+/// What a deletion took out of use.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Freed {
+    /// Bytes kept for the restore window, freed by the collector once it has passed.
+    pub bytes_held: u64,
+    /// Bytes the collector frees at once (no restore window).
+    pub bytes_reclaimable: u64,
+    /// Until when the deletion can be undone (none without a restore window).
+    pub restorable_until: Option<Millis>,
+}
 
 /// What a repository deletion removed.
 #[derive(Debug, Serialize)]
@@ -14,13 +33,25 @@ pub struct RepositoryDeletion {
     pub repository: String,
     pub tags: Vec<DeletedTag>,
     pub manifests: u64,
+    pub freed: Freed,
+    pub batch: i64,
 }
 
 /// A tag and the digest it pointed at.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DeletedTag {
     pub tag: String,
     pub digest: Digest,
+}
+
+/// The outcome of deleting named tags.
+#[derive(Debug, Serialize)]
+pub struct TagsDeletion {
+    pub dry_run: bool,
+    pub deleted: Vec<DeletedTag>,
+    pub freed: Freed,
+    /// The batch to restore to undo it (none for a dry run).
+    pub batch: Option<i64>,
 }
 
 /// The outcome (or preview) of a bulk deletion.
@@ -31,6 +62,25 @@ pub struct BulkDeletion {
     pub decisions: Vec<Decision>,
     /// The tags deleted (or, in a dry run, that would be).
     pub deleted: Vec<String>,
+    pub freed: Freed,
+    pub batch: Option<i64>,
+}
+
+/// What deleting a manifest removed.
+#[derive(Debug, Serialize)]
+pub struct ManifestDeletion {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    pub freed: Freed,
+    pub batch: i64,
+}
+
+/// Whether a restore may point a reused tag name back: `force` overwrites what the name points
+/// at now, `override_protection` even when a policy protects the name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Overwrite {
+    pub force: bool,
+    pub override_protection: bool,
 }
 
 /// A restored tag.
@@ -42,7 +92,55 @@ pub struct RestoredTag {
     pub replaced: Option<Digest>,
 }
 
+/// What restoring a batch (or a repository) brought back.
+#[derive(Debug, Serialize)]
+pub struct BatchRestore {
+    pub repository: String,
+    pub batch: i64,
+    pub tags: Vec<RestoredTag>,
+    /// Manifests brought back beside the tags' (a repository's untagged ones).
+    pub manifests: u64,
+}
+
+/// A tag that can go back to a manifest it left, and until when.
+#[derive(Debug, Serialize)]
+pub struct Restorable {
+    pub id: i64,
+    pub repository: String,
+    pub repository_deleted: bool,
+    pub tag: String,
+    /// `deleted`, `overwritten` (by a push) or `replaced` (by a forced restore).
+    pub how: &'static str,
+    pub digest: Digest,
+    pub left_at: Millis,
+    pub restorable_until: Millis,
+    pub actor: String,
+    pub batch: Option<i64>,
+    /// What the tag points at now, when its name was reused: restoring needs force.
+    pub conflict: Option<Digest>,
+}
+
 impl Registry {
+    /// What deleting `gone` (manifests whose tags were just removed, or that were themselves
+    /// deleted) took out of use, measured in the deleting transaction.
+    async fn freed(&self, tx: &mut Conn, gone: &[ManifestId]) -> Result<Freed> {
+        let rules = self.collector.usage_rules();
+        let bytes = usage::bytes_only_for(tx, gone, &rules).await?;
+        let window = self.options.restore_window.as_millis() as Millis;
+        Ok(if window == 0 {
+            Freed {
+                bytes_reclaimable: bytes,
+                ..Freed::default()
+            }
+        } else {
+            Freed {
+                bytes_held: bytes,
+                bytes_reclaimable: 0,
+                restorable_until: Some(self.now() + window),
+            }
+        })
+    }
+
     /// Deletes a repository: its tags, its manifests (restorable for the window) and its blob
     /// links. `confirm` must repeat the repository's name.
     pub async fn delete_repository(
@@ -61,7 +159,15 @@ impl Registry {
         let repo_id = repos::find(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let removed = tags::delete_all(&mut tx, repo_id, &actor.name, now).await?;
+        let batch =
+            batches::create(&mut tx, "repository.delete", repo_id, &actor.name, now).await?;
+        let by = By::new(&actor.name, now).in_batch(batch);
+        let live: Vec<ManifestId> = manifests::summaries(&mut tx, repo_id)
+            .await?
+            .into_iter()
+            .map(|m| m.head.id)
+            .collect();
+        let removed = tags::delete_all(&mut tx, repo_id, &by).await?;
         let overridden = self.guard_tags(
             repo,
             removed.iter().map(|(t, _)| t.as_str()),
@@ -70,6 +176,7 @@ impl Registry {
         let manifests = manifests::soft_delete_all(&mut tx, repo_id, now).await?;
         blobs::unlink_all(&mut tx, repo_id, now).await?;
         repos::mark_deleted(&mut tx, repo_id, now).await?;
+        let freed = self.freed(&mut tx, &live).await?;
         let summary = format!("{} tags, {manifests} manifests", removed.len());
         events::record(
             &mut tx,
@@ -93,16 +200,103 @@ impl Registry {
                 .map(|(tag, digest)| DeletedTag { tag, digest })
                 .collect(),
             manifests,
+            freed,
+            batch,
         })
     }
 
-    /// Deletes the tags a filter selects, or with `dry_run` only says which it would.
-    /// Decision and deletion happen in one transaction, so the set deleted is the set decided.
+    /// Deletes the named tags, all or none: every name is checked (it exists, it is not
+    /// protected unless overridden) before anything is deleted. With `dry_run`, only says what
+    /// would go and what it would free.
+    pub async fn delete_tags(
+        &self,
+        repo: &RepoName,
+        names: &[Tag],
+        override_protection: bool,
+        dry_run: bool,
+        actor: &Actor,
+    ) -> Result<TagsDeletion> {
+        if !dry_run {
+            self.require_deletion()?;
+        }
+        if names.is_empty() {
+            return Err(RegistryError::InvalidFilter("name at least one tag".into()));
+        }
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let repo_id = repos::find(&mut tx, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let mut unknown = Vec::new();
+        for t in names {
+            if tags::current(&mut tx, repo_id, t.as_str()).await?.is_none() {
+                unknown.push(t.to_string());
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(RegistryError::TagsUnknown {
+                repo: repo.clone(),
+                tags: unknown,
+            });
+        }
+        let overridden =
+            self.guard_tags(repo, names.iter().map(Tag::as_str), override_protection)?;
+        let batch = batches::create(&mut tx, "tag.delete", repo_id, &actor.name, now).await?;
+        let by = By::new(&actor.name, now).in_batch(batch);
+        let mut deleted = Vec::new();
+        let mut gone = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for t in names.iter().filter(|t| seen.insert(t.as_str())) {
+            let head = tags::resolve(&mut tx, repo_id, t)
+                .await?
+                .expect("checked above, in this transaction");
+            tags::delete(&mut tx, repo_id, t, &by).await?;
+            gone.push(head.id);
+            if !dry_run {
+                events::record(
+                    &mut tx,
+                    &events::NewEvent {
+                        actor: &actor.name,
+                        source: actor.source.as_deref(),
+                        action: "tag.delete",
+                        repository: Some(repo.as_str()),
+                        target: Some(t.as_str()),
+                        digest: Some(head.digest.to_string()),
+                        reason: overridden.then_some(protection::OVERRIDDEN),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            deleted.push(DeletedTag {
+                tag: t.to_string(),
+                digest: head.digest,
+            });
+        }
+        let freed = self.freed(&mut tx, &gone).await?;
+        if dry_run {
+            // Rolled back: the deletions were made only to measure what they free.
+            drop(tx);
+        } else {
+            commit(tx).await?;
+        }
+        Ok(TagsDeletion {
+            dry_run,
+            deleted,
+            freed,
+            batch: (!dry_run).then_some(batch),
+        })
+    }
+
+    /// Deletes the tags a filter selects, or with `dry_run` only says which it would and what
+    /// that would free. Decision and deletion happen in one transaction, so the set deleted is
+    /// the set decided. Protected tags are kept unless `override_protection`.
     pub async fn bulk_delete_tags(
         &self,
         repo: &RepoName,
         spec: &FilterSpec,
         dry_run: bool,
+        override_protection: bool,
         actor: &Actor,
     ) -> Result<BulkDeletion> {
         if !dry_run {
@@ -128,11 +322,19 @@ impl Registry {
         let protection = self.policies.protection(repo.as_str());
         for d in decisions.iter_mut().filter(|d| d.delete) {
             if let Some((policy, pattern)) = protection.protects(&d.tag) {
-                d.delete = false;
-                d.reason = format!(
-                    "protected by policy {policy} (pattern {})",
-                    pattern.as_str()
-                );
+                if override_protection {
+                    d.reason = format!(
+                        "{}; protected by policy {policy} (pattern {}), protection overridden",
+                        d.reason,
+                        pattern.as_str()
+                    );
+                } else {
+                    d.delete = false;
+                    d.reason = format!(
+                        "protected by policy {policy} (pattern {})",
+                        pattern.as_str()
+                    );
+                }
             }
         }
         let deleted: Vec<String> = decisions
@@ -140,34 +342,47 @@ impl Registry {
             .filter(|d| d.delete)
             .map(|d| d.tag.clone())
             .collect();
-        if !dry_run {
-            for d in decisions.iter().filter(|d| d.delete) {
-                let tag: Tag = d.tag.parse().map_err(|e: shipshape_oci::NameError| {
-                    RegistryError::InvalidFilter(e.to_string())
-                })?;
-                let digest = tags::delete(&mut tx, repo_id, &tag, &actor.name, now).await?;
-                let reason = format!("bulk delete: {}", d.reason);
-                events::record(
-                    &mut tx,
-                    &events::NewEvent {
-                        actor: &actor.name,
-                        source: actor.source.as_deref(),
-                        action: "tag.delete",
-                        repository: Some(repo.as_str()),
-                        target: Some(tag.as_str()),
-                        digest: digest.map(|d| d.to_string()),
-                        reason: Some(&reason),
-                    },
-                    now,
-                )
-                .await?;
+        let batch = batches::create(&mut tx, "tag.bulk_delete", repo_id, &actor.name, now).await?;
+        let by = By::new(&actor.name, now).in_batch(batch);
+        let mut gone = Vec::new();
+        for d in decisions.iter().filter(|d| d.delete) {
+            let tag: Tag = d.tag.parse().map_err(|e: shipshape_oci::NameError| {
+                RegistryError::InvalidFilter(e.to_string())
+            })?;
+            let info = all.iter().find(|t| t.name == d.tag).expect("listed above");
+            gone.push(info.manifest_id);
+            let digest = tags::delete(&mut tx, repo_id, &tag, &by).await?;
+            if dry_run {
+                continue;
             }
+            let reason = format!("bulk delete: {}", d.reason);
+            events::record(
+                &mut tx,
+                &events::NewEvent {
+                    actor: &actor.name,
+                    source: actor.source.as_deref(),
+                    action: "tag.delete",
+                    repository: Some(repo.as_str()),
+                    target: Some(tag.as_str()),
+                    digest: digest.map(|d| d.to_string()),
+                    reason: Some(&reason),
+                },
+                now,
+            )
+            .await?;
+        }
+        let freed = self.freed(&mut tx, &gone).await?;
+        if dry_run {
+            drop(tx);
+        } else {
             commit(tx).await?;
         }
         Ok(BulkDeletion {
             dry_run,
             decisions,
             deleted,
+            freed,
+            batch: (!dry_run).then_some(batch),
         })
     }
 
@@ -179,44 +394,176 @@ impl Registry {
         override_protection: bool,
         actor: &Actor,
     ) -> Result<Digest> {
+        let done = self
+            .delete_tags(
+                repo,
+                std::slice::from_ref(tag),
+                override_protection,
+                false,
+                actor,
+            )
+            .await
+            .map_err(|e| match e {
+                RegistryError::TagsUnknown { repo, mut tags } => RegistryError::TagUnknown {
+                    repo,
+                    tag: tags.pop().unwrap_or_default(),
+                },
+                other => other,
+            })?;
+        Ok(done
+            .deleted
+            .into_iter()
+            .next()
+            .expect("one tag deleted")
+            .digest)
+    }
+
+    /// A manifest of the repository named by a digest or a unique prefix of one (as tables
+    /// print them); deleted ones too when `deleted_too`.
+    pub(super) async fn manifest_by_prefix(
+        &self,
+        conn: &mut Conn,
+        repo: &RepoName,
+        repo_id: RepoId,
+        prefix: &str,
+        deleted_too: bool,
+    ) -> Result<ManifestHead> {
+        let found = manifests::find_by_prefix(conn, repo_id, prefix, deleted_too, 5).await?;
+        match found.len() {
+            0 => Err(RegistryError::ManifestUnknown(format!(
+                "{prefix} (in {repo})"
+            ))),
+            1 => Ok(found.into_iter().next().expect("one")),
+            _ => Err(RegistryError::DigestAmbiguous {
+                prefix: prefix.to_string(),
+                matches: found.into_iter().map(|m| m.digest).collect(),
+            }),
+        }
+    }
+
+    /// Deletes a manifest named by digest or unique prefix, with every tag pointing at it
+    /// (the management API's delete; `/v2` has its own).
+    pub async fn delete_manifest_by_prefix(
+        &self,
+        repo: &RepoName,
+        prefix: &str,
+        override_protection: bool,
+        actor: &Actor,
+    ) -> Result<ManifestDeletion> {
         self.require_deletion()?;
-        let overridden = self.guard_tag(repo, tag.as_str(), override_protection)?;
-        let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let digest = tags::delete(&mut tx, repo_id, tag, &actor.name, now)
-            .await?
-            .ok_or_else(|| RegistryError::ManifestUnknown(tag.to_string()))?;
+        let head = self
+            .manifest_by_prefix(&mut tx, repo, repo_id, prefix, false)
+            .await?;
+        let (removed, batch) = self
+            .remove_manifest(&mut tx, repo, repo_id, &head, override_protection, actor)
+            .await?;
+        let freed = self.freed(&mut tx, &[head.id]).await?;
+        commit(tx).await?;
+        Ok(ManifestDeletion {
+            digest: head.digest,
+            tags: removed,
+            freed,
+            batch,
+        })
+    }
+
+    /// Deletes a manifest and its tags in the caller's transaction, refusing when an index
+    /// lists it or a tag is protected; records the deletion. Returns the tags removed and the
+    /// batch.
+    pub(super) async fn remove_manifest(
+        &self,
+        tx: &mut Conn,
+        repo: &RepoName,
+        repo_id: RepoId,
+        head: &ManifestHead,
+        override_protection: bool,
+        actor: &Actor,
+    ) -> Result<(Vec<String>, i64)> {
+        if let Some(index) = manifests::referencing_parent(tx, head.id).await? {
+            return Err(RegistryError::ManifestInUse {
+                manifest: head.digest.clone(),
+                index,
+            });
+        }
+        let now = self.now();
+        let batch = batches::create(tx, "manifest.delete", repo_id, &actor.name, now).await?;
+        let by = By::new(&actor.name, now).in_batch(batch);
+        let removed = tags::delete_for_manifest(tx, repo_id, head, &by).await?;
+        let overridden = self.guard_tags(
+            repo,
+            removed.iter().map(String::as_str),
+            override_protection,
+        )?;
+        manifests::soft_delete(tx, head.id, now).await?;
+        let tags_note = removed.join(",");
         events::record(
-            &mut tx,
+            tx,
             &events::NewEvent {
                 actor: &actor.name,
                 source: actor.source.as_deref(),
-                action: "tag.delete",
+                action: "manifest.delete",
                 repository: Some(repo.as_str()),
-                target: Some(tag.as_str()),
-                digest: Some(digest.to_string()),
+                target: (!removed.is_empty()).then_some(tags_note.as_str()),
+                digest: Some(head.digest.to_string()),
                 reason: overridden.then_some(protection::OVERRIDDEN),
             },
             now,
         )
         .await?;
-        commit(tx).await?;
-        Ok(digest)
+        Ok((removed, batch))
     }
 
-    /// Restores a deleted tag to the digest it last pointed at (or to `digest`), bringing back
-    /// its manifest, the manifests it lists, their blob links and, if needed, the repository.
-    /// A tag name reused since is only overwritten with `force`.
+    /// Points `tag` back at `digest` in the caller's transaction, bringing back the manifest
+    /// with what it needs (listed manifests, referrers, blob links) and the push time and pull
+    /// figures the tag had there. Refuses when the name was reused and not `force`d, or when
+    /// the reused name is protected and not overridden. Returns what was replaced and whether a
+    /// protection was overridden.
+    async fn restore_one(
+        &self,
+        tx: &mut Conn,
+        (repo, repo_id): (&RepoName, RepoId),
+        tag: &Tag,
+        manifest: &ManifestHead,
+        how: Overwrite,
+        by: &By<'_>,
+    ) -> Result<(Option<Digest>, bool)> {
+        let mut overridden = false;
+        if let Some(current) = tags::resolve(tx, repo_id, tag).await?
+            && current.digest != manifest.digest
+        {
+            if !how.force {
+                return Err(RegistryError::TagInUse {
+                    tag: tag.to_string(),
+                    current: current.digest,
+                });
+            }
+            overridden = self.guard_tag(repo, tag.as_str(), how.override_protection)?;
+        }
+        manifests::revive_tree(tx, repo_id, manifest.id, by.now).await?;
+        let state = tags::state_when_left(tx, repo_id, tag, &manifest.digest)
+            .await?
+            .unwrap_or(tags::TagState {
+                pushed_at: by.now,
+                ..Default::default()
+            });
+        let replaced = tags::restore(tx, repo_id, tag, manifest, state, by).await?;
+        Ok((replaced.filter(|r| *r != manifest.digest), overridden))
+    }
+
+    /// Restores a tag to the manifest it last left (deleted, overwritten by a push, or by a
+    /// forced restore), or to `digest` (a digest or a unique prefix of one), bringing back what
+    /// that manifest needs and, if needed, the repository. A tag name reused since is only
+    /// overwritten with `force`.
     pub async fn restore_tag(
         &self,
         repo: &RepoName,
         tag: &Tag,
-        digest: Option<Digest>,
-        force: bool,
-        override_protection: bool,
+        digest: Option<&str>,
+        how: Overwrite,
         actor: &Actor,
     ) -> Result<RestoredTag> {
         let now = self.now();
@@ -224,33 +571,28 @@ impl Registry {
         let repo_id = repos::find_any(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let digest = match digest {
-            Some(d) => d,
-            None => tags::last_deleted_digest(&mut tx, repo_id, tag)
-                .await?
-                .ok_or_else(|| RegistryError::NothingToRestore {
-                    repo: repo.clone(),
-                    tag: tag.to_string(),
-                })?,
-        };
-        let manifest = manifests::find_any(&mut tx, repo_id, &digest)
-            .await?
-            .ok_or_else(|| RegistryError::ManifestPurged(digest.clone()))?;
-        let mut overridden = false;
-        if let Some(current) = tags::resolve(&mut tx, repo_id, tag).await?
-            && current.digest != digest
-        {
-            if !force {
-                return Err(RegistryError::TagInUse {
-                    tag: tag.to_string(),
-                    current: current.digest,
-                });
+        let manifest = match digest {
+            Some(prefix) => {
+                self.manifest_by_prefix(&mut tx, repo, repo_id, prefix, true)
+                    .await?
             }
-            overridden = self.guard_tag(repo, tag.as_str(), override_protection)?;
-        }
+            None => {
+                let digest = tags::last_left_digest(&mut tx, repo_id, tag)
+                    .await?
+                    .ok_or_else(|| RegistryError::NothingToRestore {
+                        repo: repo.clone(),
+                        tag: tag.to_string(),
+                    })?;
+                manifests::find_any(&mut tx, repo_id, &digest)
+                    .await?
+                    .ok_or(RegistryError::ManifestPurged(digest))?
+            }
+        };
         repos::get_or_create(&mut tx, repo, now).await?;
-        manifests::revive_tree(&mut tx, repo_id, manifest.id, now).await?;
-        let replaced = tags::restore(&mut tx, repo_id, tag, &manifest, &actor.name, now).await?;
+        let by = By::new(&actor.name, now);
+        let (replaced, overridden) = self
+            .restore_one(&mut tx, (repo, repo_id), tag, &manifest, how, &by)
+            .await?;
         events::record(
             &mut tx,
             &events::NewEvent {
@@ -259,8 +601,8 @@ impl Registry {
                 action: "tag.restore",
                 repository: Some(repo.as_str()),
                 target: Some(tag.as_str()),
-                digest: Some(digest.to_string()),
-                reason: replaced.as_ref().filter(|r| **r != digest).map(|_| {
+                digest: Some(manifest.digest.to_string()),
+                reason: replaced.as_ref().map(|_| {
                     if overridden {
                         "forced over a reused, protected tag name (protection overridden)"
                     } else {
@@ -274,8 +616,165 @@ impl Registry {
         commit(tx).await?;
         Ok(RestoredTag {
             tag: tag.to_string(),
-            digest,
-            replaced: replaced.filter(|r| *r != manifest.digest),
+            digest: manifest.digest,
+            replaced,
         })
+    }
+
+    /// Restores every tag a batch removed (and, for a repository's deletion, the repository
+    /// with its untagged manifests and referrers), all or none: a name reused since needs
+    /// `force`, and a manifest already purged fails the whole restore.
+    pub async fn restore_batch(
+        &self,
+        batch: i64,
+        how: Overwrite,
+        actor: &Actor,
+    ) -> Result<BatchRestore> {
+        let now = self.now();
+        let mut tx = self.catalogue.begin().await?;
+        let info = batches::get(&mut tx, batch)
+            .await?
+            .ok_or(RegistryError::BatchUnknown(batch))?;
+        let repo: RepoName = info
+            .repository
+            .parse()
+            .map_err(|e| shipshape_meta::MetaError::Corrupt(format!("repository name: {e}")))?;
+        let repo_id = repos::find_any(&mut tx, &repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let removed = tags::removed_in_batch(&mut tx, batch).await?;
+        // Checked first, so nothing is restored when one tag cannot be.
+        let mut conflicts = Vec::new();
+        let mut plan = Vec::new();
+        for (name, digest) in &removed {
+            let tag: Tag = name
+                .parse()
+                .map_err(|e| shipshape_meta::MetaError::Corrupt(format!("tag {name:?}: {e}")))?;
+            let manifest = manifests::find_any(&mut tx, repo_id, digest)
+                .await?
+                .ok_or_else(|| RegistryError::ManifestPurged(digest.clone()))?;
+            if let Some(current) = tags::resolve(&mut tx, repo_id, &tag).await?
+                && current.digest != *digest
+                && !how.force
+            {
+                conflicts.push((name.clone(), current.digest));
+            }
+            plan.push((tag, manifest));
+        }
+        if !conflicts.is_empty() {
+            return Err(RegistryError::RestoreConflict { tags: conflicts });
+        }
+        repos::get_or_create(&mut tx, &repo, now).await?;
+        let by = By::new(&actor.name, now);
+        let mut restored = Vec::new();
+        let mut overridden = false;
+        for (tag, manifest) in plan {
+            let (replaced, o) = self
+                .restore_one(&mut tx, (&repo, repo_id), &tag, &manifest, how, &by)
+                .await?;
+            overridden |= o;
+            restored.push(RestoredTag {
+                tag: tag.to_string(),
+                digest: manifest.digest,
+                replaced,
+            });
+        }
+        let manifests = if info.action == "repository.delete" {
+            manifests::revive_deleted_at(&mut tx, repo_id, info.at, now).await?
+        } else {
+            0
+        };
+        let action = if info.action == "repository.delete" {
+            "repository.restore"
+        } else {
+            "tag.restore"
+        };
+        let target = format!("batch {batch} ({}): {} tags", info.action, restored.len());
+        events::record(
+            &mut tx,
+            &events::NewEvent {
+                actor: &actor.name,
+                source: actor.source.as_deref(),
+                action,
+                repository: Some(repo.as_str()),
+                target: Some(&target),
+                reason: overridden.then_some(protection::OVERRIDDEN),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(BatchRestore {
+            repository: repo.to_string(),
+            batch,
+            tags: restored,
+            manifests,
+        })
+    }
+
+    /// Restores a deleted repository: every tag its latest deletion removed, its untagged
+    /// manifests and referrers.
+    pub async fn restore_repository(
+        &self,
+        repo: &RepoName,
+        how: Overwrite,
+        actor: &Actor,
+    ) -> Result<BatchRestore> {
+        let batch = {
+            let mut conn = self.catalogue.reader().await?;
+            let repo_id = repos::find_any(&mut conn, repo)
+                .await?
+                .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+            batches::latest(&mut conn, repo_id, "repository.delete")
+                .await?
+                .ok_or_else(|| RegistryError::NothingToRestore {
+                    repo: repo.clone(),
+                    tag: String::new(),
+                })?
+        };
+        self.restore_batch(batch, how, actor).await
+    }
+
+    /// The restore bin: tags that can go back to a manifest they left, newest first, of one
+    /// repository or of the registry, after the entry `before` of the previous page.
+    pub async fn restorable(
+        &self,
+        repo: Option<&RepoName>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Restorable>> {
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = match repo {
+            Some(r) => Some(
+                repos::find_any(&mut conn, r)
+                    .await?
+                    .ok_or_else(|| RegistryError::NameUnknown(r.clone()))?,
+            ),
+            None => None,
+        };
+        let window = self.options.restore_window.as_millis() as Millis;
+        let entries =
+            tags::restorable(&mut conn, repo_id, self.now() - window, before, limit).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Restorable {
+                id: e.id,
+                repository: e.repository,
+                repository_deleted: e.repository_deleted,
+                tag: e.tag,
+                how: match e.how.as_str() {
+                    "moved" => "overwritten",
+                    "restored" => "replaced",
+                    _ => "deleted",
+                },
+                digest: e.digest,
+                left_at: e.left_at,
+                restorable_until: e.left_at + window,
+                actor: e.actor,
+                batch: e.batch,
+                conflict: e.current,
+            })
+            .collect())
     }
 }

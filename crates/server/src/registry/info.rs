@@ -1,6 +1,7 @@
-//! What the management API shows: repositories, tags with their metadata, tag history, storage
-//! figures and the activity log.
+//! What the management API shows: repositories with their figures, tags and manifests with
+//! their metadata, tag history, storage figures and the activity log.
 
+use shipshape_gc::retention::Pattern;
 use shipshape_meta::events::{self, Event, EventFilter};
 use shipshape_meta::repos::{self, RepoSummary};
 use shipshape_meta::tags::{self, HistoryEntry};
@@ -9,6 +10,13 @@ use shipshape_meta::{Millis, manifests};
 use shipshape_oci::{Digest, RepoName, Tag};
 
 use super::{Registry, RegistryError, Result};
+
+/// A repository with its counts and storage figures.
+#[derive(Clone, Debug)]
+pub struct RepositoryDetails {
+    pub summary: RepoSummary,
+    pub usage: Usage,
+}
 
 /// A tag with its manifest's digest, type and total size.
 #[derive(Clone, Debug)]
@@ -23,51 +31,189 @@ pub struct TagDetails {
     pub pull_count: i64,
 }
 
+/// The order of a tag listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TagSort {
+    #[default]
+    Name,
+    /// Most recently pushed first.
+    Pushed,
+    /// Most recently pulled first; never pulled last.
+    Pulled,
+    /// Largest first.
+    Size,
+}
+
+impl std::str::FromStr for TagSort {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "name" => Ok(TagSort::Name),
+            "pushed" => Ok(TagSort::Pushed),
+            "pulled" => Ok(TagSort::Pulled),
+            "size" => Ok(TagSort::Size),
+            other => Err(format!("sort {other:?}: use name, pushed, pulled or size")),
+        }
+    }
+}
+
+/// Which tags to list, in which order.
+#[derive(Clone, Debug, Default)]
+pub struct TagQuery {
+    pub sort: TagSort,
+    /// Reverse the order.
+    pub reverse: bool,
+    /// Only tags matching this pattern (a glob, or `regex:…`), as policies write them.
+    pub pattern: Option<String>,
+}
+
+/// A live manifest with its tags and what holds it.
+#[derive(Clone, Debug)]
+pub struct ManifestDetails {
+    pub summary: manifests::ManifestSummary,
+}
+
 impl Registry {
-    /// Live repositories with counts, in name order.
+    /// The storage figures' rules: the collector's, now.
+    fn usage_rules(&self) -> usage::Rules {
+        self.collector.usage_rules()
+    }
+
+    /// Live repositories with counts and figures, in name order.
     pub async fn repositories(
         &self,
         last: Option<&str>,
         n: Option<u64>,
-    ) -> Result<Vec<RepoSummary>> {
+    ) -> Result<Vec<RepositoryDetails>> {
         let mut conn = self.catalogue.reader().await?;
         let limit = n.map(|n| n as i64).unwrap_or(-1);
-        Ok(repos::summaries(&mut conn, None, last, limit).await?)
+        let summaries = repos::summaries(&mut conn, None, last, limit).await?;
+        let mut figures: std::collections::HashMap<String, Usage> =
+            usage::per_repository(&mut conn, &self.usage_rules(), None)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(summaries
+            .into_iter()
+            .map(|summary| RepositoryDetails {
+                usage: figures.remove(&summary.name).unwrap_or_default(),
+                summary,
+            })
+            .collect())
     }
 
-    /// One repository's summary.
-    pub async fn repository(&self, repo: &RepoName) -> Result<RepoSummary> {
+    /// One repository's counts and figures.
+    pub async fn repository(&self, repo: &RepoName) -> Result<RepositoryDetails> {
         let mut conn = self.catalogue.reader().await?;
-        repos::summaries(&mut conn, Some(repo.as_str()), None, 1)
+        let summary = repos::summaries(&mut conn, Some(repo.as_str()), None, 1)
             .await?
             .pop()
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let usage = usage::per_repository(&mut conn, &self.usage_rules(), Some(repo.as_str()))
+            .await?
+            .pop()
+            .map(|(_, u)| u)
+            .unwrap_or_default();
+        Ok(RepositoryDetails { summary, usage })
     }
 
-    /// Every tag of a repository with its metadata.
-    pub async fn tag_details(&self, repo: &RepoName) -> Result<Vec<TagDetails>> {
+    /// The tags of a repository with their metadata, filtered and sorted as asked.
+    pub async fn tag_details(&self, repo: &RepoName, query: &TagQuery) -> Result<Vec<TagDetails>> {
+        let pattern = query
+            .pattern
+            .as_deref()
+            .map(|p| Pattern::parse("pattern", p))
+            .transpose()
+            .map_err(|e| RegistryError::InvalidFilter(e.to_string()))?;
         let mut conn = self.catalogue.reader().await?;
         let repo_id = repos::find(&mut conn, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let mut out = Vec::new();
-        for t in tags::list_detailed(&mut conn, repo_id).await? {
-            let size = manifests::tree_size(&mut conn, t.manifest_id).await?;
-            out.push(TagDetails {
+        let sizes = manifests::tagged_tree_sizes(&mut conn, repo_id).await?;
+        let mut out: Vec<TagDetails> = tags::list_detailed(&mut conn, repo_id)
+            .await?
+            .into_iter()
+            .filter(|t| pattern.as_ref().is_none_or(|p| p.matches(&t.name)))
+            .map(|t| TagDetails {
+                size: sizes.get(&t.manifest_id).copied().unwrap_or(0),
                 name: t.name,
                 digest: t.digest,
                 media_type: t.media_type,
-                size,
                 pushed_at: t.pushed_at,
                 last_pulled_at: t.last_pulled_at,
                 pull_count: t.pull_count,
-            });
+            })
+            .collect();
+        // The listing comes in name order; a stable sort keeps it for ties.
+        match query.sort {
+            TagSort::Name => {}
+            TagSort::Pushed => out.sort_by_key(|t| std::cmp::Reverse(t.pushed_at)),
+            TagSort::Pulled => out.sort_by_key(|t| std::cmp::Reverse(t.last_pulled_at)),
+            TagSort::Size => out.sort_by_key(|t| std::cmp::Reverse(t.size)),
+        }
+        if query.reverse {
+            out.reverse();
         }
         Ok(out)
     }
 
+    /// One tag with its metadata.
+    pub async fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<TagDetails> {
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = repos::find(&mut conn, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let t = tags::detailed(&mut conn, repo_id, tag)
+            .await?
+            .ok_or_else(|| RegistryError::TagUnknown {
+                repo: repo.clone(),
+                tag: tag.to_string(),
+            })?;
+        let size = manifests::tree_size(&mut conn, t.manifest_id).await?;
+        Ok(TagDetails {
+            name: t.name,
+            digest: t.digest,
+            media_type: t.media_type,
+            size,
+            pushed_at: t.pushed_at,
+            last_pulled_at: t.last_pulled_at,
+            pull_count: t.pull_count,
+        })
+    }
+
+    /// The live manifests of a repository, by digest.
+    pub async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestDetails>> {
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = repos::find(&mut conn, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        Ok(manifests::summaries(&mut conn, repo_id)
+            .await?
+            .into_iter()
+            .map(|summary| ManifestDetails { summary })
+            .collect())
+    }
+
+    /// One live manifest, by digest or a unique prefix of one.
+    pub async fn manifest(&self, repo: &RepoName, prefix: &str) -> Result<ManifestDetails> {
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = repos::find(&mut conn, repo)
+            .await?
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let head = self
+            .manifest_by_prefix(&mut conn, repo, repo_id, prefix, false)
+            .await?;
+        manifests::summaries(&mut conn, repo_id)
+            .await?
+            .into_iter()
+            .find(|m| m.head.id == head.id)
+            .map(|summary| ManifestDetails { summary })
+            .ok_or_else(|| RegistryError::ManifestUnknown(prefix.to_string()))
+    }
+
     /// History of one tag (or all tags) of a repository, newest first. Deleted repositories
-    /// keep their history, so a deleted tag can be found and restored.
+    /// keep their history, so a deleted tag can be found and restored. A tag with no history
+    /// at all is unknown.
     pub async fn tag_history(
         &self,
         repo: &RepoName,
@@ -78,25 +224,48 @@ impl Registry {
         let repo_id = repos::find_any(&mut conn, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        Ok(tags::history_of(&mut conn, repo_id, tag, limit).await?)
+        let entries = tags::history_of(&mut conn, repo_id, tag, limit).await?;
+        if let Some(tag) = tag
+            && entries.is_empty()
+        {
+            return Err(RegistryError::TagUnknown {
+                repo: repo.clone(),
+                tag: tag.to_string(),
+            });
+        }
+        Ok(entries)
     }
 
-    /// Storage figures for the whole registry and per repository (or only `only`).
-    pub async fn usage(&self, only: Option<&RepoName>) -> Result<(Usage, Vec<(String, Usage)>)> {
+    /// Storage figures for the whole registry and per repository.
+    pub async fn usage(&self) -> Result<(Usage, Vec<(String, Usage)>)> {
         let mut conn = self.catalogue.reader().await?;
-        let cutoff = self.restore_cutoff();
-        let total = usage::total(&mut conn, cutoff).await?;
-        let per = usage::per_repository(&mut conn, cutoff, only.map(RepoName::as_str)).await?;
-        if let Some(repo) = only
-            && per.is_empty()
-        {
-            return Err(RegistryError::NameUnknown(repo.clone()));
-        }
+        let rules = self.usage_rules();
+        let total = usage::total(&mut conn, &rules).await?;
+        let per = usage::per_repository(&mut conn, &rules, None).await?;
         Ok((total, per))
     }
 
-    /// The activity log, newest first.
+    /// Storage figures of one repository.
+    pub async fn repository_usage(&self, repo: &RepoName) -> Result<Usage> {
+        let mut conn = self.catalogue.reader().await?;
+        usage::per_repository(&mut conn, &self.usage_rules(), Some(repo.as_str()))
+            .await?
+            .pop()
+            .map(|(_, u)| u)
+            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))
+    }
+
+    /// The activity log, newest first. An action filter must name a recorded action or a
+    /// family of them.
     pub async fn events(&self, filter: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+        if let Some(action) = &filter.action
+            && !events::is_known_action(action)
+        {
+            return Err(RegistryError::InvalidFilter(format!(
+                "action {action:?} is not recorded; use one of {} or a family such as tag",
+                events::ACTIONS.join(", ")
+            )));
+        }
         let mut conn = self.catalogue.reader().await?;
         Ok(events::list(&mut conn, filter, limit).await?)
     }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use shipshape_meta::manifests::{self, ManifestHead, NewManifest};
+use shipshape_meta::tags::By;
 use shipshape_meta::{commit, events, repos, tags};
 use shipshape_oci::manifest::{self, MAX_MANIFEST_BYTES};
 use shipshape_oci::{Algorithm, Digest, Reference, RepoName};
@@ -64,11 +65,16 @@ impl Registry {
                     .await
             }
         }?;
-        let tag = match reference {
-            Reference::Tag(t) => Some(t.as_str()),
-            Reference::Digest(_) => None,
-        };
-        self.record_pull(repo, tag, &found.digest).await;
+        // A pull is a GET of the manifest, as Docker Hub counts it: tools that poll digests
+        // with HEAD (Renovate, Flux, `crane digest`) would otherwise keep every tag "recently
+        // pulled" and defeat retention by pull time.
+        if with_payload {
+            let tag = match reference {
+                Reference::Tag(t) => Some(t.as_str()),
+                Reference::Digest(_) => None,
+            };
+            self.record_pull(repo, tag, &found.digest).await;
+        }
         Ok(found)
     }
 
@@ -162,7 +168,7 @@ impl Registry {
         if !missing.is_empty() {
             return Err(RegistryError::ManifestBlobUnknown(missing));
         }
-        let (id, _created) = manifests::insert(
+        let (id, created) = manifests::insert(
             &mut tx,
             repo_id,
             &NewManifest {
@@ -178,6 +184,7 @@ impl Registry {
             now,
         )
         .await?;
+        let by = By::new(&actor.name, now);
         if let Reference::Tag(tag) = reference {
             let head = ManifestHead {
                 id,
@@ -185,7 +192,7 @@ impl Registry {
                 media_type: media_type.clone(),
                 size: body.len() as u64,
             };
-            let previous = tags::set(&mut tx, repo_id, tag, &head, &actor.name, now).await?;
+            let previous = tags::set(&mut tx, repo_id, tag, &head, &by).await?;
             if previous.as_ref().is_some_and(|p| *p != digest) {
                 // Refusing drops the transaction: neither the manifest nor the move is kept.
                 self.guard_tag(repo, tag.as_str(), false)?;
@@ -202,7 +209,23 @@ impl Registry {
                     reason: previous
                         .as_ref()
                         .filter(|p| **p != digest)
-                        .map(|_| "moved from another manifest"),
+                        .map(|_| "moved from another manifest, which stays restorable"),
+                },
+                now,
+            )
+            .await?;
+        } else {
+            // Pushed by digest (an index's child, an artifact, a referrer): recorded too.
+            events::record(
+                &mut tx,
+                &events::NewEvent {
+                    actor: &actor.name,
+                    source: actor.source.as_deref(),
+                    action: "manifest.push",
+                    repository: Some(repo.as_str()),
+                    digest: Some(digest.to_string()),
+                    reason: (!created).then_some("pushed again"),
+                    ..Default::default()
                 },
                 now,
             )
@@ -222,70 +245,30 @@ impl Registry {
         actor: &Actor,
     ) -> Result<Vec<String>> {
         self.require_deletion()?;
-        let now = self.now();
-        let mut tx = self.catalogue.begin().await?;
-        let head = self.resolve(&mut tx, repo, reference).await?;
-        let repo_id = repos::find(&mut tx, repo)
-            .await?
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let removed = match reference {
+        match reference {
             Reference::Tag(tag) => {
-                self.guard_tag(repo, tag.as_str(), false)?;
-                tags::delete(&mut tx, repo_id, tag, &actor.name, now).await?;
-                events::record(
-                    &mut tx,
-                    &deletion_event(actor, repo, "tag.delete", Some(tag.as_str()), &head.digest),
-                    now,
-                )
-                .await?;
-                vec![tag.to_string()]
+                self.delete_tag(repo, tag, false, actor)
+                    .await
+                    .map_err(|e| match e {
+                        RegistryError::TagUnknown { tag, .. } => {
+                            RegistryError::ManifestUnknown(tag)
+                        }
+                        other => other,
+                    })?;
+                Ok(vec![tag.to_string()])
             }
             Reference::Digest(_) => {
-                if let Some(index) = manifests::referencing_parent(&mut tx, head.id).await? {
-                    return Err(RegistryError::ManifestInUse {
-                        manifest: head.digest.clone(),
-                        index,
-                    });
-                }
-                let removed =
-                    tags::delete_for_manifest(&mut tx, repo_id, &head, &actor.name, now).await?;
-                self.guard_tags(repo, removed.iter().map(String::as_str), false)?;
-                manifests::soft_delete(&mut tx, head.id, now).await?;
-                let tags_note = removed.join(",");
-                events::record(
-                    &mut tx,
-                    &deletion_event(
-                        actor,
-                        repo,
-                        "manifest.delete",
-                        (!removed.is_empty()).then_some(tags_note.as_str()),
-                        &head.digest,
-                    ),
-                    now,
-                )
-                .await?;
-                removed
+                let mut tx = self.catalogue.begin().await?;
+                let head = self.resolve(&mut tx, repo, reference).await?;
+                let repo_id = repos::find(&mut tx, repo)
+                    .await?
+                    .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+                let (removed, _) = self
+                    .remove_manifest(&mut tx, repo, repo_id, &head, false, actor)
+                    .await?;
+                commit(tx).await?;
+                Ok(removed)
             }
-        };
-        commit(tx).await?;
-        Ok(removed)
-    }
-}
-
-fn deletion_event<'a>(
-    actor: &'a Actor,
-    repo: &'a RepoName,
-    action: &'a str,
-    target: Option<&'a str>,
-    digest: &Digest,
-) -> events::NewEvent<'a> {
-    events::NewEvent {
-        actor: &actor.name,
-        source: actor.source.as_deref(),
-        action,
-        repository: Some(repo.as_str()),
-        target,
-        digest: Some(digest.to_string()),
-        reason: None,
+        }
     }
 }

@@ -21,8 +21,11 @@ use shipshape_oci::{Digest, DigestError, ManifestError, RepoName, UploadId};
 use shipshape_store::{LocalStore, StoreError};
 
 pub use blobs::{BlobRead, MountOutcome};
-pub use deletion::{BulkDeletion, DeletedTag, RepositoryDeletion, RestoredTag};
-pub use info::TagDetails;
+pub use deletion::{
+    BatchRestore, BulkDeletion, DeletedTag, Freed, ManifestDeletion, Overwrite, RepositoryDeletion,
+    Restorable, RestoredTag, TagsDeletion,
+};
+pub use info::{ManifestDetails, RepositoryDetails, TagDetails, TagQuery, TagSort};
 pub use listing::{Page, ReferrerList};
 pub use manifests::{ManifestRead, PushedManifest};
 pub use uploads::UploadState;
@@ -50,6 +53,11 @@ pub enum RegistryError {
     NameUnknown(RepoName),
     #[error("blob {0} is not known in this repository")]
     BlobUnknown(Digest),
+    #[error(
+        "blob {0} is recorded but its bytes are missing or damaged in storage; push the image \
+         again (the registry log and `shipshape check` have the details)"
+    )]
+    BlobLost(Digest),
     #[error("manifest {0} is not known in this repository")]
     ManifestUnknown(String),
     #[error("upload session is not known (finished, cancelled or expired)")]
@@ -82,8 +90,21 @@ pub enum RegistryError {
     ManifestInUse { manifest: Digest, index: Digest },
     #[error("to delete repository {0}, confirm with its name (confirm={0})")]
     ConfirmationRequired(RepoName),
-    #[error("tag {tag} was never deleted in {repo}; nothing to restore")]
+    #[error("tag {tag} is not known in {repo}")]
+    TagUnknown { repo: RepoName, tag: String },
+    #[error("{} not known in {repo}; nothing was deleted", tags_are(.tags))]
+    TagsUnknown { repo: RepoName, tags: Vec<String> },
+    #[error("{}", nothing_to_restore(.repo, .tag))]
     NothingToRestore { repo: RepoName, tag: String },
+    #[error("{prefix} matches several manifests: {}; give more of the digest", digests(.matches))]
+    DigestAmbiguous {
+        prefix: String,
+        matches: Vec<Digest>,
+    },
+    #[error("batch {0} is not known")]
+    BatchUnknown(i64),
+    #[error("{}; restore with force to overwrite them, or restore the others one by one", conflicts(.tags))]
+    RestoreConflict { tags: Vec<(String, Digest)> },
     #[error(
         "manifest {0} is no longer present (its restore window has passed); it cannot be restored"
     )]
@@ -93,8 +114,8 @@ pub enum RegistryError {
     #[error("{0}")]
     InvalidFilter(String),
     #[error(
-        "tag {tag} is protected by policy {policy} (pattern {pattern}): it cannot be overwritten or deleted; \
-         an admin may delete it with the protection overridden (override_protection=true)"
+        "tag {tag} is protected by policy {policy} (pattern {pattern}): it cannot be overwritten or deleted \
+         unless an admin overrides the protection"
     )]
     Protected {
         tag: String,
@@ -128,6 +149,36 @@ impl From<DigestError> for RegistryError {
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
 
+fn tags_are(tags: &[String]) -> String {
+    match tags {
+        [one] => format!("tag {one} is"),
+        many => format!("tags {} are", many.join(", ")),
+    }
+}
+
+fn nothing_to_restore(repo: &RepoName, tag: &str) -> String {
+    if tag.is_empty() {
+        format!("repository {repo} was never deleted; nothing to restore")
+    } else {
+        format!("tag {tag} of {repo} never left a manifest; nothing to restore")
+    }
+}
+
+fn digests(d: &[Digest]) -> String {
+    d.iter()
+        .map(Digest::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn conflicts(tags: &[(String, Digest)]) -> String {
+    let each: Vec<String> = tags
+        .iter()
+        .map(|(t, d)| format!("{t} now points at {d}"))
+        .collect();
+    format!("tag names reused since: {}", each.join(", "))
+}
+
 /// Registry settings the service layer needs.
 #[derive(Clone, Debug)]
 pub struct RegistryOptions {
@@ -136,8 +187,8 @@ pub struct RegistryOptions {
     pub restore_window: std::time::Duration,
     /// How often counted pulls are written; zero writes each pull at once.
     pub pull_flush_interval: std::time::Duration,
-    /// The collector's grace period; a HEAD renews a blob's lease for this long.
-    pub review_delay: std::time::Duration,
+    /// How long a client told "this blob exists" can rely on it; a HEAD renews it.
+    pub lease: std::time::Duration,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.
@@ -157,6 +208,8 @@ pub struct Registry {
     /// Work a request leaves to finish after its answer (deleting a redundant upload); the
     /// server waits for it when it shuts down.
     background: tokio_util::task::TaskTracker,
+    /// The collector, whose rules classify storage figures the way it collects.
+    collector: shipshape_gc::Collector,
 }
 
 impl Registry {
@@ -166,6 +219,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         options: RegistryOptions,
         policies: shipshape_gc::retention::Policies,
+        collector: shipshape_gc::Collector,
     ) -> Self {
         Registry {
             catalogue,
@@ -177,6 +231,7 @@ impl Registry {
             reads: Arc::default(),
             policies,
             background: tokio_util::task::TaskTracker::new(),
+            collector,
         }
     }
 
@@ -194,11 +249,6 @@ impl Registry {
 
     pub fn options(&self) -> &RegistryOptions {
         &self.options
-    }
-
-    /// Deletions after this instant can still be restored.
-    fn restore_cutoff(&self) -> shipshape_meta::Millis {
-        self.now() - self.options.restore_window.as_millis() as shipshape_meta::Millis
     }
 
     /// The registry clock's current time.

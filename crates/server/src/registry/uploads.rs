@@ -302,7 +302,8 @@ impl Registry {
 
     /// Makes verified upload bytes a blob of `repo`: durable under a fresh key first, then one
     /// transaction that records the blob (unless the catalogue has it already), links it, and
-    /// forgets the session.
+    /// forgets the session. When the recorded copy is missing or damaged, the upload replaces
+    /// it: re-pushing an image repairs a blob whose bytes were lost.
     async fn commit_blob(
         &self,
         repo: &RepoName,
@@ -312,22 +313,38 @@ impl Registry {
         session: Option<&UploadId>,
     ) -> Result<()> {
         let blob_key = self.store.commit_upload(upload_key).await?;
+        // Looked at before the transaction: no storage call happens inside one.
+        let damaged = self.damaged_copy(digest).await?;
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
-        let duplicate = blobs::find(&mut tx, digest).await?.is_some();
-        if !duplicate {
-            blobs::insert(
-                &mut tx,
-                &blobs::Blob {
-                    digest: digest.clone(),
-                    size,
-                    storage_key: blob_key.as_str().to_string(),
-                },
-                now,
-            )
-            .await?;
-        } else {
+        let recorded = blobs::find_recorded(&mut tx, digest).await?;
+        let mut ours_kept = recorded.is_none();
+        match recorded {
+            None => {
+                blobs::insert(
+                    &mut tx,
+                    &blobs::Blob {
+                        digest: digest.clone(),
+                        size,
+                        storage_key: blob_key.as_str().to_string(),
+                    },
+                    now,
+                )
+                .await?
+            }
+            Some((old, _)) if damaged.as_deref() == Some(old.storage_key.as_str()) => {
+                ours_kept =
+                    blobs::replace_copy(&mut tx, digest, &old.storage_key, blob_key.as_str(), now)
+                        .await?
+                        .is_some();
+                if ours_kept {
+                    tracing::warn!(%digest, old_key = old.storage_key, "an upload replaced a blob's missing or damaged copy");
+                }
+            }
+            Some(_) => {}
+        }
+        if !ours_kept {
             // The catalogue already has these bytes under another key; ours are never recorded
             // as a blob. Queued for the drainer in this transaction, so no crash leaves the copy
             // behind, and deleted once answered: unlinking a large file takes a while.
@@ -338,10 +355,33 @@ impl Registry {
             uploads::delete(&mut tx, id).await?;
         }
         commit(tx).await?;
-        if duplicate {
+        if !ours_kept {
             self.background.spawn(self.clone().discard_copy(blob_key));
         }
         Ok(())
+    }
+
+    /// The storage key of the recorded copy of `digest` when that copy is marked missing, or is
+    /// absent from storage or of the wrong size: an upload of the right bytes replaces it.
+    async fn damaged_copy(&self, digest: &Digest) -> Result<Option<String>> {
+        let recorded = {
+            let mut conn = self.catalogue.reader().await?;
+            blobs::find_recorded(&mut conn, digest).await?
+        };
+        let Some((blob, present)) = recorded else {
+            return Ok(None);
+        };
+        if !present {
+            return Ok(Some(blob.storage_key));
+        }
+        let Ok(key) = StorageKey::from_recorded(&blob.storage_key) else {
+            return Ok(Some(blob.storage_key));
+        };
+        Ok(match self.store.size(&key).await {
+            Ok(n) if n == blob.size => None,
+            Ok(_) | Err(shipshape_store::StoreError::NotFound(_)) => Some(blob.storage_key),
+            Err(e) => return Err(e.into()),
+        })
     }
 
     /// Deletes a redundant copy queued by `commit_blob`, then forgets its key. On failure the
