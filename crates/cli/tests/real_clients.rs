@@ -836,3 +836,112 @@ async fn a_policy_keeps_exactly_the_newest_skopeo_pushes_and_they_copy_out_ident
     .await;
     assert!(!out.status.success(), "r1 was deleted by the policy");
 }
+
+/// The stored file whose bytes hash to `digest`.
+fn stored_file(s: &TestServer, digest: &str) -> PathBuf {
+    common::files_under(&s.data_dir().join("store/blobs"))
+        .into_iter()
+        .find(|p| sha256(&std::fs::read(p).unwrap()) == digest)
+        .unwrap_or_else(|| panic!("no stored file holds {digest}"))
+}
+
+/// `shipshape check` over the server's data directory, with `-o json`.
+async fn check(s: &TestServer, extra: &[&str]) -> (bool, Value) {
+    let dir = s.data_dir().to_str().unwrap().to_string();
+    let mut args = vec!["check", "--data-dir", dir.as_str(), "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = exec(Path::new(env!("CARGO_BIN_EXE_shipshape")), &args, None).await;
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: {e}", describe(Path::new("check"), &args, &out)));
+    (out.status.success(), report)
+}
+
+/// Bytes lost from under the registry (a file removed or truncated by hand) are found by
+/// `check` with the images they break, `check --repair` makes the blob answer as unknown, and
+/// pushing the image again with skopeo repairs it; an upload of the right bytes replaces a
+/// damaged copy even before any repair. Nothing is ever served short or as a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_bytes_are_found_and_a_push_brings_them_back() {
+    let s = TestServer::start_with(|c| c.gc.workers = 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = two_layer_image("amd64", "lost", 90);
+    OciLayout::create(&tmp.path().join("src")).add_image("v1", &image);
+    let dest = format!("docker://{}/lost/app:v1", s.host());
+    push_layout(&tmp.path().join("src"), "v1", &dest, false).await;
+    let layer = image.layers[1].digest.clone();
+    let config = image.config_digest();
+
+    // The layer's file removed by hand.
+    std::fs::remove_file(stored_file(&s, &layer)).unwrap();
+    let (status, _) = get_blob(&s, "lost/app", &layer).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "lost bytes are not a 500");
+    let (clean, report) = check(&s, &[]).await;
+    assert!(!clean, "{report}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["kind"], "blob_missing", "{report}");
+    assert_eq!(finding["digest"], layer.as_str(), "{report}");
+    assert_eq!(finding["affects"][0]["repository"], "lost/app", "{report}");
+    assert_eq!(finding["affects"][0]["tag"], "v1", "{report}");
+    assert!(
+        finding["remedy"].as_str().unwrap().contains("lost/app:v1"),
+        "{report}"
+    );
+
+    // The repair marks it missing: HEAD says unknown, so clients upload it again.
+    let (clean, report) = check(&s, &["--repair"]).await;
+    assert!(!clean, "the image still needs pushing: {report}");
+    assert!(
+        report["findings"][0]["repaired"]
+            .as_str()
+            .unwrap()
+            .starts_with("marked missing"),
+        "{report}"
+    );
+    let head = client()
+        .head(s.url(&format!("/v2/lost/app/blobs/{layer}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let (_, report) = check(&s, &[]).await;
+    assert_eq!(
+        report["findings"][0]["kind"], "blob_marked_missing",
+        "{report}"
+    );
+
+    // skopeo pushes the same image again: it uploads the blob, which replaces the lost copy.
+    push_layout(&tmp.path().join("src"), "v1", &dest, false).await;
+    assert_serves_image(&s, "lost/app", "v1", &image).await;
+    let (clean, report) = check(&s, &[]).await;
+    assert!(clean, "{report}");
+
+    // The config's file truncated by hand; a monolithic upload of the right bytes replaces
+    // it without any repair.
+    let file = stored_file(&s, &config);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let (status, _) = get_blob(&s, "lost/app", &config).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "never served short");
+    let (_, report) = check(&s, &[]).await;
+    assert_eq!(
+        report["findings"][0]["kind"], "blob_size_mismatch",
+        "{report}"
+    );
+    let resp = client()
+        .post(s.url(&format!("/v2/lost/app/blobs/uploads/?digest={config}")))
+        .header("content-type", "application/octet-stream")
+        .body(image.config.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_serves_image(&s, "lost/app", "v1", &image).await;
+    s.server().settle().await;
+    assert!(!file.exists(), "the damaged copy is deleted once replaced");
+    let (clean, report) = check(&s, &["--orphan-min-age", "0s"]).await;
+    assert!(clean, "{report}");
+}

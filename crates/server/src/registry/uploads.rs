@@ -320,6 +320,7 @@ impl Registry {
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
         let recorded = blobs::find_recorded(&mut tx, digest).await?;
         let mut ours_kept = recorded.is_none();
+        let mut replaced = None;
         match recorded {
             None => {
                 blobs::insert(
@@ -340,6 +341,7 @@ impl Registry {
                         .is_some();
                 if ours_kept {
                     tracing::warn!(%digest, old_key = old.storage_key, "an upload replaced a blob's missing or damaged copy");
+                    replaced = StorageKey::from_recorded(&old.storage_key).ok();
                 }
             }
             Some(_) => {}
@@ -357,6 +359,10 @@ impl Registry {
         commit(tx).await?;
         if !ours_kept {
             self.background.spawn(self.clone().discard_copy(blob_key));
+        }
+        if let Some(old) = replaced {
+            // The damaged copy was queued for deletion in the commit; delete it now.
+            self.background.spawn(self.clone().discard_copy(old));
         }
         Ok(())
     }
@@ -384,7 +390,7 @@ impl Registry {
         })
     }
 
-    /// Deletes a redundant copy queued by `commit_blob`, then forgets its key. On failure the
+    /// Deletes a redundant or replaced copy queued by `commit_blob`, then forgets its key. On failure the
     /// key stays queued and the collector's drainer deletes it later; deleting it twice is
     /// harmless, since the key is never reused and a missing object counts as deleted.
     async fn discard_copy(self, key: StorageKey) {
