@@ -42,6 +42,8 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
+    // `shipshape check | head` ends quietly, before any thread is started.
+    crate::remote::restore_sigpipe();
     let min_age = match humantime::parse_duration(&args.orphan_min_age) {
         Ok(d) => d,
         Err(e) => {

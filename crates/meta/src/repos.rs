@@ -97,9 +97,10 @@ pub async fn summaries(
                 (SELECT count(*) FROM manifests m
                   WHERE m.repository_id = r.id AND m.deleted_at IS NULL
                     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)) AS untagged,
-                max((SELECT max(pushed_at) FROM tags t WHERE t.repository_id = r.id),
-                    (SELECT max(pushed_at) FROM manifests m
-                      WHERE m.repository_id = r.id AND m.deleted_at IS NULL)) AS last_pushed_at,
+                nullif(max(coalesce((SELECT max(pushed_at) FROM tags t WHERE t.repository_id = r.id), 0),
+                           coalesce((SELECT max(pushed_at) FROM manifests m
+                                     WHERE m.repository_id = r.id AND m.deleted_at IS NULL), 0)),
+                       0) AS last_pushed_at,
                 (SELECT max(last_pulled_at) FROM manifests m
                   WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS last_pulled_at
          FROM repositories r

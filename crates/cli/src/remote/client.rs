@@ -12,6 +12,7 @@ use super::{RemoteError, Result};
 pub struct Remote {
     base: String,
     http: reqwest::Client,
+    connect_timeout: Duration,
     timeout: Duration,
 }
 
@@ -34,6 +35,7 @@ impl Remote {
         Ok(Remote {
             base,
             http,
+            connect_timeout,
             timeout,
         })
     }
@@ -96,6 +98,13 @@ impl Remote {
     }
 
     fn connect_error(&self, e: &reqwest::Error) -> RemoteError {
+        // A connection that was never made timed out on --connect-timeout, not --timeout.
+        if e.is_connect() && e.is_timeout() {
+            return RemoteError::ConnectTimeout {
+                url: self.base.clone(),
+                after: self.connect_timeout,
+            };
+        }
         if e.is_timeout() {
             return RemoteError::Timeout {
                 url: self.base.clone(),

@@ -77,13 +77,16 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
             digests,
             override_protection,
         } => {
-            // Every digest is resolved first, so a typo changes nothing.
-            let mut found = Vec::new();
+            // Every digest is resolved first, so a typo changes nothing; two names of one
+            // manifest (a prefix and the whole digest, say) delete it once.
+            let mut found: Vec<serde_json::Value> = Vec::new();
             for d in &digests {
                 let m = remote
                     .get(&Remote::repo_path(&repository, &format!("manifests/{d}")))
                     .await?;
-                found.push(m);
+                if found.iter().all(|f| f["digest"] != m["digest"]) {
+                    found.push(m);
+                }
             }
             let listed: Vec<String> = found
                 .iter()
@@ -137,6 +140,9 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                         }
                     );
                     super::tag::print_freed(&v, false);
+                    if let Some(batch) = v["batch"].as_i64() {
+                        println!("undo with: shipshape undo {batch}");
+                    }
                 }
                 done.push(v);
             }

@@ -78,6 +78,11 @@ pub enum RemoteError {
         url: String,
         after: std::time::Duration,
     },
+    #[error("cannot connect to the registry at {url} within {} (--connect-timeout)", humantime::format_duration(*.after))]
+    ConnectTimeout {
+        url: String,
+        after: std::time::Duration,
+    },
     #[error("unexpected answer from the registry: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -131,8 +136,9 @@ where
 
 /// Lets a closed pipe end the command quietly, as it does other command-line tools
 /// (`shipshape gc items 5 | head -3`): Rust ignores SIGPIPE, so printing would otherwise panic.
-/// Only the operator commands do this; the server must survive clients that go away.
-fn restore_sigpipe() {
+/// Only the operator commands (these and `shipshape check`) do this; the server must survive
+/// clients that go away.
+pub(crate) fn restore_sigpipe() {
     #[cfg(unix)]
     // SAFETY: setting a signal's disposition to its default touches no Rust state, and runs
     // before any thread is started.

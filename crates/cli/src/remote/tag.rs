@@ -221,12 +221,8 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
                 .into(),
         ));
     }
-    if let Some(d) = args.tags.iter().find(|t| t.contains(':')) {
-        return Err(RemoteError::Usage(format!(
-            "{d} is a digest, not a tag; to delete that image with all its tags, use \
-             `shipshape manifest rm {} {d}`",
-            args.repository
-        )));
+    if let Some(t) = args.tags.iter().find(|t| t.contains(':')) {
+        return Err(RemoteError::Usage(not_a_tag(&args.repository, t)));
     }
     let repo = &args.repository;
     let path = Remote::repo_path(repo, "tags/delete");
@@ -293,6 +289,25 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
         println!("undo with: shipshape undo {batch}");
     }
     Ok(())
+}
+
+/// Why `name`, given to `tag rm` and containing a colon, is not a tag: a digest (`sha256:…`,
+/// also `repo@sha256:…`, deleted with `manifest rm`), or `repository:tag` (two arguments).
+fn not_a_tag(repo: &str, name: &str) -> String {
+    let digest = name.rsplit_once('@').map_or(name, |(_, d)| d);
+    match digest.split_once(':') {
+        Some(("sha256" | "sha512", _)) => format!(
+            "{name} is a digest, not a tag; to delete that image with all its tags, use \
+             `shipshape manifest rm {repo} {digest}`"
+        ),
+        _ => {
+            let (repository, tag) = name.rsplit_once(':').unwrap_or((repo, name));
+            format!(
+                "{name} is not a tag name; give the repository and the tag apart: \
+                 `shipshape tag rm {repository} {tag}`"
+            )
+        }
+    }
 }
 
 async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Result<()> {

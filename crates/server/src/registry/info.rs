@@ -267,6 +267,16 @@ impl Registry {
             )));
         }
         let mut conn = self.catalogue.reader().await?;
+        // A repository filter names a repository that exists or existed (deleted ones keep
+        // their log); a typo is told, not answered with an empty log.
+        if let Some(name) = &filter.repository {
+            let repo: RepoName = name
+                .parse()
+                .map_err(|e| RegistryError::InvalidFilter(format!("repository {name:?}: {e}")))?;
+            if repos::find_any(&mut conn, &repo).await?.is_none() {
+                return Err(RegistryError::NameUnknown(repo));
+            }
+        }
         Ok(events::list(&mut conn, filter, limit).await?)
     }
 }
