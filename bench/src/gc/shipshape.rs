@@ -117,15 +117,7 @@ pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<S
     // blob referenced and every manifest tagged and removed those entries. That steady state is
     // what the benchmark starts from, so the queues are emptied as the workers would leave them.
     let mut tx = catalogue.begin().await?;
-    sqlx::query("DELETE FROM gc_blob_reviews")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM gc_manifest_reviews")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM gc_link_reviews")
-        .execute(&mut *tx)
-        .await?;
+    shipshape_meta::queue::clear_reviews(&mut tx).await?;
     commit(tx).await?;
     catalogue.close().await;
     // One sync for all the files instead of one per file, as the store does per upload.

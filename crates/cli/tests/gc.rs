@@ -452,14 +452,15 @@ async fn one_run_at_a_time() {
         .await
         .unwrap();
     let mut tx = catalogue.begin().await.unwrap();
-    let spec = shipshape_meta::gc::RunSpec {
+    let spec = shipshape_meta::runs::RunSpec {
         started_by: "other-node".into(),
         ..Default::default()
     };
-    let active = shipshape_meta::gc::start_run(&mut tx, &spec, shipshape_meta::Clock::now(&clock))
-        .await
-        .unwrap()
-        .unwrap();
+    let active =
+        shipshape_meta::runs::start_run(&mut tx, &spec, shipshape_meta::Clock::now(&clock))
+            .await
+            .unwrap()
+            .unwrap();
     shipshape_meta::commit(tx).await.unwrap();
 
     let (status, v) = s
@@ -477,9 +478,16 @@ async fn one_run_at_a_time() {
     assert_eq!(current["id"], active);
 
     let mut tx = catalogue.begin().await.unwrap();
-    shipshape_meta::gc::finish_run(&mut tx, active, "succeeded", &Default::default(), &[], 0)
-        .await
-        .unwrap();
+    shipshape_meta::runs::finish_run(
+        &mut tx,
+        active,
+        shipshape_meta::runs::RunState::Succeeded,
+        &Default::default(),
+        &[],
+        0,
+    )
+    .await
+    .unwrap();
     shipshape_meta::commit(tx).await.unwrap();
     let (status, _) = s.api(Method::GET, "/api/v1/gc/runs/active", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

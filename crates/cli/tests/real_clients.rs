@@ -416,8 +416,7 @@ async fn skopeo_push_stores_a_shared_layer_once() {
         "re-upload stored once"
     );
     // The redundant copy was queued for deletion with the commit and forgotten once deleted.
-    let mut reader = s.server().catalogue().reader().await.unwrap();
-    let queued = shipshape_meta::gc::queue_depths(&mut reader).await.unwrap();
+    let queued = s.server().collector().queue_depths().await.unwrap();
     assert_eq!(queued.storage, 0, "{queued:?}");
     for repo in ["dedup/one", "dedup/two", "dedup/three"] {
         let (status, got) = get_blob(&s, repo, &shared.digest).await;

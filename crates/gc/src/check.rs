@@ -10,9 +10,9 @@
 
 use futures::StreamExt;
 use serde::Serialize;
-use shipshape_meta::gc as q;
 use shipshape_meta::repos::RepoId;
 use shipshape_meta::{Catalogue, Millis, blobs, commit};
+use shipshape_meta::{consistency, reviews};
 use shipshape_oci::{Digest, Digester};
 use shipshape_store::{LocalStore, StorageKey, StoreError};
 
@@ -155,7 +155,7 @@ async fn inspect(store: &LocalStore, blob: &blobs::Blob, verify: bool) -> Result
 
 async fn uses(catalogue: &Catalogue, digest: &Digest) -> Result<Vec<Use>, GcError> {
     let mut conn = catalogue.reader().await?;
-    Ok(q::users_of_blob(&mut conn, digest)
+    Ok(consistency::users_of_blob(&mut conn, digest)
         .await?
         .into_iter()
         .map(|(repository, manifest, tag)| Use {
@@ -223,14 +223,14 @@ async fn check_blob(
     f.size = Some(blob.size);
     f.affects = uses(catalogue, &blob.digest).await?;
     let mut tx = catalogue.begin().await?;
-    let referenced = q::blob_referenced(&mut tx, &blob.digest).await?;
+    let referenced = reviews::blob_referenced(&mut tx, &blob.digest).await?;
     drop(tx);
     if !referenced {
         // Nothing needs it: forgetting it loses nothing (its key goes to the drainer).
         if opts.repair {
             let mut tx = catalogue.begin().await?;
             unlink_everywhere(&mut tx, &blob.digest, now).await?;
-            q::forget_blob(&mut tx, &blob.digest, now).await?;
+            reviews::forget_blob(&mut tx, &blob.digest, now).await?;
             commit(tx).await?;
             f.repaired = Some("forgot the blob: no manifest references it".into());
             f.resolved = true;
@@ -268,7 +268,7 @@ pub async fn check(
     let mut after: Option<String> = None;
     loop {
         let mut conn = catalogue.reader().await?;
-        let page = q::blobs_page(&mut conn, after.as_deref(), 500).await?;
+        let page = consistency::blobs_page(&mut conn, after.as_deref(), 500).await?;
         drop(conn);
         let Some((last, _)) = page.last() else { break };
         after = Some(last.digest.to_string());
@@ -281,8 +281,8 @@ pub async fn check(
     }
 
     let mut conn = catalogue.reader().await?;
-    let unlinked = q::unlinked_references(&mut conn).await?;
-    let dangling_tags = q::tags_on_deleted(&mut conn).await?;
+    let unlinked = consistency::unlinked_references(&mut conn).await?;
+    let dangling_tags = consistency::tags_on_deleted(&mut conn).await?;
     drop(conn);
     for (repo_id, repo, manifest, blob) in unlinked {
         let mut f = Finding::new(
@@ -342,11 +342,11 @@ pub async fn check(
 }
 
 async fn unlink_everywhere(
-    tx: &mut shipshape_meta::Conn,
+    tx: &mut dyn shipshape_meta::Conn,
     digest: &Digest,
     now: Millis,
 ) -> Result<(), GcError> {
-    for link in q::links_of(tx, digest).await? {
+    for link in reviews::links_of(tx, digest).await? {
         blobs::unlink(tx, link.repo, digest, now).await?;
     }
     Ok(())

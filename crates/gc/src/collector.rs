@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
 use shipshape_meta::manifests::ManifestId;
-use shipshape_meta::{Catalogue, Clock, Conn, Millis, commit, events};
+use shipshape_meta::queue::{self, Due};
+use shipshape_meta::runs::{self, Figures, ItemKind, Run, RunItem, RunSpec, RunState};
+use shipshape_meta::{
+    Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, uploads, usage,
+};
 use shipshape_oci::Digest;
 use shipshape_store::{LocalStore, StorageKey};
 use tokio::sync::watch;
@@ -108,7 +111,7 @@ enum Batch<'a> {
 impl Batch<'_> {
     async fn review(
         &self,
-        conn: &mut Conn,
+        conn: &mut dyn Conn,
         rules: &Rules,
         out: &mut Outcome,
     ) -> Result<(), GcError> {
@@ -119,12 +122,6 @@ impl Batch<'_> {
     }
 }
 
-#[derive(Debug)]
-struct ActiveRun {
-    id: i64,
-    cancel: Arc<AtomicBool>,
-}
-
 /// The collector. Cheap to clone; every clone drives the same workers and runs.
 #[derive(Clone, Debug)]
 pub struct Collector {
@@ -133,7 +130,6 @@ pub struct Collector {
     clock: Arc<dyn Clock>,
     config: GcConfig,
     metrics: Arc<Metrics>,
-    active: Arc<Mutex<Option<ActiveRun>>>,
     /// Serialises passes over the queues between the workers and a run, so a run's figures
     /// count what it deleted and not what a worker deleted beside it.
     pass: Arc<tokio::sync::Mutex<()>>,
@@ -162,7 +158,6 @@ impl Collector {
             clock,
             config,
             metrics: Arc::default(),
-            active: Arc::default(),
             pass: Arc::default(),
             checkpoint: Checkpoint::default(),
         }
@@ -193,9 +188,15 @@ impl Collector {
     }
 
     /// The rules the storage figures classify by: the workers' rules at `now`.
-    pub fn usage_rules(&self) -> shipshape_meta::usage::Rules {
-        let rules = self.rules(ms(self.config.review_delay), self.config.untagged_manifests);
-        shipshape_meta::usage::Rules {
+    pub fn usage_rules(&self) -> usage::Rules {
+        self.usage_rules_for(
+            &self.rules(ms(self.config.review_delay), self.config.untagged_manifests),
+        )
+    }
+
+    /// The classification of storage that matches a review under `rules`.
+    fn usage_rules_for(&self, rules: &Rules) -> usage::Rules {
+        usage::Rules {
             now: rules.now,
             restore_cutoff: rules.now - rules.restore_window,
             grace: rules.grace,
@@ -209,7 +210,7 @@ impl Collector {
     /// Marks runs a previous process left running as failed. Call once at start.
     pub async fn recover(&self) -> Result<(), GcError> {
         let mut tx = self.catalogue.begin().await?;
-        let n = q::fail_interrupted_runs(&mut tx, self.clock.now()).await?;
+        let n = runs::fail_interrupted_runs(&mut tx, self.clock.now()).await?;
         commit(tx).await?;
         if n > 0 {
             tracing::warn!(
@@ -309,13 +310,13 @@ impl Collector {
                 claim_until: rules.now + CLAIM_MS,
             };
             let mut tx = self.catalogue.begin_unsynced().await?;
-            let manifests = q::claim_manifests(&mut tx, due, BATCH).await?;
+            let manifests = queue::claim_manifests(&mut tx, due, BATCH).await?;
             // Blob reviews need no queue delay: a link's lease is the grace period.
             let blob_due = Due {
                 queued_by: rules.now,
                 ..due
             };
-            let digests = q::claim_blobs(&mut tx, blob_due, BATCH).await?;
+            let digests = queue::claim_blobs(&mut tx, blob_due, BATCH).await?;
             commit(tx).await?;
             if manifests.is_empty() && digests.is_empty() {
                 return Ok(out);
@@ -335,73 +336,54 @@ impl Collector {
 
     /// A run's review: every queued entry in (queued_at, key) order under the run's rules,
     /// whatever the workers' claims and deferrals say, repeated while a pass deletes something
-    /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times. With
-    /// `dry`, every review happens in that one transaction (the caller rolls it back);
-    /// otherwise each batch of `REVIEWS_PER_TX` entries in its own.
-    async fn run_passes(
-        &self,
-        rules: &Rules,
-        cancel: &AtomicBool,
-        mut dry: Option<&mut Conn>,
-        progress: Option<(i64, &Mutex<Figures>)>,
-    ) -> Result<Outcome, GcError> {
+    /// (a purge queues what the purged manifest referenced), at most `MAX_PASSES` times; each
+    /// batch of `REVIEWS_PER_TX` entries in its own transaction, which also records what it
+    /// deleted and learns whether a cancel was asked.
+    async fn run_passes(&self, rules: &Rules, run: &RunProgress) -> Result<Outcome, GcError> {
         let mut out = Outcome::default();
         // Each pass after the first follows the cascade of the one before (index → children →
         // blobs, subject → referrers); a bound keeps a run finite while pushes keep adding
         // work, which the next run or the workers take.
         for _ in 0..MAX_PASSES {
             let mut rules = rules.clone();
-            if dry.is_none() {
-                rules.now = self.clock.now();
-            }
+            rules.now = self.clock.now();
             let deleted_before = out.figures.deleted();
             let mut cursor = None;
             loop {
-                let batch = match dry.as_deref_mut() {
-                    Some(conn) => q::manifest_entries_after(conn, cursor, BATCH).await?,
-                    None => {
-                        let mut conn = self.catalogue.reader().await?;
-                        q::manifest_entries_after(&mut conn, cursor, BATCH).await?
-                    }
+                let batch = {
+                    let mut conn = self.catalogue.reader().await?;
+                    queue::manifest_entries_after(&mut conn, cursor, BATCH).await?
                 };
                 let Some(last) = batch.last() else { break };
                 cursor = Some(*last);
                 let ids: Vec<ManifestId> = batch.into_iter().map(|(_, id)| id).collect();
                 for chunk in ids.chunks(REVIEWS_PER_TX) {
-                    if cancel.load(Ordering::Relaxed) {
+                    // Asked in the catalogue, from any node; one indexed read per batch.
+                    if self.cancel_asked(run).await? {
                         return Ok(out);
                     }
                     let one = self
-                        .review_batch(
-                            dry.as_deref_mut(),
-                            Batch::Manifests(chunk),
-                            &rules,
-                            progress,
-                        )
+                        .review_batch(Batch::Manifests(chunk), &rules, run)
                         .await?;
-                    self.after_review(&mut out, one, progress).await;
+                    self.after_review(&mut out, one, run).await;
                 }
             }
             let mut cursor: Option<(Millis, String)> = None;
             loop {
-                let batch = match dry.as_deref_mut() {
-                    Some(conn) => q::blob_entries_after(conn, cursor.clone(), BATCH).await?,
-                    None => {
-                        let mut conn = self.catalogue.reader().await?;
-                        q::blob_entries_after(&mut conn, cursor.clone(), BATCH).await?
-                    }
+                let batch = {
+                    let mut conn = self.catalogue.reader().await?;
+                    queue::blob_entries_after(&mut conn, cursor.clone(), BATCH).await?
                 };
                 let Some((t, d)) = batch.last() else { break };
                 cursor = Some((*t, d.to_string()));
                 let digests: Vec<Digest> = batch.into_iter().map(|(_, d)| d).collect();
                 for chunk in digests.chunks(REVIEWS_PER_TX) {
-                    if cancel.load(Ordering::Relaxed) {
+                    // Asked in the catalogue, from any node; one indexed read per batch.
+                    if self.cancel_asked(run).await? {
                         return Ok(out);
                     }
-                    let one = self
-                        .review_batch(dry.as_deref_mut(), Batch::Blobs(chunk), &rules, progress)
-                        .await?;
-                    self.after_review(&mut out, one, progress).await;
+                    let one = self.review_batch(Batch::Blobs(chunk), &rules, run).await?;
+                    self.after_review(&mut out, one, run).await;
                 }
             }
             if out.figures.deleted() == deleted_before {
@@ -411,68 +393,41 @@ impl Collector {
         Ok(out)
     }
 
-    /// Reviews one batch of a run: in the dry run's transaction, or in a transaction of its own
-    /// that also records the batch's items and figures.
+    /// Reviews one batch of a run in a transaction of its own that also records the batch's
+    /// items and the run's figures so far.
     async fn review_batch(
         &self,
-        dry: Option<&mut Conn>,
         batch: Batch<'_>,
         rules: &Rules,
-        progress: Option<(i64, &Mutex<Figures>)>,
+        run: &RunProgress,
     ) -> Result<Outcome, GcError> {
         let mut one = Outcome::default();
-        match dry {
-            Some(conn) => batch.review(conn, rules, &mut one).await?,
-            None => {
-                let mut tx = self.catalogue.begin_unsynced().await?;
-                batch.review(&mut tx, rules, &mut one).await?;
-                self.record(&mut tx, progress, &one).await?;
-                commit(tx).await?;
-            }
-        }
+        let mut tx = self.catalogue.begin_unsynced().await?;
+        batch.review(&mut tx, rules, &mut one).await?;
+        self.record(&mut tx, run, &one).await?;
+        commit(tx).await?;
         Ok(one)
     }
 
-    /// Adds a batch's deletions to the run's items and figures, in the batch's transaction.
-    async fn record(
-        &self,
-        tx: &mut Conn,
-        progress: Option<(i64, &Mutex<Figures>)>,
-        one: &Outcome,
-    ) -> Result<(), GcError> {
-        let Some((run, live)) = progress else {
-            return Ok(());
-        };
-        q::add_run_items(tx, run, &one.items).await?;
-        let mut so_far = *live.lock().expect("run progress");
+    /// Adds a batch's deletions to the run's items and figures, in the batch's transaction,
+    /// and notes a cancel asked meanwhile (from this node or another).
+    async fn record(&self, tx: &mut Tx, run: &RunProgress, one: &Outcome) -> Result<(), GcError> {
+        runs::add_run_items(tx, run.id, &one.items).await?;
+        let mut so_far = *run.figures.lock().expect("run progress");
         so_far.add(&one.figures);
-        q::record_progress(tx, run, &so_far).await?;
+        if runs::record_progress(tx, run.id, &so_far).await? {
+            run.cancel.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
-    /// Counts a committed batch into the run and passes the checkpoint (a real run only).
-    async fn after_review(
-        &self,
-        out: &mut Outcome,
-        one: Outcome,
-        progress: Option<(i64, &Mutex<Figures>)>,
-    ) {
-        self.report(out, one, progress);
-        if progress.is_some() {
-            self.checkpoint.pass(out.figures.deleted()).await;
-        }
-    }
-
-    /// Counts a review into the run. A real run's items are already in the catalogue, so only
-    /// its figures are kept: memory stays flat however much a run deletes.
-    fn report(&self, out: &mut Outcome, one: Outcome, progress: Option<(i64, &Mutex<Figures>)>) {
-        match progress {
-            Some((_, live)) => {
-                live.lock().expect("run progress").add(&one.figures);
-                out.figures.add(&one.figures);
-            }
-            None => out.merge(one),
-        }
+    /// Counts a committed batch into the run and passes the checkpoint.
+    async fn after_review(&self, out: &mut Outcome, one: Outcome, run: &RunProgress) {
+        run.figures.lock().expect("run progress").add(&one.figures);
+        // A real run's items are already in the catalogue, so only its figures are kept:
+        // memory stays flat however much a run deletes.
+        out.figures.add(&one.figures);
+        self.checkpoint.pass(out.figures.deleted()).await;
     }
 
     async fn expire_uploads(&self, rules: &Rules, run: Option<i64>) -> Result<Outcome, GcError> {
@@ -480,7 +435,7 @@ impl Collector {
         let cutoff = rules.now - ms(self.config.upload_ttl);
         loop {
             let mut conn = self.catalogue.reader().await?;
-            let stale = q::stale_uploads(&mut conn, cutoff, BATCH).await?;
+            let stale = uploads::stale_uploads(&mut conn, cutoff, BATCH).await?;
             drop(conn);
             if stale.is_empty() {
                 return Ok(out);
@@ -491,7 +446,7 @@ impl Collector {
                 review::upload(&mut tx, s, cutoff, rules, &mut out).await?;
             }
             if let Some(run) = run {
-                q::add_run_items(&mut tx, run, &out.items[before..]).await?;
+                runs::add_run_items(&mut tx, run, &out.items[before..]).await?;
             }
             commit(tx).await?;
             if (stale.len() as i64) < BATCH {
@@ -507,7 +462,7 @@ impl Collector {
         loop {
             let now = self.clock.now();
             let mut tx = self.catalogue.begin().await?;
-            let keys = q::claim_storage_deletions(&mut tx, now, now + CLAIM_MS, BATCH).await?;
+            let keys = queue::claim_storage_deletions(&mut tx, now, now + CLAIM_MS, BATCH).await?;
             commit(tx).await?;
             if keys.is_empty() {
                 return Ok(deleted);
@@ -535,9 +490,9 @@ impl Collector {
             // No sync needed: if a power loss undoes this commit, the keys are claimed again once
             // their claim expires, and an object already gone counts as deleted.
             let mut tx = self.catalogue.begin_unsynced().await?;
-            q::storage_deleted(&mut tx, &done).await?;
+            queue::storage_deleted(&mut tx, &done).await?;
             for (key, _) in &failed {
-                q::storage_deletion_failed(&mut tx, key, now).await?;
+                queue::storage_deletion_failed(&mut tx, key, now).await?;
                 self.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
             }
             commit(tx).await?;
@@ -555,61 +510,92 @@ impl Collector {
     // -----------------------------------------------------------------------------------------
     // Runs
 
-    /// Starts a run in the background; answers at once with its id.
+    /// Starts a run in the background; answers at once with its id. At most one run is active
+    /// in the registry (the catalogue refuses a second, from any node).
     pub async fn start_run(&self, spec: RunSpec) -> Result<Run, StartError> {
         let now = self.clock.now();
         let mut tx = self.catalogue.begin().await.map_err(GcError::from)?;
-        let id = match q::start_run(&mut tx, &spec, now)
+        let id = match runs::start_run(&mut tx, &spec, now)
             .await
             .map_err(GcError::from)?
         {
             Ok(id) => id,
             Err(active) => return Err(StartError::Active(active)),
         };
-        let run = q::get_run(&mut tx, id)
+        let run = runs::get_run(&mut tx, id)
             .await
             .map_err(GcError::from)?
-            .expect("run just inserted");
+            .ok_or_else(|| GcError::Meta(MetaError::Corrupt(format!("run {id} vanished"))))?;
         commit(tx).await.map_err(GcError::from)?;
-        let cancel = Arc::new(AtomicBool::new(false));
-        *self.active.lock().expect("active run") = Some(ActiveRun {
-            id,
-            cancel: cancel.clone(),
-        });
         let me = self.clone();
         tokio::spawn(async move {
-            me.execute(id, spec, cancel).await;
+            me.execute(id, spec).await;
         });
         Ok(run)
     }
 
-    /// Asks the active run to stop; what it already deleted stays deleted and is reported.
-    /// Returns false when `id` is not the active run.
-    pub fn cancel(&self, id: i64) -> bool {
-        match &*self.active.lock().expect("active run") {
-            Some(a) if a.id == id => {
-                a.cancel.store(true, Ordering::Relaxed);
-                true
-            }
-            _ => false,
-        }
+    /// Runs, newest first, before the id `before` when given.
+    pub async fn runs(&self, before: Option<i64>, limit: i64) -> Result<Vec<Run>, GcError> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(runs::list_runs(&mut conn, before, limit).await?)
     }
 
-    async fn execute(&self, id: i64, spec: RunSpec, cancel: Arc<AtomicBool>) {
+    /// One run.
+    pub async fn run(&self, id: i64) -> Result<Option<Run>, GcError> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(runs::get_run(&mut conn, id).await?)
+    }
+
+    /// The active run, wherever it executes.
+    pub async fn active_run(&self) -> Result<Option<Run>, GcError> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(runs::active_run(&mut conn).await?)
+    }
+
+    /// What a run deleted (or would delete), or `None` when there is no such run.
+    pub async fn run_items(&self, id: i64) -> Result<Option<Vec<RunItem>>, GcError> {
+        let mut conn = self.catalogue.reader().await?;
+        if runs::get_run(&mut conn, id).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(runs::run_items(&mut conn, id).await?))
+    }
+
+    /// How deep each queue is, for metrics.
+    pub async fn queue_depths(&self) -> Result<queue::QueueDepths, GcError> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(queue::queue_depths(&mut conn).await?)
+    }
+
+    /// Asks a run to stop after the batch it is on; what it already deleted stays deleted and
+    /// is reported. The ask is written in the run's row, so the node executing the run sees it
+    /// whichever node was asked. Returns the run, or `None` when there is no such run.
+    pub async fn cancel(&self, id: i64) -> Result<Option<Run>, GcError> {
+        let mut tx = self.catalogue.begin().await?;
+        let run = runs::request_cancel(&mut tx, id).await?;
+        commit(tx).await?;
+        Ok(run)
+    }
+
+    async fn execute(&self, id: i64, spec: RunSpec) {
         let started = std::time::Instant::now();
         let grace = spec.grace_ms.unwrap_or(ms(self.config.review_delay));
-        let live = Mutex::new(Figures::default());
+        let run = RunProgress {
+            id,
+            cancel: AtomicBool::new(false),
+            figures: Mutex::new(Figures::default()),
+        };
         let result = if spec.dry_run {
-            self.dry_run(id, &spec, grace, &cancel).await
+            self.dry_run(id, &spec, grace).await
         } else {
-            self.real_run(id, &spec, grace, &cancel, &live).await
+            self.real_run(&spec, grace, &run).await
         };
         let (state, figures, errors) = match result {
-            Ok(f) if cancel.load(Ordering::Relaxed) => ("cancelled", f, vec![]),
-            Ok(f) => ("succeeded", f, vec![]),
+            Ok(f) if run.cancelled() => (RunState::Cancelled, f, vec![]),
+            Ok(f) => (RunState::Succeeded, f, vec![]),
             Err(e) => {
-                let f = *live.lock().expect("run progress");
-                ("failed", f, vec![e.to_string()])
+                let f = *run.figures.lock().expect("run progress");
+                (RunState::Failed, f, vec![e.to_string()])
             }
         };
         let now = self.clock.now();
@@ -621,7 +607,7 @@ impl Collector {
         let reason = format!("run {id} {state}: {what}");
         let finish = async {
             let mut tx = self.catalogue.begin().await?;
-            q::finish_run(&mut tx, id, state, &figures, &errors, now).await?;
+            runs::finish_run(&mut tx, id, state, &figures, &errors, now).await?;
             // One entry per run with its figures; what it deleted is the run's item list.
             events::record(
                 &mut tx,
@@ -645,10 +631,9 @@ impl Collector {
         self.metrics
             .run_seconds_total_ms
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        *self.active.lock().expect("active run") = None;
         tracing::info!(
             run = id,
-            state,
+            state = %state,
             dry_run = spec.dry_run,
             reviewed = figures.reviewed,
             manifests = figures.manifests,
@@ -661,27 +646,37 @@ impl Collector {
         );
     }
 
+    /// Whether a cancel was asked of the run (read from the catalogue, between phases).
+    async fn cancel_asked(&self, run: &RunProgress) -> Result<bool, GcError> {
+        if !run.cancelled() {
+            let mut conn = self.catalogue.reader().await?;
+            if runs::cancel_requested(&mut conn, run.id).await? {
+                run.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(run.cancelled())
+    }
+
     async fn real_run(
         &self,
-        id: i64,
         spec: &RunSpec,
         grace: Millis,
-        cancel: &AtomicBool,
-        live: &Mutex<Figures>,
+        run: &RunProgress,
     ) -> Result<Figures, GcError> {
         let _pass = self.pass.lock().await;
         let rules = self.rules(grace, spec.include_untagged);
-        let progress = (id, live);
         let began = std::time::Instant::now();
-        let mut out = self
-            .run_passes(&rules, cancel, None, Some(progress))
-            .await?;
+        let mut out = self.run_passes(&rules, run).await?;
         let reviewed = began.elapsed();
-        if !cancel.load(Ordering::Relaxed) {
-            let uploads = self.expire_uploads(&rules, Some(id)).await?;
-            self.report(&mut out, uploads, Some(progress));
+        if !self.cancel_asked(run).await? {
+            let uploads = self.expire_uploads(&rules, Some(run.id)).await?;
+            run.figures
+                .lock()
+                .expect("run progress")
+                .add(&uploads.figures);
+            out.figures.add(&uploads.figures);
         }
-        if spec.sweep && !cancel.load(Ordering::Relaxed) {
+        if spec.sweep && !self.cancel_asked(run).await? {
             let orphans = sweep::sweep(
                 &self.catalogue,
                 &self.store,
@@ -691,15 +686,19 @@ impl Collector {
             )
             .await?;
             let mut tx = self.catalogue.begin().await?;
-            q::add_run_items(&mut tx, id, &orphans.items).await?;
+            runs::add_run_items(&mut tx, run.id, &orphans.items).await?;
             commit(tx).await?;
-            self.report(&mut out, orphans, Some(progress));
+            run.figures
+                .lock()
+                .expect("run progress")
+                .add(&orphans.figures);
+            out.figures.add(&orphans.figures);
         }
         let swept = began.elapsed();
         // Freed means gone from storage, not only forgotten.
         self.drain_storage().await?;
         tracing::debug!(
-            run = id,
+            run = run.id,
             review_ms = reviewed.as_secs_f64() * 1e3,
             uploads_and_sweep_ms = (swept - reviewed).as_secs_f64() * 1e3,
             drain_ms = (began.elapsed() - swept).as_secs_f64() * 1e3,
@@ -709,26 +708,35 @@ impl Collector {
         Ok(out.figures)
     }
 
-    /// Reviews everything a real run would, inside one transaction that is rolled back: the
-    /// list is exactly what a run would delete at this moment, cascades included.
-    async fn dry_run(
-        &self,
-        id: i64,
-        spec: &RunSpec,
-        grace: Millis,
-        cancel: &AtomicBool,
-    ) -> Result<Figures, GcError> {
+    /// Lists what a run with these rules would delete now, read on a reader connection by the
+    /// same classification as the storage figures (`usage::collectable`): a dry run takes no
+    /// write lock, so pushes never wait behind it, and what it lists is what `usage` calls
+    /// reclaimable.
+    async fn dry_run(&self, id: i64, spec: &RunSpec, grace: Millis) -> Result<Figures, GcError> {
         let rules = self.rules(grace, spec.include_untagged);
-        let mut out;
+        let usage_rules = self.usage_rules_for(&rules);
+        let mut out = Outcome::default();
         {
-            let mut tx = self.catalogue.begin().await?;
-            out = self.run_passes(&rules, cancel, Some(&mut tx), None).await?;
-            let cutoff = rules.now - ms(self.config.upload_ttl);
-            let stale = q::stale_uploads(&mut tx, cutoff, i64::MAX).await?;
-            for s in &stale {
-                review::upload(&mut tx, s, cutoff, &rules, &mut out).await?;
+            let mut conn = self.catalogue.reader().await?;
+            let depths = queue::queue_depths(&mut conn).await?;
+            out.figures.reviewed = depths.blobs + depths.manifests;
+            for c in usage::collectable(&mut conn, &usage_rules).await? {
+                out.add(RunItem {
+                    kind: c.kind,
+                    repository: c.repository,
+                    target: c.target,
+                    size: c.size,
+                });
             }
-            // Dropping the transaction rolls every change back.
+            let cutoff = rules.now - ms(self.config.upload_ttl);
+            for s in uploads::stale_uploads(&mut conn, cutoff, i64::MAX).await? {
+                out.add(RunItem {
+                    kind: ItemKind::Upload,
+                    repository: Some(s.repository),
+                    target: s.id,
+                    size: s.received,
+                });
+            }
         }
         if spec.sweep {
             let orphans = sweep::sweep(
@@ -742,9 +750,23 @@ impl Collector {
             out.merge(orphans);
         }
         let mut tx = self.catalogue.begin().await?;
-        q::add_run_items(&mut tx, id, &out.items).await?;
+        runs::add_run_items(&mut tx, id, &out.items).await?;
         commit(tx).await?;
         Ok(out.figures)
+    }
+}
+
+/// A real run as it goes: its id, whether a cancel was asked, its figures so far.
+#[derive(Debug)]
+struct RunProgress {
+    id: i64,
+    cancel: AtomicBool,
+    figures: Mutex<Figures>,
+}
+
+impl RunProgress {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 }
 

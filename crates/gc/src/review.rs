@@ -5,11 +5,11 @@
 //! (a dry run reviews inside a transaction it then rolls back), so a preview and a real run
 //! decide alike.
 
-use shipshape_meta::gc::{self, RunItem};
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::repos::RepoId;
 use shipshape_meta::reviews::{self, BlobFacts, ManifestFacts};
-use shipshape_meta::{Conn, Millis};
+use shipshape_meta::runs::{Figures, ItemKind, RunItem};
+use shipshape_meta::{Conn, Millis, uploads};
 use shipshape_oci::Digest;
 
 use crate::GcError;
@@ -52,28 +52,27 @@ pub enum Verdict {
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
     pub items: Vec<RunItem>,
-    pub figures: gc::Figures,
+    pub figures: Figures,
 }
 
 impl Outcome {
     pub(crate) fn add(&mut self, item: RunItem) {
-        match item.kind.as_str() {
-            "manifest" => {
+        match item.kind {
+            ItemKind::Manifest => {
                 // Manifests live in the catalogue, and their bytes count as freed too.
                 self.figures.manifests += 1;
                 self.figures.bytes += item.size;
             }
-            "blob" => {
+            ItemKind::Blob => {
                 self.figures.blobs += 1;
                 self.figures.bytes += item.size;
             }
-            "link" => self.figures.links += 1,
-            "upload" => self.figures.uploads += 1,
-            "orphan" => {
+            ItemKind::Link => self.figures.links += 1,
+            ItemKind::Upload => self.figures.uploads += 1,
+            ItemKind::Orphan => {
                 self.figures.orphans += 1;
                 self.figures.bytes += item.size;
             }
-            _ => {}
         }
         self.items.push(item);
     }
@@ -242,7 +241,7 @@ fn settled(mode: Mode, verdict: Verdict, rules: &Rules) -> Option<Verdict> {
 /// queued for the drainer, entries settled). The activity log gets one entry per pass or run
 /// with its figures (`Collector`), not one per object: the items are the run's item list.
 pub async fn blobs(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     digests: &[Digest],
     rules: &Rules,
     mode: Mode,
@@ -274,7 +273,7 @@ pub async fn blobs(
     let forgotten = reviews::forget_blobs(conn, &forget, rules.now).await?;
     for (repo, digest) in dropped {
         out.add(RunItem {
-            kind: "link".into(),
+            kind: ItemKind::Link,
             repository: Some(repo),
             target: digest.to_string(),
             size: 0,
@@ -282,7 +281,7 @@ pub async fn blobs(
     }
     for b in forgotten {
         out.add(RunItem {
-            kind: "blob".into(),
+            kind: ItemKind::Blob,
             repository: None,
             target: b.digest.to_string(),
             size: b.size,
@@ -296,7 +295,7 @@ pub async fn blobs(
 /// batch kept (an index, a subject) is queued again by that one's purge and decided in the next
 /// pass, because entries are settled before the purges queue anything.
 pub async fn manifests(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     ids: &[ManifestId],
     rules: &Rules,
     mode: Mode,
@@ -323,7 +322,7 @@ pub async fn manifests(
     reviews::purge_manifests(conn, &ids, rules.now).await?;
     for (_, m, _) in purged {
         out.add(RunItem {
-            kind: "manifest".into(),
+            kind: ItemKind::Manifest,
             target: m.digest.to_string(),
             repository: Some(m.repository),
             size: m.size,
@@ -334,15 +333,15 @@ pub async fn manifests(
 
 /// Expires one stale upload session, if it is still stale.
 pub async fn upload(
-    conn: &mut Conn,
-    stale: &gc::StaleUpload,
+    conn: &mut dyn Conn,
+    stale: &uploads::StaleUpload,
     cutoff: Millis,
     rules: &Rules,
     out: &mut Outcome,
 ) -> Result<(), GcError> {
-    if gc::expire_upload(conn, &stale.id, cutoff, rules.now).await? {
+    if uploads::expire_upload(conn, &stale.id, cutoff, rules.now).await? {
         out.add(RunItem {
-            kind: "upload".into(),
+            kind: ItemKind::Upload,
             repository: Some(stale.repository.clone()),
             target: stale.id.clone(),
             size: stale.received,
@@ -354,7 +353,7 @@ pub async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shipshape_meta::gc::{Link, ManifestState};
+    use shipshape_meta::reviews::{Link, ManifestState};
 
     const NOW: Millis = 1_000_000;
     const GRACE: Millis = 1_000;

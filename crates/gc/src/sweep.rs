@@ -3,7 +3,8 @@
 //! deleted once older than a threshold. Safe while the registry runs: keys are never reused
 //! (invariant 1), and an object being committed is younger than the threshold.
 
-use shipshape_meta::gc::{self as q, RunItem};
+use shipshape_meta::consistency;
+use shipshape_meta::runs::{ItemKind, RunItem};
 use shipshape_meta::{Catalogue, Millis};
 use shipshape_store::{LIST_PAGE, LocalStore};
 
@@ -28,7 +29,7 @@ pub async fn sweep(
             let old: Vec<_> = page?.into_iter().filter(|o| o.modified < cutoff).collect();
             let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
             let mut conn = catalogue.reader().await?;
-            let known = q::known_keys(&mut conn, &keys).await?;
+            let known = consistency::known_keys(&mut conn, &keys).await?;
             drop(conn);
             for o in old {
                 if known.contains(o.key.as_str()) {
@@ -38,7 +39,7 @@ pub async fn sweep(
                     store.delete(&o.key).await?;
                 }
                 out.add(RunItem {
-                    kind: "orphan".into(),
+                    kind: ItemKind::Orphan,
                     repository: None,
                     target: o.key.as_str().to_string(),
                     size: o.size,

@@ -19,7 +19,7 @@ pub struct Batch {
 
 /// Opens a batch for an operation about to remove tags of `repo`; returns its id.
 pub async fn create(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     action: &str,
     repo: RepoId,
     actor: &str,
@@ -32,17 +32,17 @@ pub async fn create(
     .bind(repo.0)
     .bind(actor)
     .bind(now)
-    .fetch_one(conn)
+    .fetch_one(conn.sqlite())
     .await?)
 }
 
-pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Batch>> {
+pub async fn get(conn: &mut dyn Conn, id: i64) -> Result<Option<Batch>> {
     let row = sqlx::query(
         "SELECT b.id, b.action, r.name, b.actor, b.at FROM batches b
          JOIN repositories r ON r.id = b.repository_id WHERE b.id = ?",
     )
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.map(|r| {
         Ok(Batch {
@@ -57,12 +57,12 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Batch>> {
 }
 
 /// The latest batch of `action` on a repository: the deletion a repository restore undoes.
-pub async fn latest(conn: &mut Conn, repo: RepoId, action: &str) -> Result<Option<i64>> {
+pub async fn latest(conn: &mut dyn Conn, repo: RepoId, action: &str) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM batches WHERE repository_id = ? AND action = ? ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(action)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?)
 }

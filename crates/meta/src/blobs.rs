@@ -24,24 +24,24 @@ fn blob_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Blob> {
 }
 
 /// The blob with this digest, wherever it is linked, if its bytes are present.
-pub async fn find(conn: &mut Conn, digest: &Digest) -> Result<Option<Blob>> {
+pub async fn find(conn: &mut dyn Conn, digest: &Digest) -> Result<Option<Blob>> {
     let row = sqlx::query(
         "SELECT digest, size, storage_key FROM blobs WHERE digest = ? AND state = 'present'",
     )
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(blob_from_row).transpose()
 }
 
 /// The blob with this digest as recorded, and whether its bytes are present (a blob marked
 /// missing is recorded but answers as unknown until it is uploaded again).
-pub async fn find_recorded(conn: &mut Conn, digest: &Digest) -> Result<Option<(Blob, bool)>> {
+pub async fn find_recorded(conn: &mut dyn Conn, digest: &Digest) -> Result<Option<(Blob, bool)>> {
     let row = sqlx::query(
         "SELECT digest, size, storage_key, state = 'present' AS present FROM blobs WHERE digest = ?",
     )
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.map(|r| Ok((blob_from_row(&r)?, r.try_get::<bool, _>("present")?)))
         .transpose()
@@ -49,19 +49,19 @@ pub async fn find_recorded(conn: &mut Conn, digest: &Digest) -> Result<Option<(B
 
 /// Marks a blob's bytes as missing: it answers as unknown (HEAD and GET 404) so clients upload
 /// it again, and no new manifest may reference it until they do. Returns whether it was found.
-pub async fn mark_missing(conn: &mut Conn, digest: &Digest) -> Result<bool> {
+pub async fn mark_missing(conn: &mut dyn Conn, digest: &Digest) -> Result<bool> {
     let done = sqlx::query("UPDATE blobs SET state = 'missing' WHERE digest = ?")
         .bind(digest.to_string())
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Serves a blob marked missing again (its bytes came back, e.g. from a backup).
-pub async fn mark_present(conn: &mut Conn, digest: &Digest) -> Result<bool> {
+pub async fn mark_present(conn: &mut dyn Conn, digest: &Digest) -> Result<bool> {
     let done = sqlx::query("UPDATE blobs SET state = 'present' WHERE digest = ?")
         .bind(digest.to_string())
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -71,7 +71,7 @@ pub async fn mark_present(conn: &mut Conn, digest: &Digest) -> Result<bool> {
 /// Returns the old key, or `None` when the recorded key is no longer `expected_old` (another
 /// upload replaced it first, or the collector forgot the blob).
 pub async fn replace_copy(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     digest: &Digest,
     expected_old: &str,
     new_key: &str,
@@ -83,17 +83,21 @@ pub async fn replace_copy(
     .bind(new_key)
     .bind(digest.to_string())
     .bind(expected_old)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    crate::gc::queue_storage_deletion(conn, expected_old, now).await?;
+    crate::queue::queue_storage_deletion(conn, expected_old, now).await?;
     Ok(Some(expected_old.to_string()))
 }
 
 /// The blob if this repository may serve it (its bytes present).
-pub async fn find_in_repo(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<Blob>> {
+pub async fn find_in_repo(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    digest: &Digest,
+) -> Result<Option<Blob>> {
     let row = sqlx::query(
         "SELECT b.digest, b.size, b.storage_key FROM blobs b
          JOIN repository_blobs rb ON rb.digest = b.digest
@@ -101,26 +105,26 @@ pub async fn find_in_repo(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Res
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(blob_from_row).transpose()
 }
 
 /// Records a new blob. The caller has checked that no blob with this digest exists.
-pub async fn insert(conn: &mut Conn, blob: &Blob, now: Millis) -> Result<()> {
+pub async fn insert(conn: &mut dyn Conn, blob: &Blob, now: Millis) -> Result<()> {
     sqlx::query("INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?)")
         .bind(blob.digest.to_string())
         .bind(blob.size as i64)
         .bind(&blob.storage_key)
         .bind(now)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(())
 }
 
 /// Lets `repo` serve the blob (an upload or a mount), renewing the link's lease, and queues the
 /// blob for review: if no manifest comes to reference it, the collector reclaims it.
-pub async fn link(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<()> {
+pub async fn link(conn: &mut dyn Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<()> {
     sqlx::query(
         "INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
          VALUES (?1, ?2, ?3, ?3)
@@ -129,15 +133,15 @@ pub async fn link(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -
     .bind(repo.0)
     .bind(digest.to_string())
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
-    crate::gc::queue_link(conn, repo, digest, now, "blob uploaded").await
+    crate::queue::queue_link(conn, repo, digest, now, "blob uploaded").await
 }
 
 /// When the link's lease is older than `stale_before`, renews it; returns whether the link
 /// still exists. A client just told "this blob exists" can rely on it for the grace period.
 pub async fn renew_lease(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     digest: &Digest,
     now: Millis,
@@ -151,7 +155,7 @@ pub async fn renew_lease(
     .bind(repo.0)
     .bind(digest.to_string())
     .bind(stale_before)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     if found.is_some() {
         return Ok(true);
@@ -160,38 +164,43 @@ pub async fn renew_lease(
         sqlx::query_scalar("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
             .bind(repo.0)
             .bind(digest.to_string())
-            .fetch_optional(conn)
+            .fetch_optional(conn.sqlite())
             .await?;
     Ok(found.is_some())
 }
 
 /// The time the link's lease was last renewed, if the repository links the blob.
-pub async fn lease(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<Millis>> {
+pub async fn lease(conn: &mut dyn Conn, repo: RepoId, digest: &Digest) -> Result<Option<Millis>> {
     Ok(sqlx::query_scalar(
         "SELECT renewed_at FROM repository_blobs WHERE repository_id = ? AND digest = ?",
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?)
 }
 
 /// Removes the repository's link; returns whether there was one.
-pub async fn unlink(conn: &mut Conn, repo: RepoId, digest: &Digest, now: Millis) -> Result<bool> {
+pub async fn unlink(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    digest: &Digest,
+    now: Millis,
+) -> Result<bool> {
     let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?")
         .bind(repo.0)
         .bind(digest.to_string())
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     if done.rows_affected() > 0 {
-        crate::gc::queue_blob(conn, digest, now, "blob deleted").await?;
+        crate::queue::queue_blob(conn, digest, now, "blob deleted").await?;
     }
     Ok(done.rows_affected() > 0)
 }
 
 /// A manifest of `repo` that references the blob, if any.
 pub async fn referenced_in_repo(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     digest: &Digest,
 ) -> Result<Option<Digest>> {
@@ -202,17 +211,17 @@ pub async fn referenced_in_repo(
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     d.as_deref().map(crate::digest_col).transpose()
 }
 
 /// Removes every blob link of a repository (repository deletion); returns how many.
-pub async fn unlink_all(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<u64> {
-    crate::gc::queue_links_of(conn, repo, now, "repository deleted").await?;
+pub async fn unlink_all(conn: &mut dyn Conn, repo: RepoId, now: Millis) -> Result<u64> {
+    crate::queue::queue_links_of(conn, repo, now, "repository deleted").await?;
     let done = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = ?")
         .bind(repo.0)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(done.rows_affected())
 }

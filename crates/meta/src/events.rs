@@ -42,7 +42,7 @@ pub struct NewEvent<'a> {
     pub reason: Option<&'a str>,
 }
 
-pub async fn record(conn: &mut Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
+pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
     debug_assert!(ACTIONS.contains(&e.action), "unlisted action {}", e.action);
     sqlx::query(
         "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
@@ -56,13 +56,13 @@ pub async fn record(conn: &mut Conn, e: &NewEvent<'_>, now: Millis) -> Result<()
     .bind(e.target)
     .bind(e.digest.as_deref())
     .bind(e.reason)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
 
 /// Records several events at once, in order (the collector's reviews, a batch at a time).
-pub async fn record_many(conn: &mut Conn, events: &[NewEvent<'_>], now: Millis) -> Result<()> {
+pub async fn record_many(conn: &mut dyn Conn, events: &[NewEvent<'_>], now: Millis) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -80,8 +80,7 @@ pub async fn record_many(conn: &mut Conn, events: &[NewEvent<'_>], now: Millis) 
             ])
         })
         .collect();
-    let rows =
-        serde_json::to_string(&rows).map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
+    let rows = crate::json(&rows)?;
     sqlx::query(
         "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
          SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
@@ -90,7 +89,7 @@ pub async fn record_many(conn: &mut Conn, events: &[NewEvent<'_>], now: Millis) 
     )
     .bind(now)
     .bind(rows)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
@@ -122,7 +121,7 @@ pub struct EventFilter {
 }
 
 /// Events matching the filter, newest first, at most `limit`.
-pub async fn list(conn: &mut Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
     let family = f.action.as_ref().map(|a| format!("{a}.%"));
     let rows = sqlx::query(
         "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
@@ -140,33 +139,34 @@ pub async fn list(conn: &mut Conn, f: &EventFilter, limit: i64) -> Result<Vec<Ev
     .bind(f.until)
     .bind(f.before)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Event {
-            id: r.get("id"),
-            at: r.get("at"),
-            actor: r.get("actor"),
-            source: r.get("source"),
-            action: r.get("action"),
-            repository: r.get("repository"),
-            target: r.get("target"),
-            digest: r.get("digest"),
-            reason: r.get("reason"),
+    rows.iter()
+        .map(|r| {
+            Ok(Event {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                source: r.try_get("source")?,
+                action: r.try_get("action")?,
+                repository: r.try_get("repository")?,
+                target: r.try_get("target")?,
+                digest: r.try_get("digest")?,
+                reason: r.try_get("reason")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The
 /// caller repeats until fewer than `limit` go, each batch in a short transaction.
-pub async fn prune(conn: &mut Conn, before: Millis, limit: i64) -> Result<u64> {
+pub async fn prune(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)",
     )
     .bind(before)
     .bind(limit)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(done.rows_affected())
 }
@@ -174,14 +174,14 @@ pub async fn prune(conn: &mut Conn, before: Millis, limit: i64) -> Result<u64> {
 /// Forgets up to `limit` of the oldest tag history entries recorded before `before` (the
 /// caller keeps every entry a restore may still need: `before` is no later than the start of
 /// the restore window); returns how many.
-pub async fn prune_tag_history(conn: &mut Conn, before: Millis, limit: i64) -> Result<u64> {
+pub async fn prune_tag_history(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM tag_history WHERE id IN
              (SELECT id FROM tag_history WHERE at < ? ORDER BY at LIMIT ?)",
     )
     .bind(before)
     .bind(limit)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(done.rows_affected())
 }

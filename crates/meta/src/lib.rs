@@ -13,12 +13,16 @@
 pub mod batches;
 pub mod blobs;
 pub mod clock;
+pub mod consistency;
+pub mod db;
 pub mod events;
-pub mod gc;
+pub mod ids;
 pub mod manifests;
 pub mod policies;
+pub mod queue;
 pub mod repos;
 pub mod reviews;
+pub mod runs;
 pub mod tags;
 pub mod uploads;
 pub mod usage;
@@ -28,24 +32,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
 
 pub use clock::{Clock, Millis, SystemClock};
-pub use sqlx::SqliteConnection as Conn;
-
-/// A write transaction; commit it or drop it to roll back.
-pub type Tx = sqlx::Transaction<'static, Sqlite>;
+pub use db::{Conn, Reader, Tx, rollback};
 
 /// Catalogue errors. Absence is expressed with `Option` in return values, not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error("catalogue database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("catalogue migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row the catalogue cannot read back as what it stored: a damaged database, or one
+    /// written by another release.
     #[error("corrupt catalogue row: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for MetaError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::TypeNotFound { .. } => MetaError::Corrupt(e.to_string()),
+            other => MetaError::Db(other),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, MetaError>;
@@ -174,10 +190,10 @@ impl Catalogue {
     /// serialised; keep transactions short and never hold one across storage I/O.
     pub async fn begin(&self) -> Result<Tx> {
         self.activity.touch();
-        Ok(self
+        Ok(Tx(self
             .write
             .begin_with("PRAGMA synchronous = FULL; BEGIN")
-            .await?)
+            .await?))
     }
 
     /// Starts a write transaction whose commit is not synced: a power loss (not a crash of the
@@ -188,15 +204,15 @@ impl Catalogue {
     /// of a commit that could still be lost.
     pub async fn begin_unsynced(&self) -> Result<Tx> {
         self.activity.touch();
-        Ok(self
+        Ok(Tx(self
             .write
             .begin_with("PRAGMA synchronous = NORMAL; BEGIN")
-            .await?)
+            .await?))
     }
 
     /// A connection for reads that need no consistency with a later write.
-    pub async fn reader(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
-        Ok(self.read.acquire().await?)
+    pub async fn reader(&self) -> Result<Reader> {
+        Ok(Reader(self.read.acquire().await?))
     }
 
     /// How many rows each catalogue table holds: a cheap overview for operators and the proof,
@@ -233,6 +249,11 @@ impl Catalogue {
     }
 }
 
+/// A batch (or a list kept in one column) as the JSON text bound to one parameter.
+pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
 /// Converts a stored digest string back into a typed digest.
 pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
     s.parse()
@@ -242,7 +263,7 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 /// Commits a write transaction.
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
-    tx.commit().await?;
+    tx.0.commit().await?;
     // A commit that crosses the writer's mark also checkpoints: the trace shows which.
     tracing::trace!(
         ms = started.elapsed().as_secs_f64() * 1e3,

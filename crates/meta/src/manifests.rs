@@ -7,9 +7,7 @@ use sqlx::Row;
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
 
-/// Row id of a manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ManifestId(pub i64);
+pub use crate::ids::ManifestId;
 
 /// What a HEAD needs to know about a manifest.
 #[derive(Clone, Debug)]
@@ -46,21 +44,25 @@ pub struct Referrer {
 
 fn head_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestHead> {
     Ok(ManifestHead {
-        id: ManifestId(row.get("id")),
-        digest: crate::digest_col(row.get::<&str, _>("digest"))?,
-        media_type: row.get("media_type"),
-        size: row.get::<i64, _>("size") as u64,
+        id: ManifestId(row.try_get("id")?),
+        digest: crate::digest_col(row.try_get::<&str, _>("digest")?)?,
+        media_type: row.try_get("media_type")?,
+        size: row.try_get::<i64, _>("size")? as u64,
     })
 }
 
-pub async fn find(conn: &mut Conn, repo: RepoId, digest: &Digest) -> Result<Option<ManifestHead>> {
+pub async fn find(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    digest: &Digest,
+) -> Result<Option<ManifestHead>> {
     let row = sqlx::query(
         "SELECT id, digest, media_type, size FROM manifests
          WHERE repository_id = ? AND digest = ? AND deleted_at IS NULL",
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(head_from_row).transpose()
 }
@@ -70,14 +72,14 @@ pub type ManifestRead = (ManifestHead, Option<Vec<u8>>);
 
 /// Reads the manifest row and, with `with_payload`, its bytes.
 pub(crate) fn read_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestRead> {
-    Ok((head_from_row(row)?, row.get("payload")))
+    Ok((head_from_row(row)?, row.try_get("payload")?))
 }
 
 /// A live manifest of the live repository `repo`, by digest, with its bytes when
 /// `with_payload`: one query, because pulls ask this more than anything else. `None` when the
 /// repository or the manifest is not there (`repos::find` tells which).
 pub async fn find_in_named(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: &RepoName,
     digest: &Digest,
     with_payload: bool,
@@ -90,7 +92,7 @@ pub async fn find_in_named(
     .bind(with_payload)
     .bind(repo.as_str())
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(read_from_row).transpose()
 }
@@ -99,7 +101,7 @@ pub async fn find_in_named(
 /// manifests of `repo`, in the order given. Run inside the transaction that inserts the
 /// manifest, so nothing can be forgotten between the check and the insert.
 pub async fn missing_references(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     blobs: &[Digest],
     children: &[Digest],
@@ -113,7 +115,7 @@ pub async fn missing_references(
         )
         .bind(repo.0)
         .bind(d.to_string())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn.sqlite())
         .await?;
         if found.is_none() {
             missing.push(d.clone());
@@ -131,7 +133,7 @@ pub async fn missing_references(
 /// already present (same digest, same repository) is left as it is, same digest meaning same
 /// bytes; one deleted but not yet purged comes back to life with its references.
 pub async fn insert(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     m: &NewManifest<'_>,
     now: Millis,
@@ -140,16 +142,16 @@ pub async fn insert(
         sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?")
             .bind(repo.0)
             .bind(m.digest.to_string())
-            .fetch_optional(&mut *conn)
+            .fetch_optional(conn.sqlite())
             .await?;
     if let Some(id) = existing {
         // Pushed again: back to life if it was deleted, and leased anew.
         sqlx::query("UPDATE manifests SET deleted_at = NULL, pushed_at = ? WHERE id = ?")
             .bind(now)
             .bind(id)
-            .execute(&mut *conn)
+            .execute(conn.sqlite())
             .await?;
-        crate::gc::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
+        crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
         return Ok((ManifestId(id), false));
     }
     let id: i64 = sqlx::query_scalar(
@@ -167,7 +169,7 @@ pub async fn insert(
     .bind(m.annotations.as_deref())
     .bind(now)
     .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_one(conn.sqlite())
     .await?;
     let mut blobs: Vec<String> = m.blobs.iter().map(|d| d.to_string()).collect();
     // Sorted inserts keep lock order stable across concurrent pushes.
@@ -179,7 +181,7 @@ pub async fn insert(
         )
         .bind(id)
         .bind(d)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     }
     let mut children: Vec<String> = m.children.iter().map(|d| d.to_string()).collect();
@@ -193,54 +195,54 @@ pub async fn insert(
         .bind(id)
         .bind(repo.0)
         .bind(d)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     }
     // Pushed untagged (a child before its index, or by digest): collectable after the grace
     // period unless something comes to hold it.
-    crate::gc::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
+    crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
     Ok((ManifestId(id), true))
 }
 
 /// An index of the same repository that lists this manifest, if any.
-pub async fn referencing_parent(conn: &mut Conn, id: ManifestId) -> Result<Option<Digest>> {
+pub async fn referencing_parent(conn: &mut dyn Conn, id: ManifestId) -> Result<Option<Digest>> {
     let d: Option<String> = sqlx::query_scalar(
         "SELECT m.digest FROM manifest_child_references r JOIN manifests m ON m.id = r.parent_id
          WHERE r.child_id = ? AND m.deleted_at IS NULL ORDER BY m.digest LIMIT 1",
     )
     .bind(id.0)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     d.as_deref().map(crate::digest_col).transpose()
 }
 
 /// Hides a manifest from clients for the restore window. Its rows and references stay, so
 /// nothing it needs can be collected before the window ends. The caller removes its tags.
-pub async fn soft_delete(conn: &mut Conn, id: ManifestId, now: Millis) -> Result<()> {
+pub async fn soft_delete(conn: &mut dyn Conn, id: ManifestId, now: Millis) -> Result<()> {
     sqlx::query("UPDATE manifests SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
         .bind(now)
         .bind(id.0)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
-    crate::gc::queue_manifest(conn, id, now, "manifest deleted").await
+    crate::queue::queue_manifest(conn, id, now, "manifest deleted").await
 }
 
 /// Soft-deletes every live manifest of a repository; returns how many.
-pub async fn soft_delete_all(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<u64> {
+pub async fn soft_delete_all(conn: &mut dyn Conn, repo: RepoId, now: Millis) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE manifests SET deleted_at = ? WHERE repository_id = ? AND deleted_at IS NULL",
     )
     .bind(now)
     .bind(repo.0)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
-    crate::gc::queue_manifests_of(conn, repo, now, "repository deleted").await?;
+    crate::queue::queue_manifests_of(conn, repo, now, "repository deleted").await?;
     Ok(done.rows_affected())
 }
 
 /// A manifest of the repository by digest, even if deleted but not yet purged.
 pub async fn find_any(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     digest: &Digest,
 ) -> Result<Option<ManifestHead>> {
@@ -249,7 +251,7 @@ pub async fn find_any(
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(head_from_row).transpose()
 }
@@ -264,13 +266,18 @@ const TREE: &str = "tree(id) AS (
 
 /// Brings a manifest back with everything it needs (the manifests it lists, their referrers),
 /// and links every blob they reference into the repository again.
-pub async fn revive_tree(conn: &mut Conn, repo: RepoId, id: ManifestId, now: Millis) -> Result<()> {
+pub async fn revive_tree(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    id: ManifestId,
+    now: Millis,
+) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE {TREE}
          UPDATE manifests SET deleted_at = NULL WHERE id IN (SELECT id FROM tree)"
     )))
     .bind(id.0)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE {TREE}
@@ -282,7 +289,7 @@ pub async fn revive_tree(conn: &mut Conn, repo: RepoId, id: ManifestId, now: Mil
     .bind(id.0)
     .bind(repo.0)
     .bind(now)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
@@ -290,7 +297,7 @@ pub async fn revive_tree(conn: &mut Conn, repo: RepoId, id: ManifestId, now: Mil
 /// Brings back every manifest of a repository deleted at `at` (with the repository, untagged
 /// ones and referrers included) with their blob links; returns how many came back.
 pub async fn revive_deleted_at(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     at: Millis,
     now: Millis,
@@ -301,7 +308,7 @@ pub async fn revive_deleted_at(
     )
     .bind(repo.0)
     .bind(at)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn.sqlite())
     .await?;
     for id in &ids {
         revive_tree(conn, repo, ManifestId(*id), now).await?;
@@ -313,7 +320,7 @@ pub async fn revive_deleted_at(
 /// `sha256:` and some leading hex digits, or the hex digits alone), live ones only unless
 /// `deleted_too`; at most `limit`, to tell unique from ambiguous.
 pub async fn find_by_prefix(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     prefix: &str,
     deleted_too: bool,
@@ -336,7 +343,7 @@ pub async fn find_by_prefix(
     .bind(&upper)
     .bind(deleted_too)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter().map(head_from_row).collect()
 }
@@ -359,7 +366,7 @@ pub struct ManifestSummary {
 }
 
 /// Every live manifest of a repository, by digest.
-pub async fn summaries(conn: &mut Conn, repo: RepoId) -> Result<Vec<ManifestSummary>> {
+pub async fn summaries(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<ManifestSummary>> {
     // Tag names never contain a space (the spec's grammar), so a space separates them.
     let rows = sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, m.artifact_type, m.subject_digest,
@@ -372,7 +379,7 @@ pub async fn summaries(conn: &mut Conn, repo: RepoId) -> Result<Vec<ManifestSumm
          FROM manifests m WHERE m.repository_id = ? AND m.deleted_at IS NULL ORDER BY m.digest",
     )
     .bind(repo.0)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -399,7 +406,7 @@ pub async fn summaries(conn: &mut Conn, repo: RepoId) -> Result<Vec<ManifestSumm
 
 /// Total bytes of a manifest and everything it references (children recursively, each blob
 /// counted once).
-pub async fn tree_size(conn: &mut Conn, id: ManifestId) -> Result<u64> {
+pub async fn tree_size(conn: &mut dyn Conn, id: ManifestId) -> Result<u64> {
     let size: i64 = sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
              SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
@@ -408,14 +415,14 @@ pub async fn tree_size(conn: &mut Conn, id: ManifestId) -> Result<u64> {
                     (SELECT blob_digest FROM manifest_blob_references WHERE manifest_id IN (SELECT id FROM tree)))",
     )
     .bind(id.0)
-    .fetch_one(conn)
+    .fetch_one(conn.sqlite())
     .await?;
     Ok(size as u64)
 }
 
 /// The total bytes (as `tree_size`) of every tagged manifest of a repository, in one query.
 pub async fn tagged_tree_sizes(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
 ) -> Result<std::collections::HashMap<ManifestId, u64>> {
     let rows = sqlx::query(
@@ -435,7 +442,7 @@ pub async fn tagged_tree_sizes(
          FROM manifest_part p",
     )
     .bind(repo.0)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -449,25 +456,25 @@ pub async fn tagged_tree_sizes(
 
 /// Forgets a manifest and its outgoing references (the collector's purge). The caller has
 /// removed its tags and checked that no index lists it (the foreign keys refuse otherwise).
-pub async fn delete(conn: &mut Conn, id: ManifestId) -> Result<()> {
+pub async fn delete(conn: &mut dyn Conn, id: ManifestId) -> Result<()> {
     sqlx::query("DELETE FROM manifest_blob_references WHERE manifest_id = ?")
         .bind(id.0)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     sqlx::query("DELETE FROM manifest_child_references WHERE parent_id = ?")
         .bind(id.0)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     sqlx::query("DELETE FROM manifests WHERE id = ?")
         .bind(id.0)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(())
 }
 
 /// Manifests of `repo` whose subject is `subject`, optionally only of one artifact type.
 pub async fn referrers(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     subject: &Digest,
     artifact_type: Option<&str>,
@@ -482,16 +489,16 @@ pub async fn referrers(
     .bind(subject.to_string())
     .bind(artifact_type)
     .bind(artifact_type)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
             Ok(Referrer {
-                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-                media_type: r.get("media_type"),
-                size: r.get::<i64, _>("size") as u64,
-                artifact_type: r.get("artifact_type"),
-                annotations: r.get("annotations"),
+                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                media_type: r.try_get("media_type")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+                artifact_type: r.try_get("artifact_type")?,
+                annotations: r.try_get("annotations")?,
             })
         })
         .collect()
@@ -499,7 +506,7 @@ pub async fn referrers(
 
 /// Adds a batch of pulls to a manifest's counter and last-pulled time.
 pub async fn record_pulls(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     digest: &Digest,
     count: i64,
@@ -514,7 +521,7 @@ pub async fn record_pulls(
     .bind(last)
     .bind(repo.0)
     .bind(digest.to_string())
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
@@ -528,7 +535,7 @@ pub struct Untagged {
 
 /// The untagged manifests of a repository a retention policy may delete. Children of an index
 /// and referrers are left out: they follow their parent or subject.
-pub async fn untagged(conn: &mut Conn, repo: RepoId) -> Result<Vec<Untagged>> {
+pub async fn untagged(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<Untagged>> {
     let rows = sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, m.created_at FROM manifests m
          WHERE m.repository_id = ? AND m.deleted_at IS NULL AND m.subject_digest IS NULL
@@ -539,13 +546,13 @@ pub async fn untagged(conn: &mut Conn, repo: RepoId) -> Result<Vec<Untagged>> {
          ORDER BY m.digest",
     )
     .bind(repo.0)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
             Ok(Untagged {
                 head: head_from_row(r)?,
-                created_at: r.get("created_at"),
+                created_at: r.try_get("created_at")?,
             })
         })
         .collect()

@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use crate::{Conn, Millis, Result};
+use crate::runs::RunState;
+use crate::{Conn, MetaError, Millis, Result};
 
 /// A policy as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,16 +19,16 @@ pub struct StoredPolicy {
     pub updated_by: String,
 }
 
-fn policy_from_row(r: &sqlx::sqlite::SqliteRow) -> StoredPolicy {
-    StoredPolicy {
-        name: r.get("name"),
-        document: r.get("document"),
-        schedule: r.get("schedule"),
-        next_run_at: r.get("next_run_at"),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
-        updated_by: r.get("updated_by"),
-    }
+fn policy_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredPolicy> {
+    Ok(StoredPolicy {
+        name: r.try_get("name")?,
+        document: r.try_get("document")?,
+        schedule: r.try_get("schedule")?,
+        next_run_at: r.try_get("next_run_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        updated_by: r.try_get("updated_by")?,
+    })
 }
 
 /// What `put` writes.
@@ -41,10 +42,10 @@ pub struct PolicyRow<'a> {
 }
 
 /// Creates or replaces a policy; returns whether it was new.
-pub async fn put(conn: &mut Conn, p: &PolicyRow<'_>, now: Millis) -> Result<bool> {
+pub async fn put(conn: &mut dyn Conn, p: &PolicyRow<'_>, now: Millis) -> Result<bool> {
     let existed: bool = sqlx::query_scalar("SELECT count(*) > 0 FROM policies WHERE name = ?")
         .bind(p.name)
-        .fetch_one(&mut *conn)
+        .fetch_one(conn.sqlite())
         .await?;
     sqlx::query(
         "INSERT INTO policies (name, document, schedule, next_run_at, created_at, updated_at, updated_by)
@@ -59,43 +60,68 @@ pub async fn put(conn: &mut Conn, p: &PolicyRow<'_>, now: Millis) -> Result<bool
     .bind(p.next_run_at)
     .bind(now)
     .bind(p.actor)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
+    bump_version(conn).await?;
     Ok(!existed)
 }
 
-pub async fn get(conn: &mut Conn, name: &str) -> Result<Option<StoredPolicy>> {
+/// Counts a change of the applied policies, so that every node notices it (`version`).
+async fn bump_version(conn: &mut dyn Conn) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO catalogue_versions (name, version) VALUES ('policies', 1)
+         ON CONFLICT (name) DO UPDATE SET version = catalogue_versions.version + 1",
+    )
+    .execute(conn.sqlite())
+    .await?;
+    Ok(())
+}
+
+/// How many times the applied policies have changed: a node that compiled them at another
+/// version compiles them again (the protection of tags must hold on every node at once).
+pub async fn version(conn: &mut dyn Conn) -> Result<i64> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM catalogue_versions WHERE name = 'policies'")
+            .fetch_optional(conn.sqlite())
+            .await?;
+    Ok(v.unwrap_or(0))
+}
+
+pub async fn get(conn: &mut dyn Conn, name: &str) -> Result<Option<StoredPolicy>> {
     let row = sqlx::query("SELECT * FROM policies WHERE name = ?")
         .bind(name)
-        .fetch_optional(conn)
+        .fetch_optional(conn.sqlite())
         .await?;
-    Ok(row.as_ref().map(policy_from_row))
+    row.as_ref().map(policy_from_row).transpose()
 }
 
 /// Every policy, by name.
-pub async fn list(conn: &mut Conn) -> Result<Vec<StoredPolicy>> {
+pub async fn list(conn: &mut dyn Conn) -> Result<Vec<StoredPolicy>> {
     let rows = sqlx::query("SELECT * FROM policies ORDER BY name")
-        .fetch_all(conn)
+        .fetch_all(conn.sqlite())
         .await?;
-    Ok(rows.iter().map(policy_from_row).collect())
+    rows.iter().map(policy_from_row).collect()
 }
 
 /// Removes a policy; its runs stay in the history. Returns whether it existed.
-pub async fn remove(conn: &mut Conn, name: &str) -> Result<bool> {
+pub async fn remove(conn: &mut dyn Conn, name: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM policies WHERE name = ?")
         .bind(name)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
+    if done.rows_affected() > 0 {
+        bump_version(conn).await?;
+    }
     Ok(done.rows_affected() > 0)
 }
 
 /// The scheduled policies whose next run is due at `now`, with the instant each was due.
-pub async fn due(conn: &mut Conn, now: Millis) -> Result<Vec<(String, Millis)>> {
+pub async fn due(conn: &mut dyn Conn, now: Millis) -> Result<Vec<(String, Millis)>> {
     let rows = sqlx::query(
         "SELECT name, next_run_at FROM policies WHERE next_run_at <= ? ORDER BY next_run_at, name",
     )
     .bind(now)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("name")?, r.try_get("next_run_at")?)))
@@ -105,7 +131,7 @@ pub async fn due(conn: &mut Conn, now: Millis) -> Result<Vec<(String, Millis)>> 
 /// Moves a policy's next run, but only if it is still due at `was` (another instance of the
 /// scheduler may have moved it first). Returns whether this call moved it.
 pub async fn advance_schedule(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     name: &str,
     was: Millis,
     next: Millis,
@@ -116,7 +142,7 @@ pub async fn advance_schedule(
     .bind(next)
     .bind(name)
     .bind(was)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -157,15 +183,82 @@ impl RunFigures {
     }
 }
 
+/// How a policy came to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "schedule" => Ok(Trigger::Schedule),
+            "manual" => Ok(Trigger::Manual),
+            other => Err(MetaError::Corrupt(format!("policy run trigger {other:?}"))),
+        }
+    }
+}
+
+/// What a policy run deleted: a tag, or an untagged manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    Tag,
+    Manifest,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Tag => "tag",
+            ItemKind::Manifest => "manifest",
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ItemKind {
+    type Err = MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tag" => Ok(ItemKind::Tag),
+            "manifest" => Ok(ItemKind::Manifest),
+            other => Err(MetaError::Corrupt(format!(
+                "policy run item kind {other:?}"
+            ))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyRun {
     pub id: i64,
     pub policy: String,
     pub document: String,
-    /// `schedule` or `manual`.
-    pub trigger: String,
-    /// `running`, `succeeded`, `cancelled` or `failed`.
-    pub state: String,
+    pub trigger: Trigger,
+    pub state: RunState,
     pub started_by: String,
     pub started_at: Millis,
     /// The instant the rules were evaluated against (a preview at this instant agrees).
@@ -175,28 +268,31 @@ pub struct PolicyRun {
     pub errors: Vec<String>,
 }
 
-fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> PolicyRun {
-    PolicyRun {
-        id: r.get("id"),
-        policy: r.get("policy"),
-        document: r.get("document"),
-        trigger: r.get("trigger"),
-        state: r.get("state"),
-        started_by: r.get("started_by"),
-        started_at: r.get("started_at"),
-        evaluated_at: r.get("evaluated_at"),
-        finished_at: r.get("finished_at"),
+fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PolicyRun> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+    let errors: &str = r.try_get("errors")?;
+    Ok(PolicyRun {
+        id: r.try_get("id")?,
+        policy: r.try_get("policy")?,
+        document: r.try_get("document")?,
+        trigger: r.try_get::<&str, _>("trigger")?.parse()?,
+        state: r.try_get::<&str, _>("state")?.parse()?,
+        started_by: r.try_get("started_by")?,
+        started_at: r.try_get("started_at")?,
+        evaluated_at: r.try_get("evaluated_at")?,
+        finished_at: r.try_get("finished_at")?,
         figures: RunFigures {
-            repositories: r.get::<i64, _>("repositories") as u64,
-            repositories_affected: r.get::<i64, _>("repositories_affected") as u64,
-            tags_evaluated: r.get::<i64, _>("tags_evaluated") as u64,
-            tags_deleted: r.get::<i64, _>("tags_deleted") as u64,
-            manifests_deleted: r.get::<i64, _>("manifests_deleted") as u64,
-            bytes_held: r.get::<i64, _>("bytes_held") as u64,
-            bytes_freed: r.get::<i64, _>("bytes_freed") as u64,
+            repositories: n("repositories")?,
+            repositories_affected: n("repositories_affected")?,
+            tags_evaluated: n("tags_evaluated")?,
+            tags_deleted: n("tags_deleted")?,
+            manifests_deleted: n("manifests_deleted")?,
+            bytes_held: n("bytes_held")?,
+            bytes_freed: n("bytes_freed")?,
         },
-        errors: serde_json::from_str(r.get::<&str, _>("errors")).unwrap_or_default(),
-    }
+        errors: serde_json::from_str(errors)
+            .map_err(|e| MetaError::Corrupt(format!("policy run errors {errors:?}: {e}")))?,
+    })
 }
 
 /// A run about to start.
@@ -204,49 +300,63 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> PolicyRun {
 pub struct NewRun<'a> {
     pub policy: &'a str,
     pub document: &'a str,
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     pub started_by: &'a str,
 }
 
 /// Starts a run of a policy, or returns `Err(active_id)` when that policy is already running.
 pub async fn start_run(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     run: &NewRun<'_>,
     now: Millis,
 ) -> Result<std::result::Result<i64, i64>> {
     let active: Option<i64> =
         sqlx::query_scalar("SELECT id FROM policy_runs WHERE policy = ? AND state = 'running'")
             .bind(run.policy)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(conn.sqlite())
             .await?;
     if let Some(id) = active {
         return Ok(Err(id));
     }
-    let id: i64 = sqlx::query_scalar(
+    // The unique index on (policy) for running runs refuses a second one, even from another
+    // node starting it at the same instant.
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO policy_runs (policy, document, trigger, state, started_by, started_at, evaluated_at)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5) RETURNING id",
+         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5)
+         ON CONFLICT (policy) WHERE state = 'running' DO NOTHING RETURNING id",
     )
     .bind(run.policy)
     .bind(run.document)
-    .bind(run.trigger)
+    .bind(run.trigger.as_str())
     .bind(run.started_by)
     .bind(now)
-    .fetch_one(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
-    Ok(Ok(id))
+    match id {
+        Some(id) => Ok(Ok(id)),
+        None => {
+            let active: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM policy_runs WHERE policy = ? AND state = 'running'",
+            )
+            .bind(run.policy)
+            .fetch_optional(conn.sqlite())
+            .await?;
+            Ok(Err(active.unwrap_or(0)))
+        }
+    }
 }
 
-pub async fn get_run(conn: &mut Conn, id: i64) -> Result<Option<PolicyRun>> {
+pub async fn get_run(conn: &mut dyn Conn, id: i64) -> Result<Option<PolicyRun>> {
     let row = sqlx::query("SELECT * FROM policy_runs WHERE id = ?")
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(conn.sqlite())
         .await?;
-    Ok(row.as_ref().map(run_from_row))
+    row.as_ref().map(run_from_row).transpose()
 }
 
 /// Runs newest first, of one policy or of all, before the id `before` when given.
 pub async fn list_runs(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     policy: Option<&str>,
     before: Option<i64>,
     limit: i64,
@@ -258,14 +368,14 @@ pub async fn list_runs(
     .bind(policy)
     .bind(before)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
-    Ok(rows.iter().map(run_from_row).collect())
+    rows.iter().map(run_from_row).collect()
 }
 
 /// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
-pub async fn record_progress(conn: &mut Conn, id: i64, f: &RunFigures) -> Result<bool> {
-    let cancel: Option<i64> = sqlx::query_scalar(
+pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &RunFigures) -> Result<bool> {
+    let cancel: Option<bool> = sqlx::query_scalar(
         "UPDATE policy_runs SET repositories = ?, repositories_affected = ?, tags_evaluated = ?,
                 tags_deleted = ?, manifests_deleted = ?, bytes_held = ?, bytes_freed = ?
          WHERE id = ? RETURNING cancel_requested",
@@ -278,60 +388,68 @@ pub async fn record_progress(conn: &mut Conn, id: i64, f: &RunFigures) -> Result
     .bind(f.bytes_held as i64)
     .bind(f.bytes_freed as i64)
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
-    Ok(cancel.unwrap_or(0) != 0)
+    Ok(cancel.unwrap_or(false))
 }
 
 /// Asks a running run to stop after the repository it is working on. Returns the run, or
 /// `None` if there is no such run.
-pub async fn request_cancel(conn: &mut Conn, id: i64) -> Result<Option<PolicyRun>> {
+pub async fn request_cancel(conn: &mut dyn Conn, id: i64) -> Result<Option<PolicyRun>> {
     sqlx::query("UPDATE policy_runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
         .bind(id)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     get_run(conn, id).await
 }
 
 /// Ends a run with its final state, figures and errors.
 pub async fn finish_run(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     id: i64,
-    state: &str,
+    state: RunState,
     f: &RunFigures,
     errors: &[String],
     now: Millis,
 ) -> Result<()> {
     record_progress(conn, id, f).await?;
     sqlx::query("UPDATE policy_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
-        .bind(state)
-        .bind(serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()))
+        .bind(state.as_str())
+        .bind(crate::json(errors)?)
         .bind(now)
         .bind(id)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(())
 }
 
 /// Marks runs left `running` by a process that stopped as failed.
-pub async fn fail_interrupted_runs(conn: &mut Conn, now: Millis) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE policy_runs SET state = 'failed', finished_at = ?,
-                errors = json_insert(errors, '$[#]', 'interrupted: the server stopped during the run')
-         WHERE state = 'running'",
-    )
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+pub async fn fail_interrupted_runs(conn: &mut dyn Conn, now: Millis) -> Result<u64> {
+    let runs: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, errors FROM policy_runs WHERE state = 'running'")
+            .fetch_all(conn.sqlite())
+            .await?;
+    for (id, errors) in &runs {
+        let mut errors: Vec<String> = serde_json::from_str(errors)
+            .map_err(|e| MetaError::Corrupt(format!("policy run errors {errors:?}: {e}")))?;
+        errors.push("interrupted: the server stopped during the run".into());
+        sqlx::query(
+            "UPDATE policy_runs SET state = 'failed', finished_at = ?, errors = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(crate::json(&errors)?)
+        .bind(id)
+        .execute(conn.sqlite())
+        .await?;
+    }
+    Ok(runs.len() as u64)
 }
 
 /// One thing a run deleted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunItem {
     pub repository: String,
-    /// `tag` or `manifest`.
-    pub kind: String,
+    pub kind: ItemKind,
     /// The tag name, or the manifest digest.
     pub target: String,
     pub digest: String,
@@ -339,37 +457,38 @@ pub struct RunItem {
     pub reason: String,
 }
 
-pub async fn add_run_item(conn: &mut Conn, run: i64, item: &RunItem) -> Result<()> {
+pub async fn add_run_item(conn: &mut dyn Conn, run: i64, item: &RunItem) -> Result<()> {
     sqlx::query(
         "INSERT INTO policy_run_items (run_id, repository, kind, target, digest, rule, reason)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(run)
     .bind(&item.repository)
-    .bind(&item.kind)
+    .bind(item.kind.as_str())
     .bind(&item.target)
     .bind(&item.digest)
     .bind(&item.rule)
     .bind(&item.reason)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
 
-pub async fn run_items(conn: &mut Conn, run: i64) -> Result<Vec<RunItem>> {
-    let rows = sqlx::query("SELECT * FROM policy_run_items WHERE run_id = ? ORDER BY rowid")
+pub async fn run_items(conn: &mut dyn Conn, run: i64) -> Result<Vec<RunItem>> {
+    let rows = sqlx::query("SELECT * FROM policy_run_items WHERE run_id = ? ORDER BY id")
         .bind(run)
-        .fetch_all(conn)
+        .fetch_all(conn.sqlite())
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| RunItem {
-            repository: r.get("repository"),
-            kind: r.get("kind"),
-            target: r.get("target"),
-            digest: r.get("digest"),
-            rule: r.get("rule"),
-            reason: r.get("reason"),
+    rows.iter()
+        .map(|r| {
+            Ok(RunItem {
+                repository: r.try_get("repository")?,
+                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                target: r.try_get("target")?,
+                digest: r.try_get("digest")?,
+                rule: r.try_get("rule")?,
+                reason: r.try_get("reason")?,
+            })
         })
-        .collect())
+        .collect()
 }

@@ -5,9 +5,7 @@ use sqlx::Row;
 
 use crate::{Conn, Millis, Result};
 
-/// Row id of a repository.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RepoId(pub i64);
+pub use crate::ids::RepoId;
 
 /// A live repository with its counts, for listings.
 #[derive(Clone, Debug)]
@@ -25,66 +23,68 @@ pub struct RepoSummary {
 }
 
 /// The live repository of that name.
-pub async fn find(conn: &mut Conn, name: &RepoName) -> Result<Option<RepoId>> {
+pub async fn find(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<RepoId>> {
     let id: Option<i64> =
         sqlx::query_scalar("SELECT id FROM repositories WHERE name = ? AND deleted_at IS NULL")
             .bind(name.as_str())
-            .fetch_optional(conn)
+            .fetch_optional(conn.sqlite())
             .await?;
     Ok(id.map(RepoId))
 }
 
 /// The repository of that name, live or deleted (restores reach into deleted ones).
-pub async fn find_any(conn: &mut Conn, name: &RepoName) -> Result<Option<RepoId>> {
+pub async fn find_any(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<RepoId>> {
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
         .bind(name.as_str())
-        .fetch_optional(conn)
+        .fetch_optional(conn.sqlite())
         .await?;
     Ok(id.map(RepoId))
 }
 
 /// The repository, created, or revived if it had been deleted.
-pub async fn get_or_create(conn: &mut Conn, name: &RepoName, now: Millis) -> Result<RepoId> {
+pub async fn get_or_create(conn: &mut dyn Conn, name: &RepoName, now: Millis) -> Result<RepoId> {
     sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES (?, ?)
          ON CONFLICT (name) DO UPDATE SET deleted_at = NULL WHERE deleted_at IS NOT NULL",
     )
     .bind(name.as_str())
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
         .bind(name.as_str())
-        .fetch_one(conn)
+        .fetch_one(conn.sqlite())
         .await?;
     Ok(RepoId(id))
 }
 
 /// Hides a repository from clients. Its tags, manifests and links are handled by the caller.
-pub async fn mark_deleted(conn: &mut Conn, repo: RepoId, now: Millis) -> Result<()> {
+pub async fn mark_deleted(conn: &mut dyn Conn, repo: RepoId, now: Millis) -> Result<()> {
     sqlx::query("UPDATE repositories SET deleted_at = ? WHERE id = ?")
         .bind(now)
         .bind(repo.0)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(())
 }
 
 /// Live repository names after `last` in byte order, at most `limit` (-1: all).
-pub async fn list(conn: &mut Conn, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
+pub async fn list(conn: &mut dyn Conn, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT name FROM repositories WHERE name > ? AND deleted_at IS NULL ORDER BY name LIMIT ?",
     )
     .bind(last.unwrap_or(""))
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>(0)?))
+        .collect()
 }
 
 /// Live repositories with their tag and manifest counts (or only the one named `only`).
 pub async fn summaries(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     only: Option<&str>,
     last: Option<&str>,
     limit: i64,
@@ -111,7 +111,7 @@ pub async fn summaries(
     .bind(only)
     .bind(only)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -129,13 +129,12 @@ pub async fn summaries(
 }
 
 /// Every live repository, by name: what a retention policy matches its patterns against.
-pub async fn all_live(conn: &mut Conn) -> Result<Vec<(RepoId, String)>> {
+pub async fn all_live(conn: &mut dyn Conn) -> Result<Vec<(RepoId, String)>> {
     let rows =
         sqlx::query("SELECT id, name FROM repositories WHERE deleted_at IS NULL ORDER BY name")
-            .fetch_all(conn)
+            .fetch_all(conn.sqlite())
             .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (RepoId(r.get("id")), r.get("name")))
-        .collect())
+    rows.iter()
+        .map(|r| Ok((RepoId(r.try_get("id")?), r.try_get("name")?)))
+        .collect()
 }

@@ -10,13 +10,99 @@ use shipshape_oci::Digest;
 use sqlx::Row;
 
 use crate::blobs::Blob;
-use crate::gc::{Link, ManifestState};
 use crate::manifests::ManifestId;
 use crate::repos::RepoId;
-use crate::{Conn, MetaError, Millis, Result};
+use crate::{Conn, Millis, Result, json};
 
-fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| MetaError::Corrupt(e.to_string()))
+/// A repository link of a blob, as the collector sees it.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub repo: RepoId,
+    pub repository: String,
+    pub renewed_at: Millis,
+    /// A manifest of the repository (live or restorable) references the blob.
+    pub referenced: bool,
+}
+
+/// A blob's links, each saying whether its repository still references the blob. The
+/// referencing repositories come from one walk over the blob's references (an uncorrelated
+/// subquery, evaluated once), so a layer shared by thousands of manifests costs one pass per
+/// review, not one per link.
+pub async fn links_of(conn: &mut dyn Conn, digest: &Digest) -> Result<Vec<Link>> {
+    let rows = sqlx::query(
+        "SELECT rb.repository_id, r.name, rb.renewed_at,
+                rb.repository_id IN (SELECT m.repository_id FROM manifest_blob_references mr
+                                     JOIN manifests m ON m.id = mr.manifest_id
+                                     WHERE mr.blob_digest = ?1) AS referenced
+         FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+         WHERE rb.digest = ?1 ORDER BY rb.repository_id",
+    )
+    .bind(digest.to_string())
+    .fetch_all(conn.sqlite())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Link {
+                repo: RepoId(r.try_get("repository_id")?),
+                repository: r.try_get("name")?,
+                renewed_at: r.try_get("renewed_at")?,
+                referenced: r.try_get("referenced")?,
+            })
+        })
+        .collect()
+}
+
+/// Whether any manifest, in any repository and in any state, references the blob.
+pub async fn blob_referenced(conn: &mut dyn Conn, digest: &Digest) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM manifest_blob_references WHERE blob_digest = ? LIMIT 1")
+            .bind(digest.to_string())
+            .fetch_optional(conn.sqlite())
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Forgets a blob and queues its storage key for deletion. The foreign keys refuse if anything
+/// still references or links it. Returns the forgotten blob, or `None` if it was already gone.
+pub async fn forget_blob(
+    conn: &mut dyn Conn,
+    digest: &Digest,
+    now: Millis,
+) -> Result<Option<Blob>> {
+    let row = sqlx::query("DELETE FROM blobs WHERE digest = ? RETURNING size, storage_key")
+        .bind(digest.to_string())
+        .fetch_optional(conn.sqlite())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let blob = Blob {
+        digest: digest.clone(),
+        size: row.try_get::<i64, _>("size")? as u64,
+        storage_key: row.try_get("storage_key")?,
+    };
+    crate::queue::queue_storage_deletion(conn, &blob.storage_key, now).await?;
+    Ok(Some(blob))
+}
+
+/// A manifest as the collector sees it.
+#[derive(Clone, Debug)]
+pub struct ManifestState {
+    pub repo: RepoId,
+    pub repository: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub created_at: Millis,
+    pub deleted_at: Option<Millis>,
+    pub tagged: bool,
+    /// Some index (live or restorable) lists it.
+    pub listed: bool,
+    pub subject: Option<Digest>,
+    /// Its subject is a manifest of the repository (live or restorable).
+    pub subject_present: bool,
+    /// The last time a client pushed it (its lease starts there).
+    pub pushed_at: Millis,
+    /// The latest time a tag left it, however (deleted, moved by a push, overwritten by a
+    /// forced restore): the tag can go back to it until the restore window ends.
+    pub last_untagged_at: Option<Millis>,
 }
 
 fn digests_json<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> Result<String> {
@@ -43,7 +129,7 @@ pub struct BlobFacts {
 
 /// The facts of each blob of the batch. The links of a blob no manifest references are all of
 /// them; those of a referenced blob are the ones queued for a re-check.
-pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
+pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
     let batch = digests_json(digests)?;
     let rows = sqlx::query(
         "SELECT j.value AS digest, b.size,
@@ -53,16 +139,16 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
          FROM json_each(?1) j LEFT JOIN blobs b ON b.digest = j.value",
     )
     .bind(&batch)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn.sqlite())
     .await?;
     let mut facts = rows
         .iter()
         .map(|r| {
             Ok(BlobFacts {
-                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-                queued: r.get::<i64, _>("queued") != 0,
-                size: r.get::<Option<i64>, _>("size").map(|s| s as u64),
-                referenced: r.get::<i64, _>("referenced") != 0,
+                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                queued: r.try_get::<i64, _>("queued")? != 0,
+                size: r.try_get::<Option<i64>, _>("size")?.map(|s| s as u64),
+                referenced: r.try_get::<i64, _>("referenced")? != 0,
                 links: Vec::new(),
             })
         })
@@ -94,7 +180,7 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
     )
     .bind(digests_json(unreferenced.iter().map(|f| &f.digest))?)
     .bind(digests_json(referenced.iter().map(|f| &f.digest))?)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn.sqlite())
     .await?;
     let index: std::collections::HashMap<String, usize> = facts
         .iter()
@@ -102,14 +188,14 @@ pub async fn blob_facts(conn: &mut Conn, digests: &[Digest]) -> Result<Vec<BlobF
         .map(|(i, f)| (f.digest.to_string(), i))
         .collect();
     for r in &rows {
-        let Some(&i) = index.get(r.get::<&str, _>("digest")) else {
+        let Some(&i) = index.get(r.try_get::<&str, _>("digest")?) else {
             continue;
         };
         facts[i].links.push(Link {
-            repo: RepoId(r.get("repository_id")),
-            repository: r.get("name"),
-            renewed_at: r.get("renewed_at"),
-            referenced: r.get::<i64, _>("referenced") != 0,
+            repo: RepoId(r.try_get("repository_id")?),
+            repository: r.try_get("name")?,
+            renewed_at: r.try_get("renewed_at")?,
+            referenced: r.try_get::<i64, _>("referenced")? != 0,
         });
     }
     Ok(facts)
@@ -126,7 +212,7 @@ pub struct ManifestFacts {
 }
 
 /// The facts of each manifest of the batch.
-pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
+pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
     let rows = sqlx::query(
         "SELECT j.value AS id, q.queued_at, m.repository_id, r.name, m.digest, m.size,
@@ -143,33 +229,33 @@ pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<M
          LEFT JOIN repositories r ON r.id = m.repository_id",
     )
     .bind(batch)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
-            let state = match r.get::<Option<&str>, _>("digest") {
+            let state = match r.try_get::<Option<&str>, _>("digest")? {
                 None => None,
                 Some(digest) => Some(ManifestState {
-                    repo: RepoId(r.get("repository_id")),
-                    repository: r.get("name"),
+                    repo: RepoId(r.try_get("repository_id")?),
+                    repository: r.try_get("name")?,
                     digest: crate::digest_col(digest)?,
-                    size: r.get::<i64, _>("size") as u64,
-                    created_at: r.get("created_at"),
-                    deleted_at: r.get("deleted_at"),
-                    tagged: r.get::<i64, _>("tagged") != 0,
-                    listed: r.get::<i64, _>("listed") != 0,
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    created_at: r.try_get("created_at")?,
+                    deleted_at: r.try_get("deleted_at")?,
+                    tagged: r.try_get::<i64, _>("tagged")? != 0,
+                    listed: r.try_get::<i64, _>("listed")? != 0,
                     subject: r
                         .get::<Option<&str>, _>("subject_digest")
                         .map(crate::digest_col)
                         .transpose()?,
-                    subject_present: r.get::<i64, _>("subject_present") != 0,
-                    pushed_at: r.get("pushed_at"),
-                    last_untagged_at: r.get("last_untagged_at"),
+                    subject_present: r.try_get::<i64, _>("subject_present")? != 0,
+                    pushed_at: r.try_get("pushed_at")?,
+                    last_untagged_at: r.try_get("last_untagged_at")?,
                 }),
             };
             Ok(ManifestFacts {
-                id: ManifestId(r.get("id")),
-                queued_at: r.get("queued_at"),
+                id: ManifestId(r.try_get("id")?),
+                queued_at: r.try_get("queued_at")?,
                 state,
             })
         })
@@ -178,7 +264,7 @@ pub async fn manifest_facts(conn: &mut Conn, ids: &[ManifestId]) -> Result<Vec<M
 
 /// Removes finished blob entries and defers the others to their time.
 pub async fn settle_blobs(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     done: &[Digest],
     later: &[(Digest, Millis)],
 ) -> Result<()> {
@@ -190,7 +276,7 @@ pub async fn settle_blobs(
                 "DELETE FROM {table} WHERE digest IN (SELECT value FROM json_each(?))"
             )))
             .bind(&done)
-            .execute(&mut *conn)
+            .execute(conn.sqlite())
             .await?;
         }
     }
@@ -202,7 +288,7 @@ pub async fn settle_blobs(
              WHERE digest = j.d",
         )
         .bind(json(&pairs)?)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     }
     Ok(())
@@ -210,7 +296,7 @@ pub async fn settle_blobs(
 
 /// Removes finished manifest entries and defers the others to their time.
 pub async fn settle_manifests(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     done: &[ManifestId],
     later: &[(ManifestId, Millis)],
 ) -> Result<()> {
@@ -220,7 +306,7 @@ pub async fn settle_manifests(
             "DELETE FROM gc_manifest_reviews WHERE manifest_id IN (SELECT value FROM json_each(?))",
         )
         .bind(json(&ids)?)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     }
     if !later.is_empty() {
@@ -231,7 +317,7 @@ pub async fn settle_manifests(
              WHERE manifest_id = j.id",
         )
         .bind(json(&pairs)?)
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     }
     Ok(())
@@ -239,7 +325,7 @@ pub async fn settle_manifests(
 
 /// Removes repository links. The caller has checked that no manifest of the repository
 /// references the blob and that the link's lease has run out.
-pub async fn unlink(conn: &mut Conn, links: &[(RepoId, Digest)]) -> Result<()> {
+pub async fn unlink(conn: &mut dyn Conn, links: &[(RepoId, Digest)]) -> Result<()> {
     if links.is_empty() {
         return Ok(());
     }
@@ -256,7 +342,7 @@ pub async fn unlink(conn: &mut Conn, links: &[(RepoId, Digest)]) -> Result<()> {
                  (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
         )))
         .bind(&pairs)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     }
     Ok(())
@@ -265,7 +351,11 @@ pub async fn unlink(conn: &mut Conn, links: &[(RepoId, Digest)]) -> Result<()> {
 /// Forgets blobs and queues their storage keys for the drainer (invariant 1: forget first,
 /// delete after the commit). The foreign keys refuse if anything still references or links
 /// one of them. Returns the blobs forgotten.
-pub async fn forget_blobs(conn: &mut Conn, digests: &[Digest], now: Millis) -> Result<Vec<Blob>> {
+pub async fn forget_blobs(
+    conn: &mut dyn Conn,
+    digests: &[Digest],
+    now: Millis,
+) -> Result<Vec<Blob>> {
     if digests.is_empty() {
         return Ok(Vec::new());
     }
@@ -274,15 +364,15 @@ pub async fn forget_blobs(conn: &mut Conn, digests: &[Digest], now: Millis) -> R
          RETURNING digest, size, storage_key",
     )
     .bind(digests_json(digests)?)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn.sqlite())
     .await?;
     let forgotten = rows
         .iter()
         .map(|r| {
             Ok(Blob {
-                digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-                size: r.get::<i64, _>("size") as u64,
-                storage_key: r.get("storage_key"),
+                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                size: r.try_get::<i64, _>("size")? as u64,
+                storage_key: r.try_get("storage_key")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -293,7 +383,7 @@ pub async fn forget_blobs(conn: &mut Conn, digests: &[Digest], now: Millis) -> R
     )
     .bind(json(&keys)?)
     .bind(now)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(forgotten)
 }
@@ -301,7 +391,7 @@ pub async fn forget_blobs(conn: &mut Conn, digests: &[Digest], now: Millis) -> R
 /// Forgets manifests: queues what they referenced (blobs, listed children, referrers in their
 /// repository) for review, then removes them with their outgoing references. The caller has
 /// checked that no tag points at them and no index lists them.
-pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -> Result<()> {
+pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Millis) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -310,11 +400,11 @@ pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
          SELECT DISTINCT blob_digest, ?2, 'manifest purged' FROM manifest_blob_references
          WHERE manifest_id IN (SELECT value FROM json_each(?1))",
-        crate::gc::merge_blob_review!()
+        crate::queue::merge_blob_review!()
     ))
     .bind(&batch)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     sqlx::query(
         "INSERT INTO gc_link_reviews (digest, repository_id)
@@ -323,28 +413,28 @@ pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -
          WHERE mr.manifest_id IN (SELECT value FROM json_each(?1)) ON CONFLICT DO NOTHING",
     )
     .bind(&batch)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT child_id, ?2, 'index purged' FROM manifest_child_references
          WHERE parent_id IN (SELECT value FROM json_each(?1))",
-        crate::gc::merge_manifest_review!()
+        crate::queue::merge_manifest_review!()
     ))
     .bind(&batch)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT s.id, ?2, 'subject purged' FROM manifests p
          JOIN manifests s ON s.repository_id = p.repository_id AND s.subject_digest = p.digest
          WHERE p.id IN (SELECT value FROM json_each(?1))",
-        crate::gc::merge_manifest_review!()
+        crate::queue::merge_manifest_review!()
     ))
     .bind(&batch)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     for table_and_column in [
         "manifest_blob_references WHERE manifest_id",
@@ -356,7 +446,7 @@ pub async fn purge_manifests(conn: &mut Conn, ids: &[ManifestId], now: Millis) -
             "DELETE FROM {table_and_column} IN (SELECT value FROM json_each(?))"
         )))
         .bind(&batch)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     }
     Ok(())

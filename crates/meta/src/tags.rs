@@ -12,7 +12,7 @@ use crate::{Conn, Millis, Result};
 /// when `with_payload`: one query, because a pull by tag is the registry's most frequent
 /// request. `None` when the repository or the tag is not there (`repos::find` tells which).
 pub async fn resolve_in_named(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: &RepoName,
     tag: &Tag,
     with_payload: bool,
@@ -25,27 +25,27 @@ pub async fn resolve_in_named(
     .bind(with_payload)
     .bind(repo.as_str())
     .bind(tag.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(read_from_row).transpose()
 }
 
 /// Resolves a tag to its manifest.
-pub async fn resolve(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<ManifestHead>> {
+pub async fn resolve(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Option<ManifestHead>> {
     let row = sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size FROM tags t JOIN manifests m ON m.id = t.manifest_id
          WHERE t.repository_id = ? AND t.name = ?",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.map(|r| {
         Ok(ManifestHead {
-            id: ManifestId(r.get("id")),
-            digest: crate::digest_col(r.get::<&str, _>("digest"))?,
-            media_type: r.get("media_type"),
-            size: r.get::<i64, _>("size") as u64,
+            id: ManifestId(r.try_get("id")?),
+            digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+            media_type: r.try_get("media_type")?,
+            size: r.try_get::<i64, _>("size")? as u64,
         })
     })
     .transpose()
@@ -94,7 +94,7 @@ pub struct Current {
 }
 
 /// The tag's manifest and state, if the tag exists.
-pub async fn current(conn: &mut Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
+pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
     let row = sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
@@ -102,7 +102,7 @@ pub async fn current(conn: &mut Conn, repo: RepoId, tag: &str) -> Result<Option<
     )
     .bind(repo.0)
     .bind(tag)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.map(|r| {
         Ok(Current {
@@ -131,7 +131,7 @@ struct Change<'a> {
     to: Option<&'a Digest>,
 }
 
-async fn history(conn: &mut Conn, repo: RepoId, change: Change<'_>, by: &By<'_>) -> Result<()> {
+async fn history(conn: &mut dyn Conn, repo: RepoId, change: Change<'_>, by: &By<'_>) -> Result<()> {
     let from_state = change.from.map(|(_, s)| s);
     sqlx::query(
         "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor, at,
@@ -149,13 +149,13 @@ async fn history(conn: &mut Conn, repo: RepoId, change: Change<'_>, by: &By<'_>)
     .bind(from_state.and_then(|s| s.last_pulled_at))
     .bind(from_state.map(|s| s.pull_count))
     .bind(by.batch)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     // The manifest the tag left may have lost its last tag: the collector looks at it again
     // (it holds it for the restore window, whichever way the tag left).
     if let Some((from, _)) = change.from {
         let reason = format!("tag {}", change.action);
-        crate::gc::queue_manifest_digest(conn, repo, from, by.now, &reason).await?;
+        crate::queue::queue_manifest_digest(conn, repo, from, by.now, &reason).await?;
     }
     Ok(())
 }
@@ -164,7 +164,7 @@ async fn history(conn: &mut Conn, repo: RepoId, change: Change<'_>, by: &By<'_>)
 /// An overwritten tag's previous manifest is recorded as left (`moved`), so it stays
 /// restorable for the restore window.
 pub async fn set(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: &Tag,
     manifest: &ManifestHead,
@@ -180,7 +180,7 @@ pub async fn set(
     .bind(tag.as_str())
     .bind(manifest.id.0)
     .bind(by.now)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     if previous
         .as_ref()
@@ -205,7 +205,7 @@ pub async fn set(
 
 /// Deletes one tag; returns the digest it pointed at, or `None` if there was no such tag.
 pub async fn delete(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: &Tag,
     by: &By<'_>,
@@ -216,7 +216,7 @@ pub async fn delete(
     sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")
         .bind(repo.0)
         .bind(tag.as_str())
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     let change = Change {
         tag: tag.as_str(),
@@ -230,7 +230,7 @@ pub async fn delete(
 
 /// Every tag of a repository pointing at a manifest, with what each carries.
 async fn tags_of_manifest(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     manifest: ManifestId,
 ) -> Result<Vec<(String, TagState)>> {
     let rows = sqlx::query(
@@ -238,7 +238,7 @@ async fn tags_of_manifest(
          ORDER BY name",
     )
     .bind(manifest.0)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -256,7 +256,7 @@ async fn tags_of_manifest(
 
 /// Deletes every tag pointing at a manifest; returns their names.
 pub async fn delete_for_manifest(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     manifest: &ManifestHead,
     by: &By<'_>,
@@ -264,7 +264,7 @@ pub async fn delete_for_manifest(
     let tags = tags_of_manifest(conn, manifest.id).await?;
     sqlx::query("DELETE FROM tags WHERE manifest_id = ?")
         .bind(manifest.id.0)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     for (name, state) in &tags {
         let change = Change {
@@ -282,7 +282,7 @@ pub async fn delete_for_manifest(
 /// (negative: all), in one query answering one row: a row per tag would cost a hand-over from
 /// the database thread each. `None` when the repository is not there.
 pub async fn list_in_named(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: &RepoName,
     last: Option<&str>,
     limit: i64,
@@ -296,7 +296,7 @@ pub async fn list_in_named(
     .bind(last.unwrap_or(""))
     .bind(limit)
     .bind(repo.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     Ok(row.map(|(names,)| {
         names
@@ -318,7 +318,7 @@ pub struct TagInfo {
 }
 
 /// One tag with its metadata.
-pub async fn detailed(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<TagInfo>> {
+pub async fn detailed(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Option<TagInfo>> {
     let row = sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
@@ -326,7 +326,7 @@ pub async fn detailed(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.as_ref().map(tag_info_from_row).transpose()
 }
@@ -344,14 +344,14 @@ fn tag_info_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TagInfo> {
 }
 
 /// Every tag of a repository, in byte order of name.
-pub async fn list_detailed(conn: &mut Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
+pub async fn list_detailed(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
     let rows = sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
          WHERE t.repository_id = ? ORDER BY t.name",
     )
     .bind(repo.0)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter().map(tag_info_from_row).collect()
 }
@@ -369,7 +369,7 @@ pub struct HistoryEntry {
 
 /// History of one tag, or of every tag of the repository, newest first.
 pub async fn history_of(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: Option<&Tag>,
     limit: i64,
@@ -382,22 +382,22 @@ pub async fn history_of(
     .bind(tag.map(Tag::as_str))
     .bind(tag.map(Tag::as_str))
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
             let digest = |col: &str| {
-                r.get::<Option<&str>, _>(col)
+                r.try_get::<Option<&str>, _>(col)?
                     .map(crate::digest_col)
                     .transpose()
             };
             Ok(HistoryEntry {
-                tag: r.get("tag"),
-                action: r.get("action"),
+                tag: r.try_get("tag")?,
+                action: r.try_get("action")?,
                 from_digest: digest("from_digest")?,
                 to_digest: digest("to_digest")?,
-                actor: r.get("actor"),
-                at: r.get("at"),
+                actor: r.try_get("actor")?,
+                at: r.try_get("at")?,
             })
         })
         .collect()
@@ -405,7 +405,11 @@ pub async fn history_of(
 
 /// The digest a tag last left, however it left it (deleted, overwritten by a push, or by a
 /// forced restore): what restoring the tag without a digest brings back.
-pub async fn last_left_digest(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Result<Option<Digest>> {
+pub async fn last_left_digest(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    tag: &Tag,
+) -> Result<Option<Digest>> {
     let d: Option<String> = sqlx::query_scalar(
         "SELECT from_digest FROM tag_history
          WHERE repository_id = ? AND tag = ? AND from_digest IS NOT NULL
@@ -413,7 +417,7 @@ pub async fn last_left_digest(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Resul
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     d.as_deref().map(crate::digest_col).transpose()
 }
@@ -421,7 +425,7 @@ pub async fn last_left_digest(conn: &mut Conn, repo: RepoId, tag: &Tag) -> Resul
 /// What the tag carried when it last pointed at `digest`: recorded when it left (newer
 /// history), or else the time it was pushed there (history written before that was recorded).
 pub async fn state_when_left(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: &Tag,
     digest: &Digest,
@@ -434,7 +438,7 @@ pub async fn state_when_left(
     .bind(repo.0)
     .bind(tag.as_str())
     .bind(digest.to_string())
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     if let Some(r) = row
         && let Some(pushed_at) = r.try_get::<Option<Millis>, _>("from_pushed_at")?
@@ -452,7 +456,7 @@ pub async fn state_when_left(
     .bind(repo.0)
     .bind(tag.as_str())
     .bind(digest.to_string())
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     Ok(pushed.map(|pushed_at| TagState {
         pushed_at,
@@ -464,7 +468,7 @@ pub async fn state_when_left(
 /// pull figures it had there (`state`); returns what the tag pointed at before (when a reused
 /// name is overwritten by force, which leaves that manifest restorable in turn).
 pub async fn restore(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: &Tag,
     manifest: &ManifestHead,
@@ -485,7 +489,7 @@ pub async fn restore(
     .bind(state.pushed_at)
     .bind(state.last_pulled_at)
     .bind(state.pull_count)
-    .execute(&mut *conn)
+    .execute(conn.sqlite())
     .await?;
     let left = previous
         .as_ref()
@@ -502,14 +506,14 @@ pub async fn restore(
 
 /// Deletes every tag of a repository (repository deletion); returns (name, digest) pairs.
 pub async fn delete_all(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     by: &By<'_>,
 ) -> Result<Vec<(String, Digest)>> {
     let tags = list_detailed(conn, repo).await?;
     sqlx::query("DELETE FROM tags WHERE repository_id = ?")
         .bind(repo.0)
-        .execute(&mut *conn)
+        .execute(conn.sqlite())
         .await?;
     for t in &tags {
         let state = TagState {
@@ -552,7 +556,7 @@ pub struct Restorable {
 /// the catalogue and the tag does not point at it now), newest first: the restore bin, of one
 /// repository or of the registry. `before` is the id of the last entry of the previous page.
 pub async fn restorable(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: Option<RepoId>,
     cutoff: Millis,
     before: Option<i64>,
@@ -580,7 +584,7 @@ pub async fn restorable(
     .bind(repo.map(|r| r.0))
     .bind(before)
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -604,13 +608,13 @@ pub async fn restorable(
 }
 
 /// The tags a batch removed, with the digest each left, in name order.
-pub async fn removed_in_batch(conn: &mut Conn, batch: i64) -> Result<Vec<(String, Digest)>> {
+pub async fn removed_in_batch(conn: &mut dyn Conn, batch: i64) -> Result<Vec<(String, Digest)>> {
     let rows = sqlx::query(
         "SELECT tag, from_digest FROM tag_history
          WHERE batch = ? AND action = 'deleted' AND from_digest IS NOT NULL ORDER BY tag, id",
     )
     .bind(batch)
-    .fetch_all(conn)
+    .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
         .map(|r| {
@@ -624,7 +628,7 @@ pub async fn removed_in_batch(conn: &mut Conn, batch: i64) -> Result<Vec<(String
 
 /// Adds a batch of pulls to tag counters and last-pulled times.
 pub async fn record_pulls(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     repo: RepoId,
     tag: &str,
     count: i64,
@@ -639,7 +643,7 @@ pub async fn record_pulls(
     .bind(last)
     .bind(repo.0)
     .bind(tag)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }

@@ -18,7 +18,7 @@ pub struct Upload {
 }
 
 pub async fn create(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     id: &UploadId,
     repo: RepoId,
     storage_key: &str,
@@ -35,32 +35,32 @@ pub async fn create(
     .bind(hash_alg.as_str())
     .bind(now)
     .bind(now)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(())
 }
 
 /// The session, if it exists and belongs to `repo`.
-pub async fn find(conn: &mut Conn, repo: RepoId, id: &UploadId) -> Result<Option<Upload>> {
+pub async fn find(conn: &mut dyn Conn, repo: RepoId, id: &UploadId) -> Result<Option<Upload>> {
     let row = sqlx::query(
         "SELECT id, repository_id, storage_key, received, hash_alg, hash_state FROM uploads
          WHERE id = ? AND repository_id = ?",
     )
     .bind(id.as_str())
     .bind(repo.0)
-    .fetch_optional(conn)
+    .fetch_optional(conn.sqlite())
     .await?;
     row.map(|r| {
-        let alg: &str = r.get("hash_alg");
+        let alg: &str = r.try_get("hash_alg")?;
         Ok(Upload {
             id: id.clone(),
-            repository: RepoId(r.get("repository_id")),
-            storage_key: r.get("storage_key"),
-            received: r.get::<i64, _>("received") as u64,
+            repository: RepoId(r.try_get("repository_id")?),
+            storage_key: r.try_get("storage_key")?,
+            received: r.try_get::<i64, _>("received")? as u64,
             hash_alg: alg
                 .parse()
                 .map_err(|_| crate::MetaError::Corrupt(format!("upload hash_alg {alg:?}")))?,
-            hash_state: r.get("hash_state"),
+            hash_state: r.try_get("hash_state")?,
         })
     })
     .transpose()
@@ -69,7 +69,7 @@ pub async fn find(conn: &mut Conn, repo: RepoId, id: &UploadId) -> Result<Option
 /// Records progress, only if nobody else moved the session since `expected_received`.
 /// Returns whether the update applied.
 pub async fn advance(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     id: &UploadId,
     expected_received: u64,
     received: u64,
@@ -84,15 +84,73 @@ pub async fn advance(
     .bind(now)
     .bind(id.as_str())
     .bind(expected_received as i64)
-    .execute(conn)
+    .execute(conn.sqlite())
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete(conn: &mut Conn, id: &UploadId) -> Result<bool> {
+pub async fn delete(conn: &mut dyn Conn, id: &UploadId) -> Result<bool> {
     let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
         .bind(id.as_str())
-        .execute(conn)
+        .execute(conn.sqlite())
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// An upload session untouched since before the cutoff.
+#[derive(Clone, Debug)]
+pub struct StaleUpload {
+    pub id: String,
+    pub repository: String,
+    pub storage_key: String,
+    pub received: u64,
+}
+
+pub async fn stale_uploads(
+    conn: &mut dyn Conn,
+    cutoff: Millis,
+    limit: i64,
+) -> Result<Vec<StaleUpload>> {
+    let rows = sqlx::query(
+        "SELECT u.id, r.name, u.storage_key, u.received FROM uploads u
+         JOIN repositories r ON r.id = u.repository_id
+         WHERE u.updated_at < ? ORDER BY u.updated_at LIMIT ?",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(conn.sqlite())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StaleUpload {
+                id: r.try_get("id")?,
+                repository: r.try_get("name")?,
+                storage_key: r.try_get("storage_key")?,
+                received: r.try_get::<i64, _>("received")? as u64,
+            })
+        })
+        .collect()
+}
+
+/// Forgets an upload session if it is still stale, queueing its bytes for deletion.
+pub async fn expire_upload(
+    conn: &mut dyn Conn,
+    id: &str,
+    cutoff: Millis,
+    now: Millis,
+) -> Result<bool> {
+    let key: Option<String> = sqlx::query_scalar(
+        "DELETE FROM uploads WHERE id = ? AND updated_at < ? RETURNING storage_key",
+    )
+    .bind(id)
+    .bind(cutoff)
+    .fetch_optional(conn.sqlite())
+    .await?;
+    match key {
+        Some(k) => {
+            crate::queue::queue_storage_deletion(conn, &k, now).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }

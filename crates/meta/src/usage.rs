@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use crate::manifests::ManifestId;
+use crate::runs::ItemKind;
 use crate::{Conn, Millis, Result};
 
 /// The collector's settings and the instant the figures are taken at.
@@ -160,7 +161,7 @@ fn usage_from_row(r: &sqlx::sqlite::SqliteRow, unique: Option<i64>) -> Result<Us
 }
 
 /// Figures for the whole registry.
-pub async fn total(conn: &mut Conn, rules: &Rules) -> Result<Usage> {
+pub async fn total(conn: &mut dyn Conn, rules: &Rules) -> Result<Usage> {
     let sql = format!(
         "WITH RECURSIVE {CLASSIFIED},
          everything(size, class, is_blob) AS (
@@ -171,7 +172,7 @@ pub async fn total(conn: &mut Conn, rules: &Rules) -> Result<Usage> {
          FROM everything"
     );
     let r = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
-        .fetch_one(conn)
+        .fetch_one(conn.sqlite())
         .await?;
     usage_from_row(&r, None)
 }
@@ -179,7 +180,7 @@ pub async fn total(conn: &mut Conn, rules: &Rules) -> Result<Usage> {
 /// Figures per live repository (or only the one named `only`), by name. A blob shared by
 /// several repositories counts in each of their rows (and once in the total).
 pub async fn per_repository(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     rules: &Rules,
     only: Option<&str>,
 ) -> Result<Vec<(String, Usage)>> {
@@ -201,7 +202,7 @@ pub async fn per_repository(
     );
     let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
         .bind(only)
-        .fetch_all(conn)
+        .fetch_all(conn.sqlite())
         .await?;
     rows.iter()
         .map(|r| {
@@ -211,11 +212,59 @@ pub async fn per_repository(
         .collect()
 }
 
+/// Something a collection with `rules` deletes now: a manifest, a blob, or a repository's link
+/// to a blob. What a dry run lists, read without writing anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collectable {
+    pub kind: ItemKind,
+    pub repository: Option<String>,
+    pub target: String,
+    pub size: u64,
+}
+
+/// Everything a collection with `rules` deletes now, by the same classification as the
+/// figures: the manifests and blobs classified reclaimable, and the links whose lease has run
+/// out and that no manifest the collection keeps references (a reclaimable blob loses all its
+/// links; a blob other repositories use loses only those). A dry run is this query on a reader:
+/// it holds no write lock, so pushes never wait behind it.
+pub async fn collectable(conn: &mut dyn Conn, rules: &Rules) -> Result<Vec<Collectable>> {
+    let sql = format!(
+        "WITH RECURSIVE {CLASSIFIED}
+         SELECT 'manifest' AS kind, r.name AS repository, m.digest AS target, m.size AS size
+         FROM mclass c JOIN manifests m ON m.id = c.id JOIN repositories r ON r.id = m.repository_id
+         WHERE c.class = 'reclaimable'
+         UNION ALL
+         SELECT 'blob', NULL, b.digest, b.size FROM bclass b WHERE b.class = 'reclaimable'
+         UNION ALL
+         SELECT 'link', r.name, rb.digest, 0 FROM repository_blobs rb
+         JOIN repositories r ON r.id = rb.repository_id
+         WHERE rb.renewed_at + ?4 <= ?1
+           AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr
+                           JOIN manifests m ON m.id = mr.manifest_id JOIN mclass c ON c.id = m.id
+                           WHERE mr.blob_digest = rb.digest AND m.repository_id = rb.repository_id
+                             AND c.class <> 'reclaimable')
+         ORDER BY 1, 2, 3"
+    );
+    let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
+        .fetch_all(conn.sqlite())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Collectable {
+                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                repository: r.try_get("repository")?,
+                target: r.try_get("target")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+            })
+        })
+        .collect()
+}
+
 /// Bytes that `manifests` (with what they list and their referrers) reference and that live
 /// content no longer needs after their deletion: what the deletion moved out of use. Called
 /// after the deletions, in the same transaction.
 pub async fn bytes_only_for(
-    conn: &mut Conn,
+    conn: &mut dyn Conn,
     manifests: &[ManifestId],
     rules: &Rules,
 ) -> Result<u64> {
@@ -255,7 +304,7 @@ pub async fn bytes_only_for(
     .bind(ids)
     .bind(rules.untagged_manifests)
     .bind(rules.orphan_referrers)
-    .fetch_one(conn)
+    .fetch_one(conn.sqlite())
     .await?;
     Ok(bytes as u64)
 }

@@ -168,14 +168,43 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
             E::Body(_) => ApiError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", msg),
-            E::Meta(_) | E::Store(_) => {
-                tracing::error!(error = %msg, "internal error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
-                    "internal server error; the registry log has the details",
-                )
+            E::Meta(_) | E::Store(_) => ApiError::internal(&msg),
+        }
+    }
+}
+
+impl ApiError {
+    /// A failure of the catalogue or the store: logged here with its cause, answered with a
+    /// message that says where to look and nothing of the database.
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "internal server error; the registry log has the details",
+        )
+    }
+}
+
+impl From<shipshape_gc::GcError> for ApiError {
+    fn from(e: shipshape_gc::GcError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<shipshape_gc::retention::RetentionError> for ApiError {
+    fn from(e: shipshape_gc::retention::RetentionError) -> Self {
+        use shipshape_gc::retention::RetentionError as E;
+        let msg = e.to_string();
+        match e {
+            E::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "POLICY_INVALID", msg),
+            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "POLICY_UNKNOWN", msg),
+            E::RunNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "POLICY_RUN_UNKNOWN", msg),
+            E::RunActive { .. } => ApiError::new(StatusCode::CONFLICT, "POLICY_RUN_ACTIVE", msg),
+            E::DeletionDisabled => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
+            E::Meta(cause) => ApiError::internal(&cause),
         }
     }
 }

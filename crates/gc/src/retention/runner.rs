@@ -12,7 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shipshape_meta::policies::{self as q, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy};
+pub use shipshape_meta::policies::Trigger;
+use shipshape_meta::policies::{
+    self as q, ItemKind, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy,
+};
+use shipshape_meta::runs::RunState;
 use shipshape_meta::{Catalogue, Clock, Conn, MetaError, Millis, commit, events, manifests};
 use shipshape_meta::{batches, repos, tags, usage};
 use shipshape_oci::Tag;
@@ -41,17 +45,47 @@ pub enum RetentionError {
 pub type Result<T> = std::result::Result<T, RetentionError>;
 
 /// The applied policies, compiled, shared by the runner and by the registry (which refuses to
-/// overwrite or delete protected tags). Updated whenever a policy is applied or removed.
+/// overwrite or delete protected tags). A node-local cache of what the catalogue holds: every
+/// change of the policies moves a version in the catalogue, and `refresh` (which the registry
+/// calls in the transaction of each guarded change) compiles them again when it has moved, so
+/// a policy applied through one node protects tags on every node at once.
 #[derive(Clone, Debug, Default)]
-pub struct Policies(Arc<RwLock<Arc<Vec<Policy>>>>);
+pub struct Policies(Arc<RwLock<Compiled>>);
+
+#[derive(Debug, Default)]
+struct Compiled {
+    /// The catalogue's version of the policies these were compiled from (`None`: never).
+    version: Option<i64>,
+    all: Arc<Vec<Policy>>,
+}
 
 impl Policies {
     pub fn snapshot(&self) -> Arc<Vec<Policy>> {
-        self.0.read().expect("policies").clone()
+        self.0.read().expect("policies").all.clone()
     }
 
-    fn replace(&self, all: Vec<Policy>) {
-        *self.0.write().expect("policies") = Arc::new(all);
+    /// Compiles the stored policies again if they changed since they were last compiled, on
+    /// the caller's connection (usually the transaction about to change a tag).
+    pub async fn refresh(&self, conn: &mut dyn Conn) -> std::result::Result<(), MetaError> {
+        let version = q::version(conn).await?;
+        if self.0.read().expect("policies").version == Some(version) {
+            return Ok(());
+        }
+        let stored = q::list(conn).await?;
+        let mut all = Vec::with_capacity(stored.len());
+        for p in &stored {
+            match compile(p) {
+                Ok(c) => all.push(c),
+                Err(e) => {
+                    tracing::error!(policy = %p.name, error = %e, "stored policy no longer validates; it is not applied")
+                }
+            }
+        }
+        *self.0.write().expect("policies") = Compiled {
+            version: Some(version),
+            all: Arc::new(all),
+        };
+        Ok(())
     }
 
     /// The protected tag patterns that apply to a repository, from every policy covering it.
@@ -69,8 +103,7 @@ fn compile(p: &StoredPolicy) -> std::result::Result<Policy, PolicyError> {
 /// The decision on one tag or untagged manifest, with the digest it concerns.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ItemDecision {
-    /// `tag` or `manifest`.
-    pub kind: &'static str,
+    pub kind: ItemKind,
     /// The tag name, or the manifest digest.
     pub target: String,
     pub digest: String,
@@ -101,22 +134,6 @@ pub struct Preview {
 }
 
 pub type PreviewFigures = RunFigures;
-
-/// How a policy came to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    Schedule,
-    Manual,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::Manual => "manual",
-        }
-    }
-}
 
 /// The actor recorded for scheduled runs.
 pub const SCHEDULER: &str = "scheduler";
@@ -168,17 +185,9 @@ impl Retention {
     }
 
     async fn reload(&self) -> Result<()> {
-        let stored = q::list(&mut *self.catalogue.reader().await?).await?;
-        let mut all = Vec::with_capacity(stored.len());
-        for p in &stored {
-            match compile(p) {
-                Ok(c) => all.push(c),
-                Err(e) => {
-                    tracing::error!(policy = %p.name, error = %e, "stored policy no longer validates; it is not applied")
-                }
-            }
-        }
-        self.policies.replace(all);
+        self.policies
+            .refresh(&mut self.catalogue.reader().await?)
+            .await?;
         Ok(())
     }
 
@@ -251,7 +260,7 @@ impl Retention {
     }
 
     pub async fn get(&self, name: &str) -> Result<(StoredPolicy, Policy)> {
-        let stored = q::get(&mut *self.catalogue.reader().await?, name)
+        let stored = q::get(&mut self.catalogue.reader().await?, name)
             .await?
             .ok_or_else(|| RetentionError::NotFound(name.into()))?;
         let policy = compile(&stored)?;
@@ -259,7 +268,7 @@ impl Retention {
     }
 
     pub async fn list(&self) -> Result<Vec<StoredPolicy>> {
-        Ok(q::list(&mut *self.catalogue.reader().await?).await?)
+        Ok(q::list(&mut self.catalogue.reader().await?).await?)
     }
 
     /// Protection for `repo` while evaluating `policy`: the policy's own patterns and those of
@@ -283,7 +292,7 @@ impl Retention {
                 .apply_to_repository(&mut tx, policy, id, &name, now, &Deleter::Preview)
                 .await?;
             // Rolled back: the deletions were made only to measure what they free.
-            tx.rollback().await.map_err(MetaError::from)?;
+            shipshape_meta::rollback(tx).await?;
             figures.add(&f);
             out.push(decided);
         }
@@ -296,7 +305,7 @@ impl Retention {
     }
 
     async fn repositories_in_scope(&self, policy: &Policy) -> Result<Vec<(repos::RepoId, String)>> {
-        let all = repos::all_live(&mut *self.catalogue.reader().await?).await?;
+        let all = repos::all_live(&mut self.catalogue.reader().await?).await?;
         Ok(all
             .into_iter()
             .filter(|(_, name)| policy.applies_to(name))
@@ -307,13 +316,15 @@ impl Retention {
     /// rolls back (a preview).
     async fn apply_to_repository(
         &self,
-        tx: &mut Conn,
+        tx: &mut dyn Conn,
         policy: &Policy,
         repo_id: repos::RepoId,
         repo: &str,
         now: Millis,
         deleter: &Deleter<'_>,
     ) -> Result<(RepositoryDecisions, RunFigures)> {
+        // Protection as the catalogue has it now, whichever node applied the policies.
+        self.policies.refresh(tx).await?;
         let tag_rows = tags::list_detailed(tx, repo_id).await?;
         let untagged = manifests::untagged(tx, repo_id).await?;
         let tag_facts: Vec<TagFacts> = tag_rows
@@ -338,7 +349,7 @@ impl Retention {
         let mut decisions = Vec::with_capacity(tag_rows.len() + untagged.len());
         for (row, d) in tag_rows.iter().zip(&evaluation.tags) {
             decisions.push(ItemDecision {
-                kind: "tag",
+                kind: ItemKind::Tag,
                 target: row.name.clone(),
                 digest: row.digest.to_string(),
                 delete: d.delete,
@@ -348,7 +359,7 @@ impl Retention {
         }
         for (m, d) in untagged.iter().zip(&evaluation.untagged) {
             decisions.push(ItemDecision {
-                kind: "manifest",
+                kind: ItemKind::Manifest,
                 target: m.head.digest.to_string(),
                 digest: m.head.digest.to_string(),
                 delete: d.delete,
@@ -376,7 +387,7 @@ impl Retention {
             .collect();
         for (i, d) in decisions.iter().enumerate().filter(|(_, d)| d.delete) {
             let reason = format!("policy {}: {}: {}", policy.name(), d.rule, d.reason);
-            let action = if d.kind == "tag" {
+            let action = if d.kind == ItemKind::Tag {
                 let tag: Tag = d.target.parse().map_err(|e: shipshape_oci::NameError| {
                     MetaError::Corrupt(format!("stored tag {:?}: {e}", d.target))
                 })?;
@@ -411,7 +422,7 @@ impl Retention {
                     *run,
                     &RunItem {
                         repository: repo.to_string(),
-                        kind: d.kind.to_string(),
+                        kind: d.kind,
                         target: d.target.clone(),
                         digest: d.digest.clone(),
                         rule: d.rule.clone(),
@@ -454,7 +465,7 @@ impl Retention {
             &NewRun {
                 policy: name,
                 document: &stored.document,
-                trigger: trigger.as_str(),
+                trigger,
                 started_by: actor,
             },
             now,
@@ -483,12 +494,12 @@ impl Retention {
             .execute_repositories(id, policy, actor, now, &mut figures, &mut errors)
             .await
         {
-            Ok(true) => "cancelled",
-            Ok(false) if errors.is_empty() => "succeeded",
-            Ok(false) => "failed",
+            Ok(true) => RunState::Cancelled,
+            Ok(false) if errors.is_empty() => RunState::Succeeded,
+            Ok(false) => RunState::Failed,
             Err(e) => {
                 errors.push(e.to_string());
-                "failed"
+                RunState::Failed
             }
         };
         let reason = format!(
@@ -531,7 +542,7 @@ impl Retention {
             run = id,
             policy = policy.name(),
             trigger = trigger.as_str(),
-            state,
+            state = %state,
             repositories = figures.repositories,
             repositories_affected = figures.repositories_affected,
             tags_deleted = figures.tags_deleted,
@@ -605,14 +616,14 @@ impl Retention {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<PolicyRun>> {
-        Ok(q::list_runs(&mut *self.catalogue.reader().await?, policy, before, limit).await?)
+        Ok(q::list_runs(&mut self.catalogue.reader().await?, policy, before, limit).await?)
     }
 
     /// Starts the runs that are due; returns the ids started. The scheduler calls this every
     /// poll interval; tests may call it directly.
     pub async fn start_due(&self) -> Result<Vec<i64>> {
         let now = self.clock.now();
-        let due = q::due(&mut *self.catalogue.reader().await?, now).await?;
+        let due = q::due(&mut self.catalogue.reader().await?, now).await?;
         let mut started = Vec::new();
         for (name, was_due) in due {
             let Ok((_, policy)) = self.get(&name).await else {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use shipshape_gc::StartError;
-use shipshape_meta::gc::{self as q, Run, RunSpec};
+use shipshape_meta::runs::{Run, RunSpec, RunState};
 use utoipa::ToSchema;
 
 use super::model::{ErrorBody, time};
@@ -17,10 +17,6 @@ use crate::error::ApiError;
 use crate::http::AppState;
 
 type ApiResult = Result<Response, ApiError>;
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
-}
 
 /// Options of a run; everything is optional.
 #[derive(Deserialize, ToSchema, Default)]
@@ -98,7 +94,7 @@ pub struct RunItems {
 fn info(r: Run) -> RunInfo {
     RunInfo {
         id: r.id,
-        state: r.state,
+        state: r.state.to_string(),
         dry_run: r.spec.dry_run,
         include_untagged_manifests: r.spec.include_untagged,
         sweep: r.spec.sweep,
@@ -179,7 +175,7 @@ pub async fn start(
             );
             Ok(resp)
         }
-        Err(StartError::Gc(e)) => Err(internal(e)),
+        Err(StartError::Gc(e)) => Err(e.into()),
     }
 }
 
@@ -195,10 +191,10 @@ pub struct RunPage {
            ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
     responses((status = 200, body = RunList)))]
 pub async fn list(State(app): State<AppState>, Query(p): Query<RunPage>) -> ApiResult {
-    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-    let runs = q::list_runs(&mut conn, p.before, p.limit.unwrap_or(20).clamp(1, 1000))
-        .await
-        .map_err(internal)?;
+    let runs = app
+        .collector
+        .runs(p.before, p.limit.unwrap_or(20).clamp(1, 1000))
+        .await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(info).collect(),
     })
@@ -213,8 +209,7 @@ fn no_run(what: &str) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/gc/runs/active",
     responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody)))]
 pub async fn active(State(app): State<AppState>) -> ApiResult {
-    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-    match q::active_run(&mut conn).await.map_err(internal)? {
+    match app.collector.active_run().await? {
         Some(r) => Ok(Json(info(r)).into_response()),
         None => Err(no_run("no garbage collection run is active")),
     }
@@ -225,8 +220,7 @@ pub async fn active(State(app): State<AppState>) -> ApiResult {
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody)))]
 pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-    match q::get_run(&mut conn, id).await.map_err(internal)? {
+    match app.collector.run(id).await? {
         Some(r) => Ok(Json(info(r)).into_response()),
         None => Err(no_run(&format!("garbage collection run {id} is not known"))),
     }
@@ -237,16 +231,14 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult 
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = RunItems), (status = 404, body = ErrorBody)))]
 pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-    if q::get_run(&mut conn, id).await.map_err(internal)?.is_none() {
+    let Some(items) = app.collector.run_items(id).await? else {
         return Err(no_run(&format!("garbage collection run {id} is not known")));
-    }
-    let items = q::run_items(&mut conn, id).await.map_err(internal)?;
+    };
     Ok(Json(RunItems {
         items: items
             .into_iter()
             .map(|i| RunItem {
-                kind: i.kind,
+                kind: i.kind.to_string(),
                 repository: i.repository,
                 target: i.target,
                 size: i.size,
@@ -262,26 +254,16 @@ pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResul
     responses((status = 202, body = RunInfo), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    if !app.collector.cancel(id) {
-        let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-        return match q::get_run(&mut conn, id).await.map_err(internal)? {
-            Some(r) if r.state != "running" => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "GC_RUN_FINISHED",
-                format!(
-                    "garbage collection run {id} has already finished ({})",
-                    r.state
-                ),
-            )),
-            _ => Err(no_run(&format!(
-                "garbage collection run {id} is not active"
-            ))),
-        };
+    match app.collector.cancel(id).await? {
+        None => Err(no_run(&format!("garbage collection run {id} is not known"))),
+        Some(r) if r.state != RunState::Running => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "GC_RUN_FINISHED",
+            format!(
+                "garbage collection run {id} has already finished ({})",
+                r.state
+            ),
+        )),
+        Some(r) => Ok((StatusCode::ACCEPTED, Json(info(r))).into_response()),
     }
-    let mut conn = app.registry.catalogue().reader().await.map_err(internal)?;
-    let run = q::get_run(&mut conn, id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| no_run("run vanished"))?;
-    Ok((StatusCode::ACCEPTED, Json(info(run))).into_response())
 }

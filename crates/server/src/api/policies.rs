@@ -22,21 +22,7 @@ use crate::http::AppState;
 type ApiResult = Result<Response, ApiError>;
 
 fn error(e: RetentionError) -> ApiError {
-    let msg = e.to_string();
-    match e {
-        RetentionError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "POLICY_INVALID", msg),
-        RetentionError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "POLICY_UNKNOWN", msg),
-        RetentionError::RunNotFound(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "POLICY_RUN_UNKNOWN", msg)
-        }
-        RetentionError::RunActive { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "POLICY_RUN_ACTIVE", msg)
-        }
-        RetentionError::DeletionDisabled => {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
-        }
-        RetentionError::Meta(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", msg),
-    }
+    e.into()
 }
 
 fn who(peer: SocketAddr) -> String {
@@ -303,8 +289,8 @@ fn run_info(r: PolicyRun) -> PolicyRunInfo {
     PolicyRunInfo {
         id: r.id,
         policy: r.policy,
-        trigger: r.trigger,
-        state: r.state,
+        trigger: r.trigger.to_string(),
+        state: r.state.to_string(),
         started_by: r.started_by,
         started_at: time(r.started_at),
         evaluated_at: time(r.evaluated_at),
@@ -343,7 +329,7 @@ pub struct PolicyRunDetail {
 fn item(i: RunItem) -> PolicyRunItem {
     PolicyRunItem {
         repository: i.repository,
-        kind: i.kind,
+        kind: i.kind.to_string(),
         target: i.target,
         digest: i.digest,
         rule: i.rule,
@@ -434,7 +420,7 @@ pub async fn run(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult 
               (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
     let run = app.retention.cancel(id).await.map_err(error)?;
-    if run.state != "running" {
+    if run.state != shipshape_meta::runs::RunState::Running {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "POLICY_RUN_FINISHED",

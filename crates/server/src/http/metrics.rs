@@ -7,16 +7,11 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shipshape_meta::gc::queue_depths;
 
 use super::AppState;
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let depths = match app.registry.catalogue().reader().await {
-        Ok(mut conn) => queue_depths(&mut conn).await.ok(),
-        Err(_) => None,
-    };
-    let Some(depths) = depths else {
+    let Ok(depths) = app.collector.queue_depths().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "catalogue unavailable\n").into_response();
     };
     let m = app.collector.metrics();

@@ -143,7 +143,7 @@ impl Registry {
 
 /// The blob if `repo` may serve it, with the repository's id.
 async fn find_blob(
-    conn: &mut shipshape_meta::Conn,
+    conn: &mut dyn shipshape_meta::Conn,
     repo: &RepoName,
     digest: &Digest,
 ) -> Result<(repos::RepoId, BlobRead)> {

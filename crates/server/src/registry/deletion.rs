@@ -123,7 +123,7 @@ pub struct Restorable {
 impl Registry {
     /// What deleting `gone` (manifests whose tags were just removed, or that were themselves
     /// deleted) took out of use, measured in the deleting transaction.
-    async fn freed(&self, tx: &mut Conn, gone: &[ManifestId]) -> Result<Freed> {
+    async fn freed(&self, tx: &mut dyn Conn, gone: &[ManifestId]) -> Result<Freed> {
         let rules = self.collector.usage_rules();
         let bytes = usage::bytes_only_for(tx, gone, &rules).await?;
         let window = self.options.restore_window.as_millis() as Millis;
@@ -168,11 +168,9 @@ impl Registry {
             .map(|m| m.head.id)
             .collect();
         let removed = tags::delete_all(&mut tx, repo_id, &by).await?;
-        let overridden = self.guard_tags(
-            repo,
-            removed.iter().map(|(t, _)| t.as_str()),
-            override_protection,
-        )?;
+        let overridden = self
+            .guard_tags(&mut tx, repo, &tag_names(&removed), override_protection)
+            .await?;
         let manifests = manifests::soft_delete_all(&mut tx, repo_id, now).await?;
         blobs::unlink_all(&mut tx, repo_id, now).await?;
         repos::mark_deleted(&mut tx, repo_id, now).await?;
@@ -239,8 +237,14 @@ impl Registry {
                 tags: unknown,
             });
         }
-        let overridden =
-            self.guard_tags(repo, names.iter().map(Tag::as_str), override_protection)?;
+        let overridden = self
+            .guard_tags(
+                &mut tx,
+                repo,
+                &names.iter().map(Tag::as_str).collect::<Vec<_>>(),
+                override_protection,
+            )
+            .await?;
         let batch = batches::create(&mut tx, "tag.delete", repo_id, &actor.name, now).await?;
         let by = By::new(&actor.name, now).in_batch(batch);
         let mut deleted = Vec::new();
@@ -319,6 +323,7 @@ impl Registry {
             })
             .collect();
         let mut decisions = selection::select(&candidates, &filter, now);
+        self.policies.refresh(&mut tx).await?;
         let protection = self.policies.protection(repo.as_str());
         for d in decisions.iter_mut().filter(|d| d.delete) {
             if let Some((policy, pattern)) = protection.protects(&d.tag) {
@@ -422,7 +427,7 @@ impl Registry {
     /// print them); deleted ones too when `deleted_too`.
     pub(super) async fn manifest_by_prefix(
         &self,
-        conn: &mut Conn,
+        conn: &mut dyn Conn,
         repo: &RepoName,
         repo_id: RepoId,
         prefix: &str,
@@ -476,7 +481,7 @@ impl Registry {
     /// batch.
     pub(super) async fn remove_manifest(
         &self,
-        tx: &mut Conn,
+        tx: &mut dyn Conn,
         repo: &RepoName,
         repo_id: RepoId,
         head: &ManifestHead,
@@ -493,11 +498,14 @@ impl Registry {
         let batch = batches::create(tx, "manifest.delete", repo_id, &actor.name, now).await?;
         let by = By::new(&actor.name, now).in_batch(batch);
         let removed = tags::delete_for_manifest(tx, repo_id, head, &by).await?;
-        let overridden = self.guard_tags(
-            repo,
-            removed.iter().map(String::as_str),
-            override_protection,
-        )?;
+        let overridden = self
+            .guard_tags(
+                tx,
+                repo,
+                &removed.iter().map(String::as_str).collect::<Vec<_>>(),
+                override_protection,
+            )
+            .await?;
         manifests::soft_delete(tx, head.id, now).await?;
         let tags_note = removed.join(",");
         events::record(
@@ -524,7 +532,7 @@ impl Registry {
     /// protection was overridden.
     async fn restore_one(
         &self,
-        tx: &mut Conn,
+        tx: &mut dyn Conn,
         (repo, repo_id): (&RepoName, RepoId),
         tag: &Tag,
         manifest: &ManifestHead,
@@ -541,7 +549,9 @@ impl Registry {
                     current: current.digest,
                 });
             }
-            overridden = self.guard_tag(repo, tag.as_str(), how.override_protection)?;
+            overridden = self
+                .guard_tag(tx, repo, tag.as_str(), how.override_protection)
+                .await?;
         }
         manifests::revive_tree(tx, repo_id, manifest.id, by.now).await?;
         let state = tags::state_when_left(tx, repo_id, tag, &manifest.digest)
@@ -777,4 +787,9 @@ impl Registry {
             })
             .collect())
     }
+}
+
+/// The names of (tag, digest) pairs.
+fn tag_names(pairs: &[(String, Digest)]) -> Vec<&str> {
+    pairs.iter().map(|(t, _)| t.as_str()).collect()
 }

@@ -30,7 +30,7 @@ pub struct PushedManifest {
 impl Registry {
     async fn resolve(
         &self,
-        conn: &mut shipshape_meta::Conn,
+        conn: &mut dyn shipshape_meta::Conn,
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<ManifestHead> {
@@ -195,7 +195,7 @@ impl Registry {
             let previous = tags::set(&mut tx, repo_id, tag, &head, &by).await?;
             if previous.as_ref().is_some_and(|p| *p != digest) {
                 // Refusing drops the transaction: neither the manifest nor the move is kept.
-                self.guard_tag(repo, tag.as_str(), false)?;
+                self.guard_tag(&mut tx, repo, tag.as_str(), false).await?;
             }
             events::record(
                 &mut tx,

@@ -4,6 +4,7 @@
 //! authentication exists, the override flag of the management API), and the activity log says
 //! so when it happens.
 
+use shipshape_meta::Conn;
 use shipshape_oci::RepoName;
 
 use super::{Registry, RegistryError, Result};
@@ -14,12 +15,14 @@ pub(super) const OVERRIDDEN: &str = "protection overridden";
 impl Registry {
     /// Refuses a change to `tag` when it is protected and `override_protection` is not set.
     /// Returns whether the change goes ahead over a protection (to say so in the log).
-    pub(super) fn guard_tag(
+    pub(super) async fn guard_tag(
         &self,
+        conn: &mut dyn Conn,
         repo: &RepoName,
         tag: &str,
         override_protection: bool,
     ) -> Result<bool> {
+        self.policies.refresh(conn).await?;
         let protection = self.policies.protection(repo.as_str());
         match protection.protects(tag) {
             None => Ok(false),
@@ -33,15 +36,16 @@ impl Registry {
     }
 
     /// `guard_tag` for several tags at once (a manifest or repository delete takes them all).
-    pub(super) fn guard_tags<'a>(
+    pub(super) async fn guard_tags(
         &self,
+        conn: &mut dyn Conn,
         repo: &RepoName,
-        tags: impl IntoIterator<Item = &'a str>,
+        tags: &[&str],
         override_protection: bool,
     ) -> Result<bool> {
         let mut overridden = false;
         for t in tags {
-            overridden |= self.guard_tag(repo, t, override_protection)?;
+            overridden |= self.guard_tag(conn, repo, t, override_protection).await?;
         }
         Ok(overridden)
     }

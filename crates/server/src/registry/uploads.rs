@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use shipshape_meta::{blobs, commit, gc, repos, uploads};
+use shipshape_meta::{blobs, commit, queue, repos, uploads};
 use shipshape_oci::{Algorithm, Digest, Digester, RepoName, UploadId};
 use shipshape_store::{LocalStore, StorageKey};
 
@@ -350,7 +350,7 @@ impl Registry {
             // The catalogue already has these bytes under another key; ours are never recorded
             // as a blob. Queued for the drainer in this transaction, so no crash leaves the copy
             // behind, and deleted once answered: unlinking a large file takes a while.
-            gc::queue_storage_deletion(&mut tx, blob_key.as_str(), now).await?;
+            queue::queue_storage_deletion(&mut tx, blob_key.as_str(), now).await?;
         }
         blobs::link(&mut tx, repo_id, digest, now).await?;
         if let Some(id) = session {
@@ -397,7 +397,7 @@ impl Registry {
         let forget = async {
             self.store.delete(&key).await?;
             let mut tx = self.catalogue.begin_unsynced().await?;
-            gc::storage_deleted(&mut tx, &[key.as_str()]).await?;
+            queue::storage_deleted(&mut tx, &[key.as_str()]).await?;
             commit(tx).await?;
             Ok::<_, RegistryError>(())
         };

@@ -1,0 +1,379 @@
+//! Garbage collection runs: what each was asked to do, its state and figures, a cancel asked of
+//! it, and what it deleted (or, in a dry run, would delete). At most one run is active in the
+//! whole registry, however many nodes serve it: the database refuses a second (a unique index
+//! on the running state), and a cancel is a flag in the run's row that the run reads between
+//! batches, so any node can cancel the run another node executes.
+
+use sqlx::Row;
+
+use crate::{Conn, MetaError, Millis, Result};
+
+/// The state of a run (of the collector, or of a retention policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Cancelled,
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Cancelled => "cancelled",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunState {
+    type Err = MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "running" => RunState::Running,
+            "succeeded" => RunState::Succeeded,
+            "cancelled" => RunState::Cancelled,
+            "failed" => RunState::Failed,
+            other => return Err(MetaError::Corrupt(format!("run state {other:?}"))),
+        })
+    }
+}
+
+/// What a run deleted: a manifest, a blob, a repository's link to a blob, an abandoned upload
+/// session, or an object of the store the catalogue did not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKind {
+    Manifest,
+    Blob,
+    Link,
+    Upload,
+    Orphan,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Manifest => "manifest",
+            ItemKind::Blob => "blob",
+            ItemKind::Link => "link",
+            ItemKind::Upload => "upload",
+            ItemKind::Orphan => "orphan",
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ItemKind {
+    type Err = MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "manifest" => ItemKind::Manifest,
+            "blob" => ItemKind::Blob,
+            "link" => ItemKind::Link,
+            "upload" => ItemKind::Upload,
+            "orphan" => ItemKind::Orphan,
+            other => return Err(MetaError::Corrupt(format!("run item kind {other:?}"))),
+        })
+    }
+}
+
+/// What a run was asked to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSpec {
+    pub dry_run: bool,
+    pub include_untagged: bool,
+    pub sweep: bool,
+    /// The grace period for this run only, when the operator gave one.
+    pub grace_ms: Option<i64>,
+    pub started_by: String,
+}
+
+/// What a run deleted (or would delete, in a dry run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub reviewed: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+    pub links: u64,
+    pub uploads: u64,
+    pub orphans: u64,
+}
+
+impl Figures {
+    pub fn add(&mut self, o: &Figures) {
+        self.reviewed += o.reviewed;
+        self.manifests += o.manifests;
+        self.blobs += o.blobs;
+        self.bytes += o.bytes;
+        self.links += o.links;
+        self.uploads += o.uploads;
+        self.orphans += o.orphans;
+    }
+
+    /// Everything deleted (or that would be), whatever its kind.
+    pub fn deleted(&self) -> u64 {
+        self.manifests + self.blobs + self.links + self.uploads + self.orphans
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub id: i64,
+    pub state: RunState,
+    pub spec: RunSpec,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub figures: Figures,
+    pub errors: Vec<String>,
+    /// A cancel was asked for; the run stops after the batch it is on.
+    pub cancel_requested: bool,
+}
+
+const RUN_COLUMNS: &str = "id, state, dry_run, include_untagged, sweep, grace_ms, started_by,
+    started_at, finished_at, manifests_deleted, blobs_deleted, bytes_deleted, links_deleted,
+    uploads_deleted, orphans_deleted, reviewed, errors, cancel_requested";
+
+fn errors_col(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| MetaError::Corrupt(format!("run errors {text:?}: {e}")))
+}
+
+fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+    Ok(Run {
+        id: r.try_get("id")?,
+        state: r.try_get::<&str, _>("state")?.parse()?,
+        spec: RunSpec {
+            dry_run: r.try_get("dry_run")?,
+            include_untagged: r.try_get("include_untagged")?,
+            sweep: r.try_get("sweep")?,
+            grace_ms: r.try_get("grace_ms")?,
+            started_by: r.try_get("started_by")?,
+        },
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        figures: Figures {
+            reviewed: n("reviewed")?,
+            manifests: n("manifests_deleted")?,
+            blobs: n("blobs_deleted")?,
+            bytes: n("bytes_deleted")?,
+            links: n("links_deleted")?,
+            uploads: n("uploads_deleted")?,
+            orphans: n("orphans_deleted")?,
+        },
+        errors: errors_col(r.try_get("errors")?)?,
+        cancel_requested: r.try_get("cancel_requested")?,
+    })
+}
+
+/// Starts a run, or returns `Err(active_id)` when one is already running. The unique index on
+/// the running state refuses a second active run even when two nodes start one at once.
+pub async fn start_run(
+    conn: &mut dyn Conn,
+    spec: &RunSpec,
+    now: Millis,
+) -> Result<std::result::Result<i64, i64>> {
+    if let Some(active) = active_run(conn).await? {
+        return Ok(Err(active.id));
+    }
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO gc_runs (state, dry_run, include_untagged, sweep, grace_ms, started_by, started_at)
+         VALUES ('running', ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (state) WHERE state = 'running' DO NOTHING RETURNING id",
+    )
+    .bind(spec.dry_run)
+    .bind(spec.include_untagged)
+    .bind(spec.sweep)
+    .bind(spec.grace_ms)
+    .bind(&spec.started_by)
+    .bind(now)
+    .fetch_optional(conn.sqlite())
+    .await?;
+    match id {
+        Some(id) => Ok(Ok(id)),
+        None => {
+            let active = active_run(conn).await?.map_or(0, |r| r.id);
+            Ok(Err(active))
+        }
+    }
+}
+
+pub async fn active_run(conn: &mut dyn Conn) -> Result<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE state = 'running'");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(conn.sqlite())
+        .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+pub async fn get_run(conn: &mut dyn Conn, id: i64) -> Result<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn.sqlite())
+        .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+/// Runs, newest first, before the id `before` when given.
+pub async fn list_runs(conn: &mut dyn Conn, before: Option<i64>, limit: i64) -> Result<Vec<Run>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM gc_runs WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(conn.sqlite())
+        .await?;
+    rows.iter().map(run_from_row).collect()
+}
+
+/// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
+pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &Figures) -> Result<bool> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "UPDATE gc_runs SET reviewed = ?, manifests_deleted = ?, blobs_deleted = ?,
+                bytes_deleted = ?, links_deleted = ?, uploads_deleted = ?, orphans_deleted = ?
+         WHERE id = ? RETURNING cancel_requested",
+    )
+    .bind(f.reviewed as i64)
+    .bind(f.manifests as i64)
+    .bind(f.blobs as i64)
+    .bind(f.bytes as i64)
+    .bind(f.links as i64)
+    .bind(f.uploads as i64)
+    .bind(f.orphans as i64)
+    .bind(id)
+    .fetch_optional(conn.sqlite())
+    .await?;
+    Ok(cancel.unwrap_or(false))
+}
+
+/// Whether a cancel was asked of the run.
+pub async fn cancel_requested(conn: &mut dyn Conn, id: i64) -> Result<bool> {
+    let cancel: Option<bool> =
+        sqlx::query_scalar("SELECT cancel_requested FROM gc_runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn.sqlite())
+            .await?;
+    Ok(cancel.unwrap_or(false))
+}
+
+/// Asks a running run to stop after the batch it is on. Returns the run as it stands, or
+/// `None` when there is no such run.
+pub async fn request_cancel(conn: &mut dyn Conn, id: i64) -> Result<Option<Run>> {
+    sqlx::query("UPDATE gc_runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
+        .bind(id)
+        .execute(conn.sqlite())
+        .await?;
+    get_run(conn, id).await
+}
+
+/// Ends a run with its final state, figures and errors.
+pub async fn finish_run(
+    conn: &mut dyn Conn,
+    id: i64,
+    state: RunState,
+    f: &Figures,
+    errors: &[String],
+    now: Millis,
+) -> Result<()> {
+    record_progress(conn, id, f).await?;
+    sqlx::query("UPDATE gc_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
+        .bind(state.as_str())
+        .bind(crate::json(errors)?)
+        .bind(now)
+        .bind(id)
+        .execute(conn.sqlite())
+        .await?;
+    Ok(())
+}
+
+/// Marks runs left `running` by a process that stopped as failed.
+pub async fn fail_interrupted_runs(conn: &mut dyn Conn, now: Millis) -> Result<u64> {
+    let runs: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, errors FROM gc_runs WHERE state = 'running'")
+            .fetch_all(conn.sqlite())
+            .await?;
+    for (id, errors) in &runs {
+        let mut errors = errors_col(errors)?;
+        errors.push("interrupted: the server stopped during the run".into());
+        sqlx::query(
+            "UPDATE gc_runs SET state = 'failed', finished_at = ?, errors = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(crate::json(&errors)?)
+        .bind(id)
+        .execute(conn.sqlite())
+        .await?;
+    }
+    Ok(runs.len() as u64)
+}
+
+/// One thing a run deleted or would delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunItem {
+    pub kind: ItemKind,
+    pub repository: Option<String>,
+    pub target: String,
+    pub size: u64,
+}
+
+/// Adds things a run deleted (or would delete) to its items, a few hundred per statement.
+pub async fn add_run_items(conn: &mut dyn Conn, run: i64, items: &[RunItem]) -> Result<()> {
+    for chunk in items.chunks(500) {
+        let rows: Vec<(&str, Option<&str>, &str, u64)> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    i.kind.as_str(),
+                    i.repository.as_deref(),
+                    i.target.as_str(),
+                    i.size,
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)
+             ORDER BY key",
+        )
+        .bind(run)
+        .bind(crate::json(&rows)?)
+        .execute(conn.sqlite())
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a run deleted, in the order it did.
+pub async fn run_items(conn: &mut dyn Conn, run: i64) -> Result<Vec<RunItem>> {
+    let rows = sqlx::query(
+        "SELECT kind, repository, target, size FROM gc_run_items WHERE run_id = ? ORDER BY id",
+    )
+    .bind(run)
+    .fetch_all(conn.sqlite())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RunItem {
+                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                repository: r.try_get("repository")?,
+                target: r.try_get("target")?,
+                size: r.try_get::<i64, _>("size")? as u64,
+            })
+        })
+        .collect()
+}
