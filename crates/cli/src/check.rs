@@ -35,10 +35,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     orphan_min_age: String,
 
-    /// Findings as lines for people, or JSON with each finding's kind, the images it affects
-    /// and what the repair did
-    #[arg(long, short = 'o', value_enum, default_value_t = crate::remote::Format::Table)]
-    output: crate::remote::Format,
+    /// Output format: `table`, lines for people; `json`, each finding with its kind, the images
+    /// it affects and what the repair did
+    #[arg(long, short = 'o', value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+    output: String,
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -47,7 +47,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let min_age = match humantime::parse_duration(&args.orphan_min_age) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: --orphan-min-age {:?}: {e}", args.orphan_min_age);
+            let _ = e;
+            eprintln!(
+                "error: --orphan-min-age {:?} is not a duration (use e.g. 30m, 1h)",
+                args.orphan_min_age
+            );
             return ExitCode::from(2);
         }
     };
@@ -57,7 +61,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
         .unwrap_or_else(|| PathBuf::from("shipshape-data"));
     let db = dir.join("catalogue.db");
     if !db.exists() {
-        eprintln!("error: no registry catalogue at {}", db.display());
+        eprintln!(
+            "error: no registry catalogue at {} (give the registry's data directory with \
+             --data-dir or SHIPSHAPE_DATA_DIR)",
+            db.display()
+        );
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -92,7 +100,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.output == crate::remote::Format::Json {
+    if args.output == "json" {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
@@ -120,9 +128,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
             .count();
         let open = report.findings.iter().filter(|f| !f.resolved).count();
         println!(
-            "{} blobs checked, {} problems, {repaired} repaired, {open} left",
-            report.blobs_checked,
-            report.findings.len(),
+            "{} checked, {}, {repaired} repaired, {open} left",
+            crate::remote::plural(report.blobs_checked, "blob"),
+            crate::remote::plural(report.findings.len() as u64, "problem"),
         );
     }
     // Exit 0 when clean, or when the repair resolved every problem found.

@@ -38,8 +38,8 @@ enum Command {
     Restorable(remote::restorable::RestorableArgs),
     /// Undo a deletion: restore every tag one operation removed (the batch it printed)
     Undo(remote::restorable::UndoArgs),
-    /// Show storage figures of a running registry: stored, only-here, reclaimable and
-    /// held-for-restore bytes
+    /// Show storage figures of a running registry: stored and only-here bytes, and what holds
+    /// them: in use, held for restore, in grace, reclaimable
     Usage(remote::usage::UsageArgs),
     /// Show the activity log of a running registry
     Events(remote::events::EventsArgs),
@@ -163,7 +163,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
-            eprintln!("shipshape: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -172,20 +172,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         .clone()
         .or(file.log.filter.clone())
         .unwrap_or_else(|| "info".into());
+    // Colours only for a person at a terminal; a log file or a collector gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match config::merge(file, &args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("shipshape: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("shipshape: cannot start the runtime: {e}");
+            eprintln!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -193,7 +196,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let server = match shipshape_server::Server::start(config).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("shipshape: {e}");
+                eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -206,7 +209,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("shipshape: {e}");
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         }

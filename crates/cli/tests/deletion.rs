@@ -1058,6 +1058,7 @@ async fn the_openapi_document_matches_the_routes() {
     push_image(&c, &s.base, "oa/doomed", "v1", 3).await;
     let image = push_image(&c, &s.base, "oa/image", "v1", 4).await;
     push_image(&c, &s.base, "oa/old", "v1", 5).await;
+    push_image(&c, &s.base, "oa/older", "v1", 6).await;
     let (status, _) = s
         .api(
             Method::DELETE,
@@ -1071,6 +1072,15 @@ async fn the_openapi_document_matches_the_routes() {
         .api(
             Method::DELETE,
             "/api/v1/repositories/oa/old?confirm=oa/old",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    // Another one, whose deletion's batch the batch restore undoes.
+    let (status, deleted) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/oa/older?confirm=oa/older",
             None,
         )
         .await;

@@ -741,3 +741,110 @@ async fn the_activity_log_stays_small_and_complete() {
         .collect();
     assert_eq!(repos, BTreeSet::from(["log/late"]), "{left}");
 }
+
+/// Restores say what they did and do it once: undoing a batch twice changes nothing the second
+/// time; a repository's restore counts every manifest it brings back; a tag is restored only
+/// onto an image it pointed at; a deleted repository is named as such, with its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_happen_once_and_say_what_they_did() {
+    let clock = ManualClock::new(T0);
+    let s = server(&clock, Duration::from_secs(3600)).await;
+    let c = client();
+    let repo = "once/app";
+    let v1 = push_image(&c, &s.base, repo, "v1", 1).await;
+    let other = push_image(&c, &s.base, repo, "other", 2).await;
+    push_own(&s, repo, None, 3).await;
+    let v = json_of(&s, &["tag", "rm", "--yes", repo, "v1"]).await;
+    let batch = v["batch"].as_i64().unwrap().to_string();
+    ok(&s, &["undo", &batch]).await;
+    let history = || async {
+        s.api_ok(&format!("/api/v1/repositories/{repo}/-/tags/v1/history"))
+            .await["entries"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let entries = history().await;
+    let line = fails(&s, &["undo", &batch]).await;
+    assert!(line.contains("nothing to restore"), "{line}");
+    assert_eq!(history().await, entries, "nothing recorded twice");
+    let line = fails(&s, &["tag", "restore", repo, "v1"]).await;
+    assert!(line.contains("already points at"), "{line}");
+
+    // Only onto an image the tag pointed at.
+    let line = fails(
+        &s,
+        &[
+            "tag", "restore", repo, "v1", "--digest", &other, "--force", "--yes",
+        ],
+    )
+    .await;
+    assert!(line.contains("never pointed at"), "{line}");
+    assert_eq!(pull_verified(&s.base, repo, "v1").await, v1);
+
+    // A repository's restore counts what came back: two tagged images and an untagged one.
+    ok(&s, &["repo", "rm", "--yes", repo]).await;
+    let line = fails(&s, &["tag", "ls", repo]).await;
+    assert!(
+        line.contains("was deleted") && line.contains("repo restore once/app"),
+        "{line}"
+    );
+    let v = json_of(&s, &["repo", "restore", repo]).await;
+    assert_eq!(v["manifests"], 3, "{v}");
+    let line = fails(&s, &["undo", &v["batch"].to_string()]).await;
+    assert!(line.contains("is back already"), "{line}");
+}
+
+/// A tag pushed onto another image starts unpulled there: pull figures belong to the tag on
+/// its image, so a never-pulled image does not count as recently pulled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_tag_starts_unpulled_on_its_new_image() {
+    let clock = ManualClock::new(T0);
+    let s = server(&clock, Duration::from_secs(3600)).await;
+    let c = client();
+    push_image(&c, &s.base, "pull/app", "latest", 1).await;
+    pull_verified(&s.base, "pull/app", "latest").await;
+    let before = s
+        .api_ok("/api/v1/repositories/pull/app/-/tags/latest")
+        .await;
+    assert_eq!(before["pull_count"], 1);
+    clock.advance(MINUTE);
+    push_image(&c, &s.base, "pull/app", "latest", 2).await;
+    let after = s
+        .api_ok("/api/v1/repositories/pull/app/-/tags/latest")
+        .await;
+    assert_eq!(after["pull_count"], 0, "{after}");
+    assert_eq!(after["last_pulled_at"], Value::Null, "{after}");
+    // Back on the first image, the figures it had there come back with it.
+    ok(
+        &s,
+        &["tag", "restore", "pull/app", "latest", "--force", "--yes"],
+    )
+    .await;
+    let back = s
+        .api_ok("/api/v1/repositories/pull/app/-/tags/latest")
+        .await;
+    assert_eq!(back["pull_count"], 1, "{back}");
+    assert_eq!(back["last_pulled_at"], before["last_pulled_at"], "{back}");
+}
+
+/// Two servers on one data directory would each run collectors and count pulls apart: the
+/// second is refused, naming the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let s = TestServer::start().await;
+    let config = shipshape_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: s.data_dir().to_path_buf(),
+        ..Default::default()
+    };
+    let e = shipshape_server::Server::start(config)
+        .await
+        .err()
+        .expect("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains("already serves") && text.contains(s.data_dir().to_str().unwrap()),
+        "{text}"
+    );
+}

@@ -870,10 +870,8 @@ async fn lost_bytes_are_found_and_a_push_brings_them_back() {
     let layer = image.layers[1].digest.clone();
     let config = image.config_digest();
 
-    // The layer's file removed by hand.
+    // The layer's file removed by hand: found by the check before anyone reads it.
     std::fs::remove_file(stored_file(&s, &layer)).unwrap();
-    let (status, _) = get_blob(&s, "lost/app", &layer).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "lost bytes are not a 500");
     let (clean, report) = check(&s, &[]).await;
     assert!(!clean, "{report}");
     let finding = &report["findings"][0];
@@ -923,11 +921,24 @@ async fn lost_bytes_are_found_and_a_push_brings_them_back() {
         .unwrap()
         .set_len(3)
         .unwrap();
-    let (status, _) = get_blob(&s, "lost/app", &config).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "never served short");
     let (_, report) = check(&s, &[]).await;
     assert_eq!(
         report["findings"][0]["kind"], "blob_size_mismatch",
+        "{report}"
+    );
+    // A read finds it damaged: never served short, and marked missing at once, so HEAD tells
+    // clients to upload it again.
+    let (status, _) = get_blob(&s, "lost/app", &config).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "never served short");
+    let head = client()
+        .head(s.url(&format!("/v2/lost/app/blobs/{config}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let (_, report) = check(&s, &[]).await;
+    assert_eq!(
+        report["findings"][0]["kind"], "blob_marked_missing",
         "{report}"
     );
     let resp = client()

@@ -239,7 +239,15 @@ async fn check_blob(
         }
         return Ok(Some(f));
     }
-    f.remedy = Some(push_again(&f.affects));
+    f.remedy = Some(if opts.repair || kind == Kind::BlobMarkedMissing {
+        push_again(&f.affects)
+    } else {
+        format!(
+            "run with --repair to mark it missing (or pull it once: a failed read marks it), \
+             then {}",
+            push_again(&f.affects)
+        )
+    });
     if kind == Kind::BlobMarkedMissing {
         f.message = format!(
             "blob {} is marked missing ({what}) and has not been uploaded again",

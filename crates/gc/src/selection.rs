@@ -51,8 +51,8 @@ pub enum FilterError {
         field: &'static str,
         message: String,
     },
-    #[error("older_than: invalid duration {value:?} (use e.g. 30d, 12h, 90m): {message}")]
-    Duration { value: String, message: String },
+    #[error("older_than: {value:?} is not a duration (use e.g. 30d, 12h, 90m)")]
+    Duration { value: String },
     #[error(
         "a bulk deletion needs at least one of delete_regex, keep_regex, keep_latest, older_than"
     )]
@@ -85,10 +85,7 @@ impl FilterSpec {
             .map(|d| {
                 humantime::parse_duration(d)
                     .map(|d| d.as_millis() as Millis)
-                    .map_err(|e| FilterError::Duration {
-                        value: d.clone(),
-                        message: e.to_string(),
-                    })
+                    .map_err(|_| FilterError::Duration { value: d.clone() })
             })
             .transpose()?;
         Ok(Filter {

@@ -316,6 +316,18 @@ pub async fn revive_deleted_at(
     Ok(ids.len() as u64)
 }
 
+/// How many manifests of the repository were deleted at `at` (with the repository).
+pub async fn count_deleted_at(conn: &mut dyn Conn, repo: RepoId, at: Millis) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM manifests WHERE repository_id = ? AND deleted_at = ?",
+    )
+    .bind(repo.0)
+    .bind(at)
+    .fetch_one(conn.sqlite())
+    .await?;
+    Ok(n as u64)
+}
+
 /// Manifests of the repository whose digest starts with `prefix` (a whole digest, or
 /// `sha256:` and some leading hex digits, or the hex digits alone), live ones only unless
 /// `deleted_too`; at most `limit`, to tell unique from ambiguous.
@@ -326,6 +338,14 @@ pub async fn find_by_prefix(
     deleted_too: bool,
     limit: i64,
 ) -> Result<Vec<ManifestHead>> {
+    let hex = prefix.split_once(':').map_or(prefix, |(_, h)| h);
+    if hex.is_empty()
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Ok(Vec::new());
+    }
     let prefix = if prefix.contains(':') {
         prefix.to_string()
     } else {

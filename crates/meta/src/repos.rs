@@ -138,3 +138,13 @@ pub async fn all_live(conn: &mut dyn Conn) -> Result<Vec<(RepoId, String)>> {
         .map(|r| Ok((RepoId(r.try_get("id")?), r.try_get("name")?)))
         .collect()
 }
+
+/// When the repository of that name was deleted, if it exists and is deleted.
+pub async fn deleted_at(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<Millis>> {
+    let at: Option<Option<Millis>> =
+        sqlx::query_scalar("SELECT deleted_at FROM repositories WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(conn.sqlite())
+            .await?;
+    Ok(at.flatten())
+}

@@ -171,10 +171,17 @@ pub async fn set(
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
     let previous = current(conn, repo, tag.as_str()).await?;
+    // Pull figures belong to the tag on its image: moved to another image, the tag starts
+    // unpulled (its history keeps the old figures, for a restore).
     sqlx::query(
         "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
-                                                         pushed_at = excluded.pushed_at",
+         ON CONFLICT (repository_id, name) DO UPDATE SET
+             pushed_at = excluded.pushed_at,
+             last_pulled_at = CASE WHEN tags.manifest_id = excluded.manifest_id
+                                   THEN tags.last_pulled_at END,
+             pull_count = CASE WHEN tags.manifest_id = excluded.manifest_id
+                               THEN tags.pull_count ELSE 0 END,
+             manifest_id = excluded.manifest_id",
     )
     .bind(repo.0)
     .bind(tag.as_str())
@@ -420,6 +427,25 @@ pub async fn last_left_digest(
     .fetch_optional(conn.sqlite())
     .await?;
     d.as_deref().map(crate::digest_col).transpose()
+}
+
+/// Whether the tag ever pointed at `digest` (pushed, moved or restored there, or left it).
+pub async fn ever_pointed_at(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    tag: &Tag,
+    digest: &Digest,
+) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM tag_history WHERE repository_id = ?1 AND tag = ?2
+           AND (to_digest = ?3 OR from_digest = ?3) LIMIT 1",
+    )
+    .bind(repo.0)
+    .bind(tag.as_str())
+    .bind(digest.to_string())
+    .fetch_optional(conn.sqlite())
+    .await?;
+    Ok(found.is_some())
 }
 
 /// What the tag carried when it last pointed at `digest`: recorded when it left (newer

@@ -96,6 +96,9 @@ impl From<RegistryError> for ApiError {
                     .with_detail(json!({ "matches": matches }))
             }
             E::BatchUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "BATCH_UNKNOWN", msg),
+            E::AlreadyRestored(_) => ApiError::new(StatusCode::CONFLICT, "ALREADY_RESTORED", msg),
+            E::NeverThere { .. } => ApiError::new(StatusCode::BAD_REQUEST, "NOT_RESTORABLE", msg),
+            E::RepositoryDeleted { .. } => ApiError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", msg),
             E::RestoreConflict { tags } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg)
                 .with_detail(json!({
                     "tags": tags.iter().map(|(t, d)| json!({"tag": t, "current": d})).collect::<Vec<_>>()

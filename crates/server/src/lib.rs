@@ -75,6 +75,11 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "another shipshape server already serves the data directory {0} (it holds {0}/lock); \
+         stop it first, or give this one another --data-dir"
+    )]
+    DataDirInUse(PathBuf),
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
@@ -99,6 +104,10 @@ pub struct Server {
     catalogue: Catalogue,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Held while serving: a second server on the same data directory is refused (each would
+    /// run its own collectors and count pulls apart). The system releases it if the process
+    /// dies.
+    _lock: std::fs::File,
 }
 
 impl Server {
@@ -119,6 +128,7 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
+        let lock = lock_data_dir(&config.data_dir)?;
         let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
         let store = LocalStore::open(config.data_dir.join("store")).await?;
         let gc_config = shipshape_gc::GcConfig {
@@ -214,6 +224,7 @@ impl Server {
             catalogue,
             stop,
             task,
+            _lock: lock,
         })
     }
 
@@ -263,6 +274,25 @@ impl Server {
         self.registry.settle().await;
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
+    }
+}
+
+/// Takes the data directory's lock file, or says which directory another server holds.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ServeError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::DataDirInUse(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServeError::DataDir { path, source }),
     }
 }
 

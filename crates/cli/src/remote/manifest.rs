@@ -48,7 +48,14 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
-            let mut t = Table::new(&["DIGEST", "KIND", "TAGS", "SIZE", "CREATED", "LAST PULLED"]);
+            let mut t = Table::new(&[
+                "DIGEST",
+                "KIND",
+                "TAGS",
+                "MANIFEST SIZE",
+                "CREATED",
+                "LAST PULLED",
+            ]);
             for m in v["manifests"].as_array().into_iter().flatten() {
                 let tags: Vec<String> = m["tags"]
                     .as_array()
@@ -136,7 +143,11 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                         if tags.is_empty() {
                             String::new()
                         } else {
-                            format!(" and its tags {}", tags.join(", "))
+                            format!(
+                                " and its {} {}",
+                                if tags.len() == 1 { "tag" } else { "tags" },
+                                tags.join(", ")
+                            )
                         }
                     );
                     super::tag::print_freed(&v, false);

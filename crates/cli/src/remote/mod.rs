@@ -51,12 +51,16 @@ pub struct RemoteArgs {
 impl RemoteArgs {
     /// The registry these options name.
     pub fn remote(&self) -> Result<Remote> {
-        Remote::new(&self.registry, self.connect_timeout, self.timeout)
+        // The registry's base URL; a URL copied with the API's path still works.
+        let base = self.registry.trim_end_matches('/');
+        let base = base.strip_suffix("/v2").unwrap_or(base);
+        let base = base.strip_suffix("/api/v1").unwrap_or(base);
+        Remote::new(base, self.connect_timeout, self.timeout)
     }
 }
 
 fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 30s, 2m)"))
+    humantime::parse_duration(s).map_err(|_| format!("{s:?} is not a duration (use e.g. 30s, 2m)"))
 }
 
 /// Why a remote command failed; printed as one `error: …` line.
@@ -64,7 +68,7 @@ fn duration(s: &str) -> std::result::Result<std::time::Duration, String> {
 pub enum RemoteError {
     /// The registry answered with an error; the message is the API's, with a hint naming the
     /// command's flag where one would get past the refusal.
-    #[error("{message}{}", hint(.code, .detail))]
+    #[error("{}", explain(.code, .message, .detail))]
     Api {
         status: u16,
         code: String,
@@ -95,15 +99,29 @@ pub enum RemoteError {
 
 pub type Result<T> = std::result::Result<T, RemoteError>;
 
-/// What to add to an API refusal so that it names this command's flags, not the API's fields.
-fn hint(code: &str, detail: &serde_json::Value) -> String {
+/// An API refusal in this command's words: where a flag would get past it, the flag is named
+/// (the API names its fields, and the CLI's users pass flags).
+fn explain(code: &str, message: &str, detail: &serde_json::Value) -> String {
     match code {
         "DENIED" if detail.get("protected").is_some() => {
-            "; an admin may pass --override-protection".into()
+            format!("{message}; an admin may pass --override-protection")
         }
-        "TAG_IN_USE" => "; pass --force (with --yes off a terminal) to overwrite".into(),
-        "DIGEST_AMBIGUOUS" => String::new(),
-        _ => String::new(),
+        "TAG_IN_USE" => format!(
+            "{}; pass --force (with --yes off a terminal) to restore over it",
+            message
+                .trim_end_matches("; restoring over it needs force")
+                .trim_end_matches("; restoring over them needs force")
+        ),
+        _ => message.to_string(),
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }
 

@@ -25,7 +25,10 @@ pub enum PolicyCommand {
     /// List the applied policies with their scope and schedule
     Ls,
     /// Show one policy as applied (TOML, or the API's JSON with --output json)
-    Get { name: String },
+    Get {
+        /// Policy name
+        name: String,
+    },
     /// Create or replace the policy a TOML or JSON file describes
     Apply {
         /// The policy file
@@ -33,9 +36,13 @@ pub enum PolicyCommand {
         file: PathBuf,
     },
     /// Remove a policy; what it deleted stays deleted, its runs stay in the history
-    Rm { name: String },
+    Rm {
+        /// Policy name
+        name: String,
+    },
     /// Show, for every tag in scope, keep or delete and the rule that decided, and the bytes
-    /// that would be freed: of an applied policy by name, or of a draft file with -f
+    /// the deletions would take out of use: of an applied policy by name, or of a draft file
+    /// with -f
     Preview {
         /// An applied policy
         #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -49,6 +56,7 @@ pub enum PolicyCommand {
     },
     /// Run a policy now
     Run {
+        /// Policy name
         name: String,
         /// Wait for the run to finish, showing its progress
         #[arg(long)]
@@ -56,14 +64,22 @@ pub enum PolicyCommand {
     },
     /// List runs, newest first (of one policy, or of all)
     Runs {
+        /// Only the runs of this policy
         name: Option<String>,
+        /// At most this many runs
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// Show one run with what it deleted and the rule that decided each
-    Show { id: i64 },
+    Show {
+        /// Run id, as `policy runs` lists them
+        id: i64,
+    },
     /// Cancel a run after the repository it is working on
-    Cancel { id: i64 },
+    Cancel {
+        /// Run id
+        id: i64,
+    },
 }
 
 fn read_file(path: &Path) -> Result<String> {

@@ -95,11 +95,16 @@ pub(super) fn print_restore(format: Format, v: &Value) {
             ),
         }
     }
-    println!(
-        "restored {} tag(s) of {repo}, and {} other manifest(s)",
-        v["tags"].as_array().map_or(0, Vec::len),
-        output::text(&v["manifests"])
-    );
+    let manifests = v["manifests"].as_u64().unwrap_or(0);
+    let tags = super::plural(v["tags"].as_array().map_or(0, Vec::len) as u64, "tag");
+    if manifests > 0 {
+        println!(
+            "restored {tags} of {repo}, with {}",
+            super::plural(manifests, "manifest")
+        );
+    } else {
+        println!("restored {tags} of {repo}");
+    }
 }
 
 async fn ls(remote: &Remote, format: Format) -> Result<()> {
@@ -186,9 +191,9 @@ async fn rm(
     }
     print_deleted_tags(&v["tags"]);
     println!(
-        "deleted repository {name}: {} tags, {} manifests",
-        v["tags"].as_array().map_or(0, Vec::len),
-        output::text(&v["manifests"])
+        "deleted repository {name}: {}, {}",
+        super::plural(v["tags"].as_array().map_or(0, Vec::len) as u64, "tag"),
+        super::plural(v["manifests"].as_u64().unwrap_or(0), "manifest")
     );
     super::tag::print_freed(&v, false);
     println!("undo with: shipshape repo restore {name}");

@@ -71,6 +71,10 @@ pub async fn run(args: RestorableArgs) -> Result<()> {
             output::digest(&e["conflict"]),
         ]);
     }
+    if v["tags"].as_array().is_none_or(Vec::is_empty) {
+        println!("nothing to restore: no tag left an image within the restore window");
+        return Ok(());
+    }
     t.print();
     if let Some(next) = v["next"].as_i64() {
         println!("(more: --before {next})");

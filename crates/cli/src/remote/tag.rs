@@ -208,7 +208,8 @@ pub(super) fn print_freed(v: &Value, dry_run: bool) {
             output::time(&Value::from(until))
         ),
         None => println!(
-            "{verb} {} out of use, reclaimable now (the registry keeps no restore window)",
+            "{verb} {} out of use; the registry keeps no restore window, so the collector frees \
+             it once its grace period has passed",
             output::size(reclaimable)
         ),
     }

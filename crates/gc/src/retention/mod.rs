@@ -46,7 +46,7 @@ pub enum PolicyError {
     )]
     DeletesNothing,
     /// More than one problem, in the order of the fields.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{} problems: {}", .0.len(), .0.iter().enumerate().map(|(i, p)| format!("({}) {p}", i + 1)).collect::<Vec<_>>().join("; "))]
     Several(Vec<PolicyError>),
 }
 
@@ -82,7 +82,8 @@ const UNITS: [(Millis, &str); 5] = [
 
 /// Parses a duration as humantime does (`30d`, `12h`, `1h 30m`), in milliseconds.
 pub(crate) fn parse_millis(text: &str) -> Result<Millis, String> {
-    let d = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|_| "not a duration (use e.g. 90s, 30m, 12h, 7d)".to_string())?;
     Millis::try_from(d.as_millis()).map_err(|_| "too long".to_string())
 }
 
@@ -112,7 +113,8 @@ pub(crate) fn format_age(ms: Millis) -> String {
     };
     let (size, unit) = UNITS[first];
     let mut text = format!("{}{unit}", ms / size);
-    if let Some(&(next, next_unit)) = UNITS.get(first + 1) {
+    // Milliseconds matter below a second only.
+    if let Some(&(next, next_unit)) = UNITS.get(first + 1).filter(|&&(n, _)| n >= SECOND) {
         let n = (ms % size) / next;
         if n > 0 {
             text.push_str(&format!(" {n}{next_unit}"));
@@ -155,7 +157,8 @@ mod tests {
         ]);
         assert!(
             e.to_string()
-                .starts_with("name: bad; the policy deletes nothing")
+                .starts_with("2 problems: (1) name: bad; (2) the policy deletes nothing"),
+            "{e}"
         );
         assert_eq!(e.problems().len(), 2);
         assert_eq!(PolicyError::DeletesNothing.problems().len(), 1);

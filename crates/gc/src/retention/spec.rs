@@ -631,9 +631,17 @@ untagged_older_than = "1d"
             ]
         );
         let text = e.to_string();
-        let joined: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
-        assert_eq!(text, joined.join("; "));
-        assert!(text.starts_with("name: \"Bad\" is not"), "{text}");
+        let numbered: Vec<String> = e
+            .problems()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("({}) {p}", i + 1))
+            .collect();
+        assert_eq!(text, format!("5 problems: {}", numbered.join("; ")));
+        assert!(
+            text.starts_with("5 problems: (1) name: \"Bad\" is not"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -142,11 +142,11 @@ pub async fn start(
         .map(|g| {
             humantime::parse_duration(g)
                 .map(|d| d.as_millis() as i64)
-                .map_err(|e| {
+                .map_err(|_| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "INVALID_REQUEST",
-                        format!("grace {g:?}: {e}"),
+                        format!("grace: {g:?} is not a duration (use e.g. 0s, 10m, 24h)"),
                     )
                 })
         })

@@ -70,9 +70,13 @@ impl Registry {
         match self.store.read(&blob.key, range, Some(blob.size)).await {
             Ok(stream) => Ok(stream),
             Err(e @ (StoreError::NotFound(_) | StoreError::Damaged { .. })) => {
-                // Lost or damaged bytes are not served: the client is told the blob is unknown
-                // (its image must be pushed again), and the operator finds why in the log.
-                tracing::error!(digest = %blob.digest, error = %e, "a blob's bytes are missing or damaged; run `shipshape check --repair`");
+                // Lost or damaged bytes are not served. The blob is marked missing at once, as
+                // `check --repair` would: HEAD then says unknown too, so the next push of an
+                // image that uses it uploads it again, and that upload replaces the copy.
+                tracing::error!(digest = %blob.digest, error = %e, "a blob's bytes are missing or damaged; marked missing until an upload replaces them (`shipshape check` lists the images to push again)");
+                let mut tx = self.catalogue.begin().await?;
+                blobs::mark_missing(&mut tx, &blob.digest).await?;
+                commit(tx).await?;
                 Err(RegistryError::BlobLost(blob.digest.clone()))
             }
             Err(e) => Err(e.into()),

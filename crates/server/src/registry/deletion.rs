@@ -98,7 +98,7 @@ pub struct BatchRestore {
     pub repository: String,
     pub batch: i64,
     pub tags: Vec<RestoredTag>,
-    /// Manifests brought back beside the tags' (a repository's untagged ones).
+    /// Manifests brought back (for a repository: all it had, tagged or not).
     pub manifests: u64,
 }
 
@@ -433,10 +433,17 @@ impl Registry {
         prefix: &str,
         deleted_too: bool,
     ) -> Result<ManifestHead> {
+        let hex = prefix.split_once(':').map_or(prefix, |(_, h)| h);
+        if hex.is_empty() || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(RegistryError::DigestInvalid(format!(
+                "{prefix:?} is neither a digest nor the start of one (sha256:0123456789ab, or \
+                 its hex digits alone)"
+            )));
+        }
         let found = manifests::find_by_prefix(conn, repo_id, prefix, deleted_too, 5).await?;
         match found.len() {
             0 => Err(RegistryError::ManifestUnknown(format!(
-                "{prefix} (in {repo})"
+                "{prefix} in {repo}"
             ))),
             1 => Ok(found.into_iter().next().expect("one")),
             _ => Err(RegistryError::DigestAmbiguous {
@@ -538,11 +545,17 @@ impl Registry {
         manifest: &ManifestHead,
         how: Overwrite,
         by: &By<'_>,
-    ) -> Result<(Option<Digest>, bool)> {
+    ) -> Result<Option<(Option<Digest>, bool)>> {
         let mut overridden = false;
-        if let Some(current) = tags::resolve(tx, repo_id, tag).await?
-            && current.digest != manifest.digest
+        let current = tags::resolve(tx, repo_id, tag).await?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.digest == manifest.digest)
         {
+            // Already there (restored before): nothing changes, nothing is recorded.
+            return Ok(None);
+        }
+        if let Some(current) = current {
             if !how.force {
                 return Err(RegistryError::TagInUse {
                     tag: tag.to_string(),
@@ -561,7 +574,7 @@ impl Registry {
                 ..Default::default()
             });
         let replaced = tags::restore(tx, repo_id, tag, manifest, state, by).await?;
-        Ok((replaced.filter(|r| *r != manifest.digest), overridden))
+        Ok(Some((replaced, overridden)))
     }
 
     /// Restores a tag to the manifest it last left (deleted, overwritten by a push, or by a
@@ -583,8 +596,17 @@ impl Registry {
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
         let manifest = match digest {
             Some(prefix) => {
-                self.manifest_by_prefix(&mut tx, repo, repo_id, prefix, true)
-                    .await?
+                let m = self
+                    .manifest_by_prefix(&mut tx, repo, repo_id, prefix, true)
+                    .await?;
+                // A restore points a tag back where it was, not at any image.
+                if !tags::ever_pointed_at(&mut tx, repo_id, tag, &m.digest).await? {
+                    return Err(RegistryError::NeverThere {
+                        tag: tag.to_string(),
+                        digest: m.digest,
+                    });
+                }
+                m
             }
             None => {
                 let digest = tags::last_left_digest(&mut tx, repo_id, tag)
@@ -600,9 +622,15 @@ impl Registry {
         };
         repos::get_or_create(&mut tx, repo, now).await?;
         let by = By::new(&actor.name, now);
-        let (replaced, overridden) = self
+        let Some((replaced, overridden)) = self
             .restore_one(&mut tx, (repo, repo_id), tag, &manifest, how, &by)
-            .await?;
+            .await?
+        else {
+            return Err(RegistryError::AlreadyRestored(format!(
+                "{repo}:{tag} already points at {}",
+                manifest.digest
+            )));
+        };
         events::record(
             &mut tx,
             &events::NewEvent {
@@ -674,14 +702,22 @@ impl Registry {
         if !conflicts.is_empty() {
             return Err(RegistryError::RestoreConflict { tags: conflicts });
         }
+        let revivable = if info.action == "repository.delete" {
+            manifests::count_deleted_at(&mut tx, repo_id, info.at).await?
+        } else {
+            0
+        };
         repos::get_or_create(&mut tx, &repo, now).await?;
         let by = By::new(&actor.name, now);
         let mut restored = Vec::new();
         let mut overridden = false;
         for (tag, manifest) in plan {
-            let (replaced, o) = self
+            let Some((replaced, o)) = self
                 .restore_one(&mut tx, (&repo, repo_id), &tag, &manifest, how, &by)
-                .await?;
+                .await?
+            else {
+                continue;
+            };
             overridden |= o;
             restored.push(RestoredTag {
                 tag: tag.to_string(),
@@ -689,11 +725,16 @@ impl Registry {
                 replaced,
             });
         }
-        let manifests = if info.action == "repository.delete" {
-            manifests::revive_deleted_at(&mut tx, repo_id, info.at, now).await?
-        } else {
-            0
-        };
+        if info.action == "repository.delete" {
+            manifests::revive_deleted_at(&mut tx, repo_id, info.at, now).await?;
+        }
+        // Everything the deletion took is back: the tags' images and the rest alike.
+        let manifests = revivable;
+        if restored.is_empty() && manifests == 0 {
+            return Err(RegistryError::AlreadyRestored(format!(
+                "everything batch {batch} removed from {repo} is back already"
+            )));
+        }
         let action = if info.action == "repository.delete" {
             "repository.restore"
         } else {

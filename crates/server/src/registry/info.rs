@@ -79,6 +79,29 @@ impl Registry {
         self.collector.usage_rules()
     }
 
+    /// The live repository of that name; a deleted one is told as such, with how long it can
+    /// still be restored.
+    pub(super) async fn live_repo(
+        &self,
+        conn: &mut dyn shipshape_meta::Conn,
+        repo: &RepoName,
+    ) -> Result<repos::RepoId> {
+        if let Some(id) = repos::find(conn, repo).await? {
+            return Ok(id);
+        }
+        match repos::deleted_at(conn, repo).await? {
+            Some(at) => {
+                let window = self.options.restore_window.as_millis() as Millis;
+                let until = at + window;
+                Err(RegistryError::RepositoryDeleted {
+                    repo: repo.clone(),
+                    restorable_until: (until > self.now()).then(|| crate::api::model::time(until)),
+                })
+            }
+            None => Err(RegistryError::NameUnknown(repo.clone())),
+        }
+    }
+
     /// Live repositories with counts and figures, in name order.
     pub async fn repositories(
         &self,
@@ -105,6 +128,7 @@ impl Registry {
     /// One repository's counts and figures.
     pub async fn repository(&self, repo: &RepoName) -> Result<RepositoryDetails> {
         let mut conn = self.catalogue.reader().await?;
+        self.live_repo(&mut conn, repo).await?;
         let summary = repos::summaries(&mut conn, Some(repo.as_str()), None, 1)
             .await?
             .pop()
@@ -126,9 +150,7 @@ impl Registry {
             .transpose()
             .map_err(|e| RegistryError::InvalidFilter(e.to_string()))?;
         let mut conn = self.catalogue.reader().await?;
-        let repo_id = repos::find(&mut conn, repo)
-            .await?
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let repo_id = self.live_repo(&mut conn, repo).await?;
         let sizes = manifests::tagged_tree_sizes(&mut conn, repo_id).await?;
         let mut out: Vec<TagDetails> = tags::list_detailed(&mut conn, repo_id)
             .await?
@@ -160,9 +182,7 @@ impl Registry {
     /// One tag with its metadata.
     pub async fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<TagDetails> {
         let mut conn = self.catalogue.reader().await?;
-        let repo_id = repos::find(&mut conn, repo)
-            .await?
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let repo_id = self.live_repo(&mut conn, repo).await?;
         let t = tags::detailed(&mut conn, repo_id, tag)
             .await?
             .ok_or_else(|| RegistryError::TagUnknown {
@@ -184,9 +204,7 @@ impl Registry {
     /// The live manifests of a repository, by digest.
     pub async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestDetails>> {
         let mut conn = self.catalogue.reader().await?;
-        let repo_id = repos::find(&mut conn, repo)
-            .await?
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let repo_id = self.live_repo(&mut conn, repo).await?;
         Ok(manifests::summaries(&mut conn, repo_id)
             .await?
             .into_iter()
@@ -197,9 +215,7 @@ impl Registry {
     /// One live manifest, by digest or a unique prefix of one.
     pub async fn manifest(&self, repo: &RepoName, prefix: &str) -> Result<ManifestDetails> {
         let mut conn = self.catalogue.reader().await?;
-        let repo_id = repos::find(&mut conn, repo)
-            .await?
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        let repo_id = self.live_repo(&mut conn, repo).await?;
         let head = self
             .manifest_by_prefix(&mut conn, repo, repo_id, prefix, false)
             .await?;
@@ -248,6 +264,7 @@ impl Registry {
     /// Storage figures of one repository.
     pub async fn repository_usage(&self, repo: &RepoName) -> Result<Usage> {
         let mut conn = self.catalogue.reader().await?;
+        self.live_repo(&mut conn, repo).await?;
         usage::per_repository(&mut conn, &self.usage_rules(), Some(repo.as_str()))
             .await?
             .pop()

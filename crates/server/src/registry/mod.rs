@@ -54,8 +54,9 @@ pub enum RegistryError {
     #[error("blob {0} is not known in this repository")]
     BlobUnknown(Digest),
     #[error(
-        "blob {0} is recorded but its bytes are missing or damaged in storage; push the image \
-         again (the registry log and `shipshape check` have the details)"
+        "blob {0} is recorded but its bytes are missing or damaged in storage; it now answers \
+         as unknown, so pushing the image again uploads it (the registry log and `shipshape \
+         check` have the details)"
     )]
     BlobLost(Digest),
     #[error("manifest {0} is not known in this repository")]
@@ -103,13 +104,22 @@ pub enum RegistryError {
     },
     #[error("batch {0} is not known")]
     BatchUnknown(i64),
-    #[error("{}; restore with force to overwrite them, or restore the others one by one", conflicts(.tags))]
+    #[error("{0}; nothing to restore")]
+    AlreadyRestored(String),
+    #[error("tag {tag} never pointed at {digest}; a restore points a tag back where it was")]
+    NeverThere { tag: String, digest: Digest },
+    #[error("{}", repository_deleted(.repo, .restorable_until))]
+    RepositoryDeleted {
+        repo: RepoName,
+        restorable_until: Option<String>,
+    },
+    #[error("{}; restoring over them needs force", conflicts(.tags))]
     RestoreConflict { tags: Vec<(String, Digest)> },
     #[error(
         "manifest {0} is no longer present (its restore window has passed); it cannot be restored"
     )]
     ManifestPurged(Digest),
-    #[error("tag {tag} now points at {current}; restore with force to overwrite it")]
+    #[error("tag {tag} now points at {current}; restoring over it needs force")]
     TagInUse { tag: String, current: Digest },
     #[error("{0}")]
     InvalidFilter(String),
@@ -122,7 +132,10 @@ pub enum RegistryError {
         policy: String,
         pattern: String,
     },
-    #[error("deletion is disabled on this registry")]
+    #[error(
+        "deletion is disabled on this registry (the operator's setting --deletion-enabled, \
+         [deletion] enabled)"
+    )]
     DeletionDisabled,
     #[error("request body failed: {0}")]
     Body(String),
@@ -148,6 +161,16 @@ impl From<DigestError> for RegistryError {
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
+
+fn repository_deleted(repo: &RepoName, until: &Option<String>) -> String {
+    match until {
+        Some(t) => format!(
+            "repository {repo} was deleted; it can be restored until {t} (shipshape repo \
+             restore {repo}, or POST …/-/restore)"
+        ),
+        None => format!("repository {repo} was deleted"),
+    }
+}
 
 fn tags_are(tags: &[String]) -> String {
     match tags {
