@@ -14,7 +14,7 @@ use shipshape_meta::gc::{self as q, Due, Figures, Run, RunSpec};
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::{Catalogue, Clock, Conn, Millis, commit, events};
 use shipshape_oci::Digest;
-use shipshape_store::{LocalStore, StorageKey};
+use shipshape_store::{BlobStore, StorageKey};
 use tokio::sync::watch;
 
 use crate::review::{self, Mode, Outcome, Rules};
@@ -129,7 +129,7 @@ struct ActiveRun {
 #[derive(Clone, Debug)]
 pub struct Collector {
     catalogue: Catalogue,
-    store: LocalStore,
+    store: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     config: GcConfig,
     metrics: Arc<Metrics>,
@@ -152,7 +152,7 @@ pub enum StartError {
 impl Collector {
     pub fn new(
         catalogue: Catalogue,
-        store: LocalStore,
+        store: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         config: GcConfig,
     ) -> Self {
@@ -684,7 +684,7 @@ impl Collector {
         if spec.sweep && !cancel.load(Ordering::Relaxed) {
             let orphans = sweep::sweep(
                 &self.catalogue,
-                &self.store,
+                &*self.store,
                 self.clock.now(),
                 ms(self.config.sweep_min_age),
                 false,
@@ -733,7 +733,7 @@ impl Collector {
         if spec.sweep {
             let orphans = sweep::sweep(
                 &self.catalogue,
-                &self.store,
+                &*self.store,
                 self.clock.now(),
                 ms(self.config.sweep_min_age),
                 true,
