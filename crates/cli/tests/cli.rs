@@ -228,7 +228,7 @@ async fn usage_and_events() {
     }
     assert_eq!(
         v["total"]["stored_bytes"].as_u64().unwrap(),
-        s.blob_bytes_on_disk().await + manifest_bytes,
+        s.stored_blob_bytes().await + manifest_bytes,
         "blobs as stored on disk, and manifests: {v}"
     );
     // One repository's figures are that repository's only.

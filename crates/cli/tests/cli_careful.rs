@@ -236,10 +236,8 @@ async fn into_closed_pipe(registry: &str, args: &[&str], whole: &str) -> String 
 async fn a_closed_pipe_ends_check_without_a_panic() {
     let s = TestServer::start().await;
     // Objects the catalogue does not know: one finding each.
-    let dir = s.data_dir().join("store/blobs/ab");
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..100 {
-        std::fs::write(dir.join(format!("00000000-0000-4000-8000-{i:012}")), b"x").unwrap();
+    for _ in 0..100 {
+        s.plant_orphan(b"x").await;
     }
     let data_dir = s.data_dir().to_str().unwrap();
     let args = ["check", "--data-dir", data_dir, "--orphan-min-age", "0s"];

@@ -545,7 +545,7 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         (config_b.len() + only_b.len()) as u64 + manifest_sizes[1],
         shared.len() as u64,
     );
-    let disk = s.blob_bytes_on_disk().await;
+    let disk = s.stored_blob_bytes().await;
     let stored = disk + manifest_sizes[0] + manifest_sizes[1];
     assert_eq!(
         stored,
@@ -610,7 +610,7 @@ async fn usage_matches_the_bytes_on_disk_with_shared_layers() {
         repo_figures(&report, "u/a"),
         (a_all, a_own, sh, 0, 0, a_own)
     );
-    assert_eq!(s.blob_bytes_on_disk().await, disk, "nothing was collected");
+    assert_eq!(s.stored_blob_bytes().await, disk, "nothing was collected");
 
     // Deleting the other repository holds everything it referenced, the shared layer too.
     let (status, _) = s
@@ -998,7 +998,7 @@ async fn an_oras_artifact_shows_in_tags_and_usage() {
             0
         )
     );
-    assert_eq!(s.blob_bytes_on_disk().await, blob_bytes);
+    assert_eq!(s.stored_blob_bytes().await, blob_bytes);
 }
 
 /// Every route the management router serves, as the OpenAPI document names it.

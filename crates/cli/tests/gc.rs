@@ -117,7 +117,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     let config2 = br#"{"architecture":"amd64","os":"linux","n":2}"#.to_vec();
     let m1 = push(&s, "team/app", "v1", &config1, &[&shared, &only_v1]).await;
     let m2 = push(&s, "team/app", "v2", &config2, &[&shared, &only_v2]).await;
-    let before = s.blob_bytes_on_disk().await;
+    let before = s.stored_blob_bytes().await;
 
     let m1_size = manifest_size(&s, "team/app", &m1).await;
     let (status, _) = s
@@ -157,7 +157,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     assert_eq!(listed, expected, "dry run lists the unshared content only");
     assert_eq!(dry["figures"]["bytes_deleted"], freed);
     assert_eq!(
-        s.blob_bytes_on_disk().await,
+        s.stored_blob_bytes().await,
         before,
         "a dry run deletes nothing"
     );
@@ -171,7 +171,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     );
     assert_eq!(real["figures"]["bytes_deleted"], freed);
     assert_eq!(
-        s.blob_bytes_on_disk().await,
+        s.stored_blob_bytes().await,
         before - (freed - m1_size),
         "freed blob bytes left the disk"
     );
@@ -191,7 +191,7 @@ async fn a_run_frees_exactly_what_its_dry_run_listed_and_only_unshared_bytes() {
     assert_eq!(usage["total"]["reclaimable_bytes"], 0, "{usage}");
     assert_eq!(
         usage["total"]["stored_bytes"].as_u64().unwrap(),
-        s.blob_bytes_on_disk().await + manifest_size(&s, "team/app", &m2).await,
+        s.stored_blob_bytes().await + manifest_size(&s, "team/app", &m2).await,
         "{usage}"
     );
 
@@ -235,17 +235,17 @@ async fn untagged_manifests_stay_unless_the_run_includes_them() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let files = s.blob_files().await.len();
+    let files = s.blob_objects().await.len();
 
     let run = run_gc(&s, json!({"include_untagged_manifests": false})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 0, "{run}");
-    assert_eq!(s.blob_files().await.len(), files);
+    assert_eq!(s.blob_objects().await.len(), files);
     pull_verified(&s.base, "app", &m).await;
 
     let run = run_gc(&s, json!({"include_untagged_manifests": true})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 1, "{run}");
     assert_eq!(run["figures"]["blobs_deleted"], 2, "{run}");
-    assert!(s.blob_files().await.is_empty());
+    assert!(s.blob_objects().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +294,7 @@ async fn restorable_content_is_held_until_the_window_passes() {
     let run = run_gc(&s, json!({"include_untagged_manifests": true})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 1, "{run}");
     assert_eq!(run["figures"]["bytes_deleted"], size, "{run}");
-    assert!(s.blob_files().await.is_empty());
+    assert!(s.blob_objects().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +369,7 @@ async fn a_head_renews_the_lease_of_a_blob() {
         blob_status(&s, "lease", &digest).await,
         StatusCode::NOT_FOUND
     );
-    assert!(s.blob_files().await.is_empty());
+    assert!(s.blob_objects().await.is_empty());
 
     // A client told "unknown" uploads again, under a fresh key, and can use it.
     let again = push_blob(&c, &s.base, "lease", &blob).await;
@@ -403,14 +403,10 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    assert_eq!(s.upload_files().len(), 1);
+    assert_eq!(s.upload_objects().await.len(), 1);
     // An object no catalogue row knows, as a crash between write and commit leaves behind.
-    let orphan = s
-        .data_dir()
-        .join("store/blobs/ff/ffffffffffffffffffffffffffffffff");
-    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
-    std::fs::write(&orphan, vec![1u8; 1234]).unwrap();
-    let files_before = s.blob_files().await.len();
+    let orphan = s.plant_orphan(&[1u8; 1234]).await;
+    let files_before = s.blob_objects().await.len();
 
     // Young: neither the session nor the object is touched.
     let run = run_gc(
@@ -420,24 +416,24 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
     .await;
     assert_eq!(run["figures"]["uploads_deleted"], 0, "{run}");
     assert_eq!(run["figures"]["orphans_deleted"], 0, "{run}");
-    assert!(orphan.exists());
+    assert!(s.has_object(&orphan).await);
 
     clock.advance(2 * HOUR);
     // The sweep lists the whole store, so a run does it only when asked.
     let run = run_gc(&s, json!({})).await;
     assert_eq!(run["figures"]["uploads_deleted"], 1, "{run}");
     assert_eq!(run["figures"]["orphans_deleted"], 0, "{run}");
-    assert!(orphan.exists());
-    assert!(s.upload_files().is_empty());
+    assert!(s.has_object(&orphan).await);
+    assert!(s.upload_objects().await.is_empty());
 
     let dry = run_gc(&s, json!({"dry_run": true, "sweep": true})).await;
     assert_eq!(dry["figures"]["orphans_deleted"], 1, "{dry}");
-    assert!(orphan.exists(), "a dry run deletes nothing");
+    assert!(s.has_object(&orphan).await, "a dry run deletes nothing");
 
     let run = run_gc(&s, json!({"sweep": true})).await;
     assert_eq!(run["figures"]["orphans_deleted"], 1, "{run}");
-    assert!(!orphan.exists());
-    assert_eq!(s.blob_files().await.len(), files_before - 1);
+    assert!(!s.has_object(&orphan).await);
+    assert_eq!(s.blob_objects().await.len(), files_before - 1);
     let status = c.get(s.url(&location)).send().await.unwrap().status();
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(pull_verified(&s.base, "app", "v1").await, kept);
@@ -543,26 +539,25 @@ async fn check_reports_and_repairs() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let orphan = s
-        .data_dir()
-        .join("store/blobs/ee/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
-    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
-    std::fs::write(&orphan, b"left by a crash").unwrap();
+    let orphan = s.plant_orphan(b"left by a crash").await;
     let out = check(&[]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("not known to the catalogue"), "{text}");
-    assert!(orphan.exists(), "check without --repair changes nothing");
+    assert!(
+        s.has_object(&orphan).await,
+        "check without --repair changes nothing"
+    );
 
     let out = check(&["--repair"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("repaired: deleted orphan object"), "{text}");
-    assert!(!orphan.exists());
+    assert!(!s.has_object(&orphan).await);
 
     // A referenced blob whose bytes are gone cannot be repaired: reported, non-zero exit.
-    let victim = s.blob_files().await[0].clone();
-    std::fs::remove_file(&victim).unwrap();
+    let victim = s.blob_objects().await[0].key.clone();
+    s.store().delete(&victim).await.unwrap();
     let out = check(&["--repair"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!out.status.success(), "{text}");
@@ -652,7 +647,7 @@ async fn the_gc_commands_drive_runs() {
     assert!(!ok);
     assert!(stderr.contains("already finished"), "{stderr}");
     assert_eq!(
-        s.blob_files().await.len(),
+        s.blob_objects().await.len(),
         0,
         "the real run freed everything"
     );
@@ -673,7 +668,7 @@ async fn finished(s: &TestServer, id: i64) -> Value {
 async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest() {
     let clock = ManualClock::new(wall_clock_now());
     let s = server(&clock, Duration::ZERO, Duration::ZERO).await;
-    let empty = s.blob_bytes_on_disk().await;
+    let empty = s.stored_blob_bytes().await;
     for n in 0..4u64 {
         let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{n}}}"#).into_bytes();
         let layer = random_bytes(10_000 + n as usize, 100 + n);
@@ -738,7 +733,7 @@ async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest()
         everything
     );
     assert_eq!(
-        s.blob_bytes_on_disk().await,
+        s.stored_blob_bytes().await,
         empty,
         "nothing is left on disk"
     );

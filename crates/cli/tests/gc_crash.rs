@@ -12,11 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    OCI_MANIFEST, bytes_and_files, client, gc_run_to_end, header, image_manifest, oci_tags,
+    OCI_MANIFEST, bytes_and_objects, client, gc_run_to_end, header, image_manifest, oci_tags,
     pull_every_tag, pull_verified, push_blob, put_manifest, random_bytes, run_tool, sha256,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shipshape_store::{BLOBS_PREFIX, UPLOADS_PREFIX};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shipshape");
 const REPO: &str = "crash/app";
@@ -127,11 +128,12 @@ async fn check_clean(dir: &Path) {
 async fn assert_store_is_exactly_referenced(base: &str, dir: &Path, expected_tags: usize) {
     let (referenced, tags) = pull_every_tag(base).await;
     assert_eq!(tags, expected_tags, "tags that pull");
-    let on_disk = bytes_and_files(&dir.join("store/blobs"));
+    let store = common::open_store(dir).await;
+    let stored = bytes_and_objects(&*store, BLOBS_PREFIX).await;
     let want = (referenced.values().sum::<u64>(), referenced.len());
     assert_eq!(
-        on_disk, want,
-        "(bytes, files) under store/blobs vs (bytes, blobs) the tags reference"
+        stored, want,
+        "(bytes, objects) under blobs/ vs (bytes, blobs) the tags reference"
     );
 }
 
@@ -342,16 +344,15 @@ async fn pushes_killed_midway_leave_nothing_a_sweep_cannot_remove() {
     );
     s.kill();
 
-    // The window between renaming an upload into `blobs/` and committing it to the catalogue
-    // is too short to hit with a kill; an object left there looks like this one.
-    let orphan = dir.join("store/blobs/ab/ab5e0c1d-0000-4000-8000-000000000001");
-    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
-    std::fs::write(&orphan, random_bytes(4096, 97)).unwrap();
+    // The window between the store's commit of an upload and the catalogue's is too short
+    // to hit with a kill; an object left there looks like this one.
+    let store = common::open_store(&dir).await;
+    let orphan = common::plant_object(&*store, &random_bytes(4096, 97)).await;
 
-    let leftovers = bytes_and_files(&dir.join("store/uploads"));
+    let leftovers = bytes_and_objects(&*store, UPLOADS_PREFIX).await;
     assert!(
         leftovers.1 > 0,
-        "the interrupted uploads left no file under store/uploads: the test killed nothing \
+        "the interrupted uploads left no object under uploads/: the test killed nothing \
          mid-way"
     );
 
@@ -369,10 +370,13 @@ async fn pushes_killed_midway_leave_nothing_a_sweep_cannot_remove() {
         "leftovers {leftovers:?}; run after the restart: {}",
         run["figures"]
     );
-    assert!(!orphan.exists(), "the sweep left the orphan object: {run}");
-    // Every file under uploads/ was an upload session (expired by the run) or a monolithic
-    // upload the kill cut before it had a session (whether the server had opened its file by
-    // then is a race): the sweep's orphans are those files and the planted object.
+    assert!(
+        !common::has_object(&*store, &orphan).await,
+        "the sweep left the orphan object: {run}"
+    );
+    // Every object under uploads/ was an upload session (expired by the run) or a monolithic
+    // upload the kill cut before it had a session (whether the server had begun its upload by
+    // then is a race): the sweep's orphans are those objects and the planted one.
     let sessions = run["figures"]["uploads_deleted"].as_u64().unwrap();
     let sessionless = leftovers.1 as u64 - sessions;
     assert_eq!(
@@ -380,10 +384,10 @@ async fn pushes_killed_midway_leave_nothing_a_sweep_cannot_remove() {
         Some(1 + sessionless),
         "{run}"
     );
-    let uploads = common::files_under(&dir.join("store/uploads"));
+    let uploads = common::list_objects(&*store, UPLOADS_PREFIX).await;
     assert!(
         uploads.is_empty(),
-        "upload files left after the run: {uploads:?}"
+        "upload objects left after the run: {uploads:?}"
     );
     assert_store_is_exactly_referenced(&s.base, &dir, pushed.len()).await;
     s.kill();

@@ -26,11 +26,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{
-    OCI_MANIFEST, ShiftedClock, TestServer, bytes_and_files, client, gc_run_to_end, header,
+    OCI_MANIFEST, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end, header,
     image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use shipshape_store::BLOBS_PREFIX;
 use tokio::sync::{Mutex, watch};
 
 /// Images each writer pushes unless `SHIPSHAPE_STRESS_OPS` says otherwise.
@@ -483,16 +484,16 @@ async fn stress(scenario: Scenario) {
         "the final run changed what the tags reference"
     );
     s.server().settle().await;
-    let (bytes, files) = bytes_and_files(&s.data_dir().join("store/blobs"));
+    let (bytes, objects) = bytes_and_objects(&*s.store(), BLOBS_PREFIX).await;
     let want_bytes: u64 = referenced.values().sum();
     assert_eq!(
-        (bytes, files),
+        (bytes, objects),
         (want_bytes, referenced.len()),
-        "the blob store holds (bytes, files) but the tags reference (bytes, blobs); \
+        "the blob store holds (bytes, objects) but the tags reference (bytes, blobs); \
          garbage left: run {run}"
     );
-    let uploads = s.upload_files();
-    assert!(uploads.is_empty(), "upload files left: {uploads:?}");
+    let uploads = s.upload_objects().await;
+    assert!(uploads.is_empty(), "upload objects left: {uploads:?}");
 }
 
 /// With a 2 s grace, no push is ever refused for a blob the client was told exists.

@@ -532,17 +532,13 @@ async fn a_dry_run_shows_its_items_and_a_sweep_its_orphans() {
     );
     assert!(out.contains("would delete 1 manifests, 2 blobs"), "{out}");
 
-    let orphan = s
-        .data_dir()
-        .join("store/blobs/ee/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
-    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
-    std::fs::write(&orphan, b"left by a crash").unwrap();
+    let orphan = s.plant_orphan(b"left by a crash").await;
     let out = ok(&s, &["gc", "start", "--sweep", "--wait"]).await;
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert!(header.contains(&"ORPHANS"), "{out}");
     let v = json_of(&s, &["gc", "list", "--limit", "1"]).await;
     assert_eq!(v["runs"][0]["figures"]["orphans_deleted"], 1, "{v}");
-    assert!(!orphan.exists());
+    assert!(!s.has_object(&orphan).await);
 }
 
 /// A pull is a GET of a manifest: tools that poll digests with HEAD do not make a tag

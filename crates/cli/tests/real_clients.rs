@@ -140,13 +140,15 @@ async fn assert_serves_image(s: &TestServer, repo: &str, reference: &str, image:
     }
 }
 
-/// How many files of the blob store hold exactly `bytes`.
+/// How many objects of the blob store hold exactly `bytes`.
 async fn stored_copies(s: &TestServer, bytes: &[u8]) -> usize {
-    s.blob_files()
-        .await
-        .iter()
-        .filter(|p| std::fs::read(p).expect("read stored blob") == bytes)
-        .count()
+    let mut copies = 0;
+    for o in s.blob_objects().await {
+        if s.object_bytes(&o.key).await == bytes {
+            copies += 1;
+        }
+    }
+    copies
 }
 
 fn two_layer_image(arch: &str, label: &str, seed: u64) -> Image {
@@ -233,7 +235,11 @@ async fn skopeo_round_trips_single_arch_image() {
     );
     assert!(got == image.content(), "pulled blob bytes differ");
     // Nothing left half-uploaded.
-    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+    assert!(
+        s.upload_objects().await.is_empty(),
+        "{:?}",
+        s.upload_objects().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,10 +401,10 @@ async fn skopeo_push_stores_a_shared_layer_once() {
     distinct.extend(two.blobs());
     assert_eq!(distinct.len(), 5, "2 configs + shared + 2 own layers");
     assert_eq!(
-        s.blob_files().await.len(),
+        s.blob_objects().await.len(),
         distinct.len(),
-        "blob files: {:?}",
-        s.blob_files().await
+        "blob objects: {:?}",
+        s.blob_objects().await
     );
     assert_eq!(
         stored_copies(&s, &shared.gz).await,
@@ -409,7 +415,7 @@ async fn skopeo_push_stores_a_shared_layer_once() {
     // The same bytes uploaded again (not mounted) into a third repository: still one copy.
     let digest = common::push_blob(&client(), &s.base, "dedup/three", &shared.gz).await;
     assert_eq!(digest, shared.digest);
-    assert_eq!(s.blob_files().await.len(), distinct.len());
+    assert_eq!(s.blob_objects().await.len(), distinct.len());
     assert_eq!(
         stored_copies(&s, &shared.gz).await,
         1,
@@ -423,7 +429,11 @@ async fn skopeo_push_stores_a_shared_layer_once() {
         assert_eq!(status, StatusCode::OK, "{repo}");
         assert!(got == shared.gz, "shared layer served from {repo}");
     }
-    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+    assert!(
+        s.upload_objects().await.is_empty(),
+        "{:?}",
+        s.upload_objects().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,7 +679,11 @@ async fn oras_py_pushes_artifacts_chunked_blobs_and_referrers() {
     );
     assert!(std::fs::read(tmp.path().join("out/a.txt")).unwrap() == small);
     assert!(std::fs::read(tmp.path().join("out/big.bin")).unwrap() == big);
-    assert!(s.upload_files().is_empty(), "{:?}", s.upload_files());
+    assert!(
+        s.upload_objects().await.is_empty(),
+        "{:?}",
+        s.upload_objects().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -704,7 +718,7 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
         let dest = format!("docker://{}/gc/app:{tag}", s.host());
         push_layout(&tmp.path().join("src"), tag, &dest, false).await;
     }
-    let before = s.blob_bytes_on_disk().await;
+    let before = s.stored_blob_bytes().await;
     let unshared: u64 = one
         .blobs()
         .iter()
@@ -746,7 +760,7 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
         "{run}"
     );
     assert_eq!(
-        s.blob_bytes_on_disk().await,
+        s.stored_blob_bytes().await,
         before - unshared,
         "freed on disk"
     );
@@ -836,14 +850,6 @@ async fn a_policy_keeps_exactly_the_newest_skopeo_pushes_and_they_copy_out_ident
     assert!(!out.status.success(), "r1 was deleted by the policy");
 }
 
-/// The stored file whose bytes hash to `digest`.
-fn stored_file(s: &TestServer, digest: &str) -> PathBuf {
-    common::files_under(&s.data_dir().join("store/blobs"))
-        .into_iter()
-        .find(|p| sha256(&std::fs::read(p).unwrap()) == digest)
-        .unwrap_or_else(|| panic!("no stored file holds {digest}"))
-}
-
 /// `shipshape check` over the server's data directory, with `-o json`.
 async fn check(s: &TestServer, extra: &[&str]) -> (bool, Value) {
     let dir = s.data_dir().to_str().unwrap().to_string();
@@ -855,7 +861,7 @@ async fn check(s: &TestServer, extra: &[&str]) -> (bool, Value) {
     (out.status.success(), report)
 }
 
-/// Bytes lost from under the registry (a file removed or truncated by hand) are found by
+/// Bytes lost from under the registry (an object deleted, or its file truncated by hand) are found by
 /// `check` with the images they break, `check --repair` makes the blob answer as unknown, and
 /// pushing the image again with skopeo repairs it; an upload of the right bytes replaces a
 /// damaged copy even before any repair. Nothing is ever served short or as a 500.
@@ -870,8 +876,10 @@ async fn lost_bytes_are_found_and_a_push_brings_them_back() {
     let layer = image.layers[1].digest.clone();
     let config = image.config_digest();
 
-    // The layer's file removed by hand: found by the check before anyone reads it.
-    std::fs::remove_file(stored_file(&s, &layer)).unwrap();
+    // The layer's object deleted from under the registry: found by the check before anyone
+    // reads it.
+    let lost = s.object_of(&layer).await;
+    s.store().delete(&lost).await.unwrap();
     let (clean, report) = check(&s, &[]).await;
     assert!(!clean, "{report}");
     let finding = &report["findings"][0];
@@ -912,15 +920,10 @@ async fn lost_bytes_are_found_and_a_push_brings_them_back() {
     let (clean, report) = check(&s, &[]).await;
     assert!(clean, "{report}");
 
-    // The config's file truncated by hand; a monolithic upload of the right bytes replaces
+    // The config's object truncated in place; a monolithic upload of the right bytes replaces
     // it without any repair.
-    let file = stored_file(&s, &config);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_len(3)
-        .unwrap();
+    let damaged = s.object_of(&config).await;
+    s.truncate_object(&damaged, 3);
     let (_, report) = check(&s, &[]).await;
     assert_eq!(
         report["findings"][0]["kind"], "blob_size_mismatch",
@@ -951,7 +954,10 @@ async fn lost_bytes_are_found_and_a_push_brings_them_back() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_serves_image(&s, "lost/app", "v1", &image).await;
     s.server().settle().await;
-    assert!(!file.exists(), "the damaged copy is deleted once replaced");
+    assert!(
+        !s.has_object(&damaged).await,
+        "the damaged copy is deleted once replaced"
+    );
     let (clean, report) = check(&s, &["--orphan-min-age", "0s"]).await;
     assert!(clean, "{report}");
 }

@@ -62,7 +62,7 @@ async fn upload_session_survives_restart() {
         .unwrap();
     assert_eq!(got.bytes().await.unwrap().to_vec(), blob);
     assert!(
-        s.upload_files().is_empty(),
+        s.upload_objects().await.is_empty(),
         "the finished session left no upload object"
     );
 }

@@ -312,7 +312,7 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
         .as_u64()
         .unwrap();
     clock.advance(2 * HOUR);
-    let before = s.blob_bytes_on_disk().await;
+    let before = s.stored_blob_bytes().await;
     let gc = common::gc_run_to_end(
         &s.base,
         &json!({"grace": "0s", "sweep": false, "include_untagged_manifests": true}),
@@ -325,7 +325,7 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
         "{gc}"
     );
     assert_eq!(
-        s.blob_bytes_on_disk().await,
+        s.stored_blob_bytes().await,
         before - (freed - image_bytes(3) - manifests)
     );
 }

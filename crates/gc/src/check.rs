@@ -14,7 +14,7 @@ use shipshape_meta::repos::RepoId;
 use shipshape_meta::{Catalogue, Millis, blobs, commit};
 use shipshape_meta::{consistency, reviews};
 use shipshape_oci::{Digest, Digester};
-use shipshape_store::{LocalStore, StorageKey, StoreError};
+use shipshape_store::{BlobStore, StorageKey, StoreError};
 
 use crate::GcError;
 
@@ -112,7 +112,11 @@ enum Stored {
     Bad(Kind, String),
 }
 
-async fn inspect(store: &LocalStore, blob: &blobs::Blob, verify: bool) -> Result<Stored, GcError> {
+async fn inspect(
+    store: &dyn BlobStore,
+    blob: &blobs::Blob,
+    verify: bool,
+) -> Result<Stored, GcError> {
     let key = match StorageKey::from_recorded(&blob.storage_key) {
         Ok(k) => k,
         Err(e) => return Ok(Stored::Bad(Kind::BlobUnreadable, e.to_string())),
@@ -184,7 +188,7 @@ fn push_again(affects: &[Use]) -> String {
 /// Checks one blob; returns its finding, if any.
 async fn check_blob(
     catalogue: &Catalogue,
-    store: &LocalStore,
+    store: &dyn BlobStore,
     blob: &blobs::Blob,
     present: bool,
     now: Millis,
@@ -268,7 +272,7 @@ async fn check_blob(
 
 pub async fn check(
     catalogue: &Catalogue,
-    store: &LocalStore,
+    store: &dyn BlobStore,
     now: Millis,
     opts: &Options,
 ) -> Result<Report, GcError> {

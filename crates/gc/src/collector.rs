@@ -17,7 +17,7 @@ use shipshape_meta::{
     Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, uploads, usage,
 };
 use shipshape_oci::Digest;
-use shipshape_store::{LocalStore, StorageKey};
+use shipshape_store::{BlobStore, StorageKey};
 use tokio::sync::watch;
 
 use crate::review::{self, Mode, Outcome, Rules};
@@ -126,7 +126,7 @@ impl Batch<'_> {
 #[derive(Clone, Debug)]
 pub struct Collector {
     catalogue: Catalogue,
-    store: LocalStore,
+    store: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     config: GcConfig,
     metrics: Arc<Metrics>,
@@ -148,7 +148,7 @@ pub enum StartError {
 impl Collector {
     pub fn new(
         catalogue: Catalogue,
-        store: LocalStore,
+        store: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         config: GcConfig,
     ) -> Self {
@@ -679,7 +679,7 @@ impl Collector {
         if spec.sweep && !self.cancel_asked(run).await? {
             let orphans = sweep::sweep(
                 &self.catalogue,
-                &self.store,
+                &*self.store,
                 self.clock.now(),
                 ms(self.config.sweep_min_age),
                 false,
@@ -741,7 +741,7 @@ impl Collector {
         if spec.sweep {
             let orphans = sweep::sweep(
                 &self.catalogue,
-                &self.store,
+                &*self.store,
                 self.clock.now(),
                 ms(self.config.sweep_min_age),
                 true,

@@ -3,19 +3,24 @@
 //! deleted once older than a threshold. Safe while the registry runs: keys are never reused
 //! (invariant 1), and an object being committed is younger than the threshold.
 
+use futures::StreamExt;
 use shipshape_meta::consistency;
 use shipshape_meta::runs::{ItemKind, RunItem};
 use shipshape_meta::{Catalogue, Millis};
-use shipshape_store::{LIST_PAGE, LocalStore};
+use shipshape_store::{BLOBS_PREFIX, BlobStore, UPLOADS_PREFIX};
 
 use crate::GcError;
 use crate::review::Outcome;
+
+/// Objects asked about in one catalogue read: the sweep holds at most this many (plus what the
+/// store's listing reads ahead), however many objects the store holds.
+const PAGE: usize = 1000;
 
 /// Finds (and unless `dry_run`, deletes) unknown objects older than `min_age`, a page of the
 /// store listing at a time.
 pub async fn sweep(
     catalogue: &Catalogue,
-    store: &LocalStore,
+    store: &dyn BlobStore,
     now: Millis,
     min_age: Millis,
     dry_run: bool,
@@ -23,10 +28,16 @@ pub async fn sweep(
     let mut out = Outcome::default();
     let cutoff =
         std::time::UNIX_EPOCH + std::time::Duration::from_millis((now - min_age).max(0) as u64);
-    for prefix in ["blobs", "uploads"] {
-        let mut pages = store.list_pages(prefix, LIST_PAGE);
-        while let Some(page) = pages.recv().await {
-            let old: Vec<_> = page?.into_iter().filter(|o| o.modified < cutoff).collect();
+    for prefix in [BLOBS_PREFIX, UPLOADS_PREFIX] {
+        let mut pages = store.list(prefix).chunks(PAGE);
+        while let Some(page) = pages.next().await {
+            let mut old = Vec::with_capacity(page.len());
+            for o in page {
+                let o = o?;
+                if o.modified < cutoff {
+                    old.push(o);
+                }
+            }
             let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
             let mut conn = catalogue.reader().await?;
             let known = consistency::known_keys(&mut conn, &keys).await?;

@@ -1,5 +1,6 @@
 //! Blob upload sessions. The row holds everything needed to resume after a restart: where the
-//! bytes are, how many were received, and the hasher's state at that offset.
+//! bytes are, how many were received, what else the blob store needs to carry on (its
+//! `store_state`, opaque here), and the hasher's state at that offset.
 
 use shipshape_oci::{Algorithm, UploadId};
 use sqlx::Row;
@@ -13,6 +14,8 @@ pub struct Upload {
     pub repository: RepoId,
     pub storage_key: String,
     pub received: u64,
+    /// The blob store's own state of the session (`None` for the local store).
+    pub store_state: Option<String>,
     pub hash_alg: Algorithm,
     pub hash_state: Option<Vec<u8>>,
 }
@@ -22,16 +25,18 @@ pub async fn create(
     id: &UploadId,
     repo: RepoId,
     storage_key: &str,
+    store_state: Option<&str>,
     hash_alg: Algorithm,
     now: Millis,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO uploads (id, repository_id, storage_key, received, hash_alg, created_at, updated_at)
-         VALUES (?, ?, ?, 0, ?, ?, ?)",
+        "INSERT INTO uploads (id, repository_id, storage_key, received, store_state, hash_alg, created_at, updated_at)
+         VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
     )
     .bind(id.as_str())
     .bind(repo.0)
     .bind(storage_key)
+    .bind(store_state)
     .bind(hash_alg.as_str())
     .bind(now)
     .bind(now)
@@ -43,7 +48,7 @@ pub async fn create(
 /// The session, if it exists and belongs to `repo`.
 pub async fn find(conn: &mut dyn Conn, repo: RepoId, id: &UploadId) -> Result<Option<Upload>> {
     let row = sqlx::query(
-        "SELECT id, repository_id, storage_key, received, hash_alg, hash_state FROM uploads
+        "SELECT id, repository_id, storage_key, received, store_state, hash_alg, hash_state FROM uploads
          WHERE id = ? AND repository_id = ?",
     )
     .bind(id.as_str())
@@ -57,6 +62,7 @@ pub async fn find(conn: &mut dyn Conn, repo: RepoId, id: &UploadId) -> Result<Op
             repository: RepoId(r.try_get("repository_id")?),
             storage_key: r.try_get("storage_key")?,
             received: r.try_get::<i64, _>("received")? as u64,
+            store_state: r.try_get("store_state")?,
             hash_alg: alg
                 .parse()
                 .map_err(|_| crate::MetaError::Corrupt(format!("upload hash_alg {alg:?}")))?,
@@ -73,13 +79,16 @@ pub async fn advance(
     id: &UploadId,
     expected_received: u64,
     received: u64,
+    store_state: Option<&str>,
     hash_state: &[u8],
     now: Millis,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE uploads SET received = ?, hash_state = ?, updated_at = ? WHERE id = ? AND received = ?",
+        "UPDATE uploads SET received = ?, store_state = ?, hash_state = ?, updated_at = ?
+         WHERE id = ? AND received = ?",
     )
     .bind(received as i64)
+    .bind(store_state)
     .bind(hash_state)
     .bind(now)
     .bind(id.as_str())

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use shipshape_meta::{Catalogue, Clock, MetaError, SystemClock};
-use shipshape_store::{LocalStore, StoreError};
+use shipshape_store::{BlobStore, LocalStore, StoreError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -102,6 +102,7 @@ pub struct Server {
     stop_workers: tokio::sync::watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
     catalogue: Catalogue,
+    store: Arc<dyn BlobStore>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     /// Held while serving: a second server on the same data directory is refused (each would
@@ -130,7 +131,8 @@ impl Server {
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
         let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
-        let store = LocalStore::open(config.data_dir.join("store")).await?;
+        let store: Arc<dyn BlobStore> =
+            Arc::new(LocalStore::open(config.data_dir.join("store")).await?);
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
             ..config.gc.clone()
@@ -152,7 +154,7 @@ impl Server {
         .map_err(ServeError::Retention)?;
         let registry = Registry::new(
             catalogue.clone(),
-            store,
+            store.clone(),
             clock,
             RegistryOptions {
                 deletion_enabled: config.deletion_enabled,
@@ -222,6 +224,7 @@ impl Server {
             stop_workers,
             workers,
             catalogue,
+            store,
             stop,
             task,
             _lock: lock,
@@ -246,6 +249,11 @@ impl Server {
     /// The catalogue this server writes to.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
+    }
+
+    /// The blob store this server writes to (tests count and inspect objects through it).
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.store
     }
 
     /// Waits for the work that answered requests left behind (tests compare the store with the

@@ -2,24 +2,231 @@
 //! it chooses (never reused, so deleting an old key can never destroy a newer copy of the same
 //! digest), hashes while writing, and reads back by key and byte range.
 //!
-//! Only the local filesystem backend exists so far; an S3-compatible backend will sit beside it
-//! behind the same methods.
+//! Everything above this crate holds an `Arc<dyn BlobStore>` and never builds a key: upload
+//! sessions come from [`BlobStore::begin_upload`], blobs' keys from [`BlobStore::commit`], and
+//! recorded keys are only parsed back ([`StorageKey::from_recorded`]). Only the local
+//! filesystem backend ([`LocalStore`]) exists so far; an S3-compatible backend will sit beside it
+//! behind the same trait, and the contract tests (`contract.rs`) are written to run against both.
 
+#[cfg(not(unix))]
+compile_error!(
+    "the local blob store needs a Unix host (positional reads and writes, directory fsync)"
+);
+
+#[cfg(test)]
+mod contract;
 mod local;
 
-pub use local::{LIST_PAGE, LocalStore};
+pub use local::LocalStore;
 
 use std::fmt;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use shipshape_oci::{Algorithm, Digester};
+
+/// The prefix of every committed blob's key.
+pub const BLOBS_PREFIX: &str = "blobs/";
+/// The prefix of every unfinished upload's key.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+/// What a store call returns. Boxed, because the store is used as `dyn BlobStore` (an `async fn`
+/// in a trait is not object-safe): one allocation per call, which is per request, never per
+/// chunk of a body.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// A request body on its way into the store. Boxed for the same reason; polling it costs one
+/// indirect call per frame the client sent (tens of kilobytes), nothing next to hashing it.
+pub type Body<'a> = BoxStream<'a, std::io::Result<Bytes>>;
+
+/// An object's bytes on their way out of the store, in chunks of up to 1 MiB.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// A listing of the store, an object at a time.
+pub type ObjectStream = BoxStream<'static, Result<StoredObject, StoreError>>;
+
+/// Blob storage: upload sessions that become blobs under fresh keys, ranged reads, deletes and
+/// listings. Implementations must keep these promises (`contract.rs` checks them):
+///
+/// - `begin_upload` chooses a fresh key under [`UPLOADS_PREFIX`]; the session's bytes exist in
+///   the store when it returns (so a session the catalogue records always has bytes).
+/// - `append` either stores the whole body and answers the advanced state, or fails and leaves
+///   the session as it was (the caller keeps the state it passed, and discards the hasher).
+/// - `commit` makes the session's bytes durable under a fresh key under [`BLOBS_PREFIX`], never
+///   one used before, and only then returns it; the session is gone afterwards.
+/// - `delete` removes whatever the store holds under a key, an unfinished upload included; a
+///   missing object counts as deleted. `abort` is `delete` for a session.
+/// - `list` walks a prefix with bounded memory, whatever the number of objects.
+pub trait BlobStore: Send + Sync + fmt::Debug {
+    /// Opens an upload session under a key the store chooses.
+    fn begin_upload(&self) -> StoreFuture<'_, UploadState>;
+
+    /// Appends `body` to the session at its `received` offset, feeding every byte to `hasher`,
+    /// and returns the session advanced past them; the bytes are durable when it returns. With
+    /// `expected_len`, a body of another length is refused (`LengthMismatch`) and cut off again.
+    /// On any failure the session is left as it was and `hasher` must be discarded. A session
+    /// whose bytes are gone is `NotFound`.
+    fn append<'a>(
+        &'a self,
+        upload: &'a UploadState,
+        body: Body<'a>,
+        expected_len: Option<u64>,
+        hasher: &'a mut Digester,
+    ) -> StoreFuture<'a, UploadState>;
+
+    /// Hashes the session's bytes again with `algorithm`: the fallback when a saved hasher
+    /// state is missing or unreadable, or when the client names another algorithm at the end.
+    fn rehash<'a>(
+        &'a self,
+        upload: &'a UploadState,
+        algorithm: Algorithm,
+    ) -> StoreFuture<'a, Digester>;
+
+    /// Makes the session's `received` bytes a blob under a fresh key, durable when this
+    /// returns.
+    fn commit<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, StorageKey>;
+
+    /// Drops a session and its bytes. A session already gone counts as aborted.
+    fn abort<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, ()>;
+
+    /// The size of a stored object (`NotFound` if there is none).
+    fn size<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, u64>;
+
+    /// Streams an object, or the given range of it. With `expected_size`, an object of another
+    /// size is refused (`Damaged`) before anything is sent, rather than sent short.
+    fn read<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        range: Option<ByteRange>,
+        expected_size: Option<u64>,
+    ) -> StoreFuture<'a, ByteStream>;
+
+    /// Deletes an object. A missing object counts as deleted.
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()>;
+
+    /// Every object whose key starts with `prefix`, with its size and age, in no particular
+    /// order. Objects appearing or vanishing during the listing may or may not be included.
+    fn list(&self, prefix: &str) -> ObjectStream;
+}
+
+/// Where an upload session stands in the store: its key, how many bytes it holds, and what a
+/// backend needs to carry on (an object store's multipart upload). Opaque to callers, who keep
+/// it in the catalogue's `uploads` row as an [`UploadRecord`] and hand it back on the next
+/// request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadState {
+    key: StorageKey,
+    received: u64,
+    multipart: Option<Multipart>,
+}
+
+/// An object store's multipart upload in progress: its id and the parts sent so far.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Multipart {
+    pub upload_id: String,
+    pub parts: Vec<Part>,
+}
+
+/// One part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Part {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// An upload session as the catalogue's `uploads` row holds it, column by column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The key the session's bytes accumulate under (the sweep asks the catalogue about it).
+    pub storage_key: String,
+    /// Bytes received so far.
+    pub received: u64,
+    /// Whatever else the backend needs to resume, as JSON; `None` for the local store.
+    pub store_state: Option<String>,
+}
+
+/// The backend-specific part of an upload's state, as stored in `store_state`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Extra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    multipart: Option<Multipart>,
+}
+
+impl UploadState {
+    /// A fresh session under `key` (for backends).
+    fn fresh(key: StorageKey) -> Self {
+        UploadState {
+            key,
+            received: 0,
+            multipart: None,
+        }
+    }
+
+    /// Bytes received so far: the session's offset.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The key the session's bytes are under.
+    pub fn key(&self) -> &StorageKey {
+        &self.key
+    }
+
+    /// What the catalogue records.
+    pub fn record(&self) -> UploadRecord {
+        let store_state = self.multipart.as_ref().map(|m| {
+            serde_json::to_string(&Extra {
+                multipart: Some(m.clone()),
+            })
+            .expect("upload state serialises")
+        });
+        UploadRecord {
+            storage_key: self.key.as_str().to_string(),
+            received: self.received,
+            store_state,
+        }
+    }
+
+    /// The session the catalogue recorded. Refuses a key that could escape the store and a
+    /// backend state that does not parse.
+    pub fn resume(record: &UploadRecord) -> Result<Self, StoreError> {
+        let key = StorageKey::from_recorded(&record.storage_key)?;
+        let multipart = match record.store_state.as_deref() {
+            None => None,
+            Some(s) => {
+                serde_json::from_str::<Extra>(s)
+                    .map_err(|e| StoreError::BadState(e.to_string()))?
+                    .multipart
+            }
+        };
+        Ok(UploadState {
+            key,
+            received: record.received,
+            multipart,
+        })
+    }
+}
 
 /// Where a blob's bytes live inside the store. Chosen by the store, recorded by the catalogue.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StorageKey(String);
 
 impl StorageKey {
-    /// A key for a fresh blob: `blobs/<2 hex>/<uuid>`, spread over prefixes.
+    /// A key for a fresh blob: `blobs/<2 hex>/<uuid>`, spread over prefixes. Backends call it
+    /// in `commit`; it is public only for the GC benchmark, which writes a local store's files
+    /// directly (a million commits would take hours). The server and the collector never call
+    /// it: their keys come from the store.
     pub fn new_blob() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        StorageKey(format!("blobs/{}/{}", &id[..2], id))
+        StorageKey(format!("{BLOBS_PREFIX}{}/{}", &id[..2], id))
+    }
+
+    /// A key for a fresh upload session: `uploads/<uuid>`.
+    fn new_upload() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        StorageKey(format!("{UPLOADS_PREFIX}{id}"))
     }
 
     /// Rebuilds a key recorded by the catalogue. Refuses anything that could escape the store.
@@ -40,6 +247,7 @@ impl StorageKey {
         }
     }
 
+    /// The key as the catalogue records it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -95,6 +303,12 @@ pub enum StoreError {
     },
     #[error("invalid storage key {0:?}")]
     BadKey(String),
+    /// A recorded upload state the store cannot read back.
+    #[error("invalid upload state: {0}")]
+    BadState(String),
+    /// A body of another length than announced; nothing of it was kept.
+    #[error("the body held {received} bytes where {expected} were announced")]
+    LengthMismatch { expected: u64, received: u64 },
     /// The request body failed mid-stream (client went away, or the body was too large).
     #[error("request body failed: {0}")]
     Body(String),

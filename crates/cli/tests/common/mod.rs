@@ -1,5 +1,10 @@
 //! Shared test harness: a real server on a loopback port with its own data directory, an HTTP
 //! client, content builders, and the external clients (skopeo, oras) the suite drives.
+//!
+//! Tests count and inspect stored objects through the server's `BlobStore` (`blob_objects`,
+//! `object_bytes`, …), never by walking the data directory, so the same tests can run over
+//! an object store. Only `truncate_object`, which damages an object in place, knows the local
+//! store's files.
 
 #![allow(dead_code)]
 
@@ -15,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 use shipshape_meta::clock::ManualClock;
 use shipshape_meta::{Clock, SystemClock};
 use shipshape_server::{Server, ServerConfig};
+use shipshape_store::{BLOBS_PREFIX, BlobStore, StorageKey, StoredObject, UPLOADS_PREFIX};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -124,20 +130,63 @@ impl TestServer {
         &self.config.data_dir
     }
 
-    /// Files under the blob store's `blobs/` directory, once the server has finished what
-    /// answered requests left to do (a redundant upload is deleted after its 201).
-    pub async fn blob_files(&self) -> Vec<PathBuf> {
-        self.server().settle().await;
-        files_under(&self.config.data_dir.join("store/blobs"))
+    /// The server's blob store.
+    pub fn store(&self) -> Arc<dyn BlobStore> {
+        self.server().store().clone()
     }
 
-    /// Bytes of every file the blob store holds.
-    pub async fn blob_bytes_on_disk(&self) -> u64 {
-        self.blob_files()
-            .await
-            .iter()
-            .map(|p| std::fs::metadata(p).expect("stat stored blob").len())
-            .sum()
+    /// The blob store's blob objects (sorted by key), once the server has finished what
+    /// answered requests left to do (a redundant upload is deleted after its 201).
+    pub async fn blob_objects(&self) -> Vec<StoredObject> {
+        self.server().settle().await;
+        list_objects(&*self.store(), BLOBS_PREFIX).await
+    }
+
+    /// Bytes of every blob object the store holds.
+    pub async fn stored_blob_bytes(&self) -> u64 {
+        self.blob_objects().await.iter().map(|o| o.size).sum()
+    }
+
+    /// The blob store's unfinished upload sessions' objects.
+    pub async fn upload_objects(&self) -> Vec<StoredObject> {
+        list_objects(&*self.store(), UPLOADS_PREFIX).await
+    }
+
+    /// The bytes stored under `key`.
+    pub async fn object_bytes(&self, key: &StorageKey) -> Vec<u8> {
+        object_bytes(&*self.store(), key).await
+    }
+
+    /// Whether the store holds an object under `key`.
+    pub async fn has_object(&self, key: &StorageKey) -> bool {
+        has_object(&*self.store(), key).await
+    }
+
+    /// The key of the blob object whose bytes hash to `digest`.
+    pub async fn object_of(&self, digest: &str) -> StorageKey {
+        for o in self.blob_objects().await {
+            if sha256(&self.object_bytes(&o.key).await) == digest {
+                return o.key;
+            }
+        }
+        panic!("no stored object holds {digest}")
+    }
+
+    /// An object the catalogue does not know, as a crash between committing an upload's bytes
+    /// and recording the blob leaves behind.
+    pub async fn plant_orphan(&self, bytes: &[u8]) -> StorageKey {
+        plant_object(&*self.store(), bytes).await
+    }
+
+    /// Cuts an object down to `len` bytes in place, as a damaged disk would: the local store's
+    /// file, since no store call rewrites an object.
+    pub fn truncate_object(&self, key: &StorageKey, len: u64) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.config.data_dir.join("store").join(key.as_str()))
+            .expect("the local store's file of the object")
+            .set_len(len)
+            .expect("truncate the object");
     }
 
     /// Calls the management API; returns the status and the JSON body (`Null` when empty).
@@ -170,11 +219,6 @@ impl TestServer {
         v
     }
 
-    /// Files under the blob store's `uploads/` directory.
-    pub fn upload_files(&self) -> Vec<PathBuf> {
-        files_under(&self.config.data_dir.join("store/uploads"))
-    }
-
     /// Row count of each catalogue table.
     pub async fn rows(&self) -> BTreeMap<&'static str, i64> {
         self.server
@@ -188,14 +232,78 @@ impl TestServer {
             .collect()
     }
 
-    /// Everything a refused request must not change: catalogue rows and stored files.
+    /// Everything a refused request must not change: catalogue rows and stored objects.
     pub async fn footprint(&self) -> (BTreeMap<&'static str, i64>, usize, usize) {
         (
             self.rows().await,
-            self.blob_files().await.len(),
-            self.upload_files().len(),
+            self.blob_objects().await.len(),
+            self.upload_objects().await.len(),
         )
     }
+}
+
+/// The blob store of a data directory the test's server is not running on (a child process,
+/// or one it killed): the local store, as `shipshape serve` opens it.
+pub async fn open_store(data_dir: &Path) -> Arc<dyn BlobStore> {
+    Arc::new(
+        shipshape_store::LocalStore::open(data_dir.join("store"))
+            .await
+            .expect("open the blob store"),
+    )
+}
+
+/// Every object under `prefix`, sorted by key.
+pub async fn list_objects(store: &dyn BlobStore, prefix: &str) -> Vec<StoredObject> {
+    use futures::TryStreamExt as _;
+    let mut objects: Vec<StoredObject> = store
+        .list(prefix)
+        .try_collect()
+        .await
+        .expect("list the blob store");
+    objects.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    objects
+}
+
+/// Total bytes and count of the objects under `prefix`.
+pub async fn bytes_and_objects(store: &dyn BlobStore, prefix: &str) -> (u64, usize) {
+    let objects = list_objects(store, prefix).await;
+    (objects.iter().map(|o| o.size).sum(), objects.len())
+}
+
+/// The bytes stored under `key`.
+pub async fn object_bytes(store: &dyn BlobStore, key: &StorageKey) -> Vec<u8> {
+    use futures::TryStreamExt as _;
+    let chunks: Vec<bytes::Bytes> = store
+        .read(key, None, None)
+        .await
+        .expect("read a stored object")
+        .try_collect()
+        .await
+        .expect("read a stored object");
+    chunks.concat()
+}
+
+/// Whether the store holds an object under `key`.
+pub async fn has_object(store: &dyn BlobStore, key: &StorageKey) -> bool {
+    match store.size(key).await {
+        Ok(_) => true,
+        Err(shipshape_store::StoreError::NotFound(_)) => false,
+        Err(e) => panic!("size of {key}: {e}"),
+    }
+}
+
+/// Stores `bytes` as a blob object through a whole upload session, and records nothing: what
+/// a crash between the store's commit and the catalogue's leaves behind.
+pub async fn plant_object(store: &dyn BlobStore, bytes: &[u8]) -> StorageKey {
+    use futures::StreamExt as _;
+    let session = store.begin_upload().await.expect("begin an upload");
+    let body = futures::stream::iter([Ok(bytes::Bytes::copy_from_slice(bytes))]).boxed();
+    let mut hasher = shipshape_oci::Digester::new(shipshape_oci::Algorithm::Sha256);
+    let done = store
+        .append(&session, body, Some(bytes.len() as u64), &mut hasher)
+        .await
+        .expect("append");
+    store.commit(&done).await.expect("commit")
 }
 
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -626,14 +734,4 @@ pub async fn wait_gc_run(base: &str, id: i64) -> Value {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-/// Total bytes and count of the files under `dir` (recursively).
-pub fn bytes_and_files(dir: &Path) -> (u64, usize) {
-    let files = files_under(dir);
-    let bytes = files
-        .iter()
-        .map(|p| std::fs::metadata(p).expect("stat stored file").len())
-        .sum();
-    (bytes, files.len())
 }

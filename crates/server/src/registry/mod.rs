@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use shipshape_meta::{Catalogue, Clock, MetaError};
 use shipshape_oci::{Digest, DigestError, ManifestError, RepoName, UploadId};
-use shipshape_store::{LocalStore, StoreError};
+use shipshape_store::{BlobStore, StoreError};
 
 pub use blobs::{BlobRead, MountOutcome};
 pub use deletion::{
@@ -218,7 +218,7 @@ pub struct RegistryOptions {
 #[derive(Clone, Debug)]
 pub struct Registry {
     catalogue: Catalogue,
-    store: LocalStore,
+    store: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     options: RegistryOptions,
     /// Upload sessions being written right now. One writer per session; a second request on a
@@ -238,7 +238,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(
         catalogue: Catalogue,
-        store: LocalStore,
+        store: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
         options: RegistryOptions,
         policies: shipshape_gc::retention::Policies,

@@ -1,14 +1,14 @@
 //! Blob upload sessions: start, append chunks, report status, finish, cancel.
 //!
-//! A session's state lives in the catalogue (offset, hasher state) and its bytes in the store, so
-//! a session survives a restart. Finishing verifies the digest, makes the bytes durable under a
-//! fresh key, and only then commits the blob and answers.
+//! A session's state lives in the catalogue (the store's record of it, offset, hasher state) and
+//! its bytes in the store, so a session survives a restart. Finishing verifies the digest, makes
+//! the bytes durable under a fresh key, and only then commits the blob and answers.
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt, TryStreamExt};
 use shipshape_meta::{blobs, commit, queue, repos, uploads};
 use shipshape_oci::{Algorithm, Digest, Digester, RepoName, UploadId};
-use shipshape_store::{LocalStore, StorageKey};
+use shipshape_store::{Body, StorageKey, StoreError, UploadRecord};
 
 use super::{Registry, RegistryError, Result};
 
@@ -35,6 +35,26 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
+/// A request body as the store takes it. Boxing it costs an indirect call per frame the client
+/// sent, not per byte; an error becomes `StoreError::Body` with its message.
+fn boxed_body<'a, S, E>(body: S) -> Body<'a>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'a,
+    E: std::fmt::Display,
+{
+    body.map_err(|e| std::io::Error::other(e.to_string()))
+        .boxed()
+}
+
+/// The store's state of a recorded session.
+fn store_state(up: &uploads::Upload) -> Result<shipshape_store::UploadState> {
+    Ok(shipshape_store::UploadState::resume(&UploadRecord {
+        storage_key: up.storage_key.clone(),
+        received: up.received,
+        store_state: up.store_state.clone(),
+    })?)
+}
+
 impl Registry {
     /// Opens a session. `algorithm` is the hash to compute on the fly (default sha256).
     pub async fn start_upload(
@@ -43,9 +63,8 @@ impl Registry {
         algorithm: Option<Algorithm>,
     ) -> Result<UploadId> {
         let id = UploadId::new_random();
-        let key = LocalStore::upload_key(&id);
         // The object exists before the row that names it, so a recorded session always has bytes.
-        self.store.create_upload(&key).await?;
+        let record = self.store.begin_upload().await?.record();
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
@@ -53,7 +72,8 @@ impl Registry {
             &mut tx,
             &id,
             repo_id,
-            key.as_str(),
+            &record.storage_key,
+            record.store_state.as_deref(),
             algorithm.unwrap_or(Algorithm::Sha256),
             now,
         )
@@ -105,7 +125,11 @@ impl Registry {
 
     /// The hasher positioned at the session's offset: restored from the saved state, or
     /// rebuilt from the bytes if the state is missing or unreadable.
-    async fn session_hasher(&self, up: &uploads::Upload, key: &StorageKey) -> Result<Digester> {
+    async fn session_hasher(
+        &self,
+        up: &uploads::Upload,
+        state: &shipshape_store::UploadState,
+    ) -> Result<Digester> {
         if up.received == 0 {
             return Ok(Digester::new(up.hash_alg));
         }
@@ -116,22 +140,19 @@ impl Registry {
         {
             return Ok(h);
         }
-        Ok(self.store.rehash(key, up.hash_alg, up.received).await?)
+        Ok(self.store.rehash(state, up.hash_alg).await?)
     }
 
     /// Appends a request body to a locked session. `range` is the client's `Content-Range`
-    /// (inclusive), checked against the offset; `content_length` the declared length.
-    async fn append_locked<S, E>(
+    /// (inclusive), checked against the offset; a body of another length is refused and
+    /// leaves the session as it was. Returns the advanced session and its hasher.
+    async fn append_locked(
         &self,
         repo: &RepoName,
         up: &uploads::Upload,
         range: Option<(u64, u64)>,
-        body: S,
-    ) -> Result<(u64, Digester)>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>>,
-        E: std::fmt::Display,
-    {
+        body: Body<'_>,
+    ) -> Result<(shipshape_store::UploadState, Digester)> {
         let out_of_order = || RegistryError::RangeInvalid {
             repo: repo.clone(),
             upload: up.id.clone(),
@@ -142,35 +163,32 @@ impl Registry {
         {
             return Err(out_of_order());
         }
-        let key = StorageKey::from_recorded(&up.storage_key)?;
-        let mut hasher = self.session_hasher(up, &key).await?;
-        let written = match self
+        let state = store_state(up)?;
+        let mut hasher = self.session_hasher(up, &state).await?;
+        let announced = range.map(|(first, last)| last - first + 1);
+        let state = match self
             .store
-            .append(&key, up.received, body, &mut hasher)
+            .append(&state, body, announced, &mut hasher)
             .await
         {
-            Ok(n) => n,
-            Err(shipshape_store::StoreError::NotFound(_)) => {
-                return Err(RegistryError::UploadUnknown);
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => return Err(RegistryError::UploadUnknown),
+            Err(StoreError::LengthMismatch { expected, received }) => {
+                let (first, last) = range.unwrap_or_default();
+                return Err(RegistryError::SizeInvalid(format!(
+                    "Content-Range {first}-{last} announces {expected} bytes but the body had {received}"
+                )));
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some((first, last)) = range
-            && written != last - first + 1
-        {
-            self.store.truncate(&key, up.received).await?;
-            return Err(RegistryError::SizeInvalid(format!(
-                "Content-Range {first}-{last} announces {} bytes but the body had {written}",
-                last - first + 1
-            )));
-        }
-        let received = up.received + written;
+        let record = state.record();
         let mut tx = self.catalogue.begin().await?;
         let moved = uploads::advance(
             &mut tx,
             &up.id,
             up.received,
-            received,
+            record.received,
+            record.store_state.as_deref(),
             &hasher.save_state(),
             self.now(),
         )
@@ -180,7 +198,7 @@ impl Registry {
             // Cannot happen while the session lock is held; refuse rather than guess.
             return Err(RegistryError::UploadUnknown);
         }
-        Ok((received, hasher))
+        Ok((state, hasher))
     }
 
     /// Appends a chunk (PATCH).
@@ -192,15 +210,17 @@ impl Registry {
         body: S,
     ) -> Result<UploadState>
     where
-        S: Stream<Item = std::result::Result<Bytes, E>>,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
         let _guard = self.lock_session(repo, id).await?;
         let up = self.find_upload(repo, id).await?;
-        let (received, _) = self.append_locked(repo, &up, range, body).await?;
+        let (state, _) = self
+            .append_locked(repo, &up, range, boxed_body(body))
+            .await?;
         Ok(UploadState {
             id: id.clone(),
-            received,
+            received: state.received(),
         })
     }
 
@@ -215,7 +235,7 @@ impl Registry {
         body: S,
     ) -> Result<Digest>
     where
-        S: Stream<Item = std::result::Result<Bytes, E>>,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
         let _guard = self.lock_session(repo, id).await?;
@@ -227,13 +247,14 @@ impl Registry {
                 return Err(e);
             }
         };
-        let (received, hasher) = self.append_locked(repo, &up, range, body).await?;
-        let key = StorageKey::from_recorded(&up.storage_key)?;
+        let (state, hasher) = self
+            .append_locked(repo, &up, range, boxed_body(body))
+            .await?;
         let actual = if hasher.algorithm() == expected.algorithm() {
             hasher.finish()
         } else {
             self.store
-                .rehash(&key, expected.algorithm(), received)
+                .rehash(&state, expected.algorithm())
                 .await?
                 .finish()
         };
@@ -241,8 +262,7 @@ impl Registry {
             self.discard_upload(&up).await?;
             return Err(RegistryError::DigestMismatch { expected, actual });
         }
-        self.commit_blob(repo, &key, &expected, received, Some(id))
-            .await?;
+        self.commit_blob(repo, &state, &expected, Some(id)).await?;
         Ok(expected)
     }
 
@@ -253,19 +273,18 @@ impl Registry {
         self.discard_upload(&up).await
     }
 
-    /// Forgets a session, then deletes its bytes.
+    /// Forgets a session, then drops its bytes.
     async fn discard_upload(&self, up: &uploads::Upload) -> Result<()> {
+        let state = store_state(up)?;
         let mut tx = self.catalogue.begin().await?;
         uploads::delete(&mut tx, &up.id).await?;
         commit(tx).await?;
-        self.store
-            .delete(&StorageKey::from_recorded(&up.storage_key)?)
-            .await?;
+        self.store.abort(&state).await?;
         Ok(())
     }
 
     /// A whole blob in one request (POST with `?digest=`). No session is recorded: the bytes
-    /// go to an unrecorded upload object, and only a verified blob reaches the catalogue, so a
+    /// go to an unrecorded upload session, and only a verified blob reaches the catalogue, so a
     /// refused request leaves nothing (a crash mid-request leaves an orphan object that the
     /// storage sweep removes).
     pub async fn upload_monolithic<S, E>(
@@ -275,28 +294,31 @@ impl Registry {
         body: S,
     ) -> Result<Digest>
     where
-        S: Stream<Item = std::result::Result<Bytes, E>>,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let key = LocalStore::upload_key(&UploadId::new_random());
-        self.store.create_upload(&key).await?;
+        let session = self.store.begin_upload().await?;
         let mut hasher = Digester::new(digest.algorithm());
-        let written = match self.store.append(&key, 0, body, &mut hasher).await {
-            Ok(n) => n,
+        let state = match self
+            .store
+            .append(&session, boxed_body(body), None, &mut hasher)
+            .await
+        {
+            Ok(s) => s,
             Err(e) => {
-                self.store.delete(&key).await?;
+                self.store.abort(&session).await?;
                 return Err(e.into());
             }
         };
         let actual = hasher.finish();
         if actual != digest {
-            self.store.delete(&key).await?;
+            self.store.abort(&state).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest,
                 actual,
             });
         }
-        self.commit_blob(repo, &key, &digest, written, None).await?;
+        self.commit_blob(repo, &state, &digest, None).await?;
         Ok(digest)
     }
 
@@ -307,12 +329,12 @@ impl Registry {
     async fn commit_blob(
         &self,
         repo: &RepoName,
-        upload_key: &StorageKey,
+        upload: &shipshape_store::UploadState,
         digest: &Digest,
-        size: u64,
         session: Option<&UploadId>,
     ) -> Result<()> {
-        let blob_key = self.store.commit_upload(upload_key).await?;
+        let size = upload.received();
+        let blob_key = self.store.commit(upload).await?;
         // Looked at before the transaction: no storage call happens inside one.
         let damaged = self.damaged_copy(digest).await?;
         let now = self.now();
@@ -385,7 +407,7 @@ impl Registry {
         };
         Ok(match self.store.size(&key).await {
             Ok(n) if n == blob.size => None,
-            Ok(_) | Err(shipshape_store::StoreError::NotFound(_)) => Some(blob.storage_key),
+            Ok(_) | Err(StoreError::NotFound(_)) => Some(blob.storage_key),
             Err(e) => return Err(e.into()),
         })
     }
