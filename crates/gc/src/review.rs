@@ -5,6 +5,8 @@
 //! (a dry run reviews inside a transaction it then rolls back), so a preview and a real run
 //! decide alike.
 
+use std::collections::HashMap;
+
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::repos::RepoId;
 use shipshape_meta::reviews::{self, BlobFacts, ManifestFacts};
@@ -250,7 +252,7 @@ pub async fn blobs(
     out.figures.reviewed += digests.len() as u64;
     let facts = reviews::blob_facts(conn, digests).await?;
     let (mut done, mut later, mut links, mut forget) = (vec![], vec![], vec![], vec![]);
-    let mut dropped: Vec<(String, Digest)> = vec![];
+    let mut names: HashMap<RepoId, String> = HashMap::new();
     for f in facts {
         let Some(d) = decide_blob(&f, rules) else {
             continue;
@@ -262,19 +264,20 @@ pub async fn blobs(
         }
         for (repo, name) in d.drop_links {
             links.push((repo, f.digest.clone()));
-            dropped.push((name, f.digest.clone()));
+            names.insert(repo, name);
         }
         if d.forget {
             forget.push(f.digest);
         }
     }
     reviews::settle_blobs(conn, &done, &later).await?;
-    reviews::unlink(conn, &links).await?;
+    // Only links whose lease still ran out when deleted go: a push may have renewed one since.
+    let dropped = reviews::unlink(conn, &links, rules.now - rules.link_hold()).await?;
     let forgotten = reviews::forget_blobs(conn, &forget, rules.now).await?;
     for (repo, digest) in dropped {
         out.add(RunItem {
             kind: ItemKind::Link,
-            repository: Some(repo),
+            repository: names.get(&repo).cloned(),
             target: digest.to_string(),
             size: 0,
         });

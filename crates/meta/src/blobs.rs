@@ -110,16 +110,21 @@ pub async fn find_in_repo(
     row.as_ref().map(blob_from_row).transpose()
 }
 
-/// Records a new blob. The caller has checked that no blob with this digest exists.
-pub async fn insert(conn: &mut dyn Conn, blob: &Blob, now: Millis) -> Result<()> {
-    sqlx::query("INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?)")
-        .bind(blob.digest.to_string())
-        .bind(blob.size as i64)
-        .bind(&blob.storage_key)
-        .bind(now)
-        .execute(conn.sqlite())
-        .await?;
-    Ok(())
+/// Records a new blob unless one with this digest is recorded already; returns whether this
+/// copy became the blob's. Two clients finishing an upload of the same layer at once both
+/// succeed: one copy is recorded, the other is the caller's to discard.
+pub async fn insert(conn: &mut dyn Conn, blob: &Blob, now: Millis) -> Result<bool> {
+    let recorded: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (digest) DO NOTHING RETURNING 1",
+    )
+    .bind(blob.digest.to_string())
+    .bind(blob.size as i64)
+    .bind(&blob.storage_key)
+    .bind(now)
+    .fetch_optional(conn.sqlite())
+    .await?;
+    Ok(recorded.is_some())
 }
 
 /// Lets `repo` serve the blob (an upload or a mount), renewing the link's lease, and queues the
@@ -128,7 +133,8 @@ pub async fn link(conn: &mut dyn Conn, repo: RepoId, digest: &Digest, now: Milli
     sqlx::query(
         "INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
          VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT DO UPDATE SET renewed_at = max(renewed_at, excluded.renewed_at)",
+         ON CONFLICT (repository_id, digest) DO UPDATE SET renewed_at = CASE
+             WHEN renewed_at < excluded.renewed_at THEN excluded.renewed_at ELSE renewed_at END",
     )
     .bind(repo.0)
     .bind(digest.to_string())

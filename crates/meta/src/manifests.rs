@@ -99,28 +99,43 @@ pub async fn find_in_named(
 
 /// Digests among `blobs` that `repo` cannot serve, then digests among `children` that are not
 /// manifests of `repo`, in the order given. Run inside the transaction that inserts the
-/// manifest, so nothing can be forgotten between the check and the insert.
+/// manifest (invariant 2). Each link the manifest relies on is renewed to `now`: the write
+/// takes the link's row lock, so a collector unlinking it (`reviews::unlink`, which only
+/// removes links whose lease has run out) either committed first, and the push finds the blob
+/// missing, or waits for this transaction and then finds the link renewed and keeps it. Under
+/// SQLite's one writer the two cannot interleave at all; the same statements hold with many
+/// writers at READ COMMITTED.
 pub async fn missing_references(
     conn: &mut dyn Conn,
     repo: RepoId,
     blobs: &[Digest],
     children: &[Digest],
+    now: Millis,
 ) -> Result<Vec<Digest>> {
     let mut missing = Vec::new();
-    for d in blobs {
+    // Sorted, so that concurrent pushes sharing layers take the link locks in one order.
+    let mut order: Vec<&Digest> = blobs.iter().collect();
+    order.sort();
+    order.dedup();
+    let mut served = std::collections::HashSet::new();
+    for d in order {
         // A blob marked missing (its bytes were lost) must be uploaded again first.
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-             WHERE rb.repository_id = ? AND rb.digest = ? AND b.state = 'present'",
+        let present: Option<bool> = sqlx::query_scalar(
+            "UPDATE repository_blobs
+             SET renewed_at = CASE WHEN renewed_at < ?1 THEN ?1 ELSE renewed_at END
+             WHERE repository_id = ?2 AND digest = ?3
+             RETURNING (SELECT b.state = 'present' FROM blobs b WHERE b.digest = ?3)",
         )
+        .bind(now)
         .bind(repo.0)
         .bind(d.to_string())
         .fetch_optional(conn.sqlite())
         .await?;
-        if found.is_none() {
-            missing.push(d.clone());
+        if present == Some(true) {
+            served.insert(d);
         }
     }
+    missing.extend(blobs.iter().filter(|d| !served.contains(d)).cloned());
     for d in children {
         if find(conn, repo, d).await?.is_none() {
             missing.push(d.clone());
@@ -131,46 +146,67 @@ pub async fn missing_references(
 
 /// Records a manifest and its references; returns its id and whether it is new. A manifest
 /// already present (same digest, same repository) is left as it is, same digest meaning same
-/// bytes; one deleted but not yet purged comes back to life with its references.
+/// bytes; one deleted but not yet purged comes back to life with its references. Two clients
+/// pushing the same manifest at once both succeed: the insert does nothing on conflict, and the
+/// loser finds the winner's row (the update reads the latest committed row, whatever the
+/// isolation of the reads before it).
 pub async fn insert(
     conn: &mut dyn Conn,
     repo: RepoId,
     m: &NewManifest<'_>,
     now: Millis,
 ) -> Result<(ManifestId, bool)> {
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = ? AND digest = ?")
-            .bind(repo.0)
-            .bind(m.digest.to_string())
-            .fetch_optional(conn.sqlite())
-            .await?;
-    if let Some(id) = existing {
+    loop {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size,
+                                    payload, subject_digest, annotations, created_at, pushed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
+        )
+        .bind(repo.0)
+        .bind(m.digest.to_string())
+        .bind(m.media_type)
+        .bind(m.artifact_type)
+        .bind(m.payload.len() as i64)
+        .bind(m.payload)
+        .bind(m.subject.map(|s| s.to_string()))
+        .bind(m.annotations.as_deref())
+        .bind(now)
+        .bind(now)
+        .fetch_optional(conn.sqlite())
+        .await?;
+        if let Some(id) = inserted {
+            insert_references(conn, repo, ManifestId(id), m).await?;
+            // Pushed untagged (a child before its index, or by digest): collectable after the
+            // grace period unless something comes to hold it.
+            crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
+            return Ok((ManifestId(id), true));
+        }
         // Pushed again: back to life if it was deleted, and leased anew.
-        sqlx::query("UPDATE manifests SET deleted_at = NULL, pushed_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(conn.sqlite())
-            .await?;
-        crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
-        return Ok((ManifestId(id), false));
+        let existing: Option<i64> = sqlx::query_scalar(
+            "UPDATE manifests SET deleted_at = NULL, pushed_at = ?
+             WHERE repository_id = ? AND digest = ? RETURNING id",
+        )
+        .bind(now)
+        .bind(repo.0)
+        .bind(m.digest.to_string())
+        .fetch_optional(conn.sqlite())
+        .await?;
+        if let Some(id) = existing {
+            crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
+            return Ok((ManifestId(id), false));
+        }
+        // Purged between the two statements (only possible with many writers): insert again.
     }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, payload,
-                                subject_digest, annotations, created_at, pushed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(repo.0)
-    .bind(m.digest.to_string())
-    .bind(m.media_type)
-    .bind(m.artifact_type)
-    .bind(m.payload.len() as i64)
-    .bind(m.payload)
-    .bind(m.subject.map(|s| s.to_string()))
-    .bind(m.annotations.as_deref())
-    .bind(now)
-    .bind(now)
-    .fetch_one(conn.sqlite())
-    .await?;
+}
+
+async fn insert_references(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    id: ManifestId,
+    m: &NewManifest<'_>,
+) -> Result<()> {
+    let id = id.0;
     let mut blobs: Vec<String> = m.blobs.iter().map(|d| d.to_string()).collect();
     // Sorted inserts keep lock order stable across concurrent pushes.
     blobs.sort();
@@ -198,10 +234,7 @@ pub async fn insert(
         .execute(conn.sqlite())
         .await?;
     }
-    // Pushed untagged (a child before its index, or by digest): collectable after the grace
-    // period unless something comes to hold it.
-    crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
-    Ok((ManifestId(id), true))
+    Ok(())
 }
 
 /// An index of the same repository that lists this manifest, if any.

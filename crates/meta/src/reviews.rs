@@ -323,11 +323,18 @@ pub async fn settle_manifests(
     Ok(())
 }
 
-/// Removes repository links. The caller has checked that no manifest of the repository
-/// references the blob and that the link's lease has run out.
-pub async fn unlink(conn: &mut dyn Conn, links: &[(RepoId, Digest)]) -> Result<()> {
+/// Removes repository links whose lease ended at `renewed_by` or before; returns those removed.
+/// The caller has checked that no manifest of the repository references the blob. The lease is
+/// checked again here, in the deleting statement, because a manifest push renews the links it
+/// relies on (`manifests::missing_references`): a push that committed since the facts were read,
+/// or that holds the link's row lock now, keeps its link.
+pub async fn unlink(
+    conn: &mut dyn Conn,
+    links: &[(RepoId, Digest)],
+    renewed_by: Millis,
+) -> Result<Vec<(RepoId, Digest)>> {
     if links.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let pairs = json(
         &links
@@ -335,22 +342,40 @@ pub async fn unlink(conn: &mut dyn Conn, links: &[(RepoId, Digest)]) -> Result<(
             .map(|(r, d)| (r.0, d.to_string()))
             .collect::<Vec<_>>(),
     )?;
-    for table in ["repository_blobs", "gc_link_reviews"] {
-        // The table comes from the constant list above, never from input.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE (repository_id, digest) IN
-                 (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
-        )))
-        .bind(&pairs)
-        .execute(conn.sqlite())
-        .await?;
-    }
-    Ok(())
+    let rows = sqlx::query(
+        "DELETE FROM repository_blobs WHERE renewed_at <= ?2 AND (repository_id, digest) IN
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?1))
+         RETURNING repository_id, digest",
+    )
+    .bind(&pairs)
+    .bind(renewed_by)
+    .fetch_all(conn.sqlite())
+    .await?;
+    let removed = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                RepoId(r.try_get("repository_id")?),
+                crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The review entries of every link looked at go: a kept link was renewed, and whatever
+    // renewed it queued its own review.
+    sqlx::query(
+        "DELETE FROM gc_link_reviews WHERE (repository_id, digest) IN
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+    )
+    .bind(&pairs)
+    .execute(conn.sqlite())
+    .await?;
+    Ok(removed)
 }
 
 /// Forgets blobs and queues their storage keys for the drainer (invariant 1: forget first,
-/// delete after the commit). The foreign keys refuse if anything still references or links
-/// one of them. Returns the blobs forgotten.
+/// delete after the commit). A blob something still links or references is left as it is (a
+/// push may have renewed a link since the facts were read; the foreign keys are the backstop).
+/// Returns the blobs forgotten.
 pub async fn forget_blobs(
     conn: &mut dyn Conn,
     digests: &[Digest],
@@ -361,6 +386,9 @@ pub async fn forget_blobs(
     }
     let rows = sqlx::query(
         "DELETE FROM blobs WHERE digest IN (SELECT value FROM json_each(?))
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)
+             AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr
+                             WHERE mr.blob_digest = blobs.digest)
          RETURNING digest, size, storage_key",
     )
     .bind(digests_json(digests)?)

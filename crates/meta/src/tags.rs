@@ -122,6 +122,24 @@ pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Opt
     .transpose()
 }
 
+/// The tag's manifest and state, with the tag's row locked until the transaction ends. The lock
+/// is taken by an update that changes nothing: it is what SQLite and PostgreSQL both offer
+/// (`FOR UPDATE` is PostgreSQL's alone), and an update reads the latest committed row.
+async fn current_locked(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
+    let locked: Option<i64> = sqlx::query_scalar(
+        "UPDATE tags SET manifest_id = manifest_id WHERE repository_id = ? AND name = ?
+         RETURNING 1",
+    )
+    .bind(repo.0)
+    .bind(tag)
+    .fetch_optional(conn.sqlite())
+    .await?;
+    match locked {
+        Some(_) => current(conn, repo, tag).await,
+        None => Ok(None),
+    }
+}
+
 /// One row of tag history.
 struct Change<'a> {
     tag: &'a str,
@@ -170,25 +188,45 @@ pub async fn set(
     manifest: &ManifestHead,
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let previous = current(conn, repo, tag.as_str()).await?;
-    // Pull figures belong to the tag on its image: moved to another image, the tag starts
-    // unpulled (its history keeps the old figures, for a restore).
-    sqlx::query(
-        "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (repository_id, name) DO UPDATE SET
-             pushed_at = excluded.pushed_at,
-             last_pulled_at = CASE WHEN tags.manifest_id = excluded.manifest_id
-                                   THEN tags.last_pulled_at END,
-             pull_count = CASE WHEN tags.manifest_id = excluded.manifest_id
-                               THEN tags.pull_count ELSE 0 END,
-             manifest_id = excluded.manifest_id",
-    )
-    .bind(repo.0)
-    .bind(tag.as_str())
-    .bind(manifest.id.0)
-    .bind(by.now)
-    .execute(conn.sqlite())
-    .await?;
+    let previous = loop {
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository_id, name) DO NOTHING RETURNING 1",
+        )
+        .bind(repo.0)
+        .bind(tag.as_str())
+        .bind(manifest.id.0)
+        .bind(by.now)
+        .fetch_optional(conn.sqlite())
+        .await?;
+        if created.is_some() {
+            break None;
+        }
+        // The tag exists: lock it before reading what it pointed at, so two pushes of one tag
+        // each record the image the other left, in order.
+        if let Some(previous) = current_locked(conn, repo, tag.as_str()).await? {
+            break Some(previous);
+        }
+        // Deleted between the two statements (only possible with many writers): again.
+    };
+    if previous.is_some() {
+        // Pull figures belong to the tag on its image: moved to another image, the tag starts
+        // unpulled (its history keeps the old figures, for a restore).
+        sqlx::query(
+            "UPDATE tags SET
+                 pushed_at = ?3,
+                 last_pulled_at = CASE WHEN manifest_id = ?4 THEN last_pulled_at END,
+                 pull_count = CASE WHEN manifest_id = ?4 THEN pull_count ELSE 0 END,
+                 manifest_id = ?4
+             WHERE repository_id = ?1 AND name = ?2",
+        )
+        .bind(repo.0)
+        .bind(tag.as_str())
+        .bind(by.now)
+        .bind(manifest.id.0)
+        .execute(conn.sqlite())
+        .await?;
+    }
     if previous
         .as_ref()
         .is_some_and(|p| p.manifest.digest == manifest.digest)
@@ -217,7 +255,7 @@ pub async fn delete(
     tag: &Tag,
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let Some(previous) = current(conn, repo, tag.as_str()).await? else {
+    let Some(previous) = current_locked(conn, repo, tag.as_str()).await? else {
         return Ok(None);
     };
     sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")

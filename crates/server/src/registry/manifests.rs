@@ -164,7 +164,8 @@ impl Registry {
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
         let missing =
-            manifests::missing_references(&mut tx, repo_id, &blob_digests, &child_digests).await?;
+            manifests::missing_references(&mut tx, repo_id, &blob_digests, &child_digests, now)
+                .await?;
         if !missing.is_empty() {
             return Err(RegistryError::ManifestBlobUnknown(missing));
         }

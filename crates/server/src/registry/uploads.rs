@@ -341,11 +341,12 @@ impl Registry {
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
         let recorded = blobs::find_recorded(&mut tx, digest).await?;
-        let mut ours_kept = recorded.is_none();
+        let mut ours_kept = false;
         let mut replaced = None;
         match recorded {
             None => {
-                blobs::insert(
+                // Another upload of the same bytes may commit first: then ours is discarded.
+                ours_kept = blobs::insert(
                     &mut tx,
                     &blobs::Blob {
                         digest: digest.clone(),
