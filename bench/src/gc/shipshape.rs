@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use shipshape_meta::{Catalogue, blobs, commit, events, manifests, repos, tags};
+use shipshape_meta::{Catalogue, Principal, blobs, commit, events, manifests, repos, tags};
 use shipshape_oci::{Digest, RepoName, Tag, manifest};
 use shipshape_store::StorageKey;
 
@@ -93,18 +93,16 @@ pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<S
             if im.latest {
                 names.push(latest.clone());
             }
+            let pusher = Principal::anonymous(Some("127.0.0.1".into()));
             for tag in names {
-                tags::set(&mut tx, repo, &tag, &head, &tags::By::new("anonymous", now)).await?;
+                tags::set(&mut tx, repo, &tag, &head, &tags::By::new(&pusher, now)).await?;
                 events::record(
                     &mut tx,
                     &events::NewEvent {
-                        actor: "anonymous",
-                        source: Some("127.0.0.1"),
-                        action: "tag.push",
                         repository: Some(name.as_str()),
                         target: Some(tag.as_str()),
                         digest: Some(digest.to_string()),
-                        reason: None,
+                        ..events::NewEvent::new(&pusher, events::Action::TagPush)
                     },
                     now,
                 )

@@ -448,12 +448,10 @@ async fn one_run_at_a_time() {
         .await
         .unwrap();
     let mut tx = catalogue.begin().await.unwrap();
-    let spec = shipshape_meta::runs::RunSpec {
-        started_by: "other-node".into(),
-        ..Default::default()
-    };
+    let spec = shipshape_meta::runs::RunSpec::default();
+    let other = shipshape_meta::Principal::anonymous(Some("10.0.0.2".into()));
     let active =
-        shipshape_meta::runs::start_run(&mut tx, &spec, shipshape_meta::Clock::now(&clock))
+        shipshape_meta::runs::start_run(&mut tx, &spec, &other, shipshape_meta::Clock::now(&clock))
             .await
             .unwrap()
             .unwrap();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shipshape_meta::manifests::ManifestId;
+use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::queue::{self, Due};
 use shipshape_meta::runs::{self, Figures, ItemKind, Run, RunItem, RunSpec, RunState};
 use shipshape_meta::{
@@ -286,11 +287,10 @@ impl Collector {
             // One entry for the pass, not one per object: a busy registry's collector would
             // otherwise fill the log.
             let reason = format!("online collector: {}", summary(&out.figures));
+            let by = Principal::system(System::Collector);
             self.log(&events::NewEvent {
-                actor: COLLECTOR,
-                action: "gc.collect",
                 reason: Some(&reason),
-                ..Default::default()
+                ..events::NewEvent::new(&by, events::Action::GcCollect)
             })
             .await?;
         }
@@ -512,10 +512,11 @@ impl Collector {
 
     /// Starts a run in the background; answers at once with its id. At most one run is active
     /// in the registry (the catalogue refuses a second, from any node).
-    pub async fn start_run(&self, spec: RunSpec) -> Result<Run, StartError> {
+    pub async fn start_run(&self, spec: RunSpec, by: &Principal) -> Result<Run, StartError> {
+        GcError::check(by, Permission::CollectGarbage, "start garbage collection")?;
         let now = self.clock.now();
         let mut tx = self.catalogue.begin().await.map_err(GcError::from)?;
-        let id = match runs::start_run(&mut tx, &spec, now)
+        let id = match runs::start_run(&mut tx, &spec, by, now)
             .await
             .map_err(GcError::from)?
         {
@@ -527,9 +528,9 @@ impl Collector {
             .map_err(GcError::from)?
             .ok_or_else(|| GcError::Meta(MetaError::Corrupt(format!("run {id} vanished"))))?;
         commit(tx).await.map_err(GcError::from)?;
-        let me = self.clone();
+        let (me, by) = (self.clone(), by.clone());
         tokio::spawn(async move {
-            me.execute(id, spec).await;
+            me.execute(id, spec, &by).await;
         });
         Ok(run)
     }
@@ -570,14 +571,15 @@ impl Collector {
     /// Asks a run to stop after the batch it is on; what it already deleted stays deleted and
     /// is reported. The ask is written in the run's row, so the node executing the run sees it
     /// whichever node was asked. Returns the run, or `None` when there is no such run.
-    pub async fn cancel(&self, id: i64) -> Result<Option<Run>, GcError> {
+    pub async fn cancel(&self, id: i64, by: &Principal) -> Result<Option<Run>, GcError> {
+        GcError::check(by, Permission::CollectGarbage, "cancel garbage collection")?;
         let mut tx = self.catalogue.begin().await?;
         let run = runs::request_cancel(&mut tx, id).await?;
         commit(tx).await?;
         Ok(run)
     }
 
-    async fn execute(&self, id: i64, spec: RunSpec) {
+    async fn execute(&self, id: i64, spec: RunSpec, by: &Principal) {
         let started = std::time::Instant::now();
         let grace = spec.grace_ms.unwrap_or(ms(self.config.review_delay));
         let run = RunProgress {
@@ -612,11 +614,9 @@ impl Collector {
             events::record(
                 &mut tx,
                 &events::NewEvent {
-                    actor: &spec.started_by,
-                    action: "gc.run",
                     target: Some(&id.to_string()),
                     reason: Some(&reason),
-                    ..Default::default()
+                    ..events::NewEvent::new(by, events::Action::GcRun)
                 },
                 now,
             )
@@ -769,9 +769,6 @@ impl RunProgress {
         self.cancel.load(Ordering::Relaxed)
     }
 }
-
-/// The actor the activity log names for the online collector's own passes.
-pub const COLLECTOR: &str = "gc";
 
 /// A run's or pass's figures in words, for the activity log.
 pub fn summary(f: &Figures) -> String {

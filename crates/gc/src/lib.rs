@@ -26,4 +26,25 @@ pub enum GcError {
     Meta(#[from] shipshape_meta::MetaError),
     #[error("storage: {0}")]
     Store(#[from] shipshape_store::StoreError),
+    /// The principal may not do this (`Principal::may`).
+    #[error("{who} may not {what}")]
+    Denied { who: String, what: &'static str },
+}
+
+impl GcError {
+    /// Refuses unless `by` may do `what` registry-wide.
+    pub fn check(
+        by: &shipshape_meta::Principal,
+        what: shipshape_meta::principal::Permission,
+        words: &'static str,
+    ) -> Result<(), GcError> {
+        if by.may(what, None) {
+            Ok(())
+        } else {
+            Err(GcError::Denied {
+                who: by.name.clone(),
+                what: words,
+            })
+        }
+    }
 }

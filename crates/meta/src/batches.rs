@@ -4,8 +4,31 @@
 
 use sqlx::Row;
 
+use crate::principal::Principal;
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
+
+/// The operation a batch records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    RepositoryDelete,
+    TagDelete,
+    TagBulkDelete,
+    ManifestDelete,
+    PolicyRun,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::RepositoryDelete => "repository.delete",
+            Operation::TagDelete => "tag.delete",
+            Operation::TagBulkDelete => "tag.bulk_delete",
+            Operation::ManifestDelete => "manifest.delete",
+            Operation::PolicyRun => "policy.run",
+        }
+    }
+}
 
 /// A recorded batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,17 +43,19 @@ pub struct Batch {
 /// Opens a batch for an operation about to remove tags of `repo`; returns its id.
 pub async fn create(
     conn: &mut dyn Conn,
-    action: &str,
+    action: Operation,
     repo: RepoId,
-    actor: &str,
+    by: &Principal,
     now: Millis,
 ) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO batches (action, repository_id, actor, at) VALUES (?, ?, ?, ?) RETURNING id",
+        "INSERT INTO batches (action, repository_id, actor, actor_id, at) VALUES (?, ?, ?, ?, ?)
+         RETURNING id",
     )
-    .bind(action)
+    .bind(action.as_str())
     .bind(repo.0)
-    .bind(actor)
+    .bind(&by.name)
+    .bind(by.audit_id())
     .bind(now)
     .fetch_one(conn.sqlite())
     .await?)
@@ -57,12 +82,12 @@ pub async fn get(conn: &mut dyn Conn, id: i64) -> Result<Option<Batch>> {
 }
 
 /// The latest batch of `action` on a repository: the deletion a repository restore undoes.
-pub async fn latest(conn: &mut dyn Conn, repo: RepoId, action: &str) -> Result<Option<i64>> {
+pub async fn latest(conn: &mut dyn Conn, repo: RepoId, action: Operation) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM batches WHERE repository_id = ? AND action = ? ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
-    .bind(action)
+    .bind(action.as_str())
     .fetch_optional(conn.sqlite())
     .await?)
 }

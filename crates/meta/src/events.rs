@@ -3,92 +3,132 @@
 
 use sqlx::Row;
 
+use crate::principal::Principal;
 use crate::{Conn, Millis, Result};
 
-/// What the activity log records, each as `family.verb`. A filter names one of these or a
+/// What the activity log records, each named `family.verb`. A filter names one of these or a
 /// family (`tag` for every `tag.*`).
-pub const ACTIONS: &[&str] = &[
-    "tag.push",
-    "tag.delete",
-    "tag.restore",
-    "manifest.push",
-    "manifest.delete",
-    "blob.delete",
-    "repository.delete",
-    "repository.restore",
-    "policy.apply",
-    "policy.remove",
-    "policy.run",
-    "gc.run",
-    "gc.collect",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    TagPush,
+    TagDelete,
+    TagRestore,
+    ManifestPush,
+    ManifestDelete,
+    BlobDelete,
+    RepositoryDelete,
+    RepositoryRestore,
+    PolicyApply,
+    PolicyRemove,
+    PolicyRun,
+    GcRun,
+    GcCollect,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::TagPush,
+        Action::TagDelete,
+        Action::TagRestore,
+        Action::ManifestPush,
+        Action::ManifestDelete,
+        Action::BlobDelete,
+        Action::RepositoryDelete,
+        Action::RepositoryRestore,
+        Action::PolicyApply,
+        Action::PolicyRemove,
+        Action::PolicyRun,
+        Action::GcRun,
+        Action::GcCollect,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::TagPush => "tag.push",
+            Action::TagDelete => "tag.delete",
+            Action::TagRestore => "tag.restore",
+            Action::ManifestPush => "manifest.push",
+            Action::ManifestDelete => "manifest.delete",
+            Action::BlobDelete => "blob.delete",
+            Action::RepositoryDelete => "repository.delete",
+            Action::RepositoryRestore => "repository.restore",
+            Action::PolicyApply => "policy.apply",
+            Action::PolicyRemove => "policy.remove",
+            Action::PolicyRun => "policy.run",
+            Action::GcRun => "gc.run",
+            Action::GcCollect => "gc.collect",
+        }
+    }
+
+    /// The part before the dot: what a family filter names.
+    pub fn family(self) -> &'static str {
+        let s = self.as_str();
+        &s[..s.find('.').unwrap_or(s.len())]
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = crate::MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| crate::MetaError::Corrupt(format!("unknown activity-log action {s:?}")))
+    }
+}
 
 /// Whether `filter` names a recorded action or a family of them.
 pub fn is_known_action(filter: &str) -> bool {
-    ACTIONS
+    Action::ALL
         .iter()
-        .any(|a| *a == filter || a.split('.').next() == Some(filter))
+        .any(|a| a.as_str() == filter || a.family() == filter)
 }
 
-/// One entry of the activity log.
-#[derive(Clone, Debug, Default)]
+/// One entry of the activity log. Build it with `NewEvent::new` and set what applies.
+#[derive(Clone, Debug)]
 pub struct NewEvent<'a> {
-    pub actor: &'a str,
-    pub source: Option<&'a str>,
-    pub action: &'a str,
+    pub by: &'a Principal,
+    pub action: Action,
     pub repository: Option<&'a str>,
     pub target: Option<&'a str>,
     pub digest: Option<String>,
     pub reason: Option<&'a str>,
 }
 
+impl<'a> NewEvent<'a> {
+    pub fn new(by: &'a Principal, action: Action) -> Self {
+        NewEvent {
+            by,
+            action,
+            repository: None,
+            target: None,
+            digest: None,
+            reason: None,
+        }
+    }
+}
+
 pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
-    debug_assert!(ACTIONS.contains(&e.action), "unlisted action {}", e.action);
     sqlx::query(
-        "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO events (at, actor, actor_id, source, action, repository, target, digest,
+                             reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(now)
-    .bind(e.actor)
-    .bind(e.source)
-    .bind(e.action)
+    .bind(&e.by.name)
+    .bind(e.by.audit_id())
+    .bind(e.by.source.as_deref())
+    .bind(e.action.as_str())
     .bind(e.repository)
     .bind(e.target)
     .bind(e.digest.as_deref())
     .bind(e.reason)
-    .execute(conn.sqlite())
-    .await?;
-    Ok(())
-}
-
-/// Records several events at once, in order (the collector's reviews, a batch at a time).
-pub async fn record_many(conn: &mut dyn Conn, events: &[NewEvent<'_>], now: Millis) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!([
-                e.actor,
-                e.source,
-                e.action,
-                e.repository,
-                e.target,
-                e.digest,
-                e.reason
-            ])
-        })
-        .collect();
-    let rows = crate::json(&rows)?;
-    sqlx::query(
-        "INSERT INTO events (at, actor, source, action, repository, target, digest, reason)
-         SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-                value ->> 6
-         FROM json_each(?2) ORDER BY key",
-    )
-    .bind(now)
-    .bind(rows)
     .execute(conn.sqlite())
     .await?;
     Ok(())
@@ -101,7 +141,7 @@ pub struct Event {
     pub at: Millis,
     pub actor: String,
     pub source: Option<String>,
-    pub action: String,
+    pub action: Action,
     pub repository: Option<String>,
     pub target: Option<String>,
     pub digest: Option<String>,
@@ -148,7 +188,7 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
                 at: r.try_get("at")?,
                 actor: r.try_get("actor")?,
                 source: r.try_get("source")?,
-                action: r.try_get("action")?,
+                action: r.try_get::<&str, _>("action")?.parse()?,
                 repository: r.try_get("repository")?,
                 target: r.try_get("target")?,
                 digest: r.try_get("digest")?,

@@ -19,6 +19,7 @@ pub mod events;
 pub mod ids;
 pub mod manifests;
 pub mod policies;
+pub mod principal;
 pub mod queue;
 pub mod repos;
 pub mod reviews;
@@ -37,6 +38,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use clock::{Clock, Millis, SystemClock};
 pub use db::{Conn, Reader, Tx, rollback};
+pub use principal::Principal;
 
 /// Catalogue errors. Absence is expressed with `Option` in return values, not errors.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::principal::Principal;
 use crate::runs::RunState;
 use crate::{Conn, MetaError, Millis, Result};
 
@@ -38,7 +39,7 @@ pub struct PolicyRow<'a> {
     pub document: &'a str,
     pub schedule: Option<&'a str>,
     pub next_run_at: Option<Millis>,
-    pub actor: &'a str,
+    pub by: &'a Principal,
 }
 
 /// Creates or replaces a policy; returns whether it was new.
@@ -48,18 +49,20 @@ pub async fn put(conn: &mut dyn Conn, p: &PolicyRow<'_>, now: Millis) -> Result<
         .fetch_one(conn.sqlite())
         .await?;
     sqlx::query(
-        "INSERT INTO policies (name, document, schedule, next_run_at, created_at, updated_at, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+        "INSERT INTO policies (name, document, schedule, next_run_at, created_at, updated_at,
+                               updated_by, updated_by_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
          ON CONFLICT (name) DO UPDATE SET document = excluded.document, schedule = excluded.schedule,
              next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
-             updated_by = excluded.updated_by",
+             updated_by = excluded.updated_by, updated_by_id = excluded.updated_by_id",
     )
     .bind(p.name)
     .bind(p.document)
     .bind(p.schedule)
     .bind(p.next_run_at)
     .bind(now)
-    .bind(p.actor)
+    .bind(&p.by.name)
+    .bind(p.by.audit_id())
     .execute(conn.sqlite())
     .await?;
     bump_version(conn).await?;
@@ -301,7 +304,7 @@ pub struct NewRun<'a> {
     pub policy: &'a str,
     pub document: &'a str,
     pub trigger: Trigger,
-    pub started_by: &'a str,
+    pub started_by: &'a Principal,
 }
 
 /// Starts a run of a policy, or returns `Err(active_id)` when that policy is already running.
@@ -321,15 +324,17 @@ pub async fn start_run(
     // The unique index on (policy) for running runs refuses a second one, even from another
     // node starting it at the same instant.
     let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO policy_runs (policy, document, trigger, state, started_by, started_at, evaluated_at)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?5)
+        "INSERT INTO policy_runs (policy, document, trigger, state, started_by, started_by_id,
+                                  started_at, evaluated_at)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?6, ?5, ?5)
          ON CONFLICT (policy) WHERE state = 'running' DO NOTHING RETURNING id",
     )
     .bind(run.policy)
     .bind(run.document)
     .bind(run.trigger.as_str())
-    .bind(run.started_by)
+    .bind(&run.started_by.name)
     .bind(now)
+    .bind(run.started_by.audit_id())
     .fetch_optional(conn.sqlite())
     .await?;
     match id {

@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use crate::principal::Principal;
 use crate::{Conn, MetaError, Millis, Result};
 
 /// The state of a run (of the collector, or of a retention policy).
@@ -98,7 +99,6 @@ pub struct RunSpec {
     pub sweep: bool,
     /// The grace period for this run only, when the operator gave one.
     pub grace_ms: Option<i64>,
-    pub started_by: String,
 }
 
 /// What a run deleted (or would delete, in a dry run).
@@ -135,6 +135,8 @@ pub struct Run {
     pub id: i64,
     pub state: RunState,
     pub spec: RunSpec,
+    /// Who started it, by name as it was then.
+    pub started_by: String,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
     pub figures: Figures,
@@ -161,8 +163,8 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
             include_untagged: r.try_get("include_untagged")?,
             sweep: r.try_get("sweep")?,
             grace_ms: r.try_get("grace_ms")?,
-            started_by: r.try_get("started_by")?,
         },
+        started_by: r.try_get("started_by")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         figures: Figures {
@@ -184,21 +186,24 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
 pub async fn start_run(
     conn: &mut dyn Conn,
     spec: &RunSpec,
+    by: &Principal,
     now: Millis,
 ) -> Result<std::result::Result<i64, i64>> {
     if let Some(active) = active_run(conn).await? {
         return Ok(Err(active.id));
     }
     let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO gc_runs (state, dry_run, include_untagged, sweep, grace_ms, started_by, started_at)
-         VALUES ('running', ?, ?, ?, ?, ?, ?)
+        "INSERT INTO gc_runs (state, dry_run, include_untagged, sweep, grace_ms, started_by,
+                              started_by_id, started_at)
+         VALUES ('running', ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (state) WHERE state = 'running' DO NOTHING RETURNING id",
     )
     .bind(spec.dry_run)
     .bind(spec.include_untagged)
     .bind(spec.sweep)
     .bind(spec.grace_ms)
-    .bind(&spec.started_by)
+    .bind(&by.name)
+    .bind(by.audit_id())
     .bind(now)
     .fetch_optional(conn.sqlite())
     .await?;

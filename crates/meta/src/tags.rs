@@ -5,6 +5,7 @@ use shipshape_oci::{Digest, RepoName, Tag};
 use sqlx::Row;
 
 use crate::manifests::{ManifestHead, ManifestId, ManifestRead, read_from_row};
+use crate::principal::Principal;
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
 
@@ -55,15 +56,15 @@ pub async fn resolve(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Opt
 /// at once: a repository deletion, a bulk delete, a policy run's repository).
 #[derive(Clone, Copy, Debug)]
 pub struct By<'a> {
-    pub actor: &'a str,
+    pub principal: &'a Principal,
     pub now: Millis,
     pub batch: Option<i64>,
 }
 
 impl<'a> By<'a> {
-    pub fn new(actor: &'a str, now: Millis) -> Self {
+    pub fn new(principal: &'a Principal, now: Millis) -> Self {
         By {
-            actor,
+            principal,
             now,
             batch: None,
         }
@@ -152,16 +153,18 @@ struct Change<'a> {
 async fn history(conn: &mut dyn Conn, repo: RepoId, change: Change<'_>, by: &By<'_>) -> Result<()> {
     let from_state = change.from.map(|(_, s)| s);
     sqlx::query(
-        "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor, at,
-                                  from_pushed_at, from_last_pulled_at, from_pull_count, batch)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor,
+                                  actor_id, at, from_pushed_at, from_last_pulled_at,
+                                  from_pull_count, batch)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(repo.0)
     .bind(change.tag)
     .bind(change.action)
     .bind(change.from.map(|(d, _)| d.to_string()))
     .bind(change.to.map(|d| d.to_string()))
-    .bind(by.actor)
+    .bind(&by.principal.name)
+    .bind(by.principal.audit_id())
     .bind(by.now)
     .bind(from_state.map(|s| s.pushed_at))
     .bind(from_state.and_then(|s| s.last_pulled_at))

@@ -167,6 +167,7 @@ impl From<RegistryError> for ApiError {
             } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg).with_detail(json!({
                 "protected": { "tag": tag, "policy": policy, "pattern": pattern }
             })),
+            E::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
             E::DeletionDisabled => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
@@ -191,7 +192,12 @@ impl ApiError {
 
 impl From<shipshape_gc::GcError> for ApiError {
     fn from(e: shipshape_gc::GcError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            shipshape_gc::GcError::Denied { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "DENIED", e.to_string())
+            }
+            _ => ApiError::internal(&e),
+        }
     }
 }
 
@@ -207,6 +213,7 @@ impl From<shipshape_gc::retention::RetentionError> for ApiError {
             E::DeletionDisabled => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
+            E::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
             E::Meta(cause) => ApiError::internal(&cause),
         }
     }

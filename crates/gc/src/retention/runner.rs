@@ -16,6 +16,7 @@ pub use shipshape_meta::policies::Trigger;
 use shipshape_meta::policies::{
     self as q, ItemKind, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy,
 };
+use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::runs::RunState;
 use shipshape_meta::{Catalogue, Clock, Conn, MetaError, Millis, commit, events, manifests};
 use shipshape_meta::{batches, repos, tags, usage};
@@ -40,6 +41,9 @@ pub enum RetentionError {
     DeletionDisabled,
     #[error("catalogue: {0}")]
     Meta(#[from] MetaError),
+    /// The principal may not do this (`Principal::may`).
+    #[error("{who} may not {what}")]
+    Denied { who: String, what: &'static str },
 }
 
 pub type Result<T> = std::result::Result<T, RetentionError>;
@@ -135,9 +139,6 @@ pub struct Preview {
 
 pub type PreviewFigures = RunFigures;
 
-/// The actor recorded for scheduled runs.
-pub const SCHEDULER: &str = "scheduler";
-
 /// Stores, previews and runs retention policies.
 #[derive(Clone, Debug)]
 pub struct Retention {
@@ -192,12 +193,8 @@ impl Retention {
     }
 
     /// Creates or replaces a policy. Returns the stored policy and whether it is new.
-    pub async fn apply(
-        &self,
-        spec: &PolicySpec,
-        actor: &str,
-        source: Option<&str>,
-    ) -> Result<(StoredPolicy, bool)> {
+    pub async fn apply(&self, spec: &PolicySpec, by: &Principal) -> Result<(StoredPolicy, bool)> {
+        check(by, "apply retention policies")?;
         let policy = spec.validate()?;
         let now = self.clock.now();
         let document = serde_json::to_string(spec).expect("a policy serialises");
@@ -210,7 +207,7 @@ impl Retention {
                 document: &document,
                 schedule: schedule.as_deref(),
                 next_run_at: policy.schedule().map(|s| s.next_after(now)),
-                actor,
+                by,
             },
             now,
         )
@@ -218,12 +215,9 @@ impl Retention {
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor,
-                source,
-                action: "policy.apply",
                 target: Some(policy.name()),
                 reason: Some(if created { "created" } else { "updated" }),
-                ..Default::default()
+                ..events::NewEvent::new(by, events::Action::PolicyApply)
             },
             now,
         )
@@ -237,7 +231,8 @@ impl Retention {
     }
 
     /// Removes a policy. Its runs stay in the history.
-    pub async fn remove(&self, name: &str, actor: &str, source: Option<&str>) -> Result<()> {
+    pub async fn remove(&self, name: &str, by: &Principal) -> Result<()> {
+        check(by, "remove retention policies")?;
         let now = self.clock.now();
         let mut tx = self.catalogue.begin().await?;
         if !q::remove(&mut tx, name).await? {
@@ -246,11 +241,8 @@ impl Retention {
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor,
-                source,
-                action: "policy.remove",
                 target: Some(name),
-                ..Default::default()
+                ..events::NewEvent::new(by, events::Action::PolicyRemove)
             },
             now,
         )
@@ -281,7 +273,7 @@ impl Retention {
 
     /// What `policy` (applied or a draft) would delete now, and why, for every repository in
     /// its scope. Nothing is changed.
-    pub async fn preview(&self, policy: &Policy) -> Result<Preview> {
+    pub async fn preview(&self, policy: &Policy, by: &Principal) -> Result<Preview> {
         let now = self.clock.now();
         let repos = self.repositories_in_scope(policy).await?;
         let mut figures = RunFigures::default();
@@ -289,7 +281,7 @@ impl Retention {
         for (id, name) in repos {
             let mut tx = self.catalogue.begin().await?;
             let (decided, f) = self
-                .apply_to_repository(&mut tx, policy, id, &name, now, &Deleter::Preview)
+                .apply_to_repository(&mut tx, policy, id, &name, now, &Deleter::Preview { by })
                 .await?;
             // Rolled back: the deletions were made only to measure what they free.
             shipshape_meta::rollback(tx).await?;
@@ -375,9 +367,16 @@ impl Retention {
         let mut freed_manifests = Vec::new();
         // One batch for everything the policy removes from this repository, so the restore bin
         // can bring it back at once.
-        let mut by = tags::By::new(deleter.actor(), now);
+        let mut by = tags::By::new(deleter.principal(), now);
         if decisions.iter().any(|d| d.delete) {
-            let batch = batches::create(tx, "policy.run", repo_id, deleter.actor(), now).await?;
+            let batch = batches::create(
+                tx,
+                batches::Operation::PolicyRun,
+                repo_id,
+                deleter.principal(),
+                now,
+            )
+            .await?;
             by = by.in_batch(batch);
             figures.repositories_affected = 1;
         }
@@ -394,25 +393,23 @@ impl Retention {
                 tags::delete(tx, repo_id, &tag, &by).await?;
                 freed_manifests.push(tag_rows[i].manifest_id);
                 figures.tags_deleted += 1;
-                "tag.delete"
+                events::Action::TagDelete
             } else {
                 let id = by_digest[&d.target].head.id;
                 manifests::soft_delete(tx, id, now).await?;
                 freed_manifests.push(id);
                 figures.manifests_deleted += 1;
-                "manifest.delete"
+                events::Action::ManifestDelete
             };
-            if let Deleter::Run { run, actor } = deleter {
+            if let Deleter::Run { run, by } = deleter {
                 events::record(
                     tx,
                     &events::NewEvent {
-                        actor,
-                        source: None,
-                        action,
                         repository: Some(repo),
                         target: Some(&d.target),
                         digest: Some(d.digest.clone()),
                         reason: Some(&reason),
+                        ..events::NewEvent::new(by, action)
                     },
                     now,
                 )
@@ -453,7 +450,8 @@ impl Retention {
 
     /// Starts a run of an applied policy in the background. The rules are evaluated at the
     /// instant the run starts.
-    pub async fn start(&self, name: &str, trigger: Trigger, actor: &str) -> Result<PolicyRun> {
+    pub async fn start(&self, name: &str, trigger: Trigger, by: &Principal) -> Result<PolicyRun> {
+        check(by, "run retention policies")?;
         let (stored, policy) = self.get(name).await?;
         if !self.deletion_enabled {
             return Err(RetentionError::DeletionDisabled);
@@ -466,7 +464,7 @@ impl Retention {
                 policy: name,
                 document: &stored.document,
                 trigger,
-                started_by: actor,
+                started_by: by,
             },
             now,
         )
@@ -480,18 +478,25 @@ impl Retention {
             .expect("the run was just written");
         commit(tx).await?;
         let this = self.clone();
-        let actor = actor.to_string();
+        let by = by.clone();
         tokio::spawn(async move {
-            this.execute(id, &policy, trigger, &actor, now).await;
+            this.execute(id, &policy, trigger, &by, now).await;
         });
         Ok(run)
     }
 
-    async fn execute(&self, id: i64, policy: &Policy, trigger: Trigger, actor: &str, now: Millis) {
+    async fn execute(
+        &self,
+        id: i64,
+        policy: &Policy,
+        trigger: Trigger,
+        by: &Principal,
+        now: Millis,
+    ) {
         let mut figures = RunFigures::default();
         let mut errors = Vec::new();
         let state = match self
-            .execute_repositories(id, policy, actor, now, &mut figures, &mut errors)
+            .execute_repositories(id, policy, by, now, &mut figures, &mut errors)
             .await
         {
             Ok(true) => RunState::Cancelled,
@@ -523,11 +528,9 @@ impl Retention {
                 events::record(
                     &mut tx,
                     &events::NewEvent {
-                        actor,
-                        action: "policy.run",
                         target: Some(policy.name()),
                         reason: Some(&reason),
-                        ..Default::default()
+                        ..events::NewEvent::new(by, events::Action::PolicyRun)
                     },
                     self.clock.now(),
                 )
@@ -558,14 +561,14 @@ impl Retention {
         &self,
         id: i64,
         policy: &Policy,
-        actor: &str,
+        by: &Principal,
         now: Millis,
         figures: &mut RunFigures,
         errors: &mut Vec<String>,
     ) -> Result<bool> {
         for (done, (repo_id, name)) in (1..).zip(self.repositories_in_scope(policy).await?) {
             let mut tx = self.catalogue.begin().await?;
-            let deleter = Deleter::Run { run: id, actor };
+            let deleter = Deleter::Run { run: id, by };
             match self
                 .apply_to_repository(&mut tx, policy, repo_id, &name, now, &deleter)
                 .await
@@ -641,7 +644,14 @@ impl Retention {
             if !moved {
                 continue;
             }
-            match self.start(&name, Trigger::Schedule, SCHEDULER).await {
+            match self
+                .start(
+                    &name,
+                    Trigger::Schedule,
+                    &Principal::system(System::Scheduler),
+                )
+                .await
+            {
                 Ok(run) => started.push(run.id),
                 Err(RetentionError::RunActive { active, .. }) => {
                     tracing::warn!(policy = %name, active, "scheduled run skipped: the previous run is still going");
@@ -682,15 +692,26 @@ impl Retention {
 
 /// Who deletes: a preview records nothing; a run records events and run items.
 enum Deleter<'a> {
-    Preview,
-    Run { run: i64, actor: &'a str },
+    Preview { by: &'a Principal },
+    Run { run: i64, by: &'a Principal },
 }
 
 impl Deleter<'_> {
-    fn actor(&self) -> &str {
+    fn principal(&self) -> &Principal {
         match self {
-            Deleter::Preview => "preview",
-            Deleter::Run { actor, .. } => actor,
+            Deleter::Preview { by } | Deleter::Run { by, .. } => by,
         }
+    }
+}
+
+/// Refuses unless `by` may manage retention policies.
+fn check(by: &Principal, words: &'static str) -> Result<()> {
+    if by.may(Permission::ManagePolicies, None) {
+        Ok(())
+    } else {
+        Err(RetentionError::Denied {
+            who: by.name.clone(),
+            what: words,
+        })
     }
 }

@@ -99,7 +99,7 @@ fn info(r: Run) -> RunInfo {
         include_untagged_manifests: r.spec.include_untagged,
         sweep: r.spec.sweep,
         grace_ms: r.spec.grace_ms,
-        started_by: r.spec.started_by,
+        started_by: r.started_by,
         started_at: time(r.started_at),
         finished_at: r.finished_at.map(time),
         duration_ms: r.finished_at.map(|f| f - r.started_at),
@@ -158,9 +158,12 @@ pub async fn start(
             .unwrap_or(app.collector.config().untagged_manifests),
         sweep: opts.sweep.unwrap_or(false),
         grace_ms,
-        started_by: format!("anonymous@{}", peer.ip()),
     };
-    match app.collector.start_run(spec).await {
+    match app
+        .collector
+        .start_run(spec, &crate::http::actor(Some(peer)))
+        .await
+    {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(info(run))).into_response()),
         Err(StartError::Active(id)) => {
             let mut resp = ApiError::new(
@@ -253,8 +256,16 @@ pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResul
     params(("id" = i64, Path, description = "run id")),
     responses((status = 202, body = RunInfo), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    match app.collector.cancel(id).await? {
+pub async fn cancel(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    match app
+        .collector
+        .cancel(id, &crate::http::actor(Some(peer)))
+        .await?
+    {
         None => Err(no_run(&format!("garbage collection run {id} is not known"))),
         Some(r) if r.state != RunState::Running => Err(ApiError::new(
             StatusCode::CONFLICT,

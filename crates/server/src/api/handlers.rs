@@ -16,13 +16,10 @@ use shipshape_oci::{RepoName, Tag};
 use super::model::{self, time};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::registry::{Actor, Overwrite, TagQuery};
+use crate::http::actor;
+use crate::registry::{Overwrite, TagQuery};
 
 type ApiResult = Result<Response, ApiError>;
-
-fn actor(peer: Option<SocketAddr>) -> Actor {
-    Actor::anonymous(peer.map(|p| p.ip().to_string()))
-}
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
@@ -462,7 +459,7 @@ fn history(repo: &RepoName, entries: Vec<shipshape_meta::tags::HistoryEntry>) ->
             .into_iter()
             .map(|e| model::HistoryEntry {
                 tag: e.tag,
-                action: e.action,
+                action: e.action.to_string(),
                 from_digest: e.from_digest.map(|d| d.to_string()),
                 to_digest: e.to_digest.map(|d| d.to_string()),
                 actor: e.actor,
@@ -767,7 +764,7 @@ pub async fn list_events(State(app): State<AppState>, Query(q): Query<EventQuery
             at: time(e.at),
             actor: e.actor,
             source: e.source,
-            action: e.action,
+            action: e.action.to_string(),
             repository: e.repository,
             target: e.target,
             digest: e.digest,

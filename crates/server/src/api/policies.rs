@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use super::model::{ErrorBody, time};
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::registry::Principal;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -25,8 +26,8 @@ fn error(e: RetentionError) -> ApiError {
     e.into()
 }
 
-fn who(peer: SocketAddr) -> String {
-    format!("anonymous@{}", peer.ip())
+fn who(peer: SocketAddr) -> Principal {
+    crate::http::actor(Some(peer))
 }
 
 fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
@@ -114,10 +115,9 @@ pub async fn put(
             ),
         ));
     }
-    let source = peer.ip().to_string();
     let (stored, created) = app
         .retention
-        .apply(&spec, "anonymous", Some(&source))
+        .apply(&spec, &who(peer))
         .await
         .map_err(error)?;
     let status = if created {
@@ -137,9 +137,8 @@ pub async fn remove(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let source = peer.ip().to_string();
     app.retention
-        .remove(&name, "anonymous", Some(&source))
+        .remove(&name, &who(peer))
         .await
         .map_err(error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -244,9 +243,17 @@ fn preview_info(p: Preview) -> PreviewInfo {
 #[utoipa::path(post, path = "/api/v1/policies/{name}/preview",
     params(("name" = String, Path, description = "policy name")),
     responses((status = 200, body = PreviewInfo), (status = 404, body = ErrorBody)))]
-pub async fn preview_saved(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult {
+pub async fn preview_saved(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+) -> ApiResult {
     let (_, policy) = app.retention.get(&name).await.map_err(error)?;
-    let p = app.retention.preview(&policy).await.map_err(error)?;
+    let p = app
+        .retention
+        .preview(&policy, &who(peer))
+        .await
+        .map_err(error)?;
     Ok(Json(preview_info(p)).into_response())
 }
 
@@ -255,11 +262,19 @@ pub async fn preview_saved(State(app): State<AppState>, Path(name): Path<String>
     request_body(content = String, description = "the policy document, JSON or TOML"),
     responses((status = 200, body = PreviewInfo),
               (status = 400, description = "invalid policy", body = ErrorBody)))]
-pub async fn preview_draft(State(app): State<AppState>, body: axum::body::Bytes) -> ApiResult {
+pub async fn preview_draft(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     let policy = parse_document(&body)?
         .validate()
         .map_err(|e| error(RetentionError::Invalid(e)))?;
-    let p = app.retention.preview(&policy).await.map_err(error)?;
+    let p = app
+        .retention
+        .preview(&policy, &who(peer))
+        .await
+        .map_err(error)?;
     Ok(Json(preview_info(p)).into_response())
 }
 

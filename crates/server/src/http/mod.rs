@@ -17,7 +17,7 @@ pub use router::router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::registry::{Actor, Registry};
+use crate::registry::{Principal, Registry};
 
 /// Shared state of every handler. Cloned for every request, so it is one reference count:
 /// the services inside hold paths, configuration and several pools each.
@@ -45,7 +45,8 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The caller of a request. Until authentication exists, everyone is `anonymous`.
-fn actor(peer: Option<SocketAddr>) -> Actor {
-    Actor::anonymous(peer.map(|p| p.ip().to_string()))
+/// The caller of a request, as every service call takes it. Until authentication exists,
+/// everyone is the anonymous principal, with the client's address as the source.
+pub(crate) fn actor(peer: Option<SocketAddr>) -> Principal {
+    Principal::anonymous(peer.map(|p| p.ip().to_string()))
 }

@@ -6,7 +6,7 @@ use shipshape_meta::{blobs, commit, events, repos};
 use shipshape_oci::{Digest, RepoName, UploadId};
 use shipshape_store::{ByteRange, StorageKey, StoreError};
 
-use super::{Actor, Registry, RegistryError, Result};
+use super::{Permission, Principal, Registry, RegistryError, Result};
 
 /// A blob about to be served.
 pub struct BlobRead {
@@ -85,7 +85,13 @@ impl Registry {
 
     /// Removes the blob's link from this repository. Refused while a manifest of the repository
     /// references it, because that would break the image.
-    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest, actor: &Actor) -> Result<()> {
+    pub async fn delete_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        actor: &Principal,
+    ) -> Result<()> {
+        self.require(actor, Permission::Delete, repo, "delete blobs")?;
         self.require_deletion()?;
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
@@ -103,12 +109,9 @@ impl Registry {
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor: &actor.name,
-                source: actor.source.as_deref(),
-                action: "blob.delete",
                 repository: Some(repo.as_str()),
                 digest: Some(digest.to_string()),
-                ..Default::default()
+                ..events::NewEvent::new(actor, events::Action::BlobDelete)
             },
             now,
         )

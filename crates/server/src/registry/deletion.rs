@@ -14,7 +14,7 @@ use shipshape_meta::tags::By;
 use shipshape_meta::{Conn, Millis, batches, blobs, commit, events, manifests, repos, tags, usage};
 use shipshape_oci::{Digest, RepoName, Tag};
 
-use super::{Actor, Registry, RegistryError, Result, protection};
+use super::{Permission, Principal, Registry, RegistryError, Result, protection};
 
 /// What a deletion took out of use.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -148,8 +148,9 @@ impl Registry {
         repo: &RepoName,
         confirm: Option<&str>,
         override_protection: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<RepositoryDeletion> {
+        self.require(actor, Permission::Delete, repo, "delete repositories")?;
         self.require_deletion()?;
         if confirm != Some(repo.as_str()) {
             return Err(RegistryError::ConfirmationRequired(repo.clone()));
@@ -159,9 +160,15 @@ impl Registry {
         let repo_id = repos::find(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let batch =
-            batches::create(&mut tx, "repository.delete", repo_id, &actor.name, now).await?;
-        let by = By::new(&actor.name, now).in_batch(batch);
+        let batch = batches::create(
+            &mut tx,
+            batches::Operation::RepositoryDelete,
+            repo_id,
+            actor,
+            now,
+        )
+        .await?;
+        let by = By::new(actor, now).in_batch(batch);
         let live: Vec<ManifestId> = manifests::summaries(&mut tx, repo_id)
             .await?
             .into_iter()
@@ -169,7 +176,13 @@ impl Registry {
             .collect();
         let removed = tags::delete_all(&mut tx, repo_id, &by).await?;
         let overridden = self
-            .guard_tags(&mut tx, repo, &tag_names(&removed), override_protection)
+            .guard_tags(
+                &mut tx,
+                repo,
+                &tag_names(&removed),
+                actor,
+                override_protection,
+            )
             .await?;
         let manifests = manifests::soft_delete_all(&mut tx, repo_id, now).await?;
         blobs::unlink_all(&mut tx, repo_id, now).await?;
@@ -179,13 +192,10 @@ impl Registry {
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor: &actor.name,
-                source: actor.source.as_deref(),
-                action: "repository.delete",
                 repository: Some(repo.as_str()),
                 target: Some(&summary),
                 reason: overridden.then_some(protection::OVERRIDDEN),
-                ..Default::default()
+                ..events::NewEvent::new(actor, events::Action::RepositoryDelete)
             },
             now,
         )
@@ -212,8 +222,9 @@ impl Registry {
         names: &[Tag],
         override_protection: bool,
         dry_run: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<TagsDeletion> {
+        self.require(actor, Permission::Push, repo, "delete tags")?;
         if !dry_run {
             self.require_deletion()?;
         }
@@ -242,11 +253,13 @@ impl Registry {
                 &mut tx,
                 repo,
                 &names.iter().map(Tag::as_str).collect::<Vec<_>>(),
+                actor,
                 override_protection,
             )
             .await?;
-        let batch = batches::create(&mut tx, "tag.delete", repo_id, &actor.name, now).await?;
-        let by = By::new(&actor.name, now).in_batch(batch);
+        let batch =
+            batches::create(&mut tx, batches::Operation::TagDelete, repo_id, actor, now).await?;
+        let by = By::new(actor, now).in_batch(batch);
         let mut deleted = Vec::new();
         let mut gone = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -260,13 +273,11 @@ impl Registry {
                 events::record(
                     &mut tx,
                     &events::NewEvent {
-                        actor: &actor.name,
-                        source: actor.source.as_deref(),
-                        action: "tag.delete",
                         repository: Some(repo.as_str()),
                         target: Some(t.as_str()),
                         digest: Some(head.digest.to_string()),
                         reason: overridden.then_some(protection::OVERRIDDEN),
+                        ..events::NewEvent::new(actor, events::Action::TagDelete)
                     },
                     now,
                 )
@@ -301,8 +312,9 @@ impl Registry {
         spec: &FilterSpec,
         dry_run: bool,
         override_protection: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<BulkDeletion> {
+        self.require(actor, Permission::Push, repo, "delete tags")?;
         if !dry_run {
             self.require_deletion()?;
         }
@@ -347,8 +359,15 @@ impl Registry {
             .filter(|d| d.delete)
             .map(|d| d.tag.clone())
             .collect();
-        let batch = batches::create(&mut tx, "tag.bulk_delete", repo_id, &actor.name, now).await?;
-        let by = By::new(&actor.name, now).in_batch(batch);
+        let batch = batches::create(
+            &mut tx,
+            batches::Operation::TagBulkDelete,
+            repo_id,
+            actor,
+            now,
+        )
+        .await?;
+        let by = By::new(actor, now).in_batch(batch);
         let mut gone = Vec::new();
         for d in decisions.iter().filter(|d| d.delete) {
             let tag: Tag = d.tag.parse().map_err(|e: shipshape_oci::NameError| {
@@ -364,13 +383,11 @@ impl Registry {
             events::record(
                 &mut tx,
                 &events::NewEvent {
-                    actor: &actor.name,
-                    source: actor.source.as_deref(),
-                    action: "tag.delete",
                     repository: Some(repo.as_str()),
                     target: Some(tag.as_str()),
                     digest: digest.map(|d| d.to_string()),
                     reason: Some(&reason),
+                    ..events::NewEvent::new(actor, events::Action::TagDelete)
                 },
                 now,
             )
@@ -397,8 +414,9 @@ impl Registry {
         repo: &RepoName,
         tag: &Tag,
         override_protection: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<Digest> {
+        self.require(actor, Permission::Push, repo, "delete tags")?;
         let done = self
             .delete_tags(
                 repo,
@@ -460,8 +478,9 @@ impl Registry {
         repo: &RepoName,
         prefix: &str,
         override_protection: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<ManifestDeletion> {
+        self.require(actor, Permission::Delete, repo, "delete manifests")?;
         self.require_deletion()?;
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find(&mut tx, repo)
@@ -493,7 +512,7 @@ impl Registry {
         repo_id: RepoId,
         head: &ManifestHead,
         override_protection: bool,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<(Vec<String>, i64)> {
         if let Some(index) = manifests::referencing_parent(tx, head.id).await? {
             return Err(RegistryError::ManifestInUse {
@@ -502,14 +521,16 @@ impl Registry {
             });
         }
         let now = self.now();
-        let batch = batches::create(tx, "manifest.delete", repo_id, &actor.name, now).await?;
-        let by = By::new(&actor.name, now).in_batch(batch);
+        let batch =
+            batches::create(tx, batches::Operation::ManifestDelete, repo_id, actor, now).await?;
+        let by = By::new(actor, now).in_batch(batch);
         let removed = tags::delete_for_manifest(tx, repo_id, head, &by).await?;
         let overridden = self
             .guard_tags(
                 tx,
                 repo,
                 &removed.iter().map(String::as_str).collect::<Vec<_>>(),
+                actor,
                 override_protection,
             )
             .await?;
@@ -518,13 +539,11 @@ impl Registry {
         events::record(
             tx,
             &events::NewEvent {
-                actor: &actor.name,
-                source: actor.source.as_deref(),
-                action: "manifest.delete",
                 repository: Some(repo.as_str()),
                 target: (!removed.is_empty()).then_some(tags_note.as_str()),
                 digest: Some(head.digest.to_string()),
                 reason: overridden.then_some(protection::OVERRIDDEN),
+                ..events::NewEvent::new(actor, events::Action::ManifestDelete)
             },
             now,
         )
@@ -563,7 +582,13 @@ impl Registry {
                 });
             }
             overridden = self
-                .guard_tag(tx, repo, tag.as_str(), how.override_protection)
+                .guard_tag(
+                    tx,
+                    repo,
+                    tag.as_str(),
+                    by.principal,
+                    how.override_protection,
+                )
                 .await?;
         }
         manifests::revive_tree(tx, repo_id, manifest.id, by.now).await?;
@@ -587,8 +612,9 @@ impl Registry {
         tag: &Tag,
         digest: Option<&str>,
         how: Overwrite,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<RestoredTag> {
+        self.require(actor, Permission::Push, repo, "restore tags")?;
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find_any(&mut tx, repo)
@@ -621,7 +647,7 @@ impl Registry {
             }
         };
         repos::get_or_create(&mut tx, repo, now).await?;
-        let by = By::new(&actor.name, now);
+        let by = By::new(actor, now);
         let Some((replaced, overridden)) = self
             .restore_one(&mut tx, (repo, repo_id), tag, &manifest, how, &by)
             .await?
@@ -634,9 +660,6 @@ impl Registry {
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor: &actor.name,
-                source: actor.source.as_deref(),
-                action: "tag.restore",
                 repository: Some(repo.as_str()),
                 target: Some(tag.as_str()),
                 digest: Some(manifest.digest.to_string()),
@@ -647,6 +670,7 @@ impl Registry {
                         "forced over a reused tag name"
                     }
                 }),
+                ..events::NewEvent::new(actor, events::Action::TagRestore)
             },
             now,
         )
@@ -666,7 +690,7 @@ impl Registry {
         &self,
         batch: i64,
         how: Overwrite,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<BatchRestore> {
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
@@ -677,6 +701,12 @@ impl Registry {
             .repository
             .parse()
             .map_err(|e| shipshape_meta::MetaError::Corrupt(format!("repository name: {e}")))?;
+        let what = if info.action == batches::Operation::RepositoryDelete.as_str() {
+            Permission::Delete
+        } else {
+            Permission::Push
+        };
+        self.require(actor, what, &repo, "restore what this batch removed")?;
         let repo_id = repos::find_any(&mut tx, &repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
@@ -702,13 +732,13 @@ impl Registry {
         if !conflicts.is_empty() {
             return Err(RegistryError::RestoreConflict { tags: conflicts });
         }
-        let revivable = if info.action == "repository.delete" {
+        let revivable = if info.action == batches::Operation::RepositoryDelete.as_str() {
             manifests::count_deleted_at(&mut tx, repo_id, info.at).await?
         } else {
             0
         };
         repos::get_or_create(&mut tx, &repo, now).await?;
-        let by = By::new(&actor.name, now);
+        let by = By::new(actor, now);
         let mut restored = Vec::new();
         let mut overridden = false;
         for (tag, manifest) in plan {
@@ -735,22 +765,19 @@ impl Registry {
                 "everything batch {batch} removed from {repo} is back already"
             )));
         }
-        let action = if info.action == "repository.delete" {
-            "repository.restore"
+        let action = if info.action == batches::Operation::RepositoryDelete.as_str() {
+            events::Action::RepositoryRestore
         } else {
-            "tag.restore"
+            events::Action::TagRestore
         };
         let target = format!("batch {batch} ({}): {} tags", info.action, restored.len());
         events::record(
             &mut tx,
             &events::NewEvent {
-                actor: &actor.name,
-                source: actor.source.as_deref(),
-                action,
                 repository: Some(repo.as_str()),
                 target: Some(&target),
                 reason: overridden.then_some(protection::OVERRIDDEN),
-                ..Default::default()
+                ..events::NewEvent::new(actor, action)
             },
             now,
         )
@@ -770,14 +797,15 @@ impl Registry {
         &self,
         repo: &RepoName,
         how: Overwrite,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<BatchRestore> {
+        self.require(actor, Permission::Delete, repo, "restore repositories")?;
         let batch = {
             let mut conn = self.catalogue.reader().await?;
             let repo_id = repos::find_any(&mut conn, repo)
                 .await?
                 .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-            batches::latest(&mut conn, repo_id, "repository.delete")
+            batches::latest(&mut conn, repo_id, batches::Operation::RepositoryDelete)
                 .await?
                 .ok_or_else(|| RegistryError::NothingToRestore {
                     repo: repo.clone(),

@@ -280,7 +280,7 @@ impl Registry {
         {
             return Err(RegistryError::InvalidFilter(format!(
                 "action {action:?} is not recorded; use one of {} or a family such as tag",
-                events::ACTIONS.join(", ")
+                events::Action::ALL.map(|a| a.as_str()).join(", ")
             )));
         }
         let mut conn = self.catalogue.reader().await?;

@@ -8,7 +8,7 @@ use shipshape_oci::manifest::{self, MAX_MANIFEST_BYTES};
 use shipshape_oci::{Algorithm, Digest, Reference, RepoName};
 
 use super::reads::{self, Leader, Role, Shared};
-use super::{Actor, Registry, RegistryError, Result};
+use super::{Permission, Principal, Registry, RegistryError, Result};
 
 /// A manifest about to be served.
 #[derive(Clone, Debug)]
@@ -130,8 +130,9 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         body: &[u8],
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<PushedManifest> {
+        self.require(actor, Permission::Push, repo, "push")?;
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::ManifestTooLarge {
                 limit: MAX_MANIFEST_BYTES,
@@ -185,7 +186,7 @@ impl Registry {
             now,
         )
         .await?;
-        let by = By::new(&actor.name, now);
+        let by = By::new(actor, now);
         if let Reference::Tag(tag) = reference {
             let head = ManifestHead {
                 id,
@@ -196,14 +197,12 @@ impl Registry {
             let previous = tags::set(&mut tx, repo_id, tag, &head, &by).await?;
             if previous.as_ref().is_some_and(|p| *p != digest) {
                 // Refusing drops the transaction: neither the manifest nor the move is kept.
-                self.guard_tag(&mut tx, repo, tag.as_str(), false).await?;
+                self.guard_tag(&mut tx, repo, tag.as_str(), actor, false)
+                    .await?;
             }
             events::record(
                 &mut tx,
                 &events::NewEvent {
-                    actor: &actor.name,
-                    source: actor.source.as_deref(),
-                    action: "tag.push",
                     repository: Some(repo.as_str()),
                     target: Some(tag.as_str()),
                     digest: Some(digest.to_string()),
@@ -211,6 +210,7 @@ impl Registry {
                         .as_ref()
                         .filter(|p| **p != digest)
                         .map(|_| "moved from another manifest, which stays restorable"),
+                    ..events::NewEvent::new(actor, events::Action::TagPush)
                 },
                 now,
             )
@@ -220,13 +220,10 @@ impl Registry {
             events::record(
                 &mut tx,
                 &events::NewEvent {
-                    actor: &actor.name,
-                    source: actor.source.as_deref(),
-                    action: "manifest.push",
                     repository: Some(repo.as_str()),
                     digest: Some(digest.to_string()),
                     reason: (!created).then_some("pushed again"),
-                    ..Default::default()
+                    ..events::NewEvent::new(actor, events::Action::ManifestPush)
                 },
                 now,
             )
@@ -243,8 +240,9 @@ impl Registry {
         &self,
         repo: &RepoName,
         reference: &Reference,
-        actor: &Actor,
+        actor: &Principal,
     ) -> Result<Vec<String>> {
+        self.require(actor, Permission::Delete, repo, "delete manifests")?;
         self.require_deletion()?;
         match reference {
             Reference::Tag(tag) => {

@@ -30,21 +30,8 @@ pub use listing::{Page, ReferrerList};
 pub use manifests::{ManifestRead, PushedManifest};
 pub use uploads::UploadState;
 
-/// Who is acting and from where; recorded in the activity log.
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub name: String,
-    pub source: Option<String>,
-}
-
-impl Actor {
-    pub fn anonymous(source: Option<String>) -> Self {
-        Actor {
-            name: "anonymous".into(),
-            source,
-        }
-    }
-}
+/// Who acts, passed to every service call: checked (`Principal::may`) and recorded.
+pub use shipshape_meta::principal::{Permission, Principal};
 
 /// Domain errors of the registry. The HTTP layer maps each to an OCI error code.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +119,9 @@ pub enum RegistryError {
         policy: String,
         pattern: String,
     },
+    /// The principal may not do this (`Principal::may`).
+    #[error("{who} may not {what}")]
+    Denied { who: String, what: &'static str },
     #[error(
         "deletion is disabled on this registry (the operator's setting --deletion-enabled, \
          [deletion] enabled)"

@@ -7,26 +7,55 @@
 use shipshape_meta::Conn;
 use shipshape_oci::RepoName;
 
-use super::{Registry, RegistryError, Result};
+use super::{Permission, Principal, Registry, RegistryError, Result};
 
 /// The reason recorded when a protection is overridden.
 pub(super) const OVERRIDDEN: &str = "protection overridden";
 
 impl Registry {
-    /// Refuses a change to `tag` when it is protected and `override_protection` is not set.
-    /// Returns whether the change goes ahead over a protection (to say so in the log).
+    /// Refuses unless `actor` may do `what` on `repo`: the one place a registry service asks.
+    pub(super) fn require(
+        &self,
+        actor: &Principal,
+        what: Permission,
+        repo: &RepoName,
+        words: &'static str,
+    ) -> Result<()> {
+        if actor.may(what, Some(repo.as_str())) {
+            Ok(())
+        } else {
+            Err(RegistryError::Denied {
+                who: actor.name.clone(),
+                what: words,
+            })
+        }
+    }
+
+    /// Refuses a change to `tag` when it is protected, unless `override_protection` asks to go
+    /// over it and `actor` may (`Permission::OverrideProtection`). Returns whether the change
+    /// goes ahead over a protection (to say so in the log).
     pub(super) async fn guard_tag(
         &self,
         conn: &mut dyn Conn,
         repo: &RepoName,
         tag: &str,
+        actor: &Principal,
         override_protection: bool,
     ) -> Result<bool> {
         self.policies.refresh(conn).await?;
         let protection = self.policies.protection(repo.as_str());
         match protection.protects(tag) {
             None => Ok(false),
-            Some(_) if override_protection => Ok(true),
+            Some(_) if override_protection => {
+                if actor.may(Permission::OverrideProtection, Some(repo.as_str())) {
+                    Ok(true)
+                } else {
+                    Err(RegistryError::Denied {
+                        who: actor.name.clone(),
+                        what: "override tag protection",
+                    })
+                }
+            }
             Some((policy, pattern)) => Err(RegistryError::Protected {
                 tag: tag.to_string(),
                 policy: policy.to_string(),
@@ -41,11 +70,14 @@ impl Registry {
         conn: &mut dyn Conn,
         repo: &RepoName,
         tags: &[&str],
+        actor: &Principal,
         override_protection: bool,
     ) -> Result<bool> {
         let mut overridden = false;
         for t in tags {
-            overridden |= self.guard_tag(conn, repo, t, override_protection).await?;
+            overridden |= self
+                .guard_tag(conn, repo, t, actor, override_protection)
+                .await?;
         }
         Ok(overridden)
     }
