@@ -246,9 +246,10 @@ impl Server {
         &self.retention
     }
 
-    /// The catalogue this server writes to.
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
+    /// How many rows each catalogue table holds: what tests compare to show that a refused
+    /// request changed nothing. Nothing reaches the catalogue itself from outside the services.
+    pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, shipshape_meta::MetaError> {
+        self.catalogue.row_counts().await
     }
 
     /// The blob store this server writes to (tests count and inspect objects through it).

@@ -224,7 +224,6 @@ impl TestServer {
         self.server
             .as_ref()
             .expect("running")
-            .catalogue()
             .row_counts()
             .await
             .expect("row counts")

@@ -256,10 +256,6 @@ impl Registry {
         self.background.reopen();
     }
 
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
-    }
-
     pub fn options(&self) -> &RegistryOptions {
         &self.options
     }
