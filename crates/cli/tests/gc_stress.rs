@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{
-    OCI_MANIFEST, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end, header,
-    image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
+    OCI_MANIFEST, POLL_PAUSE, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end,
+    header, image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -354,7 +354,8 @@ async fn runner(
         let id = match status {
             StatusCode::ACCEPTED => v["id"].as_i64().expect("run id"),
             StatusCode::CONFLICT => {
-                tokio::task::yield_now().await;
+                // Another run is still active: ask again shortly.
+                tokio::time::sleep(POLL_PAUSE).await;
                 continue;
             }
             s => panic!("POST /api/v1/gc/runs: {s} {v}"),
