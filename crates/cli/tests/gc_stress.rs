@@ -13,10 +13,11 @@
 //! The work is a fixed number of operations, not a duration: each writer pushes
 //! `SHIPSHAPE_STRESS_OPS` images (default [`DEFAULT_OPS`]) and each deleter makes half as many
 //! deletions. The PRNG seeds are fixed (each task draws its own sequence); the interleaving is
-//! whatever the scheduler makes of it. Benchmarks run the same tests as a soak:
+//! whatever the scheduler makes of it. Benchmarks run the same tests as a soak, in nextest's
+//! `soak` profile, which does not stop a test after the default profile's ten minutes:
 //!
 //! ```text
-//! SHIPSHAPE_STRESS_OPS=2000 cargo nextest run -p shipshape-cli --test gc_stress
+//! SHIPSHAPE_STRESS_OPS=2000 cargo nextest run --profile soak -p shipshape-cli --test gc_stress
 //! ```
 
 mod common;
