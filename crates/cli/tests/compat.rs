@@ -450,6 +450,7 @@ async fn catalog_pagination_links() {
                 .iter()
                 .map(|v| v.as_str().unwrap().to_string()),
         );
+        assert!(seen.len() <= 3, "the Link header never ends: {seen:?}");
     }
     assert_eq!(seen, ["compat/a", "compat/b", "compat/c"]);
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use common::{
     OCI_INDEX, TestServer, client, first_code, first_message, index_manifest, manifest_status,
     oci_tags, pull_verified, push_blob, push_image, push_image_bytes, put_manifest, random_bytes,
-    sha256,
+    sha256, wait_gc_run, wait_policy_run,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -788,6 +788,7 @@ async fn every_action_appears_once_in_the_activity_log() {
         assert!(n <= 3);
         paged.extend(page["events"].as_array().unwrap().iter().cloned());
         pages += 1;
+        assert!(pages <= events.len(), "the cursor never ends: {page}");
         match page["next"].as_i64() {
             Some(c) => cursor = Some(c),
             None => break,
@@ -1113,7 +1114,7 @@ async fn the_openapi_document_matches_the_routes() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let run_id = run["id"].as_i64().unwrap().to_string();
-    wait_for_run(&s, &run_id).await;
+    wait_gc_run(&s.base, run["id"].as_i64().unwrap()).await;
     let (status, v) = s
         .api(
             Method::PUT,
@@ -1127,7 +1128,7 @@ async fn the_openapi_document_matches_the_routes() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let policy_run_id = v["id"].as_i64().unwrap().to_string();
-    wait_for_policy_run(&s, &policy_run_id).await;
+    wait_policy_run(&s.base, v["id"].as_i64().unwrap()).await;
 
     // Call each documented operation with values that exist: each must succeed (the active run
     // and cancel, with no run active, must answer one of their documented errors). Deletes run
@@ -1188,32 +1189,10 @@ async fn the_openapi_document_matches_the_routes() {
             assert!(status.is_success(), "{method} {url} → {status}: {v}");
         }
         if method == "post" && path == "/api/v1/gc/runs" {
-            wait_for_run(&s, &v["id"].as_i64().unwrap().to_string()).await;
+            wait_gc_run(&s.base, v["id"].as_i64().unwrap()).await;
         }
         if method == "post" && path == "/api/v1/policies/{name}/runs" {
-            wait_for_policy_run(&s, &v["id"].as_i64().unwrap().to_string()).await;
+            wait_policy_run(&s.base, v["id"].as_i64().unwrap()).await;
         }
-    }
-}
-
-/// Waits until a policy run has left the `running` state (polls its status).
-async fn wait_for_policy_run(s: &TestServer, id: &str) {
-    loop {
-        let run = s.api_ok(&format!("/api/v1/policy-runs/{id}")).await;
-        if run["state"] != "running" {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Waits until a GC run has left the `running` state (polls its status; runs are short here).
-async fn wait_for_run(s: &TestServer, id: &str) {
-    loop {
-        let run = s.api_ok(&format!("/api/v1/gc/runs/{id}")).await;
-        if run["state"] != "running" {
-            return;
-        }
-        tokio::task::yield_now().await;
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{
     OCI_MANIFEST, TestServer, client, image_manifest, pull_verified, push_blob, put_manifest,
-    random_bytes, sha256,
+    random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -51,7 +51,7 @@ async fn server(
 async fn run_gc(s: &TestServer, options: Value) -> Value {
     let (status, run) = s.api(Method::POST, "/api/v1/gc/runs", Some(options)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let run = finished(s, run["id"].as_i64().unwrap()).await;
+    let run = wait_gc_run(&s.base, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     run
 }
@@ -651,17 +651,6 @@ async fn the_gc_commands_drive_runs() {
     );
 }
 
-/// Waits for a run to leave the running state and returns it, whatever state it ended in.
-async fn finished(s: &TestServer, id: i64) -> Value {
-    loop {
-        let run = s.api_ok(&format!("/api/v1/gc/runs/{id}")).await;
-        if run["state"] != "running" {
-            return run;
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest() {
     let clock = ManualClock::new(wall_clock_now());
@@ -699,7 +688,7 @@ async fn a_cancelled_run_keeps_what_it_deleted_and_the_next_run_frees_the_rest()
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     held.release();
-    let cancelled = finished(&s, id).await;
+    let cancelled = wait_gc_run(&s.base, id).await;
     assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
     let first = items(&s, &cancelled).await;
     assert!(

@@ -9,11 +9,12 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     OCI_MANIFEST, bytes_and_objects, client, gc_run_to_end, header, image_manifest, oci_tags,
-    pull_every_tag, pull_verified, push_blob, put_manifest, random_bytes, run_tool, sha256,
+    poll_until, pull_every_tag, pull_verified, push_blob, put_manifest, random_bytes, run_tool,
+    sha256, wait_until,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -58,19 +59,18 @@ impl Serve {
             .spawn()
             .expect("shipshape serve starts");
         let base = format!("http://{listen}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let health = &format!("{base}/healthz");
+        wait_until(&format!("shipshape serve to answer {health}"), || {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("shipshape serve exited before it was ready: {status}");
             }
-            if let Ok(resp) = client().get(format!("{base}/healthz")).send().await
-                && resp.status() == StatusCode::OK
-            {
-                break;
+            async move {
+                let resp = client().get(health).send().await;
+                resp.is_ok_and(|r| r.status() == StatusCode::OK)
+                    .then_some(())
             }
-            assert!(Instant::now() < deadline, "shipshape serve never got ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
         Serve { child, base }
     }
 
@@ -184,9 +184,12 @@ async fn gc_run_killed(at: KillPoint) {
     let id = run["id"].as_i64().expect("run id");
     let status_url = format!("{}/api/v1/gc/runs/{id}", s.base);
     if at == KillPoint::Midway {
-        loop {
+        // No pause between polls: the run is midway only for a moment.
+        let (c, status_url) = (&c, &status_url);
+        let what = format!("GC run {id} to delete a blob");
+        poll_until(&what, Duration::ZERO, || async move {
             let v: Value = c
-                .get(&status_url)
+                .get(status_url)
                 .send()
                 .await
                 .unwrap()
@@ -197,11 +200,9 @@ async fn gc_run_killed(at: KillPoint) {
                 v["state"], "running",
                 "the run finished before it could be killed midway: give it more to do: {v}"
             );
-            let f = &v["figures"];
-            if f["blobs_deleted"].as_u64().unwrap_or(0) > 0 {
-                break;
-            }
-        }
+            (v["figures"]["blobs_deleted"].as_u64().unwrap_or(0) > 0).then_some(())
+        })
+        .await;
     }
     s.kill();
 

@@ -13,10 +13,11 @@
 //! The work is a fixed number of operations, not a duration: each writer pushes
 //! `SHIPSHAPE_STRESS_OPS` images (default [`DEFAULT_OPS`]) and each deleter makes half as many
 //! deletions. The PRNG seeds are fixed (each task draws its own sequence); the interleaving is
-//! whatever the scheduler makes of it. Benchmarks run the same tests as a soak:
+//! whatever the scheduler makes of it. Benchmarks run the same tests as a soak, in nextest's
+//! `soak` profile, which does not stop a test after the default profile's ten minutes:
 //!
 //! ```text
-//! SHIPSHAPE_STRESS_OPS=2000 cargo nextest run -p shipshape-cli --test gc_stress
+//! SHIPSHAPE_STRESS_OPS=2000 cargo nextest run --profile soak -p shipshape-cli --test gc_stress
 //! ```
 
 mod common;
@@ -26,8 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{
-    OCI_MANIFEST, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end, header,
-    image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
+    OCI_MANIFEST, POLL_PAUSE, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end,
+    header, image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -354,7 +355,8 @@ async fn runner(
         let id = match status {
             StatusCode::ACCEPTED => v["id"].as_i64().expect("run id"),
             StatusCode::CONFLICT => {
-                tokio::task::yield_now().await;
+                // Another run is still active: ask again shortly.
+                tokio::time::sleep(POLL_PAUSE).await;
                 continue;
             }
             s => panic!("POST /api/v1/gc/runs: {s} {v}"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{
     OCI_INDEX, OCI_MANIFEST, TestServer, client, image_manifest, image_manifest_with,
     index_manifest, manifest_status, oci_tags, pull_verified, push_blob, push_image,
-    push_image_bytes, put_manifest, random_bytes, sha256,
+    push_image_bytes, put_manifest, random_bytes, sha256, wait_policy_run,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -189,15 +189,8 @@ async fn an_image_any_tag_leaves_is_held_and_restorable() {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let (status, v) = s.api(Method::POST, "/api/v1/policies/ci/runs", None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    let run_id = v["id"].as_i64().unwrap();
-    loop {
-        let r = s.api_ok(&format!("/api/v1/policy-runs/{run_id}")).await;
-        if r["state"] != "running" {
-            assert_eq!(r["state"], "succeeded", "{r}");
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let r = wait_policy_run(&s.base, v["id"].as_i64().unwrap()).await;
+    assert_eq!(r["state"], "succeeded", "{r}");
     clock.advance(5 * SECOND);
     let run = run_gc(&s, json!({"grace": "0s"})).await;
     assert_eq!(run["figures"]["manifests_deleted"], 0, "{run}");
@@ -618,23 +611,13 @@ async fn a_schedule_keeps_its_instants() {
         assert_eq!(started.len(), 1);
         let v = s.api_ok("/api/v1/policies/tick").await;
         assert_eq!(next(&v), expected_next, "late by {late_by} ms");
-        wait_policy_run(&s, started[0]).await;
+        wait_policy_run(&s.base, started[0]).await;
     }
     // A scheduled run that deleted nothing leaves its run record, not a log entry.
     let events = s.api_ok("/api/v1/events?action=policy.run").await;
     assert_eq!(events["events"], json!([]), "{events}");
     let runs = s.api_ok("/api/v1/policies/tick/runs").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 3);
-}
-
-async fn wait_policy_run(s: &TestServer, id: i64) -> Value {
-    loop {
-        let r = s.api_ok(&format!("/api/v1/policy-runs/{id}")).await;
-        if r["state"] != "running" {
-            return r;
-        }
-        tokio::task::yield_now().await;
-    }
 }
 
 /// The collector writes one entry per run (and per background pass that deleted something)

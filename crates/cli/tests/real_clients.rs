@@ -9,7 +9,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::layout::{Image, Layer, MultiArch, OciLayout};
-use common::{OCI_INDEX, OCI_MANIFEST, TestServer, client, header, random_bytes, sha256};
+use common::{
+    OCI_INDEX, OCI_MANIFEST, TestServer, client, header, random_bytes, sha256, wait_gc_run,
+    wait_policy_run,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -745,13 +748,7 @@ async fn skopeo_delete_then_gc_frees_exactly_the_unshared_bytes() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let run = loop {
-        let run = s.api_ok(&format!("/api/v1/gc/runs/{}", run["id"])).await;
-        if run["state"] != "running" {
-            break run;
-        }
-        tokio::task::yield_now().await;
-    };
+    let run = wait_gc_run(&s.base, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     // The blobs only `one` used, and its manifest.
     assert_eq!(
@@ -809,21 +806,8 @@ async fn a_policy_keeps_exactly_the_newest_skopeo_pushes_and_they_copy_out_ident
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let id = resp.json::<Value>().await.unwrap()["id"].clone();
-    let run = loop {
-        let v: Value = client()
-            .get(format!("{}/api/v1/policy-runs/{id}", s.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["state"] != "running" {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let run = wait_policy_run(&s.base, id).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     let mut left = common::oci_tags(&s.base, "pol/app").await.unwrap();
     left.sort();

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{
     OCI_MANIFEST, TestServer, client, first_code, first_message, image_manifest, oci_tags,
-    pull_verified, push_blob, push_image, put_manifest, random_bytes, sha256,
+    pull_verified, push_blob, push_image, put_manifest, random_bytes, sha256, wait_policy_run,
+    wait_until,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -47,17 +48,6 @@ async fn post(s: &TestServer, path: &str, body: Option<&str>) -> (StatusCode, Va
     let resp = req.send().await.unwrap();
     let status = resp.status();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls a policy run until it has left `running`; returns it with its items.
-async fn wait_policy_run(s: &TestServer, id: i64) -> Value {
-    loop {
-        let v = s.api_ok(&format!("/api/v1/policy-runs/{id}")).await;
-        if v["state"] != "running" {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// `(repository, target)` of every decision to delete in a preview.
@@ -233,7 +223,7 @@ async fn a_policy_previewed_then_run_leaves_exactly_the_expected_tags() {
     let (status, run) = post(&s, "/api/v1/policies/team-a/runs", None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     assert_eq!(run["trigger"], "manual");
-    let run = wait_policy_run(&s, run["id"].as_i64().unwrap()).await;
+    let run = wait_policy_run(&s.base, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["figures"]["bytes_held_for_restore"], freed, "{run}");
     assert_eq!(run["figures"]["bytes_reclaimable"], 0, "{run}");
@@ -492,16 +482,15 @@ older_than = "0s"
     );
 
     clock.advance(6 * HOUR);
-    let run = loop {
+    let s = &s;
+    let run = wait_until("the scheduler to start a run of nightly", || async move {
         let runs = s.api_ok("/api/v1/policies/nightly/runs").await;
-        if let Some(r) = runs["runs"].as_array().unwrap().first() {
-            break r.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        runs["runs"].as_array().unwrap().first().cloned()
+    })
+    .await;
     assert_eq!(run["trigger"], "schedule", "{run}");
     assert_eq!(run["started_by"], "scheduler", "{run}");
-    let run = wait_policy_run(&s, run["id"].as_i64().unwrap()).await;
+    let run = wait_policy_run(&s.base, run["id"].as_i64().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["figures"]["tags_deleted"], 2, "{run}");
     let mut left = oci_tags(&s.base, "nightly/app").await.unwrap();
@@ -590,7 +579,7 @@ async fn a_draft_preview_changes_nothing_and_a_finished_run_cannot_be_cancelled(
     assert_eq!(status, StatusCode::CREATED);
     let (_, run) = post(&s, "/api/v1/policies/draft/runs", None).await;
     let id = run["id"].as_i64().unwrap();
-    let run = wait_policy_run(&s, id).await;
+    let run = wait_policy_run(&s.base, id).await;
     assert_eq!(run["state"], "succeeded", "{run}");
     let (status, v) = post(&s, &format!("/api/v1/policy-runs/{id}/cancel"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
@@ -621,7 +610,7 @@ async fn a_cancelled_policy_run_stops_after_the_repository_it_is_on() {
     let (status, v) = post(&s, &format!("/api/v1/policy-runs/{id}/cancel"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     held.release();
-    let run = wait_policy_run(&s, id).await;
+    let run = wait_policy_run(&s.base, id).await;
     assert_eq!(run["state"], "cancelled", "{run}");
     assert_eq!(run["figures"]["tags_deleted"], 2, "{run}");
     let touched: BTreeSet<&str> = run["items"]
@@ -645,7 +634,7 @@ async fn a_cancelled_policy_run_stops_after_the_repository_it_is_on() {
 
     // What the cancelled run deleted stays deleted; the next run does the rest.
     let (_, again) = post(&s, "/api/v1/policies/cut/runs", None).await;
-    let again = wait_policy_run(&s, again["id"].as_i64().unwrap()).await;
+    let again = wait_policy_run(&s.base, again["id"].as_i64().unwrap()).await;
     assert_eq!(again["state"], "succeeded", "{again}");
     assert_eq!(again["figures"]["tags_deleted"], 4, "{again}");
 }

@@ -13,6 +13,7 @@ pub mod layout;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
@@ -695,42 +696,99 @@ pub async fn pull_every_tag(base: &str) -> (BTreeMap<String, u64>, usize) {
     (referenced, tags_pulled)
 }
 
+/// How long a test waits for something to happen (a run to finish, a server to answer, the
+/// scheduler to start a run) before it fails, naming what it waited for. Generous, because CI
+/// machines are slow: this is no timing assertion, only a guard against a test that hangs.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The pause between two polls in [`wait_until`].
+pub const POLL_PAUSE: Duration = Duration::from_millis(20);
+
+/// Polls `check` every [`POLL_PAUSE`] until it returns `Some`, and returns that. Panics naming
+/// `what` ("GC run 3 to finish") once [`PATIENCE`] has passed, also when a poll is still
+/// under way then (a request the server never answers).
+///
+/// `check` is a closure returning a future (`|| async move { … }`, over references), not an
+/// async closure: the future of an async closure is not known to be `Send`, which a spawned
+/// task needs.
+pub async fn wait_until<T, F>(what: &str, check: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    poll_until(what, POLL_PAUSE, check).await
+}
+
+/// [`wait_until`] with another pause between polls; `Duration::ZERO` polls again at once
+/// (yielding to the runtime), for a state that lasts only a moment.
+pub async fn poll_until<T, F>(what: &str, pause: Duration, mut check: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, check()).await {
+            Ok(Some(found)) => return found,
+            Ok(None) if tokio::time::Instant::now() < deadline => {}
+            _ => panic!("gave up waiting for {what} after {PATIENCE:?}"),
+        }
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
 /// Starts a GC run with `body` (retrying while another run is active), waits for it to leave
 /// `running` by polling its status, and returns the finished run.
 pub async fn gc_run_to_end(base: &str, body: &Value) -> Value {
-    let c = client();
-    let id = loop {
-        let resp = c
-            .post(format!("{base}/api/v1/gc/runs"))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        match status {
-            StatusCode::ACCEPTED => break v["id"].as_i64().expect("run id"),
-            StatusCode::CONFLICT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            s => panic!("POST /api/v1/gc/runs {body}: {s} {v}"),
-        }
-    };
+    let c = &client();
+    let id = wait_until(
+        &format!("the other GC run to end so that a run with {body} can start"),
+        || async move {
+            let resp = c
+                .post(format!("{base}/api/v1/gc/runs"))
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            match status {
+                StatusCode::ACCEPTED => Some(v["id"].as_i64().expect("run id")),
+                StatusCode::CONFLICT => None,
+                s => panic!("POST /api/v1/gc/runs {body}: {s} {v}"),
+            }
+        },
+    )
+    .await;
     wait_gc_run(base, id).await
 }
 
 /// Polls a GC run until it has left `running`; returns it.
 pub async fn wait_gc_run(base: &str, id: i64) -> Value {
-    let c = client();
-    loop {
-        let resp = c
-            .get(format!("{base}/api/v1/gc/runs/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "GET gc run {id}");
+    wait_run(
+        base,
+        &format!("/api/v1/gc/runs/{id}"),
+        &format!("GC run {id}"),
+    )
+    .await
+}
+
+/// Polls a policy run until it has left `running`; returns it, with its items.
+pub async fn wait_policy_run(base: &str, id: i64) -> Value {
+    let path = format!("/api/v1/policy-runs/{id}");
+    wait_run(base, &path, &format!("policy run {id}")).await
+}
+
+/// Polls the run at `path` (management API) until it has left `running`; returns it.
+async fn wait_run(base: &str, path: &str, run: &str) -> Value {
+    let c = &client();
+    wait_until(&format!("{run} to finish"), || async move {
+        let resp = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
         let v: Value = resp.json().await.unwrap();
-        if v["state"] != "running" {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (v["state"] != "running").then_some(v)
+    })
+    .await
 }
