@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use common::{
-    OCI_MANIFEST, TestServer, client, image_manifest, push_blob, put_manifest, random_bytes, sha256,
+    OCI_MANIFEST, TestServer, client, image_manifest, push_blob, put_manifest, random_bytes,
+    sha256, wait_until,
 };
 use futures::future::join_all;
 use reqwest::StatusCode;
@@ -36,15 +36,11 @@ async fn one_layer_uploaded_by_many_clients_at_once_is_stored_once() {
     assert_eq!(s.rows().await["blobs"], 1);
     // The copies that lost are deleted after their answer; the one recorded stays.
     let kept = s.object_of(&digests[0]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.blob_objects().await.len() != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the redundant copies of the layer were not deleted: {:?}",
-            s.blob_objects().await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "the redundant copies of the layer to be deleted",
+        || async { (s.blob_objects().await.len() == 1).then_some(()) },
+    )
+    .await;
     assert_eq!(s.object_bytes(&kept).await, layer);
     for repo in ["same/layer0", "same/layer1"] {
         let resp = client()

@@ -508,7 +508,7 @@ where
 /// The upload file opened a second time, for direct writes: the bytes go from the buffer to
 /// the disk without being copied into the page cache. On the machines measured that copy cost
 /// more CPU than hashing, and a push is CPU-bound. `None` where the filesystem refuses
-/// (tmpfs, for one): everything then goes through the page cache.
+/// (ramfs, and tmpfs before Linux 6.6): everything then goes through the page cache.
 fn open_direct(path: &Path) -> Option<std::fs::File> {
     #[cfg(target_os = "linux")]
     {
@@ -863,11 +863,13 @@ mod tests {
 
     /// Reads pass whether or not the page cache served them, since the blocking read fills in
     /// whatever `read_cached` left. This fails if a warm file ever stops being read without a
-    /// blocking thread (the flag refused, an offset wrong).
+    /// blocking thread (the flag refused, an offset wrong). The file is made beside the sources,
+    /// not in the temporary directory: tmpfs (`/tmp` on many hosts) refuses `RWF_NOWAIT`, which
+    /// the store survives but this test is about.
     #[cfg(target_os = "linux")]
     #[test]
     fn a_warm_file_is_read_from_the_page_cache_without_waiting() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("object");
         let data: Vec<u8> = (0..3 * READ_CHUNK + 5).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &data).unwrap();
@@ -937,7 +939,7 @@ mod tests {
     }
 
     /// Whether `dir`'s filesystem takes an aligned direct write, found out without the code
-    /// under test: tmpfs, for one, refuses `O_DIRECT` at open, and some filesystems accept the
+    /// under test: ramfs (and tmpfs before Linux 6.6) refuses `O_DIRECT` at open, and some filesystems accept the
     /// flag and refuse the write.
     #[cfg(target_os = "linux")]
     fn takes_direct_writes(dir: &Path) -> bool {
@@ -965,7 +967,7 @@ mod tests {
     /// write falls back to the page cache. This one checks the path taken. Where the
     /// filesystem takes direct writes, only the tail of a buffer goes through the page cache,
     /// so it fails if the buffers' alignment or the split into whole blocks and a tail ever
-    /// makes the disk refuse them. Where it does not (tmpfs, or a host without `O_DIRECT`),
+    /// makes the disk refuse them. Where it does not (ramfs, or a host without `O_DIRECT`),
     /// every byte goes through the page cache and the direct handle is given up.
     #[test]
     fn whole_blocks_go_directly_and_only_the_tail_through_the_page_cache() {
