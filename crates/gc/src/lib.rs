@@ -4,6 +4,7 @@
 //! - `collector`: background workers over the review queues, the storage drainer, GC runs.
 //! - `sweep`: deletes objects the catalogue does not know (crash leftovers).
 //! - `checkpoint`: holds a run at a known point, for tests that act in the middle of one.
+//! - `deletion`: the one path by which users and policy runs remove tags and manifests.
 //! - `check`: verifies the catalogue against the blob store, and repairs what it can.
 //! - `selection`: the pure rules that decide which tags a bulk deletion removes.
 //! - `retention`: retention policies, their validation and pure evaluation.
@@ -11,6 +12,7 @@
 pub mod check;
 pub mod checkpoint;
 pub mod collector;
+pub mod deletion;
 pub mod retention;
 pub mod review;
 pub mod selection;

@@ -17,6 +17,9 @@ use shipshape_meta::policies::{
     self as q, ItemKind, NewRun, PolicyRun, RunFigures, RunItem, StoredPolicy,
 };
 use shipshape_meta::principal::{Permission, Principal, System};
+use shipshape_oci::RepoName;
+
+use crate::deletion;
 use shipshape_meta::runs::RunState;
 use shipshape_meta::{Catalogue, Clock, Conn, MetaError, Millis, commit, events, manifests};
 use shipshape_meta::{batches, repos, tags, usage};
@@ -384,36 +387,48 @@ impl Retention {
             .iter()
             .map(|m| (m.head.digest.to_string(), m))
             .collect();
+        let repo_name: RepoName = repo
+            .parse()
+            .map_err(|e| MetaError::Corrupt(format!("stored repository name {repo:?}: {e}")))?;
+        let target = deletion::Repo {
+            name: &repo_name,
+            id: repo_id,
+        };
         for (i, d) in decisions.iter().enumerate().filter(|(_, d)| d.delete) {
             let reason = format!("policy {}: {}: {}", policy.name(), d.rule, d.reason);
-            let action = if d.kind == ItemKind::Tag {
+            if d.kind == ItemKind::Tag {
                 let tag: Tag = d.target.parse().map_err(|e: shipshape_oci::NameError| {
                     MetaError::Corrupt(format!("stored tag {:?}: {e}", d.target))
                 })?;
-                tags::delete(tx, repo_id, &tag, &by).await?;
+                // The evaluation kept protected tags already; a run also passes the guard users
+                // pass, which keeps a tag that a policy applied since protects. (A preview may
+                // be of a draft that changes protection: the evaluation alone decides there.)
+                if matches!(deleter, Deleter::Run { .. }) {
+                    let guarded = deletion::guard(
+                        tx,
+                        &self.policies,
+                        &repo_name,
+                        tag.as_str(),
+                        by.principal,
+                        false,
+                    )
+                    .await;
+                    match guarded {
+                        Ok(_) => {}
+                        Err(deletion::DeletionError::Meta(e)) => return Err(e.into()),
+                        Err(_) => continue,
+                    }
+                }
+                deletion::remove_tag(tx, target, &tag, &by, Some(&reason)).await?;
                 freed_manifests.push(tag_rows[i].manifest_id);
                 figures.tags_deleted += 1;
-                events::Action::TagDelete
             } else {
-                let id = by_digest[&d.target].head.id;
-                manifests::soft_delete(tx, id, now).await?;
-                freed_manifests.push(id);
+                let head = &by_digest[&d.target].head;
+                deletion::remove_untagged(tx, target, head, &by, Some(&reason)).await?;
+                freed_manifests.push(head.id);
                 figures.manifests_deleted += 1;
-                events::Action::ManifestDelete
-            };
-            if let Deleter::Run { run, by } = deleter {
-                events::record(
-                    tx,
-                    &events::NewEvent {
-                        repository: Some(repo),
-                        target: Some(&d.target),
-                        digest: Some(d.digest.clone()),
-                        reason: Some(&reason),
-                        ..events::NewEvent::new(by, action)
-                    },
-                    now,
-                )
-                .await?;
+            }
+            if let Deleter::Run { run, .. } = deleter {
                 q::add_run_item(
                     tx,
                     *run,

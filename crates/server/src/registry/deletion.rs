@@ -7,6 +7,7 @@
 //! window ends) or, with no window, bytes a collection frees at once.
 
 use serde::Serialize;
+use shipshape_gc::deletion as gc_deletion;
 use shipshape_gc::selection::{self, Candidate, Decision, FilterSpec};
 use shipshape_meta::manifests::{ManifestHead, ManifestId};
 use shipshape_meta::repos::RepoId;
@@ -263,26 +264,24 @@ impl Registry {
         let mut deleted = Vec::new();
         let mut gone = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
+        let target = gc_deletion::Repo {
+            name: repo,
+            id: repo_id,
+        };
         for t in names.iter().filter(|t| seen.insert(t.as_str())) {
             let head = tags::resolve(&mut tx, repo_id, t)
                 .await?
                 .expect("checked above, in this transaction");
-            tags::delete(&mut tx, repo_id, t, &by).await?;
+            // A dry run records too: it is all rolled back.
+            gc_deletion::remove_tag(
+                &mut tx,
+                target,
+                t,
+                &by,
+                overridden.then_some(protection::OVERRIDDEN),
+            )
+            .await?;
             gone.push(head.id);
-            if !dry_run {
-                events::record(
-                    &mut tx,
-                    &events::NewEvent {
-                        repository: Some(repo.as_str()),
-                        target: Some(t.as_str()),
-                        digest: Some(head.digest.to_string()),
-                        reason: overridden.then_some(protection::OVERRIDDEN),
-                        ..events::NewEvent::new(actor, events::Action::TagDelete)
-                    },
-                    now,
-                )
-                .await?;
-            }
             deleted.push(DeletedTag {
                 tag: t.to_string(),
                 digest: head.digest,
@@ -335,23 +334,22 @@ impl Registry {
             })
             .collect();
         let mut decisions = selection::select(&candidates, &filter, now);
-        self.policies.refresh(&mut tx).await?;
-        let protection = self.policies.protection(repo.as_str());
+        // Protected tags are kept, or deleted over the protection when the caller asks and may
+        // (the guard every removal passes).
         for d in decisions.iter_mut().filter(|d| d.delete) {
-            if let Some((policy, pattern)) = protection.protects(&d.tag) {
-                if override_protection {
-                    d.reason = format!(
-                        "{}; protected by policy {policy} (pattern {}), protection overridden",
-                        d.reason,
-                        pattern.as_str()
-                    );
-                } else {
+            match self
+                .guard_tag(&mut tx, repo, &d.tag, actor, override_protection)
+                .await
+            {
+                Ok(false) => {}
+                Ok(true) => d.reason = format!("{}; {}", d.reason, protection::OVERRIDDEN),
+                Err(RegistryError::Protected {
+                    policy, pattern, ..
+                }) => {
                     d.delete = false;
-                    d.reason = format!(
-                        "protected by policy {policy} (pattern {})",
-                        pattern.as_str()
-                    );
+                    d.reason = format!("protected by policy {policy} (pattern {pattern})");
                 }
+                Err(e) => return Err(e),
             }
         }
         let deleted: Vec<String> = decisions
@@ -375,23 +373,13 @@ impl Registry {
             })?;
             let info = all.iter().find(|t| t.name == d.tag).expect("listed above");
             gone.push(info.manifest_id);
-            let digest = tags::delete(&mut tx, repo_id, &tag, &by).await?;
-            if dry_run {
-                continue;
-            }
             let reason = format!("bulk delete: {}", d.reason);
-            events::record(
-                &mut tx,
-                &events::NewEvent {
-                    repository: Some(repo.as_str()),
-                    target: Some(tag.as_str()),
-                    digest: digest.map(|d| d.to_string()),
-                    reason: Some(&reason),
-                    ..events::NewEvent::new(actor, events::Action::TagDelete)
-                },
-                now,
-            )
-            .await?;
+            let target = gc_deletion::Repo {
+                name: repo,
+                id: repo_id,
+            };
+            // A dry run records too: it is all rolled back.
+            gc_deletion::remove_tag(&mut tx, target, &tag, &by, Some(&reason)).await?;
         }
         let freed = self.freed(&mut tx, &gone).await?;
         if dry_run {

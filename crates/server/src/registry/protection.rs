@@ -4,13 +4,14 @@
 //! authentication exists, the override flag of the management API), and the activity log says
 //! so when it happens.
 
+use shipshape_gc::deletion::{self, DeletionError};
 use shipshape_meta::Conn;
 use shipshape_oci::RepoName;
 
 use super::{Permission, Principal, Registry, RegistryError, Result};
 
 /// The reason recorded when a protection is overridden.
-pub(super) const OVERRIDDEN: &str = "protection overridden";
+pub(super) const OVERRIDDEN: &str = deletion::OVERRIDDEN;
 
 impl Registry {
     /// Refuses unless `actor` may do `what` on `repo`: the one place a registry service asks.
@@ -33,7 +34,8 @@ impl Registry {
 
     /// Refuses a change to `tag` when it is protected, unless `override_protection` asks to go
     /// over it and `actor` may (`Permission::OverrideProtection`). Returns whether the change
-    /// goes ahead over a protection (to say so in the log).
+    /// goes ahead over a protection (to say so in the log). The same guard policy runs pass
+    /// (`shipshape_gc::deletion::guard`).
     pub(super) async fn guard_tag(
         &self,
         conn: &mut dyn Conn,
@@ -42,26 +44,24 @@ impl Registry {
         actor: &Principal,
         override_protection: bool,
     ) -> Result<bool> {
-        self.policies.refresh(conn).await?;
-        let protection = self.policies.protection(repo.as_str());
-        match protection.protects(tag) {
-            None => Ok(false),
-            Some(_) if override_protection => {
-                if actor.may(Permission::OverrideProtection, Some(repo.as_str())) {
-                    Ok(true)
-                } else {
-                    Err(RegistryError::Denied {
-                        who: actor.name.clone(),
-                        what: "override tag protection",
-                    })
-                }
-            }
-            Some((policy, pattern)) => Err(RegistryError::Protected {
-                tag: tag.to_string(),
-                policy: policy.to_string(),
-                pattern: pattern.as_str().to_string(),
-            }),
-        }
+        deletion::guard(conn, &self.policies, repo, tag, actor, override_protection)
+            .await
+            .map_err(|e| match e {
+                DeletionError::Protected {
+                    tag,
+                    policy,
+                    pattern,
+                } => RegistryError::Protected {
+                    tag,
+                    policy,
+                    pattern,
+                },
+                DeletionError::Denied { who } => RegistryError::Denied {
+                    who,
+                    what: "override tag protection",
+                },
+                DeletionError::Meta(e) => e.into(),
+            })
     }
 
     /// `guard_tag` for several tags at once (a manifest or repository delete takes them all).
