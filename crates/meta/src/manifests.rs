@@ -317,7 +317,7 @@ pub async fn revive_tree(
          INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
          SELECT DISTINCT ?2, b.blob_digest, ?3, ?3 FROM manifest_blob_references b
          WHERE b.manifest_id IN (SELECT id FROM tree) AND true
-         ON CONFLICT DO NOTHING"
+         ON CONFLICT (repository_id, digest) DO NOTHING"
     )))
     .bind(id.0)
     .bind(repo.0)

@@ -407,7 +407,7 @@ pub async fn forget_blobs(
     let keys: Vec<&str> = forgotten.iter().map(|b| b.storage_key.as_str()).collect();
     sqlx::query(
         "INSERT INTO storage_deletions (storage_key, queued_at)
-         SELECT value, ?2 FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING",
+         SELECT value, ?2 FROM json_each(?1) WHERE true ON CONFLICT (storage_key) DO NOTHING",
     )
     .bind(json(&keys)?)
     .bind(now)
@@ -438,7 +438,8 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
         "INSERT INTO gc_link_reviews (digest, repository_id)
          SELECT DISTINCT mr.blob_digest, m.repository_id FROM manifest_blob_references mr
          JOIN manifests m ON m.id = mr.manifest_id
-         WHERE mr.manifest_id IN (SELECT value FROM json_each(?1)) ON CONFLICT DO NOTHING",
+         WHERE mr.manifest_id IN (SELECT value FROM json_each(?1))
+         ON CONFLICT (digest, repository_id) DO NOTHING",
     )
     .bind(&batch)
     .execute(conn.sqlite())
