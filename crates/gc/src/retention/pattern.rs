@@ -4,14 +4,12 @@
 //! `glob:<g>` / a bare `<g>`, a glob that must match the whole tag: `*` any run of characters,
 //! `?` one character, `[abc]` / `[a-z]` / `[!abc]` a class, `{a,b}` either, `\` escapes.
 //!
-//! A repository pattern is a glob over the `/`-separated repository name: `*` and `?` never
-//! match `/` (so `*/nightly` matches `a/nightly` but not `a/b/nightly`); `**` matches any number
-//! of whole segments: `team-a/**` matches `team-a/x` and `team-a/x/y` but not `team-a` itself,
-//! `**/nightly` matches `nightly`, `a/nightly` and `a/b/nightly`, `a/**/b` matches `a/b` and
-//! `a/x/y/b`. Matching is case-sensitive (repository names are lower-case).
+//! A repository pattern is a `shipshape_oci::RepoGlob` over the `/`-separated repository name
+//! (`*` within a segment, `**` any number of whole segments), the language role bindings share.
 
 use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
+use shipshape_oci::RepoGlob;
 
 use super::PolicyError;
 
@@ -50,7 +48,7 @@ impl Pattern {
             if glob.is_empty() {
                 return Err(PolicyError::field(field, "empty pattern"));
             }
-            Matcher::Glob(compile_glob(field, glob, false)?)
+            Matcher::Glob(compile_glob(field, glob)?)
         };
         Ok(Pattern {
             source: text.to_string(),
@@ -78,52 +76,39 @@ impl std::fmt::Display for Pattern {
     }
 }
 
-/// A compiled repository glob. Equal when written the same.
-#[derive(Clone, Debug)]
-pub struct RepoPattern {
-    source: String,
-    matcher: GlobMatcher,
-}
-
-impl PartialEq for RepoPattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-impl Eq for RepoPattern {}
+/// A compiled repository glob (`shipshape_oci::RepoGlob`, the language access control's role
+/// bindings share). Equal when written the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoPattern(RepoGlob);
 
 impl RepoPattern {
     /// Compiles `text`; errors are reported against `field` (e.g. `repositories[0]`).
     pub fn parse(field: &str, text: &str) -> Result<RepoPattern, PolicyError> {
-        if text.is_empty() {
-            return Err(PolicyError::field(field, "empty pattern"));
-        }
-        Ok(RepoPattern {
-            source: text.to_string(),
-            matcher: compile_glob(field, text, true)?,
-        })
+        RepoGlob::parse(text)
+            .map(RepoPattern)
+            .map_err(|e| PolicyError::field(field, e))
     }
 
     /// Whether the glob matches the whole repository name.
     pub fn matches(&self, repo: &str) -> bool {
-        self.matcher.is_match(repo)
+        self.0.matches(repo)
     }
 
     /// The glob as the user wrote it.
     pub fn as_str(&self) -> &str {
-        &self.source
+        self.0.as_str()
     }
 }
 
 impl std::fmt::Display for RepoPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.source)
+        f.write_str(self.0.as_str())
     }
 }
 
-fn compile_glob(field: &str, glob: &str, by_segment: bool) -> Result<GlobMatcher, PolicyError> {
+fn compile_glob(field: &str, glob: &str) -> Result<GlobMatcher, PolicyError> {
     GlobBuilder::new(glob)
-        .literal_separator(by_segment)
+        .literal_separator(false)
         .backslash_escape(true)
         .build()
         .map(|g| g.compile_matcher())
