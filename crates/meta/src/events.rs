@@ -23,10 +23,17 @@ pub enum Action {
     PolicyRun,
     GcRun,
     GcCollect,
+    UserAdd,
+    UserRemove,
+    UserPassword,
+    RobotAdd,
+    RobotRevoke,
+    RoleGrant,
+    RoleRevoke,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 20] = [
         Action::TagPush,
         Action::TagDelete,
         Action::TagRestore,
@@ -40,6 +47,13 @@ impl Action {
         Action::PolicyRun,
         Action::GcRun,
         Action::GcCollect,
+        Action::UserAdd,
+        Action::UserRemove,
+        Action::UserPassword,
+        Action::RobotAdd,
+        Action::RobotRevoke,
+        Action::RoleGrant,
+        Action::RoleRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +71,13 @@ impl Action {
             Action::PolicyRun => "policy.run",
             Action::GcRun => "gc.run",
             Action::GcCollect => "gc.collect",
+            Action::UserAdd => "user.add",
+            Action::UserRemove => "user.remove",
+            Action::UserPassword => "user.password",
+            Action::RobotAdd => "robot.add",
+            Action::RobotRevoke => "robot.revoke",
+            Action::RoleGrant => "role.grant",
+            Action::RoleRevoke => "role.revoke",
         }
     }
 

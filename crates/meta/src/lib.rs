@@ -10,6 +10,7 @@
 //! (`checkpoint_when_idle`). A checkpoint from another connection cannot restart the log while
 //! the writer keeps appending, and under sustained writes the log grew without bound.
 
+pub mod accounts;
 pub mod batches;
 pub mod blobs;
 pub mod clock;

@@ -58,6 +58,8 @@ pub enum Permission {
     CollectGarbage,
     /// Apply, remove and run retention policies.
     ManagePolicies,
+    /// Create and remove users and robots, and give roles.
+    ManageAccounts,
 }
 
 /// Access control's answer to "may this principal do this, here?" (`None`: registry-wide).
