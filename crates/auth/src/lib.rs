@@ -216,28 +216,32 @@ impl Auth {
         Ok(self.view().await?.enabled)
     }
 
-    /// The principal a request acts as. Without credentials, the anonymous principal (with
-    /// what anonymous bindings allow, or everything while access control is off).
-    pub async fn principal(
-        &self,
-        creds: &Credentials,
-        source: Option<String>,
-    ) -> Result<Principal> {
+    /// The principal a request acts as, and, for a bearer token, the scopes it carries (on
+    /// `/v2/` a token allows what it says and no more: `Caller::token_allows`). Without
+    /// credentials, the anonymous principal (with what anonymous bindings allow, or everything
+    /// while access control is off).
+    pub async fn caller(&self, creds: &Credentials, source: Option<String>) -> Result<Caller> {
         let view = self.view().await?;
-        match creds {
-            Credentials::None => Ok(principal_of(&view, Account::Anonymous, None, source)),
-            Credentials::Basic { user, secret } => {
-                let account = self
-                    .check_secret(&view, user, secret, source.as_deref())
-                    .await?;
-                Ok(principal_of(&view, account, None, source))
-            }
+        let (account, scopes) = match creds {
+            Credentials::None => (Account::Anonymous, None),
+            Credentials::Basic { user, secret } => (
+                self.check_secret(&view, user, secret, source.as_deref())
+                    .await?,
+                None,
+            ),
             Credentials::Bearer(token) => {
                 let claims = self.verify_token(token, "access")?;
-                let account = account_of_claims(&view, &claims, self.now())?;
-                Ok(principal_of(&view, account, Some(claims.access), source))
+                (
+                    account_of_claims(&view, &claims, self.now())?,
+                    Some(claims.access),
+                )
             }
-        }
+        };
+        Ok(Caller {
+            principal: principal_of(&view, account, source),
+            scopes,
+            enabled: view.enabled,
+        })
     }
 
     fn verify_token(&self, token: &str, typ: &str) -> Result<Claims> {
@@ -800,14 +804,8 @@ impl Auth {
     }
 }
 
-/// The principal an account acts as, with grants from the view (and, for a bearer token, the
-/// scopes it carries: on `/v2/` a token allows what it says, no more).
-fn principal_of(
-    view: &Arc<View>,
-    account: Account,
-    token: Option<Vec<ResourceScope>>,
-    source: Option<String>,
-) -> Principal {
+/// The principal an account acts as, with grants from the view's roles.
+fn principal_of(view: &Arc<View>, account: Account, source: Option<String>) -> Principal {
     if !view.enabled {
         return Principal::anonymous(source);
     }
@@ -818,29 +816,40 @@ fn principal_of(
     };
     let name = account.name().to_string();
     let view = view.clone();
-    let decide = move |what: Permission, repo: Option<&str>| -> bool {
-        if let (Some(scopes), Some(repo)) = (&token, repo) {
-            let action = match what {
-                Permission::Pull => Some("pull"),
-                Permission::Push => Some("push"),
-                Permission::Delete => Some("delete"),
-                _ => None,
-            };
-            if let Some(action) = action {
-                return scopes
-                    .iter()
-                    .any(|s| s.kind == "repository" && s.name == repo && s.allows(action))
-                    && view.may(&account, what, Some(repo));
-            }
-        }
-        view.may(&account, what, repo)
-    };
     Principal {
         kind,
         id,
         name,
         source,
-        grants: Grants::Decide(Arc::new(decide)),
+        grants: Grants::Decide(Arc::new(move |what, repo| view.may(&account, what, repo))),
+    }
+}
+
+/// Who a request is: the principal, and the scopes of the bearer token it presented.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    /// `Some` when the request presented a bearer token: what the token allows on `/v2/`.
+    pub scopes: Option<Vec<ResourceScope>>,
+    /// Whether access control is on.
+    pub enabled: bool,
+}
+
+impl Caller {
+    /// Whether the request's token (if any) allows `action` on `repo`. A request without a
+    /// token is judged by its principal's roles alone.
+    pub fn token_allows(&self, repo: &str, action: &str) -> bool {
+        match &self.scopes {
+            None => true,
+            Some(scopes) => scopes
+                .iter()
+                .any(|s| s.kind == "repository" && s.name == repo && s.allows(action)),
+        }
+    }
+
+    /// Whether the request presented credentials of any kind.
+    pub fn authenticated(&self) -> bool {
+        self.principal.kind != Kind::Anonymous
     }
 }
 
@@ -875,10 +884,12 @@ fn grant(view: &View, account: &Account, scopes: &[ResourceScope]) -> Vec<Resour
     for s in scopes {
         match s.kind.as_str() {
             "repository" => {
+                // `delete` is granted to whoever may delete tags (write); deleting a manifest by
+                // digest or a blob also needs the admin role, which the registry checks.
                 let allowed: Vec<String> = [
                     ("pull", Permission::Pull),
                     ("push", Permission::Push),
-                    ("delete", Permission::Delete),
+                    ("delete", Permission::Push),
                 ]
                 .into_iter()
                 .filter(|(a, p)| s.allows(a) && view.may(account, *p, Some(&s.name)))

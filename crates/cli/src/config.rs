@@ -31,6 +31,21 @@ pub struct FileConfig {
     pub policies: PoliciesConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// The `[auth]` section: access control. Passwords never go in this file: the first
+/// administrator's comes from SHIPSHAPE_ADMIN_PASSWORD.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Name of the first administrator, created on start when no user exists.
+    pub admin_user: Option<String>,
+    /// The token endpoint's address as clients reach it.
+    pub token_realm: Option<String>,
+    /// The name tokens are issued for.
+    pub service: Option<String>,
 }
 
 /// The `[events]` section: the activity log.
@@ -197,5 +212,15 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             "events.retention",
             default.events_retention,
         )?,
+        first_admin: args.admin_password.clone().map(|password| {
+            let name = args
+                .admin_user
+                .clone()
+                .or(file.auth.admin_user.clone())
+                .unwrap_or_else(|| "admin".into());
+            (name, password)
+        }),
+        token_realm: args.token_realm.clone().or(file.auth.token_realm),
+        token_service: file.auth.service.unwrap_or(default.token_service),
     })
 }

@@ -63,7 +63,8 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
+    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth, [auth]
+    /// admin_user, token_realm and service,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
     /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter)
@@ -131,6 +132,21 @@ struct ServeArgs {
     /// Serve on a non-loopback address although no authentication is configured
     #[arg(long, env = "SHIPSHAPE_ALLOW_PUBLIC_WITHOUT_AUTH")]
     allow_public_without_auth: bool,
+
+    /// Name of the first administrator, created on start when no user exists (with
+    /// SHIPSHAPE_ADMIN_PASSWORD); access control starts with it [default: admin]
+    #[arg(long, env = "SHIPSHAPE_ADMIN_USER", value_name = "NAME")]
+    admin_user: Option<String>,
+
+    /// Password of the first administrator (from the environment only, never a flag, so it
+    /// stays out of process listings)
+    #[arg(skip = std::env::var("SHIPSHAPE_ADMIN_PASSWORD").ok())]
+    admin_password: Option<String>,
+
+    /// The token endpoint's address as clients reach it, when a proxy changes it
+    /// [default: this server's /auth/token as the request named it]
+    #[arg(long, env = "SHIPSHAPE_TOKEN_REALM", value_name = "URL")]
+    token_realm: Option<String>,
 
     /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]

@@ -40,6 +40,14 @@ pub struct ServerConfig {
     /// How long the activity log keeps its entries (tag history too, but never less than the
     /// restore window).
     pub events_retention: std::time::Duration,
+    /// The first administrator (name, password), created on start when no user exists yet:
+    /// access control starts with it.
+    pub first_admin: Option<(String, String)>,
+    /// The token endpoint's address as clients must reach it (behind a proxy); otherwise it
+    /// is built from each request's `Host`.
+    pub token_realm: Option<String>,
+    /// The name tokens are issued for.
+    pub token_service: String,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +62,9 @@ impl Default for ServerConfig {
             gc: shipshape_gc::GcConfig::default(),
             policy_poll_interval: std::time::Duration::from_secs(30),
             events_retention: std::time::Duration::from_secs(90 * 24 * 3600),
+            first_admin: None,
+            token_realm: None,
+            token_service: "shipshape".into(),
         }
     }
 }
@@ -62,9 +73,12 @@ impl Default for ServerConfig {
 pub enum ServeError {
     #[error(
         "refusing to listen on {0} without authentication: anyone who can reach it could push and delete. \
-         Listen on a loopback address, or pass --allow-public-without-auth if that is really intended"
+         Create the first administrator (SHIPSHAPE_ADMIN_PASSWORD, or `shipshape user add --admin`), \
+         listen on a loopback address, or pass --allow-public-without-auth if that is really intended"
     )]
     PublicWithoutAuth(SocketAddr),
+    #[error("access control: {0}")]
+    Auth(#[from] shipshape_auth::AuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -122,15 +136,30 @@ impl Server {
         config: ServerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, ServeError> {
-        if !config.listen.ip().is_loopback() && !config.allow_public_without_auth {
-            return Err(ServeError::PublicWithoutAuth(config.listen));
-        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
         let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
+        let auth = shipshape_auth::Auth::open(
+            catalogue.clone(),
+            clock.clone(),
+            &config.data_dir.join("auth"),
+            &config.token_service,
+        )
+        .await?;
+        if let Some((name, password)) = &config.first_admin
+            && auth.bootstrap_admin(name, password).await?
+        {
+            tracing::info!(user = %name, "first administrator created; access control is on");
+        }
+        if !config.listen.ip().is_loopback()
+            && !auth.enabled().await?
+            && !config.allow_public_without_auth
+        {
+            return Err(ServeError::PublicWithoutAuth(config.listen));
+        }
         let store: Arc<dyn BlobStore> =
             Arc::new(LocalStore::open(config.data_dir.join("store")).await?);
         let gc_config = shipshape_gc::GcConfig {
@@ -203,6 +232,9 @@ impl Server {
             registry: registry.clone(),
             collector: collector.clone(),
             retention: retention.clone(),
+            auth: auth.clone(),
+            auth_realm: config.token_realm.clone(),
+            tls: false,
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();

@@ -1,13 +1,12 @@
 //! Garbage collection runs under `/api/v1/gc`: start (one at a time), the active run with live
 //! figures, cancel, history, and what a run deleted or would delete.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use shipshape_auth::Caller;
 use shipshape_gc::StartError;
 use shipshape_meta::runs::{Run, RunSpec, RunState};
 use utoipa::ToSchema;
@@ -122,7 +121,7 @@ fn info(r: Run) -> RunInfo {
               (status = 400, body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let opts: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
@@ -159,11 +158,7 @@ pub async fn start(
         sweep: opts.sweep.unwrap_or(false),
         grace_ms,
     };
-    match app
-        .collector
-        .start_run(spec, &crate::http::actor(Some(peer)))
-        .await
-    {
+    match app.collector.start_run(spec, &caller.principal).await {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(info(run))).into_response()),
         Err(StartError::Active(id)) => {
             let mut resp = ApiError::new(
@@ -258,14 +253,10 @@ pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResul
               (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult {
-    match app
-        .collector
-        .cancel(id, &crate::http::actor(Some(peer)))
-        .await?
-    {
+    match app.collector.cancel(id, &caller.principal).await? {
         None => Err(no_run(&format!("garbage collection run {id} is not known"))),
         Some(r) if r.state != RunState::Running => Err(ApiError::new(
             StatusCode::CONFLICT,

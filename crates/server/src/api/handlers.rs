@@ -1,7 +1,5 @@
 //! Handlers of the management API: parse, call one registry function, shape the JSON.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
@@ -16,7 +14,7 @@ use shipshape_oci::{RepoName, Tag};
 use super::model::{self, time};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::http::actor;
+use crate::registry::Principal;
 use crate::registry::{Overwrite, TagQuery};
 
 type ApiResult = Result<Response, ApiError>;
@@ -132,18 +130,13 @@ struct Override {
 pub async fn delete_repository(
     app: &AppState,
     repo: RepoName,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let q: Confirm = query(&req)?;
     let done = app
         .registry
-        .delete_repository(
-            &repo,
-            q.confirm.as_deref(),
-            q.override_protection,
-            &actor(peer),
-        )
+        .delete_repository(&repo, q.confirm.as_deref(), q.override_protection, actor)
         .await?;
     Ok(Json(model::RepositoryDeletion {
         repository: done.repository,
@@ -191,7 +184,7 @@ fn batch_restore(r: crate::registry::BatchRestore) -> model::BatchRestore {
 pub async fn restore_repository(
     app: &AppState,
     repo: RepoName,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let body: model::BatchRestoreRequest =
@@ -204,7 +197,7 @@ pub async fn restore_repository(
                 force: body.force,
                 override_protection: body.override_protection,
             },
-            &actor(peer),
+            actor,
         )
         .await?;
     Ok(Json(batch_restore(r)).into_response())
@@ -220,7 +213,7 @@ pub async fn restore_repository(
               (status = 409, description = "tag names reused; use force", body = model::ErrorBody)))]
 pub async fn restore_batch(
     State(app): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
     axum::extract::Path(id): axum::extract::Path<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult {
@@ -237,7 +230,7 @@ pub async fn restore_batch(
                 force: body.force,
                 override_protection: body.override_protection,
             },
-            &actor(Some(peer)),
+            &caller.principal,
         )
         .await?;
     Ok(Json(batch_restore(r)).into_response())
@@ -397,13 +390,13 @@ pub async fn delete_tag(
     app: &AppState,
     repo: RepoName,
     tag: Tag,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let q: Override = query(&req)?;
     let digest = app
         .registry
-        .delete_tag(&repo, &tag, q.override_protection, &actor(peer))
+        .delete_tag(&repo, &tag, q.override_protection, actor)
         .await?;
     Ok(Json(model::DeletedTag {
         tag: tag.to_string(),
@@ -422,7 +415,7 @@ pub async fn delete_tag(
 pub async fn delete_tags(
     app: &AppState,
     repo: RepoName,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let body: model::TagsDeleteRequest = json_body(req.into_body(), None).await?;
@@ -433,13 +426,7 @@ pub async fn delete_tags(
         .collect::<Result<Vec<Tag>, ApiError>>()?;
     let done = app
         .registry
-        .delete_tags(
-            &repo,
-            &names,
-            body.override_protection,
-            body.dry_run,
-            &actor(peer),
-        )
+        .delete_tags(&repo, &names, body.override_protection, body.dry_run, actor)
         .await?;
     Ok(Json(model::TagsDeletion {
         dry_run: done.dry_run,
@@ -505,7 +492,7 @@ pub async fn restore_tag(
     app: &AppState,
     repo: RepoName,
     tag: Tag,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let body: model::RestoreRequest =
@@ -520,7 +507,7 @@ pub async fn restore_tag(
                 force: body.force,
                 override_protection: body.override_protection,
             },
-            &actor(peer),
+            actor,
         )
         .await?;
     Ok(Json(restored_tag(r)).into_response())
@@ -535,7 +522,7 @@ pub async fn restore_tag(
 pub async fn bulk_delete(
     app: &AppState,
     repo: RepoName,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let body: model::BulkDeleteRequest = json_body(req.into_body(), None).await?;
@@ -547,13 +534,7 @@ pub async fn bulk_delete(
     };
     let r = app
         .registry
-        .bulk_delete_tags(
-            &repo,
-            &spec,
-            body.dry_run,
-            body.override_protection,
-            &actor(peer),
-        )
+        .bulk_delete_tags(&repo, &spec, body.dry_run, body.override_protection, actor)
         .await?;
     Ok(Json(model::BulkDeleteResult {
         dry_run: r.dry_run,
@@ -635,13 +616,13 @@ pub async fn delete_manifest(
     app: &AppState,
     repo: RepoName,
     digest: &str,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> ApiResult {
     let q: Override = query(&req)?;
     let done = app
         .registry
-        .delete_manifest_by_prefix(&repo, digest, q.override_protection, &actor(peer))
+        .delete_manifest_by_prefix(&repo, digest, q.override_protection, actor)
         .await?;
     Ok(Json(model::ManifestDeletion {
         digest: done.digest.to_string(),

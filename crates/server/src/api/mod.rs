@@ -6,18 +6,19 @@
 //! separator (no repository name component can be `-`):
 //! `/api/v1/repositories/team/app/-/tags/v1`.
 
+mod accounts;
 mod gc;
 mod handlers;
 pub mod model;
 mod policies;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Method;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use shipshape_auth::Caller;
+use shipshape_meta::principal::Permission;
 use shipshape_oci::{RepoName, Tag};
 use utoipa::OpenApi;
 
@@ -77,9 +78,8 @@ use crate::http::AppState;
 pub struct ApiDoc;
 
 /// The routes of the management API.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/repositories", get(handlers::list_repositories))
         .route("/api/v1/repositories/{*rest}", any(repository))
         .route("/api/v1/usage", get(handlers::usage))
@@ -122,6 +122,23 @@ pub fn router() -> Router<AppState> {
             "/api/v1/policy-runs/{id}/cancel",
             axum::routing::post(policies::cancel),
         )
+        .merge(accounts::router())
+        .route_layer(axum::middleware::from_fn_with_state(state, logged_in))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// Once access control is on, the management API answers only callers who logged in.
+async fn logged_in(
+    State(app): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(caller) = req.extensions().get::<Caller>()
+        && let Err(e) = crate::http::require_login(&app, caller)
+    {
+        return e.into_response();
+    }
+    next.run(req).await
 }
 
 /// This document.
@@ -188,10 +205,12 @@ fn parse(rest: &str, method: &Method) -> Result<(RepoName, Sub), ApiError> {
 }
 
 async fn repository(State(app): State<AppState>, req: Request) -> Response {
-    let peer = req
+    let caller = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .get::<Caller>()
+        .cloned()
+        .expect("the authentication layer runs first");
+    let peer = &caller.principal;
     let rest = req
         .uri()
         .path()
@@ -202,6 +221,15 @@ async fn repository(State(app): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Reading a repository's details needs read on it; changes are checked by the services.
+    if method == Method::GET && !peer.may(Permission::Pull, Some(repo.as_str())) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            format!("{} may not read {repo}", peer.name),
+        )
+        .into_response();
+    }
     let result = match (sub, method) {
         (Sub::Repository, Method::GET) => handlers::get_repository(&app, repo).await,
         (Sub::Repository, Method::DELETE) => {

@@ -4,13 +4,12 @@
 //! A policy document is accepted as JSON or TOML (the body is read as TOML unless it starts
 //! with `{`), so `shipshape policy apply -f` can send the operator's file as it is.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use shipshape_auth::Caller;
 use shipshape_gc::retention::{PolicySpec, Preview, RetentionError, Trigger};
 use shipshape_meta::policies::{PolicyRun, RunItem, StoredPolicy};
 use utoipa::ToSchema;
@@ -18,16 +17,11 @@ use utoipa::ToSchema;
 use super::model::{ErrorBody, time};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::registry::Principal;
 
 type ApiResult = Result<Response, ApiError>;
 
 fn error(e: RetentionError) -> ApiError {
     e.into()
-}
-
-fn who(peer: SocketAddr) -> Principal {
-    crate::http::actor(Some(peer))
 }
 
 fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
@@ -100,7 +94,7 @@ pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiRe
               (status = 400, description = "invalid policy", body = ErrorBody)))]
 pub async fn put(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
@@ -117,7 +111,7 @@ pub async fn put(
     }
     let (stored, created) = app
         .retention
-        .apply(&spec, &who(peer))
+        .apply(&spec, &caller.principal)
         .await
         .map_err(error)?;
     let status = if created {
@@ -134,11 +128,11 @@ pub async fn put(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult {
     app.retention
-        .remove(&name, &who(peer))
+        .remove(&name, &caller.principal)
         .await
         .map_err(error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -245,13 +239,13 @@ fn preview_info(p: Preview) -> PreviewInfo {
     responses((status = 200, body = PreviewInfo), (status = 404, body = ErrorBody)))]
 pub async fn preview_saved(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult {
     let (_, policy) = app.retention.get(&name).await.map_err(error)?;
     let p = app
         .retention
-        .preview(&policy, &who(peer))
+        .preview(&policy, &caller.principal)
         .await
         .map_err(error)?;
     Ok(Json(preview_info(p)).into_response())
@@ -264,7 +258,7 @@ pub async fn preview_saved(
               (status = 400, description = "invalid policy", body = ErrorBody)))]
 pub async fn preview_draft(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let policy = parse_document(&body)?
@@ -272,7 +266,7 @@ pub async fn preview_draft(
         .map_err(|e| error(RetentionError::Invalid(e)))?;
     let p = app
         .retention
-        .preview(&policy, &who(peer))
+        .preview(&policy, &caller.principal)
         .await
         .map_err(error)?;
     Ok(Json(preview_info(p)).into_response())
@@ -360,12 +354,12 @@ fn item(i: RunItem) -> PolicyRunItem {
               (status = 405, description = "deletion is disabled", body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult {
     let run = app
         .retention
-        .start(&name, Trigger::Manual, &who(peer))
+        .start(&name, Trigger::Manual, &caller.principal)
         .await
         .map_err(error)?;
     Ok((StatusCode::ACCEPTED, Json(run_info(run))).into_response())

@@ -1,7 +1,5 @@
 //! `/v2/<name>/blobs/<digest>`: GET (with ranges), HEAD, DELETE.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -9,9 +7,10 @@ use axum::response::{IntoResponse, Response};
 use shipshape_oci::{Digest, RepoName};
 use shipshape_store::ByteRange;
 
+use super::AppState;
 use super::headers::{self, DOCKER_CONTENT_DIGEST};
-use super::{AppState, actor};
 use crate::error::ApiError;
+use crate::registry::Principal;
 
 fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
     raw.parse::<Digest>()
@@ -118,11 +117,11 @@ pub async fn delete(
     app: &AppState,
     repo: RepoName,
     digest: String,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
 ) -> Result<Response, ApiError> {
     let digest = parse_digest(&digest)?;
     app.registry
-        .delete_blob(&repo, &digest, &actor(peer))
+        .delete_blob(&repo, &digest, actor)
         .await
         .map_err(|e| ApiError::from(e).for_distribution())?;
     let mut resp = StatusCode::ACCEPTED.into_response();

@@ -8,11 +8,15 @@ use serde_json::json;
 use super::AppState;
 use super::headers::{self, Query};
 use crate::error::ApiError;
+use crate::registry::Principal;
 
-pub async fn list(app: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn list(app: &AppState, actor: &Principal, req: Request) -> Result<Response, ApiError> {
     let q = Query::of(req.uri());
     let n = headers::page_size(&q)?;
-    let page = app.registry.list_repositories(n, q.get("last")).await?;
+    let page = app
+        .registry
+        .list_repositories_for(actor, n, q.get("last"))
+        .await?;
     let mut resp = axum::Json(json!({ "repositories": page.items })).into_response();
     if page.more
         && let (Some(n), Some(last)) = (n, page.items.last())

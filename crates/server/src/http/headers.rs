@@ -23,6 +23,15 @@ impl Query {
         )
     }
 
+    /// Every value given for `key`, in order (`scope` may be repeated).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

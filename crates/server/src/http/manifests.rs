@@ -1,7 +1,5 @@
 //! `/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -10,9 +8,10 @@ use futures::StreamExt;
 use shipshape_oci::manifest::MAX_MANIFEST_BYTES;
 use shipshape_oci::{NameError, Reference, RepoName};
 
+use super::AppState;
 use super::headers::{self, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
-use super::{AppState, actor};
 use crate::error::ApiError;
+use crate::registry::Principal;
 use crate::registry::RegistryError;
 
 /// Parses a reference for reading or deleting: a malformed tag is simply not there (404, as
@@ -50,7 +49,7 @@ pub async fn put(
     app: &AppState,
     repo: RepoName,
     reference: String,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
     req: Request,
 ) -> Result<Response, ApiError> {
     // The body (at most 4 MiB) is read before anything is judged, so a refusal reaches the
@@ -63,13 +62,7 @@ pub async fn put(
     })?;
     let pushed = app
         .registry
-        .put_manifest(
-            &repo,
-            &reference,
-            content_type.as_deref(),
-            &body,
-            &actor(peer),
-        )
+        .put_manifest(&repo, &reference, content_type.as_deref(), &body, actor)
         .await?;
     let mut resp = StatusCode::CREATED.into_response();
     headers::set(
@@ -106,11 +99,11 @@ pub async fn delete(
     app: &AppState,
     repo: RepoName,
     reference: String,
-    peer: Option<SocketAddr>,
+    actor: &Principal,
 ) -> Result<Response, ApiError> {
     let reference = lookup_reference(&reference)?;
     app.registry
-        .delete_manifest(&repo, &reference, &actor(peer))
+        .delete_manifest(&repo, &reference, actor)
         .await
         .map_err(|e| ApiError::from(e).for_distribution())?;
     let mut resp = StatusCode::ACCEPTED.into_response();

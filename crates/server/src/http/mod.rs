@@ -1,6 +1,7 @@
 //! The HTTP surface: the distribution API under `/v2`, and health endpoints. Handlers parse and
 //! validate, call one registry function, and shape the response.
 
+mod auth;
 mod blobs;
 mod catalog;
 mod headers;
@@ -14,10 +15,9 @@ mod uploads;
 
 pub use router::router;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::registry::{Principal, Registry};
+use crate::registry::Registry;
 
 /// Shared state of every handler. Cloned for every request, so it is one reference count:
 /// the services inside hold paths, configuration and several pools each.
@@ -30,6 +30,12 @@ pub struct Services {
     pub registry: Registry,
     pub collector: shipshape_gc::Collector,
     pub retention: shipshape_gc::retention::Retention,
+    pub auth: shipshape_auth::Auth,
+    /// The token endpoint's address as clients must reach it, when the operator set it;
+    /// otherwise it is built from the request's `Host`.
+    pub auth_realm: Option<String>,
+    /// The server speaks TLS (the realm it names is then `https`).
+    pub tls: bool,
 }
 
 impl AppState {
@@ -45,8 +51,4 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The caller of a request, as every service call takes it. Until authentication exists,
-/// everyone is the anonymous principal, with the client's address as the source.
-pub(crate) fn actor(peer: Option<SocketAddr>) -> Principal {
-    Principal::anonymous(peer.map(|p| p.ip().to_string()))
-}
+pub(crate) use auth::{auth_error, require_login};

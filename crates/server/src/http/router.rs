@@ -1,18 +1,17 @@
 //! The route table. `/v2/…` paths go through the one path parser, then to the handler for
 //! (endpoint, method); each handler lives in the module of its resource.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::path::{self, Endpoint};
-use super::{AppState, blobs, catalog, manifests, referrers, tags, uploads};
+use super::{AppState, auth, blobs, catalog, manifests, referrers, tags, uploads};
 use crate::error::ApiError;
+use shipshape_auth::Caller;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -22,7 +21,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/readyz", get(health))
         .route("/metrics", get(super::metrics::metrics))
-        .merge(crate::api::router())
+        .route("/auth/token", get(auth::token_get).post(auth::token_post))
+        .merge(crate::api::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),
@@ -35,10 +39,12 @@ async fn health() -> &'static str {
 }
 
 async fn v2(State(app): State<AppState>, req: Request) -> Response {
-    let peer = req
+    let caller = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .get::<Caller>()
+        .cloned()
+        .expect("the authentication layer runs first");
+    let actor = &caller.principal;
     let rest = req
         .uri()
         .path()
@@ -51,6 +57,9 @@ async fn v2(State(app): State<AppState>, req: Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let method = req.method().clone();
+    if let Err(e) = auth::authorize_v2(&app, req.headers(), &caller, &endpoint, &method) {
+        return e.into_response();
+    }
     // A request refused before its body was read leaves unread bytes on the connection; the
     // connection is then closed, and saying so keeps clients from reusing it.
     let has_body = req
@@ -60,20 +69,20 @@ async fn v2(State(app): State<AppState>, req: Request) -> Response {
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     let result = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
-        (Endpoint::Catalog, Method::GET) => catalog::list(&app, req).await,
+        (Endpoint::Catalog, Method::GET) => catalog::list(&app, actor, req).await,
         (Endpoint::Tags(repo), Method::GET) => tags::list(&app, repo, req).await,
         (Endpoint::Manifest(repo, r), Method::GET) => manifests::get(&app, repo, r, false).await,
         (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(&app, repo, r, true).await,
         (Endpoint::Manifest(repo, r), Method::PUT) => {
-            manifests::put(&app, repo, r, peer, req).await
+            manifests::put(&app, repo, r, actor, req).await
         }
         (Endpoint::Manifest(repo, r), Method::DELETE) => {
-            manifests::delete(&app, repo, r, peer).await
+            manifests::delete(&app, repo, r, actor).await
         }
         (Endpoint::Blob(repo, d), Method::GET) => blobs::get(&app, repo, d, req, false).await,
         (Endpoint::Blob(repo, d), Method::HEAD) => blobs::get(&app, repo, d, req, true).await,
-        (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(&app, repo, d, peer).await,
-        (Endpoint::Uploads(repo), Method::POST) => uploads::start(&app, repo, req).await,
+        (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(&app, repo, d, actor).await,
+        (Endpoint::Uploads(repo), Method::POST) => uploads::start(&app, repo, actor, req).await,
         (Endpoint::Upload(repo, id), Method::GET) => uploads::status(&app, repo, id).await,
         (Endpoint::Upload(repo, id), Method::PATCH) => uploads::patch(&app, repo, id, req).await,
         (Endpoint::Upload(repo, id), Method::PUT) => uploads::finish(&app, repo, id, req).await,

@@ -8,7 +8,7 @@ use shipshape_oci::{Algorithm, Digest, RepoName, UploadId};
 use super::AppState;
 use super::headers::{self, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Query};
 use crate::error::{ApiError, upload_range};
-use crate::registry::{MountOutcome, RegistryError};
+use crate::registry::{MountOutcome, Principal, RegistryError};
 
 fn session_response(status: StatusCode, repo: &RepoName, id: &UploadId, received: u64) -> Response {
     let mut resp = status.into_response();
@@ -62,7 +62,12 @@ async fn content_range(
     }
 }
 
-pub async fn start(app: &AppState, repo: RepoName, req: Request) -> Result<Response, ApiError> {
+pub async fn start(
+    app: &AppState,
+    repo: RepoName,
+    actor: &Principal,
+    req: Request,
+) -> Result<Response, ApiError> {
     let q = Query::of(req.uri());
     if let Some(mount) = q.get("mount") {
         // A mount that cannot be made falls back to a plain session, as the spec says; so does
@@ -76,7 +81,7 @@ pub async fn start(app: &AppState, repo: RepoName, req: Request) -> Result<Respo
             return Ok(
                 match app
                     .registry
-                    .mount_blob(&repo, &digest, from.as_ref())
+                    .mount_blob(&repo, &digest, from.as_ref(), actor)
                     .await?
                 {
                     MountOutcome::Mounted(d) => blob_created(&repo, &d),

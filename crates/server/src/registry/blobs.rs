@@ -127,15 +127,32 @@ impl Registry {
         repo: &RepoName,
         digest: &Digest,
         from: Option<&RepoName>,
+        actor: &Principal,
     ) -> Result<MountOutcome> {
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
+        // A mount needs read on its source: from `from` when named, else from any repository
+        // the caller may read that holds the blob. Otherwise the client uploads the bytes.
         let source = match from {
-            Some(from) => match repos::find(&mut tx, from).await? {
-                Some(from_id) => blobs::find_in_repo(&mut tx, from_id, digest).await?,
-                None => None,
-            },
-            None => blobs::find(&mut tx, digest).await?,
+            Some(from) if actor.may(Permission::Pull, Some(from.as_str())) => {
+                match repos::find(&mut tx, from).await? {
+                    Some(from_id) => blobs::find_in_repo(&mut tx, from_id, digest).await?,
+                    None => None,
+                }
+            }
+            Some(_) => None,
+            None if actor.may(Permission::Pull, None) => blobs::find(&mut tx, digest).await?,
+            None => {
+                let readable = shipshape_meta::reviews::links_of(&mut tx, digest)
+                    .await?
+                    .into_iter()
+                    .any(|l| actor.may(Permission::Pull, Some(&l.repository)));
+                if readable {
+                    blobs::find(&mut tx, digest).await?
+                } else {
+                    None
+                }
+            }
         };
         if source.is_some() {
             let repo_id = repos::get_or_create(&mut tx, repo, now).await?;

@@ -4,6 +4,7 @@ use shipshape_meta::manifests::{self, Referrer};
 use shipshape_meta::{repos, tags};
 use shipshape_oci::{Digest, RepoName};
 
+use super::{Permission, Principal};
 use super::{Registry, RegistryError, Result};
 
 /// One page of a sorted listing; `more` says whether entries remain after it.
@@ -56,6 +57,35 @@ impl Registry {
         let mut conn = self.catalogue.reader().await?;
         let items = repos::list(&mut conn, last, sql_limit(n)).await?;
         Ok(page(items, n))
+    }
+
+    /// `list_repositories` with only the repositories `actor` may read.
+    pub async fn list_repositories_for(
+        &self,
+        actor: &Principal,
+        n: Option<u64>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        if actor.may(Permission::Pull, None) {
+            return self.list_repositories(n, last).await;
+        }
+        const BATCH: i64 = 1_000;
+        let n = n.map(|n| n.min(MAX_PAGE));
+        let mut conn = self.catalogue.reader().await?;
+        let (mut items, mut cursor) = (Vec::new(), last.map(str::to_string));
+        loop {
+            let batch = repos::list(&mut conn, cursor.as_deref(), BATCH).await?;
+            let exhausted = (batch.len() as i64) < BATCH;
+            cursor = batch.last().cloned();
+            items.extend(
+                batch
+                    .into_iter()
+                    .filter(|r| actor.may(Permission::Pull, Some(r))),
+            );
+            if exhausted || n.is_some_and(|n| items.len() as u64 > n) {
+                return Ok(page(items, n));
+            }
+        }
     }
 
     /// Manifests of `repo` whose subject is `subject`. An unknown repository or subject simply

@@ -1,0 +1,245 @@
+//! Accounts under `/api/v1`: users, robots, roles, and who the caller is. Each handler passes
+//! the caller to the access-control service, which checks that it may manage accounts.
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shipshape_auth::Caller;
+use shipshape_meta::accounts::Role;
+use shipshape_meta::principal::{Kind, Permission};
+
+use crate::error::ApiError;
+use crate::http::{AppState, auth_error};
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/users", get(users).post(add_user))
+        .route("/api/v1/users/{name}", delete(remove_user))
+        .route("/api/v1/users/{name}/password", put(set_password))
+        .route("/api/v1/robots", get(robots).post(add_robot))
+        .route("/api/v1/robots/{name}/revoke", post(revoke_robot))
+        .route("/api/v1/roles", get(roles).post(grant).delete(revoke))
+}
+
+#[derive(Serialize)]
+struct Whoami {
+    name: String,
+    kind: &'static str,
+    /// Whether access control is on (a user exists).
+    access_control: bool,
+    /// May manage users, robots and roles.
+    admin: bool,
+}
+
+/// Who the credentials belong to: what `shipshape login` checks.
+async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
+    let p = &caller.principal;
+    let kind = match p.kind {
+        Kind::Anonymous => "anonymous",
+        Kind::User => "user",
+        Kind::Robot => "robot",
+        Kind::System => "system",
+    };
+    Ok(Json(Whoami {
+        name: p.name.clone(),
+        kind,
+        access_control: caller.enabled,
+        admin: p.may(Permission::ManageAccounts, None),
+    })
+    .into_response())
+}
+
+async fn users(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+    let list = app
+        .auth
+        .users(&caller.principal)
+        .await
+        .map_err(auth_error)?;
+    Ok(Json(serde_json::json!({ "users": list })).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn add_user(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<NewUser>,
+) -> ApiResult {
+    let user = app
+        .auth
+        .add_user(&caller.principal, &body.name, &body.password, body.admin)
+        .await
+        .map_err(auth_error)?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+async fn remove_user(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    app.auth
+        .remove_user(&caller.principal, &name)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct NewPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(body): Json<NewPassword>,
+) -> ApiResult {
+    app.auth
+        .set_password(&caller.principal, &name, &body.password)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn robots(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+    let list = app
+        .auth
+        .robots(&caller.principal)
+        .await
+        .map_err(auth_error)?;
+    Ok(Json(serde_json::json!({ "robots": list })).into_response())
+}
+
+#[derive(Deserialize)]
+struct RoleOn {
+    pattern: String,
+    role: String,
+}
+
+#[derive(Deserialize)]
+struct NewRobot {
+    name: String,
+    description: Option<String>,
+    /// How long it may be used (`90d`, `12h`); forever when absent.
+    expires_in: Option<String>,
+    #[serde(default)]
+    roles: Vec<RoleOn>,
+}
+
+fn role(text: &str) -> Result<Role, ApiError> {
+    text.parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e))
+}
+
+async fn add_robot(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<NewRobot>,
+) -> ApiResult {
+    let expires_at = match &body.expires_in {
+        None => None,
+        Some(text) => {
+            let d = humantime::parse_duration(text).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    format!("expires_in: {text:?} is not a duration (use e.g. 90d, 12h)"),
+                )
+            })?;
+            Some(app.registry.now() + d.as_millis() as i64)
+        }
+    };
+    let roles = body
+        .roles
+        .iter()
+        .map(|r| Ok((r.pattern.clone(), role(&r.role)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let (robot, secret) = app
+        .auth
+        .add_robot(
+            &caller.principal,
+            &body.name,
+            body.description.as_deref(),
+            expires_at,
+            &roles,
+        )
+        .await
+        .map_err(auth_error)?;
+    let mut v = serde_json::to_value(robot).expect("serialises");
+    // Shown this once: only its hash is kept.
+    v["secret"] = serde_json::Value::String(secret);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn revoke_robot(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    app.auth
+        .revoke_robot(&caller.principal, &name)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn roles(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+    let list = app
+        .auth
+        .bindings(&caller.principal)
+        .await
+        .map_err(auth_error)?;
+    Ok(Json(serde_json::json!({ "roles": list })).into_response())
+}
+
+#[derive(Deserialize)]
+struct Grant {
+    subject: String,
+    pattern: String,
+    role: String,
+}
+
+async fn grant(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<Grant>,
+) -> ApiResult {
+    let r = role(&body.role)?;
+    app.auth
+        .bind(&caller.principal, &body.subject, &body.pattern, r)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct Revoke {
+    subject: String,
+    pattern: String,
+}
+
+async fn revoke(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<Revoke>,
+) -> ApiResult {
+    app.auth
+        .unbind(&caller.principal, &q.subject, &q.pattern)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
