@@ -71,13 +71,13 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     for e in v["events"].as_array().into_iter().flatten() {
         t.row(vec![
             output::text(&e["id"]),
-            output::time(&e["at"]),
+            output::json_time(&e["at"]),
             output::text(&e["actor"]),
             output::text(&e["source"]),
             output::text(&e["action"]),
             output::text(&e["repository"]),
             output::text(&e["target"]),
-            output::digest(&e["digest"]),
+            output::json_digest(&e["digest"]),
             output::text(&e["reason"]),
         ]);
     }

@@ -243,7 +243,7 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
             output::text(&r["id"]),
             output::text(&r["state"]),
             output::text(&r["dry_run"]),
-            output::time(&r["started_at"]),
+            output::json_time(&r["started_at"]),
             r["duration_ms"]
                 .as_i64()
                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))

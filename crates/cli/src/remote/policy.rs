@@ -129,8 +129,8 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                     output::text(&p["name"]),
                     repos,
                     p["schedule"].as_str().unwrap_or("manual").to_string(),
-                    output::time(&p["next_run_at"]),
-                    output::time(&p["updated_at"]),
+                    output::json_time(&p["next_run_at"]),
+                    output::json_time(&p["updated_at"]),
                 ]);
             }
             t.print();
@@ -275,7 +275,7 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                     output::text(&i["repository"]),
                     output::text(&i["kind"]),
                     output::text(&i["target"]),
-                    output::digest(&i["digest"]),
+                    output::json_digest(&i["digest"]),
                     output::text(&i["rule"]),
                     output::text(&i["reason"]),
                 ]);
@@ -352,7 +352,7 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
             output::text(&r["policy"]),
             output::text(&r["trigger"]),
             output::text(&r["state"]),
-            output::time(&r["started_at"]),
+            output::json_time(&r["started_at"]),
             r["duration_ms"]
                 .as_i64()
                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
