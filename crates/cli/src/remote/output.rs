@@ -113,30 +113,6 @@ pub fn digest<'a>(d: impl Into<Option<&'a str>>) -> String {
     }
 }
 
-/// A size field of an answer not yet read as an API type, as a human size.
-pub fn size_of(v: &Value) -> String {
-    v.as_u64().map(size).unwrap_or_else(|| "-".into())
-}
-
-/// A field of an answer not yet read as an API type, or `-` when absent or null.
-pub fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-/// `time` of a field of an answer not yet read as an API type.
-pub fn json_time(v: &Value) -> String {
-    time(v.as_str())
-}
-
-/// `digest` of a field of an answer not yet read as an API type.
-pub fn json_digest(v: &Value) -> String {
-    digest(v.as_str())
-}
-
 /// Asks before a destructive action unless `yes`. Without a terminal to ask on, refuses:
 /// a script must say `--yes` explicitly.
 pub fn confirm(yes: bool, action: &str) -> Result<()> {
