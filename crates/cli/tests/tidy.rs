@@ -171,6 +171,29 @@ fn crates_point_downward_only() {
     assert_none(problems);
 }
 
+/// The operator commands drive a registry over its management API only (ARCHITECTURE.md,
+/// `crates/cli`): the one part of the server that `crates/cli/src/remote/` names is the API's
+/// types, `shipshape_server::api::model`, which the handlers serialise and read.
+#[test]
+fn remote_commands_use_the_server_only_through_the_api_model() {
+    let mut problems = Vec::new();
+    for file in source_files() {
+        if !file.rel.starts_with("crates/cli/src/remote/") {
+            continue;
+        }
+        for (line, text) in file.code_lines() {
+            if names(text, "shipshape_server") && !text.contains("shipshape_server::api::model") {
+                problems.push(format!(
+                    "{}:{line}: names the server beyond its API types: a remote command reaches \
+                     the registry over HTTP and reads answers as shipshape_server::api::model types",
+                    file.rel
+                ));
+            }
+        }
+    }
+    assert_none(problems);
+}
+
 /// Every file starts with a `//!` line saying what it is for (house style 11): every `.rs`
 /// file of the crates (sources, tests, helpers) and of the benchmarks.
 #[test]

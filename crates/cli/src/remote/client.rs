@@ -1,9 +1,12 @@
-//! A small HTTP client for the management API: JSON in and out, OCI-style error bodies turned
-//! into their message, connection failures into their root cause.
+//! A small HTTP client for the management API: JSON in and out, answers read as the API's types
+//! (`shipshape_server::api::model`), OCI-style error bodies turned into their message,
+//! connection failures into their root cause.
 
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{RemoteError, Result};
@@ -54,11 +57,23 @@ impl Remote {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// GETs `path`: the answer as the server sent it (what `-o json` prints).
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.send(self.request(Method::GET, path)).await
     }
 
-    /// Sends a request and returns the JSON answer, or the API's error message.
+    /// GETs `path`, read as the API's type `T`.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        decode(&self.get(path).await?)
+    }
+
+    /// Sends a request; its answer read as the API's type `T`.
+    pub async fn send_json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+        decode(&self.send(req).await?)
+    }
+
+    /// Sends a request and returns the JSON answer as the server sent it, or the API's error
+    /// message.
     pub async fn send(&self, req: RequestBuilder) -> Result<Value> {
         let req = req
             .build()
@@ -123,16 +138,42 @@ impl Remote {
     }
 }
 
+/// An answer read as the API's type `T`. One of another shape is an unexpected answer, as one
+/// that is not JSON is; `-o json` prints answers without reading them, so it shows what came.
+pub fn decode<T: DeserializeOwned>(v: &Value) -> Result<T> {
+    T::deserialize(v).map_err(|e| {
+        let name = std::any::type_name::<T>();
+        let name = name.rsplit("::").next().unwrap_or(name);
+        RemoteError::Protocol(format!("the answer is not a {name}: {e}"))
+    })
+}
+
+/// An OCI error body as the CLI reads it. Not `model::ErrorBody`: the server's entries carry a
+/// `detail` that schema leaves out, and a body from something in front of the registry may lack
+/// a code or a message.
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    code: Option<String>,
+    message: Option<String>,
+    #[serde(default)]
+    detail: Value,
+}
+
 /// The code, message and detail of an OCI error body, or `None` when the body is not one.
 fn api_error(body: &[u8]) -> Option<(String, String, Value)> {
-    let parsed: Value = serde_json::from_slice(body).ok()?;
-    let first = parsed["errors"].get(0)?;
-    let code = first["code"].as_str().unwrap_or("UNKNOWN").to_string();
-    let message = match first["message"].as_str() {
-        Some(m) if !m.is_empty() => m.to_string(),
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let first = parsed.errors.into_iter().next()?;
+    let code = first.code.unwrap_or_else(|| "UNKNOWN".into());
+    let message = match first.message {
+        Some(m) if !m.is_empty() => m,
         _ => code.clone(),
     };
-    Some((code, message, first["detail"].clone()))
+    Some((code, message, first.detail))
 }
 
 #[cfg(test)]
@@ -146,6 +187,10 @@ mod tests {
         assert_eq!(code, "NAME_UNKNOWN");
         assert_eq!(message, "repository x is not known");
         assert!(api_error(b"<html>").is_none());
+        let (code, message, detail) =
+            api_error(br#"{"errors":[{"code":"DENIED","detail":{"protected":["v1"]}}]}"#).unwrap();
+        assert_eq!((code.as_str(), message.as_str()), ("DENIED", "DENIED"));
+        assert_eq!(detail, serde_json::json!({"protected": ["v1"]}));
     }
 
     #[test]

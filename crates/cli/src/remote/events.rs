@@ -1,5 +1,8 @@
 //! `shipshape events`: the activity log, newest first, filtered and paginated.
 
+use shipshape_server::api::model::{EventList, EventQuery};
+
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{RemoteArgs, Result};
 
@@ -31,24 +34,14 @@ pub struct EventsArgs {
 
 pub async fn run(args: EventsArgs) -> Result<()> {
     let remote = args.remote.remote()?;
-    let mut query: Vec<(&str, String)> = Vec::new();
-    let strings = [
-        ("repository", &args.repository),
-        ("action", &args.action),
-        ("since", &args.since),
-        ("until", &args.until),
-    ];
-    for (key, value) in strings {
-        if let Some(v) = value {
-            query.push((key, v.clone()));
-        }
-    }
-    if let Some(b) = args.before {
-        query.push(("before", b.to_string()));
-    }
-    if let Some(l) = args.limit {
-        query.push(("limit", l.to_string()));
-    }
+    let query = EventQuery {
+        repository: args.repository,
+        action: args.action,
+        since: args.since,
+        until: args.until,
+        before: args.before,
+        limit: args.limit,
+    };
     let req = remote
         .request(reqwest::Method::GET, "/api/v1/events")
         .query(&query);
@@ -57,6 +50,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         output::print_json(&v);
         return Ok(());
     }
+    let list: EventList = decode(&v)?;
     let mut t = Table::new(&[
         "ID",
         "TIME",
@@ -68,21 +62,21 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         "DIGEST",
         "REASON",
     ]);
-    for e in v["events"].as_array().into_iter().flatten() {
+    for e in &list.events {
         t.row(vec![
-            output::text(&e["id"]),
-            output::time(&e["at"]),
-            output::text(&e["actor"]),
-            output::text(&e["source"]),
-            output::text(&e["action"]),
-            output::text(&e["repository"]),
-            output::text(&e["target"]),
-            output::digest(&e["digest"]),
-            output::text(&e["reason"]),
+            e.id.to_string(),
+            output::time(e.at.as_str()),
+            e.actor.clone(),
+            output::or_dash(e.source.as_deref()),
+            e.action.clone(),
+            output::or_dash(e.repository.as_deref()),
+            output::or_dash(e.target.as_deref()),
+            output::digest(e.digest.as_deref()),
+            output::or_dash(e.reason.as_deref()),
         ]);
     }
     t.print();
-    if let Some(next) = v["next"].as_i64() {
+    if let Some(next) = list.next {
         println!("(more: --before {next})");
     }
     Ok(())

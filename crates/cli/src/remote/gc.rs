@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
+use shipshape_server::api::model::gc::{RunInfo, RunItems, RunList, StartRun};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, RemoteError, Result};
 
@@ -86,54 +88,54 @@ pub async fn run(args: GcArgs) -> Result<()> {
             } else {
                 None
             };
-            let body = json!({
-                "dry_run": dry_run,
-                "include_untagged_manifests": untagged,
-                "grace": grace,
-                "sweep": sweep,
-            });
+            let body = StartRun {
+                dry_run,
+                include_untagged_manifests: untagged,
+                grace,
+                sweep: Some(sweep),
+            };
             let req = remote.request(Method::POST, "/api/v1/gc/runs").json(&body);
             let mut v = remote.send(req).await?;
+            let mut run: RunInfo = decode(&v)?;
             // A dry run is only worth its list: wait for it.
             if wait || dry_run {
-                v = follow(&remote, &v, format).await?;
+                (v, run) = follow(&remote, &run, format).await?;
             }
-            if dry_run && format == Format::Table && v["state"] == "succeeded" {
-                let items = remote
-                    .get(&format!("/api/v1/gc/runs/{}/items", v["id"]))
+            if dry_run && format == Format::Table && run.state == "succeeded" {
+                let items: RunItems = remote
+                    .get_json(&format!("/api/v1/gc/runs/{}/items", run.id))
                     .await?;
                 show_items(&items);
-                let f = &v["figures"];
+                let f = &run.figures;
                 println!(
                     "dry run {}: would delete {} manifests, {} blobs, {} links, {} uploads, {} orphans, freeing {}",
-                    v["id"],
-                    output::text(&f["manifests_deleted"]),
-                    output::text(&f["blobs_deleted"]),
-                    output::text(&f["links_deleted"]),
-                    output::text(&f["uploads_deleted"]),
-                    output::text(&f["orphans_deleted"]),
-                    output::size_of(&f["bytes_deleted"]),
+                    run.id,
+                    f.manifests_deleted,
+                    f.blobs_deleted,
+                    f.links_deleted,
+                    f.uploads_deleted,
+                    f.orphans_deleted,
+                    output::size(f.bytes_deleted),
                 );
                 return Ok(());
             }
-            show_runs(format, std::slice::from_ref(&v), &v);
-            if v["state"] == "failed" {
-                let errors = v["errors"].as_array().cloned().unwrap_or_default();
-                let reason = errors
-                    .iter()
-                    .map(output::text)
-                    .collect::<Vec<_>>()
-                    .join("; ");
+            show_runs(format, &v, std::slice::from_ref(&run));
+            if run.state == "failed" {
                 return Err(RemoteError::Protocol(format!(
-                    "run {} failed: {reason}",
-                    v["id"]
+                    "run {} failed: {}",
+                    run.id,
+                    run.errors.join("; ")
                 )));
             }
             Ok(())
         }
         GcCommand::Status => match remote.get("/api/v1/gc/runs/active").await {
+            Ok(v) if format == Format::Json => {
+                output::print_json(&v);
+                Ok(())
+            }
             Ok(v) => {
-                show_runs(format, std::slice::from_ref(&v), &v);
+                runs_table(&[decode(&v)?]);
                 Ok(())
             }
             // Nothing running is an answer, not a failure.
@@ -149,17 +151,21 @@ pub async fn run(args: GcArgs) -> Result<()> {
         },
         GcCommand::Cancel { id } => {
             let req = remote.request(Method::POST, &format!("/api/v1/gc/runs/{id}/cancel"));
-            let v = remote.send(req).await?;
-            let v = follow(&remote, &v, Format::Json).await?;
-            show_runs(format, std::slice::from_ref(&v), &v);
+            let run: RunInfo = remote.send_json(req).await?;
+            let (v, run) = follow(&remote, &run, Format::Json).await?;
+            show_runs(format, &v, std::slice::from_ref(&run));
             Ok(())
         }
         GcCommand::List { limit } => {
             let v = remote
                 .get(&format!("/api/v1/gc/runs?limit={limit}"))
                 .await?;
-            let runs = v["runs"].as_array().cloned().unwrap_or_default();
-            show_runs(format, &runs, &v);
+            if format == Format::Json {
+                output::print_json(&v);
+                return Ok(());
+            }
+            let list: RunList = decode(&v)?;
+            runs_table(&list.runs);
             Ok(())
         }
         GcCommand::Items { id } => {
@@ -168,15 +174,16 @@ pub async fn run(args: GcArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
-            show_items(&v);
+            show_items(&decode(&v)?);
             Ok(())
         }
     }
 }
 
 /// Polls a run until it has finished; a progress line on a terminal shows what it did so far.
-async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
-    let id = run["id"].clone();
+/// Returns the last answer as sent, and read.
+async fn follow(remote: &Remote, run: &RunInfo, format: Format) -> Result<(Value, RunInfo)> {
+    let id = run.id;
     let bar = (format == Format::Table && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -186,44 +193,50 @@ async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         let v = remote.get(&format!("/api/v1/gc/runs/{id}")).await?;
+        let run: RunInfo = decode(&v)?;
         if let Some(bar) = &bar {
-            let f = &v["figures"];
+            let f = &run.figures;
             bar.set_message(format!(
                 "run {id}: reviewed {}, deleted {} manifests, {} blobs, {}",
-                output::text(&f["reviewed"]),
-                output::text(&f["manifests_deleted"]),
-                output::text(&f["blobs_deleted"]),
-                output::size_of(&f["bytes_deleted"]),
+                f.reviewed,
+                f.manifests_deleted,
+                f.blobs_deleted,
+                output::size(f.bytes_deleted),
             ));
         }
-        if v["state"] != "running" {
+        if run.state != "running" {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            return Ok(v);
+            return Ok((v, run));
         }
         tick.tick().await;
     }
 }
 
-fn show_items(v: &Value) {
+fn show_items(items: &RunItems) {
     let mut t = Table::new(&["KIND", "REPOSITORY", "TARGET", "SIZE"]);
-    for i in v["items"].as_array().into_iter().flatten() {
+    for i in &items.items {
         t.row(vec![
-            output::text(&i["kind"]),
-            output::text(&i["repository"]),
-            output::text(&i["target"]),
-            output::size_of(&i["size"]),
+            i.kind.clone(),
+            output::or_dash(i.repository.as_deref()),
+            i.target.clone(),
+            output::size(i.size),
         ]);
     }
     t.print();
 }
 
-fn show_runs(format: Format, runs: &[Value], raw: &Value) {
+/// Runs as the server sent them (`raw`) with `-o json`, else as a table.
+fn show_runs(format: Format, raw: &Value, runs: &[RunInfo]) {
     if format == Format::Json {
         output::print_json(raw);
-        return;
+    } else {
+        runs_table(runs);
     }
+}
+
+fn runs_table(runs: &[RunInfo]) {
     let mut t = Table::new(&[
         "ID",
         "STATE",
@@ -238,22 +251,21 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
         "ERRORS",
     ]);
     for r in runs {
-        let f = &r["figures"];
+        let f = &r.figures;
         t.row(vec![
-            output::text(&r["id"]),
-            output::text(&r["state"]),
-            output::text(&r["dry_run"]),
-            output::time(&r["started_at"]),
-            r["duration_ms"]
-                .as_i64()
+            r.id.to_string(),
+            r.state.clone(),
+            r.dry_run.to_string(),
+            output::time(r.started_at.as_str()),
+            r.duration_ms
                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into()),
-            output::text(&f["manifests_deleted"]),
-            output::text(&f["blobs_deleted"]),
-            output::text(&f["orphans_deleted"]),
-            output::size_of(&f["bytes_deleted"]),
-            output::text(&r["started_by"]),
-            r["errors"].as_array().map_or(0, Vec::len).to_string(),
+            f.manifests_deleted.to_string(),
+            f.blobs_deleted.to_string(),
+            f.orphans_deleted.to_string(),
+            output::size(f.bytes_deleted),
+            r.started_by.clone(),
+            r.errors.len().to_string(),
         ]);
     }
     t.print();

@@ -2,7 +2,9 @@
 //! referrers, untagged), and deleting one by digest with every tag pointing at it.
 
 use reqwest::Method;
+use shipshape_server::api::model::{ManifestDeletion, ManifestInfo, ManifestList, OverrideQuery};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, Result};
 
@@ -48,6 +50,7 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
+            let list: ManifestList = decode(&v)?;
             let mut t = Table::new(&[
                 "DIGEST",
                 "KIND",
@@ -56,24 +59,18 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                 "CREATED",
                 "LAST PULLED",
             ]);
-            for m in v["manifests"].as_array().into_iter().flatten() {
-                let tags: Vec<String> = m["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(output::text)
-                    .collect();
+            for m in &list.manifests {
                 t.row(vec![
-                    output::digest(&m["digest"]),
-                    output::text(&m["kind"]),
-                    if tags.is_empty() {
+                    output::digest(m.digest.as_str()),
+                    m.kind.clone(),
+                    if m.tags.is_empty() {
                         "-".into()
                     } else {
-                        tags.join(",")
+                        m.tags.join(",")
                     },
-                    output::size_of(&m["size"]),
-                    output::time(&m["created_at"]),
-                    output::time(&m["last_pulled_at"]),
+                    output::size(m.size),
+                    output::time(m.created_at.as_str()),
+                    output::time(m.last_pulled_at.as_deref()),
                 ]);
             }
             t.print();
@@ -86,31 +83,25 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
         } => {
             // Every digest is resolved first, so a typo changes nothing; two names of one
             // manifest (a prefix and the whole digest, say) delete it once.
-            let mut found: Vec<serde_json::Value> = Vec::new();
+            let mut found: Vec<ManifestInfo> = Vec::new();
             for d in &digests {
-                let m = remote
-                    .get(&Remote::repo_path(&repository, &format!("manifests/{d}")))
+                let m: ManifestInfo = remote
+                    .get_json(&Remote::repo_path(&repository, &format!("manifests/{d}")))
                     .await?;
-                if found.iter().all(|f| f["digest"] != m["digest"]) {
+                if found.iter().all(|f| f.digest != m.digest) {
                     found.push(m);
                 }
             }
             let listed: Vec<String> = found
                 .iter()
                 .map(|m| {
-                    let tags: Vec<String> = m["tags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(output::text)
-                        .collect();
                     format!(
                         "{repository}@{} (tags: {})",
-                        output::text(&m["digest"]),
-                        if tags.is_empty() {
+                        m.digest,
+                        if m.tags.is_empty() {
                             "none".into()
                         } else {
-                            tags.join(", ")
+                            m.tags.join(", ")
                         }
                     )
                 })
@@ -122,22 +113,19 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
             )?;
             let mut done = Vec::new();
             for m in &found {
-                let digest = output::text(&m["digest"]);
-                let mut req = remote.request(
-                    Method::DELETE,
-                    &Remote::repo_path(&repository, &format!("manifests/{digest}")),
-                );
-                if override_protection {
-                    req = req.query(&[("override_protection", "true")]);
-                }
+                let digest = &m.digest;
+                let req = remote
+                    .request(
+                        Method::DELETE,
+                        &Remote::repo_path(&repository, &format!("manifests/{digest}")),
+                    )
+                    .query(&OverrideQuery {
+                        override_protection,
+                    });
                 let v = remote.send(req).await?;
                 if format == Format::Table {
-                    let tags: Vec<String> = v["tags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(output::text)
-                        .collect();
+                    let deleted: ManifestDeletion = decode(&v)?;
+                    let tags = &deleted.tags;
                     println!(
                         "deleted {repository}@{digest}{}",
                         if tags.is_empty() {
@@ -150,10 +138,8 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                             )
                         }
                     );
-                    super::tag::print_freed(&v, false);
-                    if let Some(batch) = v["batch"].as_i64() {
-                        println!("undo with: shipshape undo {batch}");
-                    }
+                    super::tag::print_freed(&deleted.freed, false);
+                    println!("undo with: shipshape undo {}", deleted.batch);
                 }
                 done.push(v);
             }

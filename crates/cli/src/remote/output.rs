@@ -1,6 +1,7 @@
 //! What the remote commands print: aligned tables with human sizes, or the API's JSON; and the
 //! confirmation asked before destructive actions.
 
+use std::fmt::Display;
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::Value;
@@ -16,6 +17,7 @@ pub enum Format {
     Json,
 }
 
+/// An answer as the server sent it (pretty-printed): what `-o json` shows.
 pub fn print_json(v: &Value) {
     // A JSON value always serialises.
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
@@ -83,23 +85,14 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A size field of an API answer, as a human size.
-pub fn size_of(v: &Value) -> String {
-    v.as_u64().map(size).unwrap_or_else(|| "-".into())
+/// A field the API may leave out (null), or `-` when it does.
+pub fn or_dash<T: Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-/// A string field, or `-` when absent or null.
-pub fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-/// An RFC 3339 time of the API shortened to the second: `2024-05-01 12:00:00`.
-pub fn time(v: &Value) -> String {
-    match v.as_str() {
+/// An RFC 3339 time of the API shortened to the second: `2024-05-01 12:00:00`; `-` for none.
+pub fn time<'a>(t: impl Into<Option<&'a str>>) -> String {
+    match t.into() {
         Some(t) => {
             let t = t.split('.').next().unwrap_or(t).trim_end_matches('Z');
             t.replacen('T', " ", 1)
@@ -108,9 +101,10 @@ pub fn time(v: &Value) -> String {
     }
 }
 
-/// A digest cut to the algorithm and 12 hex digits; the JSON output has it whole.
-pub fn digest(v: &Value) -> String {
-    match v.as_str() {
+/// A digest cut to the algorithm and 12 hex digits (the JSON output has it whole); `-` for
+/// none.
+pub fn digest<'a>(d: impl Into<Option<&'a str>>) -> String {
+    match d.into() {
         Some(d) => match d.split_once(':') {
             Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
             _ => d.to_string(),
@@ -179,15 +173,14 @@ mod tests {
 
     #[test]
     fn times_and_digests_shorten() {
+        assert_eq!(time("2024-05-01T12:00:00.123Z"), "2024-05-01 12:00:00");
+        assert_eq!(time(None), "-");
         assert_eq!(
-            time(&Value::from("2024-05-01T12:00:00.123Z")),
-            "2024-05-01 12:00:00"
-        );
-        assert_eq!(
-            digest(&Value::from(
-                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-            )),
+            digest("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
             "sha256:0123456789ab"
         );
+        assert_eq!(digest(None), "-");
+        assert_eq!(or_dash(Some(7)), "7");
+        assert_eq!(or_dash(None::<&str>), "-");
     }
 }

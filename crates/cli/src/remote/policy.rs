@@ -6,8 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::Value;
+use shipshape_gc::retention::PolicySpec;
+use shipshape_server::api::model::policies::{
+    PolicyInfo, PolicyList, PolicyRunDetail, PolicyRunInfo, PolicyRunList, PreviewInfo,
+};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, RemoteError, Result};
 
@@ -90,17 +96,18 @@ fn read_file(path: &Path) -> Result<String> {
 /// The policy name a file declares, so `apply` knows where to send it. The registry validates
 /// the whole document; this only finds the name.
 fn declared_name(text: &str, path: &Path) -> Result<String> {
-    let parsed: Option<String> = if text.trim_start().starts_with('{') {
-        serde_json::from_str::<Value>(text)
-            .ok()
-            .and_then(|v| v["name"].as_str().map(str::to_string))
+    /// Just the name of a policy document, whatever else it holds.
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let parsed: Option<Named> = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).ok()
     } else {
-        toml::from_str::<toml::Table>(text)
-            .ok()
-            .and_then(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        toml::from_str(text).ok()
     };
     match parsed {
-        Some(n) => Ok(n),
+        Some(n) => Ok(n.name),
         // Let the registry explain what is wrong with the document.
         None if text.trim().is_empty() => {
             Err(RemoteError::Usage(format!("{} is empty", path.display())))
@@ -119,18 +126,19 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
+            let list: PolicyList = decode(&v)?;
             let mut t = Table::new(&["NAME", "REPOSITORIES", "SCHEDULE", "NEXT RUN", "UPDATED"]);
-            for p in v["policies"].as_array().into_iter().flatten() {
-                let repos = p["document"]["repositories"]
-                    .as_array()
-                    .map(|a| a.iter().map(output::text).collect::<Vec<_>>().join(","))
+            for p in &list.policies {
+                // The document is the policy as applied, in the shape of a `PolicySpec`.
+                let repos = PolicySpec::deserialize(&p.document)
+                    .map(|spec| spec.repositories.join(","))
                     .unwrap_or_default();
                 t.row(vec![
-                    output::text(&p["name"]),
+                    p.name.clone(),
                     repos,
-                    p["schedule"].as_str().unwrap_or("manual").to_string(),
-                    output::time(&p["next_run_at"]),
-                    output::time(&p["updated_at"]),
+                    p.schedule.as_deref().unwrap_or("manual").to_string(),
+                    output::time(p.next_run_at.as_deref()),
+                    output::time(p.updated_at.as_str()),
                 ]);
             }
             t.print();
@@ -141,7 +149,8 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
             if format == Format::Json {
                 output::print_json(&v);
             } else {
-                let doc = toml::to_string(&v["document"])
+                let policy: PolicyInfo = decode(&v)?;
+                let doc = toml::to_string(&policy.document)
                     .map_err(|e| RemoteError::Protocol(e.to_string()))?;
                 print!("{doc}");
             }
@@ -158,11 +167,12 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
             if format == Format::Json {
                 output::print_json(&v);
             } else {
-                let next = v["next_run_at"]
-                    .as_str()
+                let policy: PolicyInfo = decode(&v)?;
+                let next = policy
+                    .next_run_at
                     .map(|n| format!("; next run {n}"))
                     .unwrap_or_else(|| "; runs only when started".into());
-                println!("applied policy {}{next}", output::text(&v["name"]));
+                println!("applied policy {}{next}", policy.name);
             }
             Ok(())
         }
@@ -195,59 +205,53 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
+            let preview: PreviewInfo = decode(&v)?;
             let mut t = Table::new(&["REPOSITORY", "TAG/MANIFEST", "ACTION", "RULE", "REASON"]);
-            for r in v["repositories"].as_array().into_iter().flatten() {
-                for d in r["decisions"].as_array().into_iter().flatten() {
-                    if !all && d["action"] != "delete" {
+            for r in &preview.repositories {
+                for d in &r.decisions {
+                    if !all && d.action != "delete" {
                         continue;
                     }
                     t.row(vec![
-                        output::text(&r["repository"]),
-                        output::text(&d["target"]),
-                        output::text(&d["action"]),
-                        output::text(&d["rule"]),
-                        output::text(&d["reason"]),
+                        r.repository.clone(),
+                        d.target.clone(),
+                        d.action.clone(),
+                        d.rule.clone(),
+                        d.reason.clone(),
                     ]);
                 }
             }
             t.print();
-            let f = &v["figures"];
+            let f = &preview.figures;
             println!(
                 "{} tags and {} untagged manifests would be deleted in {} of {} repositories ({} tags evaluated)",
-                output::text(&f["tags_deleted"]),
-                output::text(&f["manifests_deleted"]),
-                output::text(&f["repositories_affected"]),
-                output::text(&f["repositories"]),
-                output::text(&f["tags_evaluated"]),
+                f.tags_deleted,
+                f.manifests_deleted,
+                f.repositories_affected,
+                f.repositories,
+                f.tags_evaluated,
             );
             println!(
                 "that would take {} out of use: {} held for restore for the restore window, {} reclaimable at once",
-                output::size(
-                    f["bytes_held_for_restore"].as_u64().unwrap_or(0)
-                        + f["bytes_reclaimable"].as_u64().unwrap_or(0)
-                ),
-                output::size_of(&f["bytes_held_for_restore"]),
-                output::size_of(&f["bytes_reclaimable"]),
+                output::size(f.bytes_held_for_restore + f.bytes_reclaimable),
+                output::size(f.bytes_held_for_restore),
+                output::size(f.bytes_reclaimable),
             );
             Ok(())
         }
         PolicyCommand::Run { name, wait } => {
             let req = remote.request(Method::POST, &format!("/api/v1/policies/{name}/runs"));
             let mut v = remote.send(req).await?;
+            let mut run: PolicyRunInfo = decode(&v)?;
             if wait {
-                v = follow(&remote, &v, format).await?;
+                (v, run) = follow(&remote, &run, format).await?;
             }
-            show_runs(format, std::slice::from_ref(&v), &v);
-            if v["state"] == "failed" {
-                let errors = v["errors"].as_array().cloned().unwrap_or_default();
-                let reason = errors
-                    .iter()
-                    .map(output::text)
-                    .collect::<Vec<_>>()
-                    .join("; ");
+            show_runs(format, &v, std::slice::from_ref(&run));
+            if run.state == "failed" {
                 return Err(RemoteError::Protocol(format!(
-                    "policy run {} failed: {reason}",
-                    v["id"]
+                    "policy run {} failed: {}",
+                    run.id,
+                    run.errors.join("; ")
                 )));
             }
             Ok(())
@@ -258,8 +262,12 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                 None => format!("/api/v1/policy-runs?limit={limit}"),
             };
             let v = remote.get(&path).await?;
-            let runs = v["runs"].as_array().cloned().unwrap_or_default();
-            show_runs(format, &runs, &v);
+            if format == Format::Json {
+                output::print_json(&v);
+                return Ok(());
+            }
+            let list: PolicyRunList = decode(&v)?;
+            runs_table(&list.runs);
             Ok(())
         }
         PolicyCommand::Show { id } => {
@@ -268,16 +276,17 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                 output::print_json(&v);
                 return Ok(());
             }
-            show_runs(format, std::slice::from_ref(&v), &v);
+            let detail: PolicyRunDetail = decode(&v)?;
+            runs_table(std::slice::from_ref(&detail.run));
             let mut t = Table::new(&["REPOSITORY", "KIND", "TARGET", "DIGEST", "RULE", "REASON"]);
-            for i in v["items"].as_array().into_iter().flatten() {
+            for i in &detail.items {
                 t.row(vec![
-                    output::text(&i["repository"]),
-                    output::text(&i["kind"]),
-                    output::text(&i["target"]),
-                    output::digest(&i["digest"]),
-                    output::text(&i["rule"]),
-                    output::text(&i["reason"]),
+                    i.repository.clone(),
+                    i.kind.clone(),
+                    i.target.clone(),
+                    output::digest(i.digest.as_str()),
+                    i.rule.clone(),
+                    i.reason.clone(),
                 ]);
             }
             t.print();
@@ -285,17 +294,22 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
         }
         PolicyCommand::Cancel { id } => {
             let req = remote.request(Method::POST, &format!("/api/v1/policy-runs/{id}/cancel"));
-            let v = remote.send(req).await?;
-            let v = follow(&remote, &v, Format::Json).await?;
-            show_runs(format, std::slice::from_ref(&v), &v);
+            let run: PolicyRunInfo = remote.send_json(req).await?;
+            let (v, run) = follow(&remote, &run, Format::Json).await?;
+            show_runs(format, &v, std::slice::from_ref(&run));
             Ok(())
         }
     }
 }
 
 /// Polls a run until it has finished; a progress line on a terminal shows what it did so far.
-async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
-    let id = run["id"].clone();
+/// Returns the last answer as sent (the run with its items), and the run read from it.
+async fn follow(
+    remote: &Remote,
+    run: &PolicyRunInfo,
+    format: Format,
+) -> Result<(Value, PolicyRunInfo)> {
+    let id = run.id;
     let bar = (format == Format::Table && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -305,31 +319,37 @@ async fn follow(remote: &Remote, run: &Value, format: Format) -> Result<Value> {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         let v = remote.get(&format!("/api/v1/policy-runs/{id}")).await?;
+        let run = decode::<PolicyRunDetail>(&v)?.run;
         if let Some(bar) = &bar {
-            let f = &v["figures"];
+            let f = &run.figures;
             bar.set_message(format!(
                 "policy run {id}: {} repositories, {} tags deleted, {} untagged manifests, {} freed",
-                output::text(&f["repositories"]),
-                output::text(&f["tags_deleted"]),
-                output::text(&f["manifests_deleted"]),
-                output::size_of(&f["bytes_held_for_restore"]),
+                f.repositories,
+                f.tags_deleted,
+                f.manifests_deleted,
+                output::size(f.bytes_held_for_restore),
             ));
         }
-        if v["state"] != "running" {
+        if run.state != "running" {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            return Ok(v);
+            return Ok((v, run));
         }
         tick.tick().await;
     }
 }
 
-fn show_runs(format: Format, runs: &[Value], raw: &Value) {
+/// Runs as the server sent them (`raw`) with `-o json`, else as a table.
+fn show_runs(format: Format, raw: &Value, runs: &[PolicyRunInfo]) {
     if format == Format::Json {
         output::print_json(raw);
-        return;
+    } else {
+        runs_table(runs);
     }
+}
+
+fn runs_table(runs: &[PolicyRunInfo]) {
     let mut t = Table::new(&[
         "ID",
         "POLICY",
@@ -346,28 +366,23 @@ fn show_runs(format: Format, runs: &[Value], raw: &Value) {
         "ERRORS",
     ]);
     for r in runs {
-        let f = &r["figures"];
+        let f = &r.figures;
         t.row(vec![
-            output::text(&r["id"]),
-            output::text(&r["policy"]),
-            output::text(&r["trigger"]),
-            output::text(&r["state"]),
-            output::time(&r["started_at"]),
-            r["duration_ms"]
-                .as_i64()
+            r.id.to_string(),
+            r.policy.clone(),
+            r.trigger.clone(),
+            r.state.clone(),
+            output::time(r.started_at.as_str()),
+            r.duration_ms
                 .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                 .unwrap_or_else(|| "-".into()),
-            format!(
-                "{}/{}",
-                output::text(&f["repositories_affected"]),
-                output::text(&f["repositories"])
-            ),
-            output::text(&f["tags_deleted"]),
-            output::text(&f["manifests_deleted"]),
-            output::size_of(&f["bytes_held_for_restore"]),
-            output::size_of(&f["bytes_reclaimable"]),
-            output::text(&r["started_by"]),
-            r["errors"].as_array().map_or(0, Vec::len).to_string(),
+            format!("{}/{}", f.repositories_affected, f.repositories),
+            f.tags_deleted.to_string(),
+            f.manifests_deleted.to_string(),
+            output::size(f.bytes_held_for_restore),
+            output::size(f.bytes_reclaimable),
+            r.started_by.clone(),
+            r.errors.len().to_string(),
         ]);
     }
     t.print();

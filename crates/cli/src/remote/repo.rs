@@ -2,8 +2,13 @@
 //! (restorable for the restore window), bring a deleted one back.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
+use shipshape_server::api::model::{
+    BatchRestore, BatchRestoreRequest, DeletedTag, RepositoryDeleteQuery, RepositoryDeletion,
+    RepositoryInfo, RepositoryList, TagList,
+};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, Result};
 
@@ -66,45 +71,40 @@ pub async fn run(args: RepoArgs) -> Result<()> {
             }
             let req = remote
                 .request(Method::POST, &Remote::repo_path(&name, "restore"))
-                .json(&json!({"force": force, "override_protection": override_protection}));
+                .json(&BatchRestoreRequest {
+                    force,
+                    override_protection,
+                });
             let v = remote.send(req).await?;
-            print_restore(format, &v);
-            Ok(())
+            print_restore(format, &v)
         }
     }
 }
 
 /// What a repository or batch restore brought back.
-pub(super) fn print_restore(format: Format, v: &Value) {
+pub(super) fn print_restore(format: Format, v: &Value) -> Result<()> {
     if format == Format::Json {
         output::print_json(v);
-        return;
+        return Ok(());
     }
-    let repo = output::text(&v["repository"]);
-    for t in v["tags"].as_array().into_iter().flatten() {
-        match t["replaced"].as_str() {
-            Some(old) => println!(
-                "restored {repo}:{} -> {} (replaced {old})",
-                output::text(&t["tag"]),
-                output::text(&t["digest"])
-            ),
-            None => println!(
-                "restored {repo}:{} -> {}",
-                output::text(&t["tag"]),
-                output::text(&t["digest"])
-            ),
+    let restore: BatchRestore = decode(v)?;
+    let repo = &restore.repository;
+    for t in &restore.tags {
+        match &t.replaced {
+            Some(old) => println!("restored {repo}:{} -> {} (replaced {old})", t.tag, t.digest),
+            None => println!("restored {repo}:{} -> {}", t.tag, t.digest),
         }
     }
-    let manifests = v["manifests"].as_u64().unwrap_or(0);
-    let tags = super::plural(v["tags"].as_array().map_or(0, Vec::len) as u64, "tag");
-    if manifests > 0 {
+    let tags = super::plural(restore.tags.len() as u64, "tag");
+    if restore.manifests > 0 {
         println!(
             "restored {tags} of {repo}, with {}",
-            super::plural(manifests, "manifest")
+            super::plural(restore.manifests, "manifest")
         );
     } else {
         println!("restored {tags} of {repo}");
     }
+    Ok(())
 }
 
 async fn ls(remote: &Remote, format: Format) -> Result<()> {
@@ -113,6 +113,7 @@ async fn ls(remote: &Remote, format: Format) -> Result<()> {
         output::print_json(&v);
         return Ok(());
     }
+    let list: RepositoryList = decode(&v)?;
     let mut t = Table::new(&[
         "REPOSITORY",
         "TAGS",
@@ -123,17 +124,17 @@ async fn ls(remote: &Remote, format: Format) -> Result<()> {
         "RECLAIMABLE",
         "LAST PUSH",
     ]);
-    for r in v["repositories"].as_array().into_iter().flatten() {
-        let u = &r["usage"];
+    for r in &list.repositories {
+        let u = &r.usage;
         t.row(vec![
-            output::text(&r["name"]),
-            output::text(&r["tags"]),
-            output::text(&r["manifests"]),
-            output::text(&r["untagged_manifests"]),
-            output::size_of(&u["stored_bytes"]),
-            output::size_of(&u["unique_bytes"]),
-            output::size_of(&u["reclaimable_bytes"]),
-            output::time(&r["last_pushed_at"]),
+            r.name.clone(),
+            r.tags.to_string(),
+            r.manifests.to_string(),
+            r.untagged_manifests.to_string(),
+            output::size(u.stored_bytes),
+            output::size(u.unique_bytes),
+            output::size(u.reclaimable_bytes),
+            output::time(r.last_pushed_at.as_deref()),
         ]);
     }
     t.print();
@@ -149,38 +150,30 @@ async fn rm(
 ) -> Result<()> {
     // Ask only about a repository that exists, so a typo fails with the registry's reason
     // instead of a question; list its tags so the question says what goes.
-    let info = remote.get(&Remote::repo_path(name, "")).await?;
+    let info: RepositoryInfo = remote.get_json(&Remote::repo_path(name, "")).await?;
     let listed: Vec<String> = if yes {
         Vec::new()
     } else {
-        let tags = remote.get(&Remote::repo_path(name, "tags")).await?;
-        tags["tags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                format!(
-                    "{name}:{} ({})",
-                    output::text(&t["name"]),
-                    output::digest(&t["digest"])
-                )
-            })
+        let tags: TagList = remote.get_json(&Remote::repo_path(name, "tags")).await?;
+        tags.tags
+            .iter()
+            .map(|t| format!("{name}:{} ({})", t.name, output::digest(t.digest.as_str())))
             .collect()
     };
     output::confirm_listing(
         yes,
         &format!(
             "delete repository {name} ({} tags, {} manifests, {} stored)",
-            output::text(&info["tags"]),
-            output::text(&info["manifests"]),
-            output::size_of(&info["usage"]["stored_bytes"])
+            info.tags,
+            info.manifests,
+            output::size(info.usage.stored_bytes)
         ),
         &listed,
     )?;
-    let mut query = vec![("confirm", name.to_string())];
-    if override_protection {
-        query.push(("override_protection", "true".into()));
-    }
+    let query = RepositoryDeleteQuery {
+        confirm: Some(name.to_string()),
+        override_protection,
+    };
     let req = remote
         .request(Method::DELETE, &Remote::repo_path(name, ""))
         .query(&query);
@@ -189,27 +182,25 @@ async fn rm(
         output::print_json(&v);
         return Ok(());
     }
-    print_deleted_tags(&v["tags"]);
+    let done: RepositoryDeletion = decode(&v)?;
+    print_deleted_tags(&done.tags);
     println!(
         "deleted repository {name}: {}, {}",
-        super::plural(v["tags"].as_array().map_or(0, Vec::len) as u64, "tag"),
-        super::plural(v["manifests"].as_u64().unwrap_or(0), "manifest")
+        super::plural(done.tags.len() as u64, "tag"),
+        super::plural(done.manifests, "manifest")
     );
-    super::tag::print_freed(&v, false);
+    super::tag::print_freed(&done.freed, false);
     println!("undo with: shipshape repo restore {name}");
     Ok(())
 }
 
-fn print_deleted_tags(tags: &Value) {
-    let Some(tags) = tags.as_array().filter(|t| !t.is_empty()) else {
+fn print_deleted_tags(tags: &[DeletedTag]) {
+    if tags.is_empty() {
         return;
-    };
+    }
     let mut t = Table::new(&["DELETED TAG", "DIGEST"]);
     for tag in tags {
-        t.row(vec![
-            output::text(&tag["tag"]),
-            output::text(&tag["digest"]),
-        ]);
+        t.row(vec![tag.tag.clone(), tag.digest.clone()]);
     }
     t.print();
 }

@@ -2,8 +2,9 @@
 //! go back to a manifest it left, with its deadline), and undoing a whole deletion at once.
 
 use reqwest::Method;
-use serde_json::json;
+use shipshape_server::api::model::{BatchRestoreRequest, RestorableList, RestorableQuery};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{RemoteArgs, Result};
 
@@ -24,16 +25,11 @@ pub struct RestorableArgs {
 
 pub async fn run(args: RestorableArgs) -> Result<()> {
     let remote = args.remote.remote()?;
-    let mut query: Vec<(&str, String)> = Vec::new();
-    if let Some(r) = &args.repository {
-        query.push(("repository", r.clone()));
-    }
-    if let Some(b) = args.before {
-        query.push(("before", b.to_string()));
-    }
-    if let Some(l) = args.limit {
-        query.push(("limit", l.to_string()));
-    }
+    let query = RestorableQuery {
+        repository: args.repository,
+        before: args.before,
+        limit: args.limit,
+    };
     let req = remote
         .request(Method::GET, "/api/v1/restorable")
         .query(&query);
@@ -42,6 +38,7 @@ pub async fn run(args: RestorableArgs) -> Result<()> {
         output::print_json(&v);
         return Ok(());
     }
+    let list: RestorableList = decode(&v)?;
     let mut t = Table::new(&[
         "REPOSITORY",
         "TAG",
@@ -53,30 +50,30 @@ pub async fn run(args: RestorableArgs) -> Result<()> {
         "BATCH",
         "NOW POINTS AT",
     ]);
-    for e in v["tags"].as_array().into_iter().flatten() {
-        let repo = if e["repository_deleted"] == true {
-            format!("{} (deleted)", output::text(&e["repository"]))
+    for e in &list.tags {
+        let repo = if e.repository_deleted {
+            format!("{} (deleted)", e.repository)
         } else {
-            output::text(&e["repository"])
+            e.repository.clone()
         };
         t.row(vec![
             repo,
-            output::text(&e["tag"]),
-            output::digest(&e["digest"]),
-            output::text(&e["how"]),
-            output::time(&e["left_at"]),
-            output::text(&e["actor"]),
-            output::time(&e["restorable_until"]),
-            output::text(&e["batch"]),
-            output::digest(&e["conflict"]),
+            e.tag.clone(),
+            output::digest(e.digest.as_str()),
+            e.how.clone(),
+            output::time(e.left_at.as_str()),
+            e.actor.clone(),
+            output::time(e.restorable_until.as_str()),
+            output::or_dash(e.batch),
+            output::digest(e.conflict.as_deref()),
         ]);
     }
-    if v["tags"].as_array().is_none_or(Vec::is_empty) {
+    if list.tags.is_empty() {
         println!("nothing to restore: no tag left an image within the restore window");
         return Ok(());
     }
     t.print();
-    if let Some(next) = v["next"].as_i64() {
+    if let Some(next) = list.next {
         println!("(more: --before {next})");
     }
     Ok(())
@@ -113,8 +110,10 @@ pub async fn undo(args: UndoArgs) -> Result<()> {
             Method::POST,
             &format!("/api/v1/batches/{}/restore", args.batch),
         )
-        .json(&json!({"force": args.force, "override_protection": args.override_protection}));
+        .json(&BatchRestoreRequest {
+            force: args.force,
+            override_protection: args.override_protection,
+        });
     let v = remote.send(req).await?;
-    super::repo::print_restore(args.remote.output, &v);
-    Ok(())
+    super::repo::print_restore(args.remote.output, &v)
 }

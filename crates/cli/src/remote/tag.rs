@@ -2,8 +2,12 @@
 //! or none) or in bulk by filter, the history of a tag and restoring a tag that left a manifest.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use shipshape_server::api::model::{
+    BulkDeleteRequest, BulkDeleteResult, Freed, History, RestoreRequest, RestoredTag, TagList,
+    TagListQuery, TagsDeleteRequest, TagsDeletion,
+};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, RemoteError, Result};
 
@@ -142,12 +146,12 @@ pub async fn run(args: TagArgs) -> Result<()> {
                     &format!("restore {repository}:{tag}, overwriting the tag if it was reused"),
                 )?;
             }
-            let body = json!({
-                "digest": digest,
-                "force": force,
-                "override_protection": override_protection,
-            });
-            restore(&remote, format, &repository, &tag, body).await
+            let body = RestoreRequest {
+                digest,
+                force,
+                override_protection,
+            };
+            restore(&remote, format, &repository, &tag, &body).await
         }
     }
 }
@@ -166,13 +170,11 @@ async fn ls(
         Sort::Pulled => "pulled",
         Sort::Size => "size",
     };
-    let mut query = vec![("sort", sort.to_string())];
-    if reverse {
-        query.push(("reverse", "true".into()));
-    }
-    if let Some(p) = pattern {
-        query.push(("pattern", p));
-    }
+    let query = TagListQuery {
+        sort: Some(sort.to_string()),
+        reverse,
+        pattern,
+    };
     let req = remote
         .request(Method::GET, &Remote::repo_path(repo, "tags"))
         .query(&query);
@@ -181,15 +183,16 @@ async fn ls(
         output::print_json(&v);
         return Ok(());
     }
+    let list: TagList = decode(&v)?;
     let mut t = Table::new(&["TAG", "DIGEST", "SIZE", "PUSHED", "LAST PULLED", "PULLS"]);
-    for tag in v["tags"].as_array().into_iter().flatten() {
+    for tag in &list.tags {
         t.row(vec![
-            output::text(&tag["name"]),
-            output::digest(&tag["digest"]),
-            output::size_of(&tag["size"]),
-            output::time(&tag["pushed_at"]),
-            output::time(&tag["last_pulled_at"]),
-            output::text(&tag["pull_count"]),
+            tag.name.clone(),
+            output::digest(tag.digest.as_str()),
+            output::size(tag.size),
+            output::time(tag.pushed_at.as_str()),
+            output::time(tag.last_pulled_at.as_deref()),
+            tag.pull_count.to_string(),
         ]);
     }
     t.print();
@@ -197,20 +200,18 @@ async fn ls(
 }
 
 /// `--dry-run` and real deletions end with what was (or would be) taken out of use.
-pub(super) fn print_freed(v: &Value, dry_run: bool) {
-    let held = v["bytes_held_for_restore"].as_u64().unwrap_or(0);
-    let reclaimable = v["bytes_reclaimable"].as_u64().unwrap_or(0);
+pub(super) fn print_freed(freed: &Freed, dry_run: bool) {
     let verb = if dry_run { "would take" } else { "took" };
-    match v["restorable_until"].as_str() {
+    match freed.restorable_until.as_deref() {
         Some(until) => println!(
             "{verb} {} out of use, held for restore until {} (then reclaimable)",
-            output::size(held),
-            output::time(&Value::from(until))
+            output::size(freed.bytes_held_for_restore),
+            output::time(until)
         ),
         None => println!(
             "{verb} {} out of use; the registry keeps no restore window, so the collector frees \
              it once its grace period has passed",
-            output::size(reclaimable)
+            output::size(freed.bytes_reclaimable)
         ),
     }
 }
@@ -227,44 +228,32 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
     }
     let repo = &args.repository;
     let path = Remote::repo_path(repo, "tags/delete");
-    let body = |dry_run: bool| {
-        json!({
-            "tags": args.tags,
-            "override_protection": args.override_protection,
-            "dry_run": dry_run,
-        })
+    let body = |dry_run: bool| TagsDeleteRequest {
+        tags: args.tags.clone(),
+        override_protection: args.override_protection,
+        dry_run,
     };
     // A dry run first: it checks every name (nothing is deleted unless all can be) and says
     // what the deletion frees before anything is asked or done.
     let preview = remote
         .send(remote.request(Method::POST, &path).json(&body(true)))
         .await?;
-    if args.dry_run {
-        if format == Format::Json {
-            output::print_json(&preview);
-        } else {
-            for d in preview["deleted"].as_array().into_iter().flatten() {
-                println!(
-                    "would delete {repo}:{} ({})",
-                    output::text(&d["tag"]),
-                    output::text(&d["digest"])
-                );
-            }
-            print_freed(&preview, true);
-        }
+    if args.dry_run && format == Format::Json {
+        output::print_json(&preview);
         return Ok(());
     }
-    let listed: Vec<String> = preview["deleted"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            format!(
-                "{repo}:{} ({})",
-                output::text(&d["tag"]),
-                output::digest(&d["digest"])
-            )
-        })
+    let preview: TagsDeletion = decode(&preview)?;
+    if args.dry_run {
+        for d in &preview.deleted {
+            println!("would delete {repo}:{} ({})", d.tag, d.digest);
+        }
+        print_freed(&preview.freed, true);
+        return Ok(());
+    }
+    let listed: Vec<String> = preview
+        .deleted
+        .iter()
+        .map(|d| format!("{repo}:{} ({})", d.tag, output::digest(d.digest.as_str())))
         .collect();
     output::confirm_listing(
         yes,
@@ -278,15 +267,12 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
         output::print_json(&v);
         return Ok(());
     }
-    for d in v["deleted"].as_array().into_iter().flatten() {
-        println!(
-            "deleted {repo}:{} (was {})",
-            output::text(&d["tag"]),
-            output::text(&d["digest"])
-        );
+    let done: TagsDeletion = decode(&v)?;
+    for d in &done.deleted {
+        println!("deleted {repo}:{} (was {})", d.tag, d.digest);
     }
-    print_freed(&v, false);
-    if let Some(batch) = v["batch"].as_i64() {
+    print_freed(&done.freed, false);
+    if let Some(batch) = done.batch {
         println!("undo with: shipshape undo {batch}");
     }
     Ok(())
@@ -318,26 +304,23 @@ async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Resul
         ));
     }
     let path = Remote::repo_path(&args.repository, "bulk-delete");
-    let body = |dry_run: bool| {
-        json!({
-            "delete_regex": args.delete_regex,
-            "keep_regex": args.keep_regex,
-            "keep_latest": args.keep_latest,
-            "older_than": args.older_than,
-            "override_protection": args.override_protection,
-            "dry_run": dry_run,
-        })
+    let body = |dry_run: bool| BulkDeleteRequest {
+        delete_regex: args.delete_regex.clone(),
+        keep_regex: args.keep_regex.clone(),
+        keep_latest: args.keep_latest,
+        older_than: args.older_than.clone(),
+        dry_run,
+        override_protection: args.override_protection,
     };
     if !args.dry_run && !yes {
         // Show what would go before asking; the real call then reports what did.
-        let preview = remote
-            .send(remote.request(Method::POST, &path).json(&body(true)))
+        let preview: BulkDeleteResult = remote
+            .send_json(remote.request(Method::POST, &path).json(&body(true)))
             .await?;
-        let tags: Vec<String> = preview["deleted"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| format!("{}:{}", args.repository, output::text(t)))
+        let tags: Vec<String> = preview
+            .deleted
+            .iter()
+            .map(|t| format!("{}:{t}", args.repository))
             .collect();
         output::confirm_listing(
             false,
@@ -360,28 +343,25 @@ async fn bulk(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Resul
         output::print_json(&v);
         return Ok(());
     }
+    let result: BulkDeleteResult = decode(&v)?;
     let mut t = Table::new(&["TAG", "DECISION", "REASON"]);
-    for d in v["decisions"].as_array().into_iter().flatten() {
-        let decision = match (d["delete"].as_bool(), args.dry_run) {
-            (Some(true), true) => "would delete",
-            (Some(true), false) => "deleted",
-            _ => "kept",
+    for d in &result.decisions {
+        let decision = match (d.delete, args.dry_run) {
+            (true, true) => "would delete",
+            (true, false) => "deleted",
+            (false, _) => "kept",
         };
-        t.row(vec![
-            output::text(&d["tag"]),
-            decision.to_string(),
-            output::text(&d["reason"]),
-        ]);
+        t.row(vec![d.tag.clone(), decision.to_string(), d.reason.clone()]);
     }
     t.print();
-    let n = v["deleted"].as_array().map_or(0, Vec::len);
+    let n = result.deleted.len();
     if args.dry_run {
         println!("dry run: {n} tag(s) would be deleted");
     } else {
         println!("deleted {n} tag(s)");
     }
-    print_freed(&v, args.dry_run);
-    if let Some(batch) = v["batch"].as_i64().filter(|_| n > 0) {
+    print_freed(&result.freed, args.dry_run);
+    if let Some(batch) = result.batch.filter(|_| n > 0) {
         println!("undo with: shipshape undo {batch}");
     }
     Ok(())
@@ -395,14 +375,15 @@ async fn history(remote: &Remote, format: Format, repo: &str, tag: &str) -> Resu
         output::print_json(&v);
         return Ok(());
     }
+    let history: History = decode(&v)?;
     let mut t = Table::new(&["TIME", "ACTION", "FROM", "TO", "ACTOR"]);
-    for e in v["entries"].as_array().into_iter().flatten() {
+    for e in &history.entries {
         t.row(vec![
-            output::time(&e["at"]),
-            output::text(&e["action"]),
-            output::digest(&e["from_digest"]),
-            output::digest(&e["to_digest"]),
-            output::text(&e["actor"]),
+            output::time(e.at.as_str()),
+            e.action.clone(),
+            output::digest(e.from_digest.as_deref()),
+            output::digest(e.to_digest.as_deref()),
+            e.actor.clone(),
         ]);
     }
     t.print();
@@ -414,22 +395,23 @@ async fn restore(
     format: Format,
     repo: &str,
     tag: &str,
-    body: Value,
+    body: &RestoreRequest,
 ) -> Result<()> {
     let path = Remote::repo_path(repo, &format!("tags/{tag}/restore"));
     let v = remote
-        .send(remote.request(Method::POST, &path).json(&body))
+        .send(remote.request(Method::POST, &path).json(body))
         .await?;
     if format == Format::Json {
         output::print_json(&v);
         return Ok(());
     }
-    match v["replaced"].as_str() {
+    let restored: RestoredTag = decode(&v)?;
+    match &restored.replaced {
         Some(old) => println!(
             "restored {repo}:{tag} -> {} (replaced {old}, restorable in turn)",
-            output::text(&v["digest"])
+            restored.digest
         ),
-        None => println!("restored {repo}:{tag} -> {}", output::text(&v["digest"])),
+        None => println!("restored {repo}:{tag} -> {}", restored.digest),
     }
     Ok(())
 }

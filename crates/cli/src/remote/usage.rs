@@ -1,8 +1,9 @@
 //! `shipshape usage [REPO]`: storage figures, in total and per repository, or of one
 //! repository.
 
-use serde_json::Value;
+use shipshape_server::api::model::{RepositoryUsage, UsageFigures, UsageReport};
 
+use super::client::decode;
 use super::output::{self, Format, Table};
 use super::{Remote, RemoteArgs, Result};
 
@@ -37,28 +38,30 @@ pub async fn run(args: UsageArgs) -> Result<()> {
         "BLOBS",
         "MANIFESTS",
     ]);
-    let row = |name: String, f: &Value| {
+    let row = |name: &str, f: &UsageFigures| {
         vec![
-            name,
-            output::size_of(&f["stored_bytes"]),
-            output::size_of(&f["unique_bytes"]),
-            output::size_of(&f["in_use_bytes"]),
-            output::size_of(&f["held_for_restore_bytes"]),
-            output::size_of(&f["in_grace_bytes"]),
-            output::size_of(&f["reclaimable_bytes"]),
-            output::text(&f["blobs"]),
-            output::text(&f["manifests"]),
+            name.to_string(),
+            output::size(f.stored_bytes),
+            output::size(f.unique_bytes),
+            output::size(f.in_use_bytes),
+            output::size(f.held_for_restore_bytes),
+            output::size(f.in_grace_bytes),
+            output::size(f.reclaimable_bytes),
+            f.blobs.to_string(),
+            f.manifests.to_string(),
         ]
     };
     if args.repository.is_some() {
-        t.row(row(output::text(&v["name"]), &v));
+        let r: RepositoryUsage = decode(&v)?;
+        t.row(row(&r.name, &r.figures));
     } else {
-        for r in v["repositories"].as_array().into_iter().flatten() {
-            t.row(row(output::text(&r["name"]), r));
+        let report: UsageReport = decode(&v)?;
+        for r in &report.repositories {
+            t.row(row(&r.name, &r.figures));
         }
         // The total counts each blob once, so it is less than the sum of the rows when layers
         // are shared.
-        t.row(row("(total)".into(), &v["total"]));
+        t.row(row("(total)", &report.total));
     }
     t.print();
     Ok(())

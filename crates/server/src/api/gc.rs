@@ -5,90 +5,16 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use shipshape_auth::Caller;
 use shipshape_gc::StartError;
 use shipshape_meta::runs::{Run, RunSpec, RunState};
-use utoipa::ToSchema;
 
+use super::model::gc::{RunFigures, RunInfo, RunItem, RunItems, RunList, RunPage, StartRun};
 use super::model::{ErrorBody, time};
 use crate::error::ApiError;
 use crate::http::AppState;
 
 type ApiResult = Result<Response, ApiError>;
-
-/// Options of a run; everything is optional.
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct StartRun {
-    /// List what would be deleted, delete nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Also delete manifests that no tag, index or present subject holds; default: what the
-    /// registry's background collector does (`gc.untagged_manifests`), so a run frees what the
-    /// storage figures call reclaimable.
-    pub include_untagged_manifests: Option<bool>,
-    /// A grace period for this run only (e.g. `0s`, `10m`); default: the configured review
-    /// delay. A blob or manifest a client was just told exists keeps its lease whatever the
-    /// grace (`gc.lease`), so pushes in flight never fail.
-    pub grace: Option<String>,
-    /// Also sweep storage for objects the catalogue does not know (default false): the sweep
-    /// lists the whole store, so its cost follows the store's size, not the churn. Ask for it
-    /// after a crash, or now and then.
-    pub sweep: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunFigures {
-    pub reviewed: u64,
-    pub manifests_deleted: u64,
-    pub blobs_deleted: u64,
-    /// Bytes of the blobs and manifests deleted (or, in a dry run, that would be), and of
-    /// orphan objects swept.
-    pub bytes_deleted: u64,
-    pub links_deleted: u64,
-    pub uploads_deleted: u64,
-    pub orphans_deleted: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunInfo {
-    pub id: i64,
-    /// `running`, `succeeded`, `cancelled` or `failed`.
-    pub state: String,
-    pub dry_run: bool,
-    pub include_untagged_manifests: bool,
-    pub sweep: bool,
-    /// The grace period of this run in milliseconds, when one was given.
-    pub grace_ms: Option<i64>,
-    pub started_by: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    /// Deleted so far, or (dry run) that would be.
-    pub figures: RunFigures,
-    pub errors: Vec<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunList {
-    pub runs: Vec<RunInfo>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunItem {
-    /// `manifest`, `blob`, `link`, `upload` or `orphan`.
-    pub kind: String,
-    pub repository: Option<String>,
-    /// A digest, an upload id or a storage key.
-    pub target: String,
-    pub size: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RunItems {
-    pub items: Vec<RunItem>,
-}
 
 fn info(r: Run) -> RunInfo {
     RunInfo {
@@ -175,12 +101,6 @@ pub async fn start(
         }
         Err(StartError::Gc(e)) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-pub struct RunPage {
-    before: Option<i64>,
-    limit: Option<i64>,
 }
 
 /// Runs, newest first.

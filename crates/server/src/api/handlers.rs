@@ -6,7 +6,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::Deserialize;
 use shipshape_gc::selection::FilterSpec;
 use shipshape_meta::events::EventFilter;
 use shipshape_oci::{RepoName, Tag};
@@ -57,18 +56,15 @@ fn tag_name(t: &str) -> Result<Tag, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.to_string()))
 }
 
-#[derive(Deserialize)]
-pub struct Page {
-    n: Option<u64>,
-    last: Option<String>,
-}
-
 /// List repositories with their counts and storage figures.
 #[utoipa::path(get, path = "/api/v1/repositories",
     params(("n" = Option<u64>, Query, description = "page size"),
            ("last" = Option<String>, Query, description = "list names after this one")),
     responses((status = 200, body = model::RepositoryList)))]
-pub async fn list_repositories(State(app): State<AppState>, Query(page): Query<Page>) -> ApiResult {
+pub async fn list_repositories(
+    State(app): State<AppState>,
+    Query(page): Query<model::RepositoryPage>,
+) -> ApiResult {
     let repos = app
         .registry
         .repositories(page.last.as_deref(), page.n)
@@ -102,22 +98,6 @@ pub async fn get_repository(app: &AppState, repo: RepoName) -> ApiResult {
     Ok(Json(repository_info(r)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Confirm {
-    confirm: Option<String>,
-    #[serde(default)]
-    override_protection: bool,
-}
-
-/// `?override_protection=true`: delete protected tags too (an admin action, logged as such).
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Override {
-    #[serde(default)]
-    override_protection: bool,
-}
-
 /// Delete a repository: its tags, manifests (restorable for the restore window) and blob links.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}",
     params(("name" = String, Path, description = "repository name"),
@@ -133,7 +113,7 @@ pub async fn delete_repository(
     actor: &Principal,
     req: Request,
 ) -> ApiResult {
-    let q: Confirm = query(&req)?;
+    let q: model::RepositoryDeleteQuery = query(&req)?;
     let done = app
         .registry
         .delete_repository(&repo, q.confirm.as_deref(), q.override_protection, actor)
@@ -236,14 +216,6 @@ pub async fn restore_batch(
     Ok(Json(batch_restore(r)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestorableQuery {
-    repository: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
 async fn restorable_page(
     app: &AppState,
     repo: Option<&RepoName>,
@@ -290,7 +262,7 @@ async fn restorable_page(
     responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
 pub async fn restorable(
     State(app): State<AppState>,
-    Query(q): Query<RestorableQuery>,
+    Query(q): Query<model::RestorableQuery>,
 ) -> ApiResult {
     let repo = q
         .repository
@@ -303,13 +275,6 @@ pub async fn restorable(
     restorable_page(&app, repo.as_ref(), q.before, q.limit).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RestorablePage {
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
 /// The restore bin of one repository (also a deleted one).
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/restorable",
     params(("name" = String, Path),
@@ -317,7 +282,7 @@ struct RestorablePage {
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
     responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
 pub async fn repository_restorable(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
-    let q: RestorablePage = query(&req)?;
+    let q: model::RestorablePage = query(&req)?;
     restorable_page(app, Some(&repo), q.before, q.limit).await
 }
 
@@ -333,15 +298,6 @@ fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TagListQuery {
-    sort: Option<String>,
-    #[serde(default)]
-    reverse: bool,
-    pattern: Option<String>,
-}
-
 /// Tags of a repository with digest, size, push and pull times.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/tags",
     params(("name" = String, Path, description = "repository name"),
@@ -351,7 +307,7 @@ struct TagListQuery {
     responses((status = 200, body = model::TagList), (status = 400, body = model::ErrorBody),
               (status = 404, body = model::ErrorBody)))]
 pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
-    let q: TagListQuery = query(&req)?;
+    let q: model::TagListQuery = query(&req)?;
     let tag_query = TagQuery {
         sort: q
             .sort
@@ -393,7 +349,7 @@ pub async fn delete_tag(
     actor: &Principal,
     req: Request,
 ) -> ApiResult {
-    let q: Override = query(&req)?;
+    let q: model::OverrideQuery = query(&req)?;
     let digest = app
         .registry
         .delete_tag(&repo, &tag, q.override_protection, actor)
@@ -619,7 +575,7 @@ pub async fn delete_manifest(
     actor: &Principal,
     req: Request,
 ) -> ApiResult {
-    let q: Override = query(&req)?;
+    let q: model::OverrideQuery = query(&req)?;
     let done = app
         .registry
         .delete_manifest_by_prefix(&repo, digest, q.override_protection, actor)
@@ -664,17 +620,6 @@ pub async fn usage(State(app): State<AppState>) -> ApiResult {
     .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventQuery {
-    repository: Option<String>,
-    action: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
-}
-
 /// An RFC 3339 time, a date (midnight UTC), or a duration meaning that long ago (`24h`).
 pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiError> {
     let to_ms = |t: std::time::SystemTime| {
@@ -714,7 +659,10 @@ pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiErro
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
     responses((status = 200, body = model::EventList), (status = 400, body = model::ErrorBody)))]
-pub async fn list_events(State(app): State<AppState>, Query(q): Query<EventQuery>) -> ApiResult {
+pub async fn list_events(
+    State(app): State<AppState>,
+    Query(q): Query<model::EventQuery>,
+) -> ApiResult {
     let now = app.registry.now();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

@@ -1,5 +1,15 @@
-//! The JSON shapes of the management API, with their OpenAPI schemas. Times are RFC 3339 UTC
-//! strings; sizes are bytes.
+//! The JSON shapes of the management API, with their OpenAPI schemas: every request and
+//! response body and query string of `/api/v1`, shared by the server (which serialises answers
+//! and reads requests) and its clients (`shipshape`'s remote commands, which read answers and
+//! send requests). Times are RFC 3339 UTC strings; sizes are bytes.
+//!
+//! Repositories, tags, manifests, restores, usage and the activity log are here; garbage
+//! collection runs in [`gc`], retention policies and their runs in [`policies`]. The schemas'
+//! descriptions come from the doc comments of the bodies, so a body type or field gains one only
+//! as a change of the OpenAPI document.
+
+pub mod gc;
+pub mod policies;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +20,7 @@ pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RepositoryInfo {
     pub name: String,
     pub created_at: String,
@@ -25,12 +35,23 @@ pub struct RepositoryInfo {
     pub usage: UsageFigures,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RepositoryList {
     pub repositories: Vec<RepositoryInfo>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// The query string of `GET /api/v1/repositories`: a page of names.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RepositoryPage {
+    /// At most this many repositories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    /// Only names after this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct TagInfo {
     pub name: String,
     pub digest: String,
@@ -42,13 +63,28 @@ pub struct TagInfo {
     pub pull_count: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct TagList {
     pub repository: String,
     pub tags: Vec<TagInfo>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// The query string of `GET /api/v1/repositories/{name}/-/tags`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TagListQuery {
+    /// `name` (the default), `pushed`, `pulled` or `size`; newest or largest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    /// Reverse the order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// Only tags matching this glob, or `regex:…` matching the whole tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct HistoryEntry {
     pub tag: String,
     /// `pushed`, `moved`, `deleted` or `restored`.
@@ -59,20 +95,20 @@ pub struct HistoryEntry {
     pub at: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct History {
     pub repository: String,
     pub entries: Vec<HistoryEntry>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct DeletedTag {
     pub tag: String,
     pub digest: String,
 }
 
 /// What a deletion took out of use.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct Freed {
     /// Bytes kept for the restore window; the collector frees them once it has passed.
     pub bytes_held_for_restore: u64,
@@ -92,7 +128,7 @@ impl From<crate::registry::Freed> for Freed {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RepositoryDeletion {
     pub repository: String,
     pub tags: Vec<DeletedTag>,
@@ -104,8 +140,29 @@ pub struct RepositoryDeletion {
     pub batch: i64,
 }
 
+/// The query string of `DELETE /api/v1/repositories/{name}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryDeleteQuery {
+    /// Must repeat the repository name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
+    /// Delete protected tags too (an admin action, logged as such).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_protection: bool,
+}
+
+/// The query string of deleting a tag or a manifest: `?override_protection=true` deletes
+/// protected tags too (an admin action, logged as such).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideQuery {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub override_protection: bool,
+}
+
 /// Tags to delete together: all of them, or none when one cannot be.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TagsDeleteRequest {
     pub tags: Vec<String>,
@@ -117,7 +174,7 @@ pub struct TagsDeleteRequest {
     pub dry_run: bool,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct TagsDeletion {
     pub dry_run: bool,
     pub deleted: Vec<DeletedTag>,
@@ -127,7 +184,7 @@ pub struct TagsDeletion {
     pub batch: Option<i64>,
 }
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// The digest (or a unique prefix of one) to point the tag at; default: the one it last
@@ -141,7 +198,7 @@ pub struct RestoreRequest {
     pub override_protection: bool,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RestoredTag {
     pub tag: String,
     pub digest: String,
@@ -149,7 +206,7 @@ pub struct RestoredTag {
 }
 
 /// Options of a repository's or a batch's restore.
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRestoreRequest {
     /// Overwrite tag names reused since.
@@ -160,7 +217,7 @@ pub struct BatchRestoreRequest {
     pub override_protection: bool,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct BatchRestore {
     pub repository: String,
     pub batch: i64,
@@ -170,7 +227,7 @@ pub struct BatchRestore {
 }
 
 /// A tag that can go back to a manifest it left.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RestorableTag {
     /// The history entry: pass as `before` for the next page.
     pub id: i64,
@@ -190,15 +247,42 @@ pub struct RestorableTag {
     pub conflict: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RestorableList {
     pub tags: Vec<RestorableTag>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
     pub next: Option<i64>,
 }
 
+/// The query string of `GET /api/v1/restorable`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RestorableQuery {
+    /// Only this repository (also a deleted one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// The query string of `GET /api/v1/repositories/{name}/-/restorable`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RestorablePage {
+    /// The cursor: the `next` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
 /// A live manifest.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct ManifestInfo {
     pub digest: String,
     pub media_type: String,
@@ -218,13 +302,13 @@ pub struct ManifestInfo {
     pub pull_count: i64,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct ManifestList {
     pub repository: String,
     pub manifests: Vec<ManifestInfo>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct ManifestDeletion {
     pub digest: String,
     /// Tags that pointed at it, deleted with it.
@@ -235,7 +319,7 @@ pub struct ManifestDeletion {
 }
 
 /// Filters that combine: a tag is deleted only when every given one says so.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct BulkDeleteRequest {
     /// Delete only tags whose whole name matches this regular expression.
@@ -254,14 +338,14 @@ pub struct BulkDeleteRequest {
     pub override_protection: bool,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct Decision {
     pub tag: String,
     pub delete: bool,
     pub reason: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct BulkDeleteResult {
     pub dry_run: bool,
     /// Tags deleted, or that would be in a dry run.
@@ -275,7 +359,7 @@ pub struct BulkDeleteResult {
 
 /// Bytes of blobs and manifests, each counted once, by what holds them: `stored_bytes` is the
 /// sum of in use, held for restore, in grace and reclaimable.
-#[derive(Serialize, ToSchema, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq, Eq)]
 pub struct UsageFigures {
     pub stored_bytes: u64,
     /// Bytes no other repository has (equal to stored for the total).
@@ -308,20 +392,20 @@ impl From<shipshape_meta::usage::Usage> for UsageFigures {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct RepositoryUsage {
     pub name: String,
     #[serde(flatten)]
     pub figures: UsageFigures,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct UsageReport {
     pub total: UsageFigures,
     pub repositories: Vec<RepositoryUsage>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct Event {
     pub id: i64,
     pub at: String,
@@ -334,21 +418,43 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct EventList {
     pub events: Vec<Event>,
     /// Pass as `before` to get the next (older) page; absent on the last page.
     pub next: Option<i64>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// The query string of `GET /api/v1/events`. `since` and `until` take an RFC 3339 time, a date
+/// (midnight UTC) or a duration meaning that long ago (`24h`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Exact (`tag.delete`) or a family (`tag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct ErrorItem {
     pub code: String,
     pub message: String,
 }
 
 /// Errors use the same body as the distribution API.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
 pub struct ErrorBody {
     pub errors: Vec<ErrorItem>,
 }

@@ -8,12 +8,14 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use shipshape_auth::Caller;
 use shipshape_gc::retention::{PolicySpec, Preview, RetentionError, Trigger};
 use shipshape_meta::policies::{PolicyRun, RunItem, StoredPolicy};
-use utoipa::ToSchema;
 
+use super::model::policies::{
+    Decision, PolicyFigures, PolicyInfo, PolicyList, PolicyRunDetail, PolicyRunInfo, PolicyRunItem,
+    PolicyRunList, PreviewInfo, RepositoryPreview, RunPage,
+};
 use super::model::{ErrorBody, time};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -35,20 +37,6 @@ fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
     PolicySpec::parse(text).map_err(|e| error(RetentionError::Invalid(e)))
 }
 
-/// An applied policy.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyInfo {
-    pub name: String,
-    /// The policy document as applied (see the README for its fields).
-    #[schema(value_type = Object)]
-    pub document: serde_json::Value,
-    pub schedule: Option<String>,
-    pub next_run_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub updated_by: String,
-}
-
 fn policy_info(p: StoredPolicy) -> PolicyInfo {
     PolicyInfo {
         name: p.name,
@@ -59,11 +47,6 @@ fn policy_info(p: StoredPolicy) -> PolicyInfo {
         updated_at: time(p.updated_at),
         updated_by: p.updated_by,
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PolicyList {
-    pub policies: Vec<PolicyInfo>,
 }
 
 /// Every applied policy.
@@ -138,47 +121,6 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A decision on one tag or untagged manifest.
-#[derive(Serialize, ToSchema)]
-pub struct Decision {
-    /// `tag` or `manifest` (an untagged manifest).
-    pub kind: String,
-    /// The tag, or the manifest digest.
-    pub target: String,
-    pub digest: String,
-    /// `delete` or `keep`.
-    pub action: String,
-    /// The rule that decided, e.g. `keep_latest_pushed`, `delete_older_than`, `protected`.
-    pub rule: String,
-    pub reason: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RepositoryPreview {
-    pub repository: String,
-    pub decisions: Vec<Decision>,
-    /// Bytes these deletions take out of use that stay restorable for the restore window.
-    pub bytes_held_for_restore: u64,
-    /// Bytes these deletions take out of use that a collection frees at once (no window).
-    pub bytes_reclaimable: u64,
-}
-
-/// What a policy run did, or a preview would do.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyFigures {
-    /// Repositories evaluated.
-    pub repositories: u64,
-    /// Repositories that lose (or lost) a tag or manifest.
-    pub repositories_affected: u64,
-    pub tags_evaluated: u64,
-    pub tags_deleted: u64,
-    pub manifests_deleted: u64,
-    /// Bytes taken out of use that stay restorable until the restore window ends.
-    pub bytes_held_for_restore: u64,
-    /// Bytes taken out of use that a collection frees at once (no restore window).
-    pub bytes_reclaimable: u64,
-}
-
 impl From<shipshape_meta::policies::RunFigures> for PolicyFigures {
     fn from(f: shipshape_meta::policies::RunFigures) -> Self {
         PolicyFigures {
@@ -191,16 +133,6 @@ impl From<shipshape_meta::policies::RunFigures> for PolicyFigures {
             bytes_reclaimable: f.bytes_freed,
         }
     }
-}
-
-/// What a policy would do now, and why.
-#[derive(Serialize, ToSchema)]
-pub struct PreviewInfo {
-    pub policy: String,
-    /// The instant the rules were evaluated at; a run started at this instant deletes the same.
-    pub evaluated_at: String,
-    pub repositories: Vec<RepositoryPreview>,
-    pub figures: PolicyFigures,
 }
 
 fn preview_info(p: Preview) -> PreviewInfo {
@@ -272,28 +204,6 @@ pub async fn preview_draft(
     Ok(Json(preview_info(p)).into_response())
 }
 
-/// A run of a policy.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyRunInfo {
-    pub id: i64,
-    pub policy: String,
-    /// `schedule` or `manual`.
-    pub trigger: String,
-    /// `running`, `succeeded`, `cancelled` or `failed`.
-    pub state: String,
-    pub started_by: String,
-    pub started_at: String,
-    /// The instant the rules were evaluated at.
-    pub evaluated_at: String,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub figures: PolicyFigures,
-    pub errors: Vec<String>,
-    /// The policy document the run applied.
-    #[schema(value_type = Object)]
-    pub document: serde_json::Value,
-}
-
 fn run_info(r: PolicyRun) -> PolicyRunInfo {
     PolicyRunInfo {
         id: r.id,
@@ -309,30 +219,6 @@ fn run_info(r: PolicyRun) -> PolicyRunInfo {
         errors: r.errors,
         document: serde_json::from_str(&r.document).unwrap_or(serde_json::Value::Null),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PolicyRunList {
-    pub runs: Vec<PolicyRunInfo>,
-}
-
-/// Something a run deleted, and why.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyRunItem {
-    pub repository: String,
-    /// `tag` or `manifest`.
-    pub kind: String,
-    pub target: String,
-    pub digest: String,
-    pub rule: String,
-    pub reason: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PolicyRunDetail {
-    #[serde(flatten)]
-    pub run: PolicyRunInfo,
-    pub items: Vec<PolicyRunItem>,
 }
 
 fn item(i: RunItem) -> PolicyRunItem {
@@ -363,13 +249,6 @@ pub async fn start(
         .await
         .map_err(error)?;
     Ok((StatusCode::ACCEPTED, Json(run_info(run))).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct RunPage {
-    before: Option<i64>,
-    limit: Option<i64>,
-    policy: Option<String>,
 }
 
 /// Runs of one policy, newest first.
