@@ -173,7 +173,8 @@ pub struct Event {
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
     pub repository: Option<String>,
-    /// An exact action (`tag.delete`) or a family (`tag`, matching `tag.*`).
+    /// An exact action (`tag.delete`) or a family (`tag`, matching `tag.*`). `since` is
+    /// included, `until` excluded.
     pub action: Option<String>,
     pub since: Option<Millis>,
     pub until: Option<Millis>,
@@ -183,11 +184,13 @@ pub struct EventFilter {
 
 /// Events matching the filter, newest first, at most `limit`.
 pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
-    let family = f.action.as_ref().map(|a| format!("{a}.%"));
+    // A family is matched as a literal prefix (`tag.`), never a pattern: no wildcards, and
+    // case counts on every backend.
+    let family = f.action.as_ref().map(|a| format!("{a}."));
     let rows = sqlx::query(
         "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
          WHERE (?1 IS NULL OR repository = ?1)
-           AND (?2 IS NULL OR action = ?2 OR action LIKE ?3)
+           AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?3)) = ?3)
            AND (?4 IS NULL OR at >= ?4)
            AND (?5 IS NULL OR at < ?5)
            AND (?6 IS NULL OR id < ?6)

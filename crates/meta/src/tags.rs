@@ -424,7 +424,7 @@ pub async fn history_of(
 ) -> Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
         "SELECT tag, action, from_digest, to_digest, actor, at FROM tag_history
-         WHERE repository_id = ? AND (? IS NULL OR tag = ?) ORDER BY at DESC, id DESC LIMIT ?",
+         WHERE repository_id = ? AND (? IS NULL OR tag = ?) ORDER BY id DESC LIMIT ?",
     )
     .bind(repo.0)
     .bind(tag.map(Tag::as_str))
@@ -461,7 +461,7 @@ pub async fn last_left_digest(
     let d: Option<String> = sqlx::query_scalar(
         "SELECT from_digest FROM tag_history
          WHERE repository_id = ? AND tag = ? AND from_digest IS NOT NULL
-         ORDER BY at DESC, id DESC LIMIT 1",
+         ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
@@ -500,7 +500,7 @@ pub async fn state_when_left(
     let row = sqlx::query(
         "SELECT from_pushed_at, from_last_pulled_at, from_pull_count FROM tag_history
          WHERE repository_id = ? AND tag = ? AND from_digest = ?
-         ORDER BY at DESC, id DESC LIMIT 1",
+         ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
@@ -518,7 +518,7 @@ pub async fn state_when_left(
     }
     let pushed: Option<Millis> = sqlx::query_scalar(
         "SELECT at FROM tag_history WHERE repository_id = ? AND tag = ? AND to_digest = ?
-         ORDER BY at DESC, id DESC LIMIT 1",
+         ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
@@ -542,7 +542,7 @@ pub async fn restore(
     state: TagState,
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
-    let previous = current(conn, repo, tag.as_str()).await?;
+    let previous = current_locked(conn, repo, tag.as_str()).await?;
     sqlx::query(
         "INSERT INTO tags (repository_id, name, manifest_id, pushed_at, last_pulled_at, pull_count)
          VALUES (?, ?, ?, ?, ?, ?)

@@ -189,7 +189,6 @@ fn every_action_round_trips_and_filters_name_actions_or_families() {
 /// registry refuses such filters before it asks (`Registry::events` checks
 /// `is_known_action`), so no client sees this today; a caller that skips the check does.
 #[tokio::test]
-#[ignore = "bug: events::list matches a family filter with LIKE: `%`, `_` are wildcards and case is ignored on SQLite"]
 async fn an_action_filter_matches_only_the_action_or_family_it_names() {
     each_backend(async |cat| {
         record_log(cat).await;

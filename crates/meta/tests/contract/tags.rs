@@ -463,7 +463,6 @@ async fn tag_listings_page_in_byte_order() {
 /// digest brings back) answers from the wrong entry. With several nodes, clock skew does the
 /// same without any waiting. `restorable` orders by id and agrees with the true order.
 #[tokio::test]
-#[ignore = "bug: tag history is ordered by the callers' instants (`at`), not by the order of the changes"]
 async fn history_follows_the_order_of_the_changes_not_the_callers_instants() {
     each_backend(async |cat| {
         let by = anonymous();
