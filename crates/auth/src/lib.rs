@@ -272,11 +272,16 @@ impl Auth {
         let account_key = format!("account {user}");
         {
             let limiter = self.0.limiter.lock().expect("limiter");
-            for (key, who) in [
-                (&source_key, source.unwrap_or("this source")),
-                (&account_key, user),
-            ] {
-                if let Some(seconds) = limiter.blocked(key, now) {
+            let checks = [
+                (
+                    &source_key,
+                    source.unwrap_or("this source"),
+                    limiter::SOURCE_FAILURES,
+                ),
+                (&account_key, user, limiter::FAILURES),
+            ];
+            for (key, who, limit) in checks {
+                if let Some(seconds) = limiter.blocked(key, limit, now) {
                     return Err(AuthError::RateLimited {
                         who: who.to_string(),
                         seconds,

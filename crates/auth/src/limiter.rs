@@ -7,8 +7,10 @@ use std::collections::HashMap;
 
 use shipshape_meta::Millis;
 
-/// Failures allowed per key in a window before refusing.
+/// Failures allowed per account name in a window before refusing.
 pub const FAILURES: u32 = 10;
+/// Failures allowed per source address (several people may share one, behind NAT).
+pub const SOURCE_FAILURES: u32 = 50;
 /// The window, in milliseconds.
 pub const WINDOW_MS: Millis = 60_000;
 
@@ -19,10 +21,10 @@ pub struct Limiter {
 
 impl Limiter {
     /// `Some(seconds to wait)` when `key` has failed too often in the current window.
-    pub fn blocked(&self, key: &str, now: Millis) -> Option<u64> {
+    pub fn blocked(&self, key: &str, limit: u32, now: Millis) -> Option<u64> {
         let (count, since) = self.failures.get(key)?;
         let ends = since + WINDOW_MS;
-        (*count >= FAILURES && now < ends).then(|| ((ends - now) as u64).div_ceil(1000))
+        (*count >= limit && now < ends).then(|| ((ends - now) as u64).div_ceil(1000))
     }
 
     pub fn fail(&mut self, key: &str, now: Millis) {
@@ -51,13 +53,20 @@ mod tests {
     fn ten_failures_block_until_the_window_ends() {
         let mut l = Limiter::default();
         for _ in 0..FAILURES {
-            assert!(l.blocked("1.2.3.4", 0).is_none());
+            assert!(l.blocked("1.2.3.4", FAILURES, 0).is_none());
             l.fail("1.2.3.4", 0);
         }
-        assert_eq!(l.blocked("1.2.3.4", 1_000), Some(59));
-        assert!(l.blocked("5.6.7.8", 1_000).is_none(), "per key");
-        assert!(l.blocked("1.2.3.4", WINDOW_MS).is_none(), "a new window");
+        assert_eq!(l.blocked("1.2.3.4", FAILURES, 1_000), Some(59));
+        assert!(
+            l.blocked("1.2.3.4", SOURCE_FAILURES, 1_000).is_none(),
+            "per limit"
+        );
+        assert!(l.blocked("5.6.7.8", FAILURES, 1_000).is_none(), "per key");
+        assert!(
+            l.blocked("1.2.3.4", FAILURES, WINDOW_MS).is_none(),
+            "a new window"
+        );
         l.succeed("1.2.3.4");
-        assert!(l.blocked("1.2.3.4", 1_000).is_none());
+        assert!(l.blocked("1.2.3.4", FAILURES, 1_000).is_none());
     }
 }

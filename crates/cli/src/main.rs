@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run the registry. With no options: SQLite catalogue and blobs under ./shipshape-data,
     /// listening on 127.0.0.1:5000.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Verify the catalogue against the blob store (every blob present with its size, every
     /// reference resolved, no unknown objects); --repair fixes what it can. Safe while the
     /// registry serves the same data directory.
@@ -156,7 +156,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Check(args) => check::run(args),
         Command::Repo(args) => remote::run(remote::repo::run(args)),
         Command::Tag(args) => remote::run(remote::tag::run(args)),

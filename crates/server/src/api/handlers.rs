@@ -13,8 +13,8 @@ use shipshape_oci::{RepoName, Tag};
 use super::model::{self, time};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::registry::Principal;
 use crate::registry::{Overwrite, TagQuery};
+use crate::registry::{Permission, Principal};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -63,14 +63,21 @@ fn tag_name(t: &str) -> Result<Tag, ApiError> {
     responses((status = 200, body = model::RepositoryList)))]
 pub async fn list_repositories(
     State(app): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
     Query(page): Query<model::RepositoryPage>,
 ) -> ApiResult {
     let repos = app
         .registry
         .repositories(page.last.as_deref(), page.n)
         .await?;
+    // Only what the caller may read (a page may then hold fewer than asked).
+    let by = &caller.principal;
     Ok(Json(model::RepositoryList {
-        repositories: repos.into_iter().map(repository_info).collect(),
+        repositories: repos
+            .into_iter()
+            .filter(|r| by.may(Permission::Pull, Some(&r.summary.name)))
+            .map(repository_info)
+            .collect(),
     })
     .into_response())
 }

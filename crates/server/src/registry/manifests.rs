@@ -242,7 +242,10 @@ impl Registry {
         reference: &Reference,
         actor: &Principal,
     ) -> Result<Vec<String>> {
-        self.require(actor, Permission::Delete, repo, "delete manifests")?;
+        // A tag's delete is a writer's (`delete_tag` checks); a manifest's an admin's.
+        if let Reference::Digest(_) = reference {
+            self.require(actor, Permission::Delete, repo, "delete manifests")?;
+        }
         self.require_deletion()?;
         match reference {
             Reference::Tag(tag) => {

@@ -1,0 +1,756 @@
+//! Access control over HTTP: every `/v2/` route and the management API's guarded operations,
+//! tried by each kind of caller (anonymous, read, write, admin and registry admin users, a
+//! robot, a revoked robot, and bearer tokens: right, for the wrong scope, for another
+//! repository, expired, tampered), each answer asserted; the token endpoint's two forms; the
+//! failed-login limit; the activity log naming the real actor. Real clients logging in are in
+//! `real_clients.rs`.
+
+mod common;
+
+use base64::Engine;
+use common::{
+    OCI_MANIFEST, ShiftedClock, TestServer, client, header, push_image_bytes, put_manifest,
+};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+const PASSWORD: &str = "a-long-password";
+
+/// Who makes a request.
+#[derive(Clone, Debug)]
+enum Who {
+    Anonymous,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl Who {
+    fn user(name: &str) -> Who {
+        Who::Basic(name.into(), PASSWORD.into())
+    }
+
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Who::Anonymous => req,
+            Who::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Who::Bearer(t) => req.bearer_auth(t),
+        }
+    }
+}
+
+fn client_as(user: &str, password: &str) -> Client {
+    let mut headers = HeaderMap::new();
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
+    );
+    Client::builder().default_headers(headers).build().unwrap()
+}
+
+/// A registry with access control on: the first administrator from the configuration, then
+/// `reader` (read on team/**), `dev` (write on team/**), `ops` (admin on **), robot `ci`
+/// (write on team/app), a revoked robot `old`, and anonymous pull on public/**; an image in
+/// team/app, team/other and public/app.
+struct Fixture {
+    s: TestServer,
+    clock: ShiftedClock,
+    ci_secret: String,
+    old_secret: String,
+    manifest: Vec<u8>,
+}
+
+async fn api_as(
+    s: &TestServer,
+    who: &Who,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = who.apply(client().request(method, s.url(path)));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
+}
+
+async fn fixture() -> Fixture {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()));
+    })
+    .await;
+    let admin = Who::Basic(ADMIN.0.into(), ADMIN.1.into());
+    for name in ["reader", "dev", "ops"] {
+        let (st, v) = api_as(
+            &s,
+            &admin,
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"name": name, "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    for (subject, pattern, role) in [
+        ("user:reader", "team/**", "read"),
+        ("user:dev", "team/**", "write"),
+        ("user:ops", "**", "admin"),
+        ("anonymous", "public/**", "read"),
+    ] {
+        let (st, v) = api_as(
+            &s,
+            &admin,
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"subject": subject, "pattern": pattern, "role": role})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    }
+    let mut secrets = Vec::new();
+    for name in ["ci", "old"] {
+        let (st, v) = api_as(
+            &s,
+            &admin,
+            Method::POST,
+            "/api/v1/robots",
+            Some(json!({"name": name, "roles": [{"pattern": "team/app", "role": "write"}]})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["login"], format!("robot${name}"));
+        secrets.push(v["secret"].as_str().unwrap().to_string());
+    }
+    let (st, v) = api_as(&s, &admin, Method::POST, "/api/v1/robots/old/revoke", None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let c = client_as(ADMIN.0, ADMIN.1);
+    let (_, manifest) = push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/other", "v1", 2).await;
+    push_image_bytes(&c, &s.base, "public/app", "v1", 3).await;
+    Fixture {
+        s,
+        clock,
+        ci_secret: secrets.remove(0),
+        old_secret: secrets.remove(0),
+        manifest,
+    }
+}
+
+/// A token from the GET form of the token endpoint.
+async fn token(s: &TestServer, who: &Who, scope: &str) -> (StatusCode, Value) {
+    let req = who.apply(
+        client()
+            .get(s.url("/auth/token"))
+            .query(&[("service", "shipshape"), ("scope", scope)]),
+    );
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn bearer(s: &TestServer, who: &Who, scope: &str) -> Who {
+    let (st, v) = token(s, who, scope).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    Who::Bearer(v["token"].as_str().unwrap().to_string())
+}
+
+/// The `/v2/` operations of the matrix, each on team/app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Base,
+    PullManifest,
+    HeadBlob,
+    ListTags,
+    StartUpload,
+    PushManifest,
+    DeleteTag,
+    DeleteByDigest,
+}
+
+const OPS: [Op; 8] = [
+    Op::Base,
+    Op::PullManifest,
+    Op::HeadBlob,
+    Op::ListTags,
+    Op::StartUpload,
+    Op::PushManifest,
+    Op::DeleteTag,
+    Op::DeleteByDigest,
+];
+
+async fn attempt(f: &Fixture, who: &Who, op: Op) -> (StatusCode, Option<String>) {
+    let s = &f.s;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    let digest = common::sha256(&f.manifest);
+    let config: Value = serde_json::from_slice(&f.manifest).unwrap();
+    let blob = config["layers"][0]["digest"].as_str().unwrap().to_string();
+    // What a delete takes away is put back first, so every caller finds the same registry.
+    if matches!(op, Op::DeleteTag | Op::DeleteByDigest) {
+        let r = put_manifest(
+            &admin,
+            &s.base,
+            "team/app",
+            "doomed",
+            OCI_MANIFEST,
+            &f.manifest,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let c = client();
+    let req = match op {
+        Op::Base => c.get(s.url("/v2/")),
+        Op::PullManifest => c
+            .get(s.url("/v2/team/app/manifests/v1"))
+            .header("accept", OCI_MANIFEST),
+        Op::HeadBlob => c.head(s.url(&format!("/v2/team/app/blobs/{blob}"))),
+        Op::ListTags => c.get(s.url("/v2/team/app/tags/list")),
+        Op::StartUpload => c.post(s.url("/v2/team/app/blobs/uploads/")),
+        Op::PushManifest => c
+            .put(s.url("/v2/team/app/manifests/v2"))
+            .header("content-type", OCI_MANIFEST)
+            .body(f.manifest.clone()),
+        Op::DeleteTag => c.delete(s.url("/v2/team/app/manifests/doomed")),
+        Op::DeleteByDigest => c.delete(s.url(&format!("/v2/team/app/manifests/{digest}"))),
+    };
+    let resp = who.apply(req).send().await.unwrap();
+    let status = resp.status();
+    let challenge = header(&resp, "www-authenticate").map(str::to_string);
+    if status.is_client_error() && op != Op::HeadBlob {
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let code = v["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let want = if status == StatusCode::UNAUTHORIZED {
+            "UNAUTHORIZED"
+        } else {
+            "DENIED"
+        };
+        assert_eq!(code, want, "{who:?} {op:?}: {v}");
+    }
+    if op == Op::DeleteByDigest && status == StatusCode::ACCEPTED {
+        // Put the image back under its tag for the callers after.
+        let r = put_manifest(&admin, &s.base, "team/app", "v1", OCI_MANIFEST, &f.manifest).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    (status, challenge)
+}
+
+const OK: StatusCode = StatusCode::OK;
+const ACC: StatusCode = StatusCode::ACCEPTED;
+const NEW: StatusCode = StatusCode::CREATED;
+const UNAUTH: StatusCode = StatusCode::UNAUTHORIZED;
+const FORBID: StatusCode = StatusCode::FORBIDDEN;
+
+/// Every `/v2/` operation by every kind of caller.
+#[tokio::test]
+async fn every_v2_route_answers_each_caller_as_its_roles_and_token_allow() {
+    let f = fixture().await;
+    let s = &f.s;
+    let dev = Who::user("dev");
+    let dev_token = bearer(s, &dev, "repository:team/app:pull,push,delete").await;
+    let reader_token = bearer(
+        s,
+        &Who::user("reader"),
+        "repository:team/app:pull,push,delete",
+    )
+    .await;
+    let pull_only = bearer(s, &dev, "repository:team/app:pull").await;
+    let other_repo = bearer(s, &dev, "repository:team/other:pull,push,delete").await;
+    let ops_token = bearer(s, &Who::user("ops"), "repository:team/app:pull,push,delete").await;
+    let tampered = match &dev_token {
+        Who::Bearer(t) => {
+            let mut b = t.clone().into_bytes();
+            let i = b.len() - 5;
+            b[i] = if b[i] == b'a' { b'b' } else { b'a' };
+            Who::Bearer(String::from_utf8(b).unwrap())
+        }
+        _ => unreachable!(),
+    };
+    let ci = Who::Basic("robot$ci".into(), f.ci_secret.clone());
+    let old = Who::Basic("robot$old".into(), f.old_secret.clone());
+    let cases: Vec<(&str, Who, [StatusCode; 8])> = vec![
+        //                                   base   pull   head   tags   upload push   deltag deldig
+        (
+            "anonymous",
+            Who::Anonymous,
+            [
+                UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH,
+            ],
+        ),
+        (
+            "reader",
+            Who::user("reader"),
+            [OK, OK, OK, OK, FORBID, FORBID, FORBID, FORBID],
+        ),
+        (
+            "dev (write)",
+            dev.clone(),
+            [OK, OK, OK, OK, ACC, NEW, ACC, FORBID],
+        ),
+        (
+            "ops (admin)",
+            Who::user("ops"),
+            [OK, OK, OK, OK, ACC, NEW, ACC, ACC],
+        ),
+        (
+            "registry admin",
+            Who::Basic(ADMIN.0.into(), ADMIN.1.into()),
+            [OK, OK, OK, OK, ACC, NEW, ACC, ACC],
+        ),
+        ("robot ci", ci, [OK, OK, OK, OK, ACC, NEW, ACC, FORBID]),
+        (
+            "revoked robot",
+            old,
+            [
+                UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH,
+            ],
+        ),
+        (
+            "dev's token",
+            dev_token,
+            [OK, OK, OK, OK, ACC, NEW, ACC, UNAUTH],
+        ),
+        (
+            "ops's token",
+            ops_token,
+            [OK, OK, OK, OK, ACC, NEW, ACC, ACC],
+        ),
+        (
+            "reader's token",
+            reader_token,
+            [OK, OK, OK, OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+        ),
+        (
+            "pull-only token",
+            pull_only,
+            [OK, OK, OK, OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+        ),
+        (
+            "token for team/other",
+            other_repo,
+            [OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+        ),
+        (
+            "tampered token",
+            tampered,
+            [
+                UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH,
+            ],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, who, expected) in &cases {
+        for (op, want) in OPS.iter().zip(expected) {
+            let (got, challenge) = attempt(&f, who, *op).await;
+            if got != *want {
+                wrong.push(format!("{name} {op:?}: {got}, expected {want}"));
+            }
+            if got == UNAUTH {
+                let c = challenge.unwrap_or_default();
+                if !c.starts_with("Bearer realm=\"http://") || !c.contains("service=\"shipshape\"")
+                {
+                    wrong.push(format!("{name} {op:?}: challenge {c:?}"));
+                }
+                if !matches!(op, Op::Base)
+                    && matches!(who, Who::Anonymous)
+                    && !c.contains("scope=\"repository:team/app:")
+                {
+                    wrong.push(format!("{name} {op:?}: no scope in {c:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // An expired token: the clock moves past its five minutes.
+    let late = bearer(s, &Who::user("dev"), "repository:team/app:pull").await;
+    f.clock.advance(301_000);
+    let (got, challenge) = attempt(&f, &late, Op::PullManifest).await;
+    assert_eq!(got, UNAUTH);
+    assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+}
+
+/// Anonymous pull on a pattern; the catalogue lists only what each caller may read.
+#[tokio::test]
+async fn anonymous_pull_follows_its_pattern_and_listings_show_only_what_may_be_read() {
+    let f = fixture().await;
+    let s = &f.s;
+    let resp = client()
+        .get(s.url("/v2/public/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), OK);
+    let catalog = |who: Who| async move {
+        let resp = who
+            .apply(client().get(s.url("/v2/_catalog")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), OK);
+        let v: Value = resp.json().await.unwrap();
+        v["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(catalog(Who::Anonymous).await, ["public/app"]);
+    assert_eq!(
+        catalog(Who::user("reader")).await,
+        ["public/app", "team/app", "team/other"]
+    );
+    assert_eq!(
+        catalog(Who::Basic("robot$ci".into(), f.ci_secret.clone())).await,
+        ["public/app", "team/app"]
+    );
+    // The management API's listing too.
+    let (st, v) = api_as(
+        s,
+        &Who::Basic("robot$ci".into(), f.ci_secret.clone()),
+        Method::GET,
+        "/api/v1/repositories",
+        None,
+    )
+    .await;
+    assert_eq!(st, OK, "{v}");
+    let names: Vec<&str> = v["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["public/app", "team/app"]);
+    let (st, _) = api_as(
+        s,
+        &Who::Basic("robot$ci".into(), f.ci_secret.clone()),
+        Method::GET,
+        "/api/v1/repositories/team/other",
+        None,
+    )
+    .await;
+    assert_eq!(st, FORBID);
+}
+
+/// The management API: a login is needed, and each operation needs its role.
+#[tokio::test]
+async fn the_management_api_needs_a_login_and_each_operation_its_role() {
+    let f = fixture().await;
+    let s = &f.s;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    for tag in ["a", "b", "c"] {
+        let r = put_manifest(&admin, &s.base, "team/app", tag, OCI_MANIFEST, &f.manifest).await;
+        assert_eq!(r.status(), NEW);
+    }
+    let (st, v) = api_as(
+        s,
+        &Who::Anonymous,
+        Method::GET,
+        "/api/v1/repositories",
+        None,
+    )
+    .await;
+    assert_eq!(st, UNAUTH, "{v}");
+    let reader = Who::user("reader");
+    let dev = Who::user("dev");
+    let ops = Who::user("ops");
+    let del_tag = |t: &str| format!("/api/v1/repositories/team/app/-/tags/{t}");
+    assert_eq!(
+        api_as(s, &reader, Method::DELETE, &del_tag("a"), None)
+            .await
+            .0,
+        FORBID
+    );
+    assert_eq!(
+        api_as(s, &dev, Method::DELETE, &del_tag("a"), None).await.0,
+        OK
+    );
+    let digest = common::sha256(&f.manifest);
+    let del_manifest = format!("/api/v1/repositories/team/app/-/manifests/{digest}");
+    let (st, v) = api_as(s, &dev, Method::DELETE, &del_manifest, None).await;
+    assert_eq!(st, FORBID, "{v}");
+    assert_eq!(v["errors"][0]["code"], "DENIED");
+    assert_eq!(
+        api_as(
+            s,
+            &dev,
+            Method::DELETE,
+            "/api/v1/repositories/team/app?confirm=team/app",
+            None
+        )
+        .await
+        .0,
+        FORBID
+    );
+    assert_eq!(
+        api_as(
+            s,
+            &dev,
+            Method::POST,
+            "/api/v1/gc/runs",
+            Some(json!({"dry_run": true}))
+        )
+        .await
+        .0,
+        FORBID
+    );
+    assert_eq!(
+        api_as(
+            s,
+            &ops,
+            Method::POST,
+            "/api/v1/gc/runs",
+            Some(json!({"dry_run": true}))
+        )
+        .await
+        .0,
+        ACC
+    );
+    let policy =
+        "name = \"keep\"\nrepositories = [\"team/**\"]\n[tags]\nprotected = [\"release-*\"]\n";
+    let put_policy = |who: Who| async move {
+        who.apply(client().put(s.url("/api/v1/policies/keep")).body(policy))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(put_policy(dev.clone()).await, FORBID);
+    let resp = ops
+        .apply(client().put(s.url("/api/v1/policies/keep")).body(policy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), NEW, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        api_as(s, &ops, Method::GET, "/api/v1/users", None).await.0,
+        FORBID
+    );
+    let (st, v) = api_as(
+        s,
+        &Who::Basic(ADMIN.0.into(), ADMIN.1.into()),
+        Method::GET,
+        "/api/v1/users",
+        None,
+    )
+    .await;
+    assert_eq!(st, OK);
+    assert_eq!(v["users"].as_array().unwrap().len(), 4);
+    assert!(
+        !v.to_string().contains("argon2"),
+        "hashes never leave the server: {v}"
+    );
+
+    // The activity log names who did it.
+    let (_, ev) = api_as(
+        s,
+        &ops,
+        Method::GET,
+        "/api/v1/events?action=tag.delete",
+        None,
+    )
+    .await;
+    assert_eq!(ev["events"][0]["actor"], "dev", "{ev}");
+    assert_eq!(ev["events"][0]["target"], "a");
+}
+
+/// Overriding a tag's protection needs the admin role, and the log names the admin.
+#[tokio::test]
+async fn overriding_protection_needs_admin_and_is_logged_with_the_admins_name() {
+    let f = fixture().await;
+    let s = &f.s;
+    let ops = Who::user("ops");
+    let policy = "name = \"guard\"\nrepositories = [\"team/**\"]\n[tags]\nprotected = [\"v1\"]\n[keep]\nlatest_pushed = 100\n";
+    let st = ops
+        .apply(client().put(s.url("/api/v1/policies/guard")).body(policy))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, NEW);
+    let path = "/api/v1/repositories/team/app/-/tags/v1?override_protection=true";
+    let (st, v) = api_as(s, &Who::user("dev"), Method::DELETE, path, None).await;
+    assert_eq!(st, FORBID, "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dev may not override tag protection"),
+        "{v}"
+    );
+    let (st, v) = api_as(s, &ops, Method::DELETE, path, None).await;
+    assert_eq!(st, OK, "{v}");
+    let (_, ev) = api_as(
+        s,
+        &ops,
+        Method::GET,
+        "/api/v1/events?action=tag.delete",
+        None,
+    )
+    .await;
+    assert_eq!(ev["events"][0]["actor"], "ops", "{ev}");
+    assert_eq!(ev["events"][0]["reason"], "protection overridden", "{ev}");
+}
+
+/// The token endpoint: the GET form grants the intersection of what was asked and what the
+/// caller may do; the OAuth2 POST form with a password, then with a refresh token; bad
+/// credentials are refused; failed logins are limited.
+#[tokio::test]
+async fn the_token_endpoint_grants_what_was_asked_and_allowed_and_limits_failed_logins() {
+    let f = fixture().await;
+    let s = &f.s;
+    let (st, v) = token(
+        s,
+        &Who::user("reader"),
+        "repository:team/app:pull,push registry:catalog:*",
+    )
+    .await;
+    assert_eq!(st, OK, "{v}");
+    assert!(v["expires_in"].as_i64().unwrap() >= 60);
+    assert!(v["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["token"], v["access_token"]);
+    assert_eq!(v["scope"], "repository:team/app:pull registry:catalog:*");
+    let (st, v) = token(
+        s,
+        &Who::Anonymous,
+        "repository:public/app:pull repository:team/app:pull",
+    )
+    .await;
+    assert_eq!(st, OK);
+    assert_eq!(v["scope"], "repository:public/app:pull");
+    let (st, v) = token(
+        s,
+        &Who::Basic("dev".into(), "wrong-password!".into()),
+        "repository:team/app:pull",
+    )
+    .await;
+    assert_eq!(st, UNAUTH, "{v}");
+
+    // OAuth2: password grant with a refresh token, then the refresh grant.
+    let form = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let resp = client()
+                .post(s.url("/auth/token"))
+                .form(&pairs)
+                .send()
+                .await
+                .unwrap();
+            (
+                resp.status(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (st, v) = form(&[
+        ("grant_type", "password"),
+        ("username", "dev"),
+        ("password", PASSWORD),
+        ("service", "shipshape"),
+        ("client_id", "test"),
+        ("scope", "repository:team/app:pull,push"),
+        ("access_type", "offline"),
+    ])
+    .await;
+    assert_eq!(st, OK, "{v}");
+    let refresh = v["refresh_token"].as_str().unwrap().to_string();
+    let (st, v) = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("service", "shipshape"),
+        ("client_id", "test"),
+        ("scope", "repository:team/app:pull"),
+    ])
+    .await;
+    assert_eq!(st, OK, "{v}");
+    let access = Who::Bearer(v["access_token"].as_str().unwrap().to_string());
+    assert_eq!(attempt(&f, &access, Op::PullManifest).await.0, OK);
+    // A refresh token is not an access token.
+    assert_eq!(
+        attempt(&f, &Who::Bearer(refresh), Op::PullManifest).await.0,
+        UNAUTH
+    );
+
+    // Ten failures from one account, then it is refused even with the right password.
+    for _ in 0..10 {
+        let (st, _) = token(
+            s,
+            &Who::Basic("reader".into(), "not-the-password".into()),
+            "",
+        )
+        .await;
+        assert_eq!(st, UNAUTH);
+    }
+    let resp = Who::user("reader")
+        .apply(client().get(s.url("/v2/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&resp, "retry-after").is_some());
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed logins"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("not-the-password"));
+}
+
+/// Revoking a robot stops its secret and the tokens it already holds.
+#[tokio::test]
+async fn a_revoked_robot_loses_its_secret_and_its_tokens_at_once() {
+    let f = fixture().await;
+    let s = &f.s;
+    let ci = Who::Basic("robot$ci".into(), f.ci_secret.clone());
+    let held = bearer(s, &ci, "repository:team/app:pull").await;
+    assert_eq!(attempt(&f, &held, Op::PullManifest).await.0, OK);
+    let (st, _) = api_as(
+        s,
+        &Who::Basic(ADMIN.0.into(), ADMIN.1.into()),
+        Method::POST,
+        "/api/v1/robots/ci/revoke",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(attempt(&f, &held, Op::PullManifest).await.0, UNAUTH);
+    assert_eq!(attempt(&f, &ci, Op::PullManifest).await.0, UNAUTH);
+}
+
+/// A non-loopback listener is refused without access control and allowed with it.
+#[tokio::test]
+async fn a_public_listener_needs_access_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |admin: bool| shipshape_server::ServerConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        first_admin: admin.then(|| (ADMIN.0.into(), ADMIN.1.into())),
+        ..Default::default()
+    };
+    let refused = shipshape_server::Server::start(config(false)).await;
+    let message = refused.err().expect("refused").to_string();
+    assert!(message.contains("SHIPSHAPE_ADMIN_PASSWORD"), "{message}");
+    let server = shipshape_server::Server::start(config(true))
+        .await
+        .expect("starts with access control");
+    let url = format!("http://127.0.0.1:{}/v2/", server.local_addr().port());
+    assert_eq!(client().get(&url).send().await.unwrap().status(), UNAUTH);
+    server.shutdown().await.unwrap();
+}
