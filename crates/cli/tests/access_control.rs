@@ -317,7 +317,7 @@ async fn every_v2_route_answers_each_caller_as_its_roles_and_token_allow() {
         (
             "dev's token",
             dev_token,
-            [OK, OK, OK, OK, ACC, NEW, ACC, UNAUTH],
+            [OK, OK, OK, OK, ACC, NEW, ACC, FORBID],
         ),
         (
             "ops's token",
@@ -327,17 +327,17 @@ async fn every_v2_route_answers_each_caller_as_its_roles_and_token_allow() {
         (
             "reader's token",
             reader_token,
-            [OK, OK, OK, OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+            [OK, OK, OK, OK, FORBID, FORBID, FORBID, FORBID],
         ),
         (
             "pull-only token",
             pull_only,
-            [OK, OK, OK, OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+            [OK, OK, OK, OK, FORBID, FORBID, FORBID, FORBID],
         ),
         (
             "token for team/other",
             other_repo,
-            [OK, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH],
+            [OK, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID],
         ),
         (
             "tampered token",
@@ -353,6 +353,15 @@ async fn every_v2_route_answers_each_caller_as_its_roles_and_token_allow() {
             let (got, challenge) = attempt(&f, who, *op).await;
             if got != *want {
                 wrong.push(format!("{name} {op:?}: {got}, expected {want}"));
+            }
+            // A token without the scope is told which scope to ask for.
+            if got == FORBID && matches!(who, Who::Bearer(_)) {
+                let c = challenge.clone().unwrap_or_default();
+                if !c.contains("error=\"insufficient_scope\"")
+                    || !c.contains("scope=\"repository:team/app:")
+                {
+                    wrong.push(format!("{name} {op:?}: challenge {c:?}"));
+                }
             }
             if got == UNAUTH {
                 let c = challenge.unwrap_or_default();

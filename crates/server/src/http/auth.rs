@@ -225,7 +225,7 @@ pub(crate) fn authorize_v2(
         other => other,
     };
     let scope = format!("repository:{repo}:{asked}");
-    if !caller.authenticated() || token {
+    if !caller.authenticated() {
         return Err(challenge(
             app,
             headers,
@@ -235,14 +235,21 @@ pub(crate) fn authorize_v2(
                 format!("authentication required to {action} {repo}"),
             ),
             Some(scope),
-            token,
+            false,
         ));
     }
-    Err(ApiError::new(
+    let denied = ApiError::new(
         StatusCode::FORBIDDEN,
         "DENIED",
         format!("{} may not {action} {repo}", caller.principal.name),
-    ))
+    );
+    if token {
+        // A valid token without the scope: 403 with the challenge to ask for it. Clients
+        // that hold a token for another scope (oras-py reuses the one it got first) fetch a
+        // new one on a 403; those that ask for every scope up front never see it.
+        return Err(challenge(app, headers, denied, Some(scope), true));
+    }
+    Err(denied)
 }
 
 /// The management API needs credentials once access control is on; what each caller may then
