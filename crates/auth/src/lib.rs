@@ -470,10 +470,14 @@ impl Auth {
     }
 
     /// Signs from now on with a new key; tokens signed before stay valid until they expire.
-    pub fn rotate_keys(&self) -> Result<()> {
+    /// Returns how many keys now verify.
+    pub fn rotate_keys(&self, by: &Principal) -> Result<usize> {
+        self.require_manager(by)?;
         let now = self.now() / 1000;
-        self.0.keys.write().expect("keys").rotate(now)?;
-        Ok(())
+        let mut keys = self.0.keys.write().expect("keys");
+        keys.rotate(now)?;
+        tracing::info!(by = %by.name, keys = keys.len(), "token signing key rotated");
+        Ok(keys.len())
     }
 
     // ------------------------------------------------------------------------------------

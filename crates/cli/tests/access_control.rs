@@ -722,6 +722,40 @@ async fn the_token_endpoint_grants_what_was_asked_and_allowed_and_limits_failed_
     assert!(!v.to_string().contains("not-the-password"));
 }
 
+/// Rotating the signing key keeps tokens signed before valid; only an administrator may.
+#[tokio::test]
+async fn a_rotated_key_keeps_earlier_tokens_valid() {
+    let f = fixture().await;
+    let s = &f.s;
+    let before = bearer(s, &Who::user("dev"), "repository:team/app:pull").await;
+    let path = "/api/v1/token-keys/rotate";
+    assert_eq!(
+        api_as(s, &Who::user("ops"), Method::POST, path, None)
+            .await
+            .0,
+        FORBID
+    );
+    let (st, v) = api_as(
+        s,
+        &Who::Basic(ADMIN.0.into(), ADMIN.1.into()),
+        Method::POST,
+        path,
+        None,
+    )
+    .await;
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["keys"], 2);
+    let after = bearer(s, &Who::user("dev"), "repository:team/app:pull").await;
+    assert_eq!(attempt(&f, &before, Op::PullManifest).await.0, OK);
+    assert_eq!(attempt(&f, &after, Op::PullManifest).await.0, OK);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.data_dir().join("auth/token-signing-keys.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
 /// Revoking a robot stops its secret and the tokens it already holds.
 #[tokio::test]
 async fn a_revoked_robot_loses_its_secret_and_its_tokens_at_once() {

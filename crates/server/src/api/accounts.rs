@@ -25,6 +25,20 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/robots", get(robots).post(add_robot))
         .route("/api/v1/robots/{name}/revoke", post(revoke_robot))
         .route("/api/v1/roles", get(roles).post(grant).delete(revoke))
+        .route("/api/v1/token-keys/rotate", post(rotate_keys))
+}
+
+/// Starts signing tokens with a new key; tokens signed with the old ones stay valid until
+/// they expire.
+async fn rotate_keys(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult {
+    let keys = app
+        .auth
+        .rotate_keys(&caller.principal)
+        .map_err(auth_error)?;
+    Ok(Json(serde_json::json!({ "keys": keys })).into_response())
 }
 
 #[derive(Serialize)]
