@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use shipshape_server::ServerConfig;
+use shipshape_server::tls::TlsConfig;
 
 use crate::ServeArgs;
 
@@ -33,6 +34,8 @@ pub struct FileConfig {
     pub events: EventsConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub tls: TlsFileConfig,
 }
 
 /// The `[auth]` section: access control. Passwords never go in this file: the first
@@ -46,6 +49,16 @@ pub struct AuthConfig {
     pub token_realm: Option<String>,
     /// The name tokens are issued for.
     pub service: Option<String>,
+}
+
+/// The `[tls]` section: serve HTTPS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the certificate (PKCS#8, RSA or SEC1).
+    pub key: Option<PathBuf>,
 }
 
 /// The `[events]` section: the activity log.
@@ -121,8 +134,27 @@ fn duration(field: &str, value: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("{field}: invalid duration {value:?} (e.g. 7d, 12h, 30s): {e}"))
 }
 
+/// The certificate and key, each from its flag or variable or else the file; both or neither.
+fn tls(file: &TlsFileConfig, args: &ServeArgs) -> Result<Option<TlsConfig>, String> {
+    let cert = args.tls_cert.clone().or(file.cert.clone());
+    let key = args.tls_key.clone().or(file.key.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig::new(cert, key))),
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err(format!(
+            "a TLS certificate ({}) needs its key: pass --tls-key or set [tls] key",
+            cert.display()
+        )),
+        (None, Some(key)) => Err(format!(
+            "a TLS key ({}) needs its certificate: pass --tls-cert or set [tls] cert",
+            key.display()
+        )),
+    }
+}
+
 pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String> {
     let default = ServerConfig::default();
+    let tls = tls(&file.tls, args)?;
     let restore_window = match args
         .restore_window
         .as_ref()
@@ -222,5 +254,6 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         }),
         token_realm: args.token_realm.clone().or(file.auth.token_realm),
         token_service: file.auth.service.unwrap_or(default.token_service),
+        tls,
     })
 }

@@ -67,7 +67,8 @@ struct ServeArgs {
     /// admin_user, token_realm and service,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
-    /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter)
+    /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter, [tls] cert
+    /// and key)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -147,6 +148,14 @@ struct ServeArgs {
     /// [default: this server's /auth/token as the request named it]
     #[arg(long, env = "SHIPSHAPE_TOKEN_REALM", value_name = "URL")]
     token_realm: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs
+    /// --tls-key. Both files are read again on SIGHUP and when either changes
+    #[arg(long, env = "SHIPSHAPE_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, RSA or SEC1) of --tls-cert
+    #[arg(long, env = "SHIPSHAPE_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 
     /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]
@@ -216,11 +225,8 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!(
-            "shipshape: serving the registry on http://{}",
-            server.local_addr()
-        );
-        wait_for_signal().await;
+        println!("shipshape: serving the registry on {}", server.base_url());
+        wait_for_signal(&server).await;
         tracing::info!("shutting down");
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -232,17 +238,37 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM. With TLS, SIGHUP reloads the certificate meanwhile; without,
+/// SIGHUP keeps its default (the process ends).
+async fn wait_for_signal(server: &shipshape_server::Server) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut hup = server
+            .serves_tls()
+            .then(|| signal(SignalKind::hangup()).expect("SIGHUP handler"));
+        let hangup = async |hup: &mut Option<tokio::signal::unix::Signal>| match hup {
+            Some(hup) => hup.recv().await,
+            None => std::future::pending().await,
+        };
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return,
+                _ = term.recv() => return,
+                _ = hangup(&mut hup) => {
+                    tracing::info!("SIGHUP: reloading the TLS certificate");
+                    // A failure is logged, and the previous certificate stays.
+                    let _ = server.reload_tls().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let _ = server;
+        let _ = ctrl_c.await;
+    }
 }

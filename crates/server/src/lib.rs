@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod http;
 pub mod registry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub token_realm: Option<String>,
     /// The name tokens are issued for.
     pub token_service: String,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             first_admin: None,
             token_realm: None,
             token_service: "shipshape".into(),
+            tls: None,
         }
     }
 }
@@ -102,6 +106,8 @@ pub enum ServeError {
     Gc(shipshape_gc::GcError),
     #[error("retention policies: {0}")]
     Retention(shipshape_gc::retention::RetentionError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("server task failed: {0}")]
     Task(String),
 }
@@ -119,6 +125,7 @@ pub struct Server {
     store: Arc<dyn BlobStore>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    tls: Option<tls::Tls>,
     /// Held while serving: a second server on the same data directory is refused (each would
     /// run its own collectors and count pulls apart). The system releases it if the process
     /// dies.
@@ -136,6 +143,10 @@ impl Server {
         config: ServerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, ServeError> {
+        let tls = match &config.tls {
+            Some(t) => Some(tls::Tls::load(t).await?),
+            None => None,
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -196,6 +207,10 @@ impl Server {
         );
         let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
         let mut workers = collector.spawn_workers(workers_stopped.clone());
+        workers.extend(
+            tls.as_ref()
+                .and_then(|t| t.spawn_watcher(workers_stopped.clone())),
+        );
         workers
             .push(retention.spawn_scheduler(config.policy_poll_interval, workers_stopped.clone()));
         workers.push(spawn_housekeeping(
@@ -234,19 +249,32 @@ impl Server {
             retention: retention.clone(),
             auth: auth.clone(),
             auth_realm: config.token_realm.clone(),
-            tls: false,
+            tls: tls.is_some(),
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(without_nagle(listener), app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving the registry");
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = match &tls {
+            None => tokio::spawn(
+                axum::serve(without_nagle(listener), app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+            Some(tls) => tokio::spawn(
+                axum::serve(tls.listener(listener), app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+        };
+        tracing::info!(
+            %addr,
+            tls = tls.is_some(),
+            data_dir = %config.data_dir.display(),
+            "serving the registry"
+        );
         Ok(Server {
             addr,
             registry,
@@ -259,6 +287,7 @@ impl Server {
             store,
             stop,
             task,
+            tls,
             _lock: lock,
         })
     }
@@ -266,6 +295,28 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `https://ADDR` when serving TLS, `http://ADDR` otherwise.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Whether the server serves HTTPS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the certificate and key files again: new connections get what they hold now,
+    /// connections already open keep theirs. On failure the previous certificate stays and the
+    /// error (also logged) names the file. `shipshape serve` calls this on SIGHUP; a change of
+    /// either file's modification time does the same on its own.
+    pub async fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload().await,
+            None => Err(tls::TlsError::NotConfigured),
+        }
     }
 
     /// The online collector (tests drive passes and runs directly).
@@ -372,11 +423,14 @@ fn spawn_housekeeping(
 /// waits for the client to acknowledge the headers, which on a reused connection the client
 /// delays by up to 40 ms.
 fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not turn off Nagle's algorithm on a connection");
-        }
-    })
+    listener.tap_io(|tcp| send_at_once(tcp))
+}
+
+/// Turns Nagle's algorithm off on an accepted connection (plain, or before its TLS handshake).
+fn send_at_once(tcp: &TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::warn!(error = %e, "could not turn off Nagle's algorithm on a connection");
+    }
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ impl TestServer {
         let server = Server::start_with_clock(config.clone(), clock.clone())
             .await
             .expect("server starts");
-        let base = format!("http://{}", server.local_addr());
+        let base = server.base_url();
         TestServer {
             server: Some(server),
             config,
@@ -124,7 +124,8 @@ impl TestServer {
 
     /// `host:port`, as skopeo and oras want it.
     pub fn host(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
+        let (_scheme, host) = self.base.split_once("://").expect("a URL");
+        host.to_string()
     }
 
     pub fn data_dir(&self) -> &Path {
