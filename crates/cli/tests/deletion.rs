@@ -1196,3 +1196,44 @@ async fn the_openapi_document_matches_the_routes() {
         }
     }
 }
+
+/// The management API's tag listing pages: `limit` and `offset`, with `next` until the end,
+/// in the order asked for.
+#[tokio::test]
+async fn tag_listings_page_in_the_order_asked() {
+    let s = TestServer::start().await;
+    let c = client();
+    for (i, tag) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        push_image(&c, &s.base, "paged/app", tag, i as u64 + 1).await;
+    }
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let v = s
+            .api_ok(&format!(
+                "/api/v1/repositories/paged/app/-/tags?limit=2&offset={offset}&sort=name&reverse=true"
+            ))
+            .await;
+        seen.extend(
+            v["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string()),
+        );
+        match v["next"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+        assert!(seen.len() <= 5, "the pages never end: {seen:?}");
+    }
+    assert_eq!(seen, ["e", "d", "c", "b", "a"]);
+    let (status, v) = s
+        .api(
+            Method::GET,
+            "/api/v1/repositories/paged/app/-/tags?limit=0",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+}

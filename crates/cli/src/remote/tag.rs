@@ -174,6 +174,8 @@ async fn ls(
         sort: Some(sort.to_string()),
         reverse,
         pattern,
+        limit: None,
+        offset: None,
     };
     let req = remote
         .request(Method::GET, &Remote::repo_path(repo, "tags"))

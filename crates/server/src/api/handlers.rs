@@ -310,7 +310,9 @@ fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
     params(("name" = String, Path, description = "repository name"),
            ("sort" = Option<String>, Query, description = "`name` (default), `pushed`, `pulled` or `size`; newest or largest first"),
            ("reverse" = Option<bool>, Query, description = "reverse the order"),
-           ("pattern" = Option<String>, Query, description = "only tags matching this glob, or `regex:…`")),
+           ("pattern" = Option<String>, Query, description = "only tags matching this glob, or `regex:…`"),
+           ("limit" = Option<u64>, Query, description = "at most this many tags (1 to 10000)"),
+           ("offset" = Option<u64>, Query, description = "skip this many (the previous page's `next`)")),
     responses((status = 200, body = model::TagList), (status = 400, body = model::ErrorBody),
               (status = 404, body = model::ErrorBody)))]
 pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
@@ -326,10 +328,22 @@ pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResul
         reverse: q.reverse,
         pattern: q.pattern,
     };
+    if q.limit.is_some_and(|l| !(1..=10_000).contains(&l)) {
+        return Err(bad_request("limit: give a number from 1 to 10000"));
+    }
     let tags = app.registry.tag_details(&repo, &tag_query).await?;
+    let total = tags.len() as u64;
+    let offset = q.offset.unwrap_or(0);
+    let page: Vec<_> = tags
+        .into_iter()
+        .skip(offset as usize)
+        .take(q.limit.map_or(usize::MAX, |l| l as usize))
+        .collect();
+    let end = offset + page.len() as u64;
     Ok(Json(model::TagList {
         repository: repo.to_string(),
-        tags: tags.into_iter().map(tag_info).collect(),
+        tags: page.into_iter().map(tag_info).collect(),
+        next: (q.limit.is_some() && end < total).then_some(end),
     })
     .into_response())
 }

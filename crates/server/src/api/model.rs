@@ -67,6 +67,9 @@ pub struct TagInfo {
 pub struct TagList {
     pub repository: String,
     pub tags: Vec<TagInfo>,
+    /// Pass as `offset` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
 /// The query string of `GET /api/v1/repositories/{name}/-/tags`.
@@ -82,6 +85,12 @@ pub struct TagListQuery {
     /// Only tags matching this glob, or `regex:…` matching the whole tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// At most this many tags (1 to 10 000); all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Skip this many tags of the ordered listing (the `next` of the previous page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
