@@ -4,68 +4,27 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use common::layout::{Image, Layer, MultiArch, OciLayout};
 use common::{
-    OCI_INDEX, OCI_MANIFEST, TestServer, client, header, random_bytes, sha256, wait_gc_run,
-    wait_policy_run,
+    OCI_INDEX, OCI_MANIFEST, TestServer, client, header, oras_python, random_bytes, sha256, skopeo,
+    wait_gc_run, wait_policy_run,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// Generous: a client that hangs is a failure, not a stuck suite.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn skopeo() -> PathBuf {
-    common::require_tool("SHIPSHAPE_TEST_SKOPEO", "skopeo")
-}
-
-fn oras_python() -> PathBuf {
-    common::require_tool(
-        "SHIPSHAPE_TEST_ORAS_PYTHON",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../.test-tools/oras-venv/bin/python"
-        ),
-    )
-}
-
-/// Runs a program to completion without blocking the runtime the server runs on.
 async fn exec(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).kill_on_drop(true);
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    tokio::time::timeout(CLIENT_TIMEOUT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+    common::exec_tool(program, args, cwd).await
 }
 
 fn describe(program: &Path, args: &[&str], out: &Output) -> String {
-    format!(
-        "{} {}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
-        program.display(),
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::describe_run(program, args, out)
 }
 
-/// Runs a program and insists that it succeeds.
 async fn run_ok(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
-    let out = exec(program, args, cwd).await;
-    assert!(
-        out.status.success(),
-        "client failed:\n{}",
-        describe(program, args, &out)
-    );
-    out
+    common::run_tool(program, args, cwd).await
 }
 
 /// `skopeo copy` from an OCI layout into the registry, digests preserved.

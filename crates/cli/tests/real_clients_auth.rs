@@ -5,52 +5,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use common::layout::{Image, Layer, OciLayout};
-use common::{OCI_MANIFEST, TestServer, client};
+use common::{OCI_MANIFEST, TestServer, client, oras_python, skopeo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
 const PASSWORD: &str = "a-long-password";
 
-fn skopeo() -> PathBuf {
-    common::require_tool("SHIPSHAPE_TEST_SKOPEO", "skopeo")
-}
-
-fn oras_python() -> PathBuf {
-    common::require_tool(
-        "SHIPSHAPE_TEST_ORAS_PYTHON",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../.test-tools/oras-venv/bin/python"
-        ),
-    )
-}
-
 async fn exec(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).kill_on_drop(true);
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    tokio::time::timeout(CLIENT_TIMEOUT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+    common::exec_tool(program, args, cwd).await
 }
 
 fn describe(out: &Output) -> String {
-    format!(
-        "exit: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::describe_run(Path::new("client"), &[], out)
 }
 
 async fn admin_api(s: &TestServer, path: &str, body: Value) -> Value {

@@ -13,7 +13,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::layout::{Image, Layer, OciLayout};
-use common::{OCI_INDEX, OCI_MANIFEST, TestServer, client, require_tool, wait_until};
+use common::{OCI_INDEX, OCI_MANIFEST, TestServer, client, require_tool, skopeo, wait_until};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -172,25 +172,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs a program to completion without blocking the runtime the server runs on.
 async fn exec(program: &Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).kill_on_drop(true);
-    tokio::time::timeout(CLIENT_TIMEOUT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+    common::exec_tool(program, args, None).await
 }
 
 fn describe(program: &Path, args: &[&str], out: &Output) -> String {
-    format!(
-        "{} {}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
-        program.display(),
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::describe_run(program, args, out)
 }
 
 async fn run_ok(program: &Path, args: &[&str]) -> Output {
@@ -208,10 +195,6 @@ async fn refused_as_untrusted(program: &Path, args: &[&str]) {
         "expected a verification failure:\n{}",
         describe(program, args, &out)
     );
-}
-
-fn skopeo() -> PathBuf {
-    require_tool("SHIPSHAPE_TEST_SKOPEO", "skopeo")
 }
 
 fn podman() -> PathBuf {

@@ -135,23 +135,13 @@ fn binding_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Binding> {
 }
 
 async fn bump_version(conn: &mut dyn Conn) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO catalogue_versions (name, version) VALUES ('accounts', 1)
-         ON CONFLICT (name) DO UPDATE SET version = catalogue_versions.version + 1",
-    )
-    .execute(conn.sqlite())
-    .await?;
-    Ok(())
+    crate::versions::bump(conn, "accounts").await
 }
 
 /// How many times accounts or bindings have changed; a node caching them at another version
 /// reads them again.
 pub async fn version(conn: &mut dyn Conn) -> Result<i64> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM catalogue_versions WHERE name = 'accounts'")
-            .fetch_optional(conn.sqlite())
-            .await?;
-    Ok(v.unwrap_or(0))
+    crate::versions::get(conn, "accounts").await
 }
 
 /// A new user; `None` when the name is taken.

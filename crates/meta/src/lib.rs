@@ -28,6 +28,7 @@ pub mod runs;
 pub mod tags;
 pub mod uploads;
 pub mod usage;
+mod versions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

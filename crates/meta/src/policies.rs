@@ -71,23 +71,13 @@ pub async fn put(conn: &mut dyn Conn, p: &PolicyRow<'_>, now: Millis) -> Result<
 
 /// Counts a change of the applied policies, so that every node notices it (`version`).
 async fn bump_version(conn: &mut dyn Conn) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO catalogue_versions (name, version) VALUES ('policies', 1)
-         ON CONFLICT (name) DO UPDATE SET version = catalogue_versions.version + 1",
-    )
-    .execute(conn.sqlite())
-    .await?;
-    Ok(())
+    crate::versions::bump(conn, "policies").await
 }
 
 /// How many times the applied policies have changed: a node that compiled them at another
 /// version compiles them again (the protection of tags must hold on every node at once).
 pub async fn version(conn: &mut dyn Conn) -> Result<i64> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM catalogue_versions WHERE name = 'policies'")
-            .fetch_optional(conn.sqlite())
-            .await?;
-    Ok(v.unwrap_or(0))
+    crate::versions::get(conn, "policies").await
 }
 
 pub async fn get(conn: &mut dyn Conn, name: &str) -> Result<Option<StoredPolicy>> {

@@ -603,28 +603,57 @@ pub async fn oci_tags(base: &str, repo: &str) -> Result<Vec<String>, StatusCode>
     Ok(tags)
 }
 
-/// Runs a program to completion without blocking the runtime the server runs on, and insists
-/// that it succeeds.
-pub async fn run_tool(program: &Path, args: &[&str], cwd: Option<&Path>) -> std::process::Output {
+/// Runs a program to completion without blocking the runtime the server runs on; a client
+/// that hangs fails the test after five minutes instead of stalling the suite.
+pub async fn exec_tool(program: &Path, args: &[&str], cwd: Option<&Path>) -> std::process::Output {
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).kill_on_drop(true);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
+    tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{} {args:?} timed out", program.display()))
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        out.status.success(),
-        "{} {} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// A run of a program, for a failure message: the command, its exit, stdout and stderr.
+pub fn describe_run(program: &Path, args: &[&str], out: &std::process::Output) -> String {
+    format!(
+        "{} {}\nexit: {}\nstdout:\n{}\nstderr:\n{}",
         program.display(),
         args.join(" "),
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a program (`exec_tool`) and insists that it succeeds.
+pub async fn run_tool(program: &Path, args: &[&str], cwd: Option<&Path>) -> std::process::Output {
+    let out = exec_tool(program, args, cwd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_run(program, args, &out)
     );
     out
+}
+
+/// skopeo, from `SHIPSHAPE_TEST_SKOPEO` or the path.
+pub fn skopeo() -> PathBuf {
+    require_tool("SHIPSHAPE_TEST_SKOPEO", "skopeo")
+}
+
+/// The Python of the venv that holds oras-py (`scripts/test` makes it).
+pub fn oras_python() -> PathBuf {
+    require_tool(
+        "SHIPSHAPE_TEST_ORAS_PYTHON",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../.test-tools/oras-venv/bin/python"
+        ),
+    )
 }
 
 /// Every repository `/v2/_catalog` lists, in order.
