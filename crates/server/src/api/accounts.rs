@@ -6,11 +6,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use shipshape_auth::Caller;
 use shipshape_meta::accounts::Role;
 use shipshape_meta::principal::{Kind, Permission};
 
+use super::model::accounts::{
+    Grant, NewPassword, NewRobot, NewRobotReply, NewUser, RevokeQuery, RobotList, RoleList,
+    UserList, Whoami,
+};
 use crate::error::ApiError;
 use crate::http::{AppState, auth_error};
 
@@ -41,16 +44,6 @@ async fn rotate_keys(
     Ok(Json(serde_json::json!({ "keys": keys })).into_response())
 }
 
-#[derive(Serialize)]
-struct Whoami {
-    name: String,
-    kind: &'static str,
-    /// Whether access control is on (a user exists).
-    access_control: bool,
-    /// May manage users, robots and roles.
-    admin: bool,
-}
-
 /// Who the credentials belong to: what `shipshape login` checks.
 async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
     let p = &caller.principal;
@@ -62,7 +55,7 @@ async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
     };
     Ok(Json(Whoami {
         name: p.name.clone(),
-        kind,
+        kind: kind.to_string(),
         access_control: caller.enabled,
         admin: p.may(Permission::ManageAccounts, None),
     })
@@ -75,15 +68,10 @@ async fn users(State(app): State<AppState>, Extension(caller): Extension<Caller>
         .users(&caller.principal)
         .await
         .map_err(auth_error)?;
-    Ok(Json(serde_json::json!({ "users": list })).into_response())
-}
-
-#[derive(Deserialize)]
-struct NewUser {
-    name: String,
-    password: String,
-    #[serde(default)]
-    admin: bool,
+    Ok(Json(UserList {
+        users: list.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 async fn add_user(
@@ -96,7 +84,11 @@ async fn add_user(
         .add_user(&caller.principal, &body.name, &body.password, body.admin)
         .await
         .map_err(auth_error)?;
-    Ok((StatusCode::CREATED, Json(user)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(super::model::accounts::UserInfo::from(user)),
+    )
+        .into_response())
 }
 
 async fn remove_user(
@@ -109,11 +101,6 @@ async fn remove_user(
         .await
         .map_err(auth_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-struct NewPassword {
-    password: String,
 }
 
 async fn set_password(
@@ -135,23 +122,10 @@ async fn robots(State(app): State<AppState>, Extension(caller): Extension<Caller
         .robots(&caller.principal)
         .await
         .map_err(auth_error)?;
-    Ok(Json(serde_json::json!({ "robots": list })).into_response())
-}
-
-#[derive(Deserialize)]
-struct RoleOn {
-    pattern: String,
-    role: String,
-}
-
-#[derive(Deserialize)]
-struct NewRobot {
-    name: String,
-    description: Option<String>,
-    /// How long it may be used (`90d`, `12h`); forever when absent.
-    expires_in: Option<String>,
-    #[serde(default)]
-    roles: Vec<RoleOn>,
+    Ok(Json(RobotList {
+        robots: list.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 fn role(text: &str) -> Result<Role, ApiError> {
@@ -193,10 +167,12 @@ async fn add_robot(
         )
         .await
         .map_err(auth_error)?;
-    let mut v = serde_json::to_value(robot).expect("serialises");
     // Shown this once: only its hash is kept.
-    v["secret"] = serde_json::Value::String(secret);
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let reply = NewRobotReply {
+        robot: robot.into(),
+        secret,
+    };
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
 }
 
 async fn revoke_robot(
@@ -217,14 +193,10 @@ async fn roles(State(app): State<AppState>, Extension(caller): Extension<Caller>
         .bindings(&caller.principal)
         .await
         .map_err(auth_error)?;
-    Ok(Json(serde_json::json!({ "roles": list })).into_response())
-}
-
-#[derive(Deserialize)]
-struct Grant {
-    subject: String,
-    pattern: String,
-    role: String,
+    Ok(Json(RoleList {
+        roles: list.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 async fn grant(
@@ -240,16 +212,10 @@ async fn grant(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
-struct Revoke {
-    subject: String,
-    pattern: String,
-}
-
 async fn revoke(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<Revoke>,
+    Query(q): Query<RevokeQuery>,
 ) -> ApiResult {
     app.auth
         .unbind(&caller.principal, &q.subject, &q.pattern)

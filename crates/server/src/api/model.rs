@@ -1,13 +1,15 @@
 //! The JSON shapes of the management API, with their OpenAPI schemas: every request and
 //! response body and query string of `/api/v1`, shared by the server (which serialises answers
 //! and reads requests) and its clients (`shipshape`'s remote commands, which read answers and
-//! send requests). Times are RFC 3339 UTC strings; sizes are bytes.
+//! send requests). Times are RFC 3339 UTC strings (in [`accounts`], milliseconds since the
+//! epoch); sizes are bytes.
 //!
 //! Repositories, tags, manifests, restores, usage and the activity log are here; garbage
-//! collection runs in [`gc`], retention policies and their runs in [`policies`]. The schemas'
-//! descriptions come from the doc comments of the bodies, so a body type or field gains one only
-//! as a change of the OpenAPI document.
+//! collection runs in [`gc`], retention policies and their runs in [`policies`], users, robots
+//! and roles in [`accounts`]. The schemas' descriptions come from the doc comments of the
+//! bodies, so a body type or field gains one only as a change of the OpenAPI document.
 
+pub mod accounts;
 pub mod gc;
 pub mod policies;
 
