@@ -49,6 +49,12 @@ enum Command {
     /// Retention policies of a running registry: ls, get, apply -f FILE, rm, preview, run,
     /// runs, show, cancel
     Policy(remote::policy::PolicyArgs),
+    /// Check a user's (or robot's) credentials with a registry and store them in the containers
+    /// auth file podman and skopeo read ($REGISTRY_AUTH_FILE, else
+    /// ~/.config/containers/auth.json); the other commands then send them
+    Login(remote::login::LoginArgs),
+    /// Remove the credentials stored for a registry
+    Logout(remote::login::LogoutArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -176,6 +182,8 @@ fn main() -> ExitCode {
         Command::Events(args) => remote::run(remote::events::run(args)),
         Command::Gc(args) => remote::run(remote::gc::run(args)),
         Command::Policy(args) => remote::run(remote::policy::run(args)),
+        Command::Login(args) => remote::run(remote::login::login(args)),
+        Command::Logout(args) => remote::run(remote::login::logout(args)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A small HTTP client for the management API: JSON in and out, answers read as the API's types
-//! (`shipshape_server::api::model`), OCI-style error bodies turned into their message,
-//! connection failures into their root cause.
+//! (`shipshape_server::api::model`), Basic credentials on every request when it has them
+//! (`credentials.rs`), OCI-style error bodies turned into their message, connection failures
+//! into their root cause.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::credentials::{self, Login, Source};
 use super::{RemoteError, Result};
 
 /// A registry reached over HTTP.
@@ -17,6 +19,8 @@ pub struct Remote {
     http: reqwest::Client,
     connect_timeout: Duration,
     timeout: Duration,
+    /// Sent as Basic credentials with every request.
+    login: Option<(Login, Source)>,
 }
 
 impl Remote {
@@ -40,7 +44,18 @@ impl Remote {
             http,
             connect_timeout,
             timeout,
+            login: None,
         })
+    }
+
+    /// The same registry, asked with these credentials (or none).
+    pub fn with_login(self, login: Option<(Login, Source)>) -> Self {
+        Remote { login, ..self }
+    }
+
+    /// The registry's key in auth files: `host:port`.
+    pub fn host(&self) -> String {
+        credentials::host_key(&self.base)
     }
 
     /// `path` of a repository's resource: names keep their slashes, sub-resources follow `/-/`.
@@ -54,7 +69,11 @@ impl Remote {
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.login {
+            Some((login, _)) => req.basic_auth(&login.user, Some(&login.password)),
+            None => req,
+        }
     }
 
     /// GETs `path`: the answer as the server sent it (what `-o json` prints).
@@ -89,9 +108,9 @@ impl Remote {
         if !status.is_success() {
             return Err(match api_error(&bytes) {
                 Some((code, message, detail)) => RemoteError::Api {
+                    message: self.refused_because(status, message),
                     status: status.as_u16(),
                     code,
-                    message,
                     detail,
                 },
                 None => RemoteError::Protocol(format!(
@@ -110,6 +129,27 @@ impl Remote {
                 self.base
             ))
         })
+    }
+
+    /// A 401 to credentials the user did not type names where they came from and what to do.
+    fn refused_because(&self, status: reqwest::StatusCode, message: String) -> String {
+        if status != reqwest::StatusCode::UNAUTHORIZED {
+            return message;
+        }
+        match &self.login {
+            Some((login, Source::Environment)) => format!(
+                "{message} (user {} from SHIPSHAPE_USERNAME and SHIPSHAPE_PASSWORD)",
+                login.user
+            ),
+            Some((login, Source::File(path))) => format!(
+                "{message} (user {}, stored for {} in {}); log in again: shipshape login {}",
+                login.user,
+                self.host(),
+                path.display(),
+                self.host()
+            ),
+            Some((_, Source::Given)) | None => message,
+        }
     }
 
     fn connect_error(&self, e: &reqwest::Error) -> RemoteError {

@@ -1,10 +1,14 @@
 //! The operator commands that drive a running registry through its management API
-//! (`/api/v1`): repositories, tags, usage, the activity log, garbage collection runs and retention policies. One file per command group;
-//! `client.rs` is the HTTP wrapper, `output.rs` the tables and prompts they share.
+//! (`/api/v1`): repositories, tags, usage, the activity log, garbage collection runs, retention
+//! policies, and `login`. One file per command group;
+//! `client.rs` is the HTTP wrapper, `credentials.rs` where its credentials come from,
+//! `output.rs` the tables and prompts they share.
 
 mod client;
+mod credentials;
 pub mod events;
 pub mod gc;
+pub mod login;
 pub mod manifest;
 mod output;
 pub mod policy;
@@ -49,10 +53,18 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    /// The registry these options name.
+    /// The registry these options name, asked with the credentials there are for it
+    /// (`credentials::for_registry`).
     pub fn remote(&self) -> Result<Remote> {
+        let remote = self.anonymous(&self.registry)?;
+        let login = credentials::for_registry(&remote.host())?;
+        Ok(remote.with_login(login))
+    }
+
+    /// The registry at `url`, asked without credentials.
+    pub fn anonymous(&self, url: &str) -> Result<Remote> {
         // The registry's base URL; a URL copied with the API's path still works.
-        let base = self.registry.trim_end_matches('/');
+        let base = url.trim_end_matches('/');
         let base = base.strip_suffix("/v2").unwrap_or(base);
         let base = base.strip_suffix("/api/v1").unwrap_or(base);
         Remote::new(base, self.connect_timeout, self.timeout)
