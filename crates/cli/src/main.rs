@@ -1,8 +1,10 @@
-//! The `shipshape` command. `serve` runs the registry; `repo`, `tag`, `usage` and `events`
-//! drive a running registry through its management API (`remote/`).
+//! The `shipshape` command. `serve` runs the registry; `repo`, `tag`, `usage`, `events`, the
+//! account commands and the rest drive a running registry through its management API
+//! (`remote/`); `check` and `user add --data-dir` work on a data directory.
 
 mod check;
 mod config;
+mod local_user;
 mod remote;
 
 use std::path::PathBuf;
@@ -55,6 +57,13 @@ enum Command {
     Login(remote::login::LoginArgs),
     /// Remove the credentials stored for a registry
     Logout(remote::login::LogoutArgs),
+    /// Users of a running registry: ls, add, rm, passwd; `add --data-dir` works on a stopped
+    /// registry's data directory
+    User(remote::user::UserArgs),
+    /// Robot accounts of a running registry: ls, add (prints the secret once), revoke
+    Robot(remote::robot::RobotArgs),
+    /// Roles on repository patterns: ls, grant SUBJECT PATTERN ROLE, revoke SUBJECT PATTERN
+    Role(remote::role::RoleArgs),
 }
 
 /// Options of `shipshape serve`. Each overrides the same setting of the config file; each can
@@ -184,6 +193,12 @@ fn main() -> ExitCode {
         Command::Policy(args) => remote::run(remote::policy::run(args)),
         Command::Login(args) => remote::run(remote::login::login(args)),
         Command::Logout(args) => remote::run(remote::login::logout(args)),
+        Command::User(args) => match args.on_data_dir() {
+            Some(add) => local_user::add(add, args.remote.output),
+            None => remote::run(remote::user::run(args)),
+        },
+        Command::Robot(args) => remote::run(remote::robot::run(args)),
+        Command::Role(args) => remote::run(remote::role::run(args)),
     }
 }
 

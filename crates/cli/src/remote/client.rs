@@ -53,6 +53,11 @@ impl Remote {
         Remote { login, ..self }
     }
 
+    /// The credentials requests carry, and where they came from.
+    pub fn login(&self) -> Option<&(Login, Source)> {
+        self.login.as_ref()
+    }
+
     /// The registry's key in auth files: `host:port`.
     pub fn host(&self) -> String {
         credentials::host_key(&self.base)

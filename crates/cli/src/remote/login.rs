@@ -152,6 +152,20 @@ pub(super) fn read_secret(from_stdin: bool, prompt: &str) -> Result<String> {
     Ok(secret)
 }
 
+/// A new password for `name`: from stdin with `from_stdin`, else asked twice on the terminal.
+pub fn new_password(from_stdin: bool, name: &str) -> Result<String> {
+    let first = read_secret(from_stdin, &format!("New password for {name}: "))?;
+    if !from_stdin {
+        let again = read_secret(false, "Again: ")?;
+        if again != first {
+            return Err(RemoteError::Usage(
+                "the two passwords differ; nothing was changed".into(),
+            ));
+        }
+    }
+    Ok(first)
+}
+
 /// A line typed on the terminal after `prompt`.
 fn ask_line(prompt: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {

@@ -1,6 +1,6 @@
 //! The operator commands that drive a running registry through its management API
 //! (`/api/v1`): repositories, tags, usage, the activity log, garbage collection runs, retention
-//! policies, and `login`. One file per command group;
+//! policies, and users, robots and roles (with `login`). One file per command group;
 //! `client.rs` is the HTTP wrapper, `credentials.rs` where its credentials come from,
 //! `output.rs` the tables and prompts they share.
 
@@ -14,8 +14,11 @@ mod output;
 pub mod policy;
 pub mod repo;
 pub mod restorable;
+pub mod robot;
+pub mod role;
 pub mod tag;
 pub mod usage;
+pub mod user;
 
 use std::process::ExitCode;
 
