@@ -103,10 +103,22 @@ impl TestServer {
 
     /// Stops the server and starts it again on the same data directory and port.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.resume().await;
+    }
+
+    /// Stops the server, keeping its data directory and port for `resume`: the data directory
+    /// of a stopped registry, for what an operator does to one.
+    pub async fn stop(&mut self) {
         let server = self.server.take().expect("running");
         let addr = server.local_addr();
         server.shutdown().await.expect("clean shutdown");
         self.config.listen = addr;
+    }
+
+    /// Starts a stopped server again on its data directory and port.
+    pub async fn resume(&mut self) {
+        assert!(self.server.is_none(), "stopped first");
         let server = Server::start_with_clock(self.config.clone(), self.clock.clone())
             .await
             .expect("server restarts");
