@@ -52,6 +52,7 @@ pub struct UserList {
 
 /// `POST /api/v1/users`.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit.
     pub name: String,
@@ -63,6 +64,7 @@ pub struct NewUser {
 
 /// `PUT /api/v1/users/{name}/password`: an administrator for anyone, a user for themselves.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct NewPassword {
     pub password: String,
 }
@@ -106,6 +108,7 @@ pub struct RobotList {
 
 /// A role on the repositories a pattern matches.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct RoleOn {
     /// A repository glob: `*` and `?` stay within a path segment, `**` crosses them.
     pub pattern: String,
@@ -115,6 +118,7 @@ pub struct RoleOn {
 
 /// `POST /api/v1/robots`.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct NewRobot {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +171,7 @@ pub struct RoleList {
 
 /// `POST /api/v1/roles`: gives a subject a role on a pattern.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
     /// `user:NAME`, `robot:NAME` or `anonymous` (which may only be given `read`).
     pub subject: String,
