@@ -68,7 +68,8 @@ struct ServeArgs {
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
     /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter, [tls] cert
-    /// and key)
+    /// and key, [limits] header_timeout, idle_timeout, body_timeout, max_connections and
+    /// max_header_bytes)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -156,6 +157,32 @@ struct ServeArgs {
     /// The PEM private key (PKCS#8, RSA or SEC1) of --tls-cert
     #[arg(long, env = "SHIPSHAPE_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+
+    /// A request's header must be complete this long after its first byte (or after the
+    /// connection opened), or the connection is closed; 0s: no limit [default: 30s]
+    #[arg(long, env = "SHIPSHAPE_HEADER_TIMEOUT", value_name = "DURATION")]
+    header_timeout: Option<String>,
+
+    /// A connection with no request in flight is closed after this long; 0s: never
+    /// [default: 2m]
+    #[arg(long, env = "SHIPSHAPE_IDLE_TIMEOUT", value_name = "DURATION")]
+    idle_timeout: Option<String>,
+
+    /// A request body that sends no byte for this long is dropped (408; an upload session
+    /// keeps what it had and can be resumed), and so is a connection whose client takes no
+    /// byte of a response for this long; 0s: never [default: 2m]
+    #[arg(long, env = "SHIPSHAPE_BODY_TIMEOUT", value_name = "DURATION")]
+    body_timeout: Option<String>,
+
+    /// Connections served at once; more are answered 503 and closed (over HTTPS, closed);
+    /// 0: no limit [default: 1024]
+    #[arg(long, env = "SHIPSHAPE_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// The largest request header (request line and fields) in bytes; larger ones are
+    /// answered 431; at least 8192 [default: 65536]
+    #[arg(long, env = "SHIPSHAPE_MAX_HEADER_BYTES", value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
 
     /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]

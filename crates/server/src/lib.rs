@@ -5,7 +5,10 @@ pub mod api;
 pub mod error;
 pub mod http;
 pub mod registry;
+mod serve;
 pub mod tls;
+
+pub use serve::{Limits, MIN_HEADER_BYTES};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,8 +19,6 @@ use shipshape_store::{BlobStore, LocalStore, StoreError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-use axum::serve::{ListenerExt as _, TapIo};
 
 use crate::http::AppState;
 use crate::registry::{Registry, RegistryOptions};
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub token_service: String,
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<tls::TlsConfig>,
+    /// Timeouts and limits every connection is held to.
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             token_realm: None,
             token_service: "shipshape".into(),
             tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -124,7 +128,7 @@ pub struct Server {
     catalogue: Catalogue,
     store: Arc<dyn BlobStore>,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     tls: Option<tls::Tls>,
     /// Held while serving: a second server on the same data directory is refused (each would
     /// run its own collectors and count pulls apart). The system releases it if the process
@@ -251,24 +255,16 @@ impl Server {
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
         }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .layer(tower_http::trace::TraceLayer::new_for_http());
         let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let task = match &tls {
-            None => tokio::spawn(
-                axum::serve(without_nagle(listener), app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
-            Some(tls) => tokio::spawn(
-                axum::serve(tls.listener(listener), app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
-        };
+        let task = tokio::spawn(serve::run(
+            listener,
+            tls.clone(),
+            app,
+            config.limits.clone(),
+            std::time::Duration::MAX,
+            stopped,
+        ));
         tracing::info!(
             %addr,
             tls = tls.is_some(),
@@ -349,10 +345,7 @@ impl Server {
     /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
-        let served = self
-            .task
-            .await
-            .map_err(|e| ServeError::Task(e.to_string()))?;
+        let served = self.task.await;
         if let Some(f) = self.flusher {
             f.abort();
         }
@@ -421,30 +414,10 @@ fn spawn_housekeeping(
 /// Accepted connections send each write at once. A streamed body (every blob) goes out as the
 /// headers and then the bytes; with Nagle's algorithm a small blob, such as an image's config,
 /// waits for the client to acknowledge the headers, which on a reused connection the client
-/// delays by up to 40 ms.
-fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    listener.tap_io(|tcp| send_at_once(tcp))
-}
-
-/// Turns Nagle's algorithm off on an accepted connection (plain, or before its TLS handshake).
+/// delays by up to 40 ms. `serve::accept` calls this on every connection, plain or TLS, before
+/// anything else is sent (its test: `accepted_connections_do_not_wait_to_fill_segments`).
 fn send_at_once(tcp: &TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::warn!(error = %e, "could not turn off Nagle's algorithm on a connection");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::serve::Listener as _;
-
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_to_fill_segments() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut listener = without_nagle(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await;
-        assert!(accepted.nodelay().unwrap());
     }
 }
