@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub allow_public_without_auth: bool,
+    /// How long a shutdown waits for requests in flight, e.g. "30s".
+    pub shutdown_timeout: Option<String>,
     #[serde(default)]
     pub deletion: DeletionConfig,
     #[serde(default)]
@@ -322,5 +324,11 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         token_service: file.auth.service.unwrap_or(default.token_service),
         tls,
         limits,
+        shutdown_timeout: pick(
+            &args.shutdown_timeout,
+            &file.shutdown_timeout,
+            "shutdown_timeout",
+            default.shutdown_timeout,
+        )?,
     })
 }

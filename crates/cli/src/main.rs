@@ -63,7 +63,8 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth, [auth]
+    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
+    /// shutdown_timeout, [auth]
     /// admin_user, token_realm and service,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
@@ -184,6 +185,11 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_MAX_HEADER_BYTES", value_name = "BYTES")]
     max_header_bytes: Option<usize>,
 
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before their
+    /// connections are closed (a second signal stops at once) [default: 30s]
+    #[arg(long, env = "SHIPSHAPE_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    shutdown_timeout: Option<String>,
+
     /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]
     log: Option<String>,
@@ -244,6 +250,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown_timeout = config.shutdown_timeout;
     runtime.block_on(async move {
         let server = match shipshape_server::Server::start(config).await {
             Ok(s) => s,
@@ -254,15 +261,48 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         println!("shipshape: serving the registry on {}", server.base_url());
         wait_for_signal(&server).await;
-        tracing::info!("shutting down");
-        match server.shutdown().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
+        tracing::info!(
+            timeout = %humantime::format_duration(shutdown_timeout),
+            "shutting down: no new connections; requests in flight may finish within the \
+             timeout (a second signal stops at once)"
+        );
+        tokio::select! {
+            done = server.shutdown() => match done {
+                Ok(()) => {
+                    tracing::info!("shut down");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = second_signal() => {
+                eprintln!(
+                    "error: a second signal: stopping without waiting for the requests in \
+                     flight (pulls counted since the last flush are not recorded)"
+                );
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// Waits for the signal that ends a shutdown early: Ctrl-C or SIGTERM again.
+async fn second_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM. With TLS, SIGHUP reloads the certificate meanwhile; without,

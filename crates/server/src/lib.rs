@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsConfig>,
     /// Timeouts and limits every connection is held to.
     pub limits: Limits,
+    /// How long a shutdown waits for requests in flight before closing their connections.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             token_service: "shipshape".into(),
             tls: None,
             limits: Limits::default(),
+            shutdown_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -262,7 +265,7 @@ impl Server {
             tls.clone(),
             app,
             config.limits.clone(),
-            std::time::Duration::MAX,
+            config.shutdown_timeout,
             stopped,
         ));
         tracing::info!(
@@ -342,7 +345,11 @@ impl Server {
         self.registry.settle().await;
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
+    /// Stops accepting connections, lets the requests in flight finish for at most
+    /// `shutdown_timeout` (closing the connections still busy then: an upload cut off keeps
+    /// its session as it was before that request), stops the background workers, writes the
+    /// pulls counted since the last flush, and closes the catalogue. What `shipshape serve`
+    /// does on SIGTERM and Ctrl-C.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
         let served = self.task.await;
