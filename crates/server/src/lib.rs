@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod registry;
 mod serve;
+pub mod storage;
 pub mod tls;
 
 pub use serve::{Limits, MIN_HEADER_BYTES};
@@ -95,11 +96,15 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot create the data directory {path}: {source}")]
+    /// The data directory, or a file or directory in it, cannot be used; the message names it
+    /// and says what to check.
+    #[error("cannot use {path}: {source}{}", data_dir_hint(path, source))]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the catalogue {path}: {source}")]
+    Catalogue { path: PathBuf, source: MetaError },
     #[error(
         "another shipshape server already serves the data directory {0} (it holds {0}/lock); \
          stop it first, or give this one another --data-dir"
@@ -159,7 +164,13 @@ impl Server {
             source,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
+        let catalogue_path = config.data_dir.join("catalogue.db");
+        let catalogue = Catalogue::open_sqlite(&catalogue_path)
+            .await
+            .map_err(|source| ServeError::Catalogue {
+                path: catalogue_path.clone(),
+                source,
+            })?;
         let auth = shipshape_auth::Auth::open(
             catalogue.clone(),
             clock.clone(),
@@ -178,8 +189,15 @@ impl Server {
         {
             return Err(ServeError::PublicWithoutAuth(config.listen));
         }
+        let store_root = config.data_dir.join("store");
         let store: Arc<dyn BlobStore> =
-            Arc::new(LocalStore::open(config.data_dir.join("store")).await?);
+            Arc::new(LocalStore::open(&store_root).await.map_err(|e| match e {
+                StoreError::Io(source) => ServeError::DataDir {
+                    path: store_root.clone(),
+                    source,
+                },
+                e => ServeError::Store(e),
+            })?);
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
             ..config.gc.clone()
@@ -257,6 +275,7 @@ impl Server {
             auth: auth.clone(),
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
+            storage: Arc::new(storage::Storage::new(store_root, catalogue_path)),
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -366,6 +385,25 @@ impl Server {
         self.registry.settle().await;
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
+    }
+}
+
+/// What to check when `path` cannot be used.
+fn data_dir_hint(path: &std::path::Path, e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::PermissionDenied => {
+            " (the user running shipshape must be able to read and write it, and to enter \
+             every directory above it)"
+        }
+        K::ReadOnlyFilesystem => " (its filesystem is mounted read-only)",
+        K::StorageFull | K::QuotaExceeded => " (its filesystem is full)",
+        K::NotADirectory => " (a part of the path is a file, not a directory)",
+        K::AlreadyExists if path.exists() && !path.is_dir() => {
+            " (it is a file, not a directory: give --data-dir a directory, or a path where one \
+             can be created)"
+        }
+        _ => "",
     }
 }
 

@@ -312,6 +312,44 @@ pub enum StoreError {
     /// The request body failed mid-stream (client went away, or the body was too large).
     #[error("request body failed: {0}")]
     Body(String),
+    /// No space left where the store writes (a full filesystem, or a quota). Nothing of the
+    /// failed write is kept: an append leaves its session as it was.
+    #[error("no space left for the blob store at {location}: {source}")]
+    Full {
+        location: String,
+        source: std::io::Error,
+    },
+    /// Where the store writes refuses writes (a filesystem mounted, or remounted, read-only).
+    #[error("the blob store at {location} is read-only: {source}")]
+    ReadOnly {
+        location: String,
+        source: std::io::Error,
+    },
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// An I/O error that says the storage at `location` is full or read-only, as [`Full`] or
+    /// [`ReadOnly`], so that it can be answered for what it is; anything else as it was.
+    ///
+    /// [`Full`]: StoreError::Full
+    /// [`ReadOnly`]: StoreError::ReadOnly
+    pub fn at(self, location: &std::path::Path) -> StoreError {
+        use std::io::ErrorKind as K;
+        match self {
+            StoreError::Io(source) => match source.kind() {
+                K::StorageFull | K::QuotaExceeded => StoreError::Full {
+                    location: location.display().to_string(),
+                    source,
+                },
+                K::ReadOnlyFilesystem => StoreError::ReadOnly {
+                    location: location.display().to_string(),
+                    source,
+                },
+                _ => StoreError::Io(source),
+            },
+            e => e,
+        }
+    }
 }

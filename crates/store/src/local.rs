@@ -373,9 +373,11 @@ fn listing_dir(prefix: &str) -> Result<&str, StoreError> {
 }
 
 /// Every call is one boxed future per request; the work stays in the inherent methods above.
+/// Calls that write say a full or read-only filesystem as such, naming the store's root
+/// (`StoreError::at`).
 impl BlobStore for LocalStore {
     fn begin_upload(&self) -> StoreFuture<'_, UploadState> {
-        Box::pin(self.begin())
+        Box::pin(async move { self.begin().await.map_err(|e| e.at(&self.root)) })
     }
 
     fn append<'a>(
@@ -385,7 +387,11 @@ impl BlobStore for LocalStore {
         expected_len: Option<u64>,
         hasher: &'a mut Digester,
     ) -> StoreFuture<'a, UploadState> {
-        Box::pin(self.append_via(upload, body, expected_len, hasher, true))
+        Box::pin(async move {
+            self.append_via(upload, body, expected_len, hasher, true)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn rehash<'a>(
@@ -397,11 +403,19 @@ impl BlobStore for LocalStore {
     }
 
     fn commit<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, StorageKey> {
-        Box::pin(LocalStore::commit(self, upload))
+        Box::pin(async move {
+            LocalStore::commit(self, upload)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn abort<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, ()> {
-        Box::pin(LocalStore::delete(self, &upload.key))
+        Box::pin(async move {
+            LocalStore::delete(self, &upload.key)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn size<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, u64> {
@@ -418,7 +432,11 @@ impl BlobStore for LocalStore {
     }
 
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-        Box::pin(LocalStore::delete(self, key))
+        Box::pin(async move {
+            LocalStore::delete(self, key)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn list(&self, prefix: &str) -> ObjectStream {

@@ -27,6 +27,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::storage::report_storage_failures,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),
