@@ -116,6 +116,12 @@ async fn refusals(s: &TestServer, labels: &str) -> u64 {
         .unwrap()
 }
 
+/// `/readyz`: its status and what it says of the catalogue and the store.
+async fn readiness(s: &TestServer) -> (StatusCode, Value) {
+    let r = client().get(s.url("/readyz")).send().await.unwrap();
+    (r.status(), r.json().await.expect("a JSON body"))
+}
+
 /// A monolithic blob upload (POST with the digest and the body).
 async fn post_blob(s: &TestServer, bytes: &[u8]) -> reqwest::Response {
     client()
@@ -156,6 +162,15 @@ async fn a_full_disk_is_answered_507_and_the_registry_recovers_when_space_is_fre
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     let filler = fill(dir.path());
+    let (status, ready) = readiness(&s).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["store"], "full", "{ready}");
+    assert_eq!(
+        ready["catalogue"], "ok",
+        "a read works on a full disk: {ready}"
+    );
+    let r = c.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the process is alive");
     // Bodies smaller than the store's first write buffer (1 MiB) are read whole before the
     // write that fails, so the client reads its answer rather than a reset connection.
     let blob = random_bytes(512 * 1024, 43);
@@ -191,6 +206,8 @@ async fn a_full_disk_is_answered_507_and_the_registry_recovers_when_space_is_fre
     );
 
     std::fs::remove_file(filler).unwrap();
+    let (status, ready) = readiness(&s).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
     let r = post_blob(&s, &blob).await;
     assert_eq!(r.status(), StatusCode::CREATED, "pushes work again");
     let r = c
@@ -238,7 +255,12 @@ async fn a_read_only_store_is_answered_503_and_pulls_go_on() {
             "pulls go on"
         );
         assert!(refusals(&s, r#"{kind="read_only",part="store"}"#).await >= 2);
+        let (status, ready) = readiness(&s).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+        assert_eq!(ready["store"], "read_only", "{ready}");
+        assert_eq!(ready["catalogue"], "ok", "{ready}");
     }
+    assert_eq!(readiness(&s).await.0, StatusCode::OK);
     let r = post_blob(&s, &blob).await;
     assert_eq!(r.status(), StatusCode::CREATED, "writable again");
 }

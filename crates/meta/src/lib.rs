@@ -240,6 +240,16 @@ impl Catalogue {
         Ok(Reader(self.read.acquire().await?))
     }
 
+    /// Reads the database (its schema's first page): the catalogue answers. What `/readyz`
+    /// asks; a write is not tried, since a commit costs a sync on every probe.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     /// How many rows each catalogue table holds: a cheap overview for operators and the proof,
     /// in tests, that a refused request left nothing behind.
     pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {

@@ -198,6 +198,24 @@ impl Server {
                 },
                 e => ServeError::Store(e),
             })?);
+        // A store the process may not write (or on a read-only filesystem) refuses the start,
+        // naming it; a full one does not: pulls are still served, and writes come back once
+        // space is freed.
+        match store.probe().await {
+            Ok(()) => {}
+            Err(StoreError::Full { location, source }) => tracing::error!(
+                path = %location,
+                error = %source,
+                "the blob store's filesystem is full: pushes are answered 507 until space is freed"
+            ),
+            Err(StoreError::Io(source)) | Err(StoreError::ReadOnly { source, .. }) => {
+                return Err(ServeError::DataDir {
+                    path: store_root,
+                    source,
+                });
+            }
+            Err(e) => return Err(ServeError::Store(e)),
+        }
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
             ..config.gc.clone()

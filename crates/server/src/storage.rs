@@ -1,16 +1,18 @@
 //! The storage the registry writes to, as its operator sees it: where it is (the paths that
-//! log lines name) and how often requests were refused because it was full or read-only
-//! (`/metrics`). `error.rs` decides what such a failure is answered; this is where it is
-//! logged and counted, once per request, by `report_storage_failures`.
+//! log lines name), how often requests were refused because it was full or read-only
+//! (`/metrics`), and whether it was ready when last asked (`/readyz`, logged when that
+//! changes). `error.rs` decides what such a failure is answered; this is where it is logged
+//! and counted, once per request, by `report_storage_failures`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::AppState;
+use crate::registry::Readiness;
 
 /// A storage condition an operator must fix, carried by the answer it caused.
 #[derive(Clone, Debug)]
@@ -66,6 +68,8 @@ pub struct Storage {
     pub catalogue: PathBuf,
     /// Refusals by [`StorageKind`] then [`StoragePart`], in the order of their variants.
     refused: [[AtomicU64; 2]; 2],
+    /// Whether the last readiness check found both parts fine.
+    was_ready: AtomicBool,
 }
 
 impl Storage {
@@ -74,6 +78,28 @@ impl Storage {
             store_root,
             catalogue,
             refused: Default::default(),
+            was_ready: AtomicBool::new(true),
+        }
+    }
+
+    /// Logs a readiness check's outcome when it differs from the previous one's: a probe
+    /// every few seconds would otherwise repeat the same line.
+    pub fn note_readiness(&self, readiness: &Readiness) {
+        let ready = readiness.ready();
+        if self.was_ready.swap(ready, Ordering::Relaxed) == ready {
+            return;
+        }
+        if ready {
+            tracing::info!("ready again: the catalogue answers and the blob store takes writes");
+        } else {
+            tracing::warn!(
+                catalogue = ?readiness.catalogue,
+                store = ?readiness.store,
+                store_path = %self.store_root.display(),
+                catalogue_path = %self.catalogue.display(),
+                causes = %readiness.causes.join("; "),
+                "not ready: /readyz answers 503"
+            );
         }
     }
 

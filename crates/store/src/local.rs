@@ -18,8 +18,8 @@ use tokio::fs::{self, File, OpenOptions};
 use tokio::io::AsyncReadExt;
 
 use crate::{
-    BLOBS_PREFIX, BlobStore, Body, ByteRange, ByteStream, ObjectStream, StorageKey, StoreError,
-    StoreFuture, StoredObject, UPLOADS_PREFIX, UploadState,
+    BLOBS_PREFIX, BlobStore, Body, ByteRange, ByteStream, HEALTH_PREFIX, ObjectStream, StorageKey,
+    StoreError, StoreFuture, StoredObject, UPLOADS_PREFIX, UploadState,
 };
 
 /// Size of the buffers an upload is written in.
@@ -52,7 +52,18 @@ impl LocalStore {
         let root = root.into();
         fs::create_dir_all(root.join(BLOBS_PREFIX)).await?;
         fs::create_dir_all(root.join(UPLOADS_PREFIX)).await?;
+        fs::create_dir_all(root.join(HEALTH_PREFIX)).await?;
         Ok(LocalStore { root })
+    }
+
+    /// Creates a small file under `health/` and removes it. Not synced: a full or read-only
+    /// filesystem, or one the process may not write, refuses the write itself.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let path = self.path(&StorageKey::new_health());
+        let written = fs::write(&path, b"shipshape health probe\n").await;
+        let removed = fs::remove_file(&path).await;
+        written?;
+        Ok(removed?)
     }
 
     fn path(&self, key: &StorageKey) -> PathBuf {
@@ -441,6 +452,10 @@ impl BlobStore for LocalStore {
 
     fn list(&self, prefix: &str) -> ObjectStream {
         self.list_objects(prefix)
+    }
+
+    fn probe(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { LocalStore::probe(self).await.map_err(|e| e.at(&self.root)) })
     }
 }
 
