@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shipshape_server::ServerConfig;
 use shipshape_server::tls::TlsConfig;
+use shipshape_server::{Limits, MIN_HEADER_BYTES, ServerConfig};
 
 use crate::ServeArgs;
 
@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub allow_public_without_auth: bool,
+    /// How long a shutdown waits for requests in flight, e.g. "30s".
+    pub shutdown_timeout: Option<String>,
     #[serde(default)]
     pub deletion: DeletionConfig,
     #[serde(default)]
@@ -36,6 +38,24 @@ pub struct FileConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub tls: TlsFileConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// The `[limits]` section: what a client may hold of the server, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// A request header must be complete this long after it began, e.g. "30s".
+    pub header_timeout: Option<String>,
+    /// A connection with no request in flight is closed after this long, e.g. "2m".
+    pub idle_timeout: Option<String>,
+    /// A body that sends (or a client that takes) nothing for this long is dropped, e.g. "2m".
+    pub body_timeout: Option<String>,
+    /// Connections served at once; 0: no limit.
+    pub max_connections: Option<usize>,
+    /// The largest request header, in bytes.
+    pub max_header_bytes: Option<usize>,
 }
 
 /// The `[auth]` section: access control. Passwords never go in this file: the first
@@ -152,9 +172,57 @@ fn tls(file: &TlsFileConfig, args: &ServeArgs) -> Result<Option<TlsConfig>, Stri
     }
 }
 
+/// The `[limits]` settings, each from its flag or variable or else the file.
+fn limits(file: &LimitsConfig, args: &ServeArgs) -> Result<Limits, String> {
+    let default = Limits::default();
+    let pick = |flag: &Option<String>, file: &Option<String>, field: &str, default| match flag
+        .as_ref()
+        .or(file.as_ref())
+    {
+        Some(v) => duration(field, v),
+        None => Ok(default),
+    };
+    let max_header_bytes = args
+        .max_header_bytes
+        .or(file.max_header_bytes)
+        .unwrap_or(default.max_header_bytes);
+    if max_header_bytes < MIN_HEADER_BYTES {
+        return Err(format!(
+            "limits.max_header_bytes: {max_header_bytes} is below the smallest the server can \
+             hold to ({MIN_HEADER_BYTES})"
+        ));
+    }
+    Ok(Limits {
+        header_timeout: pick(
+            &args.header_timeout,
+            &file.header_timeout,
+            "limits.header_timeout",
+            default.header_timeout,
+        )?,
+        idle_timeout: pick(
+            &args.idle_timeout,
+            &file.idle_timeout,
+            "limits.idle_timeout",
+            default.idle_timeout,
+        )?,
+        body_timeout: pick(
+            &args.body_timeout,
+            &file.body_timeout,
+            "limits.body_timeout",
+            default.body_timeout,
+        )?,
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(default.max_connections),
+        max_header_bytes,
+    })
+}
+
 pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String> {
     let default = ServerConfig::default();
     let tls = tls(&file.tls, args)?;
+    let limits = limits(&file.limits, args)?;
     let restore_window = match args
         .restore_window
         .as_ref()
@@ -255,5 +323,12 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         token_realm: args.token_realm.clone().or(file.auth.token_realm),
         token_service: file.auth.service.unwrap_or(default.token_service),
         tls,
+        limits,
+        shutdown_timeout: pick(
+            &args.shutdown_timeout,
+            &file.shutdown_timeout,
+            "shutdown_timeout",
+            default.shutdown_timeout,
+        )?,
     })
 }

@@ -78,12 +78,14 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth, [auth]
+    /// TOML configuration file (keys: listen, data_dir, allow_public_without_auth,
+    /// shutdown_timeout, [auth]
     /// admin_user, token_realm and service,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
     /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter, [tls] cert
-    /// and key)
+    /// and key, [limits] header_timeout, idle_timeout, body_timeout, max_connections and
+    /// max_header_bytes)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -172,6 +174,37 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
 
+    /// A request's header must be complete this long after its first byte (or after the
+    /// connection opened), or the connection is closed; 0s: no limit [default: 30s]
+    #[arg(long, env = "SHIPSHAPE_HEADER_TIMEOUT", value_name = "DURATION")]
+    header_timeout: Option<String>,
+
+    /// A connection with no request in flight is closed after this long; 0s: never
+    /// [default: 2m]
+    #[arg(long, env = "SHIPSHAPE_IDLE_TIMEOUT", value_name = "DURATION")]
+    idle_timeout: Option<String>,
+
+    /// A request body that sends no byte for this long is dropped (408; an upload session
+    /// keeps what it had and can be resumed), and so is a connection whose client takes no
+    /// byte of a response for this long; 0s: never [default: 2m]
+    #[arg(long, env = "SHIPSHAPE_BODY_TIMEOUT", value_name = "DURATION")]
+    body_timeout: Option<String>,
+
+    /// Connections served at once; more are answered 503 and closed (over HTTPS, closed);
+    /// 0: no limit [default: 1024]
+    #[arg(long, env = "SHIPSHAPE_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// The largest request header (request line and fields) in bytes; larger ones are
+    /// answered 431; at least 8192 [default: 65536]
+    #[arg(long, env = "SHIPSHAPE_MAX_HEADER_BYTES", value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
+
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish before their
+    /// connections are closed (a second signal stops at once) [default: 30s]
+    #[arg(long, env = "SHIPSHAPE_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    shutdown_timeout: Option<String>,
+
     /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]
     log: Option<String>,
@@ -240,6 +273,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown_timeout = config.shutdown_timeout;
     runtime.block_on(async move {
         let server = match shipshape_server::Server::start(config).await {
             Ok(s) => s,
@@ -250,15 +284,48 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         println!("shipshape: serving the registry on {}", server.base_url());
         wait_for_signal(&server).await;
-        tracing::info!("shutting down");
-        match server.shutdown().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
+        tracing::info!(
+            timeout = %humantime::format_duration(shutdown_timeout),
+            "shutting down: no new connections; requests in flight may finish within the \
+             timeout (a second signal stops at once)"
+        );
+        tokio::select! {
+            done = server.shutdown() => match done {
+                Ok(()) => {
+                    tracing::info!("shut down");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ = second_signal() => {
+                eprintln!(
+                    "error: a second signal: stopping without waiting for the requests in \
+                     flight (pulls counted since the last flush are not recorded)"
+                );
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// Waits for the signal that ends a shutdown early: Ctrl-C or SIGTERM again.
+async fn second_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM. With TLS, SIGHUP reloads the certificate meanwhile; without,

@@ -53,7 +53,18 @@ pub enum MetaError {
     /// written by another release.
     #[error("corrupt catalogue row: {0}")]
     Corrupt(String),
+    /// The database's disk is full (SQLite's `SQLITE_FULL`); the transaction was rolled back.
+    #[error("catalogue database: no space left on its disk ({0})")]
+    Full(String),
+    /// The database cannot be written (`SQLITE_READONLY`: a read-only filesystem or file).
+    #[error("catalogue database: read-only ({0})")]
+    ReadOnly(String),
 }
+
+/// SQLite's primary result codes for a full disk and a database that cannot be written; the
+/// driver reports extended codes, whose low byte is the primary one.
+const SQLITE_FULL: i64 = 13;
+const SQLITE_READONLY: i64 = 8;
 
 impl From<sqlx::Error> for MetaError {
     fn from(e: sqlx::Error) -> Self {
@@ -63,6 +74,17 @@ impl From<sqlx::Error> for MetaError {
             | sqlx::Error::ColumnIndexOutOfBounds { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::TypeNotFound { .. } => MetaError::Corrupt(e.to_string()),
+            sqlx::Error::Database(ref db) => {
+                let primary = db
+                    .code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .map(|c| c & 0xff);
+                match primary {
+                    Some(SQLITE_FULL) => MetaError::Full(db.message().to_string()),
+                    Some(SQLITE_READONLY) => MetaError::ReadOnly(db.message().to_string()),
+                    _ => MetaError::Db(e),
+                }
+            }
             other => MetaError::Db(other),
         }
     }
@@ -219,6 +241,16 @@ impl Catalogue {
         Ok(Reader(self.read.acquire().await?))
     }
 
+    /// Reads the database (its schema's first page): the catalogue answers. What `/readyz`
+    /// asks; a write is not tried, since a commit costs a sync on every probe.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     /// How many rows each catalogue table holds: a cheap overview for operators and the proof,
     /// in tests, that a refused request left nothing behind.
     pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>> {
@@ -334,5 +366,48 @@ mod tests {
         assert_eq!(pages, i64::from(CHECKPOINT_PAGES));
         drop(conn);
         cat.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_or_read_only_database_is_said_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("small.db"))
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x BLOB)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // SQLite's own way to make a disk full: a database may not grow past this many pages.
+        sqlx::query("PRAGMA max_page_count = 16")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let full = loop {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(4096))")
+                .execute(&pool)
+                .await
+            {
+                break MetaError::from(e);
+            }
+        };
+        assert!(matches!(full, MetaError::Full(_)), "{full:?}");
+        let read_only = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.read_only(true))
+            .await
+            .unwrap();
+        let refused = sqlx::query("DELETE FROM t")
+            .execute(&read_only)
+            .await
+            .map(|_| ())
+            .map_err(MetaError::from)
+            .unwrap_err();
+        assert!(matches!(refused, MetaError::ReadOnly(_)), "{refused:?}");
     }
 }

@@ -1,11 +1,14 @@
 //! The one place where a domain error becomes an HTTP status and an OCI error body.
-//! Internal causes are logged here, once, and never sent to the client.
+//! Internal causes are logged here, once, and never sent to the client; a full or read-only
+//! storage is answered for what it is (507, 503) and logged with its path by
+//! `storage::report_storage_failures`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::registry::RegistryError;
+use crate::storage::{StorageFailure, StorageKind, StoragePart};
 
 /// An OCI error response: `{"errors":[{"code","message","detail"}]}`.
 #[derive(Debug)]
@@ -13,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub errors: Vec<(&'static str, String, serde_json::Value)>,
     pub headers: Vec<(header::HeaderName, String)>,
+    /// The storage failure this answers, logged and counted on the way out.
+    pub storage: Option<StorageFailure>,
 }
 
 impl ApiError {
@@ -21,6 +26,7 @@ impl ApiError {
             status,
             errors: vec![(code, message.into(), serde_json::Value::Null)],
             headers: Vec::new(),
+            storage: None,
         }
     }
 
@@ -79,6 +85,14 @@ pub fn upload_range(received: u64) -> String {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         use RegistryError as E;
+        let failure = match &e {
+            E::Meta(m) => of_catalogue(m),
+            E::Store(s) => of_store(s),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            return ApiError::storage(failure);
+        }
         let msg = e.to_string();
         match e {
             E::NameUnknown(_) => ApiError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", msg),
@@ -126,6 +140,7 @@ impl From<RegistryError> for ApiError {
                     })
                     .collect(),
                 headers: Vec::new(),
+                storage: None,
             },
             E::ManifestTooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", msg)
@@ -177,7 +192,61 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// The storage failure a catalogue error is, if any.
+fn of_catalogue(e: &shipshape_meta::MetaError) -> Option<StorageFailure> {
+    use shipshape_meta::MetaError as M;
+    let kind = match e {
+        M::Full(_) => StorageKind::Full,
+        M::ReadOnly(_) => StorageKind::ReadOnly,
+        _ => return None,
+    };
+    Some(StorageFailure {
+        kind,
+        part: StoragePart::Catalogue,
+        cause: e.to_string(),
+    })
+}
+
+/// The storage failure a blob store error is, if any.
+fn of_store(e: &shipshape_store::StoreError) -> Option<StorageFailure> {
+    use shipshape_store::StoreError as S;
+    let kind = match e {
+        S::Full { .. } => StorageKind::Full,
+        S::ReadOnly { .. } => StorageKind::ReadOnly,
+        _ => return None,
+    };
+    Some(StorageFailure {
+        kind,
+        part: StoragePart::Store,
+        cause: e.to_string(),
+    })
+}
+
 impl ApiError {
+    /// A full (507 `STORAGE_FULL`) or read-only (503 `STORAGE_READ_ONLY`) storage. The
+    /// distribution spec has no code for either; clients show the message, which says what
+    /// happened and that nothing of the request was kept (a failed write is rolled back, and
+    /// an upload session keeps what it had before the request).
+    pub(crate) fn storage(failure: StorageFailure) -> Self {
+        let (status, code, message) = match failure.kind {
+            StorageKind::Full => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "STORAGE_FULL",
+                "the registry's storage is full: nothing of this request was kept (an upload \
+                 session keeps what it had before it); retry once space has been freed",
+            ),
+            StorageKind::ReadOnly => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "STORAGE_READ_ONLY",
+                "the registry's storage is read-only: pulls are served, but nothing can be \
+                 stored or deleted until it is writable again; nothing of this request was kept",
+            ),
+        };
+        let mut e = ApiError::new(status, code, message);
+        e.storage = Some(failure);
+        e
+    }
+
     /// A failure of the catalogue or the store: logged here with its cause, answered with a
     /// message that says where to look and nothing of the database.
     pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
@@ -192,6 +261,14 @@ impl ApiError {
 
 impl From<shipshape_gc::GcError> for ApiError {
     fn from(e: shipshape_gc::GcError) -> Self {
+        let failure = match &e {
+            shipshape_gc::GcError::Meta(m) => of_catalogue(m),
+            shipshape_gc::GcError::Store(s) => of_store(s),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            return ApiError::storage(failure);
+        }
         match e {
             shipshape_gc::GcError::Denied { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "DENIED", e.to_string())
@@ -214,7 +291,10 @@ impl From<shipshape_gc::retention::RetentionError> for ApiError {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
             E::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
-            E::Meta(cause) => ApiError::internal(&cause),
+            E::Meta(cause) => match of_catalogue(&cause) {
+                Some(failure) => ApiError::storage(failure),
+                None => ApiError::internal(&cause),
+            },
         }
     }
 }
@@ -231,6 +311,9 @@ impl IntoResponse for ApiError {
             }).collect::<Vec<_>>()
         });
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(failure) = self.storage {
+            resp.extensions_mut().insert(failure);
+        }
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(name, v);

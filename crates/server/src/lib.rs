@@ -5,7 +5,11 @@ pub mod api;
 pub mod error;
 pub mod http;
 pub mod registry;
+mod serve;
+pub mod storage;
 pub mod tls;
+
+pub use serve::{Limits, MIN_HEADER_BYTES};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,8 +20,6 @@ use shipshape_store::{BlobStore, LocalStore, StoreError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-use axum::serve::{ListenerExt as _, TapIo};
 
 use crate::http::AppState;
 use crate::registry::{Registry, RegistryOptions};
@@ -51,6 +53,10 @@ pub struct ServerConfig {
     pub token_service: String,
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<tls::TlsConfig>,
+    /// Timeouts and limits every connection is held to.
+    pub limits: Limits,
+    /// How long a shutdown waits for requests in flight before closing their connections.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +75,8 @@ impl Default for ServerConfig {
             token_realm: None,
             token_service: "shipshape".into(),
             tls: None,
+            limits: Limits::default(),
+            shutdown_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -88,11 +96,15 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot create the data directory {path}: {source}")]
+    /// The data directory, or a file or directory in it, cannot be used; the message names it
+    /// and says what to check.
+    #[error("cannot use {path}: {source}{}", data_dir_hint(path, source))]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the catalogue {path}: {source}")]
+    Catalogue { path: PathBuf, source: MetaError },
     #[error(
         "another shipshape server already serves the data directory {0} (it holds {0}/lock); \
          stop it first, or give this one another --data-dir"
@@ -124,7 +136,7 @@ pub struct Server {
     catalogue: Catalogue,
     store: Arc<dyn BlobStore>,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     tls: Option<tls::Tls>,
     /// Held while serving: a second server on the same data directory is refused (each would
     /// run its own collectors and count pulls apart). The system releases it if the process
@@ -152,7 +164,13 @@ impl Server {
             source,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let catalogue = Catalogue::open_sqlite(&config.data_dir.join("catalogue.db")).await?;
+        let catalogue_path = config.data_dir.join("catalogue.db");
+        let catalogue = Catalogue::open_sqlite(&catalogue_path)
+            .await
+            .map_err(|source| ServeError::Catalogue {
+                path: catalogue_path.clone(),
+                source,
+            })?;
         let auth = shipshape_auth::Auth::open(
             catalogue.clone(),
             clock.clone(),
@@ -171,8 +189,33 @@ impl Server {
         {
             return Err(ServeError::PublicWithoutAuth(config.listen));
         }
+        let store_root = config.data_dir.join("store");
         let store: Arc<dyn BlobStore> =
-            Arc::new(LocalStore::open(config.data_dir.join("store")).await?);
+            Arc::new(LocalStore::open(&store_root).await.map_err(|e| match e {
+                StoreError::Io(source) => ServeError::DataDir {
+                    path: store_root.clone(),
+                    source,
+                },
+                e => ServeError::Store(e),
+            })?);
+        // A store the process may not write (or on a read-only filesystem) refuses the start,
+        // naming it; a full one does not: pulls are still served, and writes come back once
+        // space is freed.
+        match store.probe().await {
+            Ok(()) => {}
+            Err(StoreError::Full { location, source }) => tracing::error!(
+                path = %location,
+                error = %source,
+                "the blob store's filesystem is full: pushes are answered 507 until space is freed"
+            ),
+            Err(StoreError::Io(source)) | Err(StoreError::ReadOnly { source, .. }) => {
+                return Err(ServeError::DataDir {
+                    path: store_root,
+                    source,
+                });
+            }
+            Err(e) => return Err(ServeError::Store(e)),
+        }
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
             ..config.gc.clone()
@@ -250,25 +293,18 @@ impl Server {
             auth: auth.clone(),
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
+            storage: Arc::new(storage::Storage::new(store_root, catalogue_path)),
         }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .layer(tower_http::trace::TraceLayer::new_for_http());
         let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let task = match &tls {
-            None => tokio::spawn(
-                axum::serve(without_nagle(listener), app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
-            Some(tls) => tokio::spawn(
-                axum::serve(tls.listener(listener), app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
-        };
+        let task = tokio::spawn(serve::run(
+            listener,
+            tls.clone(),
+            app,
+            config.limits.clone(),
+            config.shutdown_timeout,
+            stopped,
+        ));
         tracing::info!(
             %addr,
             tls = tls.is_some(),
@@ -346,13 +382,14 @@ impl Server {
         self.registry.settle().await;
     }
 
-    /// Stops accepting requests, lets in-flight ones finish, and closes the catalogue.
+    /// Stops accepting connections, lets the requests in flight finish for at most
+    /// `shutdown_timeout` (closing the connections still busy then: an upload cut off keeps
+    /// its session as it was before that request), stops the background workers, writes the
+    /// pulls counted since the last flush, and closes the catalogue. What `shipshape serve`
+    /// does on SIGTERM and Ctrl-C.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
-        let served = self
-            .task
-            .await
-            .map_err(|e| ServeError::Task(e.to_string()))?;
+        let served = self.task.await;
         if let Some(f) = self.flusher {
             f.abort();
         }
@@ -366,6 +403,25 @@ impl Server {
         self.registry.settle().await;
         self.catalogue.close().await;
         served.map_err(|e| ServeError::Task(e.to_string()))
+    }
+}
+
+/// What to check when `path` cannot be used.
+fn data_dir_hint(path: &std::path::Path, e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::PermissionDenied => {
+            " (the user running shipshape must be able to read and write it, and to enter \
+             every directory above it)"
+        }
+        K::ReadOnlyFilesystem => " (its filesystem is mounted read-only)",
+        K::StorageFull | K::QuotaExceeded => " (its filesystem is full)",
+        K::NotADirectory => " (a part of the path is a file, not a directory)",
+        K::AlreadyExists if path.exists() && !path.is_dir() => {
+            " (it is a file, not a directory: give --data-dir a directory, or a path where one \
+             can be created)"
+        }
+        _ => "",
     }
 }
 
@@ -421,30 +477,10 @@ fn spawn_housekeeping(
 /// Accepted connections send each write at once. A streamed body (every blob) goes out as the
 /// headers and then the bytes; with Nagle's algorithm a small blob, such as an image's config,
 /// waits for the client to acknowledge the headers, which on a reused connection the client
-/// delays by up to 40 ms.
-fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    listener.tap_io(|tcp| send_at_once(tcp))
-}
-
-/// Turns Nagle's algorithm off on an accepted connection (plain, or before its TLS handshake).
+/// delays by up to 40 ms. `serve::accept` calls this on every connection, plain or TLS, before
+/// anything else is sent (its test: `accepted_connections_do_not_wait_to_fill_segments`).
 fn send_at_once(tcp: &TcpStream) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::warn!(error = %e, "could not turn off Nagle's algorithm on a connection");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::serve::Listener as _;
-
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_to_fill_segments() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut listener = without_nagle(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await;
-        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -1,15 +1,15 @@
 //! HTTPS: the certificate and key files (PEM), the resolver that hands each new handshake the
 //! certificate loaded last, its reload (`Server::reload_tls`, which `shipshape serve` calls on
 //! SIGHUP, and a watcher that notices when either file's modification time changes), and the
-//! listener that completes handshakes beside the accept loop so that `axum::serve` serves the
-//! decrypted connections as it serves plain ones (HTTP/1.1, and HTTP/2 where ALPN chose it).
+//! handshake of each accepted connection, after which `serve` serves the decrypted stream as it
+//! serves a plain one (HTTP/1.1, and HTTP/2 where ALPN chose it).
 //!
-//! Why a listener of our own rather than `axum-server` or `tls-listener`: `axum::serve` already
-//! serves HTTP/1.1 and HTTP/2 with the graceful shutdown the server relies on; all TLS needs is
-//! an `axum::serve::Listener` that yields decrypted streams, which `tokio-rustls` makes a few
-//! lines. `axum-server` would bring a second serving loop with its own shutdown handle, and
-//! `tls-listener` logs every failed handshake (port scanners, plain-HTTP clients) as an error
-//! and runs handshakes on the accepting task.
+//! Why not `axum-server` or `tls-listener`: the server's own accept loop (`serve.rs`) already
+//! runs each connection in a task of its own with the limits and the graceful shutdown the
+//! server relies on; all TLS needs is a handshake at the start of that task, which
+//! `tokio-rustls` makes a few lines. `axum-server` would bring a second serving loop with its
+//! own shutdown handle, and `tls-listener` logs every failed handshake (port scanners,
+//! plain-HTTP clients) as an error and runs handshakes on the accepting task.
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,8 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -190,63 +190,16 @@ impl Tls {
         }))
     }
 
-    /// A listener whose connections are decrypted: `axum::serve` serves them as it serves
-    /// plain ones. Wrapped in axum's `TapIo` (which does nothing here) because axum gives the
-    /// peer's address (`ConnectInfo<SocketAddr>`, which handlers read) only for its own
-    /// listeners and tapped ones.
-    pub(crate) fn listener(&self, tcp: TcpListener) -> TappedTlsListener {
-        axum::serve::ListenerExt::tap_io(
-            TlsListener {
-                tcp,
-                acceptor: self.acceptor.clone(),
-                handshakes: JoinSet::new(),
-            },
-            leave_as_is,
-        )
-    }
-}
-
-/// [`TlsListener`] as `axum::serve` takes it.
-pub(crate) type TappedTlsListener = axum::serve::TapIo<TlsListener, fn(&mut TlsStream<TcpStream>)>;
-
-fn leave_as_is(_: &mut TlsStream<TcpStream>) {}
-
-/// Accepts TCP connections and completes their TLS handshakes, each in a task of its own, so a
-/// slow or silent client holds up no other. A handshake that fails or times out (a plain-HTTP
-/// client, a client that does not trust the certificate, a port scanner) costs its connection
-/// and a debug line, never the listener. Dropping the listener (at shutdown) closes the port
-/// and abandons the handshakes under way.
-pub(crate) struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                accepted = self.tcp.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        crate::send_at_once(&tcp);
-                        self.handshakes.spawn(handshake(self.acceptor.clone(), tcp, peer));
-                    }
-                    Err(e) => accept_failed(e).await,
-                },
-                Some(done) = self.handshakes.join_next() => match done {
-                    Ok(Some(connection)) => return connection,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "a TLS handshake task failed"),
-                },
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
+    /// Completes the handshake of an accepted connection: `None` (logged at debug) when it
+    /// fails or times out (a plain-HTTP client, which is told to use HTTPS, a client that does
+    /// not trust the certificate, a port scanner). Each connection's runs in its own task
+    /// (`serve::run`), so a slow or silent client holds up no other.
+    pub(crate) async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<TlsStream<TcpStream>> {
+        handshake(self.acceptor.clone(), tcp, peer).await
     }
 }
 
@@ -256,7 +209,7 @@ async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-) -> Option<(TlsStream<TcpStream>, SocketAddr)> {
+) -> Option<TlsStream<TcpStream>> {
     let attempt = async {
         let mut first = [0u8; 1];
         if tcp.peek(&mut first).await? == 1 && first[0] != TLS_HANDSHAKE_RECORD {
@@ -269,7 +222,7 @@ async fn handshake(
         acceptor.accept(tcp).await
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
-        Ok(Ok(tls)) => Some((tls, peer)),
+        Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed; connection dropped");
             None
@@ -294,20 +247,6 @@ async fn answer_plain_http(mut tcp: TcpStream) -> io::Result<()> {
     let mut sink = [0u8; 4096];
     while tcp.read(&mut sink).await? > 0 {}
     Ok(())
-}
-
-/// As axum's own listener does: a failed connection is skipped; anything else (out of file
-/// descriptors, say) is logged and the next accept waits a second for things to improve.
-async fn accept_failed(e: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!(error = %e, "accepting a connection failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The certificate new handshakes present.
@@ -393,7 +332,6 @@ async fn read_certified_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::serve::Listener as _;
     use rustls::pki_types::ServerName;
 
     /// A self-signed certificate for 127.0.0.1 in `dir`, and the client config that trusts it.
@@ -419,22 +357,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn handshakes_complete_beside_a_silent_client_and_nagle_is_off() {
+    async fn an_accepted_connection_completes_its_handshake_with_nagle_off() {
         let dir = tempfile::tempdir().unwrap();
         let (config, client) = certificate(dir.path());
         let tls = Tls::load(&config).await.unwrap();
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let mut listener = tls.listener(tcp);
-        // Connects and never says a word: its handshake must not hold up the next one.
-        let _silent = TcpStream::connect(addr).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let connector = tokio_rustls::TlsConnector::from(client);
         let connecting = tokio::spawn(async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
             let name = ServerName::try_from("127.0.0.1").unwrap();
             connector.connect(name, tcp).await.unwrap()
         });
-        let (accepted, _) = listener.accept().await;
+        let (tcp, peer) = crate::serve::accept(&listener).await.unwrap();
+        let accepted = tls
+            .handshake(tcp, peer)
+            .await
+            .expect("the handshake completes");
         let _client = connecting.await.unwrap();
         assert!(accepted.get_ref().0.nodelay().unwrap());
     }

@@ -26,6 +26,7 @@ pub async fn contract(store: Arc<dyn BlobStore>) {
     reads_refuse_missing_and_damaged_objects(store).await;
     deletes_count_missing_objects_as_deleted(store).await;
     listings_follow_the_prefix(store).await;
+    a_probe_leaves_nothing_a_listing_sees(store).await;
 }
 
 fn body(parts: &[&'static [u8]]) -> Body<'static> {
@@ -306,4 +307,28 @@ async fn listings_follow_the_prefix(store: &dyn BlobStore) {
         "a fresh blob looks fresh to the sweep"
     );
     store.abort(&session).await.unwrap();
+}
+
+/// A probe succeeds on a working store and leaves nothing under `blobs/` or `uploads/`, which
+/// are all the sweep and the check look at.
+async fn a_probe_leaves_nothing_a_listing_sees(store: &dyn BlobStore) {
+    let keys = |prefix: &'static str| async move {
+        let mut keys: Vec<String> = store
+            .list(prefix)
+            .map_ok(|o| o.key.as_str().to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    };
+    let before = (keys(BLOBS_PREFIX).await, keys(UPLOADS_PREFIX).await);
+    store.probe().await.expect("a probe of a working store");
+    store.probe().await.expect("and another");
+    let after = (keys(BLOBS_PREFIX).await, keys(UPLOADS_PREFIX).await);
+    assert_eq!(before, after);
+    assert!(
+        keys(crate::HEALTH_PREFIX).await.is_empty(),
+        "a probe deletes what it wrote"
+    );
 }

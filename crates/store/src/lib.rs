@@ -30,6 +30,11 @@ use shipshape_oci::{Algorithm, Digester};
 pub const BLOBS_PREFIX: &str = "blobs/";
 /// The prefix of every unfinished upload's key.
 pub const UPLOADS_PREFIX: &str = "uploads/";
+/// The prefix of the objects a health probe writes and deletes ([`BlobStore::probe`]). They
+/// are neither blobs nor uploads, so the listings the collector's sweep and `shipshape check`
+/// make (of [`BLOBS_PREFIX`] and [`UPLOADS_PREFIX`] only) never see one: a probe's object is
+/// never swept while it lives, nor counted as an orphan.
+pub const HEALTH_PREFIX: &str = "health/";
 
 /// What a store call returns. Boxed, because the store is used as `dyn BlobStore` (an `async fn`
 /// in a trait is not object-safe): one allocation per call, which is per request, never per
@@ -58,6 +63,7 @@ pub type ObjectStream = BoxStream<'static, Result<StoredObject, StoreError>>;
 /// - `delete` removes whatever the store holds under a key, an unfinished upload included; a
 ///   missing object counts as deleted. `abort` is `delete` for a session.
 /// - `list` walks a prefix with bounded memory, whatever the number of objects.
+/// - `probe` leaves nothing that a listing of [`BLOBS_PREFIX`] or [`UPLOADS_PREFIX`] shows.
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Opens an upload session under a key the store chooses.
     fn begin_upload(&self) -> StoreFuture<'_, UploadState>;
@@ -108,6 +114,11 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Every object whose key starts with `prefix`, with its size and age, in no particular
     /// order. Objects appearing or vanishing during the listing may or may not be included.
     fn list(&self, prefix: &str) -> ObjectStream;
+
+    /// Writes a small object under a fresh key under [`HEALTH_PREFIX`] and deletes it: the
+    /// store is reachable and takes writes (`/readyz`). The error says what failed (`Full`,
+    /// `ReadOnly`, another I/O error). A crash between the two leaves one small object there.
+    fn probe(&self) -> StoreFuture<'_, ()>;
 }
 
 /// Where an upload session stands in the store: its key, how many bytes it holds, and what a
@@ -223,6 +234,12 @@ impl StorageKey {
         StorageKey(format!("{BLOBS_PREFIX}{}/{}", &id[..2], id))
     }
 
+    /// A key for a health probe's object: `health/<uuid>`.
+    fn new_health() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        StorageKey(format!("{HEALTH_PREFIX}{id}"))
+    }
+
     /// A key for a fresh upload session: `uploads/<uuid>`.
     fn new_upload() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -312,6 +329,44 @@ pub enum StoreError {
     /// The request body failed mid-stream (client went away, or the body was too large).
     #[error("request body failed: {0}")]
     Body(String),
+    /// No space left where the store writes (a full filesystem, or a quota). Nothing of the
+    /// failed write is kept: an append leaves its session as it was.
+    #[error("no space left for the blob store at {location}: {source}")]
+    Full {
+        location: String,
+        source: std::io::Error,
+    },
+    /// Where the store writes refuses writes (a filesystem mounted, or remounted, read-only).
+    #[error("the blob store at {location} is read-only: {source}")]
+    ReadOnly {
+        location: String,
+        source: std::io::Error,
+    },
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// An I/O error that says the storage at `location` is full or read-only, as [`Full`] or
+    /// [`ReadOnly`], so that it can be answered for what it is; anything else as it was.
+    ///
+    /// [`Full`]: StoreError::Full
+    /// [`ReadOnly`]: StoreError::ReadOnly
+    pub fn at(self, location: &std::path::Path) -> StoreError {
+        use std::io::ErrorKind as K;
+        match self {
+            StoreError::Io(source) => match source.kind() {
+                K::StorageFull | K::QuotaExceeded => StoreError::Full {
+                    location: location.display().to_string(),
+                    source,
+                },
+                K::ReadOnlyFilesystem => StoreError::ReadOnly {
+                    location: location.display().to_string(),
+                    source,
+                },
+                _ => StoreError::Io(source),
+            },
+            e => e,
+        }
+    }
 }

@@ -18,8 +18,8 @@ use tokio::fs::{self, File, OpenOptions};
 use tokio::io::AsyncReadExt;
 
 use crate::{
-    BLOBS_PREFIX, BlobStore, Body, ByteRange, ByteStream, ObjectStream, StorageKey, StoreError,
-    StoreFuture, StoredObject, UPLOADS_PREFIX, UploadState,
+    BLOBS_PREFIX, BlobStore, Body, ByteRange, ByteStream, HEALTH_PREFIX, ObjectStream, StorageKey,
+    StoreError, StoreFuture, StoredObject, UPLOADS_PREFIX, UploadState,
 };
 
 /// Size of the buffers an upload is written in.
@@ -52,7 +52,18 @@ impl LocalStore {
         let root = root.into();
         fs::create_dir_all(root.join(BLOBS_PREFIX)).await?;
         fs::create_dir_all(root.join(UPLOADS_PREFIX)).await?;
+        fs::create_dir_all(root.join(HEALTH_PREFIX)).await?;
         Ok(LocalStore { root })
+    }
+
+    /// Creates a small file under `health/` and removes it. Not synced: a full or read-only
+    /// filesystem, or one the process may not write, refuses the write itself.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let path = self.path(&StorageKey::new_health());
+        let written = fs::write(&path, b"shipshape health probe\n").await;
+        let removed = fs::remove_file(&path).await;
+        written?;
+        Ok(removed?)
     }
 
     fn path(&self, key: &StorageKey) -> PathBuf {
@@ -373,9 +384,11 @@ fn listing_dir(prefix: &str) -> Result<&str, StoreError> {
 }
 
 /// Every call is one boxed future per request; the work stays in the inherent methods above.
+/// Calls that write say a full or read-only filesystem as such, naming the store's root
+/// (`StoreError::at`).
 impl BlobStore for LocalStore {
     fn begin_upload(&self) -> StoreFuture<'_, UploadState> {
-        Box::pin(self.begin())
+        Box::pin(async move { self.begin().await.map_err(|e| e.at(&self.root)) })
     }
 
     fn append<'a>(
@@ -385,7 +398,11 @@ impl BlobStore for LocalStore {
         expected_len: Option<u64>,
         hasher: &'a mut Digester,
     ) -> StoreFuture<'a, UploadState> {
-        Box::pin(self.append_via(upload, body, expected_len, hasher, true))
+        Box::pin(async move {
+            self.append_via(upload, body, expected_len, hasher, true)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn rehash<'a>(
@@ -397,11 +414,19 @@ impl BlobStore for LocalStore {
     }
 
     fn commit<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, StorageKey> {
-        Box::pin(LocalStore::commit(self, upload))
+        Box::pin(async move {
+            LocalStore::commit(self, upload)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn abort<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, ()> {
-        Box::pin(LocalStore::delete(self, &upload.key))
+        Box::pin(async move {
+            LocalStore::delete(self, &upload.key)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn size<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, u64> {
@@ -418,11 +443,19 @@ impl BlobStore for LocalStore {
     }
 
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-        Box::pin(LocalStore::delete(self, key))
+        Box::pin(async move {
+            LocalStore::delete(self, key)
+                .await
+                .map_err(|e| e.at(&self.root))
+        })
     }
 
     fn list(&self, prefix: &str) -> ObjectStream {
         self.list_objects(prefix)
+    }
+
+    fn probe(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { LocalStore::probe(self).await.map_err(|e| e.at(&self.root)) })
     }
 }
 

@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format: the collector's queue depths, what it reclaimed,
-//! and its runs.
+//! and its runs; requests refused because the storage was full or read-only.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -62,6 +62,25 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         "counter",
         "Failed deletions of objects from the blob store (retried).",
         &[("", m.storage_errors.load(Ordering::Relaxed))],
+    );
+    let refusals: Vec<(String, u64)> = app
+        .storage
+        .refusals()
+        .into_iter()
+        .map(|(kind, part, n)| {
+            (
+                format!("{{kind=\"{}\",part=\"{}\"}}", kind.label(), part.label()),
+                n,
+            )
+        })
+        .collect();
+    let refusals: Vec<(&str, u64)> = refusals.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "shipshape_storage_errors_total",
+        "counter",
+        "Requests refused because the registry's storage was full (507) or read-only (503), by \
+         the part that failed: the blob store or the catalogue.",
+        &refusals,
     );
     let runs = m.runs_finished.load(Ordering::Relaxed);
     let run_ms = m.run_seconds_total_ms.load(Ordering::Relaxed);

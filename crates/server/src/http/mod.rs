@@ -36,6 +36,8 @@ pub struct Services {
     pub auth_realm: Option<String>,
     /// The server speaks TLS (the realm it names is then `https`).
     pub tls: bool,
+    /// Where the data lives, and the storage failures answered so far.
+    pub storage: Arc<crate::storage::Storage>,
 }
 
 impl AppState {

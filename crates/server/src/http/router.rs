@@ -19,13 +19,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
         .route("/healthz", get(health))
-        .route("/readyz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(super::metrics::metrics))
         .route("/auth/token", get(auth::token_get).post(auth::token_post))
         .merge(crate::api::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::storage::report_storage_failures,
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("docker-distribution-api-version"),
@@ -34,8 +38,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/healthz`: the process is alive and serving HTTP; nothing else is checked.
 async fn health() -> &'static str {
     "ok\n"
+}
+
+/// `/readyz`: 200 when the catalogue answers a read and the blob store takes a write, 503
+/// otherwise; the body says how each stands (`ok`, `full`, `read_only`, `unavailable`).
+async fn ready(State(app): State<AppState>) -> Response {
+    let readiness = app.registry.readiness().await;
+    app.storage.note_readiness(&readiness);
+    let status = if readiness.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": readiness.ready(),
+        "catalogue": readiness.catalogue,
+        "store": readiness.store,
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn v2(State(app): State<AppState>, req: Request) -> Response {

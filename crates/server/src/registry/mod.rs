@@ -5,6 +5,7 @@
 
 mod blobs;
 mod deletion;
+mod health;
 mod info;
 mod listing;
 mod manifests;
@@ -25,6 +26,7 @@ pub use deletion::{
     BatchRestore, BulkDeletion, DeletedTag, Freed, ManifestDeletion, Overwrite, RepositoryDeletion,
     Restorable, RestoredTag, TagsDeletion,
 };
+pub use health::{Check, Readiness};
 pub use info::{ManifestDetails, RepositoryDetails, TagDetails, TagQuery, TagSort};
 pub use listing::{Page, ReferrerList};
 pub use manifests::{ManifestRead, PushedManifest};
