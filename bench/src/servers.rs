@@ -38,6 +38,17 @@ impl Server {
     /// log goes to stderr at `warn`, or at the filter in `SHIPSHAPE_BENCH_LOG` (for profiling:
     /// `shipshape_gc=debug` prints each run's phases).
     pub fn shipshape(bin: &Path, data: &Path, extra: &[&str]) -> std::io::Result<Server> {
+        Self::shipshape_with_env(bin, data, extra, &[])
+    }
+
+    /// [`Server::shipshape`] with variables added to its environment (the first
+    /// administrator's `SHIPSHAPE_ADMIN_PASSWORD`, say).
+    pub fn shipshape_with_env(
+        bin: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Server> {
         let port = free_port();
         let log = std::env::var("SHIPSHAPE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
         let child = Command::new(bin)
@@ -47,6 +58,7 @@ impl Server {
             .arg(data)
             .args(["--log", &log])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(if log == "warn" {
                 Stdio::null()
@@ -83,7 +95,8 @@ impl Server {
         Self::ready(Kind::Distribution, child, port, root)
     }
 
-    /// Waits until `/v2/` answers; a server that exits or stays silent for 30 s is an error.
+    /// Waits until `/v2/` answers: 200, or 401 once access control is on (it asks anonymous
+    /// callers to log in). A server that exits or stays silent for 30 s is an error.
     fn ready(kind: Kind, mut child: Child, port: u16, data: &Path) -> std::io::Result<Server> {
         let base = format!("http://127.0.0.1:{port}");
         let url = format!("{base}/v2/");
@@ -94,7 +107,7 @@ impl Server {
                 )));
             }
             if let Ok(r) = probe::status(&url)
-                && r == 200
+                && (r == 200 || r == 401)
             {
                 return Ok(Server {
                     kind,

@@ -24,7 +24,8 @@ struct Args {
     /// Length of each wrk run in seconds.
     #[arg(long)]
     wrk_seconds: Option<u64>,
-    /// Only these sections (comma-separated): limits, push, pull, manifests, concurrent, soak.
+    /// Only these sections (comma-separated): limits, push, pull, manifests, auth,
+    /// concurrent, soak.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The shipshape binary (default: beside this one, i.e. target/release/shipshape).

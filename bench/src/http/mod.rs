@@ -2,6 +2,7 @@
 //! Shipshape and Distribution on the same machine in the same run, with the machine's own
 //! limits beside them. `bench-http` drives it; `bench/README.md` explains each figure.
 
+pub mod auth;
 pub mod client;
 pub mod headload;
 pub mod images;
@@ -249,6 +250,9 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<Report> {
     if b.plan.runs("pull") || b.plan.runs("manifests") {
         reads(&mut b).await?;
     }
+    if b.plan.runs("auth") {
+        auth::run(&mut b).await?;
+    }
     if b.plan.runs("concurrent") {
         concurrent(&mut b).await?;
     }
@@ -297,6 +301,12 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<Report> {
         p.wrk_duration.as_secs(),
         images::MANIFEST_TYPE
     ));
+    if b.plan.runs("auth") {
+        report.condition(format!(
+            "{}: Shipshape only, one data directory per run: access control off first, then the server restarted with SHIPSHAPE_ADMIN_PASSWORD and a user with read on bench/** (Basic on every request; a bearer token from /auth/token fetched once; then an anonymous read binding); the same wrk loop as the manifest GET above; the note relates each figure to the same run's anonymous one with access control off",
+            auth::SECTION
+        ));
+    }
     report.condition(
         "Shipshape: release build, `shipshape serve` defaults (SQLite catalogue, local store, log level warn); Distribution: Debian docker-registry 2.8.2, filesystem root, deletes enabled, in-memory blob descriptor cache, logs off; each on loopback",
     );
