@@ -191,8 +191,7 @@ async fn oci_client_pushes_and_pulls_with_basic_credentials_through_the_token_fl
     let e = oci()
         .auth(&app, &wrong, RegistryOperation::Pull)
         .await
-        .err()
-        .expect("no token for a wrong password");
+        .expect_err("no token for a wrong password");
     assert!(
         matches!(&e, OciDistributionError::AuthenticationFailure(body) if body.contains("UNAUTHORIZED")),
         "{e:?}"
@@ -252,8 +251,7 @@ async fn anonymous_oci_client_pulls_only_what_anonymous_callers_may_read() {
     let e = c
         .pull_manifest_raw(&team, &RegistryAuth::Anonymous, &[OCI_MANIFEST])
         .await
-        .err()
-        .expect("the manifest is refused");
+        .expect_err("the manifest is refused");
     assert!(
         matches!(e, OciDistributionError::UnauthorizedError { .. }),
         "{e:?}"
@@ -261,8 +259,7 @@ async fn anonymous_oci_client_pulls_only_what_anonymous_callers_may_read() {
     let exists = c
         .blob_exists(&team, &common::sha256(&layer.data))
         .await
-        .err()
-        .expect("the blob's existence is not told");
+        .expect_err("the blob's existence is not told");
     assert!(
         matches!(&exists, OciDistributionError::RequestError(r)
             if r.status() == Some(StatusCode::UNAUTHORIZED)),
