@@ -797,3 +797,262 @@ async fn a_public_listener_needs_access_control() {
     assert_eq!(client().get(&url).send().await.unwrap().status(), UNAUTH);
     server.shutdown().await.unwrap();
 }
+
+/// A call of the account walk: method, documented path, the URL, a body, who, the status
+/// expected.
+type AccountCall<'a> = (Method, &'a str, String, Option<Value>, &'a Who, StatusCode);
+
+/// The account operations (`/api/v1/whoami`, users, robots, roles, key rotation) are in the
+/// OpenAPI document, each answer an administrator and a reader get is one the document lists,
+/// and their times are RFC 3339 like the rest of the API.
+#[tokio::test]
+async fn the_account_operations_answer_as_the_openapi_document_says() {
+    let f = fixture().await;
+    let s = &f.s;
+    let admin = Who::Basic(ADMIN.0.into(), ADMIN.1.into());
+    let reader = Who::user("reader");
+    let doc = s.api_ok("/api/v1/openapi.json").await;
+    let account_paths = [
+        "/api/v1/whoami",
+        "/api/v1/users",
+        "/api/v1/users/{name}",
+        "/api/v1/users/{name}/password",
+        "/api/v1/robots",
+        "/api/v1/robots/{name}/revoke",
+        "/api/v1/roles",
+        "/api/v1/token-keys/rotate",
+    ];
+    let pw = json!({"password": "another-long-password"});
+    let calls: Vec<AccountCall> = vec![
+        (
+            Method::GET,
+            "/api/v1/whoami",
+            "/api/v1/whoami".into(),
+            None,
+            &reader,
+            OK,
+        ),
+        (
+            Method::GET,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            None,
+            &admin,
+            OK,
+        ),
+        (
+            Method::GET,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            None,
+            &reader,
+            FORBID,
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            Some(json!({"name": "walk", "password": PASSWORD})),
+            &admin,
+            NEW,
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            Some(json!({"name": "walk", "password": PASSWORD})),
+            &admin,
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/users/{name}/password",
+            "/api/v1/users/walk/password".into(),
+            Some(pw.clone()),
+            &admin,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/users/{name}/password",
+            "/api/v1/users/walk/password".into(),
+            Some(pw),
+            &reader,
+            FORBID,
+        ),
+        (
+            Method::GET,
+            "/api/v1/robots",
+            "/api/v1/robots".into(),
+            None,
+            &admin,
+            OK,
+        ),
+        (
+            Method::POST,
+            "/api/v1/robots",
+            "/api/v1/robots".into(),
+            Some(json!({"name": "walkbot", "expires_in": "1d"})),
+            &admin,
+            NEW,
+        ),
+        (
+            Method::POST,
+            "/api/v1/robots/{name}/revoke",
+            "/api/v1/robots/walkbot/revoke".into(),
+            None,
+            &admin,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::GET,
+            "/api/v1/roles",
+            "/api/v1/roles".into(),
+            None,
+            &admin,
+            OK,
+        ),
+        (
+            Method::POST,
+            "/api/v1/roles",
+            "/api/v1/roles".into(),
+            Some(json!({"subject": "user:walk", "pattern": "walk/**", "role": "read"})),
+            &admin,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::POST,
+            "/api/v1/roles",
+            "/api/v1/roles".into(),
+            Some(json!({"subject": "user:walk", "pattern": "walk/**", "role": "owner"})),
+            &admin,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/roles",
+            "/api/v1/roles?subject=user:walk&pattern=walk/**".into(),
+            None,
+            &admin,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/users/{name}",
+            "/api/v1/users/walk".into(),
+            None,
+            &reader,
+            FORBID,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/users/{name}",
+            "/api/v1/users/walk".into(),
+            None,
+            &admin,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/users/{name}",
+            "/api/v1/users/walk".into(),
+            None,
+            &admin,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "/api/v1/token-keys/rotate",
+            "/api/v1/token-keys/rotate".into(),
+            None,
+            &reader,
+            FORBID,
+        ),
+        (
+            Method::POST,
+            "/api/v1/token-keys/rotate",
+            "/api/v1/token-keys/rotate".into(),
+            None,
+            &admin,
+            OK,
+        ),
+    ];
+    let mut called = std::collections::BTreeSet::new();
+    for (method, path, url, body, who, want) in calls {
+        let (st, v) = api_as(s, who, method.clone(), &url, body).await;
+        assert_eq!(st, want, "{method} {url} as {who:?}: {v}");
+        let op = &doc["paths"][path][method.as_str().to_lowercase()];
+        assert!(
+            op["responses"][st.as_str()].is_object(),
+            "{method} {path} answered {st}, which the OpenAPI document does not list: {op}"
+        );
+        called.insert((method.as_str().to_lowercase(), path));
+    }
+    let mut documented = std::collections::BTreeSet::new();
+    for path in account_paths {
+        for method in doc["paths"][path]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} is not in the OpenAPI document"))
+            .keys()
+        {
+            documented.insert((method.clone(), path));
+        }
+    }
+    assert_eq!(
+        called, documented,
+        "every documented account operation is tried"
+    );
+
+    let rfc3339 = |v: &Value| {
+        let t = v.as_str().unwrap_or_else(|| panic!("a time: {v}"));
+        humantime::parse_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    };
+    let (_, users) = api_as(s, &admin, Method::GET, "/api/v1/users", None).await;
+    let reader_row = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "reader")
+        .expect("reader listed");
+    rfc3339(&reader_row["created_at"]);
+    rfc3339(&reader_row["last_login_at"]);
+    let (_, robots) = api_as(s, &admin, Method::GET, "/api/v1/robots", None).await;
+    let state = |name: &str| {
+        let r = robots["robots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {robots}"))
+            .clone();
+        rfc3339(&r["created_at"]);
+        r
+    };
+    assert_eq!(state("ci")["state"], "active");
+    assert_eq!(state("old")["state"], "revoked");
+    rfc3339(&state("old")["revoked_at"]);
+    let walkbot = state("walkbot");
+    assert_eq!(walkbot["state"], "revoked");
+    rfc3339(&walkbot["expires_at"]);
+    // A day later on the registry's clock, an unrevoked robot with a day to live has expired.
+    let (st, v) = api_as(
+        s,
+        &admin,
+        Method::POST,
+        "/api/v1/robots",
+        Some(json!({"name": "shortlived", "expires_in": "1d"})),
+    )
+    .await;
+    assert_eq!(st, NEW, "{v}");
+    assert_eq!(v["state"], "active");
+    f.clock.advance(86_400_000 + 60_000);
+    let (_, robots) = api_as(s, &admin, Method::GET, "/api/v1/robots", None).await;
+    let shortlived = robots["robots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "shortlived")
+        .unwrap()
+        .clone();
+    assert_eq!(shortlived["state"], "expired", "{robots}");
+}

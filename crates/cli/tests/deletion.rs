@@ -1043,7 +1043,34 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/api/v1/policy-runs"),
     ("get", "/api/v1/policy-runs/{id}"),
     ("post", "/api/v1/policy-runs/{id}/cancel"),
+    ("get", "/api/v1/whoami"),
+    ("get", "/api/v1/users"),
+    ("post", "/api/v1/users"),
+    ("delete", "/api/v1/users/{name}"),
+    ("put", "/api/v1/users/{name}/password"),
+    ("get", "/api/v1/robots"),
+    ("post", "/api/v1/robots"),
+    ("post", "/api/v1/robots/{name}/revoke"),
+    ("get", "/api/v1/roles"),
+    ("post", "/api/v1/roles"),
+    ("delete", "/api/v1/roles"),
+    ("post", "/api/v1/token-keys/rotate"),
 ];
+
+/// The account operations, which need access control on (a user added here would turn it on
+/// for the rest of the walk): `access_control::the_account_operations_answer_as_the_openapi_document_says`
+/// walks them.
+fn is_account_operation(path: &str) -> bool {
+    [
+        "/api/v1/whoami",
+        "/api/v1/users",
+        "/api/v1/robots",
+        "/api/v1/roles",
+        "/api/v1/token-keys",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
 
 /// A policy for the OpenAPI walk: valid, and with nothing in its scope.
 fn idle_policy() -> Value {
@@ -1136,6 +1163,9 @@ async fn the_openapi_document_matches_the_routes() {
     let mut ops: Vec<&(String, String)> = documented.iter().collect();
     ops.sort_by_key(|(m, _)| m == "delete");
     for (method, path) in ops {
+        if is_account_operation(path) {
+            continue;
+        }
         let policies = path.starts_with("/api/v1/polic");
         let (name, tag) = match (method.as_str(), path.as_str()) {
             _ if policies => ("oa-policy", ""),

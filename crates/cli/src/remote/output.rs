@@ -101,14 +101,6 @@ pub fn time<'a>(t: impl Into<Option<&'a str>>) -> String {
     }
 }
 
-/// A time the accounts API gives in milliseconds since the epoch, as `time` shows the others.
-pub fn millis(ms: Option<i64>) -> String {
-    match ms {
-        Some(ms) => time(shipshape_server::api::model::time(ms).as_str()),
-        None => "-".into(),
-    }
-}
-
 /// A digest cut to the algorithm and 12 hex digits (the JSON output has it whole); `-` for
 /// none.
 pub fn digest<'a>(d: impl Into<Option<&'a str>>) -> String {
@@ -190,7 +182,5 @@ mod tests {
         assert_eq!(digest(None), "-");
         assert_eq!(or_dash(Some(7)), "7");
         assert_eq!(or_dash(None::<&str>), "-");
-        assert_eq!(millis(Some(1_714_564_800_123)), "2024-05-01 12:00:00");
-        assert_eq!(millis(None), "-");
     }
 }

@@ -95,8 +95,8 @@ pub async fn run(args: RobotArgs) -> Result<()> {
             } else {
                 roles.join(", ")
             };
-            let expires = match robot.expires_at {
-                Some(at) => format!("expires {}", output::millis(Some(at))),
+            let expires = match robot.expires_at.as_deref() {
+                Some(at) => format!("expires {}", output::time(at)),
                 None => "does not expire".into(),
             };
             println!("added robot {} ({roles}; {expires})", robot.name);
@@ -145,9 +145,6 @@ async fn ls(remote: &Remote, format: Format) -> Result<()> {
         return Ok(());
     }
     let list: RobotList = decode(&v)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
     let mut t = Table::new(&[
         "ROBOT",
         "LOGIN",
@@ -158,17 +155,12 @@ async fn ls(remote: &Remote, format: Format) -> Result<()> {
         "DESCRIPTION",
     ]);
     for r in &list.robots {
-        let state = match (r.revoked_at, r.expires_at) {
-            (Some(_), _) => "revoked",
-            (None, Some(at)) if at <= now => "expired",
-            _ => "active",
-        };
         t.row(vec![
             r.name.clone(),
             r.login.clone(),
-            state.into(),
-            output::millis(r.expires_at),
-            output::millis(r.last_used_at),
+            r.state.clone(),
+            output::time(r.expires_at.as_deref()),
+            output::time(r.last_used_at.as_deref()),
             r.created_by.clone(),
             r.description.clone().unwrap_or_else(|| "-".into()),
         ]);

@@ -61,7 +61,7 @@ pub async fn run(args: RoleArgs) -> Result<()> {
                     b.subject.clone(),
                     b.pattern.clone(),
                     b.role.clone(),
-                    output::millis(Some(b.created_at)),
+                    output::time(b.created_at.as_str()),
                     b.created_by.clone(),
                 ]);
             }

@@ -176,9 +176,9 @@ async fn ls(remote: &Remote, format: Format) -> Result<()> {
         t.row(vec![
             u.name.clone(),
             if u.admin { "yes" } else { "no" }.into(),
-            output::millis(Some(u.created_at)),
+            output::time(u.created_at.as_str()),
             u.created_by.clone(),
-            output::millis(u.last_login_at),
+            output::time(u.last_login_at.as_deref()),
         ]);
     }
     t.print();

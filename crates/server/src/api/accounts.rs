@@ -10,9 +10,10 @@ use shipshape_auth::Caller;
 use shipshape_meta::accounts::Role;
 use shipshape_meta::principal::{Kind, Permission};
 
+use super::model::ErrorBody;
 use super::model::accounts::{
-    Grant, NewPassword, NewRobot, NewRobotReply, NewUser, RevokeQuery, RobotList, RoleList,
-    UserList, Whoami,
+    Grant, NewPassword, NewRobot, NewRobotReply, NewUser, RevokeQuery, RobotInfo, RobotList,
+    RoleList, UserInfo, UserList, Whoami,
 };
 use crate::error::ApiError;
 use crate::http::{AppState, auth_error};
@@ -33,7 +34,10 @@ pub fn router() -> Router<AppState> {
 
 /// Starts signing tokens with a new key; tokens signed with the old ones stay valid until
 /// they expire.
-async fn rotate_keys(
+#[utoipa::path(post, path = "/api/v1/token-keys/rotate",
+    responses((status = 200, description = "the signing keys' ids, the new one first"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn rotate_keys(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult {
@@ -45,7 +49,9 @@ async fn rotate_keys(
 }
 
 /// Who the credentials belong to: what `shipshape login` checks.
-async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/whoami",
+    responses((status = 200, body = Whoami), (status = 401, body = ErrorBody)))]
+pub async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
     let p = &caller.principal;
     let kind = match p.kind {
         Kind::Anonymous => "anonymous",
@@ -62,7 +68,10 @@ async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
     .into_response())
 }
 
-async fn users(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/users",
+    responses((status = 200, body = UserList), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn users(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
     let list = app
         .auth
         .users(&caller.principal)
@@ -74,7 +83,11 @@ async fn users(State(app): State<AppState>, Extension(caller): Extension<Caller>
     .into_response())
 }
 
-async fn add_user(
+#[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
+    responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn add_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(body): Json<NewUser>,
@@ -84,14 +97,14 @@ async fn add_user(
         .add_user(&caller.principal, &body.name, &body.password, body.admin)
         .await
         .map_err(auth_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(super::model::accounts::UserInfo::from(user)),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(UserInfo::from(user))).into_response())
 }
 
-async fn remove_user(
+#[utoipa::path(delete, path = "/api/v1/users/{name}",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -103,7 +116,11 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn set_password(
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", request_body = NewPassword,
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_password(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -116,14 +133,21 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn robots(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/robots",
+    responses((status = 200, body = RobotList), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn robots(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult {
     let list = app
         .auth
         .robots(&caller.principal)
         .await
         .map_err(auth_error)?;
+    let now = app.registry.now();
     Ok(Json(RobotList {
-        robots: list.into_iter().map(Into::into).collect(),
+        robots: list.into_iter().map(|r| RobotInfo::at(r, now)).collect(),
     })
     .into_response())
 }
@@ -133,7 +157,11 @@ fn role(text: &str) -> Result<Role, ApiError> {
         .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", e))
 }
 
-async fn add_robot(
+#[utoipa::path(post, path = "/api/v1/robots", request_body = NewRobot,
+    responses((status = 201, body = NewRobotReply), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn add_robot(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(body): Json<NewRobot>,
@@ -169,13 +197,17 @@ async fn add_robot(
         .map_err(auth_error)?;
     // Shown this once: only its hash is kept.
     let reply = NewRobotReply {
-        robot: robot.into(),
+        robot: RobotInfo::at(robot, app.registry.now()),
         secret,
     };
     Ok((StatusCode::CREATED, Json(reply)).into_response())
 }
 
-async fn revoke_robot(
+#[utoipa::path(post, path = "/api/v1/robots/{name}/revoke",
+    params(("name" = String, Path, description = "robot name, with or without `robot$`")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn revoke_robot(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -187,7 +219,10 @@ async fn revoke_robot(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn roles(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
+#[utoipa::path(get, path = "/api/v1/roles",
+    responses((status = 200, body = RoleList), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn roles(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> ApiResult {
     let list = app
         .auth
         .bindings(&caller.principal)
@@ -199,7 +234,10 @@ async fn roles(State(app): State<AppState>, Extension(caller): Extension<Caller>
     .into_response())
 }
 
-async fn grant(
+#[utoipa::path(post, path = "/api/v1/roles", request_body = Grant,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn grant(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(body): Json<Grant>,
@@ -212,7 +250,12 @@ async fn grant(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/api/v1/roles",
+    params(("subject" = String, Query, description = "`user:NAME`, `robot:NAME` or `anonymous`"),
+           ("pattern" = String, Query, description = "the binding's repository pattern")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn revoke(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<RevokeQuery>,

@@ -73,6 +73,18 @@ use crate::http::AppState;
         policies::runs,
         policies::run,
         policies::cancel,
+        accounts::whoami,
+        accounts::users,
+        accounts::add_user,
+        accounts::remove_user,
+        accounts::set_password,
+        accounts::robots,
+        accounts::add_robot,
+        accounts::revoke_robot,
+        accounts::roles,
+        accounts::grant,
+        accounts::revoke,
+        accounts::rotate_keys,
     )
 )]
 pub struct ApiDoc;

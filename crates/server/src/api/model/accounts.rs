@@ -1,9 +1,10 @@
 //! The bodies of accounts under `/api/v1`: who the caller is (`whoami`), users, robots and
-//! role bindings. Unlike the rest of the API, times here are milliseconds since the epoch, as
-//! the access-control service gives them.
+//! role bindings. Times are RFC 3339, as in the rest of the API.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use super::time;
 
 /// `GET /api/v1/whoami`: who the request's credentials belong to.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
@@ -25,12 +26,11 @@ pub struct UserInfo {
     pub name: String,
     /// An administrator: may do anything, including managing accounts.
     pub admin: bool,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
+    pub created_at: String,
     /// Who added the user (`configuration` for the first administrator from the environment).
     pub created_by: String,
-    /// Milliseconds since the epoch of the last password check that succeeded.
-    pub last_login_at: Option<i64>,
+    /// The last password check that succeeded.
+    pub last_login_at: Option<String>,
 }
 
 impl From<shipshape_auth::UserInfo> for UserInfo {
@@ -38,9 +38,9 @@ impl From<shipshape_auth::UserInfo> for UserInfo {
         UserInfo {
             name: u.name,
             admin: u.admin,
-            created_at: u.created_at,
+            created_at: time(u.created_at),
             created_by: u.created_by,
-            last_login_at: u.last_login_at,
+            last_login_at: u.last_login_at.map(time),
         }
     }
 }
@@ -76,27 +76,36 @@ pub struct RobotInfo {
     /// What it logs in as: `robot$NAME`.
     pub login: String,
     pub description: Option<String>,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
+    /// `active`, `expired` or `revoked`, as of the answer.
+    pub state: String,
+    pub created_at: String,
     pub created_by: String,
-    /// Milliseconds since the epoch; absent: it does not expire.
-    pub expires_at: Option<i64>,
-    /// Milliseconds since the epoch; its secret and tokens stopped working then.
-    pub revoked_at: Option<i64>,
-    pub last_used_at: Option<i64>,
+    /// Absent: it does not expire.
+    pub expires_at: Option<String>,
+    /// Its secret and tokens stopped working then.
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
 }
 
-impl From<shipshape_auth::RobotInfo> for RobotInfo {
-    fn from(r: shipshape_auth::RobotInfo) -> Self {
+impl RobotInfo {
+    /// The robot as the API shows it at `now` (milliseconds since the epoch), which decides
+    /// whether it has expired.
+    pub fn at(r: shipshape_auth::RobotInfo, now: i64) -> Self {
+        let state = match (r.revoked_at, r.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now => "expired",
+            _ => "active",
+        };
         RobotInfo {
             name: r.name,
             login: r.login,
             description: r.description,
-            created_at: r.created_at,
+            state: state.into(),
+            created_at: time(r.created_at),
             created_by: r.created_by,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            last_used_at: r.last_used_at,
+            expires_at: r.expires_at.map(time),
+            revoked_at: r.revoked_at.map(time),
+            last_used_at: r.last_used_at.map(time),
         }
     }
 }
@@ -147,8 +156,7 @@ pub struct BindingInfo {
     pub pattern: String,
     /// `read`, `write` or `admin`.
     pub role: String,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
+    pub created_at: String,
     pub created_by: String,
 }
 
@@ -158,7 +166,7 @@ impl From<shipshape_auth::BindingInfo> for BindingInfo {
             subject: b.subject,
             pattern: b.pattern,
             role: b.role,
-            created_at: b.created_at,
+            created_at: time(b.created_at),
             created_by: b.created_by,
         }
     }
