@@ -2,8 +2,9 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use shipshape_oci::range::{self, RangeRequest};
 use shipshape_oci::{Digest, RepoName};
 use shipshape_store::ByteRange;
 
@@ -15,48 +16,6 @@ use crate::registry::Principal;
 fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
     raw.parse::<Digest>()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", e.to_string()))
-}
-
-/// What a `Range` request header asks of a blob of `size` bytes.
-enum RangeRequest {
-    Whole,
-    Part(ByteRange),
-    Unsatisfiable,
-}
-
-/// Reads a single `bytes=` range (`a-b`, `a-`, `-n`). Multiple ranges and malformed headers
-/// are ignored, which RFC 9110 allows: the whole blob is sent.
-fn requested_range(headers: &HeaderMap, size: u64) -> RangeRequest {
-    let Some(spec) = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-    else {
-        return RangeRequest::Whole;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Whole;
-    }
-    let Some((a, b)) = spec.split_once('-') else {
-        return RangeRequest::Whole;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let (first, last) = match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(first), Ok(last)) if last >= first => (first, last.min(size.saturating_sub(1))),
-        (Ok(_), Ok(_)) => return RangeRequest::Unsatisfiable,
-        (Ok(first), Err(_)) if b.is_empty() => (first, size.saturating_sub(1)),
-        (Err(_), Ok(n)) if a.is_empty() => {
-            if n == 0 {
-                return RangeRequest::Unsatisfiable;
-            }
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
-        _ => return RangeRequest::Whole,
-    };
-    if first >= size {
-        return RangeRequest::Unsatisfiable;
-    }
-    RangeRequest::Part(ByteRange { first, last })
 }
 
 pub async fn get(
@@ -72,9 +31,15 @@ pub async fn get(
     } else {
         app.registry.stat_blob(&repo, &digest).await?
     };
-    let (status, range) = match requested_range(req.headers(), blob.size) {
+    let asked = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, range) = match range::blob_range(asked, blob.size) {
         RangeRequest::Whole => (StatusCode::OK, None),
-        RangeRequest::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+        RangeRequest::Part { first, last } => {
+            (StatusCode::PARTIAL_CONTENT, Some(ByteRange { first, last }))
+        }
         RangeRequest::Unsatisfiable => {
             let mut err = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,

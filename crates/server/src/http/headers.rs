@@ -60,23 +60,16 @@ pub fn content_type(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Parses an upload `Content-Range`: `a-b` (the distribution form), also `bytes a-b/total` and
-/// `bytes=a-b`. `Err` for anything else.
+/// An upload chunk's `Content-Range` (`shipshape_oci::range::upload_content_range`): absent,
+/// or `Err` when present but malformed.
 pub fn upload_content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ()> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let s = v.to_str().map_err(|_| ())?.trim();
-    let s = s
-        .strip_prefix("bytes=")
-        .or_else(|| s.strip_prefix("bytes "))
-        .unwrap_or(s);
-    let s = s.split('/').next().unwrap_or(s);
-    let (a, b) = s.split_once('-').ok_or(())?;
-    Ok(Some((
-        a.trim().parse().map_err(|_| ())?,
-        b.trim().parse().map_err(|_| ())?,
-    )))
+    let text = v.to_str().map_err(|_| ())?;
+    shipshape_oci::range::upload_content_range(text)
+        .map(Some)
+        .ok_or(())
 }
 
 /// Sets a header from a string known to be valid (digests, paths, numbers).
