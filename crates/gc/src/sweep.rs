@@ -38,12 +38,17 @@ pub async fn sweep(
                     old.push(o);
                 }
             }
-            let keys: Vec<String> = old.iter().map(|o| o.key.as_str().to_string()).collect();
+            // An object is asked about as what owns it: an S3 upload's tail objects under
+            // `uploads/` belong to the session recorded under its blob key.
+            let owners: Vec<String> = old
+                .iter()
+                .map(|o| o.key.recorded_owner().as_str().to_string())
+                .collect();
             let mut conn = catalogue.reader().await?;
-            let known = consistency::known_keys(&mut conn, &keys).await?;
+            let known = consistency::known_keys(&mut conn, &owners).await?;
             drop(conn);
-            for o in old {
-                if known.contains(o.key.as_str()) {
+            for (o, owner) in old.into_iter().zip(&owners) {
+                if known.contains(owner) {
                     continue;
                 }
                 if !dry_run {
