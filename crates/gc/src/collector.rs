@@ -449,9 +449,38 @@ impl Collector {
                 runs::add_run_items(&mut tx, run, &out.items[before..]).await?;
             }
             commit(tx).await?;
+            let expired: std::collections::HashSet<&str> = out.items[before..]
+                .iter()
+                .map(|i| i.target.as_str())
+                .collect();
+            for s in stale.iter().filter(|s| expired.contains(s.id.as_str())) {
+                self.abort_forgotten_upload(s).await;
+            }
             if (stale.len() as i64) < BATCH {
                 return Ok(out);
             }
+        }
+    }
+
+    /// Frees what an expired session held beyond its key, which the drainer deletes: an
+    /// object store's multipart upload (invisible to listings, so no sweep would find it) and
+    /// its tail objects. After the commit that forgot the session; a failure is logged, and
+    /// the bucket's lifecycle rule for incomplete multipart uploads is the backstop.
+    async fn abort_forgotten_upload(&self, s: &uploads::StaleUpload) {
+        if s.store_state.is_none() {
+            return;
+        }
+        let record = shipshape_store::UploadRecord {
+            storage_key: s.storage_key.clone(),
+            received: s.received,
+            store_state: s.store_state.clone(),
+        };
+        let aborted = match shipshape_store::UploadState::resume(&record) {
+            Ok(state) => self.store.abort(&state).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = aborted {
+            tracing::warn!(upload = %s.id, key = %s.storage_key, error = %e, "an expired upload's multipart upload was not aborted");
         }
     }
 
