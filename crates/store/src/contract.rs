@@ -287,6 +287,15 @@ async fn deletes_count_missing_objects_as_deleted(store: &dyn BlobStore) {
     store.delete(&key).await.unwrap();
     store.delete(&key).await.unwrap();
     assert!(!keys_under(store, BLOBS_PREFIX).await.contains(key.as_str()));
+    // Many at once: one answer per key, in order, a missing one deleted too.
+    let keys = [put(store, b"one").await, key, put(store, b"two").await];
+    let kept = put(store, b"kept").await;
+    let answers = store.delete_many(&keys, 2).await;
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+    let left = keys_under(store, BLOBS_PREFIX).await;
+    assert!(keys.iter().all(|k| !left.contains(k.as_str())));
+    assert!(left.contains(kept.as_str()));
 }
 
 async fn listings_follow_the_prefix(store: &dyn BlobStore) {

@@ -124,19 +124,24 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Deletes an object. A missing object counts as deleted.
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()>;
 
-    /// Deletes many objects, each answered on its own (a missing object counts as deleted).
-    /// Stores with a batch delete (S3's DeleteObjects, 1 000 keys a request) use it; the
-    /// default deletes a few at a time.
+    /// Deletes many objects, each answered on its own, in order (a missing object counts as
+    /// deleted). Stores with a batch delete use it (S3's DeleteObjects, 1 000 keys a request);
+    /// the default deletes one by one, `parallelism` at a time.
     fn delete_many<'a>(
         &'a self,
         keys: &'a [StorageKey],
+        parallelism: usize,
     ) -> BoxFuture<'a, Vec<Result<(), StoreError>>> {
+        use futures::StreamExt;
         Box::pin(async move {
-            let mut out = Vec::with_capacity(keys.len());
-            for some in keys.chunks(16) {
-                out.extend(futures::future::join_all(some.iter().map(|k| self.delete(k))).await);
-            }
-            out
+            let mut answers: Vec<(usize, Result<(), StoreError>)> =
+                futures::stream::iter(keys.iter().cloned().enumerate())
+                    .map(|(i, key)| async move { (i, self.delete(&key).await) })
+                    .buffer_unordered(parallelism.max(1))
+                    .collect()
+                    .await;
+            answers.sort_by_key(|(i, _)| *i);
+            answers.into_iter().map(|(_, r)| r).collect()
         })
     }
 

@@ -754,9 +754,11 @@ impl BlobStore for S3Store {
         Box::pin(self.delete(key))
     }
 
+    /// DeleteObjects runs its own concurrency (object_store: 20 requests of 1 000 keys).
     fn delete_many<'a>(
         &'a self,
         keys: &'a [StorageKey],
+        _parallelism: usize,
     ) -> futures::future::BoxFuture<'a, Vec<Result<(), StoreError>>> {
         Box::pin(self.delete_batch(keys))
     }
