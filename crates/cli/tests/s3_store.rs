@@ -2,7 +2,8 @@
 //! the test process, the real binary is configured with `[storage] s3 = {…}` and keys from the
 //! environment, skopeo pushes an image (one layer large enough for a multipart upload) and
 //! pulls it back byte for byte, and once the image is deleted and a GC run has finished, the
-//! bucket's listing shows none of its blobs and no upload leftovers.
+//! bucket's listing shows none of its blobs and no upload leftovers. An expired session's
+//! multipart upload is aborted, and settings S3 would refuse are refused at start.
 
 mod common;
 
@@ -292,4 +293,33 @@ async fn an_expired_upload_has_its_multipart_upload_aborted() {
     assert_eq!(parts_held(&root), 0, "the multipart upload is aborted");
     assert_eq!(listed(&s3, UPLOADS_PREFIX).await, Vec::<String>::new());
     assert_eq!(listed(&s3, BLOBS_PREFIX).await, Vec::<String>::new());
+}
+
+/// What `shipshape serve` says about a configuration it refuses, with the S3 keys set.
+async fn refused(config: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("shipshape.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipshape"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&file)
+        .env("SHIPSHAPE_S3_ACCESS_KEY_ID", KEY_ID)
+        .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "started with {config}");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A secret in the file is refused (keys come from the environment only), and so is a part
+/// size S3 would refuse, before anything is sent.
+#[tokio::test]
+async fn the_s3_settings_refuse_a_secret_in_the_file_and_a_bad_part_size() {
+    let e = refused("[storage]\ns3 = { bucket = \"b\", secret_access_key = \"oops\" }\n").await;
+    assert!(e.contains("secret_access_key"), "{e}");
+    let e = refused("[storage]\ns3 = { bucket = \"b\", part_size = 1024 }\n").await;
+    assert!(e.contains("part_size 1024"), "{e}");
 }
