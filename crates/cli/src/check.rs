@@ -68,6 +68,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // A registry whose blobs are in S3 has no store/ (the server creates it only for the
+    // local store): checking an empty local store would take every blob for lost.
+    if !dir.join("store").is_dir() {
+        eprintln!(
+            "error: no local blob store at {} (a registry with [storage] s3 cannot be checked \
+             yet)",
+            dir.join("store").display()
+        );
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

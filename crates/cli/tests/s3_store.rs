@@ -214,6 +214,19 @@ restore_window = "0s"
     let cancelled = c.delete(&location).send().await.unwrap();
     assert_eq!(cancelled.status(), reqwest::StatusCode::NO_CONTENT);
     assert_eq!(listed(&s3, UPLOADS_PREFIX).await, Vec::<String>::new());
+
+    // `shipshape check` reads a local store only: it refuses rather than take every blob
+    // for lost.
+    let data = tmp.path().join("data");
+    let check = tokio::process::Command::new(cli)
+        .args(["check", "--repair", "--data-dir"])
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(said.contains("[storage] s3"), "{said}");
 }
 
 /// Parts of multipart uploads the S3 server holds (s3s-fs keeps them beside the bucket).
