@@ -398,7 +398,7 @@ impl S3Store {
         let tail = match &upload.tail {
             Some(t) => match self.read_tail(key, t).await {
                 Ok(bytes) => Some(bytes),
-                Err(StoreError::NotFound(_)) => return self.committed_before(upload).await,
+                Err(e @ StoreError::NotFound(_)) => return self.committed_before(upload, e).await,
                 Err(e) => return Err(e),
             },
             None => None,
@@ -425,7 +425,10 @@ impl S3Store {
                     .await;
                     match part {
                         Ok(p) => parts.push(p),
-                        Err(_) => return self.committed_before(upload).await,
+                        Err(e) => {
+                            let e = self.error(key, e);
+                            return self.committed_before(upload, e).await;
+                        }
                     }
                 }
                 let ids = parts
@@ -439,8 +442,8 @@ impl S3Store {
                     .complete_multipart(&path(key), &mp.upload_id, ids)
                     .await
                 {
-                    tracing::debug!(%key, error = %e, "completing a multipart upload failed");
-                    return self.committed_before(upload).await;
+                    let e = self.error(key, e);
+                    return self.committed_before(upload, e).await;
                 }
             }
         }
@@ -448,9 +451,14 @@ impl S3Store {
         Ok(key.clone())
     }
 
-    /// After a commit step failed: the session's blob if an earlier commit made it (its answer
-    /// lost, the client asks again), `NotFound` if the session is gone, or the failure.
-    async fn committed_before(&self, upload: &UploadState) -> Result<StorageKey, StoreError> {
+    /// After a commit step failed with `failure`: the session's blob if an earlier commit
+    /// made it (its answer was lost and the client asks again), else the failure (`NotFound`
+    /// for a session aborted or committed elsewhere).
+    async fn committed_before(
+        &self,
+        upload: &UploadState,
+        failure: StoreError,
+    ) -> Result<StorageKey, StoreError> {
         let key = &upload.key;
         match self.s3.head(&path(key)).await {
             Ok(meta) if meta.size == upload.received => {
@@ -462,8 +470,7 @@ impl S3Store {
                 expected: upload.received,
                 stored: meta.size,
             }),
-            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(key.clone())),
-            Err(e) => Err(self.error(key, e)),
+            Err(_) => Err(failure),
         }
     }
 
