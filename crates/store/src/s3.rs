@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use shipshape_oci::{Algorithm, Digester};
 
 use crate::{
@@ -34,6 +34,8 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// Parts per multipart upload, at most: with 10 MiB parts a blob can be about 97 GiB.
 const MAX_PARTS: usize = 10_000;
+/// How long a request may wait for its next bytes from the store.
+const READ_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How to reach the bucket. Its `Debug` leaves the secret out.
 #[derive(Clone, PartialEq, Eq)]
@@ -100,10 +102,20 @@ impl S3Store {
                 config.part_size
             )));
         }
+        // object_store's default 30 s limit covers a whole request, body included, and a
+        // body cut by it is fetched again only within the 3 minutes of retries: a pull of a
+        // large blob to a slow client would fail. A stall limit per read (reqwest's read
+        // timeout, which also bounds the wait for an answer after a part is sent) catches a
+        // hung store without limiting long transfers; the server's own body timeout limits
+        // stalled clients.
+        let client = ClientOptions::new()
+            .with_allow_http(config.allow_http)
+            .with_timeout_disabled()
+            .with_read_timeout(READ_STALL);
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
-            .with_allow_http(config.allow_http)
+            .with_client_options(client)
             .with_virtual_hosted_style_request(!config.path_style);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint);
