@@ -1097,6 +1097,33 @@ mod tests {
         );
     }
 
+    /// The sizes around the part size, each sent in appends of a little over half a part
+    /// (so tails carry over and complete parts), read back byte for byte with every part
+    /// but the last of exactly the part size.
+    #[tokio::test]
+    async fn sizes_around_the_part_size_round_trip() {
+        let (store, _dir, _) = store().await;
+        let p = P as usize;
+        for size in [0, 1, p - 1, p, p + 1, 3 * p + 7] {
+            let data = bytes(size);
+            let mut up = store.begin_upload().await.unwrap();
+            let mut h = Digester::new(Algorithm::Sha256);
+            for piece in data.chunks(p / 2 + 1) {
+                up = BlobStore::append(&store, &up, body_of(piece, 4096), None, &mut h)
+                    .await
+                    .unwrap();
+            }
+            let up = UploadState::resume(&up.record()).unwrap();
+            let parts = up.multipart.as_ref().map_or(&[][..], |m| &m.parts[..]);
+            assert!(parts.iter().all(|part| part.size == P), "{size}: {parts:?}");
+            assert_eq!(h.finish(), Digest::of_bytes(Algorithm::Sha256, &data));
+            let key = BlobStore::commit(&store, &up).await.unwrap();
+            assert_eq!(store.size(&key).await.unwrap(), size as u64, "{size}");
+            assert!(read_all(&store, &key, None).await == data, "{size}");
+            assert_eq!(owned(&store, &key).await, vec![key.as_str().to_string()]);
+        }
+    }
+
     #[test]
     fn tails_belong_to_their_session() {
         let session = StorageKey::new_blob();
