@@ -1138,6 +1138,17 @@ mod tests {
         }
     }
 
+    /// Credentials the store refuses stop the open, with the bucket named.
+    #[tokio::test]
+    async fn a_store_that_refuses_the_credentials_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = s3_server(dir.path()).await;
+        let mut c = config(addr);
+        c.secret_access_key = Some("wrong".into());
+        let e = S3Store::open(&c).await.unwrap_err();
+        assert!(e.to_string().contains("bucket test"), "{e}");
+    }
+
     #[tokio::test]
     async fn a_part_size_s3_refuses_is_refused_at_open() {
         let mut c = config("127.0.0.1:9".parse().unwrap());
