@@ -173,6 +173,22 @@ pub struct LogConfig {
     pub filter: Option<String>,
 }
 
+impl S3FileConfig {
+    /// The store's settings, with the keys from the environment.
+    pub fn with_keys(self, access_key_id: Option<String>, secret: Option<String>) -> S3Config {
+        S3Config {
+            endpoint: self.endpoint,
+            bucket: self.bucket,
+            region: self.region.unwrap_or_else(|| "us-east-1".into()),
+            access_key_id,
+            secret_access_key: secret,
+            allow_http: self.allow_http,
+            path_style: self.path_style,
+            part_size: self.part_size.unwrap_or(S3Config::DEFAULT_PART_SIZE),
+        }
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
@@ -319,16 +335,10 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
     };
     let blob_store = match file.storage.s3 {
         None => BlobStoreConfig::Local,
-        Some(s3) => BlobStoreConfig::S3(S3Config {
-            endpoint: s3.endpoint,
-            bucket: s3.bucket,
-            region: s3.region.unwrap_or_else(|| "us-east-1".into()),
-            access_key_id: args.s3_access_key_id.clone(),
-            secret_access_key: args.s3_secret_access_key.clone(),
-            allow_http: s3.allow_http,
-            path_style: s3.path_style,
-            part_size: s3.part_size.unwrap_or(S3Config::DEFAULT_PART_SIZE),
-        }),
+        Some(s3) => BlobStoreConfig::S3(s3.with_keys(
+            args.s3_access_key_id.clone(),
+            args.s3_secret_access_key.clone(),
+        )),
     };
     Ok(ServerConfig {
         blob_store,

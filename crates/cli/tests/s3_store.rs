@@ -243,18 +243,51 @@ restore_window = "0s"
     assert_eq!(cancelled.status(), reqwest::StatusCode::NO_CONTENT);
     assert_eq!(listed(&s3, UPLOADS_PREFIX).await, Vec::<String>::new());
 
-    // `shipshape check` reads a local store only: it refuses rather than take every blob
-    // for lost.
+    // `shipshape check` finds the bucket through the configuration file, and refuses
+    // without it rather than take every blob for lost in a local store that is not there.
     let data = tmp.path().join("data");
-    let check = tokio::process::Command::new(cli)
-        .args(["check", "--repair", "--data-dir"])
-        .arg(&data)
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(check.status.code(), Some(2));
-    let said = String::from_utf8_lossy(&check.stderr);
-    assert!(said.contains("[storage] s3"), "{said}");
+    let check = |with_config: bool| {
+        let mut command = tokio::process::Command::new(cli);
+        command
+            .args(["check", "--repair", "--orphan-min-age", "0s", "--data-dir"])
+            .arg(&data)
+            .env("SHIPSHAPE_S3_ACCESS_KEY_ID", KEY_ID)
+            .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", SECRET);
+        if with_config {
+            command.arg("--config").arg(&config);
+        }
+        command.output()
+    };
+    let refused = check(false).await.unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--config"), "{said}");
+    // One blob of another image, and an orphan the check's repair deletes.
+    let other = format!("docker://{host}/s3/other:v1");
+    let push = [
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        src.as_str(),
+        other.as_str(),
+    ];
+    run_tool(&skopeo(), &push, None).await;
+    let stored = listed(&s3, BLOBS_PREFIX).await;
+    leave_tail(s3.begin_upload().await.unwrap()).await;
+    let checked = check(true).await.unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(said.contains("1 repaired"), "the orphan tail: {said}");
+    assert_eq!(listed(&s3, UPLOADS_PREFIX).await, Vec::<String>::new());
+    assert_eq!(listed(&s3, BLOBS_PREFIX).await, stored);
+    let checked = check(true).await.unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(said.contains("0 problems"), "{said}");
 }
 
 /// Parts of multipart uploads the S3 server holds (s3s-fs keeps them beside the bucket).
