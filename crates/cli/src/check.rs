@@ -1,5 +1,6 @@
-//! `shipshape check`: verifies the catalogue of a data directory against its blob store. Safe to
-//! run while the registry serves the same directory (SQLite allows a second process; repairs
+//! `shipshape check`: verifies the catalogue of a data directory against its blob store (the
+//! data directory's, or the S3 bucket its `--config` names). Safe to run while the registry
+//! serves the same directory (SQLite allows a second process; repairs
 //! are small transactions, and orphans are judged by age).
 
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 
 use shipshape_gc::check::{self, Options};
 use shipshape_meta::{Catalogue, Clock, SystemClock};
-use shipshape_store::LocalStore;
+use shipshape_store::{BlobStore, LocalStore, S3Store};
 
 /// Options of `shipshape check`. It may run while the registry serves the same data
 /// directory: it reads the catalogue beside the server, repairs in small transactions of its
@@ -18,6 +19,12 @@ pub struct CheckArgs {
     /// Data directory of the registry [default: ./shipshape-data]
     #[arg(long, env = "SHIPSHAPE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// The registry's TOML configuration file: where its blobs are (`[storage] s3`, with the
+    /// keys from SHIPSHAPE_S3_ACCESS_KEY_ID and SHIPSHAPE_S3_SECRET_ACCESS_KEY), and its
+    /// data_dir unless --data-dir is given
+    #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// Re-hash every blob and compare it with its digest (reads all stored bytes)
     #[arg(long)]
@@ -55,16 +62,41 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let file = match args.config.as_deref().map(crate::config::FileConfig::load) {
+        None => crate::config::FileConfig::default(),
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let dir = args
         .data_dir
         .clone()
+        .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("shipshape-data"));
+    let s3 = file.storage.s3.map(|s3| {
+        s3.with_keys(
+            std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok(),
+            std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
+        )
+    });
     let db = dir.join("catalogue.db");
     if !db.exists() {
         eprintln!(
             "error: no registry catalogue at {} (give the registry's data directory with \
              --data-dir or SHIPSHAPE_DATA_DIR)",
             db.display()
+        );
+        return ExitCode::from(2);
+    }
+    // A registry whose blobs are in S3 has no store/ (the server creates it only for the
+    // local store): checking an empty local store would take every blob for lost.
+    if s3.is_none() && !dir.join("store").is_dir() {
+        eprintln!(
+            "error: no local blob store at {} (for a registry with [storage] s3, give its \
+             configuration file with --config)",
+            dir.join("store").display()
         );
         return ExitCode::from(2);
     }
@@ -79,15 +111,20 @@ pub fn run(args: CheckArgs) -> ExitCode {
         let catalogue = Catalogue::open_sqlite(&db)
             .await
             .map_err(|e| e.to_string())?;
-        let store = LocalStore::open(dir.join("store"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let store: Box<dyn BlobStore> = match &s3 {
+            Some(s3) => Box::new(S3Store::open(s3).await.map_err(|e| e.to_string())?),
+            None => Box::new(
+                LocalStore::open(dir.join("store"))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
         let opts = Options {
             verify_digests: args.verify_digests,
             repair: args.repair,
             orphan_min_age: min_age.as_millis() as i64,
         };
-        let report = check::check(&catalogue, &store, SystemClock.now(), &opts)
+        let report = check::check(&catalogue, &*store, SystemClock.now(), &opts)
             .await
             .map_err(|e| e.to_string());
         catalogue.close().await;

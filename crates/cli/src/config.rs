@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use shipshape_server::tls::TlsConfig;
-use shipshape_server::{Limits, MIN_HEADER_BYTES, ServerConfig};
+use shipshape_server::{BlobStoreConfig, Limits, MIN_HEADER_BYTES, ServerConfig};
+use shipshape_store::S3Config;
 
 use crate::ServeArgs;
 
@@ -40,6 +41,37 @@ pub struct FileConfig {
     pub tls: TlsFileConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// The `[storage]` section: where blob bytes are kept (the data directory's `store/` unless
+/// `s3` is set). The catalogue stays in the data directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub s3: Option<S3FileConfig>,
+}
+
+/// `[storage] s3 = { … }`: an S3-compatible bucket. Credentials never go in this file: they
+/// come from SHIPSHAPE_S3_ACCESS_KEY_ID and SHIPSHAPE_S3_SECRET_ACCESS_KEY (without them, the
+/// usual AWS chain: instance metadata, web identity).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3FileConfig {
+    /// The service's URL; AWS's own endpoint for the region when absent.
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    /// The region requests are signed for [default: us-east-1].
+    pub region: Option<String>,
+    /// Allow a plain `http://` endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Bucket in the path rather than the host name (MinIO, garage, Ceph).
+    #[serde(default)]
+    pub path_style: bool,
+    /// Bytes of every multipart part but the last, 5 MiB to 5 GiB [default: 10 MiB].
+    pub part_size: Option<u64>,
 }
 
 /// The `[limits]` section: what a client may hold of the server, and for how long.
@@ -139,6 +171,22 @@ pub struct DeletionConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: Option<String>,
+}
+
+impl S3FileConfig {
+    /// The store's settings, with the keys from the environment.
+    pub fn with_keys(self, access_key_id: Option<String>, secret: Option<String>) -> S3Config {
+        S3Config {
+            endpoint: self.endpoint,
+            bucket: self.bucket,
+            region: self.region.unwrap_or_else(|| "us-east-1".into()),
+            access_key_id,
+            secret_access_key: secret,
+            allow_http: self.allow_http,
+            path_style: self.path_style,
+            part_size: self.part_size.unwrap_or(S3Config::DEFAULT_PART_SIZE),
+        }
+    }
 }
 
 impl FileConfig {
@@ -285,7 +333,15 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         restore_window,
         ..gd
     };
+    let blob_store = match file.storage.s3 {
+        None => BlobStoreConfig::Local,
+        Some(s3) => BlobStoreConfig::S3(s3.with_keys(
+            args.s3_access_key_id.clone(),
+            args.s3_secret_access_key.clone(),
+        )),
+    };
     Ok(ServerConfig {
+        blob_store,
         listen: args.listen.or(file.listen).unwrap_or(default.listen),
         data_dir: args
             .data_dir

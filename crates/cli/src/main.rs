@@ -85,7 +85,9 @@ struct ServeArgs {
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
     /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter, [tls] cert
     /// and key, [limits] header_timeout, idle_timeout, body_timeout, max_connections and
-    /// max_header_bytes)
+    /// max_header_bytes, [storage] s3 = { endpoint, bucket, region, allow_http, path_style,
+    /// part_size }: blobs in an S3-compatible bucket, keys from SHIPSHAPE_S3_ACCESS_KEY_ID and
+    /// SHIPSHAPE_S3_SECRET_ACCESS_KEY)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -160,6 +162,16 @@ struct ServeArgs {
     /// stays out of process listings)
     #[arg(skip = std::env::var("SHIPSHAPE_ADMIN_PASSWORD").ok())]
     admin_password: Option<String>,
+
+    /// Access key of the S3 bucket of `[storage] s3` (from the environment only:
+    /// SHIPSHAPE_S3_ACCESS_KEY_ID)
+    #[arg(skip = std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok())]
+    s3_access_key_id: Option<String>,
+
+    /// Secret key of the S3 bucket (from the environment only, never a flag or the file:
+    /// SHIPSHAPE_S3_SECRET_ACCESS_KEY)
+    #[arg(skip = std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok())]
+    s3_secret_access_key: Option<String>,
 
     /// The token endpoint's address as clients reach it, when a proxy changes it
     /// [default: this server's /auth/token as the request named it]

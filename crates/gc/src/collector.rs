@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::queue::{self, Due};
@@ -449,9 +448,38 @@ impl Collector {
                 runs::add_run_items(&mut tx, run, &out.items[before..]).await?;
             }
             commit(tx).await?;
+            let expired: std::collections::HashSet<&str> = out.items[before..]
+                .iter()
+                .map(|i| i.target.as_str())
+                .collect();
+            for s in stale.iter().filter(|s| expired.contains(s.id.as_str())) {
+                self.abort_forgotten_upload(s).await;
+            }
             if (stale.len() as i64) < BATCH {
                 return Ok(out);
             }
+        }
+    }
+
+    /// Frees what an expired session held beyond its key, which the drainer deletes: an
+    /// object store's multipart upload (invisible to listings, so no sweep would find it) and
+    /// its tail objects. After the commit that forgot the session; a failure is logged, and
+    /// the bucket's lifecycle rule for incomplete multipart uploads is the backstop.
+    async fn abort_forgotten_upload(&self, s: &uploads::StaleUpload) {
+        if s.store_state.is_none() {
+            return;
+        }
+        let record = shipshape_store::UploadRecord {
+            storage_key: s.storage_key.clone(),
+            received: s.received,
+            store_state: s.store_state.clone(),
+        };
+        let aborted = match shipshape_store::UploadState::resume(&record) {
+            Ok(state) => self.store.abort(&state).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = aborted {
+            tracing::warn!(upload = %s.id, key = %s.storage_key, error = %e, "an expired upload's multipart upload was not aborted");
         }
     }
 
@@ -467,24 +495,25 @@ impl Collector {
             if keys.is_empty() {
                 return Ok(deleted);
             }
-            let results: Vec<(String, bool)> = futures::stream::iter(keys)
-                .map(|key| async move {
-                    let ok = match StorageKey::from_recorded(&key) {
-                        Ok(k) => match self.store.delete(&k).await {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracing::warn!(key, error = %e, "deleting a forgotten object failed");
-                                false
-                            }
-                        },
-                        // Never a key the store could have written: nothing to delete.
-                        Err(_) => true,
-                    };
-                    (key, ok)
-                })
-                .buffer_unordered(self.config.storage_parallelism.max(1))
-                .collect()
+            // Keys the store could never have written have nothing to delete.
+            let (valid, invalid): (Vec<_>, Vec<_>) = keys
+                .into_iter()
+                .map(|k| (StorageKey::from_recorded(&k).ok(), k))
+                .partition(|(parsed, _)| parsed.is_some());
+            let parsed: Vec<StorageKey> = valid.iter().filter_map(|(k, _)| k.clone()).collect();
+            // One batch request per 1 000 keys on S3; parallel single deletes elsewhere.
+            let answers = self
+                .store
+                .delete_many(&parsed, self.config.storage_parallelism)
                 .await;
+            let mut results: Vec<(String, bool)> =
+                invalid.into_iter().map(|(_, k)| (k, true)).collect();
+            for ((_, key), answer) in valid.into_iter().zip(answers) {
+                if let Err(e) = &answer {
+                    tracing::warn!(key, error = %e, "deleting a forgotten object failed");
+                }
+                results.push((key, answer.is_ok()));
+            }
             let (done, failed): (Vec<_>, Vec<_>) = results.iter().partition(|(_, ok)| *ok);
             let done: Vec<&str> = done.iter().map(|(k, _)| k.as_str()).collect();
             // No sync needed: if a power loss undoes this commit, the keys are claimed again once

@@ -113,6 +113,9 @@ pub struct StaleUpload {
     pub repository: String,
     pub storage_key: String,
     pub received: u64,
+    /// The blob store's own state of the session: what it needs to free what the key alone
+    /// does not name (an object store's multipart upload).
+    pub store_state: Option<String>,
 }
 
 pub async fn stale_uploads(
@@ -121,7 +124,7 @@ pub async fn stale_uploads(
     limit: i64,
 ) -> Result<Vec<StaleUpload>> {
     let rows = sqlx::query(
-        "SELECT u.id, r.name, u.storage_key, u.received FROM uploads u
+        "SELECT u.id, r.name, u.storage_key, u.received, u.store_state FROM uploads u
          JOIN repositories r ON r.id = u.repository_id
          WHERE u.updated_at < ? ORDER BY u.updated_at LIMIT ?",
     )
@@ -136,6 +139,7 @@ pub async fn stale_uploads(
                 repository: r.try_get("name")?,
                 storage_key: r.try_get("storage_key")?,
                 received: r.try_get::<i64, _>("received")? as u64,
+                store_state: r.try_get("store_state")?,
             })
         })
         .collect()

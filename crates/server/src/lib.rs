@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use shipshape_meta::{Catalogue, Clock, MetaError, SystemClock};
-use shipshape_store::{BlobStore, LocalStore, StoreError};
+use shipshape_store::{BlobStore, LocalStore, S3Store, StoreError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -57,6 +57,18 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How long a shutdown waits for requests in flight before closing their connections.
     pub shutdown_timeout: std::time::Duration,
+    /// Where blob bytes are kept.
+    pub blob_store: BlobStoreConfig,
+}
+
+/// Where blob bytes are kept: files under the data directory, or an S3-compatible bucket
+/// (the catalogue stays in the data directory either way).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BlobStoreConfig {
+    /// `DATA_DIR/store`.
+    #[default]
+    Local,
+    S3(shipshape_store::S3Config),
 }
 
 impl Default for ServerConfig {
@@ -77,6 +89,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             shutdown_timeout: std::time::Duration::from_secs(30),
+            blob_store: BlobStoreConfig::Local,
         }
     }
 }
@@ -190,14 +203,19 @@ impl Server {
             return Err(ServeError::PublicWithoutAuth(config.listen));
         }
         let store_root = config.data_dir.join("store");
-        let store: Arc<dyn BlobStore> =
-            Arc::new(LocalStore::open(&store_root).await.map_err(|e| match e {
-                StoreError::Io(source) => ServeError::DataDir {
-                    path: store_root.clone(),
-                    source,
-                },
-                e => ServeError::Store(e),
-            })?);
+        let local = config.blob_store == BlobStoreConfig::Local;
+        let store: Arc<dyn BlobStore> = match &config.blob_store {
+            BlobStoreConfig::Local => {
+                Arc::new(LocalStore::open(&store_root).await.map_err(|e| match e {
+                    StoreError::Io(source) => ServeError::DataDir {
+                        path: store_root.clone(),
+                        source,
+                    },
+                    e => ServeError::Store(e),
+                })?)
+            }
+            BlobStoreConfig::S3(s3) => Arc::new(S3Store::open(s3).await?),
+        };
         // A store the process may not write (or on a read-only filesystem) refuses the start,
         // naming it; a full one does not: pulls are still served, and writes come back once
         // space is freed.
@@ -208,7 +226,7 @@ impl Server {
                 error = %source,
                 "the blob store's filesystem is full: pushes are answered 507 until space is freed"
             ),
-            Err(StoreError::Io(source)) | Err(StoreError::ReadOnly { source, .. }) => {
+            Err(StoreError::Io(source)) | Err(StoreError::ReadOnly { source, .. }) if local => {
                 return Err(ServeError::DataDir {
                     path: store_root,
                     source,

@@ -1,7 +1,7 @@
 //! The promises every `BlobStore` keeps, as one test any backend runs against a store of its
-//! own: `contract(Arc::new(LocalStore::open(dir)))` today, an S3 store over a scratch bucket
-//! later. Only the trait is used, and nothing assumes the store starts empty: every check is
-//! about the objects the test made itself.
+//! own: `contract(Arc::new(LocalStore::open(dir)))`, and an `S3Store` over a scratch bucket of
+//! an in-process S3 server. Only the trait is used, and nothing assumes the store starts
+//! empty: every check is about the objects the test made itself.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -72,10 +72,27 @@ async fn keys_under(store: &dyn BlobStore, prefix: &str) -> HashSet<String> {
         .await
 }
 
+/// The keys under `prefix` of objects that belong to the session at `session`, as the sweep
+/// judges them ([`StorageKey::recorded_owner`]).
+async fn owned_by(store: &dyn BlobStore, prefix: &str, session: &StorageKey) -> Vec<String> {
+    store
+        .list(prefix)
+        .map(|o| o.unwrap().key)
+        .filter(|k| futures::future::ready(&k.recorded_owner() == session))
+        .map(|k| k.as_str().to_string())
+        .collect()
+        .await
+}
+
 async fn sessions_append_commit_and_read_back(store: &dyn BlobStore) {
     let up = store.begin_upload().await.unwrap();
     assert_eq!(up.received(), 0);
-    assert!(up.key().as_str().starts_with(UPLOADS_PREFIX), "{up:?}");
+    // Moved to a blob key at commit, or written in place at one.
+    let key = up.key().as_str();
+    assert!(
+        key.starts_with(UPLOADS_PREFIX) || key.starts_with(BLOBS_PREFIX),
+        "{up:?}"
+    );
     let mut h = Digester::new(Algorithm::Sha256);
     let up = store
         .append(&up, body(&[b"hello ", b"wor"]), None, &mut h)
@@ -100,11 +117,10 @@ async fn sessions_append_commit_and_read_back(store: &dyn BlobStore) {
     let range = ByteRange { first: 0, last: 0 };
     assert_eq!(read_all(store, &key, Some(range)).await.unwrap(), b"h");
     assert!(
-        !keys_under(store, UPLOADS_PREFIX)
-            .await
-            .contains(up.key().as_str()),
-        "a committed session is gone"
+        owned_by(store, UPLOADS_PREFIX, up.key()).await.is_empty(),
+        "a committed session's unfinished bytes are gone"
     );
+    assert!(keys_under(store, BLOBS_PREFIX).await.contains(key.as_str()));
     // An empty blob is a blob too.
     let up = store.begin_upload().await.unwrap();
     let mut h = Digester::new(Algorithm::Sha256);
@@ -215,24 +231,24 @@ async fn every_commit_has_a_fresh_key(store: &dyn BlobStore) {
 
 async fn an_aborted_session_is_gone(store: &dyn BlobStore) {
     let up = store.begin_upload().await.unwrap();
-    assert!(
-        keys_under(store, UPLOADS_PREFIX)
-            .await
-            .contains(up.key().as_str()),
-        "a session's bytes exist as soon as it begins"
-    );
     let mut h = Digester::new(Algorithm::Sha256);
     let up = store
         .append(&up, body(&[b"abc"]), None, &mut h)
         .await
         .unwrap();
-    store.abort(&up).await.unwrap();
-    store.abort(&up).await.unwrap();
     assert!(
-        !keys_under(store, UPLOADS_PREFIX)
-            .await
-            .contains(up.key().as_str())
+        !owned_by(store, UPLOADS_PREFIX, up.key()).await.is_empty(),
+        "an unfinished session's bytes are where the sweep sees them, as the session's"
     );
+    store.abort(&up).await.unwrap();
+    store.abort(&up).await.unwrap();
+    for prefix in [UPLOADS_PREFIX, BLOBS_PREFIX] {
+        assert_eq!(
+            owned_by(store, prefix, up.key()).await,
+            Vec::<String>::new(),
+            "an aborted session leaves nothing under {prefix}"
+        );
+    }
     let mut h = Digester::new(Algorithm::Sha256);
     assert!(matches!(
         store.append(&up, body(&[b"d"]), None, &mut h).await,
@@ -271,12 +287,26 @@ async fn deletes_count_missing_objects_as_deleted(store: &dyn BlobStore) {
     store.delete(&key).await.unwrap();
     store.delete(&key).await.unwrap();
     assert!(!keys_under(store, BLOBS_PREFIX).await.contains(key.as_str()));
+    // Many at once: one answer per key, in order, a missing one deleted too.
+    let keys = [put(store, b"one").await, key, put(store, b"two").await];
+    let kept = put(store, b"kept").await;
+    let answers = store.delete_many(&keys, 2).await;
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+    let left = keys_under(store, BLOBS_PREFIX).await;
+    assert!(keys.iter().all(|k| !left.contains(k.as_str())));
+    assert!(left.contains(kept.as_str()));
 }
 
 async fn listings_follow_the_prefix(store: &dyn BlobStore) {
     let a = put(store, b"a").await;
     let b = put(store, b"bb").await;
     let session = store.begin_upload().await.unwrap();
+    let mut h = Digester::new(Algorithm::Sha256);
+    let session = store
+        .append(&session, body(&[b"c"]), None, &mut h)
+        .await
+        .unwrap();
     let objects: Vec<_> = store
         .list(BLOBS_PREFIX)
         .try_collect::<Vec<_>>()
@@ -292,9 +322,15 @@ async fn listings_follow_the_prefix(store: &dyn BlobStore) {
     );
     assert!(size_of(session.key()).is_none());
     let everything = keys_under(store, "").await;
-    for k in [&a, &b, session.key()] {
+    for k in [&a, &b] {
         assert!(everything.contains(k.as_str()), "{k:?} listed under \"\"");
     }
+    assert!(
+        everything
+            .iter()
+            .any(|k| &StorageKey::from_recorded(k).unwrap().recorded_owner() == session.key()),
+        "an unfinished session's bytes are listed under \"\""
+    );
     // A prefix is a prefix of keys, not a directory: part of a key's last segment selects it.
     let head = &a.as_str()[..a.as_str().len() - 3];
     assert!(keys_under(store, head).await.contains(a.as_str()));

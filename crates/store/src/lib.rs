@@ -4,9 +4,9 @@
 //!
 //! Everything above this crate holds an `Arc<dyn BlobStore>` and never builds a key: upload
 //! sessions come from [`BlobStore::begin_upload`], blobs' keys from [`BlobStore::commit`], and
-//! recorded keys are only parsed back ([`StorageKey::from_recorded`]). Only the local
-//! filesystem backend ([`LocalStore`]) exists so far; an S3-compatible backend will sit beside it
-//! behind the same trait, and the contract tests (`contract.rs`) are written to run against both.
+//! recorded keys are only parsed back ([`StorageKey::from_recorded`]). Two backends sit behind
+//! the trait: the local filesystem ([`LocalStore`]) and an S3-compatible object store
+//! ([`S3Store`]); the contract tests (`contract.rs`) run against both.
 
 #[cfg(not(unix))]
 compile_error!(
@@ -16,8 +16,10 @@ compile_error!(
 #[cfg(test)]
 mod contract;
 mod local;
+mod s3;
 
 pub use local::LocalStore;
+pub use s3::{S3Config, S3Store};
 
 use std::fmt;
 
@@ -28,7 +30,8 @@ use shipshape_oci::{Algorithm, Digester};
 
 /// The prefix of every committed blob's key.
 pub const BLOBS_PREFIX: &str = "blobs/";
-/// The prefix of every unfinished upload's key.
+/// The prefix of every unfinished upload's bytes: a session's own key in a store that moves a
+/// finished upload to a blob key (local), the tail objects of a session written in place (S3).
 pub const UPLOADS_PREFIX: &str = "uploads/";
 /// The prefix of the objects a health probe writes and deletes ([`BlobStore::probe`]). They
 /// are neither blobs nor uploads, so the listings the collector's sweep and `shipshape check`
@@ -54,14 +57,21 @@ pub type ObjectStream = BoxStream<'static, Result<StoredObject, StoreError>>;
 /// Blob storage: upload sessions that become blobs under fresh keys, ranged reads, deletes and
 /// listings. Implementations must keep these promises (`contract.rs` checks them):
 ///
-/// - `begin_upload` chooses a fresh key under [`UPLOADS_PREFIX`]; the session's bytes exist in
-///   the store when it returns (so a session the catalogue records always has bytes).
+/// - `begin_upload` chooses a fresh key, never used before: under [`UPLOADS_PREFIX`] for a
+///   store that moves a finished upload to a blob key (local), or the blob key itself under
+///   [`BLOBS_PREFIX`] for a store that writes the upload where the blob will be (S3, where a
+///   move is a copy). Either way the catalogue records that key for the session, and every
+///   object the session's unfinished bytes occupy is under [`UPLOADS_PREFIX`] and belongs to
+///   it by [`StorageKey::recorded_owner`]: that is how the sweep tells an unfinished upload
+///   from an orphan.
 /// - `append` either stores the whole body and answers the advanced state, or fails and leaves
 ///   the session as it was (the caller keeps the state it passed, and discards the hasher).
-/// - `commit` makes the session's bytes durable under a fresh key under [`BLOBS_PREFIX`], never
-///   one used before, and only then returns it; the session is gone afterwards.
-/// - `delete` removes whatever the store holds under a key, an unfinished upload included; a
-///   missing object counts as deleted. `abort` is `delete` for a session.
+/// - `commit` makes the session's bytes durable under a key under [`BLOBS_PREFIX`] that no
+///   other session ever had, and only then returns it; the session's unfinished bytes are
+///   gone afterwards.
+/// - `delete` removes whatever the store holds under a key; a missing object counts as
+///   deleted. `abort` drops everything an unfinished session holds; a session already gone
+///   counts as aborted.
 /// - `list` walks a prefix with bounded memory, whatever the number of objects.
 /// - `probe` leaves nothing that a listing of [`BLOBS_PREFIX`] or [`UPLOADS_PREFIX`] shows.
 pub trait BlobStore: Send + Sync + fmt::Debug {
@@ -83,6 +93,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Hashes the session's bytes again with `algorithm`: the fallback when a saved hasher
     /// state is missing or unreadable, or when the client names another algorithm at the end.
+    /// A store that cannot read an unfinished session's bytes back (S3 keeps sent parts
+    /// unreadable until the upload completes) refuses with `Unsupported` once it holds any.
     fn rehash<'a>(
         &'a self,
         upload: &'a UploadState,
@@ -90,7 +102,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     ) -> StoreFuture<'a, Digester>;
 
     /// Makes the session's `received` bytes a blob under a fresh key, durable when this
-    /// returns.
+    /// returns. Committing a session again after a commit whose answer was lost returns the
+    /// same key where the store can tell (S3); otherwise it is `NotFound`.
     fn commit<'a>(&'a self, upload: &'a UploadState) -> StoreFuture<'a, StorageKey>;
 
     /// Drops a session and its bytes. A session already gone counts as aborted.
@@ -111,6 +124,33 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Deletes an object. A missing object counts as deleted.
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()>;
 
+    /// Deletes many objects, each answered on its own, in order (a missing object counts as
+    /// deleted). Stores with a batch delete use it (S3's DeleteObjects, 1 000 keys a request);
+    /// the default deletes one by one, `parallelism` at a time.
+    fn delete_many<'a>(
+        &'a self,
+        keys: &'a [StorageKey],
+        parallelism: usize,
+    ) -> BoxFuture<'a, Vec<Result<(), StoreError>>> {
+        use futures::StreamExt;
+        Box::pin(async move {
+            let mut answers: Vec<(usize, Result<(), StoreError>)> =
+                futures::stream::iter(keys.iter().cloned().enumerate())
+                    .map(|(i, key)| async move { (i, self.delete(&key).await) })
+                    .buffer_unordered(parallelism.max(1))
+                    .collect()
+                    .await;
+            answers.sort_by_key(|(i, _)| *i);
+            answers.into_iter().map(|(_, r)| r).collect()
+        })
+    }
+
+    /// The smallest chunk, other than the last, that the store takes without buffering it
+    /// (`OCI-Chunk-Min-Length`): S3's part size. `None` where any chunk is as good.
+    fn chunk_min_length(&self) -> Option<u64> {
+        None
+    }
+
     /// Every object whose key starts with `prefix`, with its size and age, in no particular
     /// order. Objects appearing or vanishing during the listing may or may not be included.
     fn list(&self, prefix: &str) -> ObjectStream;
@@ -130,6 +170,20 @@ pub struct UploadState {
     key: StorageKey,
     received: u64,
     multipart: Option<Multipart>,
+    /// Bytes received but not yet in a part, in an object of their own (S3).
+    tail: Option<Tail>,
+    /// Tail objects this state no longer needs, deleted by the next append from it: not by
+    /// the append that made it, whose caller may yet fail to record it.
+    retired: Vec<StorageKey>,
+}
+
+/// Received bytes that do not fill a part yet, kept in a write-once object under
+/// [`UPLOADS_PREFIX`] until the next append prepends them (or the commit sends them as the
+/// last part).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tail {
+    pub key: String,
+    pub len: u64,
 }
 
 /// An object store's multipart upload in progress: its id and the parts sent so far.
@@ -163,6 +217,10 @@ pub struct UploadRecord {
 struct Extra {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     multipart: Option<Multipart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tail: Option<Tail>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired: Vec<String>,
 }
 
 impl UploadState {
@@ -172,6 +230,8 @@ impl UploadState {
             key,
             received: 0,
             multipart: None,
+            tail: None,
+            retired: Vec::new(),
         }
     }
 
@@ -187,9 +247,12 @@ impl UploadState {
 
     /// What the catalogue records.
     pub fn record(&self) -> UploadRecord {
-        let store_state = self.multipart.as_ref().map(|m| {
+        let plain = self.multipart.is_none() && self.tail.is_none() && self.retired.is_empty();
+        let store_state = (!plain).then(|| {
             serde_json::to_string(&Extra {
-                multipart: Some(m.clone()),
+                multipart: self.multipart.clone(),
+                tail: self.tail.clone(),
+                retired: self.retired.iter().map(|k| k.0.clone()).collect(),
             })
             .expect("upload state serialises")
         });
@@ -204,18 +267,31 @@ impl UploadState {
     /// backend state that does not parse.
     pub fn resume(record: &UploadRecord) -> Result<Self, StoreError> {
         let key = StorageKey::from_recorded(&record.storage_key)?;
-        let multipart = match record.store_state.as_deref() {
-            None => None,
+        let extra = match record.store_state.as_deref() {
+            None => Extra {
+                multipart: None,
+                tail: None,
+                retired: Vec::new(),
+            },
             Some(s) => {
-                serde_json::from_str::<Extra>(s)
-                    .map_err(|e| StoreError::BadState(e.to_string()))?
-                    .multipart
+                serde_json::from_str::<Extra>(s).map_err(|e| StoreError::BadState(e.to_string()))?
             }
         };
+        // Every object a state names is deleted some day: none may lie outside the store.
+        if let Some(t) = &extra.tail {
+            StorageKey::from_recorded(&t.key)?;
+        }
+        let retired = extra
+            .retired
+            .iter()
+            .map(|k| StorageKey::from_recorded(k))
+            .collect::<Result<_, _>>()?;
         Ok(UploadState {
             key,
             received: record.received,
-            multipart,
+            multipart: extra.multipart,
+            tail: extra.tail,
+            retired,
         })
     }
 }
@@ -244,6 +320,38 @@ impl StorageKey {
     fn new_upload() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         StorageKey(format!("{UPLOADS_PREFIX}{id}"))
+    }
+
+    /// A tail object of the session written in place at `session` (a `blobs/<2 hex>/<uuid>`
+    /// key): `uploads/<uuid>/<end offset>-<random>`, write-once, so that an append that fails
+    /// after writing its tail never changes what the recorded state points at.
+    fn new_tail(session: &StorageKey, end: u64) -> Self {
+        let id = session.0.rsplit('/').next().unwrap_or_default();
+        let nonce = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        StorageKey(format!("{UPLOADS_PREFIX}{id}/{end}-{nonce}"))
+    }
+
+    /// The prefix under which every tail object of the session at `session` lies.
+    fn tails_of(session: &StorageKey) -> String {
+        let id = session.0.rsplit('/').next().unwrap_or_default();
+        format!("{UPLOADS_PREFIX}{id}/")
+    }
+
+    /// The key the catalogue records for whatever this object belongs to: for a tail object
+    /// of a session written in place (`uploads/<uuid>/…`), that session's key
+    /// (`blobs/<2 hex>/<uuid>`); for any other object, its own key. The sweep asks the
+    /// catalogue about this key, so an unfinished upload's tail is never taken for an orphan.
+    pub fn recorded_owner(&self) -> StorageKey {
+        let session = self
+            .0
+            .strip_prefix(UPLOADS_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(id, _)| id)
+            .filter(|id| id.len() > 2);
+        match session {
+            Some(id) => StorageKey(format!("{BLOBS_PREFIX}{}/{id}", &id[..2])),
+            None => self.clone(),
+        }
     }
 
     /// Rebuilds a key recorded by the catalogue. Refuses anything that could escape the store.
@@ -342,6 +450,12 @@ pub enum StoreError {
         location: String,
         source: std::io::Error,
     },
+    /// A store configuration that cannot work (named in the message).
+    #[error("blob store configuration: {0}")]
+    BadConfig(String),
+    /// What this store cannot do (S3: hash an unfinished upload's parts again).
+    #[error("the blob store cannot {0}")]
+    Unsupported(&'static str),
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
 }
