@@ -40,6 +40,16 @@ pub struct FileConfig {
     pub tls: TlsFileConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The `[metrics]` section: what `/metrics` serves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How long the storage figures are served before they are computed again, e.g. "1m".
+    pub storage_refresh: Option<String>,
 }
 
 /// The `[limits]` section: what a client may hold of the server, and for how long.
@@ -139,6 +149,8 @@ pub struct DeletionConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: Option<String>,
+    /// `text`, `json` or `auto` (text on a terminal, JSON otherwise).
+    pub format: Option<crate::logging::Format>,
 }
 
 impl FileConfig {
@@ -329,6 +341,12 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             &file.shutdown_timeout,
             "shutdown_timeout",
             default.shutdown_timeout,
+        )?,
+        metrics_storage_refresh: pick(
+            &args.metrics_storage_refresh,
+            &file.metrics.storage_refresh,
+            "metrics.storage_refresh",
+            default.metrics_storage_refresh,
         )?,
     })
 }

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub storage_errors: AtomicU64,
     pub runs_finished: AtomicU64,
     pub run_seconds_total_ms: AtomicU64,
+    /// Finished runs by state and kind (`real`, `dry`).
+    pub runs: crate::RunCounts,
 }
 
 impl Metrics {
@@ -288,6 +290,19 @@ impl Collector {
             // otherwise fill the log.
             let reason = format!("online collector: {}", summary(&out.figures));
             let by = Principal::system(System::Collector);
+            let f = &out.figures;
+            tracing::info!(
+                target: "shipshape::audit",
+                action = "gc.collect",
+                actor = %by.name,
+                actor_id = by.audit_id(),
+                manifests = f.manifests,
+                blobs = f.blobs,
+                bytes = f.bytes,
+                links = f.links,
+                uploads = f.uploads,
+                "the online collector deleted garbage"
+            );
             self.log(&events::NewEvent {
                 reason: Some(&reason),
                 ..events::NewEvent::new(&by, events::Action::GcCollect)
@@ -631,10 +646,19 @@ impl Collector {
         self.metrics
             .run_seconds_total_ms
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.metrics
+            .runs
+            .add(state, if spec.dry_run { "dry" } else { "real" });
         tracing::info!(
+            target: "shipshape::audit",
+            action = "gc.run",
+            actor = %by.name,
+            actor_id = by.audit_id(),
+            source = by.source.as_deref(),
             run = id,
             state = %state,
             dry_run = spec.dry_run,
+            seconds = started.elapsed().as_secs_f64(),
             reviewed = figures.reviewed,
             manifests = figures.manifests,
             blobs = figures.blobs,
@@ -642,6 +666,7 @@ impl Collector {
             links = figures.links,
             uploads = figures.uploads,
             orphans = figures.orphans,
+            error = errors.first().map(String::as_str),
             "garbage collection run finished"
         );
     }

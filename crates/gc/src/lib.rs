@@ -19,6 +19,34 @@ pub mod selection;
 pub mod sweep;
 
 pub use checkpoint::{Checkpoint, Held};
+
+/// Finished runs counted by outcome and kind, for the metrics: GC runs (kind `real` or `dry`)
+/// and policy runs (kind: the trigger).
+#[derive(Debug, Default)]
+pub struct RunCounts(
+    std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+);
+
+impl RunCounts {
+    pub(crate) fn add(&self, state: shipshape_meta::runs::RunState, kind: &'static str) {
+        *self
+            .0
+            .lock()
+            .expect("run counts")
+            .entry((state.as_str(), kind))
+            .or_default() += 1;
+    }
+
+    /// `(state, kind, runs)` for every pair seen so far.
+    pub fn get(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.0
+            .lock()
+            .expect("run counts")
+            .iter()
+            .map(|(&(state, kind), &n)| (state, kind, n))
+            .collect()
+    }
+}
 pub use collector::{Collector, GcConfig, Metrics, StartError};
 
 /// Errors of the collector.

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How long a shutdown waits for requests in flight before closing their connections.
     pub shutdown_timeout: std::time::Duration,
+    /// How long `/metrics` serves the storage figures before computing them again (a query
+    /// over the whole catalogue); zero computes them at every scrape.
+    pub metrics_storage_refresh: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             shutdown_timeout: std::time::Duration::from_secs(30),
+            metrics_storage_refresh: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -294,8 +298,8 @@ impl Server {
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
             storage: Arc::new(storage::Storage::new(store_root, catalogue_path)),
-        }))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+            metrics: Arc::new(http::Telemetry::new(config.metrics_storage_refresh)),
+        }));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve::run(
             listener,

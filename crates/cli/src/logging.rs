@@ -1,0 +1,205 @@
+//! The server's log on stderr: plain text for a person at a terminal, JSON lines for a
+//! collector (when asked, or when stderr is not a terminal). Every event is one line in both:
+//! a field holding line breaks (a slow statement's SQL, which sqlx logs as it is written) has
+//! its whitespace folded, so no line of the log ever continues on the next.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// How the log is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Text on a terminal, JSON lines otherwise.
+    #[default]
+    Auto,
+    Text,
+    Json,
+}
+
+/// Installs the log: `filter` in tracing's syntax, on stderr.
+pub fn init(filter: &str, format: Format) {
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    match format {
+        Format::Json => builder.event_format(JsonLines).init(),
+        Format::Auto if !terminal => builder.event_format(JsonLines).init(),
+        // Colours only for a person at a terminal; a file or a pipe gets plain text.
+        Format::Text | Format::Auto => builder.with_ansi(terminal).fmt_fields(OneLineFields).init(),
+    }
+}
+
+/// `value` on one line: runs of whitespace that hold a line break become one space.
+fn one_line(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\n', '\r']) {
+        value
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into()
+    } else {
+        value.into()
+    }
+}
+
+/// Fields of the text format: `message key=value …`, each value on the line.
+struct OneLineFields;
+
+impl<'w> FormatFields<'w> for OneLineFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = TextFields {
+            writer,
+            empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct TextFields<'w> {
+    writer: Writer<'w>,
+    empty: bool,
+    result: fmt::Result,
+}
+
+impl TextFields<'_> {
+    fn write(&mut self, field: &Field, value: &str, quote: bool) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let sep = if self.empty { "" } else { " " };
+        self.empty = false;
+        let value = one_line(value);
+        self.result = match (field.name(), quote) {
+            ("message", _) => write!(self.writer, "{sep}{value}"),
+            (name, true) => write!(self.writer, "{sep}{name}={value:?}"),
+            (name, false) => write!(self.writer, "{sep}{name}={value}"),
+        };
+    }
+}
+
+impl Visit for TextFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value, true);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.write(field, &format!("{value:?}"), false);
+    }
+}
+
+/// One JSON object per event: `timestamp`, `level`, `target`, `message`, then the event's
+/// fields, flat, numbers and booleans as such. The server opens no spans, so none are written.
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let target = fields.log_target.as_deref().unwrap_or(meta.target());
+        let mut line = String::with_capacity(256);
+        let mut put = |key: &str, value: &serde_json::Value| {
+            line.push(if line.is_empty() { '{' } else { ',' });
+            line.push_str(&serde_json::Value::from(key).to_string());
+            line.push(':');
+            line.push_str(&value.to_string());
+        };
+        put("timestamp", &timestamp.into());
+        put("level", &meta.level().as_str().into());
+        put("target", &target.into());
+        for (key, value) in &fields.values {
+            put(key, value);
+        }
+        line.push('}');
+        writeln!(writer, "{line}")
+    }
+}
+
+#[derive(Default)]
+struct JsonFields {
+    values: Vec<(&'static str, serde_json::Value)>,
+    /// The original target of an event that came through the `log` crate.
+    log_target: Option<String>,
+}
+
+impl JsonFields {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        match field.name() {
+            "log.target" => self.log_target = value.as_str().map(str::to_string),
+            name if name.starts_with("log.") => {}
+            name => self.values.push((name, value)),
+        }
+    }
+}
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, one_line(value).into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, one_line(&format!("{value:?}")).into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity; those few are written as text.
+        self.put(
+            field,
+            serde_json::Number::from_f64(value)
+                .map_or_else(|| value.to_string().into(), serde_json::Value::Number),
+        );
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, one_line(&value.to_string()).into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_fold_into_one_line_and_other_text_is_kept() {
+        assert_eq!(
+            one_line("\n\nSELECT id\n      FROM blobs\n"),
+            "SELECT id FROM blobs"
+        );
+        assert_eq!(one_line("two  spaces kept"), "two  spaces kept");
+    }
+}
