@@ -193,6 +193,82 @@ impl Visit for JsonFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The slow-statement warning as sqlx writes it: the statement as written, line breaks
+    /// and indentation included.
+    fn slow_statement() {
+        tracing::warn!(
+            target: "sqlx::query",
+            summary = "select id from …",
+            db.statement = "\n\nSELECT id, size\n      FROM blobs\n     WHERE digest = ?\n",
+            rows_returned = 1u64,
+            elapsed_secs = 1.25,
+            "slow statement: execution time exceeded alert threshold"
+        );
+    }
+
+    #[test]
+    fn a_slow_statement_is_one_json_line_with_its_fields() {
+        let out = Buffer::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, slow_statement);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["target"], "sqlx::query");
+        assert_eq!(
+            v["message"],
+            "slow statement: execution time exceeded alert threshold"
+        );
+        assert_eq!(
+            v["db.statement"],
+            "SELECT id, size FROM blobs WHERE digest = ?"
+        );
+        assert_eq!(v["rows_returned"], 1);
+        assert_eq!(v["elapsed_secs"], 1.25);
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'), "{v}");
+    }
+
+    #[test]
+    fn a_slow_statement_is_one_text_line() {
+        let out = Buffer::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(OneLineFields)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, slow_statement);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "slow statement: execution time exceeded alert threshold summary=\"select id from …\" \
+                 db.statement=\"SELECT id, size FROM blobs WHERE digest = ?\""
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn line_breaks_fold_into_one_line_and_other_text_is_kept() {

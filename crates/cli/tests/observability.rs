@@ -411,6 +411,24 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     );
     assert_eq!(gc_line["run"], run["id"], "{gc_line}");
 
+    // A policy run, started by hand: one line with its actor and figures.
+    let started = ok_json(
+        admin.post(s.url("/api/v1/policies/releases/runs")),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let policy_line = s
+        .line("the policy run", |l| {
+            l["target"] == "shipshape::audit" && l["action"] == "policy.run"
+        })
+        .await;
+    assert_eq!(policy_line["run"], started["id"], "{policy_line}");
+    assert_eq!(policy_line["actor"], ADMIN, "{policy_line}");
+    assert_eq!(policy_line["policy"], "releases", "{policy_line}");
+    assert_eq!(policy_line["trigger"], "manual", "{policy_line}");
+    assert_eq!(policy_line["state"], "succeeded", "{policy_line}");
+    assert_eq!(policy_line["tags_deleted"], 0, "{policy_line}");
+
     // The metrics moved by exactly what was done.
     let after = s.metrics().await;
     let diff = |key: &str| {
@@ -425,6 +443,13 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     );
     assert_eq!(diff("shipshape_gc_bytes_reclaimed_total"), freed as f64);
     assert_eq!(diff("shipshape_gc_run_duration_seconds_count"), 1.0);
+    assert_eq!(
+        diff(&series(
+            "shipshape_policy_runs_total",
+            &[("state", "succeeded"), ("trigger", "manual")]
+        )),
+        1.0
+    );
     let tags_list = [
         ("route", "/v2/{name}/tags/list"),
         ("method", "GET"),
