@@ -223,7 +223,8 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(&resp, "x-request-id"), Some("pull-v1.from:ci"));
-    let manifest_bytes = resp.bytes().await.unwrap().len() as u64;
+    let manifest_body = resp.bytes().await.unwrap();
+    let manifest_bytes = manifest_body.len() as u64;
     let line = s.request_line("pull-v1.from:ci").await;
     assert_eq!(line["method"], "GET", "{line}");
     assert_eq!(line["route"], "/v2/{name}/manifests/{reference}", "{line}");
@@ -234,6 +235,31 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     assert_eq!(line["bytes_in"], 0, "{line}");
     assert!(line["duration_ms"].as_f64().is_some(), "{line}");
     assert_eq!(line["level"], "INFO", "{line}");
+
+    // A blob pulled whole, and one only asked about: neither was cut off.
+    let manifest: Value = serde_json::from_slice(&manifest_body).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let layer_size = manifest["layers"][0]["size"].as_u64().unwrap();
+    for (method, id) in [("GET", "blob-get"), ("HEAD", "blob-head")] {
+        let resp = ci
+            .request(
+                method.parse().unwrap(),
+                s.url(&format!("/v2/{REPO}/blobs/{layer}")),
+            )
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let got = resp.bytes().await.unwrap().len() as u64;
+        let line = s.request_line(id).await;
+        assert_eq!(line["route"], "/v2/{name}/blobs/{digest}", "{line}");
+        assert_eq!(line["bytes_out"], got, "{line}");
+        assert!(line.get("aborted").is_none(), "{line}");
+        if method == "GET" {
+            assert_eq!(got, layer_size);
+        }
+    }
 
     // Without one (or with one that is not sane), the registry makes one up and says it.
     for sent in [None, Some("has space"), Some(&*"x".repeat(200))] {

@@ -649,26 +649,37 @@ impl Collector {
         self.metrics
             .runs
             .add(state, if spec.dry_run { "dry" } else { "real" });
-        tracing::info!(
-            target: "shipshape::audit",
-            action = "gc.run",
-            actor = %by.name,
-            actor_id = by.audit_id(),
-            source = by.source.as_deref(),
-            run = id,
-            state = %state,
-            dry_run = spec.dry_run,
-            seconds = started.elapsed().as_secs_f64(),
-            reviewed = figures.reviewed,
-            manifests = figures.manifests,
-            blobs = figures.blobs,
-            bytes = figures.bytes,
-            links = figures.links,
-            uploads = figures.uploads,
-            orphans = figures.orphans,
-            error = errors.first().map(String::as_str),
-            "garbage collection run finished"
-        );
+        // A run that failed is something to look at; one that ended otherwise is news.
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "shipshape::audit",
+                    $level,
+                    action = "gc.run",
+                    actor = %by.name,
+                    actor_id = by.audit_id(),
+                    source = by.source.as_deref(),
+                    run = id,
+                    state = %state,
+                    dry_run = spec.dry_run,
+                    seconds = started.elapsed().as_secs_f64(),
+                    reviewed = figures.reviewed,
+                    manifests = figures.manifests,
+                    blobs = figures.blobs,
+                    bytes = figures.bytes,
+                    links = figures.links,
+                    uploads = figures.uploads,
+                    orphans = figures.orphans,
+                    error = errors.first().map(String::as_str),
+                    "garbage collection run finished"
+                )
+            };
+        }
+        if state == RunState::Failed {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
     }
 
     /// Whether a cancel was asked of the run (read from the catalogue, between phases).

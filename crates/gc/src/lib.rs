@@ -19,6 +19,7 @@ pub mod selection;
 pub mod sweep;
 
 pub use checkpoint::{Checkpoint, Held};
+pub use collector::{Collector, GcConfig, Metrics, StartError};
 
 /// Finished runs counted by outcome and kind, for the metrics: GC runs (kind `real` or `dry`)
 /// and policy runs (kind: the trigger).
@@ -47,7 +48,6 @@ impl RunCounts {
             .collect()
     }
 }
-pub use collector::{Collector, GcConfig, Metrics, StartError};
 
 /// Errors of the collector.
 #[derive(Debug, thiserror::Error)]

@@ -590,25 +590,36 @@ impl Retention {
             d.bytes
                 .fetch_add(figures.bytes_held + figures.bytes_freed, Relaxed);
         }
-        tracing::info!(
-            target: "shipshape::audit",
-            action = "policy.run",
-            actor = %by.name,
-            actor_id = by.audit_id(),
-            source = by.source.as_deref(),
-            run = id,
-            policy = policy.name(),
-            trigger = trigger.as_str(),
-            state = %state,
-            repositories = figures.repositories,
-            repositories_affected = figures.repositories_affected,
-            tags_deleted = figures.tags_deleted,
-            manifests_deleted = figures.manifests_deleted,
-            bytes_held = figures.bytes_held,
-            bytes_freed = figures.bytes_freed,
-            error = errors.first().map(String::as_str),
-            "policy run finished"
-        );
+        // A run that failed is something to look at; one that ended otherwise is news.
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "shipshape::audit",
+                    $level,
+                    action = "policy.run",
+                    actor = %by.name,
+                    actor_id = by.audit_id(),
+                    source = by.source.as_deref(),
+                    run = id,
+                    policy = policy.name(),
+                    trigger = trigger.as_str(),
+                    state = %state,
+                    repositories = figures.repositories,
+                    repositories_affected = figures.repositories_affected,
+                    tags_deleted = figures.tags_deleted,
+                    manifests_deleted = figures.manifests_deleted,
+                    bytes_held = figures.bytes_held,
+                    bytes_freed = figures.bytes_freed,
+                    error = errors.first().map(String::as_str),
+                    "policy run finished"
+                )
+            };
+        }
+        if state == RunState::Failed {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
     }
 
     /// Returns whether the run was cancelled.

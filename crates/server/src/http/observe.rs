@@ -167,6 +167,7 @@ pub(crate) async fn observe(State(app): State<AppState>, req: Request, next: Nex
         status: StatusCode::OK,
         request_id: id.clone(),
         actor: None,
+        length: None,
         source: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -190,9 +191,21 @@ pub(crate) async fn observe(State(app): State<AppState>, req: Request, next: Nex
         REQUEST_ID,
         HeaderValue::from_str(&id).expect("a request id is visible ASCII"),
     );
+    // What "the whole body was sent" means: hyper stops polling a body once its announced
+    // length is out (and never polls a HEAD's), so its end is not always seen.
+    let length = resp.body().size_hint().exact().or_else(|| {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+    });
     let done = Done {
         status: resp.status(),
         actor: resp.extensions().get::<Actor>().map(|a| a.0.clone()),
+        length: if done.method == "HEAD" {
+            Some(0)
+        } else {
+            length
+        },
         ..done
     };
     resp.map(|body| {
@@ -249,6 +262,8 @@ struct Done {
     user_agent: Option<String>,
     started: Instant,
     received: Arc<AtomicU64>,
+    /// The response body's announced length, when it has one (0 for a HEAD).
+    length: Option<u64>,
 }
 
 impl Done {
@@ -270,7 +285,7 @@ impl Done {
                     status,
                     bytes_in = self.received.load(Ordering::Relaxed),
                     bytes_out,
-                    duration_ms = took.as_secs_f64() * 1e3,
+                    duration_ms = took.as_micros() as f64 / 1e3,
                     actor = self.actor.as_deref().unwrap_or("anonymous"),
                     request_id = %self.request_id,
                     source = self.source.as_deref(),
@@ -345,8 +360,8 @@ impl http_body::Body for Finishing {
 impl Drop for Finishing {
     fn drop(&mut self) {
         if let Some(done) = self.done.take() {
-            // A body with nothing to send (a HEAD, a 204) is never polled to its end.
-            let complete = self.inner.is_end_stream();
+            let complete =
+                self.inner.is_end_stream() || done.length.is_some_and(|n| self.sent >= n);
             done.finish(self.sent, complete);
         }
     }
