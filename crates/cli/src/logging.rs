@@ -83,8 +83,11 @@ impl TextFields<'_> {
         let value = one_line(value);
         self.result = match (field.name(), quote) {
             ("message", _) => write!(self.writer, "{sep}{value}"),
-            (name, true) => write!(self.writer, "{sep}{name}={value:?}"),
-            (name, false) => write!(self.writer, "{sep}{name}={value}"),
+            // Quoted only where a reader (or a parser splitting on spaces) needs it.
+            (name, true) if value.is_empty() || value.contains([' ', '"', '=', '\\']) => {
+                write!(self.writer, "{sep}{name}={value:?}")
+            }
+            (name, _) => write!(self.writer, "{sep}{name}={value}"),
         };
     }
 }
@@ -264,7 +267,7 @@ mod tests {
         assert!(
             text.contains(
                 "slow statement: execution time exceeded alert threshold summary=\"select id from …\" \
-                 db.statement=\"SELECT id, size FROM blobs WHERE digest = ?\""
+                 db.statement=\"SELECT id, size FROM blobs WHERE digest = ?\" rows_returned=1"
             ),
             "{text}"
         );

@@ -154,7 +154,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// One line with the entry's fields. Runs (`gc.run`, `gc.collect`, `policy.run`) are left
+    /// One line with the entry's fields (`protection_overridden` only when true). Runs (`gc.run`, `gc.collect`, `policy.run`) are left
     /// to the collector and the policy runner, whose lines carry the run's figures as fields
     /// rather than the entry's sentence; pushes are at debug, since each request already has
     /// its line, with the same actor.
@@ -175,7 +175,8 @@ impl Recorded {
                     protection_overridden = self
                         .reason
                         .as_deref()
-                        .is_some_and(|r| r.contains(OVERRIDDEN)),
+                        .is_some_and(|r| r.contains(OVERRIDDEN))
+                        .then_some(true),
                     "{}",
                     self.action
                 )
