@@ -11,7 +11,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// How the log is written.
@@ -31,11 +31,19 @@ pub fn init(filter: &str, format: Format) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
-    match format {
-        Format::Json => builder.event_format(JsonLines).init(),
-        Format::Auto if !terminal => builder.event_format(JsonLines).init(),
+    let json = match format {
+        Format::Json => true,
+        Format::Text => false,
+        Format::Auto => !terminal,
+    };
+    if json {
+        builder
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines)
+            .init();
+    } else {
         // Colours only for a person at a terminal; a file or a pipe gets plain text.
-        Format::Text | Format::Auto => builder.with_ansi(terminal).fmt_fields(OneLineFields).init(),
+        builder.with_ansi(terminal).fmt_fields(OneLineFields).init();
     }
 }
 
@@ -103,8 +111,36 @@ impl Visit for TextFields<'_> {
 }
 
 /// One JSON object per event: `timestamp`, `level`, `target`, `message`, then the event's
-/// fields, flat, numbers and booleans as such. The server opens no spans, so none are written.
+/// fields and those of the spans it happened in (a request's `request_id`), flat, numbers and
+/// booleans as such.
 struct JsonLines;
+
+/// A span's fields as JSON objects, one a line (one per `record`), for `JsonLines` to merge.
+struct JsonSpanFields;
+
+impl<'w> FormatFields<'w> for JsonSpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = JsonFields::default();
+        fields.record(&mut visitor);
+        let object: serde_json::Map<String, serde_json::Value> = visitor
+            .values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        write!(writer, "{}", serde_json::Value::Object(object))
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if !current.fields.is_empty() {
+            current.fields.push('\n');
+        }
+        self.format_fields(current.as_writer(), fields)
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
@@ -113,7 +149,7 @@ where
 {
     fn format_event(
         &self,
-        _ctx: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -121,6 +157,16 @@ where
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
         let mut fields = JsonFields::default();
         event.record(&mut fields);
+        let mut outer = Vec::new();
+        for span in ctx.event_scope().into_iter().flat_map(|s| s.from_root()) {
+            if let Some(f) = span.extensions().get::<FormattedFields<N>>() {
+                for object in f.fields.lines() {
+                    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(object) {
+                        outer.extend(o);
+                    }
+                }
+            }
+        }
         let meta = event.metadata();
         let target = fields.log_target.as_deref().unwrap_or(meta.target());
         let mut line = String::with_capacity(256);
@@ -135,6 +181,11 @@ where
         put("target", &target.into());
         for (key, value) in &fields.values {
             put(key, value);
+        }
+        for (key, value) in &outer {
+            if !fields.values.iter().any(|(k, _)| k == key) {
+                put(key, value);
+            }
         }
         line.push('}');
         writeln!(writer, "{line}")
@@ -230,6 +281,7 @@ mod tests {
         let out = Buffer::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonSpanFields)
             .event_format(JsonLines)
             .with_writer(move || writer.clone())
             .finish();
@@ -250,6 +302,27 @@ mod tests {
         assert_eq!(v["rows_returned"], 1);
         assert_eq!(v["elapsed_secs"], 1.25);
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'), "{v}");
+    }
+
+    #[test]
+    fn a_line_inside_a_request_names_its_id() {
+        let out = Buffer::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::error_span!("request", request_id = "abc-1");
+            let _in = span.enter();
+            tracing::error!(error = "disk on fire", "internal error");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["request_id"], "abc-1", "{v}");
+        assert_eq!(v["error"], "disk on fire", "{v}");
+        assert_eq!(v["message"], "internal error", "{v}");
     }
 
     #[test]

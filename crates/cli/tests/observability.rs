@@ -322,6 +322,7 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     // A tag deleted by the robot, then restored by it.
     let resp = ci
         .delete(s.url(&format!("/v2/{REPO}/manifests/old")))
+        .header("x-request-id", "delete-old")
         .send()
         .await
         .unwrap();
@@ -334,6 +335,8 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     assert_eq!(deleted["actor"], robot_name.as_str(), "{deleted}");
     assert_eq!(deleted["repository"], REPO, "{deleted}");
     assert_eq!(deleted["object"], "old", "{deleted}");
+    // Logged inside the request, so it names the request's id.
+    assert_eq!(deleted["request_id"], "delete-old", "{deleted}");
     assert!(
         deleted["digest"].as_str().unwrap().starts_with("sha256:"),
         "{deleted}"

@@ -186,7 +186,10 @@ pub(crate) async fn observe(State(app): State<AppState>, req: Request, next: Nex
     );
     req.extensions_mut().insert(RequestId(id.clone()));
     app.metrics.http.in_flight.fetch_add(1, Ordering::Relaxed);
-    let mut resp = next.run(req).await;
+    // Whatever the request logs on its way (an internal error's cause) names its id; at
+    // error level, so that it is there whenever errors are logged.
+    let span = tracing::error_span!("request", request_id = %id);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     resp.headers_mut().insert(
         REQUEST_ID,
         HeaderValue::from_str(&id).expect("a request id is visible ASCII"),
