@@ -162,6 +162,7 @@ pub(crate) async fn observe(State(app): State<AppState>, req: Request, next: Nex
         metrics: app.metrics.clone(),
         route: route_of(&req),
         method: method_label(req.method()),
+        method_sent: req.method().as_str().chars().take(32).collect(),
         // The path without the query string, which can carry what belongs to no log.
         path: req.uri().path().chars().take(1024).collect(),
         status: StatusCode::OK,
@@ -256,7 +257,10 @@ impl http_body::Body for Counted {
 struct Done {
     metrics: Arc<super::metrics::Telemetry>,
     route: String,
+    /// The method as a metrics label (`other` for one the API does not have).
     method: &'static str,
+    /// The method as the client sent it, for the log.
+    method_sent: String,
     path: String,
     status: StatusCode,
     request_id: Arc<str>,
@@ -282,7 +286,7 @@ impl Done {
                 tracing::event!(
                     target: "shipshape::request",
                     $level,
-                    method = self.method,
+                    method = %self.method_sent,
                     route = %self.route,
                     path = %self.path,
                     status,
@@ -295,7 +299,7 @@ impl Done {
                     user_agent = self.user_agent.as_deref(),
                     aborted = (!complete).then_some(true),
                     "{} {} {}",
-                    self.method,
+                    self.method_sent,
                     self.route,
                     status
                 )
