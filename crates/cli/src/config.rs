@@ -43,6 +43,15 @@ pub struct FileConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The `[metrics]` section: what `/metrics` serves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How long the storage figures are served before they are computed again, e.g. "1m".
+    pub storage_refresh: Option<String>,
 }
 
 /// The `[storage]` section: where blob bytes are kept (the data directory's `store/` unless
@@ -171,6 +180,8 @@ pub struct DeletionConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: Option<String>,
+    /// `text`, `json` or `auto` (text on a terminal, JSON otherwise).
+    pub format: Option<crate::logging::Format>,
 }
 
 impl S3FileConfig {
@@ -385,6 +396,12 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             &file.shutdown_timeout,
             "shutdown_timeout",
             default.shutdown_timeout,
+        )?,
+        metrics_storage_refresh: pick(
+            &args.metrics_storage_refresh,
+            &file.metrics.storage_refresh,
+            "metrics.storage_refresh",
+            default.metrics_storage_refresh,
         )?,
     })
 }

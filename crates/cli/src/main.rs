@@ -5,6 +5,7 @@
 mod check;
 mod config;
 mod local_user;
+mod logging;
 mod remote;
 
 use std::path::PathBuf;
@@ -83,11 +84,11 @@ struct ServeArgs {
     /// admin_user, token_realm and service,
     /// [deletion] enabled and restore_window, [pulls] flush_interval, [gc] review_delay,
     /// lease, workers, poll_interval, untagged_manifests, orphan_referrers and sweep_min_age,
-    /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter, [tls] cert
-    /// and key, [limits] header_timeout, idle_timeout, body_timeout, max_connections and
-    /// max_header_bytes, [storage] s3 = { endpoint, bucket, region, allow_http, path_style,
-    /// part_size }: blobs in an S3-compatible bucket, keys from SHIPSHAPE_S3_ACCESS_KEY_ID and
-    /// SHIPSHAPE_S3_SECRET_ACCESS_KEY)
+    /// [uploads] ttl, [policies] poll_interval, [events] retention, [log] filter and format,
+    /// [metrics] storage_refresh, [tls] cert and key, [limits] header_timeout, idle_timeout,
+    /// body_timeout, max_connections and max_header_bytes, [storage] s3 = { endpoint, bucket,
+    /// region, allow_http, path_style, part_size }: blobs in an S3-compatible bucket, keys from
+    /// SHIPSHAPE_S3_ACCESS_KEY_ID and SHIPSHAPE_S3_SECRET_ACCESS_KEY)
     #[arg(long, env = "SHIPSHAPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -217,9 +218,24 @@ struct ServeArgs {
     #[arg(long, env = "SHIPSHAPE_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     shutdown_timeout: Option<String>,
 
-    /// Log filter in tracing's syntax, e.g. `info` or `shipshape_server=debug` [default: info]
+    /// Log filter in tracing's syntax, e.g. `info`, `shipshape_server=debug`, or
+    /// `info,shipshape::request=warn` to keep only failed requests [default: info]
     #[arg(long, env = "SHIPSHAPE_LOG", value_name = "FILTER")]
     log: Option<String>,
+
+    /// How the log (on stderr) is written: text, json (one object per line), or auto: text on
+    /// a terminal, json otherwise [default: auto]
+    #[arg(long, env = "SHIPSHAPE_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<logging::Format>,
+
+    /// How long /metrics serves the storage figures before computing them again (they
+    /// classify every blob and manifest); 0s: at every scrape [default: 1m]
+    #[arg(
+        long,
+        env = "SHIPSHAPE_METRICS_STORAGE_REFRESH",
+        value_name = "DURATION"
+    )]
+    metrics_storage_refresh: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -265,12 +281,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         .clone()
         .or(file.log.filter.clone())
         .unwrap_or_else(|| "info".into());
-    // Colours only for a person at a terminal; a log file or a collector gets plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(
+        &log_filter,
+        args.log_format.or(file.log.format).unwrap_or_default(),
+    );
     let config = match config::merge(file, &args) {
         Ok(c) => c,
         Err(e) => {

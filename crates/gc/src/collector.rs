@@ -91,6 +91,8 @@ pub struct Metrics {
     pub storage_errors: AtomicU64,
     pub runs_finished: AtomicU64,
     pub run_seconds_total_ms: AtomicU64,
+    /// Finished runs by state and kind (`real`, `dry`).
+    pub runs: crate::RunCounts,
 }
 
 impl Metrics {
@@ -287,6 +289,19 @@ impl Collector {
             // otherwise fill the log.
             let reason = format!("online collector: {}", summary(&out.figures));
             let by = Principal::system(System::Collector);
+            let f = &out.figures;
+            tracing::info!(
+                target: "shipshape::audit",
+                action = "gc.collect",
+                actor = %by.name,
+                actor_id = by.audit_id(),
+                manifests = f.manifests,
+                blobs = f.blobs,
+                bytes = f.bytes,
+                links = f.links,
+                uploads = f.uploads,
+                "the online collector deleted garbage"
+            );
             self.log(&events::NewEvent {
                 reason: Some(&reason),
                 ..events::NewEvent::new(&by, events::Action::GcCollect)
@@ -660,19 +675,40 @@ impl Collector {
         self.metrics
             .run_seconds_total_ms
             .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        tracing::info!(
-            run = id,
-            state = %state,
-            dry_run = spec.dry_run,
-            reviewed = figures.reviewed,
-            manifests = figures.manifests,
-            blobs = figures.blobs,
-            bytes = figures.bytes,
-            links = figures.links,
-            uploads = figures.uploads,
-            orphans = figures.orphans,
-            "garbage collection run finished"
-        );
+        self.metrics
+            .runs
+            .add(state, if spec.dry_run { "dry" } else { "real" });
+        // A run that failed is something to look at; one that ended otherwise is news.
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "shipshape::audit",
+                    $level,
+                    action = "gc.run",
+                    actor = %by.name,
+                    actor_id = by.audit_id(),
+                    source = by.source.as_deref(),
+                    run = id,
+                    state = %state,
+                    dry_run = spec.dry_run,
+                    seconds = started.elapsed().as_secs_f64(),
+                    reviewed = figures.reviewed,
+                    manifests = figures.manifests,
+                    blobs = figures.blobs,
+                    bytes = figures.bytes,
+                    links = figures.links,
+                    uploads = figures.uploads,
+                    orphans = figures.orphans,
+                    error = errors.first().map(String::as_str),
+                    "garbage collection run finished"
+                )
+            };
+        }
+        if state == RunState::Failed {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
     }
 
     /// Whether a cancel was asked of the run (read from the catalogue, between phases).

@@ -13,7 +13,7 @@ use shipshape_oci::{Digest, RepoName, Tag};
 use crate::retention::Policies;
 
 /// The reason recorded when a protection is overridden.
-pub const OVERRIDDEN: &str = "protection overridden";
+pub const OVERRIDDEN: &str = events::OVERRIDDEN;
 
 /// Why a removal was refused.
 #[derive(Debug, thiserror::Error)]

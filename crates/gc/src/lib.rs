@@ -21,6 +21,34 @@ pub mod sweep;
 pub use checkpoint::{Checkpoint, Held};
 pub use collector::{Collector, GcConfig, Metrics, StartError};
 
+/// Finished runs counted by outcome and kind, for the metrics: GC runs (kind `real` or `dry`)
+/// and policy runs (kind: the trigger).
+#[derive(Debug, Default)]
+pub struct RunCounts(
+    std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+);
+
+impl RunCounts {
+    pub(crate) fn add(&self, state: shipshape_meta::runs::RunState, kind: &'static str) {
+        *self
+            .0
+            .lock()
+            .expect("run counts")
+            .entry((state.as_str(), kind))
+            .or_default() += 1;
+    }
+
+    /// `(state, kind, runs)` for every pair seen so far.
+    pub fn get(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.0
+            .lock()
+            .expect("run counts")
+            .iter()
+            .map(|(&(state, kind), &n)| (state, kind, n))
+            .collect()
+    }
+}
+
 /// Errors of the collector.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {

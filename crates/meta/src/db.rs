@@ -13,14 +13,30 @@ pub trait Conn: Send {
     /// The SQLite connection underneath; only this crate's queries use it.
     #[doc(hidden)]
     fn sqlite(&mut self) -> &mut sqlx::SqliteConnection;
+
+    /// Where `events::record` leaves what it recorded, to be logged once the transaction
+    /// commits; `None` on a connection that cannot commit.
+    #[doc(hidden)]
+    fn recorded(&mut self) -> Option<&mut Vec<crate::events::Recorded>> {
+        None
+    }
 }
 
 /// A write transaction. Commit it with [`crate::commit`]; dropping it rolls it back.
-pub struct Tx(pub(crate) sqlx::Transaction<'static, Sqlite>);
+pub struct Tx(
+    pub(crate) sqlx::Transaction<'static, Sqlite>,
+    /// Activity-log entries written in it: logged after the commit, so a dry run or a
+    /// preview (rolled back) and a failed change log nothing.
+    pub(crate) Vec<crate::events::Recorded>,
+);
 
 impl Conn for Tx {
     fn sqlite(&mut self) -> &mut sqlx::SqliteConnection {
         &mut self.0
+    }
+
+    fn recorded(&mut self) -> Option<&mut Vec<crate::events::Recorded>> {
+        Some(&mut self.1)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The activity log: who did what to which target, and why. Written in the same transaction as
-//! the change it records.
+//! the change it records, and logged (target `shipshape::audit`) once that transaction commits.
 
 use sqlx::Row;
 
@@ -135,6 +135,61 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+/// The words a reason holds when a change went over a tag protection (the log says so in a
+/// field of its own).
+pub const OVERRIDDEN: &str = "protection overridden";
+
+/// An entry written in a transaction not yet committed: `commit` logs it, a rollback forgets
+/// it with the rest.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    action: Action,
+    actor: String,
+    actor_id: Option<String>,
+    source: Option<String>,
+    repository: Option<String>,
+    target: Option<String>,
+    digest: Option<String>,
+    reason: Option<String>,
+}
+
+impl Recorded {
+    /// One line with the entry's fields (`protection_overridden` only when true). Runs (`gc.run`, `gc.collect`, `policy.run`) are left
+    /// to the collector and the policy runner, whose lines carry the run's figures as fields
+    /// rather than the entry's sentence; pushes are at debug, since each request already has
+    /// its line, with the same actor.
+    pub(crate) fn log(&self) {
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "shipshape::audit",
+                    $level,
+                    action = self.action.as_str(),
+                    actor = %self.actor,
+                    actor_id = self.actor_id.as_deref(),
+                    source = self.source.as_deref(),
+                    repository = self.repository.as_deref(),
+                    object = self.target.as_deref(),
+                    digest = self.digest.as_deref(),
+                    reason = self.reason.as_deref(),
+                    protection_overridden = self
+                        .reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains(OVERRIDDEN))
+                        .then_some(true),
+                    "{}",
+                    self.action
+                )
+            };
+        }
+        match self.action {
+            Action::GcRun | Action::GcCollect | Action::PolicyRun => {}
+            Action::TagPush | Action::ManifestPush => line!(tracing::Level::DEBUG),
+            _ => line!(tracing::Level::INFO),
+        }
+    }
+}
+
 pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
     sqlx::query(
         "INSERT INTO events (at, actor, actor_id, source, action, repository, target, digest,
@@ -152,6 +207,18 @@ pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Resul
     .bind(e.reason)
     .execute(conn.sqlite())
     .await?;
+    if let Some(pending) = conn.recorded() {
+        pending.push(Recorded {
+            action: e.action,
+            actor: e.by.name.clone(),
+            actor_id: e.by.audit_id(),
+            source: e.by.source.clone(),
+            repository: e.repository.map(str::to_string),
+            target: e.target.map(str::to_string),
+            digest: e.digest.clone(),
+            reason: e.reason.map(str::to_string),
+        });
+    }
     Ok(())
 }
 

@@ -100,6 +100,50 @@ pub struct Catalogue {
     write: SqlitePool,
     read: SqlitePool,
     activity: Arc<WriterActivity>,
+    stats: Arc<CatalogueStats>,
+}
+
+/// What the metrics show of the catalogue: how long transactions waited for the single writer
+/// and reads for a pooled connection (the first thing to grow when the catalogue is the
+/// bottleneck), and the checkpoints the idle checkpointer made.
+#[derive(Debug, Default)]
+pub struct CatalogueStats {
+    /// Write transactions begun, and the microseconds they waited for the writer in all.
+    pub write_waits: AtomicU64,
+    pub write_wait_micros: AtomicU64,
+    /// Read connections taken, and the microseconds they waited in all.
+    pub read_waits: AtomicU64,
+    pub read_wait_micros: AtomicU64,
+    /// Checkpoints of the write-ahead log made while the writer was idle (those the writer
+    /// makes on the commit that crosses `CHECKPOINT_PAGES` happen inside SQLite, unseen).
+    pub idle_checkpoints: AtomicU64,
+    /// The write-ahead log's file.
+    wal: std::path::PathBuf,
+}
+
+impl CatalogueStats {
+    async fn time_write<T>(&self, f: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = f.await;
+        self.write_waits.fetch_add(1, Ordering::Relaxed);
+        self.write_wait_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        out
+    }
+
+    async fn time_read<T>(&self, f: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = f.await;
+        self.read_waits.fetch_add(1, Ordering::Relaxed);
+        self.read_wait_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// The write-ahead log's size now (`None` when it cannot be read, or there is none).
+    pub fn wal_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.wal).ok().map(|m| m.len())
+    }
 }
 
 /// How long the writer must have begun no transaction before the log is checkpointed early.
@@ -145,7 +189,11 @@ impl WriterActivity {
 /// and has been quiet keeps the cost out of requests without ever running beside a write;
 /// under sustained writes the writer is never idle and its checkpoint on commit still bounds
 /// the log. Ends when the catalogue is closed or dropped.
-async fn checkpoint_when_idle(write: SqlitePool, activity: Weak<WriterActivity>) {
+async fn checkpoint_when_idle(
+    write: SqlitePool,
+    activity: Weak<WriterActivity>,
+    stats: Weak<CatalogueStats>,
+) {
     let mut tick = tokio::time::interval(IDLE_BEFORE_CHECKPOINT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -168,6 +216,8 @@ async fn checkpoint_when_idle(write: SqlitePool, activity: Weak<WriterActivity>)
             .await
         {
             tracing::warn!(error = %e, "checkpointing the catalogue's log failed");
+        } else if let Some(stats) = stats.upgrade() {
+            stats.idle_checkpoints.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -201,14 +251,22 @@ impl Catalogue {
             last_begin_ms: AtomicU64::new(0),
             dirty: AtomicBool::new(true),
         });
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let stats = Arc::new(CatalogueStats {
+            wal: wal.into(),
+            ..CatalogueStats::default()
+        });
         tokio::spawn(checkpoint_when_idle(
             write.clone(),
             Arc::downgrade(&activity),
+            Arc::downgrade(&stats),
         ));
         Ok(Catalogue {
             write,
             read,
             activity,
+            stats,
         })
     }
 
@@ -216,10 +274,10 @@ impl Catalogue {
     /// serialised; keep transactions short and never hold one across storage I/O.
     pub async fn begin(&self) -> Result<Tx> {
         self.activity.touch();
-        Ok(Tx(self
-            .write
-            .begin_with("PRAGMA synchronous = FULL; BEGIN")
-            .await?))
+        let tx = self
+            .stats
+            .time_write(self.write.begin_with("PRAGMA synchronous = FULL; BEGIN"));
+        Ok(Tx(tx.await?, Vec::new()))
     }
 
     /// Starts a write transaction whose commit is not synced: a power loss (not a crash of the
@@ -230,15 +288,20 @@ impl Catalogue {
     /// of a commit that could still be lost.
     pub async fn begin_unsynced(&self) -> Result<Tx> {
         self.activity.touch();
-        Ok(Tx(self
-            .write
-            .begin_with("PRAGMA synchronous = NORMAL; BEGIN")
-            .await?))
+        let tx = self
+            .stats
+            .time_write(self.write.begin_with("PRAGMA synchronous = NORMAL; BEGIN"));
+        Ok(Tx(tx.await?, Vec::new()))
     }
 
     /// A connection for reads that need no consistency with a later write.
     pub async fn reader(&self) -> Result<Reader> {
-        Ok(Reader(self.read.acquire().await?))
+        Ok(Reader(self.stats.time_read(self.read.acquire()).await?))
+    }
+
+    /// Waits, checkpoints and the log's size, for the metrics.
+    pub fn stats(&self) -> &CatalogueStats {
+        &self.stats
     }
 
     /// Reads the database (its schema's first page): the catalogue answers. What `/readyz`
@@ -299,7 +362,11 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 /// Commits a write transaction.
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
-    tx.0.commit().await?;
+    let Tx(tx, recorded) = tx;
+    tx.commit().await?;
+    for entry in &recorded {
+        entry.log();
+    }
     // A commit that crosses the writer's mark also checkpoints: the trace shows which.
     tracing::trace!(
         ms = started.elapsed().as_secs_f64() * 1e3,

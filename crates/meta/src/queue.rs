@@ -341,6 +341,33 @@ pub async fn queue_depths(conn: &mut dyn Conn) -> Result<QueueDepths> {
     })
 }
 
+/// When the oldest entry of each queue was queued (`None`: the queue is empty). A review entry
+/// waits the grace period before it is due, so its age sits near `review_delay` on a collector
+/// that keeps up and grows past it on one that does not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueOldest {
+    pub blobs: Option<Millis>,
+    pub manifests: Option<Millis>,
+    pub storage: Option<Millis>,
+}
+
+/// The oldest entry of each queue: one index probe for each review queue; the storage queue,
+/// which the drainer empties after every pass, is read whole.
+pub async fn oldest_entries(conn: &mut dyn Conn) -> Result<QueueOldest> {
+    let r = sqlx::query(
+        "SELECT (SELECT min(queued_at) FROM gc_blob_reviews) AS b,
+                (SELECT min(queued_at) FROM gc_manifest_reviews) AS m,
+                (SELECT min(queued_at) FROM storage_deletions) AS s",
+    )
+    .fetch_one(conn.sqlite())
+    .await?;
+    Ok(QueueOldest {
+        blobs: r.try_get("b")?,
+        manifests: r.try_get("m")?,
+        storage: r.try_get("s")?,
+    })
+}
+
 /// Empties the review queues, as the background workers leave them once every entry was found
 /// referenced or tagged. Only for setting up a registry in that steady state (benchmarks that
 /// write a catalogue directly); a running registry never calls it.

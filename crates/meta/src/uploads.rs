@@ -98,6 +98,14 @@ pub async fn advance(
     Ok(done.rows_affected() == 1)
 }
 
+/// How many upload sessions are open (begun, neither finished, cancelled nor expired).
+pub async fn open_sessions(conn: &mut dyn Conn) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads")
+        .fetch_one(conn.sqlite())
+        .await?;
+    Ok(n as u64)
+}
+
 pub async fn delete(conn: &mut dyn Conn, id: &UploadId) -> Result<bool> {
     let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
         .bind(id.as_str())

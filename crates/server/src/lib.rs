@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub shutdown_timeout: std::time::Duration,
     /// Where blob bytes are kept.
     pub blob_store: BlobStoreConfig,
+    /// How long `/metrics` serves the storage figures before computing them again (a query
+    /// over the whole catalogue); zero computes them at every scrape.
+    pub metrics_storage_refresh: std::time::Duration,
 }
 
 /// Where blob bytes are kept: files under the data directory, or an S3-compatible bucket
@@ -90,6 +93,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             shutdown_timeout: std::time::Duration::from_secs(30),
             blob_store: BlobStoreConfig::Local,
+            metrics_storage_refresh: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -312,8 +316,8 @@ impl Server {
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
             storage: Arc::new(storage::Storage::new(store_root, catalogue_path)),
-        }))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+            metrics: Arc::new(http::Telemetry::new(config.metrics_storage_refresh)),
+        }));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve::run(
             listener,

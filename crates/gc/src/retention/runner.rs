@@ -153,6 +153,19 @@ pub struct Retention {
     /// The collector, whose rules say what the deletions take out of use.
     collector: Collector,
     checkpoint: Checkpoint,
+    /// Finished runs by state and trigger, for the metrics.
+    runs: Arc<crate::RunCounts>,
+    /// What runs deleted, for the metrics.
+    deleted: Arc<RunTotals>,
+}
+
+/// What policy runs deleted since the process started.
+#[derive(Debug, Default)]
+pub struct RunTotals {
+    pub tags: std::sync::atomic::AtomicU64,
+    pub manifests: std::sync::atomic::AtomicU64,
+    /// Bytes the deletions took out of use (held for restore, or reclaimable at once).
+    pub bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Retention {
@@ -170,12 +183,24 @@ impl Retention {
             deletion_enabled,
             collector,
             checkpoint: Checkpoint::default(),
+            runs: Arc::default(),
+            deleted: Arc::default(),
         };
         let mut tx = r.catalogue.begin().await?;
         q::fail_interrupted_runs(&mut tx, r.clock.now()).await?;
         commit(tx).await?;
         r.reload().await?;
         Ok(r)
+    }
+
+    /// Finished runs by state and trigger (`schedule`, `manual`).
+    pub fn run_counts(&self) -> &crate::RunCounts {
+        &self.runs
+    }
+
+    /// What finished policy runs deleted.
+    pub fn run_totals(&self) -> &RunTotals {
+        &self.deleted
     }
 
     /// Where a run can be held after a number of repositories (for tests).
@@ -556,19 +581,45 @@ impl Retention {
         if let Err(e) = finish.await {
             tracing::error!(run = id, error = %e, "recording the end of a policy run failed");
         }
-        tracing::info!(
-            run = id,
-            policy = policy.name(),
-            trigger = trigger.as_str(),
-            state = %state,
-            repositories = figures.repositories,
-            repositories_affected = figures.repositories_affected,
-            tags_deleted = figures.tags_deleted,
-            manifests_deleted = figures.manifests_deleted,
-            bytes_held = figures.bytes_held,
-            bytes_freed = figures.bytes_freed,
-            "policy run finished"
-        );
+        self.runs.add(state, trigger.as_str());
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let d = &self.deleted;
+            d.tags.fetch_add(figures.tags_deleted, Relaxed);
+            d.manifests.fetch_add(figures.manifests_deleted, Relaxed);
+            d.bytes
+                .fetch_add(figures.bytes_held + figures.bytes_freed, Relaxed);
+        }
+        // A run that failed is something to look at; one that ended otherwise is news.
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "shipshape::audit",
+                    $level,
+                    action = "policy.run",
+                    actor = %by.name,
+                    actor_id = by.audit_id(),
+                    source = by.source.as_deref(),
+                    run = id,
+                    policy = policy.name(),
+                    trigger = trigger.as_str(),
+                    state = %state,
+                    repositories = figures.repositories,
+                    repositories_affected = figures.repositories_affected,
+                    tags_deleted = figures.tags_deleted,
+                    manifests_deleted = figures.manifests_deleted,
+                    bytes_held = figures.bytes_held,
+                    bytes_freed = figures.bytes_freed,
+                    error = errors.first().map(String::as_str),
+                    "policy run finished"
+                )
+            };
+        }
+        if state == RunState::Failed {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
     }
 
     /// Returns whether the run was cancelled.

@@ -177,6 +177,33 @@ enum Sub {
     Manifest(String),
 }
 
+impl Sub {
+    /// The route as logs and metrics name it, without the repository or tag.
+    fn template(&self) -> &'static str {
+        match self {
+            Sub::Repository => "/api/v1/repositories/{name}",
+            Sub::Restore => "/api/v1/repositories/{name}/-/restore",
+            Sub::Restorable => "/api/v1/repositories/{name}/-/restorable",
+            Sub::Tags => "/api/v1/repositories/{name}/-/tags",
+            Sub::TagsDelete => "/api/v1/repositories/{name}/-/tags/delete",
+            Sub::Tag(_) => "/api/v1/repositories/{name}/-/tags/{tag}",
+            Sub::TagHistory(_) => "/api/v1/repositories/{name}/-/tags/{tag}/history",
+            Sub::TagRestore(_) => "/api/v1/repositories/{name}/-/tags/{tag}/restore",
+            Sub::BulkDelete => "/api/v1/repositories/{name}/-/bulk-delete",
+            Sub::History => "/api/v1/repositories/{name}/-/history",
+            Sub::Usage => "/api/v1/repositories/{name}/-/usage",
+            Sub::Manifests => "/api/v1/repositories/{name}/-/manifests",
+            Sub::Manifest(_) => "/api/v1/repositories/{name}/-/manifests/{digest}",
+        }
+    }
+}
+
+/// The route template of a `/api/v1/repositories/…` path.
+pub(crate) fn repository_template(path: &str, method: &Method) -> &'static str {
+    let rest = path.trim_start_matches("/api/v1/repositories/");
+    parse(rest, method).map_or("/api/v1/repositories/{invalid}", |(_, sub)| sub.template())
+}
+
 fn parse(rest: &str, method: &Method) -> Result<(RepoName, Sub), ApiError> {
     let (name, sub) = match rest.split_once("/-/") {
         Some((n, s)) => (n, Some(s)),

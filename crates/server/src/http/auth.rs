@@ -75,8 +75,11 @@ pub(crate) async fn authenticate(
     let bearer = matches!(creds, Credentials::Bearer(_));
     match app.auth.caller(&creds, source(&req)).await {
         Ok(caller) => {
+            let actor = super::observe::Actor(caller.principal.name.clone());
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(actor);
+            resp
         }
         Err(e) => {
             let api = auth_error(e);

@@ -7,12 +7,14 @@ mod catalog;
 mod headers;
 mod manifests;
 mod metrics;
+pub mod observe;
 pub mod path;
 mod referrers;
 mod router;
 mod tags;
 mod uploads;
 
+pub use metrics::Telemetry;
 pub use router::router;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct Services {
     pub tls: bool,
     /// Where the data lives, and the storage failures answered so far.
     pub storage: Arc<crate::storage::Storage>,
+    /// The HTTP metrics and the storage figures `/metrics` serves.
+    pub metrics: Arc<Telemetry>,
 }
 
 impl AppState {

@@ -19,6 +19,32 @@ pub enum Endpoint {
     Referrers(RepoName, String),
 }
 
+impl Endpoint {
+    /// The route as logs and metrics name it: the spec's template, never the repository or
+    /// the reference (one series per route, however many repositories there are).
+    pub fn template(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "/v2/",
+            Endpoint::Catalog => "/v2/_catalog",
+            Endpoint::Tags(_) => "/v2/{name}/tags/list",
+            Endpoint::Manifest(..) => "/v2/{name}/manifests/{reference}",
+            Endpoint::Blob(..) => "/v2/{name}/blobs/{digest}",
+            Endpoint::Uploads(_) => "/v2/{name}/blobs/uploads/",
+            Endpoint::Upload(..) => "/v2/{name}/blobs/uploads/{session}",
+            Endpoint::Referrers(..) => "/v2/{name}/referrers/{digest}",
+        }
+    }
+}
+
+/// The route template of a `/v2/…` path (`/v2/{invalid}` when it names no endpoint).
+pub fn template(path: &str) -> &'static str {
+    let rest = path
+        .strip_prefix("/v2")
+        .unwrap_or("")
+        .trim_start_matches('/');
+    parse(rest).map_or("/v2/{invalid}", |e| e.template())
+}
+
 /// Parses the path after `/v2/`.
 pub fn parse(rest: &str) -> Result<Endpoint, ApiError> {
     if rest.is_empty() {

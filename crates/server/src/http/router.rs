@@ -35,6 +35,11 @@ pub fn router(state: AppState) -> Router {
             header::HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),
         ))
+        // Outermost, so its line and figures cover every answer, refusals included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::observe::observe,
+        ))
         .with_state(state)
 }
 

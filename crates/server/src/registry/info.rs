@@ -261,6 +261,32 @@ impl Registry {
         Ok((total, per))
     }
 
+    /// Storage figures of the whole registry (what `/metrics` shows).
+    pub async fn usage_total(&self) -> Result<Usage> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(usage::total(&mut conn, &self.usage_rules()).await?)
+    }
+
+    /// Upload sessions open (in the catalogue) and those with a request writing to them now
+    /// (on this node).
+    pub async fn upload_sessions(&self) -> Result<(u64, usize)> {
+        let mut conn = self.catalogue.reader().await?;
+        let open = shipshape_meta::uploads::open_sessions(&mut conn).await?;
+        let busy = self.busy_uploads.lock().expect("upload locks").len();
+        Ok((open, busy))
+    }
+
+    /// When the oldest entry of each collector queue was queued.
+    pub async fn queue_oldest(&self) -> Result<shipshape_meta::queue::QueueOldest> {
+        let mut conn = self.catalogue.reader().await?;
+        Ok(shipshape_meta::queue::oldest_entries(&mut conn).await?)
+    }
+
+    /// The catalogue's waits, checkpoints and log size.
+    pub fn catalogue_stats(&self) -> &shipshape_meta::CatalogueStats {
+        self.catalogue.stats()
+    }
+
     /// Storage figures of one repository.
     pub async fn repository_usage(&self, repo: &RepoName) -> Result<Usage> {
         let mut conn = self.catalogue.reader().await?;
