@@ -43,6 +43,7 @@ pub struct FileConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
     pub metrics: MetricsConfig,
 }
 
