@@ -606,3 +606,78 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
         vec!["v2"]
     );
 }
+
+#[tokio::test]
+async fn the_activity_log_filters_from_the_url_and_exports_what_it_shows() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "v2", 2).await;
+    push_image_bytes(&c, &s.base, "other/app", "v1", 3).await;
+    let (status, _) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/team/app/-/tags/v1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ui = Chrome::start(&s.base).await;
+
+    ui.goto("/ui/activity?repository=team/app&action=tag").await;
+    let rows =
+        ui.b.find_all(Locator::Css("[data-testid=activity] tbody tr"))
+            .await
+            .unwrap();
+    let api = s
+        .api_ok("/api/v1/events?repository=team/app&action=tag")
+        .await;
+    let api_events = api["events"].as_array().unwrap();
+    assert!(!api_events.is_empty());
+    assert_eq!(rows.len(), api_events.len());
+    assert!(ui.text("activity").await.contains("tag.delete"));
+    assert!(!ui.text("activity").await.contains("other/app"));
+
+    // The exports carry the same filter and the same entries.
+    let fetch = |path: String| {
+        let b = ui.b.clone();
+        async move {
+            b.execute(
+                "return fetch(arguments[0]).then(r => r.text());",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+        }
+    };
+    let href = ui
+        .testid("export-json")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let exported: Value = serde_json::from_str(&fetch(href).await).unwrap();
+    assert_eq!(exported["events"], api["events"]);
+    let href = ui
+        .testid("export-csv")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let csv = fetch(href).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,at,actor,source,action,repository,target,digest,reason"
+    );
+    assert_eq!(lines.len(), api_events.len() + 1);
+    assert!(
+        lines.iter().any(|l| l.contains(",tag.delete,team/app,v1,")),
+        "{csv}"
+    );
+}

@@ -221,8 +221,14 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
         let phases = ["started", "reviewing and deleting", "finished"];
         let current = if running { 1 } else { 2 };
         let f = &run.figures;
+        let nothing = f.blobs_deleted
+            + f.manifests_deleted
+            + f.links_deleted
+            + f.uploads_deleted
+            + f.orphans_deleted
+            == 0;
         let body = html! {
-            h1 { @if run.dry_run { "Preview (dry run) " } @else { "Garbage collection run " } (run.id) }
+            h1 { @if run.dry_run { "Preview of garbage collection (dry run " (run.id) ")" } @else { "Garbage collection run " (run.id) } }
             ol.phases aria-label="Phases" {
                 @for (i, p) in phases.iter().enumerate() {
                     li aria-current=[(i == current).then_some("step")] {
@@ -250,6 +256,8 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
                         span.note { " What it deleted so far stays deleted; nothing is half-deleted." }
                     }
                 }
+            } @else if run.dry_run && run.state == "succeeded" && nothing {
+                p.note data-testid="nothing-to-empty" { "Nothing is garbage right now: a run would delete nothing." }
             } @else if run.dry_run && run.state == "succeeded" && may_collect {
                 form method="post" action="/ui/gc/runs" {
                     (ctx.csrf_field())

@@ -37,7 +37,9 @@ code, .digest { font-family:ui-monospace, monospace; font-size:.9em; }
 .note { color:var(--muted); }
 .error { color:#a00; background:#fff0f0; border:1px solid #f3c0c0; padding:.5rem .8rem; border-radius:4px; }
 .ok { color:#155724; background:#eaf6ec; border:1px solid #b9e0c0; padding:.5rem .8rem; border-radius:4px; }
-.cards { display:flex; gap:1rem; flex-wrap:wrap; }
+.cards { display:flex; gap:1rem; flex-wrap:wrap; margin:.8rem 0; }
+nav.tabs { display:flex; gap:1rem; border-bottom:1px solid var(--line); padding-bottom:.3rem; margin-bottom:.6rem; }
+.visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 .card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.7rem 1rem; min-width:12rem; }
 .card .label { color:var(--muted); font-size:.85rem; }
 .card .value { font-size:1.25rem; font-weight:600; }
@@ -91,6 +93,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         a href="/ui/repositories" { "Repositories" }
                         a href="/ui/deleted" { "Recently deleted" }
                         a href="/ui/gc" { "Storage and GC" }
+                        a href="/ui/activity" { "Activity" }
                     }
                     div.who {
                         @if let Some(name) = ctx.user() {

@@ -8,6 +8,7 @@
 //! Every POST carries the session's CSRF token (`Posted` checks it before any handler runs).
 //! With access control off the UI works without a login, as the API does.
 
+mod activity;
 mod deletion;
 mod gc;
 mod layout;
@@ -53,6 +54,9 @@ pub fn router() -> Router<AppState> {
         .route("/ui/gc/runs", post(gc::start))
         .route("/ui/gc/runs/{id}", get(gc::run))
         .route("/ui/gc/runs/{id}/cancel", post(gc::cancel))
+        .route("/ui/activity", get(activity::page))
+        .route("/ui/activity.csv", get(activity::csv))
+        .route("/ui/activity.json", get(activity::json))
         .route("/ui/{*rest}", get(not_found).post(not_found_post))
         .layer(axum::Extension(Arc::new(Sessions::default())))
 }

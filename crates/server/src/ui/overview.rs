@@ -74,6 +74,7 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
         }
         h2 { "Recent activity" }
         (activity_table(&events))
+        p { a href="/ui/activity" { "All activity" } }
     };
     Ok(ctx.page("Overview", body))
 }
