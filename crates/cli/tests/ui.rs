@@ -117,11 +117,14 @@ impl Chrome {
         }
     }
 
+    /// The element `selector` names, once the page shows it: a click that submits a form
+    /// returns before the next page has loaded, so this polls rather than look once.
     async fn css(&self, selector: &str) -> fantoccini::elements::Element {
-        match self.b.find(Locator::Css(selector)).await {
-            Ok(el) => el,
-            Err(e) => panic!("{selector} on {}: {e}", self.path().await),
-        }
+        let b = &self.b;
+        wait_until(&format!("{selector} to be on the page"), || async move {
+            b.find(Locator::Css(selector)).await.ok()
+        })
+        .await
     }
 
     async fn has(&self, selector: &str) -> bool {
@@ -135,6 +138,21 @@ impl Chrome {
 
     async fn click(&self, selector: &str) {
         self.css(selector).await.click().await.unwrap();
+    }
+
+    /// Clicks a link or a form's button and waits for the page it leads to (every one of the
+    /// UI's links and forms leads to another URL), so nothing is read off the page left.
+    async fn follow(&self, selector: &str) {
+        let before = self.b.current_url().await.unwrap();
+        self.click(selector).await;
+        let b = &self.b;
+        let before = &before;
+        wait_until(&format!("the page {selector} leads to"), || async move {
+            let now = b.current_url().await.ok()?;
+            let ready = b.execute("return document.readyState", vec![]).await.ok()?;
+            (now != *before && ready == "complete").then_some(())
+        })
+        .await;
     }
 
     async fn testid(&self, id: &str) -> fantoccini::elements::Element {
@@ -164,7 +182,7 @@ impl Chrome {
             .send_keys(password)
             .await
             .unwrap();
-        self.click("[data-testid=btn-login]").await;
+        self.follow("[data-testid=btn-login]").await;
         let path = self.path().await;
         assert!(
             !path.starts_with("/ui/login"),
@@ -293,7 +311,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
         .send_keys("wrong-password")
         .await
         .unwrap();
-    ui.click("[data-testid=btn-login]").await;
+    ui.follow("[data-testid=btn-login]").await;
     assert!(
         ui.text("error-message")
             .await
@@ -320,7 +338,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
     // bytes for restore; nothing is deleted yet.
     ui.goto("/ui/repositories/team/app").await;
     ui.click("#select-v1").await;
-    ui.click("[data-testid=btn-delete-selected]").await;
+    ui.follow("[data-testid=btn-delete-selected]").await;
     assert!(
         ui.path()
             .await
@@ -334,7 +352,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
     assert_eq!(ui.text("btn-confirm").await, "Delete 1 tag");
 
     // Confirming runs exactly that plan; the figures move by what it said.
-    ui.click("[data-testid=btn-confirm]").await;
+    ui.follow("[data-testid=btn-confirm]").await;
     assert!(ui.text("deleted-result").await.contains("v1"));
     assert_eq!(ui.bytes("result-held").await, planned_held);
     assert!(!tag_exists(&admin, &s, "v1").await);
@@ -356,7 +374,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
     ui.b.switch_to_window(result_tab).await.unwrap();
 
     // Undo from the result page brings v1 back to the same image.
-    ui.click("[data-testid=btn-undo]").await;
+    ui.follow("[data-testid=btn-undo]").await;
     assert!(ui.text("restored").await.contains("v1"));
     let tag = api(
         &admin,
@@ -372,11 +390,11 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
 
     // Deleting v2 keeps its image (latest still points at it), and the plan says so.
     ui.goto("/ui/repositories/team/app").await;
-    ui.click("[data-testid=delete-v2]").await;
+    ui.follow("[data-testid=delete-v2]").await;
     let row = ui.text("plan-tag-v2").await;
     assert!(row.contains("stays: also tagged latest"), "{row}");
     assert_eq!(ui.bytes("plan-held").await, 0);
-    ui.click("[data-testid=btn-confirm]").await;
+    ui.follow("[data-testid=btn-confirm]").await;
     assert!(!tag_exists(&admin, &s, "v2").await);
 
     // Recently deleted lists it with its deadline; Restore brings it back.
@@ -386,12 +404,12 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
             .await
             .contains("deleted")
     );
-    ui.click("[data-testid=restore-v2]").await;
+    ui.follow("[data-testid=restore-v2]").await;
     assert!(ui.text("restored").await.contains("v2"));
     assert!(tag_exists(&admin, &s, "v2").await);
 
     // Logging out ends the session: the UI asks for a login again.
-    ui.click("[data-testid=btn-logout]").await;
+    ui.follow("[data-testid=btn-logout]").await;
     ui.goto("/ui/repositories").await;
     assert!(
         ui.path().await.starts_with("/ui/login"),
@@ -526,7 +544,7 @@ async fn the_repository_list_sorts_and_filters_from_the_url() {
         Some("descending")
     );
     // Clicking the sorted column's header flips the order, in the URL too.
-    ui.click("[data-testid=sort-tags]").await;
+    ui.follow("[data-testid=sort-tags]").await;
     assert!(ui.path().await.contains("dir=asc"), "{}", ui.path().await);
     assert_eq!(names(&ui).await, ["alpha/one", "beta/two"]);
     ui.goto("/ui/repositories?q=beta").await;
@@ -550,7 +568,7 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
 
     // Delete v1 through the UI, then let the restore window and the grace pass.
     ui.goto("/ui/repositories/team/app/-/delete?tag=v1").await;
-    ui.click("[data-testid=btn-confirm]").await;
+    ui.follow("[data-testid=btn-confirm]").await;
     clock.advance(3 * 3600 * 1000);
     let reclaimable = s.api_ok("/api/v1/usage").await["total"]["reclaimable_bytes"]
         .as_u64()
@@ -560,7 +578,7 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
     assert_eq!(ui.bytes("gc-reclaimable").await, reclaimable);
 
     // The preview is a dry run: it lists what would go and deletes nothing.
-    ui.click("[data-testid=btn-gc-preview]").await;
+    ui.follow("[data-testid=btn-gc-preview]").await;
     let finished = |ui: &Chrome| {
         let b = ui.b.clone();
         async move {
@@ -584,7 +602,7 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
     );
 
     // Empty garbage now: the run page refreshes itself until the run is done.
-    ui.click("[data-testid=btn-gc-start]").await;
+    ui.follow("[data-testid=btn-gc-start]").await;
     assert_eq!(finished(&ui).await, "succeeded");
     assert_eq!(ui.bytes("run-bytes").await, reclaimable);
     let total = s.api_ok("/api/v1/usage").await["total"].clone();
@@ -679,5 +697,55 @@ async fn the_activity_log_filters_from_the_url_and_exports_what_it_shows() {
     assert!(
         lines.iter().any(|l| l.contains(",tag.delete,team/app,v1,")),
         "{csv}"
+    );
+}
+
+#[tokio::test]
+async fn a_protected_tag_is_badged_kept_by_the_plan_and_a_policy_preview_says_why() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "release-1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "ci-1", 2).await;
+    push_image_bytes(&c, &s.base, "team/app", "ci-2", 3).await;
+    let policy = "name = \"ci\"\nrepositories = [\"team/**\"]\n\n[tags]\nprotected = [\"release-*\"]\n\n\
+                  [keep]\nlatest_pushed = 1\n\n[delete]\nolder_than = \"0s\"\n";
+    let resp = c
+        .put(s.url("/api/v1/policies/ci"))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let ui = Chrome::start(&s.base).await;
+
+    ui.goto("/ui/repositories/team/app").await;
+    assert!(ui.text("row-tag-release-1").await.contains("protected"));
+    assert!(!ui.text("row-tag-ci-1").await.contains("protected"));
+
+    // Planning to delete it with another tag: the plan keeps it and says why.
+    ui.click("#select-release-1").await;
+    ui.click("#select-ci-1").await;
+    ui.follow("[data-testid=btn-delete-selected]").await;
+    let kept = ui.text("plan-kept").await;
+    assert!(
+        kept.contains("release-1") && kept.contains("protected by policy ci"),
+        "{kept}"
+    );
+    assert!(!ui.has("[data-testid=plan-tag-release-1]").await);
+    assert_eq!(ui.text("btn-confirm").await, "Delete 1 tag");
+
+    // The policy's preview: every tag with its decision and the rule; nothing changes.
+    ui.goto("/ui/policies").await;
+    ui.follow("[data-testid=preview-ci]").await;
+    let release = ui.text("decision-release-1").await;
+    assert!(
+        release.contains("keep") && release.contains("protected"),
+        "{release}"
+    );
+    assert_eq!(ui.text("preview-tags-deleted").await, "1 of 3");
+    assert_eq!(
+        common::oci_tags(&s.base, "team/app").await.unwrap().len(),
+        3,
+        "a preview deletes nothing"
     );
 }

@@ -10,7 +10,7 @@ mod accounts;
 pub(crate) mod gc;
 pub(crate) mod handlers;
 pub mod model;
-mod policies;
+pub(crate) mod policies;
 
 use axum::Router;
 use axum::extract::{Request, State};

@@ -93,6 +93,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         a href="/ui/repositories" { "Repositories" }
                         a href="/ui/deleted" { "Recently deleted" }
                         a href="/ui/gc" { "Storage and GC" }
+                        a href="/ui/policies" { "Policies" }
                         a href="/ui/activity" { "Activity" }
                     }
                     div.who {

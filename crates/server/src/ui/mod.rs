@@ -13,6 +13,7 @@ mod deletion;
 mod gc;
 mod layout;
 mod overview;
+mod policies;
 mod repos;
 mod session;
 
@@ -54,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/gc/runs", post(gc::start))
         .route("/ui/gc/runs/{id}", get(gc::run))
         .route("/ui/gc/runs/{id}/cancel", post(gc::cancel))
+        .route("/ui/policies", get(policies::list))
+        .route("/ui/policies/{name}/preview", post(policies::preview))
         .route("/ui/activity", get(activity::page))
         .route("/ui/activity.csv", get(activity::csv))
         .route("/ui/activity.json", get(activity::json))
