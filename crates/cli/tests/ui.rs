@@ -498,6 +498,19 @@ async fn without_access_control_the_ui_needs_no_login_and_still_checks_forms() {
     assert_eq!(ui.text("whoami").await, "Access control is off");
     ui.goto("/ui/repositories").await;
     assert!(ui.has("[data-testid=\"row-repo-team/app\"]").await);
+    // No other site may frame a page (a hidden delete button under a decoy), and pages with a
+    // session's token stay out of caches.
+    let page = c.get(s.url("/ui")).send().await.unwrap();
+    assert_eq!(common::header(&page, "x-frame-options"), Some("DENY"));
+    assert!(
+        common::header(&page, "content-security-policy")
+            .is_some_and(|v| v.contains("frame-ancestors 'none'"))
+    );
+    assert_eq!(common::header(&page, "cache-control"), Some("no-store"));
+    assert!(
+        common::header(&page, "set-cookie")
+            .is_some_and(|v| v.contains("HttpOnly") && v.contains("SameSite=Strict"))
+    );
     // A form posted from elsewhere (no session, no token) is refused.
     let resp = c
         .post(s.url("/ui/repositories/team/app/-/delete"))

@@ -268,9 +268,33 @@ async fn with_state(
     next.run(req).await
 }
 
-/// The UI's routes with the layer that gives its extractors the state.
+/// The UI's routes with the layer that gives its extractors the state, and the headers every
+/// answer carries: no framing by another site (a hidden delete button under a decoy is how
+/// clickjacking works), nothing loaded from elsewhere, and pages holding a session's CSRF token
+/// kept out of caches.
 pub fn routes(state: AppState) -> Router<AppState> {
-    router().layer(axum::middleware::from_fn_with_state(state, with_state))
+    use tower_http::set_header::SetResponseHeaderLayer;
+    router()
+        .layer(axum::middleware::from_fn_with_state(state, with_state))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; \
+                 form-action 'self'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
