@@ -239,8 +239,8 @@ async fn api(c: &Client, s: &TestServer, method: Method, path: &str, body: Optio
     v
 }
 
-/// A registry with access control on: the administrator, `reader` (read on **) and `dev`
-/// (write on team/**); team/app holds v1, v2 and latest (= v2).
+/// A registry with access control on: the administrator, `reader` (read on team/**) and `dev`
+/// (write on team/**); team/app holds v1, v2 and latest (= v2), secret/app holds v1.
 async fn registry_with_users() -> (TestServer, Client, String, String) {
     let s = TestServer::start_with(|c| {
         c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()));
@@ -258,7 +258,7 @@ async fn registry_with_users() -> (TestServer, Client, String, String) {
         .await;
     }
     for (subject, pattern, role) in [
-        ("user:reader", "**", "read"),
+        ("user:reader", "team/**", "read"),
         ("user:dev", "team/**", "write"),
     ] {
         api(
@@ -273,6 +273,7 @@ async fn registry_with_users() -> (TestServer, Client, String, String) {
     let (v1, _) = push_image_bytes(&admin, &s.base, "team/app", "v1", 1).await;
     let (v2, _) = push_image_bytes(&admin, &s.base, "team/app", "v2", 2).await;
     push_image_bytes(&admin, &s.base, "team/app", "latest", 2).await;
+    push_image_bytes(&admin, &s.base, "secret/app", "v1", 3).await;
     (s, admin, v1, v2)
 }
 
@@ -332,7 +333,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
         before["in_use_bytes"].as_u64().unwrap()
     );
     assert_eq!(ui.bytes("stat-held").await, 0);
-    assert_eq!(ui.text("stat-tags").await, "3");
+    assert_eq!(ui.text("stat-tags").await, "4");
 
     // Select v1 on the repository page: the plan says it goes, with its image, and holds
     // bytes for restore; nothing is deleted yet.
@@ -368,7 +369,7 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
     ui.b.switch_to_window(tab.handle).await.unwrap();
     ui.goto("/ui").await;
     assert_eq!(ui.bytes("stat-held").await, planned_held);
-    assert_eq!(ui.text("stat-tags").await, "2");
+    assert_eq!(ui.text("stat-tags").await, "3");
     assert!(ui.text("activity").await.contains("tag.delete"));
     ui.b.close_window().await.unwrap();
     ui.b.switch_to_window(result_tab).await.unwrap();
@@ -434,6 +435,23 @@ async fn a_reader_sees_no_delete_controls_and_a_forged_post_is_refused() {
     assert!(!ui.has("[data-testid=delete-v1]").await);
     ui.goto("/ui/gc").await;
     assert!(!ui.has("[data-testid=btn-gc-preview]").await);
+
+    // What the reader may not read is not shown, nor its activity.
+    ui.goto("/ui/repositories").await;
+    assert!(ui.has("[data-testid=\"row-repo-team/app\"]").await);
+    assert!(!ui.has("[data-testid=\"row-repo-secret/app\"]").await);
+    ui.goto("/ui/repositories/secret/app").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not read secret/app")
+    );
+    ui.goto("/ui/activity").await;
+    let activity = ui.text("activity").await;
+    assert!(
+        activity.contains("team/app") && !activity.contains("secret/app"),
+        "{activity}"
+    );
 
     // The plan page itself is refused.
     ui.goto("/ui/repositories/team/app/-/delete?tag=v1").await;

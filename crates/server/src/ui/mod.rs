@@ -498,3 +498,20 @@ async fn not_found(ctx: Ctx) -> Response {
 async fn not_found_post(Posted { ctx, .. }: Posted) -> Response {
     not_found(ctx).await
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_login_goes_back_only_to_a_page_of_the_ui() {
+        assert_eq!(super::next_of(Some("/ui/gc?x=1")), "/ui/gc?x=1");
+        for elsewhere in [
+            None,
+            Some("https://evil.example/ui"),
+            Some("//evil.example/ui"),
+            Some("/api/v1/users"),
+            Some("/ui\\evil"),
+        ] {
+            assert_eq!(super::next_of(elsewhere), "/ui", "{elsewhere:?}");
+        }
+    }
+}

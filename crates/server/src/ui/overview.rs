@@ -42,14 +42,7 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
         .into_iter()
         .next()
         .map(api_gc::info);
-    let events: Vec<Event> = ctx
-        .app
-        .registry
-        .events(&EventFilter::default(), RECENT)
-        .await?
-        .into_iter()
-        .map(handlers::event)
-        .collect();
+    let events: Vec<Event> = super::activity::events(ctx, &EventFilter::default(), RECENT).await?;
     let body = html! {
         h1 { "Overview" }
         h2 { "Storage" }
