@@ -334,6 +334,15 @@ async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
     );
     assert_eq!(ui.bytes("stat-held").await, 0);
     assert_eq!(ui.text("stat-tags").await, "4");
+    let mut parts = 0;
+    for id in ["stat-live", "stat-held", "stat-grace", "stat-reclaimable"] {
+        parts += ui.bytes(id).await;
+    }
+    assert_eq!(
+        parts,
+        ui.bytes("stat-stored").await,
+        "the bar's parts add up"
+    );
 
     // Select v1 on the repository page: the plan says it goes, with its image, and holds
     // bytes for restore; nothing is deleted yet.
@@ -779,4 +788,39 @@ async fn a_protected_tag_is_badged_kept_by_the_plan_and_a_policy_preview_says_wh
         3,
         "a preview deletes nothing"
     );
+}
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_secure() {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&key_file, key.signing_key.serialize_pem()).unwrap();
+    let s = TestServer::start_with(|c| {
+        c.tls = Some(shipshape_server::tls::TlsConfig::new(cert, key_file));
+    })
+    .await;
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let c = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = c.get(s.url("/ui/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = common::header(&page, "set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Over plain HTTP the same cookie goes without Secure (a browser would drop it otherwise).
+    let plain = TestServer::start().await;
+    let page = common::client()
+        .get(plain.url("/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = common::header(&page, "set-cookie").unwrap().to_string();
+    assert!(!cookie.contains("Secure"), "{cookie}");
 }
