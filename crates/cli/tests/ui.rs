@@ -824,3 +824,84 @@ async fn over_tls_the_session_cookie_is_secure() {
     let cookie = common::header(&page, "set-cookie").unwrap().to_string();
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did() {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.gc.workers = 0;
+        c.gc.review_delay = Duration::from_secs(3600);
+        c.gc.lease = Duration::from_secs(3600);
+        c.restore_window = Duration::from_secs(3600);
+    })
+    .await;
+    let c = common::client();
+    for n in 1..=4 {
+        push_image_bytes(&c, &s.base, "team/app", &format!("v{n}"), n).await;
+        let (status, _) = s
+            .api(
+                Method::DELETE,
+                &format!("/api/v1/repositories/team/app/-/tags/v{n}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    clock.advance(3 * 3600 * 1000);
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/ui/gc").await;
+    ui.follow("[data-testid=btn-gc-preview]").await;
+    let state = |ui: &Chrome| {
+        let b = ui.b.clone();
+        async move {
+            let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
+            el.text().await.ok()
+        }
+    };
+    let b = &ui;
+    wait_until("the preview to finish", || async move {
+        (state(b).await? == "succeeded").then_some(())
+    })
+    .await;
+    let would_free = ui.bytes("run-bytes").await;
+
+    // Hold the run after two deletions; cancel it from its page meanwhile.
+    let mut held = s.server().collector().checkpoint().arm(2);
+    ui.follow("[data-testid=btn-gc-start]").await;
+    held.reached().await;
+    // The page reloads itself every second: find and click the button as one step.
+    wait_until("the cancel button to be clicked", || async move {
+        let el =
+            b.b.find(Locator::Css("[data-testid=btn-gc-cancel]"))
+                .await
+                .ok()?;
+        el.click().await.ok()
+    })
+    .await;
+    wait_until("the page to say the run is cancelling", || async move {
+        let text =
+            b.b.find(Locator::Css("main"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+        text.contains("cancelling").then_some(())
+    })
+    .await;
+    held.release();
+    let end = wait_until("the run page to show the run ended", || async move {
+        let s = state(b).await?;
+        (s != "running").then_some(s)
+    })
+    .await;
+    assert_eq!(end, "cancelled");
+    let freed = ui.bytes("run-bytes").await;
+    assert!(freed > 0 && freed < would_free, "{freed} of {would_free}");
+    assert!(!ui.has("[data-testid=btn-gc-cancel]").await);
+    // What it did not get to is still reclaimable, for the next run.
+    let left = s.api_ok("/api/v1/usage").await["total"]["reclaimable_bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(left, would_free - freed);
+}
