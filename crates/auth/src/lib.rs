@@ -244,6 +244,32 @@ impl Auth {
         })
     }
 
+    /// Checks a login form's name and secret, with the failed-login limits, and returns the
+    /// account, for the web UI to keep in a session (never the secret).
+    pub async fn login(&self, user: &str, secret: &str, source: Option<String>) -> Result<Account> {
+        let view = self.view().await?;
+        self.check_secret(&view, user, secret, source.as_deref())
+            .await
+    }
+
+    /// The caller a web UI session acts as: its account as it stands now, so a removed user
+    /// or a revoked robot loses the session and a changed role applies at once.
+    pub async fn session_caller(
+        &self,
+        account: &Account,
+        source: Option<String>,
+    ) -> Result<Caller> {
+        let view = self.view().await?;
+        let account = view
+            .current(account, self.now())
+            .ok_or(AuthError::BadCredentials)?;
+        Ok(Caller {
+            principal: principal_of(&view, account, source),
+            scopes: None,
+            enabled: view.enabled,
+        })
+    }
+
     fn verify_token(&self, token: &str, typ: &str) -> Result<Claims> {
         let claims =
             self.0

@@ -8,6 +8,7 @@ pub mod registry;
 mod serve;
 pub mod storage;
 pub mod tls;
+mod ui;
 
 pub use serve::{Limits, MIN_HEADER_BYTES};
 

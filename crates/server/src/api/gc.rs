@@ -16,7 +16,7 @@ use crate::http::AppState;
 
 type ApiResult = Result<Response, ApiError>;
 
-fn info(r: Run) -> RunInfo {
+pub(crate) fn info(r: Run) -> RunInfo {
     RunInfo {
         id: r.id,
         state: r.state.to_string(),

@@ -82,7 +82,7 @@ pub async fn list_repositories(
     .into_response())
 }
 
-fn repository_info(r: crate::registry::RepositoryDetails) -> model::RepositoryInfo {
+pub(crate) fn repository_info(r: crate::registry::RepositoryDetails) -> model::RepositoryInfo {
     let s = r.summary;
     model::RepositoryInfo {
         name: s.name,
@@ -142,7 +142,7 @@ fn deleted_tag(t: crate::registry::DeletedTag) -> model::DeletedTag {
     }
 }
 
-fn restored_tag(r: crate::registry::RestoredTag) -> model::RestoredTag {
+pub(crate) fn restored_tag(r: crate::registry::RestoredTag) -> model::RestoredTag {
     model::RestoredTag {
         tag: r.tag,
         digest: r.digest.to_string(),
@@ -150,7 +150,7 @@ fn restored_tag(r: crate::registry::RestoredTag) -> model::RestoredTag {
     }
 }
 
-fn batch_restore(r: crate::registry::BatchRestore) -> model::BatchRestore {
+pub(crate) fn batch_restore(r: crate::registry::BatchRestore) -> model::BatchRestore {
     model::BatchRestore {
         repository: r.repository,
         batch: r.batch,
@@ -223,6 +223,22 @@ pub async fn restore_batch(
     Ok(Json(batch_restore(r)).into_response())
 }
 
+pub(crate) fn restorable_tag(e: crate::registry::Restorable) -> model::RestorableTag {
+    model::RestorableTag {
+        id: e.id,
+        repository: e.repository,
+        repository_deleted: e.repository_deleted,
+        tag: e.tag,
+        how: e.how.to_string(),
+        digest: e.digest.to_string(),
+        left_at: time(e.left_at),
+        restorable_until: time(e.restorable_until),
+        actor: e.actor,
+        batch: e.batch,
+        conflict: e.conflict.map(|d| d.to_string()),
+    }
+}
+
 async fn restorable_page(
     app: &AppState,
     repo: Option<&RepoName>,
@@ -238,19 +254,7 @@ async fn restorable_page(
     let tags: Vec<model::RestorableTag> = entries
         .into_iter()
         .take(limit as usize)
-        .map(|e| model::RestorableTag {
-            id: e.id,
-            repository: e.repository,
-            repository_deleted: e.repository_deleted,
-            tag: e.tag,
-            how: e.how.to_string(),
-            digest: e.digest.to_string(),
-            left_at: time(e.left_at),
-            restorable_until: time(e.restorable_until),
-            actor: e.actor,
-            batch: e.batch,
-            conflict: e.conflict.map(|d| d.to_string()),
-        })
+        .map(restorable_tag)
         .collect();
     let next = if more {
         tags.last().map(|t| t.id)
@@ -293,7 +297,7 @@ pub async fn repository_restorable(app: &AppState, repo: RepoName, req: Request)
     restorable_page(app, Some(&repo), q.before, q.limit).await
 }
 
-fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
+pub(crate) fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
     model::TagInfo {
         name: t.name,
         digest: t.digest.to_string(),
@@ -671,6 +675,20 @@ pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiErro
     )))
 }
 
+pub(crate) fn event(e: shipshape_meta::events::Event) -> model::Event {
+    model::Event {
+        id: e.id,
+        at: time(e.at),
+        actor: e.actor,
+        source: e.source,
+        action: e.action.to_string(),
+        repository: e.repository,
+        target: e.target,
+        digest: e.digest,
+        reason: e.reason,
+    }
+}
+
 /// The activity log, newest first, filtered and paginated.
 #[utoipa::path(get, path = "/api/v1/events",
     params(("repository" = Option<String>, Query),
@@ -706,21 +724,7 @@ pub async fn list_events(
     };
     let events = app.registry.events(&filter, limit + 1).await?;
     let more = events.len() as i64 > limit;
-    let events: Vec<model::Event> = events
-        .into_iter()
-        .take(limit as usize)
-        .map(|e| model::Event {
-            id: e.id,
-            at: time(e.at),
-            actor: e.actor,
-            source: e.source,
-            action: e.action.to_string(),
-            repository: e.repository,
-            target: e.target,
-            digest: e.digest,
-            reason: e.reason,
-        })
-        .collect();
+    let events: Vec<model::Event> = events.into_iter().take(limit as usize).map(event).collect();
     let next = if more {
         events.last().map(|e| e.id)
     } else {

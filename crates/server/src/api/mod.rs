@@ -7,10 +7,10 @@
 //! `/api/v1/repositories/team/app/-/tags/v1`.
 
 mod accounts;
-mod gc;
-mod handlers;
+pub(crate) mod gc;
+pub(crate) mod handlers;
 pub mod model;
-mod policies;
+pub(crate) mod policies;
 
 use axum::Router;
 use axum::extract::{Request, State};

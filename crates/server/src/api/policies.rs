@@ -37,7 +37,7 @@ fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
     PolicySpec::parse(text).map_err(|e| error(RetentionError::Invalid(e)))
 }
 
-fn policy_info(p: StoredPolicy) -> PolicyInfo {
+pub(crate) fn policy_info(p: StoredPolicy) -> PolicyInfo {
     PolicyInfo {
         name: p.name,
         document: serde_json::from_str(&p.document).unwrap_or(serde_json::Value::Null),
@@ -135,7 +135,7 @@ impl From<shipshape_meta::policies::RunFigures> for PolicyFigures {
     }
 }
 
-fn preview_info(p: Preview) -> PreviewInfo {
+pub(crate) fn preview_info(p: Preview) -> PreviewInfo {
     PreviewInfo {
         policy: p.policy,
         evaluated_at: time(p.evaluated_at),

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(super::metrics::metrics))
         .route("/auth/token", get(auth::token_get).post(auth::token_post))
         .merge(crate::api::router(state.clone()))
+        .merge(crate::ui::routes(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

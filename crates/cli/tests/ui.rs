@@ -1,0 +1,907 @@
+//! The web UI end to end in headless Chromium, driven through WebDriver (Debian's
+//! `chromedriver`, started per test on a free loopback port; `SHIPSHAPE_TEST_CHROMEDRIVER` and
+//! `SHIPSHAPE_TEST_CHROMIUM` name the programs, and a missing one fails the test, never skips
+//! it). Images are pushed over HTTP by the harness; everything else is done as a person would,
+//! by clicking, and each figure the pages show is checked against the management API's.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use common::{ShiftedClock, TestServer, push_image_bytes, require_tool, wait_until};
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+const PASSWORD: &str = "a-long-password";
+
+/// A chromedriver process this test started; killed when dropped (it ends its browser).
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Chromium under chromedriver, with a profile of its own.
+struct Chrome {
+    b: Browser,
+    base: String,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A program's full path: as given, or found on `PATH`.
+fn full_path(p: std::path::PathBuf) -> std::path::PathBuf {
+    if p.components().count() > 1 {
+        return p;
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(&p))
+                .find(|c| c.exists())
+        })
+        .expect("require_tool found it on PATH")
+}
+
+impl Chrome {
+    async fn start(base: &str) -> Chrome {
+        let driver_path = require_tool("SHIPSHAPE_TEST_CHROMEDRIVER", "chromedriver");
+        let chromium = full_path(require_tool("SHIPSHAPE_TEST_CHROMIUM", "chromium"));
+        let port = free_port();
+        let driver = Driver(
+            std::process::Command::new(&driver_path)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", driver_path.display())),
+        );
+        let profile = tempfile::tempdir().unwrap();
+        let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }
+        }))
+        .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let (caps, url) = (&caps, &url);
+        let b = wait_until("chromedriver to start a browser session", || async move {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(url)
+                .await
+                .ok()
+        })
+        .await;
+        Chrome {
+            b,
+            base: base.to_string(),
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.b.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let u = self.b.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    /// The element `selector` names, once the page shows it: a click that submits a form
+    /// returns before the next page has loaded, so this polls rather than look once.
+    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        let b = &self.b;
+        wait_until(&format!("{selector} to be on the page"), || async move {
+            b.find(Locator::Css(selector)).await.ok()
+        })
+        .await
+    }
+
+    async fn has(&self, selector: &str) -> bool {
+        !self
+            .b
+            .find_all(Locator::Css(selector))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    async fn click(&self, selector: &str) {
+        self.css(selector).await.click().await.unwrap();
+    }
+
+    /// Clicks a link or a form's button and waits for the page it leads to (every one of the
+    /// UI's links and forms leads to another URL), so nothing is read off the page left.
+    async fn follow(&self, selector: &str) {
+        let before = self.b.current_url().await.unwrap();
+        self.click(selector).await;
+        let b = &self.b;
+        let before = &before;
+        wait_until(&format!("the page {selector} leads to"), || async move {
+            let now = b.current_url().await.ok()?;
+            let ready = b.execute("return document.readyState", vec![]).await.ok()?;
+            (now != *before && ready == "complete").then_some(())
+        })
+        .await;
+    }
+
+    async fn testid(&self, id: &str) -> fantoccini::elements::Element {
+        self.css(&format!("[data-testid=\"{id}\"]")).await
+    }
+
+    async fn text(&self, id: &str) -> String {
+        self.testid(id).await.text().await.unwrap()
+    }
+
+    /// The exact byte figure of a `<data>` under the element with this test id.
+    async fn bytes(&self, id: &str) -> u64 {
+        let el = self.css(&format!("[data-testid=\"{id}\"] data")).await;
+        el.attr("value")
+            .await
+            .unwrap()
+            .expect("a value")
+            .parse()
+            .unwrap()
+    }
+
+    async fn login(&self, user: &str, password: &str) {
+        self.goto("/ui/login").await;
+        self.css("#username").await.send_keys(user).await.unwrap();
+        self.css("#password")
+            .await
+            .send_keys(password)
+            .await
+            .unwrap();
+        self.follow("[data-testid=btn-login]").await;
+        let path = self.path().await;
+        assert!(
+            !path.starts_with("/ui/login"),
+            "still on the login page after logging in as {user}: {path}"
+        );
+    }
+
+    /// Posts a form from the page's own origin with `fetch` (the session cookie goes with it,
+    /// as with a form on the page) and returns the status.
+    async fn post(&self, path: &str, body: &str) -> u16 {
+        let v = self
+            .b
+            .execute(
+                "return fetch(arguments[0], {method: 'POST', redirect: 'manual', \
+                 headers: {'content-type': 'application/x-www-form-urlencoded'}, \
+                 body: arguments[1]}).then(r => r.status);",
+                vec![json!(path), json!(body)],
+            )
+            .await
+            .unwrap();
+        v.as_u64().unwrap() as u16
+    }
+
+    /// The CSRF token the page's forms carry.
+    async fn csrf(&self) -> String {
+        self.css("input[name=csrf]")
+            .await
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn client_as(user: &str, password: &str) -> Client {
+    let mut headers = HeaderMap::new();
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
+    );
+    Client::builder().default_headers(headers).build().unwrap()
+}
+
+async fn api(c: &Client, s: &TestServer, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = c.request(method.clone(), s.url(path));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
+    v
+}
+
+/// A registry with access control on: the administrator, `reader` (read on team/**) and `dev`
+/// (write on team/**); team/app holds v1, v2 and latest (= v2), secret/app holds v1.
+async fn registry_with_users() -> (TestServer, Client, String, String) {
+    let s = TestServer::start_with(|c| {
+        c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()));
+    })
+    .await;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    for name in ["reader", "dev"] {
+        api(
+            &admin,
+            &s,
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"name": name, "password": PASSWORD})),
+        )
+        .await;
+    }
+    for (subject, pattern, role) in [
+        ("user:reader", "team/**", "read"),
+        ("user:dev", "team/**", "write"),
+    ] {
+        api(
+            &admin,
+            &s,
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"subject": subject, "pattern": pattern, "role": role})),
+        )
+        .await;
+    }
+    let (v1, _) = push_image_bytes(&admin, &s.base, "team/app", "v1", 1).await;
+    let (v2, _) = push_image_bytes(&admin, &s.base, "team/app", "v2", 2).await;
+    push_image_bytes(&admin, &s.base, "team/app", "latest", 2).await;
+    push_image_bytes(&admin, &s.base, "secret/app", "v1", 3).await;
+    (s, admin, v1, v2)
+}
+
+async fn usage(c: &Client, s: &TestServer) -> Value {
+    api(c, s, Method::GET, "/api/v1/usage", None).await["total"].clone()
+}
+
+async fn tag_exists(c: &Client, s: &TestServer, tag: &str) -> bool {
+    let resp = c
+        .get(s.url(&format!("/api/v1/repositories/team/app/-/tags/{tag}")))
+        .send()
+        .await
+        .unwrap();
+    match resp.status() {
+        StatusCode::OK => true,
+        StatusCode::NOT_FOUND => false,
+        other => panic!("GET tag {tag}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn log_in_delete_through_the_plan_see_the_figures_move_and_undo() {
+    let (s, admin, v1, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+
+    // `/` goes to the UI, which asks for a login first and comes back after it.
+    ui.goto("/").await;
+    assert!(
+        ui.path().await.starts_with("/ui/login"),
+        "{}",
+        ui.path().await
+    );
+    ui.css("#username").await.send_keys(ADMIN.0).await.unwrap();
+    ui.css("#password")
+        .await
+        .send_keys("wrong-password")
+        .await
+        .unwrap();
+    ui.follow("[data-testid=btn-login]").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("wrong user name or password")
+    );
+    ui.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(ui.path().await, "/ui");
+    assert!(ui.text("whoami").await.contains(ADMIN.0));
+
+    // The overview's figures are the API's.
+    let before = usage(&admin, &s).await;
+    assert_eq!(
+        ui.bytes("stat-stored").await,
+        before["stored_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        ui.bytes("stat-live").await,
+        before["in_use_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(ui.bytes("stat-held").await, 0);
+    assert_eq!(ui.text("stat-tags").await, "4");
+    let mut parts = 0;
+    for id in ["stat-live", "stat-held", "stat-grace", "stat-reclaimable"] {
+        parts += ui.bytes(id).await;
+    }
+    assert_eq!(
+        parts,
+        ui.bytes("stat-stored").await,
+        "the bar's parts add up"
+    );
+
+    // Select v1 on the repository page: the plan says it goes, with its image, and holds
+    // bytes for restore; nothing is deleted yet.
+    ui.goto("/ui/repositories/team/app").await;
+    ui.click("#select-v1").await;
+    ui.follow("[data-testid=btn-delete-selected]").await;
+    assert!(
+        ui.path()
+            .await
+            .starts_with("/ui/repositories/team/app/-/delete?tag=v1")
+    );
+    let row = ui.text("plan-tag-v1").await;
+    assert!(row.contains("loses its last tag"), "{row}");
+    let planned_held = ui.bytes("plan-held").await;
+    assert!(planned_held > 0);
+    assert!(tag_exists(&admin, &s, "v1").await, "a plan deletes nothing");
+    assert_eq!(ui.text("btn-confirm").await, "Delete 1 tag");
+
+    // Confirming runs exactly that plan; the figures move by what it said.
+    ui.follow("[data-testid=btn-confirm]").await;
+    assert!(ui.text("deleted-result").await.contains("v1"));
+    assert_eq!(ui.bytes("result-held").await, planned_held);
+    assert!(!tag_exists(&admin, &s, "v1").await);
+    let after = usage(&admin, &s).await;
+    assert_eq!(
+        after["held_for_restore_bytes"].as_u64().unwrap(),
+        planned_held
+    );
+    // The overview, in a second tab (the result page answered a POST, which going back to
+    // would post again), shows the move.
+    let result_tab = ui.b.window().await.unwrap();
+    let tab = ui.b.new_window(true).await.unwrap();
+    ui.b.switch_to_window(tab.handle).await.unwrap();
+    ui.goto("/ui").await;
+    assert_eq!(ui.bytes("stat-held").await, planned_held);
+    assert_eq!(ui.text("stat-tags").await, "3");
+    assert!(ui.text("activity").await.contains("tag.delete"));
+    ui.b.close_window().await.unwrap();
+    ui.b.switch_to_window(result_tab).await.unwrap();
+
+    // Undo from the result page brings v1 back to the same image.
+    ui.follow("[data-testid=btn-undo]").await;
+    assert!(ui.text("restored").await.contains("v1"));
+    let tag = api(
+        &admin,
+        &s,
+        Method::GET,
+        "/api/v1/repositories/team/app/-/tags/v1",
+        None,
+    )
+    .await;
+    assert_eq!(tag["digest"], v1);
+    ui.goto("/ui").await;
+    assert_eq!(ui.bytes("stat-held").await, 0);
+
+    // Deleting v2 keeps its image (latest still points at it), and the plan says so.
+    ui.goto("/ui/repositories/team/app").await;
+    ui.follow("[data-testid=delete-v2]").await;
+    let row = ui.text("plan-tag-v2").await;
+    assert!(row.contains("stays: also tagged latest"), "{row}");
+    assert_eq!(ui.bytes("plan-held").await, 0);
+    ui.follow("[data-testid=btn-confirm]").await;
+    assert!(!tag_exists(&admin, &s, "v2").await);
+
+    // Recently deleted lists it with its deadline; Restore brings it back.
+    ui.goto("/ui/deleted").await;
+    assert!(
+        ui.text("row-restorable-team/app:v2")
+            .await
+            .contains("deleted")
+    );
+    ui.follow("[data-testid=restore-v2]").await;
+    assert!(ui.text("restored").await.contains("v2"));
+    assert!(tag_exists(&admin, &s, "v2").await);
+
+    // Logging out ends the session: the UI asks for a login again.
+    ui.follow("[data-testid=btn-logout]").await;
+    ui.goto("/ui/repositories").await;
+    assert!(
+        ui.path().await.starts_with("/ui/login"),
+        "{}",
+        ui.path().await
+    );
+}
+
+#[tokio::test]
+async fn a_reader_sees_no_delete_controls_and_a_forged_post_is_refused() {
+    let (s, admin, v1, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+    ui.login("reader", PASSWORD).await;
+
+    ui.goto("/ui/repositories/team/app").await;
+    assert!(
+        ui.has("[data-testid=row-tag-v1]").await,
+        "the reader sees the tags"
+    );
+    assert!(!ui.has("[data-testid=btn-delete-selected]").await);
+    assert!(!ui.has("input[type=checkbox]").await);
+    assert!(!ui.has("[data-testid=delete-v1]").await);
+    ui.goto("/ui/gc").await;
+    assert!(!ui.has("[data-testid=btn-gc-preview]").await);
+
+    // What the reader may not read is not shown, nor its activity.
+    ui.goto("/ui/repositories").await;
+    assert!(ui.has("[data-testid=\"row-repo-team/app\"]").await);
+    assert!(!ui.has("[data-testid=\"row-repo-secret/app\"]").await);
+    ui.goto("/ui/repositories/secret/app").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not read secret/app")
+    );
+    ui.goto("/ui/activity").await;
+    let activity = ui.text("activity").await;
+    assert!(
+        activity.contains("team/app") && !activity.contains("secret/app"),
+        "{activity}"
+    );
+
+    // The plan page itself is refused.
+    ui.goto("/ui/repositories/team/app/-/delete?tag=v1").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not delete tags")
+    );
+
+    // A POST made by hand, with the reader's own valid CSRF token, is refused by the server.
+    ui.goto("/ui").await;
+    let csrf = ui.csrf().await;
+    let status = ui
+        .post(
+            "/ui/repositories/team/app/-/delete",
+            &format!("csrf={csrf}&item=v1%40{v1}"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let status = ui.post("/ui/gc/preview", &format!("csrf={csrf}")).await;
+    assert_eq!(status, 403);
+    assert!(tag_exists(&admin, &s, "v1").await);
+    let runs = api(&admin, &s, Method::GET, "/api/v1/gc/runs", None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let (s, admin, v1, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+    ui.login(ADMIN.0, ADMIN.1).await;
+    let item = format!("item=v1%40{v1}");
+    assert_eq!(
+        ui.post("/ui/repositories/team/app/-/delete", &item).await,
+        403
+    );
+    let wrong = format!("csrf={}&{item}", "0".repeat(64));
+    assert_eq!(
+        ui.post("/ui/repositories/team/app/-/delete", &wrong).await,
+        403
+    );
+    assert!(tag_exists(&admin, &s, "v1").await);
+
+    // With the session's token the same POST works: the refusal was the token's.
+    let csrf = ui.csrf().await;
+    let ok = format!("csrf={csrf}&{item}");
+    assert_eq!(
+        ui.post("/ui/repositories/team/app/-/delete", &ok).await,
+        200
+    );
+    assert!(!tag_exists(&admin, &s, "v1").await);
+}
+
+#[tokio::test]
+async fn without_access_control_the_ui_needs_no_login_and_still_checks_forms() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/").await;
+    assert_eq!(ui.path().await, "/ui");
+    assert_eq!(ui.text("whoami").await, "Access control is off");
+    ui.goto("/ui/repositories").await;
+    assert!(ui.has("[data-testid=\"row-repo-team/app\"]").await);
+    // No other site may frame a page (a hidden delete button under a decoy), and pages with a
+    // session's token stay out of caches.
+    let page = c.get(s.url("/ui")).send().await.unwrap();
+    assert_eq!(common::header(&page, "x-frame-options"), Some("DENY"));
+    assert!(
+        common::header(&page, "content-security-policy")
+            .is_some_and(|v| v.contains("frame-ancestors 'none'"))
+    );
+    assert_eq!(common::header(&page, "cache-control"), Some("no-store"));
+    assert!(
+        common::header(&page, "set-cookie")
+            .is_some_and(|v| v.contains("HttpOnly") && v.contains("SameSite=Strict"))
+    );
+    // A form posted from elsewhere (no session, no token) is refused.
+    let resp = c
+        .post(s.url("/ui/repositories/team/app/-/delete"))
+        .form(&[("item", "v1@sha256:00")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        common::oci_tags(&s.base, "team/app").await.unwrap(),
+        vec!["v1"]
+    );
+}
+
+#[tokio::test]
+async fn the_repository_list_sorts_and_filters_from_the_url() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "alpha/one", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "beta/two", "v1", 2).await;
+    push_image_bytes(&c, &s.base, "beta/two", "v2", 3).await;
+    let ui = Chrome::start(&s.base).await;
+    let names = |ui: &Chrome| {
+        let b = ui.b.clone();
+        async move {
+            let rows = b
+                .find_all(Locator::Css(
+                    "[data-testid=repositories] tbody tr td:first-child",
+                ))
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.text().await.unwrap());
+            }
+            out
+        }
+    };
+    ui.goto("/ui/repositories?sort=tags&dir=desc").await;
+    assert_eq!(names(&ui).await, ["beta/two", "alpha/one"]);
+    let sorted = ui.css("th[aria-sort]").await;
+    assert_eq!(
+        sorted.attr("aria-sort").await.unwrap().as_deref(),
+        Some("descending")
+    );
+    // Clicking the sorted column's header flips the order, in the URL too.
+    ui.follow("[data-testid=sort-tags]").await;
+    assert!(ui.path().await.contains("dir=asc"), "{}", ui.path().await);
+    assert_eq!(names(&ui).await, ["alpha/one", "beta/two"]);
+    ui.goto("/ui/repositories?q=beta").await;
+    assert_eq!(names(&ui).await, ["beta/two"]);
+}
+
+#[tokio::test]
+async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.gc.workers = 0;
+        c.gc.review_delay = Duration::from_secs(3600);
+        c.gc.lease = Duration::from_secs(3600);
+        c.restore_window = Duration::from_secs(3600);
+    })
+    .await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "v2", 2).await;
+    let ui = Chrome::start(&s.base).await;
+
+    // Delete v1 through the UI, then let the restore window and the grace pass.
+    ui.goto("/ui/repositories/team/app/-/delete?tag=v1").await;
+    ui.follow("[data-testid=btn-confirm]").await;
+    clock.advance(3 * 3600 * 1000);
+    let reclaimable = s.api_ok("/api/v1/usage").await["total"]["reclaimable_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(reclaimable > 0);
+    ui.goto("/ui/gc").await;
+    assert_eq!(ui.bytes("gc-reclaimable").await, reclaimable);
+
+    // The preview is a dry run: it lists what would go and deletes nothing.
+    ui.follow("[data-testid=btn-gc-preview]").await;
+    let finished = |ui: &Chrome| {
+        let b = ui.b.clone();
+        async move {
+            wait_until("the run page to show the run finished", || {
+                let b = b.clone();
+                async move {
+                    let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
+                    let state = el.text().await.ok()?;
+                    (state != "running").then_some(state)
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(ui.bytes("run-bytes").await, reclaimable);
+    assert!(ui.has("[data-testid=run-items]").await);
+    assert_eq!(
+        s.api_ok("/api/v1/usage").await["total"]["reclaimable_bytes"],
+        reclaimable
+    );
+
+    // Empty garbage now: the run page refreshes itself until the run is done.
+    ui.follow("[data-testid=btn-gc-start]").await;
+    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(ui.bytes("run-bytes").await, reclaimable);
+    let total = s.api_ok("/api/v1/usage").await["total"].clone();
+    assert_eq!(total["reclaimable_bytes"], 0);
+    ui.goto("/ui").await;
+    assert_eq!(ui.bytes("stat-reclaimable").await, 0);
+    assert!(ui.text("last-gc").await.contains("succeeded"));
+    ui.goto("/ui/gc").await;
+    assert_eq!(
+        ui.b.find_all(Locator::Css("[data-testid=gc-runs] tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // v2 is untouched.
+    assert_eq!(
+        common::oci_tags(&s.base, "team/app").await.unwrap(),
+        vec!["v2"]
+    );
+}
+
+#[tokio::test]
+async fn the_activity_log_filters_from_the_url_and_exports_what_it_shows() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "v2", 2).await;
+    push_image_bytes(&c, &s.base, "other/app", "v1", 3).await;
+    let (status, _) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/team/app/-/tags/v1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ui = Chrome::start(&s.base).await;
+
+    ui.goto("/ui/activity?repository=team/app&action=tag").await;
+    let rows =
+        ui.b.find_all(Locator::Css("[data-testid=activity] tbody tr"))
+            .await
+            .unwrap();
+    let api = s
+        .api_ok("/api/v1/events?repository=team/app&action=tag")
+        .await;
+    let api_events = api["events"].as_array().unwrap();
+    assert!(!api_events.is_empty());
+    assert_eq!(rows.len(), api_events.len());
+    assert!(ui.text("activity").await.contains("tag.delete"));
+    assert!(!ui.text("activity").await.contains("other/app"));
+
+    // The exports carry the same filter and the same entries.
+    let fetch = |path: String| {
+        let b = ui.b.clone();
+        async move {
+            b.execute(
+                "return fetch(arguments[0]).then(r => r.text());",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+        }
+    };
+    let href = ui
+        .testid("export-json")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let exported: Value = serde_json::from_str(&fetch(href).await).unwrap();
+    assert_eq!(exported["events"], api["events"]);
+    let href = ui
+        .testid("export-csv")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let csv = fetch(href).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,at,actor,source,action,repository,target,digest,reason"
+    );
+    assert_eq!(lines.len(), api_events.len() + 1);
+    assert!(
+        lines.iter().any(|l| l.contains(",tag.delete,team/app,v1,")),
+        "{csv}"
+    );
+}
+
+#[tokio::test]
+async fn a_protected_tag_is_badged_kept_by_the_plan_and_a_policy_preview_says_why() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "release-1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "ci-1", 2).await;
+    push_image_bytes(&c, &s.base, "team/app", "ci-2", 3).await;
+    let policy = "name = \"ci\"\nrepositories = [\"team/**\"]\n\n[tags]\nprotected = [\"release-*\"]\n\n\
+                  [keep]\nlatest_pushed = 1\n\n[delete]\nolder_than = \"0s\"\n";
+    let resp = c
+        .put(s.url("/api/v1/policies/ci"))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let ui = Chrome::start(&s.base).await;
+
+    ui.goto("/ui/repositories/team/app").await;
+    assert!(ui.text("row-tag-release-1").await.contains("protected"));
+    assert!(!ui.text("row-tag-ci-1").await.contains("protected"));
+
+    // Planning to delete it with another tag: the plan keeps it and says why.
+    ui.click("#select-release-1").await;
+    ui.click("#select-ci-1").await;
+    ui.follow("[data-testid=btn-delete-selected]").await;
+    let kept = ui.text("plan-kept").await;
+    assert!(
+        kept.contains("release-1") && kept.contains("protected by policy ci"),
+        "{kept}"
+    );
+    assert!(!ui.has("[data-testid=plan-tag-release-1]").await);
+    assert_eq!(ui.text("btn-confirm").await, "Delete 1 tag");
+
+    // The policy's preview: every tag with its decision and the rule; nothing changes.
+    ui.goto("/ui/policies").await;
+    ui.follow("[data-testid=preview-ci]").await;
+    let release = ui.text("decision-release-1").await;
+    assert!(
+        release.contains("keep") && release.contains("protected"),
+        "{release}"
+    );
+    assert_eq!(ui.text("preview-tags-deleted").await, "1 of 3");
+    assert_eq!(
+        common::oci_tags(&s.base, "team/app").await.unwrap().len(),
+        3,
+        "a preview deletes nothing"
+    );
+}
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_secure() {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&key_file, key.signing_key.serialize_pem()).unwrap();
+    let s = TestServer::start_with(|c| {
+        c.tls = Some(shipshape_server::tls::TlsConfig::new(cert, key_file));
+    })
+    .await;
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let c = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(key.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = c.get(s.url("/ui/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = common::header(&page, "set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Over plain HTTP the same cookie goes without Secure (a browser would drop it otherwise).
+    let plain = TestServer::start().await;
+    let page = common::client()
+        .get(plain.url("/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = common::header(&page, "set-cookie").unwrap().to_string();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did() {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.gc.workers = 0;
+        c.gc.review_delay = Duration::from_secs(3600);
+        c.gc.lease = Duration::from_secs(3600);
+        c.restore_window = Duration::from_secs(3600);
+    })
+    .await;
+    let c = common::client();
+    for n in 1..=4 {
+        push_image_bytes(&c, &s.base, "team/app", &format!("v{n}"), n).await;
+        let (status, _) = s
+            .api(
+                Method::DELETE,
+                &format!("/api/v1/repositories/team/app/-/tags/v{n}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    clock.advance(3 * 3600 * 1000);
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/ui/gc").await;
+    ui.follow("[data-testid=btn-gc-preview]").await;
+    let state = |ui: &Chrome| {
+        let b = ui.b.clone();
+        async move {
+            let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
+            el.text().await.ok()
+        }
+    };
+    let b = &ui;
+    wait_until("the preview to finish", || async move {
+        (state(b).await? == "succeeded").then_some(())
+    })
+    .await;
+    let would_free = ui.bytes("run-bytes").await;
+
+    // Hold the run after two deletions; cancel it from its page meanwhile.
+    let mut held = s.server().collector().checkpoint().arm(2);
+    ui.follow("[data-testid=btn-gc-start]").await;
+    held.reached().await;
+    // The page reloads itself every second: find and click the button as one step.
+    wait_until("the cancel button to be clicked", || async move {
+        let el =
+            b.b.find(Locator::Css("[data-testid=btn-gc-cancel]"))
+                .await
+                .ok()?;
+        el.click().await.ok()
+    })
+    .await;
+    wait_until("the page to say the run is cancelling", || async move {
+        let text =
+            b.b.find(Locator::Css("main"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+        text.contains("cancelling").then_some(())
+    })
+    .await;
+    held.release();
+    let end = wait_until("the run page to show the run ended", || async move {
+        let s = state(b).await?;
+        (s != "running").then_some(s)
+    })
+    .await;
+    assert_eq!(end, "cancelled");
+    let freed = ui.bytes("run-bytes").await;
+    assert!(freed > 0 && freed < would_free, "{freed} of {would_free}");
+    assert!(!ui.has("[data-testid=btn-gc-cancel]").await);
+    // What it did not get to is still reclaimable, for the next run.
+    let left = s.api_ok("/api/v1/usage").await["total"]["reclaimable_bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(left, would_free - freed);
+}

@@ -1,0 +1,378 @@
+//! Deletion with a plan, and undo. Deleting tags first shows exactly what goes, what is kept
+//! and why, the bytes held and the restore deadline — the registry's own dry run of the same
+//! deletion (`Registry::delete_tags` with `dry_run`), rolled back. Confirming posts the plan's
+//! tags with the digests they pointed at; if any tag moved since, the plan is shown again
+//! instead of deleting something else. The result offers "undo this batch"
+//! (`Registry::restore_batch`). "Recently deleted" is the registry-wide restore bin.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use maud::{Markup, html};
+use shipshape_meta::principal::Permission;
+use shipshape_oci::{RepoName, Tag};
+
+use super::layout::{bytes, digest, when};
+use super::{Ctx, Fields, Posted, bad_request, forbidden};
+use crate::api::handlers;
+use crate::api::model::{self, RestorableTag, TagInfo};
+use crate::error::ApiError;
+use crate::registry::{Overwrite, TagQuery};
+
+fn parse_tag(t: &str) -> Result<Tag, ApiError> {
+    t.parse::<Tag>()
+        .map_err(|e| bad_request(format!("tag {t:?}: {e}")))
+}
+
+/// The plan for deleting `asked` tags of `repo`, with a confirm form; `notice` says why the
+/// plan is shown again.
+pub(crate) async fn plan_page(
+    ctx: &Ctx,
+    repo: &RepoName,
+    asked: &[String],
+    notice: Option<Markup>,
+) -> Result<Response, ApiError> {
+    if !ctx.may(Permission::Push, Some(repo.as_str())) {
+        return Err(forbidden(format!(
+            "{} may not delete tags in {repo}",
+            ctx.caller.principal.name
+        )));
+    }
+    if asked.is_empty() {
+        return Err(bad_request(
+            "choose at least one tag to delete (tick its box on the repository page)",
+        ));
+    }
+    let current: BTreeMap<String, TagInfo> = ctx
+        .app
+        .registry
+        .tag_details(repo, &TagQuery::default())
+        .await?
+        .into_iter()
+        .map(handlers::tag_info)
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let protection = ctx.app.retention.policies().protection(repo.as_str());
+    let mut going: Vec<Tag> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for name in asked {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if !current.contains_key(name) {
+            skipped.push((name.clone(), "no such tag now (deleted already?)".into()));
+        } else if let Some((policy, pat)) = protection.protects(name) {
+            skipped.push((
+                name.clone(),
+                format!(
+                    "protected by policy {policy} (pattern {}); an administrator can delete it with the API's override",
+                    pat.as_str()
+                ),
+            ));
+        } else {
+            going.push(parse_tag(name)?);
+        }
+    }
+    let dry = if going.is_empty() {
+        None
+    } else {
+        Some(
+            ctx.app
+                .registry
+                .delete_tags(repo, &going, false, true, &ctx.caller.principal)
+                .await?,
+        )
+    };
+    let going_names: BTreeSet<&str> = going.iter().map(Tag::as_str).collect();
+    // Other tags on the same image keep it: say so beside each tag that goes.
+    let mut by_digest: HashMap<&str, Vec<&str>> = HashMap::new();
+    for t in current.values() {
+        if !going_names.contains(t.name.as_str()) {
+            by_digest
+                .entry(t.digest.as_str())
+                .or_default()
+                .push(&t.name);
+        }
+    }
+    let body = html! {
+        h1 { "Delete tags from " code { (repo) } "?" }
+        @if let Some(n) = notice { (n) }
+        @if let Some(dry) = &dry {
+            h2 { "What goes" }
+            table data-testid="plan-going" {
+                thead { tr { th scope="col" { "Tag" } th scope="col" { "Digest" } th scope="col" class="num" { "Image size" } th scope="col" { "The image" } } }
+                tbody {
+                    @for d in &dry.deleted {
+                        tr data-testid={ "plan-tag-" (d.tag) } {
+                            td { strong { (d.tag) } }
+                            td { (digest(&d.digest.to_string())) }
+                            td.num { @if let Some(t) = current.get(&d.tag) { (bytes(t.size)) } }
+                            td {
+                                @match by_digest.get(d.digest.to_string().as_str()) {
+                                    Some(others) => { "stays: also tagged " (others.join(", ")) }
+                                    None => { "loses its last tag; held for restore, then collected" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.cards {
+                (super::overview::figure("Bytes held for restore", dry.freed.bytes_held, "plan-held"))
+                (super::overview::figure("Bytes freed at once", dry.freed.bytes_reclaimable, "plan-freed"))
+                div.card {
+                    div.label { "Restorable until" }
+                    div.value data-testid="plan-deadline" {
+                        @match dry.freed.restorable_until {
+                            Some(ms) => { (when(&model::time(ms))) }
+                            None => { "not restorable (no restore window)" }
+                        }
+                    }
+                }
+            }
+            p.note {
+                "Layers other images still use are kept and not counted. Until the deadline, "
+                "the deleted tags can be restored from this repository's history or from "
+                a href="/ui/deleted" { "Recently deleted" } "; after it the collector frees the bytes."
+            }
+        } @else {
+            p.note data-testid="plan-empty" { "Nothing of what was chosen can be deleted." }
+        }
+        @if !skipped.is_empty() {
+            h2 { "Kept" }
+            ul data-testid="plan-kept" {
+                @for (t, why) in &skipped {
+                    li { strong { (t) } ": " (why) }
+                }
+            }
+        }
+        @if let Some(dry) = &dry {
+            form method="post" action={ "/ui/repositories/" (repo) "/-/delete" } {
+                (ctx.csrf_field())
+                @for d in &dry.deleted {
+                    input type="hidden" name="item" value={ (d.tag) "@" (d.digest) };
+                }
+                button.danger type="submit" data-testid="btn-confirm" {
+                    "Delete " (dry.deleted.len()) @if dry.deleted.len() == 1 { " tag" } @else { " tags" }
+                }
+                " "
+                a.button href={ "/ui/repositories/" (repo) } { "Cancel" }
+            }
+        } @else {
+            p { a.button href={ "/ui/repositories/" (repo) } { "Back to the repository" } }
+        }
+    };
+    Ok(ctx.page(&format!("Delete tags from {repo}"), body))
+}
+
+/// Runs a confirmed plan: the tags it named, only while each still points where it did.
+pub(crate) async fn execute_plan(
+    ctx: &Ctx,
+    repo: &RepoName,
+    form: &Fields,
+) -> Result<Response, ApiError> {
+    if !ctx.may(Permission::Pull, Some(repo.as_str())) {
+        return Err(forbidden(format!(
+            "{} may not read {repo}",
+            ctx.caller.principal.name
+        )));
+    }
+    let mut planned: Vec<(Tag, String)> = Vec::new();
+    for item in form.all("item") {
+        let (t, d) = item
+            .split_once('@')
+            .ok_or_else(|| bad_request(format!("plan item {item:?} is not TAG@DIGEST")))?;
+        planned.push((parse_tag(t)?, d.to_string()));
+    }
+    if planned.is_empty() {
+        return Err(bad_request("the plan names no tag"));
+    }
+    let mut moved = Vec::new();
+    for (t, d) in &planned {
+        match ctx.app.registry.tag(repo, t).await {
+            Ok(now) if now.digest.to_string() == *d => {}
+            Ok(now) => moved.push(format!("{t} now points at {}", now.digest)),
+            Err(crate::registry::RegistryError::TagUnknown { .. }) => {
+                moved.push(format!("{t} is gone already"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !moved.is_empty() {
+        let names: Vec<String> = planned.iter().map(|(t, _)| t.to_string()).collect();
+        let notice = html! {
+            p.error role="alert" data-testid="plan-changed" {
+                "The registry changed since this plan was made (" (moved.join("; "))
+                "), so nothing was deleted. Here is the plan as it stands now."
+            }
+        };
+        return plan_page(ctx, repo, &names, Some(notice)).await;
+    }
+    let tags: Vec<Tag> = planned.into_iter().map(|(t, _)| t).collect();
+    let done = ctx
+        .app
+        .registry
+        .delete_tags(repo, &tags, false, false, &ctx.caller.principal)
+        .await?;
+    let body = html! {
+        h1 { "Deleted " (done.deleted.len()) @if done.deleted.len() == 1 { " tag" } @else { " tags" } " from " code { (repo) } }
+        p.ok role="status" data-testid="deleted-result" {
+            "Deleted: " (done.deleted.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>().join(", ")) "."
+        }
+        div.cards {
+            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
+            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
+            @if let Some(ms) = done.freed.restorable_until {
+                div.card { div.label { "Restorable until" } div.value { (when(&model::time(ms))) } }
+            }
+        }
+        @if let Some(batch) = done.batch {
+            form method="post" action={ "/ui/batches/" (batch) "/restore" } {
+                (ctx.csrf_field())
+                button.primary type="submit" data-testid="btn-undo" { "Undo this batch" }
+                span.note { " Brings back every tag this deletion removed." }
+            }
+        }
+        p { a href={ "/ui/repositories/" (repo) } { "Back to " (repo) } " · " a href="/ui/deleted" { "Recently deleted" } }
+    };
+    Ok(ctx.page("Deleted", body))
+}
+
+/// `POST /ui/batches/{id}/restore`: undo a deletion.
+pub(crate) async fn undo_batch(Path(id): Path<i64>, posted: Posted) -> Response {
+    let ctx = posted.ctx;
+    let result = async {
+        let r = ctx
+            .app
+            .registry
+            .restore_batch(id, Overwrite::default(), &ctx.caller.principal)
+            .await?;
+        let r = handlers::batch_restore(r);
+        Ok(restored_page(&ctx, &r.repository, &r.tags))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+fn restored_page(ctx: &Ctx, repo: &str, tags: &[model::RestoredTag]) -> Response {
+    let body = html! {
+        h1 { "Restored " (tags.len()) @if tags.len() == 1 { " tag" } @else { " tags" } " in " code { (repo) } }
+        ul.plain data-testid="restored" {
+            @for t in tags {
+                li { strong { (t.tag) } " → " (digest(&t.digest))
+                    @if let Some(r) = &t.replaced { " (replaced " (digest(r)) ", which can itself be restored)" } }
+            }
+        }
+        p { a href={ "/ui/repositories/" (repo) } { "Back to " (repo) } }
+    };
+    ctx.page("Restored", body)
+}
+
+/// Restores one tag to the digest the form names.
+pub(crate) async fn restore_tag(
+    ctx: &Ctx,
+    repo: &RepoName,
+    tag: &Tag,
+    form: &Fields,
+) -> Result<Response, ApiError> {
+    let r = ctx
+        .app
+        .registry
+        .restore_tag(
+            repo,
+            tag,
+            form.get("digest"),
+            Overwrite::default(),
+            &ctx.caller.principal,
+        )
+        .await?;
+    let r = handlers::restored_tag(r);
+    Ok(restored_page(ctx, repo.as_str(), &[r]))
+}
+
+/// Restorable tags as a table with restore buttons where the caller may restore.
+pub(crate) fn restorable_table(ctx: &Ctx, rows: &[RestorableTag], show_repo: bool) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.note data-testid="nothing-restorable" { "Nothing to restore." }
+        } @else {
+            table data-testid="restorable" {
+                thead { tr {
+                    @if show_repo { th scope="col" { "Repository" } }
+                    th scope="col" { "Tag" } th scope="col" { "What happened" } th scope="col" { "Digest" }
+                    th scope="col" { "When" } th scope="col" { "By" } th scope="col" { "Restorable until" }
+                    th scope="col" { "Actions" }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr data-testid={ "row-restorable-" (r.repository) ":" (r.tag) } {
+                            @if show_repo {
+                                td { a href={ "/ui/repositories/" (r.repository) "/-/history" } { (r.repository) }
+                                    @if r.repository_deleted { span.badge { "repository deleted" } } }
+                            }
+                            td { strong { (r.tag) } }
+                            td { (r.how) }
+                            td { (digest(&r.digest)) }
+                            td { (when(&r.left_at)) }
+                            td { (r.actor) }
+                            td { (when(&r.restorable_until)) }
+                            td {
+                                @if let Some(now) = &r.conflict {
+                                    span.badge.conflict title={ "The name now points at " (now) } { "name reused" }
+                                    " " span.note { "restore with force from the API or CLI" }
+                                } @else if ctx.may(Permission::Push, Some(&r.repository)) {
+                                    form.inline method="post" action={ "/ui/repositories/" (r.repository) "/-/tags/" (r.tag) "/restore" } {
+                                        (ctx.csrf_field())
+                                        input type="hidden" name="digest" value=(r.digest);
+                                        button type="submit" data-testid={ "restore-" (r.tag) } { "Restore" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/ui/deleted`: the registry-wide restore bin, newest first, a page at a time.
+pub(crate) async fn recently_deleted(
+    ctx: Ctx,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let before = q
+            .get("before")
+            .map(|b| b.parse::<i64>().map_err(|_| bad_request("before: a number")))
+            .transpose()?;
+        const PAGE: i64 = 100;
+        let entries = ctx
+            .app
+            .registry
+            .restorable(None, before, PAGE + 1)
+            .await?;
+        let more = entries.len() as i64 > PAGE;
+        let rows: Vec<RestorableTag> = entries
+            .into_iter()
+            .take(PAGE as usize)
+            .map(handlers::restorable_tag)
+            .collect();
+        let next = if more { rows.last().map(|r| r.id) } else { None };
+        let rows: Vec<RestorableTag> = rows
+            .into_iter()
+            .filter(|r| ctx.may(Permission::Pull, Some(&r.repository)))
+            .collect();
+        let body = html! {
+            h1 { "Recently deleted" }
+            p.note { "Tags that left an image (deleted, or moved by a push) and can go back to it until their deadline. After it, the collector frees what only they held." }
+            (restorable_table(&ctx, &rows, true))
+            @if let Some(n) = next { p { a href={ "/ui/deleted?before=" (n) } { "Older entries" } } }
+        };
+        Ok(ctx.page("Recently deleted", body))
+    }
+    .await;
+    ctx.finish(result)
+}

@@ -1,0 +1,205 @@
+//! The frame every page shares (navigation, who is logged in, logout) and the small pieces
+//! pages are built from: sizes, times, digests, the storage bar. The stylesheet is compiled
+//! into the binary and served from `/ui/static/style.css`: no CDN, nothing fetched elsewhere.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use super::Ctx;
+use crate::api::model::UsageFigures;
+
+const STYLE: &str = r#"
+:root { --fg:#1d2330; --muted:#5b6475; --line:#d8dce3; --bg:#f6f7f9; --accent:#1f5fbf;
+  --live:#2e7d32; --held:#f2a900; --grace:#8e99ab; --reclaim:#c62828; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.45 system-ui, sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#1d2330; color:#fff; display:flex; align-items:center; gap:1.5rem; padding:.6rem 1.2rem; flex-wrap:wrap; }
+header a { color:#fff; text-decoration:none; }
+header a:hover, header a:focus { text-decoration:underline; }
+header .brand { font-weight:700; font-size:1.1rem; }
+header nav { display:flex; gap:1rem; flex-wrap:wrap; }
+header .who { margin-left:auto; display:flex; gap:.6rem; align-items:center; }
+header .who button { background:none; border:1px solid #fff8; color:#fff; border-radius:4px; padding:.15rem .6rem; cursor:pointer; }
+main { max-width:1200px; margin:0 auto; padding:1rem 1.2rem 3rem; }
+h1 { font-size:1.5rem; margin:.6rem 0 1rem; }
+h2 { font-size:1.15rem; margin:1.6rem 0 .6rem; }
+table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
+caption { text-align:left; font-weight:600; padding:.4rem 0; }
+th, td { text-align:left; padding:.35rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:#eef0f4; font-weight:600; }
+td.num, th.num { text-align:right; }
+a { color:var(--accent); }
+code, .digest { font-family:ui-monospace, monospace; font-size:.9em; }
+.badge { display:inline-block; font-size:.75rem; padding:0 .4rem; border-radius:3px; background:#e3e7ee; margin-left:.3rem; }
+.badge.protected { background:#fff0c2; border:1px solid #e0b400; }
+.badge.conflict { background:#ffd9d9; }
+.note { color:var(--muted); }
+.error { color:#a00; background:#fff0f0; border:1px solid #f3c0c0; padding:.5rem .8rem; border-radius:4px; }
+.ok { color:#155724; background:#eaf6ec; border:1px solid #b9e0c0; padding:.5rem .8rem; border-radius:4px; }
+.cards { display:flex; gap:1rem; flex-wrap:wrap; margin:.8rem 0; }
+nav.tabs { display:flex; gap:1rem; border-bottom:1px solid var(--line); padding-bottom:.3rem; margin-bottom:.6rem; }
+.visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
+.card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.7rem 1rem; min-width:12rem; }
+.card .label { color:var(--muted); font-size:.85rem; }
+.card .value { font-size:1.25rem; font-weight:600; }
+.bar { display:flex; height:1.4rem; border-radius:4px; overflow:hidden; border:1px solid var(--line); background:#fff; margin:.5rem 0; }
+.bar span { display:block; height:100%; }
+.swatch { display:inline-block; width:.8rem; height:.8rem; border-radius:2px; margin-right:.35rem; vertical-align:-1px; }
+.live { background:var(--live); } .held { background:var(--held); } .grace { background:var(--grace); } .reclaim { background:var(--reclaim); }
+form.inline { display:inline; }
+button, .button { font:inherit; padding:.3rem .8rem; border-radius:4px; border:1px solid #9aa3b2; background:#fff; cursor:pointer; color:var(--fg); text-decoration:none; }
+button.danger { background:#c62828; border-color:#a31d1d; color:#fff; }
+button.primary { background:var(--accent); border-color:#17489a; color:#fff; }
+form.login { display:grid; gap:.4rem; max-width:20rem; }
+form.login input { font:inherit; padding:.35rem; }
+form.filter { display:flex; gap:.5rem; align-items:end; margin-bottom:.8rem; flex-wrap:wrap; }
+form.filter input, form.filter select { font:inherit; padding:.25rem; }
+ul.plain { list-style:none; padding:0; }
+progress { width:20rem; }
+"#;
+
+/// `/ui/static/style.css`.
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// A whole page: the frame around `body`.
+pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
+                title { (title) " · Shipshape" }
+                link rel="stylesheet" href="/ui/static/style.css";
+            }
+            body {
+                header {
+                    a.brand href="/ui" { "Shipshape" }
+                    nav aria-label="Main" {
+                        a href="/ui" { "Overview" }
+                        a href="/ui/repositories" { "Repositories" }
+                        a href="/ui/deleted" { "Recently deleted" }
+                        a href="/ui/gc" { "Storage and GC" }
+                        a href="/ui/policies" { "Policies" }
+                        a href="/ui/activity" { "Activity" }
+                    }
+                    div.who {
+                        @if let Some(name) = ctx.user() {
+                            span data-testid="whoami" { "Logged in as " strong { (name) } }
+                            form.inline method="post" action="/ui/logout" {
+                                (ctx.csrf_field())
+                                button type="submit" data-testid="btn-logout" { "Log out" }
+                            }
+                        } @else if !ctx.caller.enabled {
+                            span.note data-testid="whoami" { "Access control is off" }
+                        } @else {
+                            a href="/ui/login" { "Log in" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// Bytes in binary units, the exact figure kept in `value` (and shown on hover).
+pub(crate) fn bytes(n: u64) -> Markup {
+    html! { data value=(n) title={ (n) " bytes" } { (human(n)) } }
+}
+
+/// Bytes in binary units as text.
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// An RFC 3339 time as the API gives it, shown to the minute in UTC.
+pub(crate) fn when(t: &str) -> Markup {
+    let shown = t.get(..16).unwrap_or(t).replace('T', " ");
+    html! { time datetime=(t) title=(t) { (shown) " UTC" } }
+}
+
+/// An optional time; "never" when absent.
+pub(crate) fn when_or_never(t: Option<&str>) -> Markup {
+    match t {
+        Some(t) => when(t),
+        None => html! { span.note { "never" } },
+    }
+}
+
+/// A digest shortened for a table, the whole one on hover.
+pub(crate) fn digest(d: &str) -> Markup {
+    let short = match d.split_once(':') {
+        Some((alg, hex)) => format!("{alg}:{}", hex.get(..12).unwrap_or(hex)),
+        None => d.to_string(),
+    };
+    html! { code.digest title=(d) { (short) } }
+}
+
+/// The stacked storage bar with its four figures; `stored_bytes` is their sum.
+pub(crate) fn storage_bar(u: &UsageFigures) -> Markup {
+    let total = u.stored_bytes.max(1) as f64;
+    let pct = |n: u64| format!("width:{:.2}%", n as f64 * 100.0 / total);
+    let parts = [
+        ("live", "Live", u.in_use_bytes, "stat-live"),
+        (
+            "held",
+            "Held for restore",
+            u.held_for_restore_bytes,
+            "stat-held",
+        ),
+        ("grace", "In grace", u.in_grace_bytes, "stat-grace"),
+        (
+            "reclaim",
+            "Reclaimable now",
+            u.reclaimable_bytes,
+            "stat-reclaimable",
+        ),
+    ];
+    html! {
+        div.bar role="img" aria-label={
+            "Storage: " (human(u.in_use_bytes)) " live, " (human(u.held_for_restore_bytes))
+            " held for restore, " (human(u.in_grace_bytes)) " in grace, "
+            (human(u.reclaimable_bytes)) " reclaimable now"
+        } {
+            @for (class, label, n, _) in parts {
+                @if n > 0 { span class=(class) style=(pct(n)) title=(label) {} }
+            }
+        }
+        div.cards {
+            div.card {
+                div.label { "Stored" }
+                div.value data-testid="stat-stored" { (bytes(u.stored_bytes)) }
+            }
+            @for (class, label, n, id) in parts {
+                div.card {
+                    div.label { span class={ "swatch " (class) } {} (label) }
+                    div.value data-testid=(id) { (bytes(n)) }
+                }
+            }
+        }
+    }
+}
