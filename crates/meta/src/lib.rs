@@ -271,12 +271,17 @@ impl Catalogue {
     }
 
     /// Starts a write transaction whose commit is synced to disk before it returns. Writers are
-    /// serialised; keep transactions short and never hold one across storage I/O.
+    /// serialised; keep transactions short and never hold one across storage I/O. Write
+    /// transactions take the write lock at BEGIN (IMMEDIATE): inside this process the single
+    /// write connection serialises them anyway, and another process writing the same file
+    /// (an operator's tool) then waits out the busy timeout instead of failing at once with
+    /// SQLITE_BUSY when a transaction that read first tries to write.
     pub async fn begin(&self) -> Result<Tx> {
         self.activity.touch();
-        let tx = self
-            .stats
-            .time_write(self.write.begin_with("PRAGMA synchronous = FULL; BEGIN"));
+        let tx = self.stats.time_write(
+            self.write
+                .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE"),
+        );
         Ok(Tx(tx.await?, Vec::new()))
     }
 
@@ -288,9 +293,10 @@ impl Catalogue {
     /// of a commit that could still be lost.
     pub async fn begin_unsynced(&self) -> Result<Tx> {
         self.activity.touch();
-        let tx = self
-            .stats
-            .time_write(self.write.begin_with("PRAGMA synchronous = NORMAL; BEGIN"));
+        let tx = self.stats.time_write(
+            self.write
+                .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"),
+        );
         Ok(Tx(tx.await?, Vec::new()))
     }
 
