@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::accounts::{ADMIN, PASSWORD, admin_post, team_registry};
 use common::{OCI_MANIFEST, TestServer, client};
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::errors::OciDistributionError;
@@ -14,8 +15,6 @@ use oci_client::{Client, Reference, RegistryOperation};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const ADMIN: (&str, &str) = ("admin", "admin-password-1");
-const PASSWORD: &str = "a-long-password";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 
@@ -35,39 +34,11 @@ fn basic(user: &str, password: &str) -> RegistryAuth {
     RegistryAuth::Basic(user.to_string(), password.to_string())
 }
 
-async fn admin_api(s: &TestServer, path: &str, body: Value) {
-    let resp = client()
-        .post(s.url(path))
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "POST {path}: {status} {v}");
-}
-
 /// A registry with access control on: `dev` writes team/**, `reader` reads it, and
 /// anonymous callers may read public/** (and nothing else).
 async fn registry() -> TestServer {
-    let s =
-        TestServer::start_with(|c| c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()))).await;
-    for (name, role) in [("dev", "write"), ("reader", "read")] {
-        admin_api(
-            &s,
-            "/api/v1/users",
-            json!({"name": name, "password": PASSWORD}),
-        )
-        .await;
-        admin_api(
-            &s,
-            "/api/v1/roles",
-            json!({"subject": format!("user:{name}"), "pattern": "team/**", "role": role}),
-        )
-        .await;
-    }
-    admin_api(
+    let s = team_registry().await;
+    admin_post(
         &s,
         "/api/v1/roles",
         json!({"subject": "anonymous", "pattern": "public/**", "role": "read"}),

@@ -9,16 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use common::accounts::{ADMIN, PASSWORD, team_registry};
 use common::layout::{Image, Layer, OciLayout};
 use common::{DOCKER_MANIFEST, OCI_MANIFEST, TestServer, client, header, require_tool};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 /// Generous: a client that hangs is a failure, not a stuck suite.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
-const ADMIN: (&str, &str) = ("admin", "admin-password-1");
-const PASSWORD: &str = "a-long-password";
 
 /// Rootful podman with its storage, runtime state, temporary files and credentials under one
 /// directory of the test (clients.md, section 5), so nothing touches the machine's own.
@@ -120,40 +119,6 @@ fn describe(args: &[&str], out: &Output) -> String {
     )
 }
 
-async fn admin_api(s: &TestServer, path: &str, body: Value) {
-    let resp = client()
-        .post(s.url(path))
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "POST {path}: {status} {v}");
-}
-
-/// A registry with access control on: `dev` writes team/**, `reader` reads it.
-async fn registry() -> TestServer {
-    let s =
-        TestServer::start_with(|c| c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()))).await;
-    for (name, role) in [("dev", "write"), ("reader", "read")] {
-        admin_api(
-            &s,
-            "/api/v1/users",
-            json!({"name": name, "password": PASSWORD}),
-        )
-        .await;
-        admin_api(
-            &s,
-            "/api/v1/roles",
-            json!({"subject": format!("user:{name}"), "pattern": "team/**", "role": role}),
-        )
-        .await;
-    }
-    s
-}
-
 /// What the registry serves for `repo:reference` to the administrator: the status, the
 /// `Docker-Content-Digest`, and the digest of the body.
 async fn served(s: &TestServer, repo: &str, reference: &str) -> (StatusCode, String, String) {
@@ -201,7 +166,7 @@ fn refusal(args: &[&str], out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_logs_in_then_pushes_and_pulls_as_its_role_allows() {
-    let s = registry().await;
+    let s = team_registry().await;
     let host = s.host();
     let tmp = tempfile::tempdir().unwrap();
     let image = Image::new("amd64", &[Layer::seeded("podman-auth", 7)], &["/bin/true"]);

@@ -8,13 +8,11 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use common::accounts::{ADMIN, PASSWORD, admin_post, team_registry};
 use common::layout::{Image, Layer, OciLayout};
 use common::{OCI_MANIFEST, TestServer, client, oras_python, skopeo};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const ADMIN: (&str, &str) = ("admin", "admin-password-1");
-const PASSWORD: &str = "a-long-password";
 
 async fn exec(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
     common::exec_tool(program, args, cwd).await
@@ -24,40 +22,11 @@ fn describe(out: &Output) -> String {
     common::describe_run(Path::new("client"), &[], out)
 }
 
-async fn admin_api(s: &TestServer, path: &str, body: Value) -> Value {
-    let resp = client()
-        .post(s.url(path))
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "POST {path}: {status} {v}");
-    v
-}
-
 /// A registry with access control on: `dev` writes team/**, `reader` reads it, robot `ci`
 /// writes team/app. Returns the robot's secret.
 async fn registry() -> (TestServer, String) {
-    let s =
-        TestServer::start_with(|c| c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()))).await;
-    for (name, role) in [("dev", "write"), ("reader", "read")] {
-        admin_api(
-            &s,
-            "/api/v1/users",
-            json!({"name": name, "password": PASSWORD}),
-        )
-        .await;
-        admin_api(
-            &s,
-            "/api/v1/roles",
-            json!({"subject": format!("user:{name}"), "pattern": "team/**", "role": role}),
-        )
-        .await;
-    }
-    let robot = admin_api(
+    let s = team_registry().await;
+    let robot = admin_post(
         &s,
         "/api/v1/robots",
         json!({"name": "ci", "roles": [{"pattern": "team/app", "role": "write"}]}),

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod layout;
 
 use std::collections::BTreeMap;
