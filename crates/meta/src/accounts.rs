@@ -3,7 +3,7 @@
 //! ever sees a password. Every change moves the `accounts` version, so each node's cached view
 //! of who may do what is rebuilt (`auth::Access`).
 
-use sqlx::Row;
+use crate::db::{execute, rows, values};
 
 use crate::{Conn, MetaError, Millis, Result};
 
@@ -96,7 +96,7 @@ pub struct Binding {
     pub created_by: String,
 }
 
-fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<User> {
+fn user_from_row(r: &crate::db::Row) -> Result<User> {
     Ok(User {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -108,7 +108,7 @@ fn user_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<User> {
     })
 }
 
-fn robot_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Robot> {
+fn robot_from_row(r: &crate::db::Row) -> Result<Robot> {
     Ok(Robot {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -122,7 +122,7 @@ fn robot_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Robot> {
     })
 }
 
-fn binding_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Binding> {
+fn binding_from_row(r: &crate::db::Row) -> Result<Binding> {
     let role: &str = r.try_get("role")?;
     Ok(Binding {
         id: r.try_get("id")?,
@@ -153,17 +153,15 @@ pub async fn create_user(
     created_by: &str,
     now: Millis,
 ) -> Result<Option<i64>> {
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "INSERT INTO users (name, password_hash, admin, created_at, created_by)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
     .bind(name)
     .bind(password_hash)
     .bind(admin)
     .bind(now)
-    .bind(created_by)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(created_by))?;
     if id.is_some() {
         bump_version(conn).await?;
     }
@@ -171,78 +169,78 @@ pub async fn create_user(
 }
 
 pub async fn find_user(conn: &mut dyn Conn, name: &str) -> Result<Option<User>> {
-    let row = sqlx::query("SELECT * FROM users WHERE name = ?")
-        .bind(name)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "SELECT * FROM users WHERE name = $1"
+    )
+    .bind(name))?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 pub async fn user_by_id(conn: &mut dyn Conn, id: i64) -> Result<Option<User>> {
-    let row = sqlx::query("SELECT * FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "SELECT * FROM users WHERE id = $1"
+    )
+    .bind(id))?;
     row.as_ref().map(user_from_row).transpose()
 }
 
 pub async fn list_users(conn: &mut dyn Conn) -> Result<Vec<User>> {
-    let rows = sqlx::query("SELECT * FROM users ORDER BY name")
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT * FROM users ORDER BY name"
+    ))?;
     rows.iter().map(user_from_row).collect()
 }
 
 pub async fn count_users(conn: &mut dyn Conn) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(conn.sqlite())
-        .await?)
+    Ok(values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT count(*) FROM users"
+    ))?)
 }
 
 /// Replaces a user's password hash; returns whether the user exists.
 pub async fn set_password(conn: &mut dyn Conn, name: &str, password_hash: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
-        .bind(password_hash)
-        .bind(name)
-        .execute(conn.sqlite())
-        .await?;
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE users SET password_hash = $1 WHERE name = $2"
+    )
+    .bind(password_hash)
+    .bind(name))?;
     bump_version(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Makes a user a registry administrator or not; returns whether the user exists.
 pub async fn set_admin(conn: &mut dyn Conn, name: &str, admin: bool) -> Result<bool> {
-    let done = sqlx::query("UPDATE users SET admin = ? WHERE name = ?")
-        .bind(admin)
-        .bind(name)
-        .execute(conn.sqlite())
-        .await?;
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE users SET admin = $1 WHERE name = $2"
+    )
+    .bind(admin)
+    .bind(name))?;
     bump_version(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Removes a user and their bindings; returns whether the user existed.
 pub async fn delete_user(conn: &mut dyn Conn, name: &str) -> Result<bool> {
-    let id: Option<i64> = sqlx::query_scalar("DELETE FROM users WHERE name = ? RETURNING id")
-        .bind(name)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "DELETE FROM users WHERE name = $1 RETURNING id"
+    )
+    .bind(name))?;
     let Some(id) = id else { return Ok(false) };
-    sqlx::query("DELETE FROM role_bindings WHERE subject = ?")
-        .bind(format!("user:{id}"))
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM role_bindings WHERE subject = $1"
+    )
+    .bind(format!("user:{id}")))?;
     bump_version(conn).await?;
     Ok(true)
 }
 
 /// Records a successful login (written at most once a minute per user by the caller).
 pub async fn touch_user(conn: &mut dyn Conn, id: i64, now: Millis) -> Result<()> {
-    sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE users SET last_login_at = $1 WHERE id = $2"
+    )
+    .bind(now)
+    .bind(id))?;
     Ok(())
 }
 
@@ -256,9 +254,11 @@ pub async fn create_robot(
     created_by: &str,
     now: Millis,
 ) -> Result<Option<i64>> {
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> =
+        values!(conn, fetch_optional, |cx| {
+            sqlx::query_scalar(
         "INSERT INTO robots (name, secret_hash, description, created_at, created_by, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
     .bind(name)
     .bind(secret_hash)
@@ -266,8 +266,7 @@ pub async fn create_robot(
     .bind(now)
     .bind(created_by)
     .bind(expires_at)
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     if id.is_some() {
         bump_version(conn).await?;
     }
@@ -275,40 +274,39 @@ pub async fn create_robot(
 }
 
 pub async fn find_robot(conn: &mut dyn Conn, name: &str) -> Result<Option<Robot>> {
-    let row = sqlx::query("SELECT * FROM robots WHERE name = ?")
-        .bind(name)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "SELECT * FROM robots WHERE name = $1"
+    )
+    .bind(name))?;
     row.as_ref().map(robot_from_row).transpose()
 }
 
 pub async fn list_robots(conn: &mut dyn Conn) -> Result<Vec<Robot>> {
-    let rows = sqlx::query("SELECT * FROM robots ORDER BY name")
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT * FROM robots ORDER BY name"
+    ))?;
     rows.iter().map(robot_from_row).collect()
 }
 
 /// Revokes a robot (its tokens stop working at once); returns whether it existed and was not
 /// revoked already.
 pub async fn revoke_robot(conn: &mut dyn Conn, name: &str, now: Millis) -> Result<bool> {
-    let done =
-        sqlx::query("UPDATE robots SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(name)
-            .execute(conn.sqlite())
-            .await?;
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE robots SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL"
+    )
+    .bind(now)
+    .bind(name))?;
     bump_version(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Records that a robot was used (written at most once a minute per robot by the caller).
 pub async fn touch_robot(conn: &mut dyn Conn, id: i64, now: Millis) -> Result<()> {
-    sqlx::query("UPDATE robots SET last_used_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE robots SET last_used_at = $1 WHERE id = $2"
+    )
+    .bind(now)
+    .bind(id))?;
     Ok(())
 }
 
@@ -321,9 +319,9 @@ pub async fn bind(
     created_by: &str,
     now: Millis,
 ) -> Result<()> {
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO role_bindings (subject, pattern, role, created_at, created_by)
-         VALUES (?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (subject, pattern) DO UPDATE SET role = excluded.role,
              created_at = excluded.created_at, created_by = excluded.created_by",
     )
@@ -331,27 +329,25 @@ pub async fn bind(
     .bind(pattern)
     .bind(role.as_str())
     .bind(now)
-    .bind(created_by)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(created_by))?;
     bump_version(conn).await
 }
 
 /// Removes a binding; returns whether it existed.
 pub async fn unbind(conn: &mut dyn Conn, subject: &str, pattern: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM role_bindings WHERE subject = ? AND pattern = ?")
-        .bind(subject)
-        .bind(pattern)
-        .execute(conn.sqlite())
-        .await?;
+    let done = execute!(conn, |cx| sqlx::query(
+        "DELETE FROM role_bindings WHERE subject = $1 AND pattern = $2"
+    )
+    .bind(subject)
+    .bind(pattern))?;
     bump_version(conn).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Every binding, by subject then pattern.
 pub async fn bindings(conn: &mut dyn Conn) -> Result<Vec<Binding>> {
-    let rows = sqlx::query("SELECT * FROM role_bindings ORDER BY subject, pattern")
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT * FROM role_bindings ORDER BY subject, pattern"
+    ))?;
     rows.iter().map(binding_from_row).collect()
 }

@@ -2,7 +2,7 @@
 //! deletion of several tags, a policy run's repository). Each removal in `tag_history` names
 //! its batch, so the restore bin can bring a whole operation back.
 
-use sqlx::Row;
+use crate::db::{rows, values};
 
 use crate::principal::Principal;
 use crate::repos::RepoId;
@@ -48,8 +48,9 @@ pub async fn create(
     by: &Principal,
     now: Millis,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO batches (action, repository_id, actor, actor_id, at) VALUES (?, ?, ?, ?, ?)
+    Ok(values!(conn, fetch_one, |cx| {
+        sqlx::query_scalar(
+        "INSERT INTO batches (action, repository_id, actor, actor_id, at) VALUES ($1, $2, $3, $4, $5)
          RETURNING id",
     )
     .bind(action.as_str())
@@ -57,18 +58,15 @@ pub async fn create(
     .bind(&by.name)
     .bind(by.audit_id())
     .bind(now)
-    .fetch_one(conn.sqlite())
-    .await?)
+    })?)
 }
 
 pub async fn get(conn: &mut dyn Conn, id: i64) -> Result<Option<Batch>> {
-    let row = sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
         "SELECT b.id, b.action, r.name, b.actor, b.at FROM batches b
-         JOIN repositories r ON r.id = b.repository_id WHERE b.id = ?",
+         JOIN repositories r ON r.id = b.repository_id WHERE b.id = $1",
     )
-    .bind(id)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(id))?;
     row.map(|r| {
         Ok(Batch {
             id: r.try_get("id")?,
@@ -83,11 +81,9 @@ pub async fn get(conn: &mut dyn Conn, id: i64) -> Result<Option<Batch>> {
 
 /// The latest batch of `action` on a repository: the deletion a repository restore undoes.
 pub async fn latest(conn: &mut dyn Conn, repo: RepoId, action: Operation) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM batches WHERE repository_id = ? AND action = ? ORDER BY id DESC LIMIT 1",
+    Ok(values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT id FROM batches WHERE repository_id = $1 AND action = $2 ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
-    .bind(action.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?)
+    .bind(action.as_str()))?)
 }

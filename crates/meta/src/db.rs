@@ -1,18 +1,33 @@
 //! The catalogue's own connection and transaction types. Every function of the aggregates takes
 //! `&mut dyn Conn`: a write transaction (`Tx`) or a read connection (`Reader`), whichever the
 //! caller holds. Nothing outside this crate names the database driver; the backend a
-//! connection speaks is known only here, where a PostgreSQL variant sits beside SQLite's.
+//! connection speaks (SQLite or PostgreSQL) is known only here.
+//!
+//! One SQL text serves both backends wherever the two agree (`$N` placeholders, `ON CONFLICT`,
+//! `RETURNING`, integer milliseconds bound from the clock). A statement runs through one of
+//! the macros below, which build the query once per backend and return backend-neutral rows
+//! ([`Row`]). Where the dialects differ, [`Dialect::pick`] chooses between two static texts
+//! kept side by side.
 
-use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
 
 use crate::{MetaError, Result};
 
+/// The connection underneath a [`Conn`], by backend.
+#[doc(hidden)]
+pub enum Backend<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
 /// A connection the catalogue's functions run on: a `Tx` or a `Reader`.
 pub trait Conn: Send {
-    /// The SQLite connection underneath; only this crate's queries use it.
+    /// The driver's connection underneath; only this crate's queries use it.
     #[doc(hidden)]
-    fn sqlite(&mut self) -> &mut sqlx::SqliteConnection;
+    fn backend(&mut self) -> Backend<'_>;
 
     /// Where `events::record` leaves what it recorded, to be logged once the transaction
     /// commits; `None` on a connection that cannot commit.
@@ -22,17 +37,25 @@ pub trait Conn: Send {
     }
 }
 
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
 /// A write transaction. Commit it with [`crate::commit`]; dropping it rolls it back.
 pub struct Tx(
-    pub(crate) sqlx::Transaction<'static, Sqlite>,
+    pub(crate) TxInner,
     /// Activity-log entries written in it: logged after the commit, so a dry run or a
     /// preview (rolled back) and a failed change log nothing.
     pub(crate) Vec<crate::events::Recorded>,
 );
 
 impl Conn for Tx {
-    fn sqlite(&mut self) -> &mut sqlx::SqliteConnection {
-        &mut self.0
+    fn backend(&mut self) -> Backend<'_> {
+        match &mut self.0 {
+            TxInner::Sqlite(tx) => Backend::Sqlite(tx),
+            TxInner::Postgres(tx) => Backend::Postgres(tx),
+        }
     }
 
     fn recorded(&mut self) -> Option<&mut Vec<crate::events::Recorded>> {
@@ -46,12 +69,20 @@ impl std::fmt::Debug for Tx {
     }
 }
 
+pub(crate) enum ReaderInner {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
 /// A connection for reads that need no consistency with a later write.
-pub struct Reader(pub(crate) PoolConnection<Sqlite>);
+pub struct Reader(pub(crate) ReaderInner);
 
 impl Conn for Reader {
-    fn sqlite(&mut self) -> &mut sqlx::SqliteConnection {
-        &mut self.0
+    fn backend(&mut self) -> Backend<'_> {
+        match &mut self.0 {
+            ReaderInner::Sqlite(c) => Backend::Sqlite(c),
+            ReaderInner::Postgres(c) => Backend::Postgres(c),
+        }
     }
 }
 
@@ -63,5 +94,181 @@ impl std::fmt::Debug for Reader {
 
 /// Rolls a transaction back now (dropping it does too, later).
 pub async fn rollback(tx: Tx) -> Result<()> {
-    tx.0.rollback().await.map_err(MetaError::from)
+    match tx.0 {
+        TxInner::Sqlite(tx) => tx.rollback().await,
+        TxInner::Postgres(tx) => tx.rollback().await,
+    }
+    .map_err(MetaError::from)
 }
+
+/// Which SQL a backend speaks, where the two differ.
+pub(crate) trait Dialect {
+    const POSTGRES: bool;
+
+    fn postgres(&self) -> bool {
+        Self::POSTGRES
+    }
+
+    /// SQLite's text or PostgreSQL's, for the backend of this connection.
+    fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        if Self::POSTGRES { postgres } else { sqlite }
+    }
+}
+
+impl Dialect for SqliteConnection {
+    const POSTGRES: bool = false;
+}
+
+impl Dialect for PgConnection {
+    const POSTGRES: bool = true;
+}
+
+/// A result row of either backend.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+/// A column type both backends decode.
+pub(crate) trait Col<'r>:
+    sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+impl<'r, T> Col<'r> for T where
+    T: sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Sqlite>
+        + sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+{
+}
+
+impl Row {
+    /// The named column, decoded; a value that does not decode is a corrupt row.
+    pub(crate) fn try_get<'r, T: Col<'r>>(&'r self, column: &str) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => sqlx::Row::try_get(r, column),
+            Row::Postgres(r) => sqlx::Row::try_get(r, column),
+        }
+        .map_err(MetaError::from)
+    }
+
+    /// The column at `index`, decoded.
+    pub(crate) fn try_get_at<'r, T: Col<'r>>(&'r self, index: usize) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => sqlx::Row::try_get(r, index),
+            Row::Postgres(r) => sqlx::Row::try_get(r, index),
+        }
+        .map_err(MetaError::from)
+    }
+}
+
+/// Turns a driver's rows into [`Row`]s; what the macros below return.
+#[doc(hidden)]
+pub(crate) trait Wrap {
+    type Out;
+    fn wrap(self) -> Self::Out;
+}
+
+impl Wrap for SqliteRow {
+    type Out = Row;
+    fn wrap(self) -> Row {
+        Row::Sqlite(self)
+    }
+}
+
+impl Wrap for PgRow {
+    type Out = Row;
+    fn wrap(self) -> Row {
+        Row::Postgres(self)
+    }
+}
+
+impl<T: Wrap> Wrap for Option<T> {
+    type Out = Option<T::Out>;
+    fn wrap(self) -> Self::Out {
+        self.map(Wrap::wrap)
+    }
+}
+
+impl<T: Wrap> Wrap for Vec<T> {
+    type Out = Vec<T::Out>;
+    fn wrap(self) -> Self::Out {
+        self.into_iter().map(Wrap::wrap).collect()
+    }
+}
+
+/// What a statement changed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Done(u64);
+
+impl Done {
+    pub(crate) fn rows_affected(&self) -> u64 {
+        self.0
+    }
+}
+
+impl From<sqlx::sqlite::SqliteQueryResult> for Done {
+    fn from(r: sqlx::sqlite::SqliteQueryResult) -> Self {
+        Done(r.rows_affected())
+    }
+}
+
+impl From<sqlx::postgres::PgQueryResult> for Done {
+    fn from(r: sqlx::postgres::PgQueryResult) -> Self {
+        Done(r.rows_affected())
+    }
+}
+
+/// Runs a `sqlx::query(…)` built once per backend with `$fetch` (`fetch_one`, `fetch_optional`,
+/// `fetch_all`) and returns [`Row`]s. `$c` names the backend's connection inside `$q`, for
+/// [`Dialect::pick`].
+macro_rules! rows {
+    ($conn:expr, $fetch:ident, |$c:ident| $q:expr) => {
+        match $crate::db::Conn::backend(&mut *$conn) {
+            $crate::db::Backend::Sqlite($c) => {
+                let q = $q;
+                q.$fetch($c).await.map($crate::db::Wrap::wrap)
+            }
+            $crate::db::Backend::Postgres($c) => {
+                let q = $q;
+                q.$fetch($c).await.map($crate::db::Wrap::wrap)
+            }
+        }
+    };
+}
+
+/// Runs a `sqlx::query_scalar(…)` or `sqlx::query_as(…)` built once per backend; the values
+/// are the same types on both.
+macro_rules! values {
+    ($conn:expr, $fetch:ident, |$c:ident| $q:expr) => {
+        match $crate::db::Conn::backend(&mut *$conn) {
+            $crate::db::Backend::Sqlite($c) => {
+                let q = $q;
+                q.$fetch($c).await
+            }
+            $crate::db::Backend::Postgres($c) => {
+                let q = $q;
+                q.$fetch($c).await
+            }
+        }
+    };
+}
+
+/// Executes a statement built once per backend; returns what it changed ([`Done`]).
+macro_rules! execute {
+    ($conn:expr, |$c:ident| $q:expr) => {
+        match $crate::db::Conn::backend(&mut *$conn) {
+            $crate::db::Backend::Sqlite($c) => {
+                let q = $q;
+                q.execute($c).await.map($crate::db::Done::from)
+            }
+            $crate::db::Backend::Postgres($c) => {
+                let q = $q;
+                q.execute($c).await.map($crate::db::Done::from)
+            }
+        }
+    };
+}
+
+pub(crate) use {execute, rows, values};

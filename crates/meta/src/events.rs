@@ -1,7 +1,7 @@
 //! The activity log: who did what to which target, and why. Written in the same transaction as
 //! the change it records, and logged (target `shipshape::audit`) once that transaction commits.
 
-use sqlx::Row;
+use crate::db::{execute, rows};
 
 use crate::principal::Principal;
 use crate::{Conn, Millis, Result};
@@ -191,10 +191,10 @@ impl Recorded {
 }
 
 pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Result<()> {
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO events (at, actor, actor_id, source, action, repository, target, digest,
                              reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(now)
     .bind(&e.by.name)
@@ -204,9 +204,7 @@ pub async fn record(conn: &mut dyn Conn, e: &NewEvent<'_>, now: Millis) -> Resul
     .bind(e.repository)
     .bind(e.target)
     .bind(e.digest.as_deref())
-    .bind(e.reason)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(e.reason))?;
     if let Some(pending) = conn.recorded() {
         pending.push(Recorded {
             action: e.action,
@@ -254,14 +252,14 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
     // A family is matched as a literal prefix (`tag.`), never a pattern: no wildcards, and
     // case counts on every backend.
     let family = f.action.as_ref().map(|a| format!("{a}."));
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
-         WHERE (?1 IS NULL OR repository = ?1)
-           AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?3)) = ?3)
-           AND (?4 IS NULL OR at >= ?4)
-           AND (?5 IS NULL OR at < ?5)
-           AND (?6 IS NULL OR id < ?6)
-         ORDER BY id DESC LIMIT ?7",
+         WHERE ($1 IS NULL OR repository = $1)
+           AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($3)) = $3)
+           AND ($4 IS NULL OR at >= $4)
+           AND ($5 IS NULL OR at < $5)
+           AND ($6 IS NULL OR id < $6)
+         ORDER BY id DESC LIMIT $7",
     )
     .bind(f.repository.as_deref())
     .bind(f.action.as_deref())
@@ -269,9 +267,7 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
     .bind(f.since)
     .bind(f.until)
     .bind(f.before)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             Ok(Event {
@@ -279,7 +275,7 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
                 at: r.try_get("at")?,
                 actor: r.try_get("actor")?,
                 source: r.try_get("source")?,
-                action: r.try_get::<&str, _>("action")?.parse()?,
+                action: r.try_get::<&str>("action")?.parse()?,
                 repository: r.try_get("repository")?,
                 target: r.try_get("target")?,
                 digest: r.try_get("digest")?,
@@ -292,13 +288,14 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The
 /// caller repeats until fewer than `limit` go, each batch in a short transaction.
 pub async fn prune(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)",
+    let done =
+        execute!(conn, |cx| {
+            sqlx::query(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
-    .execute(conn.sqlite())
-    .await?;
+        })?;
     Ok(done.rows_affected())
 }
 
@@ -306,13 +303,11 @@ pub async fn prune(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u6
 /// caller keeps every entry a restore may still need: `before` is no later than the start of
 /// the restore window); returns how many.
 pub async fn prune_tag_history(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
-    let done = sqlx::query(
+    let done = execute!(conn, |cx| sqlx::query(
         "DELETE FROM tag_history WHERE id IN
-             (SELECT id FROM tag_history WHERE at < ? ORDER BY at LIMIT ?)",
+             (SELECT id FROM tag_history WHERE at < $1 ORDER BY at LIMIT $2)",
     )
     .bind(before)
-    .bind(limit)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     Ok(done.rows_affected())
 }

@@ -35,11 +35,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 
 pub use clock::{Clock, Millis, SystemClock};
 pub use db::{Conn, Reader, Tx, rollback};
+use db::{Dialect, ReaderInner, TxInner, values};
 pub use principal::Principal;
 
 /// Catalogue errors. Absence is expressed with `Option` in return values, not errors.
@@ -59,7 +61,18 @@ pub enum MetaError {
     /// The database cannot be written (`SQLITE_READONLY`: a read-only filesystem or file).
     #[error("catalogue database: read-only ({0})")]
     ReadOnly(String),
+    /// The PostgreSQL catalogue's schema is older than this release and was not migrated.
+    #[error(
+        "the catalogue's schema lacks {0} migration(s) of this release: run `shipshape migrate` \
+         (or start with migrations on)"
+    )]
+    Outdated(usize),
 }
+
+/// PostgreSQL's SQLSTATEs for a full disk and a read-only transaction (a standby, or
+/// `default_transaction_read_only`).
+const PG_DISK_FULL: &str = "53100";
+const PG_READ_ONLY: &str = "25006";
 
 /// SQLite's primary result codes for a full disk and a database that cannot be written; the
 /// driver reports extended codes, whose low byte is the primary one.
@@ -74,6 +87,12 @@ impl From<sqlx::Error> for MetaError {
             | sqlx::Error::ColumnIndexOutOfBounds { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::TypeNotFound { .. } => MetaError::Corrupt(e.to_string()),
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(PG_DISK_FULL) => {
+                MetaError::Full(db.message().to_string())
+            }
+            sqlx::Error::Database(ref db) if db.code().as_deref() == Some(PG_READ_ONLY) => {
+                MetaError::ReadOnly(db.message().to_string())
+            }
             sqlx::Error::Database(ref db) => {
                 let primary = db
                     .code()
@@ -92,15 +111,23 @@ impl From<sqlx::Error> for MetaError {
 
 pub type Result<T> = std::result::Result<T, MetaError>;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Handle on the catalogue database.
 #[derive(Clone, Debug)]
 pub struct Catalogue {
-    write: SqlitePool,
-    read: SqlitePool,
+    pools: Pools,
     activity: Arc<WriterActivity>,
     stats: Arc<CatalogueStats>,
+}
+
+#[derive(Clone, Debug)]
+enum Pools {
+    /// One writer connection and a pool of readers (WAL).
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    /// One pool for both: PostgreSQL has many writers, and row locks order them.
+    Postgres(PgPool),
 }
 
 /// What the metrics show of the catalogue: how long transactions waited for the single writer
@@ -117,8 +144,8 @@ pub struct CatalogueStats {
     /// Checkpoints of the write-ahead log made while the writer was idle (those the writer
     /// makes on the commit that crosses `CHECKPOINT_PAGES` happen inside SQLite, unseen).
     pub idle_checkpoints: AtomicU64,
-    /// The write-ahead log's file.
-    wal: std::path::PathBuf,
+    /// SQLite's write-ahead log file (none on PostgreSQL).
+    wal: Option<std::path::PathBuf>,
 }
 
 impl CatalogueStats {
@@ -142,7 +169,7 @@ impl CatalogueStats {
 
     /// The write-ahead log's size now (`None` when it cannot be read, or there is none).
     pub fn wal_bytes(&self) -> Option<u64> {
-        std::fs::metadata(&self.wal).ok().map(|m| m.len())
+        std::fs::metadata(self.wal.as_ref()?).ok().map(|m| m.len())
     }
 }
 
@@ -170,6 +197,14 @@ struct WriterActivity {
 }
 
 impl WriterActivity {
+    fn new() -> Self {
+        WriterActivity {
+            opened: Instant::now(),
+            last_begin_ms: AtomicU64::new(0),
+            dirty: AtomicBool::new(true),
+        }
+    }
+
     fn touch(&self) {
         let now = self.opened.elapsed().as_millis() as u64;
         self.last_begin_ms.store(now, Ordering::Relaxed);
@@ -222,6 +257,39 @@ async fn checkpoint_when_idle(
     }
 }
 
+/// How to reach a PostgreSQL catalogue, and its limits.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/database?…`
+    pub url: String,
+    /// Connections this node keeps at most (requests, workers and the collector share them).
+    pub max_connections: u32,
+    /// A statement running longer is cancelled (PostgreSQL's `statement_timeout`).
+    pub statement_timeout: Duration,
+    /// A lock waited on longer fails the statement (`lock_timeout`).
+    pub lock_timeout: Duration,
+    /// A transaction left idle longer is ended by the server
+    /// (`idle_in_transaction_session_timeout`): a node that hangs cannot hold locks forever.
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl PostgresOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresOptions {
+            url: url.into(),
+            max_connections: 16,
+            statement_timeout: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which backend a catalogue URL names: `postgres://…` (or `postgresql://…`) or SQLite.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Catalogue {
     /// Opens (creating and migrating if needed) the SQLite catalogue at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
@@ -241,20 +309,16 @@ impl Catalogue {
                     .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string()),
             )
             .await?;
-        MIGRATIONS.run(&write).await?;
+        SQLITE_MIGRATIONS.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        let activity = Arc::new(WriterActivity {
-            opened: Instant::now(),
-            last_begin_ms: AtomicU64::new(0),
-            dirty: AtomicBool::new(true),
-        });
+        let activity = Arc::new(WriterActivity::new());
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let stats = Arc::new(CatalogueStats {
-            wal: wal.into(),
+            wal: Some(wal.into()),
             ..CatalogueStats::default()
         });
         tokio::spawn(checkpoint_when_idle(
@@ -263,26 +327,77 @@ impl Catalogue {
             Arc::downgrade(&stats),
         ));
         Ok(Catalogue {
-            write,
-            read,
+            pools: Pools::Sqlite { write, read },
             activity,
             stats,
         })
     }
 
-    /// Starts a write transaction whose commit is synced to disk before it returns. Writers are
-    /// serialised; keep transactions short and never hold one across storage I/O. Write
-    /// transactions take the write lock at BEGIN (IMMEDIATE): inside this process the single
-    /// write connection serialises them anyway, and another process writing the same file
-    /// (an operator's tool) then waits out the busy timeout instead of failing at once with
-    /// SQLITE_BUSY when a transaction that read first tries to write.
+    /// Connects to a PostgreSQL catalogue and brings its schema up to date when `migrate`
+    /// (otherwise a schema older than this release is refused: `shipshape migrate` first).
+    pub async fn open_postgres(options: &PostgresOptions, migrate: bool) -> Result<Self> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let connect: PgConnectOptions = options.url.parse()?;
+        let connect = connect.options([
+            ("statement_timeout", ms(options.statement_timeout)),
+            ("lock_timeout", ms(options.lock_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(options.idle_in_transaction_timeout),
+            ),
+        ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .connect_with(connect)
+            .await?;
+        if migrate {
+            migrate_postgres(&pool).await?;
+        } else {
+            let pending = pending_postgres_migrations(&pool).await?;
+            if pending > 0 {
+                return Err(MetaError::Outdated(pending));
+            }
+        }
+        Ok(Catalogue {
+            pools: Pools::Postgres(pool),
+            activity: Arc::new(WriterActivity::new()),
+            stats: Arc::new(CatalogueStats::default()),
+        })
+    }
+
+    /// Applies the PostgreSQL migrations this release has and the database lacks; returns
+    /// how many it applied. What `shipshape migrate` runs.
+    pub async fn migrate_postgres(url: &str) -> Result<usize> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(url.parse::<PgConnectOptions>()?)
+            .await?;
+        let pending = pending_postgres_migrations(&pool).await?;
+        migrate_postgres(&pool).await?;
+        pool.close().await;
+        Ok(pending)
+    }
+
+    /// Which backend this catalogue speaks: `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.pools {
+            Pools::Sqlite { .. } => "sqlite",
+            Pools::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Starts a write transaction whose commit is durable before it returns.
+    ///
+    /// On SQLite, writers are serialised; keep transactions short and never hold one across
+    /// storage I/O. Write transactions take the write lock at BEGIN (IMMEDIATE): inside this
+    /// process the single write connection serialises them anyway, and another process
+    /// writing the same file (an operator's tool) then waits out the busy timeout instead of
+    /// failing at once with SQLITE_BUSY when a transaction that read first tries to write.
+    ///
+    /// On PostgreSQL, transactions run at READ COMMITTED beside other nodes' and are ordered
+    /// by the row locks the statements take (ARCHITECTURE.md, the concurrency model).
     pub async fn begin(&self) -> Result<Tx> {
-        self.activity.touch();
-        let tx = self.stats.time_write(
-            self.write
-                .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE"),
-        );
-        Ok(Tx(tx.await?, Vec::new()))
+        self.begin_with(true).await
     }
 
     /// Starts a write transaction whose commit is not synced: a power loss (not a crash of the
@@ -290,19 +405,46 @@ impl Catalogue {
     /// irreversible follows before a synced commit: the collector's reviews. The storage
     /// drainer claims the keys it deletes in a synced transaction, and in WAL mode a synced
     /// commit makes every earlier commit durable with it, so bytes are never deleted on the word
-    /// of a commit that could still be lost.
+    /// of a commit that could still be lost. On PostgreSQL the same holds with
+    /// `synchronous_commit = off` for the transaction: the WAL is flushed in order.
     pub async fn begin_unsynced(&self) -> Result<Tx> {
+        self.begin_with(false).await
+    }
+
+    async fn begin_with(&self, synced: bool) -> Result<Tx> {
         self.activity.touch();
-        let tx = self.stats.time_write(
-            self.write
-                .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"),
-        );
-        Ok(Tx(tx.await?, Vec::new()))
+        let inner = match &self.pools {
+            Pools::Sqlite { write, .. } => {
+                let begin = if synced {
+                    "PRAGMA synchronous = FULL; BEGIN IMMEDIATE"
+                } else {
+                    "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE"
+                };
+                TxInner::Sqlite(self.stats.time_write(write.begin_with(begin)).await?)
+            }
+            Pools::Postgres(pool) => {
+                let begin = if synced {
+                    "BEGIN"
+                } else {
+                    "BEGIN; SET LOCAL synchronous_commit = off"
+                };
+                TxInner::Postgres(self.stats.time_write(pool.begin_with(begin)).await?)
+            }
+        };
+        Ok(Tx(inner, Vec::new()))
     }
 
     /// A connection for reads that need no consistency with a later write.
     pub async fn reader(&self) -> Result<Reader> {
-        Ok(Reader(self.stats.time_read(self.read.acquire()).await?))
+        let inner = match &self.pools {
+            Pools::Sqlite { read, .. } => {
+                ReaderInner::Sqlite(self.stats.time_read(read.acquire()).await?)
+            }
+            Pools::Postgres(pool) => {
+                ReaderInner::Postgres(self.stats.time_read(pool.acquire()).await?)
+            }
+        };
+        Ok(Reader(inner))
     }
 
     /// Waits, checkpoints and the log's size, for the metrics.
@@ -310,13 +452,16 @@ impl Catalogue {
         &self.stats
     }
 
-    /// Reads the database (its schema's first page): the catalogue answers. What `/readyz`
-    /// asks; a write is not tried, since a commit costs a sync on every probe.
+    /// Reads the database: the catalogue answers. What `/readyz` asks; a write is not tried,
+    /// since a commit costs a sync on every probe.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.read.acquire().await?;
-        sqlx::query("SELECT count(*) FROM sqlite_master")
-            .fetch_one(&mut *conn)
-            .await?;
+        let mut conn = self.reader().await?;
+        values!(&mut conn, fetch_one, |cx| sqlx::query_scalar::<_, i64>(
+            cx.pick(
+                "SELECT count(*) FROM sqlite_master",
+                "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+            )
+        ))?;
         Ok(())
     }
 
@@ -334,24 +479,56 @@ impl Catalogue {
             "uploads",
             "events",
         ];
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.reader().await?;
         let mut out = Vec::new();
         for t in TABLES {
             // Table names come from the constant list above, never from input.
-            let n: i64 =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
-                    .fetch_one(&mut *conn)
-                    .await?;
+            let n: i64 = values!(&mut conn, fetch_one, |cx| sqlx::query_scalar(
+                sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}"))
+            ))?;
             out.push((t, n));
         }
         Ok(out)
     }
 
-    /// Closes both pools, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        match &self.pools {
+            Pools::Sqlite { write, read } => {
+                write.close().await;
+                read.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
     }
+}
+
+/// Several nodes may start at once on a new database: the migrations run under an advisory
+/// lock (sqlx's migrator takes one on PostgreSQL), so one node applies them and the others
+/// find them applied.
+async fn migrate_postgres(pool: &PgPool) -> Result<()> {
+    POSTGRES_MIGRATIONS.run(pool).await?;
+    Ok(())
+}
+
+/// How many of this release's migrations the database has not applied.
+async fn pending_postgres_migrations(pool: &PgPool) -> Result<usize> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT to_regclass(current_schema() || '._sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(POSTGRES_MIGRATIONS
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .count())
 }
 
 /// A batch (or a list kept in one column) as the JSON text bound to one parameter.
@@ -369,7 +546,10 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
     let Tx(tx, recorded) = tx;
-    tx.commit().await?;
+    match tx {
+        TxInner::Sqlite(tx) => tx.commit().await?,
+        TxInner::Postgres(tx) => tx.commit().await?,
+    }
     for entry in &recorded {
         entry.log();
     }
@@ -431,7 +611,10 @@ mod tests {
         let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
             .await
             .unwrap();
-        let mut conn = cat.write.acquire().await.unwrap();
+        let Pools::Sqlite { write, .. } = &cat.pools else {
+            unreachable!("opened as SQLite")
+        };
+        let mut conn = write.acquire().await.unwrap();
         let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&mut *conn)
             .await

@@ -1,8 +1,8 @@
 //! Manifests (bytes kept in the catalogue), their references to blobs and child manifests, and
 //! the subject index behind the referrers API.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::{Digest, RepoName};
-use sqlx::Row;
 
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
@@ -42,12 +42,12 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
-fn head_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestHead> {
+fn head_from_row(row: &crate::db::Row) -> Result<ManifestHead> {
     Ok(ManifestHead {
         id: ManifestId(row.try_get("id")?),
-        digest: crate::digest_col(row.try_get::<&str, _>("digest")?)?,
+        digest: crate::digest_col(row.try_get::<&str>("digest")?)?,
         media_type: row.try_get("media_type")?,
-        size: row.try_get::<i64, _>("size")? as u64,
+        size: row.try_get::<i64>("size")? as u64,
     })
 }
 
@@ -56,14 +56,12 @@ pub async fn find(
     repo: RepoId,
     digest: &Digest,
 ) -> Result<Option<ManifestHead>> {
-    let row = sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
         "SELECT id, digest, media_type, size FROM manifests
-         WHERE repository_id = ? AND digest = ? AND deleted_at IS NULL",
+         WHERE repository_id = $1 AND digest = $2 AND deleted_at IS NULL",
     )
     .bind(repo.0)
-    .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     row.as_ref().map(head_from_row).transpose()
 }
 
@@ -71,7 +69,7 @@ pub async fn find(
 pub type ManifestRead = (ManifestHead, Option<Vec<u8>>);
 
 /// Reads the manifest row and, with `with_payload`, its bytes.
-pub(crate) fn read_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ManifestRead> {
+pub(crate) fn read_from_row(row: &crate::db::Row) -> Result<ManifestRead> {
     Ok((head_from_row(row)?, row.try_get("payload")?))
 }
 
@@ -84,16 +82,17 @@ pub async fn find_in_named(
     digest: &Digest,
     with_payload: bool,
 ) -> Result<Option<ManifestRead>> {
-    let row = sqlx::query(
-        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN ? THEN m.payload END AS payload
+    let row =
+        rows!(conn, fetch_optional, |cx| {
+            sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN $1 THEN m.payload END AS payload
          FROM repositories r JOIN manifests m ON m.repository_id = r.id
-         WHERE r.name = ? AND r.deleted_at IS NULL AND m.digest = ? AND m.deleted_at IS NULL",
+         WHERE r.name = $2 AND r.deleted_at IS NULL AND m.digest = $3 AND m.deleted_at IS NULL",
     )
     .bind(with_payload)
     .bind(repo.as_str())
     .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     row.as_ref().map(read_from_row).transpose()
 }
 
@@ -120,17 +119,15 @@ pub async fn missing_references(
     let mut served = std::collections::HashSet::new();
     for d in order {
         // A blob marked missing (its bytes were lost) must be uploaded again first.
-        let present: Option<bool> = sqlx::query_scalar(
+        let present: Option<bool> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
             "UPDATE repository_blobs
-             SET renewed_at = CASE WHEN renewed_at < ?1 THEN ?1 ELSE renewed_at END
-             WHERE repository_id = ?2 AND digest = ?3
-             RETURNING (SELECT b.state = 'present' FROM blobs b WHERE b.digest = ?3)",
+             SET renewed_at = CASE WHEN renewed_at < $1 THEN $1 ELSE renewed_at END
+             WHERE repository_id = $2 AND digest = $3
+             RETURNING (SELECT b.state = 'present' FROM blobs b WHERE b.digest = $3)",
         )
         .bind(now)
         .bind(repo.0)
-        .bind(d.to_string())
-        .fetch_optional(conn.sqlite())
-        .await?;
+        .bind(d.to_string()))?;
         if present == Some(true) {
             served.insert(d);
         }
@@ -157,10 +154,10 @@ pub async fn insert(
     now: Millis,
 ) -> Result<(ManifestId, bool)> {
     loop {
-        let inserted: Option<i64> = sqlx::query_scalar(
+        let inserted: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
             "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size,
                                     payload, subject_digest, annotations, created_at, pushed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id",
         )
         .bind(repo.0)
@@ -172,9 +169,7 @@ pub async fn insert(
         .bind(m.subject.map(|s| s.to_string()))
         .bind(m.annotations.as_deref())
         .bind(now)
-        .bind(now)
-        .fetch_optional(conn.sqlite())
-        .await?;
+        .bind(now))?;
         if let Some(id) = inserted {
             insert_references(conn, repo, ManifestId(id), m).await?;
             // Pushed untagged (a child before its index, or by digest): collectable after the
@@ -183,15 +178,13 @@ pub async fn insert(
             return Ok((ManifestId(id), true));
         }
         // Pushed again: back to life if it was deleted, and leased anew.
-        let existing: Option<i64> = sqlx::query_scalar(
-            "UPDATE manifests SET deleted_at = NULL, pushed_at = ?
-             WHERE repository_id = ? AND digest = ? RETURNING id",
+        let existing: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+            "UPDATE manifests SET deleted_at = NULL, pushed_at = $1
+             WHERE repository_id = $2 AND digest = $3 RETURNING id",
         )
         .bind(now)
         .bind(repo.0)
-        .bind(m.digest.to_string())
-        .fetch_optional(conn.sqlite())
-        .await?;
+        .bind(m.digest.to_string()))?;
         if let Some(id) = existing {
             crate::queue::queue_manifest(conn, ManifestId(id), now, "manifest pushed").await?;
             return Ok((ManifestId(id), false));
@@ -212,63 +205,58 @@ async fn insert_references(
     blobs.sort();
     blobs.dedup();
     for d in blobs {
-        sqlx::query(
-            "INSERT INTO manifest_blob_references (manifest_id, blob_digest) VALUES (?, ?)",
+        execute!(conn, |cx| sqlx::query(
+            "INSERT INTO manifest_blob_references (manifest_id, blob_digest) VALUES ($1, $2)",
         )
         .bind(id)
-        .bind(d)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(d))?;
     }
     let mut children: Vec<String> = m.children.iter().map(|d| d.to_string()).collect();
     children.sort();
     children.dedup();
     for d in children {
-        sqlx::query(
+        execute!(conn, |cx| sqlx::query(
             "INSERT INTO manifest_child_references (parent_id, child_id)
-             SELECT ?, id FROM manifests WHERE repository_id = ? AND digest = ?",
+             SELECT $1, id FROM manifests WHERE repository_id = $2 AND digest = $3",
         )
         .bind(id)
         .bind(repo.0)
-        .bind(d)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(d))?;
     }
     Ok(())
 }
 
 /// An index of the same repository that lists this manifest, if any.
 pub async fn referencing_parent(conn: &mut dyn Conn, id: ManifestId) -> Result<Option<Digest>> {
-    let d: Option<String> = sqlx::query_scalar(
+    let d: Option<String> =
+        values!(conn, fetch_optional, |cx| {
+            sqlx::query_scalar(
         "SELECT m.digest FROM manifest_child_references r JOIN manifests m ON m.id = r.parent_id
-         WHERE r.child_id = ? AND m.deleted_at IS NULL ORDER BY m.digest LIMIT 1",
+         WHERE r.child_id = $1 AND m.deleted_at IS NULL ORDER BY m.digest LIMIT 1",
     )
     .bind(id.0)
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     d.as_deref().map(crate::digest_col).transpose()
 }
 
 /// Hides a manifest from clients for the restore window. Its rows and references stay, so
 /// nothing it needs can be collected before the window ends. The caller removes its tags.
 pub async fn soft_delete(conn: &mut dyn Conn, id: ManifestId, now: Millis) -> Result<()> {
-    sqlx::query("UPDATE manifests SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
-        .bind(now)
-        .bind(id.0)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE manifests SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL"
+    )
+    .bind(now)
+    .bind(id.0))?;
     crate::queue::queue_manifest(conn, id, now, "manifest deleted").await
 }
 
 /// Soft-deletes every live manifest of a repository; returns how many.
 pub async fn soft_delete_all(conn: &mut dyn Conn, repo: RepoId, now: Millis) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE manifests SET deleted_at = ? WHERE repository_id = ? AND deleted_at IS NULL",
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE manifests SET deleted_at = $1 WHERE repository_id = $2 AND deleted_at IS NULL",
     )
     .bind(now)
-    .bind(repo.0)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(repo.0))?;
     crate::queue::queue_manifests_of(conn, repo, now, "repository deleted").await?;
     Ok(done.rows_affected())
 }
@@ -279,20 +267,20 @@ pub async fn find_any(
     repo: RepoId,
     digest: &Digest,
 ) -> Result<Option<ManifestHead>> {
-    let row = sqlx::query(
-        "SELECT id, digest, media_type, size FROM manifests WHERE repository_id = ? AND digest = ?",
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
+        "SELECT id, digest, media_type, size FROM manifests WHERE repository_id = $1 AND digest = $2",
     )
     .bind(repo.0)
     .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    })?;
     row.as_ref().map(head_from_row).transpose()
 }
 
 /// The manifest `?1` with everything it needs, recursively: the manifests it lists and the
 /// referrers (signatures, SBOMs) of each, within its repository.
 const TREE: &str = "tree(id) AS (
-    SELECT ?1
+    SELECT $1
     UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id
     UNION SELECT f.id FROM tree JOIN manifests s ON s.id = tree.id
           JOIN manifests f ON f.repository_id = s.repository_id AND f.subject_digest = s.digest)";
@@ -305,25 +293,21 @@ pub async fn revive_tree(
     id: ManifestId,
     now: Millis,
 ) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE {TREE}
          UPDATE manifests SET deleted_at = NULL WHERE id IN (SELECT id FROM tree)"
     )))
-    .bind(id.0)
-    .execute(conn.sqlite())
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    .bind(id.0))?;
+    execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE {TREE}
          INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
-         SELECT DISTINCT ?2, b.blob_digest, ?3, ?3 FROM manifest_blob_references b
+         SELECT DISTINCT $2, b.blob_digest, $3, $3 FROM manifest_blob_references b
          WHERE b.manifest_id IN (SELECT id FROM tree) AND true
          ON CONFLICT (repository_id, digest) DO NOTHING"
     )))
     .bind(id.0)
     .bind(repo.0)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(now))?;
     Ok(())
 }
 
@@ -335,14 +319,12 @@ pub async fn revive_deleted_at(
     at: Millis,
     now: Millis,
 ) -> Result<u64> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE manifests SET deleted_at = NULL WHERE repository_id = ? AND deleted_at = ?
+    let ids: Vec<i64> = values!(conn, fetch_all, |cx| sqlx::query_scalar(
+        "UPDATE manifests SET deleted_at = NULL WHERE repository_id = $1 AND deleted_at = $2
          RETURNING id",
     )
     .bind(repo.0)
-    .bind(at)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(at))?;
     for id in &ids {
         revive_tree(conn, repo, ManifestId(*id), now).await?;
     }
@@ -351,13 +333,11 @@ pub async fn revive_deleted_at(
 
 /// How many manifests of the repository were deleted at `at` (with the repository).
 pub async fn count_deleted_at(conn: &mut dyn Conn, repo: RepoId, at: Millis) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM manifests WHERE repository_id = ? AND deleted_at = ?",
+    let n: i64 = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT count(*) FROM manifests WHERE repository_id = $1 AND deleted_at = $2",
     )
     .bind(repo.0)
-    .bind(at)
-    .fetch_one(conn.sqlite())
-    .await?;
+    .bind(at))?;
     Ok(n as u64)
 }
 
@@ -386,18 +366,16 @@ pub async fn find_by_prefix(
     };
     // The prefix is matched with a range, not LIKE, so no character in it is special.
     let upper = format!("{prefix}\u{10ffff}");
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT id, digest, media_type, size FROM manifests
-         WHERE repository_id = ? AND digest >= ? AND digest < ? AND (? OR deleted_at IS NULL)
-         ORDER BY digest LIMIT ?",
+         WHERE repository_id = $1 AND digest >= $2 AND digest < $3 AND ($4 OR deleted_at IS NULL)
+         ORDER BY digest LIMIT $5",
     )
     .bind(repo.0)
     .bind(&prefix)
     .bind(&upper)
     .bind(deleted_too)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter().map(head_from_row).collect()
 }
 
@@ -421,7 +399,8 @@ pub struct ManifestSummary {
 /// Every live manifest of a repository, by digest.
 pub async fn summaries(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<ManifestSummary>> {
     // Tag names never contain a space (the spec's grammar), so a space separates them.
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, m.artifact_type, m.subject_digest,
                 m.created_at, m.last_pulled_at, m.pull_count,
                 (SELECT group_concat(name, ' ' ORDER BY name) FROM tags t WHERE t.manifest_id = m.id) AS tags,
@@ -429,25 +408,24 @@ pub async fn summaries(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<Manifest
                   WHERE c.child_id = m.id AND p.deleted_at IS NULL) AS parents,
                 (SELECT count(*) FROM manifests f WHERE f.repository_id = m.repository_id
                   AND f.subject_digest = m.digest AND f.deleted_at IS NULL) AS referrers
-         FROM manifests m WHERE m.repository_id = ? AND m.deleted_at IS NULL ORDER BY m.digest",
+         FROM manifests m WHERE m.repository_id = $1 AND m.deleted_at IS NULL ORDER BY m.digest",
     )
     .bind(repo.0)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     rows.iter()
         .map(|r| {
             Ok(ManifestSummary {
                 head: head_from_row(r)?,
                 artifact_type: r.try_get("artifact_type")?,
                 subject: r
-                    .try_get::<Option<&str>, _>("subject_digest")?
+                    .try_get::<Option<&str>>("subject_digest")?
                     .map(crate::digest_col)
                     .transpose()?,
                 created_at: r.try_get("created_at")?,
                 last_pulled_at: r.try_get("last_pulled_at")?,
                 pull_count: r.try_get("pull_count")?,
                 tags: r
-                    .try_get::<Option<String>, _>("tags")?
+                    .try_get::<Option<String>>("tags")?
                     .map(|t| t.split(' ').map(str::to_string).collect())
                     .unwrap_or_default(),
                 parents: r.try_get("parents")?,
@@ -460,16 +438,16 @@ pub async fn summaries(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<Manifest
 /// Total bytes of a manifest and everything it references (children recursively, each blob
 /// counted once).
 pub async fn tree_size(conn: &mut dyn Conn, id: ManifestId) -> Result<u64> {
-    let size: i64 = sqlx::query_scalar(
+    let size: i64 = values!(conn, fetch_one, |cx| {
+        sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
-             SELECT ? UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
+             SELECT $1 UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
          SELECT (SELECT coalesce(sum(size), 0) FROM manifests WHERE id IN (SELECT id FROM tree))
               + (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN
                     (SELECT blob_digest FROM manifest_blob_references WHERE manifest_id IN (SELECT id FROM tree)))",
     )
     .bind(id.0)
-    .fetch_one(conn.sqlite())
-    .await?;
+    })?;
     Ok(size as u64)
 }
 
@@ -478,9 +456,10 @@ pub async fn tagged_tree_sizes(
     conn: &mut dyn Conn,
     repo: RepoId,
 ) -> Result<std::collections::HashMap<ManifestId, u64>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "WITH RECURSIVE tree(root, id) AS (
-             SELECT DISTINCT manifest_id, manifest_id FROM tags WHERE repository_id = ?
+             SELECT DISTINCT manifest_id, manifest_id FROM tags WHERE repository_id = $1
              UNION SELECT tree.root, c.child_id FROM tree
                    JOIN manifest_child_references c ON c.parent_id = tree.id),
          blob_part AS (
@@ -495,13 +474,12 @@ pub async fn tagged_tree_sizes(
          FROM manifest_part p",
     )
     .bind(repo.0)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     rows.iter()
         .map(|r| {
             Ok((
                 ManifestId(r.try_get("root")?),
-                r.try_get::<i64, _>("total")? as u64,
+                r.try_get::<i64>("total")? as u64,
             ))
         })
         .collect()
@@ -510,18 +488,18 @@ pub async fn tagged_tree_sizes(
 /// Forgets a manifest and its outgoing references (the collector's purge). The caller has
 /// removed its tags and checked that no index lists it (the foreign keys refuse otherwise).
 pub async fn delete(conn: &mut dyn Conn, id: ManifestId) -> Result<()> {
-    sqlx::query("DELETE FROM manifest_blob_references WHERE manifest_id = ?")
-        .bind(id.0)
-        .execute(conn.sqlite())
-        .await?;
-    sqlx::query("DELETE FROM manifest_child_references WHERE parent_id = ?")
-        .bind(id.0)
-        .execute(conn.sqlite())
-        .await?;
-    sqlx::query("DELETE FROM manifests WHERE id = ?")
-        .bind(id.0)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM manifest_blob_references WHERE manifest_id = $1"
+    )
+    .bind(id.0))?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM manifest_child_references WHERE parent_id = $1"
+    )
+    .bind(id.0))?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM manifests WHERE id = $1"
+    )
+    .bind(id.0))?;
     Ok(())
 }
 
@@ -532,24 +510,22 @@ pub async fn referrers(
     subject: &Digest,
     artifact_type: Option<&str>,
 ) -> Result<Vec<Referrer>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
-         WHERE repository_id = ? AND subject_digest = ? AND deleted_at IS NULL
-           AND (? IS NULL OR artifact_type = ?)
+         WHERE repository_id = $1 AND subject_digest = $2 AND deleted_at IS NULL
+           AND ($3 IS NULL OR artifact_type = $4)
          ORDER BY digest",
     )
     .bind(repo.0)
     .bind(subject.to_string())
     .bind(artifact_type)
-    .bind(artifact_type)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(artifact_type))?;
     rows.iter()
         .map(|r| {
             Ok(Referrer {
-                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
                 media_type: r.try_get("media_type")?,
-                size: r.try_get::<i64, _>("size")? as u64,
+                size: r.try_get::<i64>("size")? as u64,
                 artifact_type: r.try_get("artifact_type")?,
                 annotations: r.try_get("annotations")?,
             })
@@ -565,17 +541,15 @@ pub async fn record_pulls(
     count: i64,
     last: Millis,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE manifests SET pull_count = pull_count + ?,
-                              last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
-         WHERE repository_id = ? AND digest = ?",
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE manifests SET pull_count = pull_count + $1,
+                              last_pulled_at = max(coalesce(last_pulled_at, 0), $2)
+         WHERE repository_id = $3 AND digest = $4",
     )
     .bind(count)
     .bind(last)
     .bind(repo.0)
-    .bind(digest.to_string())
-    .execute(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     Ok(())
 }
 
@@ -589,18 +563,16 @@ pub struct Untagged {
 /// The untagged manifests of a repository a retention policy may delete. Children of an index
 /// and referrers are left out: they follow their parent or subject.
 pub async fn untagged(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<Untagged>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, m.created_at FROM manifests m
-         WHERE m.repository_id = ? AND m.deleted_at IS NULL AND m.subject_digest IS NULL
+         WHERE m.repository_id = $1 AND m.deleted_at IS NULL AND m.subject_digest IS NULL
            AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
            AND NOT EXISTS (SELECT 1 FROM manifest_child_references c
                            JOIN manifests p ON p.id = c.parent_id
                            WHERE c.child_id = m.id AND p.deleted_at IS NULL)
          ORDER BY m.digest",
     )
-    .bind(repo.0)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(repo.0))?;
     rows.iter()
         .map(|r| {
             Ok(Untagged {

@@ -1,7 +1,7 @@
 //! Retention policies as applied (the document is stored as given, validated by the caller),
 //! when each runs next, and the record of their runs.
 
-use sqlx::Row;
+use crate::db::{execute, rows, values};
 
 use crate::principal::Principal;
 use crate::runs::RunState;
@@ -20,7 +20,7 @@ pub struct StoredPolicy {
     pub updated_by: String,
 }
 
-fn policy_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredPolicy> {
+fn policy_from_row(r: &crate::db::Row) -> Result<StoredPolicy> {
     Ok(StoredPolicy {
         name: r.try_get("name")?,
         document: r.try_get("document")?,
@@ -44,14 +44,15 @@ pub struct PolicyRow<'a> {
 
 /// Creates or replaces a policy; returns whether it was new.
 pub async fn put(conn: &mut dyn Conn, p: &PolicyRow<'_>, now: Millis) -> Result<bool> {
-    let existed: bool = sqlx::query_scalar("SELECT count(*) > 0 FROM policies WHERE name = ?")
-        .bind(p.name)
-        .fetch_one(conn.sqlite())
-        .await?;
-    sqlx::query(
+    let existed: bool = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT count(*) > 0 FROM policies WHERE name = $1"
+    )
+    .bind(p.name))?;
+    execute!(conn, |cx| {
+        sqlx::query(
         "INSERT INTO policies (name, document, schedule, next_run_at, created_at, updated_at,
                                updated_by, updated_by_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
          ON CONFLICT (name) DO UPDATE SET document = excluded.document, schedule = excluded.schedule,
              next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
              updated_by = excluded.updated_by, updated_by_id = excluded.updated_by_id",
@@ -63,8 +64,7 @@ pub async fn put(conn: &mut dyn Conn, p: &PolicyRow<'_>, now: Millis) -> Result<
     .bind(now)
     .bind(&p.by.name)
     .bind(p.by.audit_id())
-    .execute(conn.sqlite())
-    .await?;
+    })?;
     bump_version(conn).await?;
     Ok(!existed)
 }
@@ -81,27 +81,27 @@ pub async fn version(conn: &mut dyn Conn) -> Result<i64> {
 }
 
 pub async fn get(conn: &mut dyn Conn, name: &str) -> Result<Option<StoredPolicy>> {
-    let row = sqlx::query("SELECT * FROM policies WHERE name = ?")
-        .bind(name)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "SELECT * FROM policies WHERE name = $1"
+    )
+    .bind(name))?;
     row.as_ref().map(policy_from_row).transpose()
 }
 
 /// Every policy, by name.
 pub async fn list(conn: &mut dyn Conn) -> Result<Vec<StoredPolicy>> {
-    let rows = sqlx::query("SELECT * FROM policies ORDER BY name")
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT * FROM policies ORDER BY name"
+    ))?;
     rows.iter().map(policy_from_row).collect()
 }
 
 /// Removes a policy; its runs stay in the history. Returns whether it existed.
 pub async fn remove(conn: &mut dyn Conn, name: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM policies WHERE name = ?")
-        .bind(name)
-        .execute(conn.sqlite())
-        .await?;
+    let done = execute!(conn, |cx| sqlx::query(
+        "DELETE FROM policies WHERE name = $1"
+    )
+    .bind(name))?;
     if done.rows_affected() > 0 {
         bump_version(conn).await?;
     }
@@ -110,12 +110,13 @@ pub async fn remove(conn: &mut dyn Conn, name: &str) -> Result<bool> {
 
 /// The scheduled policies whose next run is due at `now`, with the instant each was due.
 pub async fn due(conn: &mut dyn Conn, now: Millis) -> Result<Vec<(String, Millis)>> {
-    let rows = sqlx::query(
-        "SELECT name, next_run_at FROM policies WHERE next_run_at <= ? ORDER BY next_run_at, name",
+    let rows =
+        rows!(conn, fetch_all, |cx| {
+            sqlx::query(
+        "SELECT name, next_run_at FROM policies WHERE next_run_at <= $1 ORDER BY next_run_at, name",
     )
     .bind(now)
-    .fetch_all(conn.sqlite())
-    .await?;
+        })?;
     rows.iter()
         .map(|r| Ok((r.try_get("name")?, r.try_get("next_run_at")?)))
         .collect()
@@ -129,14 +130,14 @@ pub async fn advance_schedule(
     was: Millis,
     next: Millis,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE policies SET next_run_at = ? WHERE name = ? AND next_run_at IS NOT NULL AND next_run_at <= ?",
+    let done = execute!(conn, |cx| {
+        sqlx::query(
+        "UPDATE policies SET next_run_at = $1 WHERE name = $2 AND next_run_at IS NOT NULL AND next_run_at <= $3",
     )
     .bind(next)
     .bind(name)
     .bind(was)
-    .execute(conn.sqlite())
-    .await?;
+    })?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -261,15 +262,15 @@ pub struct PolicyRun {
     pub errors: Vec<String>,
 }
 
-fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PolicyRun> {
-    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+fn run_from_row(r: &crate::db::Row) -> Result<PolicyRun> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64>(col)? as u64) };
     let errors: &str = r.try_get("errors")?;
     Ok(PolicyRun {
         id: r.try_get("id")?,
         policy: r.try_get("policy")?,
         document: r.try_get("document")?,
-        trigger: r.try_get::<&str, _>("trigger")?.parse()?,
-        state: r.try_get::<&str, _>("state")?.parse()?,
+        trigger: r.try_get::<&str>("trigger")?.parse()?,
+        state: r.try_get::<&str>("state")?.parse()?,
         started_by: r.try_get("started_by")?,
         started_at: r.try_get("started_at")?,
         evaluated_at: r.try_get("evaluated_at")?,
@@ -303,20 +304,19 @@ pub async fn start_run(
     run: &NewRun<'_>,
     now: Millis,
 ) -> Result<std::result::Result<i64, i64>> {
-    let active: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM policy_runs WHERE policy = ? AND state = 'running'")
-            .bind(run.policy)
-            .fetch_optional(conn.sqlite())
-            .await?;
+    let active: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT id FROM policy_runs WHERE policy = $1 AND state = 'running'"
+    )
+    .bind(run.policy))?;
     if let Some(id) = active {
         return Ok(Err(id));
     }
     // The unique index on (policy) for running runs refuses a second one, even from another
     // node starting it at the same instant.
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "INSERT INTO policy_runs (policy, document, trigger, state, started_by, started_by_id,
                                   started_at, evaluated_at)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?6, ?5, ?5)
+         VALUES ($1, $2, $3, 'running', $4, $6, $5, $5)
          ON CONFLICT (policy) WHERE state = 'running' DO NOTHING RETURNING id",
     )
     .bind(run.policy)
@@ -324,28 +324,24 @@ pub async fn start_run(
     .bind(run.trigger.as_str())
     .bind(&run.started_by.name)
     .bind(now)
-    .bind(run.started_by.audit_id())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(run.started_by.audit_id()))?;
     match id {
         Some(id) => Ok(Ok(id)),
         None => {
-            let active: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM policy_runs WHERE policy = ? AND state = 'running'",
+            let active: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+                "SELECT id FROM policy_runs WHERE policy = $1 AND state = 'running'",
             )
-            .bind(run.policy)
-            .fetch_optional(conn.sqlite())
-            .await?;
+            .bind(run.policy))?;
             Ok(Err(active.unwrap_or(0)))
         }
     }
 }
 
 pub async fn get_run(conn: &mut dyn Conn, id: i64) -> Result<Option<PolicyRun>> {
-    let row = sqlx::query("SELECT * FROM policy_runs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "SELECT * FROM policy_runs WHERE id = $1"
+    )
+    .bind(id))?;
     row.as_ref().map(run_from_row).transpose()
 }
 
@@ -356,24 +352,27 @@ pub async fn list_runs(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<PolicyRun>> {
-    let rows = sqlx::query(
-        "SELECT * FROM policy_runs WHERE (?1 IS NULL OR policy = ?1) AND (?2 IS NULL OR id < ?2)
-         ORDER BY id DESC LIMIT ?3",
+    let rows =
+        rows!(conn, fetch_all, |cx| {
+            sqlx::query(
+        "SELECT * FROM policy_runs WHERE ($1 IS NULL OR policy = $1) AND ($2 IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(policy)
     .bind(before)
     .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+        })?;
     rows.iter().map(run_from_row).collect()
 }
 
 /// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
 pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &RunFigures) -> Result<bool> {
-    let cancel: Option<bool> = sqlx::query_scalar(
-        "UPDATE policy_runs SET repositories = ?, repositories_affected = ?, tags_evaluated = ?,
-                tags_deleted = ?, manifests_deleted = ?, bytes_held = ?, bytes_freed = ?
-         WHERE id = ? RETURNING cancel_requested",
+    let cancel: Option<bool> =
+        values!(conn, fetch_optional, |cx| {
+            sqlx::query_scalar(
+        "UPDATE policy_runs SET repositories = $1, repositories_affected = $2, tags_evaluated = $3,
+                tags_deleted = $4, manifests_deleted = $5, bytes_held = $6, bytes_freed = $7
+         WHERE id = $8 RETURNING cancel_requested",
     )
     .bind(f.repositories as i64)
     .bind(f.repositories_affected as i64)
@@ -383,18 +382,17 @@ pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &RunFigures) -> Re
     .bind(f.bytes_held as i64)
     .bind(f.bytes_freed as i64)
     .bind(id)
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     Ok(cancel.unwrap_or(false))
 }
 
 /// Asks a running run to stop after the repository it is working on. Returns the run, or
 /// `None` if there is no such run.
 pub async fn request_cancel(conn: &mut dyn Conn, id: i64) -> Result<Option<PolicyRun>> {
-    sqlx::query("UPDATE policy_runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE policy_runs SET cancel_requested = TRUE WHERE id = $1 AND state = 'running'"
+    )
+    .bind(id))?;
     get_run(conn, id).await
 }
 
@@ -408,34 +406,31 @@ pub async fn finish_run(
     now: Millis,
 ) -> Result<()> {
     record_progress(conn, id, f).await?;
-    sqlx::query("UPDATE policy_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(crate::json(errors)?)
-        .bind(now)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE policy_runs SET state = $1, errors = $2, finished_at = $3 WHERE id = $4"
+    )
+    .bind(state.as_str())
+    .bind(crate::json(errors)?)
+    .bind(now)
+    .bind(id))?;
     Ok(())
 }
 
 /// Marks runs left `running` by a process that stopped as failed.
 pub async fn fail_interrupted_runs(conn: &mut dyn Conn, now: Millis) -> Result<u64> {
-    let runs: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, errors FROM policy_runs WHERE state = 'running'")
-            .fetch_all(conn.sqlite())
-            .await?;
+    let runs: Vec<(i64, String)> = values!(conn, fetch_all, |cx| sqlx::query_as(
+        "SELECT id, errors FROM policy_runs WHERE state = 'running'"
+    ))?;
     for (id, errors) in &runs {
         let mut errors: Vec<String> = serde_json::from_str(errors)
             .map_err(|e| MetaError::Corrupt(format!("policy run errors {errors:?}: {e}")))?;
         errors.push("interrupted: the server stopped during the run".into());
-        sqlx::query(
-            "UPDATE policy_runs SET state = 'failed', finished_at = ?, errors = ? WHERE id = ?",
+        execute!(conn, |cx| sqlx::query(
+            "UPDATE policy_runs SET state = 'failed', finished_at = $1, errors = $2 WHERE id = $3",
         )
         .bind(now)
         .bind(crate::json(&errors)?)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(id))?;
     }
     Ok(runs.len() as u64)
 }
@@ -453,9 +448,9 @@ pub struct RunItem {
 }
 
 pub async fn add_run_item(conn: &mut dyn Conn, run: i64, item: &RunItem) -> Result<()> {
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO policy_run_items (run_id, repository, kind, target, digest, rule, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(run)
     .bind(&item.repository)
@@ -463,22 +458,20 @@ pub async fn add_run_item(conn: &mut dyn Conn, run: i64, item: &RunItem) -> Resu
     .bind(&item.target)
     .bind(&item.digest)
     .bind(&item.rule)
-    .bind(&item.reason)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(&item.reason))?;
     Ok(())
 }
 
 pub async fn run_items(conn: &mut dyn Conn, run: i64) -> Result<Vec<RunItem>> {
-    let rows = sqlx::query("SELECT * FROM policy_run_items WHERE run_id = ? ORDER BY id")
-        .bind(run)
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT * FROM policy_run_items WHERE run_id = $1 ORDER BY id"
+    )
+    .bind(run))?;
     rows.iter()
         .map(|r| {
             Ok(RunItem {
                 repository: r.try_get("repository")?,
-                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                kind: r.try_get::<&str>("kind")?.parse()?,
                 target: r.try_get("target")?,
                 digest: r.try_get("digest")?,
                 rule: r.try_get("rule")?,

@@ -7,8 +7,8 @@
 //! garbage; the collector claims and walks the entries. This module depends on the row ids
 //! only, never on the aggregates.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::Digest;
-use sqlx::Row;
 
 use crate::ids::{ManifestId, RepoId};
 use crate::{Conn, Millis, Result};
@@ -38,15 +38,13 @@ pub async fn queue_blob(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
-        "INSERT INTO gc_blob_reviews (digest, queued_at, reason) VALUES (?, ?, ?)",
+    execute!(conn, |cx| sqlx::query(concat!(
+        "INSERT INTO gc_blob_reviews (digest, queued_at, reason) VALUES ($1, $2, $3)",
         merge_blob_review!()
     ))
     .bind(digest.to_string())
     .bind(now)
-    .bind(reason)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(reason))?;
     Ok(())
 }
 
@@ -60,14 +58,12 @@ pub async fn queue_link(
     reason: &str,
 ) -> Result<()> {
     queue_blob(conn, digest, now, reason).await?;
-    sqlx::query(
-        "INSERT INTO gc_link_reviews (digest, repository_id) VALUES (?, ?)
+    execute!(conn, |cx| sqlx::query(
+        "INSERT INTO gc_link_reviews (digest, repository_id) VALUES ($1, $2)
          ON CONFLICT (digest, repository_id) DO NOTHING",
     )
     .bind(digest.to_string())
-    .bind(repo.0)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(repo.0))?;
     Ok(())
 }
 
@@ -78,16 +74,14 @@ pub async fn queue_links_of(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT digest, ?, ? FROM repository_blobs WHERE repository_id = ? AND true",
+         SELECT digest, $1, $2 FROM repository_blobs WHERE repository_id = $3 AND true",
         merge_blob_review!()
     ))
     .bind(now)
     .bind(reason)
-    .bind(repo.0)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(repo.0))?;
     Ok(())
 }
 
@@ -98,15 +92,13 @@ pub async fn queue_manifest(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
-        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason) VALUES (?, ?, ?)",
+    execute!(conn, |cx| sqlx::query(concat!(
+        "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason) VALUES ($1, $2, $3)",
         merge_manifest_review!()
     ))
     .bind(id.0)
     .bind(now)
-    .bind(reason)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(reason))?;
     Ok(())
 }
 
@@ -118,17 +110,15 @@ pub async fn queue_manifest_digest(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND digest = ?",
+         SELECT id, $1, $2 FROM manifests WHERE repository_id = $3 AND digest = $4",
         merge_manifest_review!()
     ))
     .bind(now)
     .bind(reason)
     .bind(repo.0)
-    .bind(digest.to_string())
-    .execute(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     Ok(())
 }
 
@@ -139,16 +129,14 @@ pub async fn queue_manifests_of(
     now: Millis,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, ?, ? FROM manifests WHERE repository_id = ? AND true",
+         SELECT id, $1, $2 FROM manifests WHERE repository_id = $3 AND true",
         merge_manifest_review!()
     ))
     .bind(now)
     .bind(reason)
-    .bind(repo.0)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(repo.0))?;
     Ok(())
 }
 
@@ -167,36 +155,34 @@ pub struct Due {
 /// first, oldest first among them). The order follows the `(not_before, queued_at)` index, so a
 /// claim reads only due entries, however many wait deferred behind a lease.
 pub async fn claim_blobs(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Vec<Digest>> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "UPDATE gc_blob_reviews SET not_before = ?1
+    let rows: Vec<String> = values!(conn, fetch_all, |cx| sqlx::query_scalar(
+        "UPDATE gc_blob_reviews SET not_before = $1
          WHERE digest IN (SELECT digest FROM gc_blob_reviews
-                          WHERE queued_at <= ?2 AND not_before <= ?3
-                          ORDER BY not_before, queued_at LIMIT ?4)
+                          WHERE queued_at <= $2 AND not_before <= $3
+                          ORDER BY not_before, queued_at LIMIT $4)
          RETURNING digest",
     )
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter().map(|d| crate::digest_col(d)).collect()
 }
 
 /// Claims a batch of due manifest reviews, oldest first.
 pub async fn claim_manifests(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Vec<ManifestId>> {
-    let rows: Vec<i64> = sqlx::query_scalar(
-        "UPDATE gc_manifest_reviews SET not_before = ?1
+    let rows: Vec<i64> = values!(conn, fetch_all, |cx| {
+        sqlx::query_scalar(
+        "UPDATE gc_manifest_reviews SET not_before = $1
          WHERE manifest_id IN (SELECT manifest_id FROM gc_manifest_reviews
-                               WHERE queued_at <= ?2 AND not_before <= ?3 ORDER BY queued_at LIMIT ?4)
+                               WHERE queued_at <= $2 AND not_before <= $3 ORDER BY queued_at LIMIT $4)
          RETURNING manifest_id",
     )
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
     .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     Ok(rows.into_iter().map(ManifestId).collect())
 }
 
@@ -209,15 +195,13 @@ pub async fn manifest_entries_after(
     limit: i64,
 ) -> Result<Vec<(Millis, ManifestId)>> {
     let (t, id) = after.map_or((i64::MIN, i64::MIN), |(t, id)| (t, id.0));
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT queued_at, manifest_id FROM gc_manifest_reviews
-         WHERE (queued_at, manifest_id) > (?1, ?2) ORDER BY queued_at, manifest_id LIMIT ?3",
+         WHERE (queued_at, manifest_id) > ($1, $2) ORDER BY queued_at, manifest_id LIMIT $3",
     )
     .bind(t)
     .bind(id)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -235,20 +219,18 @@ pub async fn blob_entries_after(
     limit: i64,
 ) -> Result<Vec<(Millis, Digest)>> {
     let (t, d) = after.unwrap_or((i64::MIN, String::new()));
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT queued_at, digest FROM gc_blob_reviews
-         WHERE (queued_at, digest) > (?1, ?2) ORDER BY queued_at, digest LIMIT ?3",
+         WHERE (queued_at, digest) > ($1, $2) ORDER BY queued_at, digest LIMIT $3",
     )
     .bind(t)
     .bind(d)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             Ok((
                 r.try_get("queued_at")?,
-                crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                crate::digest_col(r.try_get::<&str>("digest")?)?,
             ))
         })
         .collect()
@@ -256,14 +238,12 @@ pub async fn blob_entries_after(
 
 /// Queues a storage key the catalogue no longer records for deletion by the drainer.
 pub async fn queue_storage_deletion(conn: &mut dyn Conn, key: &str, now: Millis) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO storage_deletions (storage_key, queued_at) VALUES (?, ?)
+    execute!(conn, |cx| sqlx::query(
+        "INSERT INTO storage_deletions (storage_key, queued_at) VALUES ($1, $2)
          ON CONFLICT (storage_key) DO NOTHING",
     )
     .bind(key)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(now))?;
     Ok(())
 }
 
@@ -276,17 +256,15 @@ pub async fn claim_storage_deletions(
     claim_until: Millis,
     limit: i64,
 ) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "UPDATE storage_deletions SET not_before = ?1
-         WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= ?2
-                               ORDER BY queued_at LIMIT ?3)
+    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(
+        "UPDATE storage_deletions SET not_before = $1
+         WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= $2
+                               ORDER BY queued_at LIMIT $3)
          RETURNING storage_key",
     )
     .bind(claim_until)
     .bind(now)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?)
+    .bind(limit))?)
 }
 
 /// Forgets storage keys whose objects are gone.
@@ -295,26 +273,22 @@ pub async fn storage_deleted(conn: &mut dyn Conn, keys: &[&str]) -> Result<()> {
         return Ok(());
     }
     let keys = crate::json(keys)?;
-    sqlx::query(
-        "DELETE FROM storage_deletions WHERE storage_key IN (SELECT value FROM json_each(?))",
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM storage_deletions WHERE storage_key IN (SELECT value FROM json_each($1))",
     )
-    .bind(keys)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(keys))?;
     Ok(())
 }
 
 /// Puts off a key whose deletion failed, longer after each failure (at most an hour).
 pub async fn storage_deletion_failed(conn: &mut dyn Conn, key: &str, now: Millis) -> Result<()> {
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "UPDATE storage_deletions SET attempts = attempts + 1,
-                not_before = ?1 + min(3600000, 1000 * (1 << min(attempts, 12)))
-         WHERE storage_key = ?2",
+                not_before = $1 + min(3600000, 1000 * (1 << min(attempts, 12)))
+         WHERE storage_key = $2",
     )
     .bind(now)
-    .bind(key)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(key))?;
     Ok(())
 }
 
@@ -327,17 +301,15 @@ pub struct QueueDepths {
 }
 
 pub async fn queue_depths(conn: &mut dyn Conn) -> Result<QueueDepths> {
-    let r = sqlx::query(
+    let r = rows!(conn, fetch_one, |cx| sqlx::query(
         "SELECT (SELECT count(*) FROM gc_blob_reviews) AS b,
                 (SELECT count(*) FROM gc_manifest_reviews) AS m,
                 (SELECT count(*) FROM storage_deletions) AS s",
-    )
-    .fetch_one(conn.sqlite())
-    .await?;
+    ))?;
     Ok(QueueDepths {
-        blobs: r.try_get::<i64, _>("b")? as u64,
-        manifests: r.try_get::<i64, _>("m")? as u64,
-        storage: r.try_get::<i64, _>("s")? as u64,
+        blobs: r.try_get::<i64>("b")? as u64,
+        manifests: r.try_get::<i64>("m")? as u64,
+        storage: r.try_get::<i64>("s")? as u64,
     })
 }
 
@@ -354,13 +326,11 @@ pub struct QueueOldest {
 /// The oldest entry of each queue: one index probe for each review queue; the storage queue,
 /// which the drainer empties after every pass, is read whole.
 pub async fn oldest_entries(conn: &mut dyn Conn) -> Result<QueueOldest> {
-    let r = sqlx::query(
+    let r = rows!(conn, fetch_one, |cx| sqlx::query(
         "SELECT (SELECT min(queued_at) FROM gc_blob_reviews) AS b,
                 (SELECT min(queued_at) FROM gc_manifest_reviews) AS m,
                 (SELECT min(queued_at) FROM storage_deletions) AS s",
-    )
-    .fetch_one(conn.sqlite())
-    .await?;
+    ))?;
     Ok(QueueOldest {
         blobs: r.try_get("b")?,
         manifests: r.try_get("m")?,
@@ -374,9 +344,9 @@ pub async fn oldest_entries(conn: &mut dyn Conn) -> Result<QueueOldest> {
 pub async fn clear_reviews(conn: &mut dyn Conn) -> Result<()> {
     for table in ["gc_blob_reviews", "gc_manifest_reviews", "gc_link_reviews"] {
         // The table comes from the constant list above, never from input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-            .execute(conn.sqlite())
-            .await?;
+        execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table}"
+        ))))?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Repositories: created on first write, listed by `_catalog`, soft-deleted as a whole.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::RepoName;
-use sqlx::Row;
 
 use crate::{Conn, Millis, Result};
 
@@ -24,61 +24,58 @@ pub struct RepoSummary {
 
 /// The live repository of that name.
 pub async fn find(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<RepoId>> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM repositories WHERE name = ? AND deleted_at IS NULL")
-            .bind(name.as_str())
-            .fetch_optional(conn.sqlite())
-            .await?;
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT id FROM repositories WHERE name = $1 AND deleted_at IS NULL"
+    )
+    .bind(name.as_str()))?;
     Ok(id.map(RepoId))
 }
 
 /// The repository of that name, live or deleted (restores reach into deleted ones).
 pub async fn find_any(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<RepoId>> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
-        .bind(name.as_str())
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT id FROM repositories WHERE name = $1"
+    )
+    .bind(name.as_str()))?;
     Ok(id.map(RepoId))
 }
 
 /// The repository, created, or revived if it had been deleted.
 pub async fn get_or_create(conn: &mut dyn Conn, name: &RepoName, now: Millis) -> Result<RepoId> {
-    sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+    execute!(conn, |cx| sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET deleted_at = NULL WHERE deleted_at IS NOT NULL",
     )
     .bind(name.as_str())
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?")
-        .bind(name.as_str())
-        .fetch_one(conn.sqlite())
-        .await?;
+    .bind(now))?;
+    let id: i64 = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT id FROM repositories WHERE name = $1"
+    )
+    .bind(name.as_str()))?;
     Ok(RepoId(id))
 }
 
 /// Hides a repository from clients. Its tags, manifests and links are handled by the caller.
 pub async fn mark_deleted(conn: &mut dyn Conn, repo: RepoId, now: Millis) -> Result<()> {
-    sqlx::query("UPDATE repositories SET deleted_at = ? WHERE id = ?")
-        .bind(now)
-        .bind(repo.0)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE repositories SET deleted_at = $1 WHERE id = $2"
+    )
+    .bind(now)
+    .bind(repo.0))?;
     Ok(())
 }
 
 /// Live repository names after `last` in byte order, at most `limit` (-1: all).
 pub async fn list(conn: &mut dyn Conn, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT name FROM repositories WHERE name > ? AND deleted_at IS NULL ORDER BY name LIMIT ?",
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
+        "SELECT name FROM repositories WHERE name > $1 AND deleted_at IS NULL ORDER BY name LIMIT $2",
     )
     .bind(last.unwrap_or(""))
     .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     rows.iter()
-        .map(|r| Ok(r.try_get::<String, _>(0)?))
+        .map(|r| Ok(r.try_get_at::<String>(0)?))
         .collect()
 }
 
@@ -89,7 +86,8 @@ pub async fn summaries(
     last: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RepoSummary>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT r.name, r.created_at,
                 (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tags,
                 (SELECT count(*) FROM manifests m
@@ -104,15 +102,14 @@ pub async fn summaries(
                 (SELECT max(last_pulled_at) FROM manifests m
                   WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS last_pulled_at
          FROM repositories r
-         WHERE r.name > ? AND r.deleted_at IS NULL AND (? IS NULL OR r.name = ?)
-         ORDER BY r.name LIMIT ?",
+         WHERE r.name > $1 AND r.deleted_at IS NULL AND ($2 IS NULL OR r.name = $3)
+         ORDER BY r.name LIMIT $4",
     )
     .bind(last.unwrap_or(""))
     .bind(only)
     .bind(only)
     .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     rows.iter()
         .map(|r| {
             Ok(RepoSummary {
@@ -130,10 +127,9 @@ pub async fn summaries(
 
 /// Every live repository, by name: what a retention policy matches its patterns against.
 pub async fn all_live(conn: &mut dyn Conn) -> Result<Vec<(RepoId, String)>> {
-    let rows =
-        sqlx::query("SELECT id, name FROM repositories WHERE deleted_at IS NULL ORDER BY name")
-            .fetch_all(conn.sqlite())
-            .await?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT id, name FROM repositories WHERE deleted_at IS NULL ORDER BY name"
+    ))?;
     rows.iter()
         .map(|r| Ok((RepoId(r.try_get("id")?), r.try_get("name")?)))
         .collect()
@@ -141,10 +137,9 @@ pub async fn all_live(conn: &mut dyn Conn) -> Result<Vec<(RepoId, String)>> {
 
 /// When the repository of that name was deleted, if it exists and is deleted.
 pub async fn deleted_at(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<Millis>> {
-    let at: Option<Option<Millis>> =
-        sqlx::query_scalar("SELECT deleted_at FROM repositories WHERE name = ?")
-            .bind(name.as_str())
-            .fetch_optional(conn.sqlite())
-            .await?;
+    let at: Option<Option<Millis>> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT deleted_at FROM repositories WHERE name = $1"
+    )
+    .bind(name.as_str()))?;
     Ok(at.flatten())
 }

@@ -6,8 +6,8 @@
 //!
 //! Batches travel as JSON arrays bound to one parameter and unpacked with `json_each`.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::Digest;
-use sqlx::Row;
 
 use crate::blobs::Blob;
 use crate::manifests::ManifestId;
@@ -29,17 +29,15 @@ pub struct Link {
 /// subquery, evaluated once), so a layer shared by thousands of manifests costs one pass per
 /// review, not one per link.
 pub async fn links_of(conn: &mut dyn Conn, digest: &Digest) -> Result<Vec<Link>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT rb.repository_id, r.name, rb.renewed_at,
                 rb.repository_id IN (SELECT m.repository_id FROM manifest_blob_references mr
                                      JOIN manifests m ON m.id = mr.manifest_id
-                                     WHERE mr.blob_digest = ?1) AS referenced
+                                     WHERE mr.blob_digest = $1) AS referenced
          FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-         WHERE rb.digest = ?1 ORDER BY rb.repository_id",
+         WHERE rb.digest = $1 ORDER BY rb.repository_id",
     )
-    .bind(digest.to_string())
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     rows.iter()
         .map(|r| {
             Ok(Link {
@@ -54,11 +52,10 @@ pub async fn links_of(conn: &mut dyn Conn, digest: &Digest) -> Result<Vec<Link>>
 
 /// Whether any manifest, in any repository and in any state, references the blob.
 pub async fn blob_referenced(conn: &mut dyn Conn, digest: &Digest) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM manifest_blob_references WHERE blob_digest = ? LIMIT 1")
-            .bind(digest.to_string())
-            .fetch_optional(conn.sqlite())
-            .await?;
+    let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT 1 FROM manifest_blob_references WHERE blob_digest = $1 LIMIT 1"
+    )
+    .bind(digest.to_string()))?;
     Ok(found.is_some())
 }
 
@@ -69,14 +66,14 @@ pub async fn forget_blob(
     digest: &Digest,
     now: Millis,
 ) -> Result<Option<Blob>> {
-    let row = sqlx::query("DELETE FROM blobs WHERE digest = ? RETURNING size, storage_key")
-        .bind(digest.to_string())
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
+        "DELETE FROM blobs WHERE digest = $1 RETURNING size, storage_key"
+    )
+    .bind(digest.to_string()))?;
     let Some(row) = row else { return Ok(None) };
     let blob = Blob {
         digest: digest.clone(),
-        size: row.try_get::<i64, _>("size")? as u64,
+        size: row.try_get::<i64>("size")? as u64,
         storage_key: row.try_get("storage_key")?,
     };
     crate::queue::queue_storage_deletion(conn, &blob.storage_key, now).await?;
@@ -131,24 +128,22 @@ pub struct BlobFacts {
 /// them; those of a referenced blob are the ones queued for a re-check.
 pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
     let batch = digests_json(digests)?;
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT j.value AS digest, b.size,
                 EXISTS (SELECT 1 FROM gc_blob_reviews q WHERE q.digest = j.value) AS queued,
                 EXISTS (SELECT 1 FROM manifest_blob_references mr
                         WHERE mr.blob_digest = j.value) AS referenced
-         FROM json_each(?1) j LEFT JOIN blobs b ON b.digest = j.value",
+         FROM json_each($1) j LEFT JOIN blobs b ON b.digest = j.value",
     )
-    .bind(&batch)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(&batch))?;
     let mut facts = rows
         .iter()
         .map(|r| {
             Ok(BlobFacts {
-                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
-                queued: r.try_get::<i64, _>("queued")? != 0,
-                size: r.try_get::<Option<i64>, _>("size")?.map(|s| s as u64),
-                referenced: r.try_get::<i64, _>("referenced")? != 0,
+                digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
+                queued: r.try_get::<i64>("queued")? != 0,
+                size: r.try_get::<Option<i64>>("size")?.map(|s| s as u64),
+                referenced: r.try_get::<i64>("referenced")? != 0,
                 links: Vec::new(),
             })
         })
@@ -162,9 +157,9 @@ pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<B
     // blobs: 150 ms per batch.) The joins are written in the order they must run.
     let (referenced, unreferenced): (Vec<&BlobFacts>, Vec<&BlobFacts>) =
         facts.iter().partition(|f| f.referenced);
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at, 0 AS referenced
-         FROM json_each(?1) u
+         FROM json_each($1) u
          CROSS JOIN repository_blobs rb ON rb.digest = u.value
          CROSS JOIN repositories r ON r.id = rb.repository_id
          UNION ALL
@@ -172,30 +167,28 @@ pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<B
                 EXISTS (SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
                         WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
                           AND mr.blob_digest = rb.digest) AS referenced
-         FROM json_each(?2) x
+         FROM json_each($2) x
          CROSS JOIN gc_link_reviews l ON l.digest = x.value
          CROSS JOIN repository_blobs rb
               ON rb.repository_id = l.repository_id AND rb.digest = l.digest
          CROSS JOIN repositories r ON r.id = rb.repository_id",
     )
     .bind(digests_json(unreferenced.iter().map(|f| &f.digest))?)
-    .bind(digests_json(referenced.iter().map(|f| &f.digest))?)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(digests_json(referenced.iter().map(|f| &f.digest))?))?;
     let index: std::collections::HashMap<String, usize> = facts
         .iter()
         .enumerate()
         .map(|(i, f)| (f.digest.to_string(), i))
         .collect();
     for r in &rows {
-        let Some(&i) = index.get(r.try_get::<&str, _>("digest")?) else {
+        let Some(&i) = index.get(r.try_get::<&str>("digest")?) else {
             continue;
         };
         facts[i].links.push(Link {
             repo: RepoId(r.try_get("repository_id")?),
             repository: r.try_get("name")?,
             renewed_at: r.try_get("renewed_at")?,
-            referenced: r.try_get::<i64, _>("referenced")? != 0,
+            referenced: r.try_get::<i64>("referenced")? != 0,
         });
     }
     Ok(facts)
@@ -214,7 +207,8 @@ pub struct ManifestFacts {
 /// The facts of each manifest of the batch.
 pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT j.value AS id, q.queued_at, m.repository_id, r.name, m.digest, m.size,
                 m.created_at, m.pushed_at, m.deleted_at, m.subject_digest,
                 EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS tagged,
@@ -223,32 +217,31 @@ pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<V
                         AND s.digest = m.subject_digest) AS subject_present,
                 (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
                         AND h.from_digest = m.digest) AS last_untagged_at
-         FROM json_each(?1) j
+         FROM json_each($1) j
          LEFT JOIN gc_manifest_reviews q ON q.manifest_id = j.value
          LEFT JOIN manifests m ON m.id = j.value
          LEFT JOIN repositories r ON r.id = m.repository_id",
     )
     .bind(batch)
-    .fetch_all(conn.sqlite())
-    .await?;
+    })?;
     rows.iter()
         .map(|r| {
-            let state = match r.try_get::<Option<&str>, _>("digest")? {
+            let state = match r.try_get::<Option<&str>>("digest")? {
                 None => None,
                 Some(digest) => Some(ManifestState {
                     repo: RepoId(r.try_get("repository_id")?),
                     repository: r.try_get("name")?,
                     digest: crate::digest_col(digest)?,
-                    size: r.try_get::<i64, _>("size")? as u64,
+                    size: r.try_get::<i64>("size")? as u64,
                     created_at: r.try_get("created_at")?,
                     deleted_at: r.try_get("deleted_at")?,
-                    tagged: r.try_get::<i64, _>("tagged")? != 0,
-                    listed: r.try_get::<i64, _>("listed")? != 0,
+                    tagged: r.try_get::<i64>("tagged")? != 0,
+                    listed: r.try_get::<i64>("listed")? != 0,
                     subject: r
-                        .get::<Option<&str>, _>("subject_digest")
+                        .try_get::<Option<&str>>("subject_digest")?
                         .map(crate::digest_col)
                         .transpose()?,
-                    subject_present: r.try_get::<i64, _>("subject_present")? != 0,
+                    subject_present: r.try_get::<i64>("subject_present")? != 0,
                     pushed_at: r.try_get("pushed_at")?,
                     last_untagged_at: r.try_get("last_untagged_at")?,
                 }),
@@ -272,24 +265,20 @@ pub async fn settle_blobs(
         let done = digests_json(done)?;
         for table in ["gc_blob_reviews", "gc_link_reviews"] {
             // The table comes from the constant list above, never from input.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE digest IN (SELECT value FROM json_each(?))"
+            execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE digest IN (SELECT value FROM json_each($1))"
             )))
-            .bind(&done)
-            .execute(conn.sqlite())
-            .await?;
+            .bind(&done))?;
         }
     }
     if !later.is_empty() {
         let pairs: Vec<(String, Millis)> = later.iter().map(|(d, t)| (d.to_string(), *t)).collect();
-        sqlx::query(
+        execute!(conn, |cx| sqlx::query(
             "UPDATE gc_blob_reviews SET not_before = j.t
-             FROM (SELECT value ->> 0 AS d, value ->> 1 AS t FROM json_each(?)) j
+             FROM (SELECT value ->> 0 AS d, value ->> 1 AS t FROM json_each($1)) j
              WHERE digest = j.d",
         )
-        .bind(json(&pairs)?)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(json(&pairs)?))?;
     }
     Ok(())
 }
@@ -302,23 +291,21 @@ pub async fn settle_manifests(
 ) -> Result<()> {
     if !done.is_empty() {
         let ids: Vec<i64> = done.iter().map(|i| i.0).collect();
-        sqlx::query(
-            "DELETE FROM gc_manifest_reviews WHERE manifest_id IN (SELECT value FROM json_each(?))",
+        execute!(conn, |cx| {
+            sqlx::query(
+            "DELETE FROM gc_manifest_reviews WHERE manifest_id IN (SELECT value FROM json_each($1))",
         )
         .bind(json(&ids)?)
-        .execute(conn.sqlite())
-        .await?;
+        })?;
     }
     if !later.is_empty() {
         let pairs: Vec<(i64, Millis)> = later.iter().map(|(i, t)| (i.0, *t)).collect();
-        sqlx::query(
+        execute!(conn, |cx| sqlx::query(
             "UPDATE gc_manifest_reviews SET not_before = j.t
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS t FROM json_each(?)) j
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS t FROM json_each($1)) j
              WHERE manifest_id = j.id",
         )
-        .bind(json(&pairs)?)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(json(&pairs)?))?;
     }
     Ok(())
 }
@@ -342,33 +329,29 @@ pub async fn unlink(
             .map(|(r, d)| (r.0, d.to_string()))
             .collect::<Vec<_>>(),
     )?;
-    let rows = sqlx::query(
-        "DELETE FROM repository_blobs WHERE renewed_at <= ?2 AND (repository_id, digest) IN
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?1))
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "DELETE FROM repository_blobs WHERE renewed_at <= $2 AND (repository_id, digest) IN
+             (SELECT value ->> 0, value ->> 1 FROM json_each($1))
          RETURNING repository_id, digest",
     )
     .bind(&pairs)
-    .bind(renewed_by)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(renewed_by))?;
     let removed = rows
         .iter()
         .map(|r| {
             Ok((
                 RepoId(r.try_get("repository_id")?),
-                crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                crate::digest_col(r.try_get::<&str>("digest")?)?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
     // The review entries of every link looked at go: a kept link was renewed, and whatever
     // renewed it queued its own review.
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "DELETE FROM gc_link_reviews WHERE (repository_id, digest) IN
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+             (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
     )
-    .bind(&pairs)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(&pairs))?;
     Ok(removed)
 }
 
@@ -384,35 +367,31 @@ pub async fn forget_blobs(
     if digests.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "DELETE FROM blobs WHERE digest IN (SELECT value FROM json_each(?))
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "DELETE FROM blobs WHERE digest IN (SELECT value FROM json_each($1))
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)
              AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr
                              WHERE mr.blob_digest = blobs.digest)
          RETURNING digest, size, storage_key",
     )
-    .bind(digests_json(digests)?)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(digests_json(digests)?))?;
     let forgotten = rows
         .iter()
         .map(|r| {
             Ok(Blob {
-                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
-                size: r.try_get::<i64, _>("size")? as u64,
+                digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
+                size: r.try_get::<i64>("size")? as u64,
                 storage_key: r.try_get("storage_key")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
     let keys: Vec<&str> = forgotten.iter().map(|b| b.storage_key.as_str()).collect();
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO storage_deletions (storage_key, queued_at)
-         SELECT value, ?2 FROM json_each(?1) WHERE true ON CONFLICT (storage_key) DO NOTHING",
+         SELECT value, $2 FROM json_each($1) WHERE true ON CONFLICT (storage_key) DO NOTHING",
     )
     .bind(json(&keys)?)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(now))?;
     Ok(forgotten)
 }
 
@@ -424,59 +403,49 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
         return Ok(());
     }
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
-    sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT DISTINCT blob_digest, ?2, 'manifest purged' FROM manifest_blob_references
-         WHERE manifest_id IN (SELECT value FROM json_each(?1))",
+         SELECT DISTINCT blob_digest, $2, 'manifest purged' FROM manifest_blob_references
+         WHERE manifest_id IN (SELECT value FROM json_each($1))",
         crate::queue::merge_blob_review!()
     ))
     .bind(&batch)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
-    sqlx::query(
+    .bind(now))?;
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO gc_link_reviews (digest, repository_id)
          SELECT DISTINCT mr.blob_digest, m.repository_id FROM manifest_blob_references mr
          JOIN manifests m ON m.id = mr.manifest_id
-         WHERE mr.manifest_id IN (SELECT value FROM json_each(?1))
+         WHERE mr.manifest_id IN (SELECT value FROM json_each($1))
          ON CONFLICT (digest, repository_id) DO NOTHING",
     )
-    .bind(&batch)
-    .execute(conn.sqlite())
-    .await?;
-    sqlx::query(concat!(
+    .bind(&batch))?;
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT DISTINCT child_id, ?2, 'index purged' FROM manifest_child_references
-         WHERE parent_id IN (SELECT value FROM json_each(?1))",
+         SELECT DISTINCT child_id, $2, 'index purged' FROM manifest_child_references
+         WHERE parent_id IN (SELECT value FROM json_each($1))",
         crate::queue::merge_manifest_review!()
     ))
     .bind(&batch)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
-    sqlx::query(concat!(
+    .bind(now))?;
+    execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT DISTINCT s.id, ?2, 'subject purged' FROM manifests p
+         SELECT DISTINCT s.id, $2, 'subject purged' FROM manifests p
          JOIN manifests s ON s.repository_id = p.repository_id AND s.subject_digest = p.digest
-         WHERE p.id IN (SELECT value FROM json_each(?1))",
+         WHERE p.id IN (SELECT value FROM json_each($1))",
         crate::queue::merge_manifest_review!()
     ))
     .bind(&batch)
-    .bind(now)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(now))?;
     for table_and_column in [
         "manifest_blob_references WHERE manifest_id",
         "manifest_child_references WHERE parent_id",
         "manifests WHERE id",
     ] {
         // The table and column come from the constant list above, never from input.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table_and_column} IN (SELECT value FROM json_each(?))"
+        execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table_and_column} IN (SELECT value FROM json_each($1))"
         )))
-        .bind(&batch)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(&batch))?;
     }
     Ok(())
 }

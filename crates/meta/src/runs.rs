@@ -4,7 +4,7 @@
 //! on the running state), and a cancel is a flag in the run's row that the run reads between
 //! batches, so any node can cancel the run another node executes.
 
-use sqlx::Row;
+use crate::db::{execute, rows, values};
 
 use crate::principal::Principal;
 use crate::{Conn, MetaError, Millis, Result};
@@ -153,11 +153,11 @@ fn errors_col(text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| MetaError::Corrupt(format!("run errors {text:?}: {e}")))
 }
 
-fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
-    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+fn run_from_row(r: &crate::db::Row) -> Result<Run> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64>(col)? as u64) };
     Ok(Run {
         id: r.try_get("id")?,
-        state: r.try_get::<&str, _>("state")?.parse()?,
+        state: r.try_get::<&str>("state")?.parse()?,
         spec: RunSpec {
             dry_run: r.try_get("dry_run")?,
             include_untagged: r.try_get("include_untagged")?,
@@ -192,10 +192,10 @@ pub async fn start_run(
     if let Some(active) = active_run(conn).await? {
         return Ok(Err(active.id));
     }
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "INSERT INTO gc_runs (state, dry_run, include_untagged, sweep, grace_ms, started_by,
                               started_by_id, started_at)
-         VALUES ('running', ?, ?, ?, ?, ?, ?, ?)
+         VALUES ('running', $1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (state) WHERE state = 'running' DO NOTHING RETURNING id",
     )
     .bind(spec.dry_run)
@@ -204,9 +204,7 @@ pub async fn start_run(
     .bind(spec.grace_ms)
     .bind(&by.name)
     .bind(by.audit_id())
-    .bind(now)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(now))?;
     match id {
         Some(id) => Ok(Ok(id)),
         None => {
@@ -218,40 +216,38 @@ pub async fn start_run(
 
 pub async fn active_run(conn: &mut dyn Conn) -> Result<Option<Run>> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE state = 'running'");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(sqlx::AssertSqlSafe(
+        sql
+    )))?;
     row.as_ref().map(run_from_row).transpose()
 }
 
 pub async fn get_run(conn: &mut dyn Conn, id: i64) -> Result<Option<Run>> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn.sqlite())
-        .await?;
+    let sql = format!("SELECT {RUN_COLUMNS} FROM gc_runs WHERE id = $1");
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(sqlx::AssertSqlSafe(
+        sql
+    ))
+    .bind(id))?;
     row.as_ref().map(run_from_row).transpose()
 }
 
 /// Runs, newest first, before the id `before` when given.
 pub async fn list_runs(conn: &mut dyn Conn, before: Option<i64>, limit: i64) -> Result<Vec<Run>> {
     let sql = format!(
-        "SELECT {RUN_COLUMNS} FROM gc_runs WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
+        "SELECT {RUN_COLUMNS} FROM gc_runs WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(before)
-        .bind(limit)
-        .fetch_all(conn.sqlite())
-        .await?;
+        .bind(limit))?;
     rows.iter().map(run_from_row).collect()
 }
 
 /// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
 pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &Figures) -> Result<bool> {
-    let cancel: Option<bool> = sqlx::query_scalar(
-        "UPDATE gc_runs SET reviewed = ?, manifests_deleted = ?, blobs_deleted = ?,
-                bytes_deleted = ?, links_deleted = ?, uploads_deleted = ?, orphans_deleted = ?
-         WHERE id = ? RETURNING cancel_requested",
+    let cancel: Option<bool> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "UPDATE gc_runs SET reviewed = $1, manifests_deleted = $2, blobs_deleted = $3,
+                bytes_deleted = $4, links_deleted = $5, uploads_deleted = $6, orphans_deleted = $7
+         WHERE id = $8 RETURNING cancel_requested",
     )
     .bind(f.reviewed as i64)
     .bind(f.manifests as i64)
@@ -260,29 +256,26 @@ pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &Figures) -> Resul
     .bind(f.links as i64)
     .bind(f.uploads as i64)
     .bind(f.orphans as i64)
-    .bind(id)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(id))?;
     Ok(cancel.unwrap_or(false))
 }
 
 /// Whether a cancel was asked of the run.
 pub async fn cancel_requested(conn: &mut dyn Conn, id: i64) -> Result<bool> {
-    let cancel: Option<bool> =
-        sqlx::query_scalar("SELECT cancel_requested FROM gc_runs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(conn.sqlite())
-            .await?;
+    let cancel: Option<bool> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT cancel_requested FROM gc_runs WHERE id = $1"
+    )
+    .bind(id))?;
     Ok(cancel.unwrap_or(false))
 }
 
 /// Asks a running run to stop after the batch it is on. Returns the run as it stands, or
 /// `None` when there is no such run.
 pub async fn request_cancel(conn: &mut dyn Conn, id: i64) -> Result<Option<Run>> {
-    sqlx::query("UPDATE gc_runs SET cancel_requested = 1 WHERE id = ? AND state = 'running'")
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE gc_runs SET cancel_requested = TRUE WHERE id = $1 AND state = 'running'"
+    )
+    .bind(id))?;
     get_run(conn, id).await
 }
 
@@ -296,33 +289,30 @@ pub async fn finish_run(
     now: Millis,
 ) -> Result<()> {
     record_progress(conn, id, f).await?;
-    sqlx::query("UPDATE gc_runs SET state = ?, errors = ?, finished_at = ? WHERE id = ?")
-        .bind(state.as_str())
-        .bind(crate::json(errors)?)
-        .bind(now)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE gc_runs SET state = $1, errors = $2, finished_at = $3 WHERE id = $4"
+    )
+    .bind(state.as_str())
+    .bind(crate::json(errors)?)
+    .bind(now)
+    .bind(id))?;
     Ok(())
 }
 
 /// Marks runs left `running` by a process that stopped as failed.
 pub async fn fail_interrupted_runs(conn: &mut dyn Conn, now: Millis) -> Result<u64> {
-    let runs: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, errors FROM gc_runs WHERE state = 'running'")
-            .fetch_all(conn.sqlite())
-            .await?;
+    let runs: Vec<(i64, String)> = values!(conn, fetch_all, |cx| sqlx::query_as(
+        "SELECT id, errors FROM gc_runs WHERE state = 'running'"
+    ))?;
     for (id, errors) in &runs {
         let mut errors = errors_col(errors)?;
         errors.push("interrupted: the server stopped during the run".into());
-        sqlx::query(
-            "UPDATE gc_runs SET state = 'failed', finished_at = ?, errors = ? WHERE id = ?",
+        execute!(conn, |cx| sqlx::query(
+            "UPDATE gc_runs SET state = 'failed', finished_at = $1, errors = $2 WHERE id = $3",
         )
         .bind(now)
         .bind(crate::json(&errors)?)
-        .bind(id)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(id))?;
     }
     Ok(runs.len() as u64)
 }
@@ -350,34 +340,30 @@ pub async fn add_run_items(conn: &mut dyn Conn, run: i64, items: &[RunItem]) -> 
                 )
             })
             .collect();
-        sqlx::query(
+        execute!(conn, |cx| sqlx::query(
             "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
-             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)
+             SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2)
              ORDER BY key",
         )
         .bind(run)
-        .bind(crate::json(&rows)?)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(crate::json(&rows)?))?;
     }
     Ok(())
 }
 
 /// What a run deleted, in the order it did.
 pub async fn run_items(conn: &mut dyn Conn, run: i64) -> Result<Vec<RunItem>> {
-    let rows = sqlx::query(
-        "SELECT kind, repository, target, size FROM gc_run_items WHERE run_id = ? ORDER BY id",
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT kind, repository, target, size FROM gc_run_items WHERE run_id = $1 ORDER BY id",
     )
-    .bind(run)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(run))?;
     rows.iter()
         .map(|r| {
             Ok(RunItem {
-                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                kind: r.try_get::<&str>("kind")?.parse()?,
                 repository: r.try_get("repository")?,
                 target: r.try_get("target")?,
-                size: r.try_get::<i64, _>("size")? as u64,
+                size: r.try_get::<i64>("size")? as u64,
             })
         })
         .collect()

@@ -1,8 +1,8 @@
 //! Tags and their history. Every change of a tag writes a `tag_history` row in the same
 //! transaction, so a deleted tag can later be shown and restored.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::{Digest, RepoName, Tag};
-use sqlx::Row;
 
 use crate::manifests::{ManifestHead, ManifestId, ManifestRead, read_from_row};
 use crate::principal::Principal;
@@ -18,35 +18,35 @@ pub async fn resolve_in_named(
     tag: &Tag,
     with_payload: bool,
 ) -> Result<Option<ManifestRead>> {
-    let row = sqlx::query(
-        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN ? THEN m.payload END AS payload
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
+        "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN $1 THEN m.payload END AS payload
          FROM repositories r JOIN tags t ON t.repository_id = r.id JOIN manifests m ON m.id = t.manifest_id
-         WHERE r.name = ? AND r.deleted_at IS NULL AND t.name = ?",
+         WHERE r.name = $2 AND r.deleted_at IS NULL AND t.name = $3",
     )
     .bind(with_payload)
     .bind(repo.as_str())
     .bind(tag.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    })?;
     row.as_ref().map(read_from_row).transpose()
 }
 
 /// Resolves a tag to its manifest.
 pub async fn resolve(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Option<ManifestHead>> {
-    let row = sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size FROM tags t JOIN manifests m ON m.id = t.manifest_id
-         WHERE t.repository_id = ? AND t.name = ?",
+         WHERE t.repository_id = $1 AND t.name = $2",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    })?;
     row.map(|r| {
         Ok(ManifestHead {
             id: ManifestId(r.try_get("id")?),
-            digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+            digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
             media_type: r.try_get("media_type")?,
-            size: r.try_get::<i64, _>("size")? as u64,
+            size: r.try_get::<i64>("size")? as u64,
         })
     })
     .transpose()
@@ -96,22 +96,23 @@ pub struct Current {
 
 /// The tag's manifest and state, if the tag exists.
 pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
-    let row = sqlx::query(
+    let row =
+        rows!(conn, fetch_optional, |cx| {
+            sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
-         WHERE t.repository_id = ? AND t.name = ?",
+         WHERE t.repository_id = $1 AND t.name = $2",
     )
     .bind(repo.0)
     .bind(tag)
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     row.map(|r| {
         Ok(Current {
             manifest: ManifestHead {
                 id: ManifestId(r.try_get("id")?),
-                digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+                digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
                 media_type: r.try_get("media_type")?,
-                size: r.try_get::<i64, _>("size")? as u64,
+                size: r.try_get::<i64>("size")? as u64,
             },
             state: TagState {
                 pushed_at: r.try_get("pushed_at")?,
@@ -127,14 +128,12 @@ pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Opt
 /// is taken by an update that changes nothing: it is what SQLite and PostgreSQL both offer
 /// (`FOR UPDATE` is PostgreSQL's alone), and an update reads the latest committed row.
 async fn current_locked(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
-    let locked: Option<i64> = sqlx::query_scalar(
-        "UPDATE tags SET manifest_id = manifest_id WHERE repository_id = ? AND name = ?
+    let locked: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "UPDATE tags SET manifest_id = manifest_id WHERE repository_id = $1 AND name = $2
          RETURNING 1",
     )
     .bind(repo.0)
-    .bind(tag)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(tag))?;
     match locked {
         Some(_) => current(conn, repo, tag).await,
         None => Ok(None),
@@ -152,11 +151,11 @@ struct Change<'a> {
 
 async fn history(conn: &mut dyn Conn, repo: RepoId, change: Change<'_>, by: &By<'_>) -> Result<()> {
     let from_state = change.from.map(|(_, s)| s);
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO tag_history (repository_id, tag, action, from_digest, to_digest, actor,
                                   actor_id, at, from_pushed_at, from_last_pulled_at,
                                   from_pull_count, batch)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(repo.0)
     .bind(change.tag)
@@ -169,9 +168,7 @@ async fn history(conn: &mut dyn Conn, repo: RepoId, change: Change<'_>, by: &By<
     .bind(from_state.map(|s| s.pushed_at))
     .bind(from_state.and_then(|s| s.last_pulled_at))
     .bind(from_state.map(|s| s.pull_count))
-    .bind(by.batch)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(by.batch))?;
     // The manifest the tag left may have lost its last tag: the collector looks at it again
     // (it holds it for the restore window, whichever way the tag left).
     if let Some((from, _)) = change.from {
@@ -192,16 +189,17 @@ pub async fn set(
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
     let previous = loop {
-        let created: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES (?, ?, ?, ?)
+        let created: Option<i64> =
+            values!(conn, fetch_optional, |cx| {
+                sqlx::query_scalar(
+            "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (repository_id, name) DO NOTHING RETURNING 1",
         )
         .bind(repo.0)
         .bind(tag.as_str())
         .bind(manifest.id.0)
         .bind(by.now)
-        .fetch_optional(conn.sqlite())
-        .await?;
+            })?;
         if created.is_some() {
             break None;
         }
@@ -215,20 +213,18 @@ pub async fn set(
     if previous.is_some() {
         // Pull figures belong to the tag on its image: moved to another image, the tag starts
         // unpulled (its history keeps the old figures, for a restore).
-        sqlx::query(
+        execute!(conn, |cx| sqlx::query(
             "UPDATE tags SET
-                 pushed_at = ?3,
-                 last_pulled_at = CASE WHEN manifest_id = ?4 THEN last_pulled_at END,
-                 pull_count = CASE WHEN manifest_id = ?4 THEN pull_count ELSE 0 END,
-                 manifest_id = ?4
-             WHERE repository_id = ?1 AND name = ?2",
+                 pushed_at = $3,
+                 last_pulled_at = CASE WHEN manifest_id = $4 THEN last_pulled_at END,
+                 pull_count = CASE WHEN manifest_id = $4 THEN pull_count ELSE 0 END,
+                 manifest_id = $4
+             WHERE repository_id = $1 AND name = $2",
         )
         .bind(repo.0)
         .bind(tag.as_str())
         .bind(by.now)
-        .bind(manifest.id.0)
-        .execute(conn.sqlite())
-        .await?;
+        .bind(manifest.id.0))?;
     }
     if previous
         .as_ref()
@@ -261,11 +257,11 @@ pub async fn delete(
     let Some(previous) = current_locked(conn, repo, tag.as_str()).await? else {
         return Ok(None);
     };
-    sqlx::query("DELETE FROM tags WHERE repository_id = ? AND name = ?")
-        .bind(repo.0)
-        .bind(tag.as_str())
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM tags WHERE repository_id = $1 AND name = $2"
+    )
+    .bind(repo.0)
+    .bind(tag.as_str()))?;
     let change = Change {
         tag: tag.as_str(),
         action: "deleted",
@@ -281,13 +277,11 @@ async fn tags_of_manifest(
     conn: &mut dyn Conn,
     manifest: ManifestId,
 ) -> Result<Vec<(String, TagState)>> {
-    let rows = sqlx::query(
-        "SELECT name, pushed_at, last_pulled_at, pull_count FROM tags WHERE manifest_id = ?
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT name, pushed_at, last_pulled_at, pull_count FROM tags WHERE manifest_id = $1
          ORDER BY name",
     )
-    .bind(manifest.0)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(manifest.0))?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -310,10 +304,10 @@ pub async fn delete_for_manifest(
     by: &By<'_>,
 ) -> Result<Vec<String>> {
     let tags = tags_of_manifest(conn, manifest.id).await?;
-    sqlx::query("DELETE FROM tags WHERE manifest_id = ?")
-        .bind(manifest.id.0)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM tags WHERE manifest_id = $1"
+    )
+    .bind(manifest.id.0))?;
     for (name, state) in &tags {
         let change = Change {
             tag: name,
@@ -336,16 +330,16 @@ pub async fn list_in_named(
     limit: i64,
 ) -> Result<Option<Vec<String>>> {
     // Tag names never contain a space (the spec's grammar), so a space separates them.
-    let row: Option<(Option<String>,)> = sqlx::query_as(
+    let row: Option<(Option<String>,)> = values!(conn, fetch_optional, |cx| {
+        sqlx::query_as(
         "SELECT (SELECT group_concat(name, ' ' ORDER BY name) FROM
-                   (SELECT name FROM tags WHERE repository_id = r.id AND name > ? ORDER BY name LIMIT ?))
-         FROM repositories r WHERE r.name = ? AND r.deleted_at IS NULL",
+                   (SELECT name FROM tags WHERE repository_id = r.id AND name > $1 ORDER BY name LIMIT $2))
+         FROM repositories r WHERE r.name = $3 AND r.deleted_at IS NULL",
     )
     .bind(last.unwrap_or(""))
     .bind(limit)
     .bind(repo.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    })?;
     Ok(row.map(|(names,)| {
         names
             .map(|n| n.split(' ').map(str::to_string).collect())
@@ -367,22 +361,23 @@ pub struct TagInfo {
 
 /// One tag with its metadata.
 pub async fn detailed(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Option<TagInfo>> {
-    let row = sqlx::query(
+    let row =
+        rows!(conn, fetch_optional, |cx| {
+            sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
-         WHERE t.repository_id = ? AND t.name = ?",
+         WHERE t.repository_id = $1 AND t.name = $2",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?;
+        })?;
     row.as_ref().map(tag_info_from_row).transpose()
 }
 
-fn tag_info_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TagInfo> {
+fn tag_info_from_row(r: &crate::db::Row) -> Result<TagInfo> {
     Ok(TagInfo {
         name: r.try_get("name")?,
-        digest: crate::digest_col(r.try_get::<&str, _>("digest")?)?,
+        digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
         media_type: r.try_get("media_type")?,
         manifest_id: ManifestId(r.try_get("id")?),
         pushed_at: r.try_get("pushed_at")?,
@@ -393,14 +388,15 @@ fn tag_info_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TagInfo> {
 
 /// Every tag of a repository, in byte order of name.
 pub async fn list_detailed(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
-    let rows = sqlx::query(
+    let rows =
+        rows!(conn, fetch_all, |cx| {
+            sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
-         WHERE t.repository_id = ? ORDER BY t.name",
+         WHERE t.repository_id = $1 ORDER BY t.name",
     )
     .bind(repo.0)
-    .fetch_all(conn.sqlite())
-    .await?;
+        })?;
     rows.iter().map(tag_info_from_row).collect()
 }
 
@@ -422,20 +418,18 @@ pub async fn history_of(
     tag: Option<&Tag>,
     limit: i64,
 ) -> Result<Vec<HistoryEntry>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT tag, action, from_digest, to_digest, actor, at FROM tag_history
-         WHERE repository_id = ? AND (? IS NULL OR tag = ?) ORDER BY id DESC LIMIT ?",
+         WHERE repository_id = $1 AND ($2 IS NULL OR tag = $3) ORDER BY id DESC LIMIT $4",
     )
     .bind(repo.0)
     .bind(tag.map(Tag::as_str))
     .bind(tag.map(Tag::as_str))
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             let digest = |col: &str| {
-                r.try_get::<Option<&str>, _>(col)?
+                r.try_get::<Option<&str>>(col)?
                     .map(crate::digest_col)
                     .transpose()
             };
@@ -458,15 +452,13 @@ pub async fn last_left_digest(
     repo: RepoId,
     tag: &Tag,
 ) -> Result<Option<Digest>> {
-    let d: Option<String> = sqlx::query_scalar(
+    let d: Option<String> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "SELECT from_digest FROM tag_history
-         WHERE repository_id = ? AND tag = ? AND from_digest IS NOT NULL
+         WHERE repository_id = $1 AND tag = $2 AND from_digest IS NOT NULL
          ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
-    .bind(tag.as_str())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(tag.as_str()))?;
     d.as_deref().map(crate::digest_col).transpose()
 }
 
@@ -477,15 +469,13 @@ pub async fn ever_pointed_at(
     tag: &Tag,
     digest: &Digest,
 ) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM tag_history WHERE repository_id = ?1 AND tag = ?2
-           AND (to_digest = ?3 OR from_digest = ?3) LIMIT 1",
+    let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT 1 FROM tag_history WHERE repository_id = $1 AND tag = $2
+           AND (to_digest = $3 OR from_digest = $3) LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     Ok(found.is_some())
 }
 
@@ -497,34 +487,30 @@ pub async fn state_when_left(
     tag: &Tag,
     digest: &Digest,
 ) -> Result<Option<TagState>> {
-    let row = sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| sqlx::query(
         "SELECT from_pushed_at, from_last_pulled_at, from_pull_count FROM tag_history
-         WHERE repository_id = ? AND tag = ? AND from_digest = ?
+         WHERE repository_id = $1 AND tag = $2 AND from_digest = $3
          ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     if let Some(r) = row
-        && let Some(pushed_at) = r.try_get::<Option<Millis>, _>("from_pushed_at")?
+        && let Some(pushed_at) = r.try_get::<Option<Millis>>("from_pushed_at")?
     {
         return Ok(Some(TagState {
             pushed_at,
             last_pulled_at: r.try_get("from_last_pulled_at")?,
-            pull_count: r.try_get::<Option<i64>, _>("from_pull_count")?.unwrap_or(0),
+            pull_count: r.try_get::<Option<i64>>("from_pull_count")?.unwrap_or(0),
         }));
     }
-    let pushed: Option<Millis> = sqlx::query_scalar(
-        "SELECT at FROM tag_history WHERE repository_id = ? AND tag = ? AND to_digest = ?
+    let pushed: Option<Millis> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "SELECT at FROM tag_history WHERE repository_id = $1 AND tag = $2 AND to_digest = $3
          ORDER BY id DESC LIMIT 1",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-    .bind(digest.to_string())
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(digest.to_string()))?;
     Ok(pushed.map(|pushed_at| TagState {
         pushed_at,
         ..TagState::default()
@@ -543,9 +529,9 @@ pub async fn restore(
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
     let previous = current_locked(conn, repo, tag.as_str()).await?;
-    sqlx::query(
+    execute!(conn, |cx| sqlx::query(
         "INSERT INTO tags (repository_id, name, manifest_id, pushed_at, last_pulled_at, pull_count)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id,
              pushed_at = excluded.pushed_at, last_pulled_at = excluded.last_pulled_at,
              pull_count = excluded.pull_count",
@@ -555,9 +541,7 @@ pub async fn restore(
     .bind(manifest.id.0)
     .bind(state.pushed_at)
     .bind(state.last_pulled_at)
-    .bind(state.pull_count)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(state.pull_count))?;
     let left = previous
         .as_ref()
         .filter(|p| p.manifest.digest != manifest.digest);
@@ -578,10 +562,10 @@ pub async fn delete_all(
     by: &By<'_>,
 ) -> Result<Vec<(String, Digest)>> {
     let tags = list_detailed(conn, repo).await?;
-    sqlx::query("DELETE FROM tags WHERE repository_id = ?")
-        .bind(repo.0)
-        .execute(conn.sqlite())
-        .await?;
+    execute!(conn, |cx| sqlx::query(
+        "DELETE FROM tags WHERE repository_id = $1"
+    )
+    .bind(repo.0))?;
     for t in &tags {
         let state = TagState {
             pushed_at: t.pushed_at,
@@ -629,30 +613,28 @@ pub async fn restorable(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Restorable>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT h.id, r.name AS repository, r.deleted_at IS NOT NULL AS repository_deleted,
                 h.tag, h.action, h.from_digest, h.at, h.actor, h.batch, cur.digest AS current
          FROM tag_history h
          JOIN repositories r ON r.id = h.repository_id
          LEFT JOIN tags t ON t.repository_id = h.repository_id AND t.name = h.tag
          LEFT JOIN manifests cur ON cur.id = t.manifest_id
-         WHERE h.from_digest IS NOT NULL AND h.at > ?1
-           AND (?2 IS NULL OR h.repository_id = ?2)
-           AND (?3 IS NULL OR h.id < ?3)
+         WHERE h.from_digest IS NOT NULL AND h.at > $1
+           AND ($2 IS NULL OR h.repository_id = $2)
+           AND ($3 IS NULL OR h.id < $3)
            AND (cur.digest IS NULL OR cur.digest <> h.from_digest)
            AND NOT EXISTS (SELECT 1 FROM tag_history n
                            WHERE n.repository_id = h.repository_id AND n.tag = h.tag
                              AND n.from_digest = h.from_digest AND n.id > h.id)
            AND EXISTS (SELECT 1 FROM manifests m
                        WHERE m.repository_id = h.repository_id AND m.digest = h.from_digest)
-         ORDER BY h.id DESC LIMIT ?4",
+         ORDER BY h.id DESC LIMIT $4",
     )
     .bind(cutoff)
     .bind(repo.map(|r| r.0))
     .bind(before)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             Ok(Restorable {
@@ -661,12 +643,12 @@ pub async fn restorable(
                 repository_deleted: r.try_get("repository_deleted")?,
                 tag: r.try_get("tag")?,
                 how: r.try_get("action")?,
-                digest: crate::digest_col(r.try_get::<&str, _>("from_digest")?)?,
+                digest: crate::digest_col(r.try_get::<&str>("from_digest")?)?,
                 left_at: r.try_get("at")?,
                 actor: r.try_get("actor")?,
                 batch: r.try_get("batch")?,
                 current: r
-                    .try_get::<Option<&str>, _>("current")?
+                    .try_get::<Option<&str>>("current")?
                     .map(crate::digest_col)
                     .transpose()?,
             })
@@ -676,18 +658,16 @@ pub async fn restorable(
 
 /// The tags a batch removed, with the digest each left, in name order.
 pub async fn removed_in_batch(conn: &mut dyn Conn, batch: i64) -> Result<Vec<(String, Digest)>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT tag, from_digest FROM tag_history
-         WHERE batch = ? AND action = 'deleted' AND from_digest IS NOT NULL ORDER BY tag, id",
+         WHERE batch = $1 AND action = 'deleted' AND from_digest IS NOT NULL ORDER BY tag, id",
     )
-    .bind(batch)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(batch))?;
     rows.iter()
         .map(|r| {
             Ok((
                 r.try_get("tag")?,
-                crate::digest_col(r.try_get::<&str, _>("from_digest")?)?,
+                crate::digest_col(r.try_get::<&str>("from_digest")?)?,
             ))
         })
         .collect()
@@ -701,16 +681,14 @@ pub async fn record_pulls(
     count: i64,
     last: Millis,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE tags SET pull_count = pull_count + ?,
-                         last_pulled_at = max(coalesce(last_pulled_at, 0), ?)
-         WHERE repository_id = ? AND name = ?",
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE tags SET pull_count = pull_count + $1,
+                         last_pulled_at = max(coalesce(last_pulled_at, 0), $2)
+         WHERE repository_id = $3 AND name = $4",
     )
     .bind(count)
     .bind(last)
     .bind(repo.0)
-    .bind(tag)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(tag))?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! bytes are, how many were received, what else the blob store needs to carry on (its
 //! `store_state`, opaque here), and the hasher's state at that offset.
 
+use crate::db::{execute, rows, values};
 use shipshape_oci::{Algorithm, UploadId};
-use sqlx::Row;
 
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result};
@@ -29,9 +29,10 @@ pub async fn create(
     hash_alg: Algorithm,
     now: Millis,
 ) -> Result<()> {
-    sqlx::query(
+    execute!(conn, |cx| {
+        sqlx::query(
         "INSERT INTO uploads (id, repository_id, storage_key, received, store_state, hash_alg, created_at, updated_at)
-         VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, 0, $4, $5, $6, $7)",
     )
     .bind(id.as_str())
     .bind(repo.0)
@@ -40,28 +41,27 @@ pub async fn create(
     .bind(hash_alg.as_str())
     .bind(now)
     .bind(now)
-    .execute(conn.sqlite())
-    .await?;
+    })?;
     Ok(())
 }
 
 /// The session, if it exists and belongs to `repo`.
 pub async fn find(conn: &mut dyn Conn, repo: RepoId, id: &UploadId) -> Result<Option<Upload>> {
-    let row = sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
         "SELECT id, repository_id, storage_key, received, store_state, hash_alg, hash_state FROM uploads
-         WHERE id = ? AND repository_id = ?",
+         WHERE id = $1 AND repository_id = $2",
     )
     .bind(id.as_str())
     .bind(repo.0)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    })?;
     row.map(|r| {
         let alg: &str = r.try_get("hash_alg")?;
         Ok(Upload {
             id: id.clone(),
             repository: RepoId(r.try_get("repository_id")?),
             storage_key: r.try_get("storage_key")?,
-            received: r.try_get::<i64, _>("received")? as u64,
+            received: r.try_get::<i64>("received")? as u64,
             store_state: r.try_get("store_state")?,
             hash_alg: alg
                 .parse()
@@ -83,34 +83,30 @@ pub async fn advance(
     hash_state: &[u8],
     now: Millis,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE uploads SET received = ?, store_state = ?, hash_state = ?, updated_at = ?
-         WHERE id = ? AND received = ?",
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE uploads SET received = $1, store_state = $2, hash_state = $3, updated_at = $4
+         WHERE id = $5 AND received = $6",
     )
     .bind(received as i64)
     .bind(store_state)
     .bind(hash_state)
     .bind(now)
     .bind(id.as_str())
-    .bind(expected_received as i64)
-    .execute(conn.sqlite())
-    .await?;
+    .bind(expected_received as i64))?;
     Ok(done.rows_affected() == 1)
 }
 
 /// How many upload sessions are open (begun, neither finished, cancelled nor expired).
 pub async fn open_sessions(conn: &mut dyn Conn) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM uploads")
-        .fetch_one(conn.sqlite())
-        .await?;
+    let n: i64 = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT count(*) FROM uploads"
+    ))?;
     Ok(n as u64)
 }
 
 pub async fn delete(conn: &mut dyn Conn, id: &UploadId) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
-        .bind(id.as_str())
-        .execute(conn.sqlite())
-        .await?;
+    let done = execute!(conn, |cx| sqlx::query("DELETE FROM uploads WHERE id = $1")
+        .bind(id.as_str()))?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -131,22 +127,20 @@ pub async fn stale_uploads(
     cutoff: Millis,
     limit: i64,
 ) -> Result<Vec<StaleUpload>> {
-    let rows = sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
         "SELECT u.id, r.name, u.storage_key, u.received, u.store_state FROM uploads u
          JOIN repositories r ON r.id = u.repository_id
-         WHERE u.updated_at < ? ORDER BY u.updated_at LIMIT ?",
+         WHERE u.updated_at < $1 ORDER BY u.updated_at LIMIT $2",
     )
     .bind(cutoff)
-    .bind(limit)
-    .fetch_all(conn.sqlite())
-    .await?;
+    .bind(limit))?;
     rows.iter()
         .map(|r| {
             Ok(StaleUpload {
                 id: r.try_get("id")?,
                 repository: r.try_get("name")?,
                 storage_key: r.try_get("storage_key")?,
-                received: r.try_get::<i64, _>("received")? as u64,
+                received: r.try_get::<i64>("received")? as u64,
                 store_state: r.try_get("store_state")?,
             })
         })
@@ -160,13 +154,11 @@ pub async fn expire_upload(
     cutoff: Millis,
     now: Millis,
 ) -> Result<bool> {
-    let key: Option<String> = sqlx::query_scalar(
-        "DELETE FROM uploads WHERE id = ? AND updated_at < ? RETURNING storage_key",
+    let key: Option<String> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
+        "DELETE FROM uploads WHERE id = $1 AND updated_at < $2 RETURNING storage_key",
     )
     .bind(id)
-    .bind(cutoff)
-    .fetch_optional(conn.sqlite())
-    .await?;
+    .bind(cutoff))?;
     match key {
         Some(k) => {
             crate::queue::queue_storage_deletion(conn, &k, now).await?;

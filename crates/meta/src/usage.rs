@@ -2,7 +2,7 @@
 //! and manifest is counted once and classified the way the collector would decide it now, so
 //! "reclaimable" is exactly what a collection with the registry's settings frees.
 
-use sqlx::Row;
+use crate::db::{Dialect, rows, values};
 
 use crate::manifests::ManifestId;
 use crate::runs::ItemKind;
@@ -58,30 +58,31 @@ pub struct Usage {
 /// collector purges those first). A blob is live or held with the manifests referencing it,
 /// otherwise due once those are and its repository links' leases have run out.
 const CLASSIFIED: &str = "
+    edges(id, next) AS (
+        SELECT parent_id, child_id FROM manifest_child_references
+        UNION ALL
+        SELECT s.id, r.id FROM manifests s
+        JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
     left_tag(id, at) AS (
         SELECT m.id, max(h.at) FROM tag_history h
         JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.from_digest
         GROUP BY m.id),
     held_root(id) AS (
-        SELECT id FROM manifests WHERE deleted_at > ?2
-        UNION SELECT id FROM left_tag WHERE at > ?2),
+        SELECT id FROM manifests WHERE deleted_at > $2
+        UNION SELECT id FROM left_tag WHERE at > $2),
     live_root(id) AS (
         SELECT manifest_id FROM tags
         UNION SELECT id FROM manifests WHERE deleted_at IS NULL
-            AND ((subject_digest IS NULL AND NOT ?6) OR (subject_digest IS NOT NULL AND NOT ?7))),
+            AND ((subject_digest IS NULL AND NOT $6) OR (subject_digest IS NOT NULL AND NOT $7))),
     live_set(id) AS (
         SELECT id FROM live_root
-        UNION SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
-        UNION SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
-              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+        UNION SELECT e.next FROM live_set l JOIN edges e ON e.id = l.id),
     held_set(id) AS (
         SELECT id FROM held_root
-        UNION SELECT c.child_id FROM manifest_child_references c JOIN held_set h ON c.parent_id = h.id
-        UNION SELECT r.id FROM held_set h JOIN manifests s ON s.id = h.id
-              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+        UNION SELECT e.next FROM held_set h JOIN edges e ON e.id = h.id),
     own_due(id, due) AS (
-        SELECT m.id, max(max(m.pushed_at, coalesce(lt.at, 0), coalesce(m.deleted_at, 0)) + ?3,
-                         m.pushed_at + ?5)
+        SELECT m.id, greatest(greatest(m.pushed_at, coalesce(lt.at, 0), coalesce(m.deleted_at, 0)) + $3,
+                              m.pushed_at + $5)
         FROM manifests m LEFT JOIN left_tag lt ON lt.id = m.id
         WHERE m.id NOT IN (SELECT id FROM live_set) AND m.id NOT IN (SELECT id FROM held_set)),
     garbage_tree(id, due) AS (
@@ -89,18 +90,15 @@ const CLASSIFIED: &str = "
         WHERE NOT EXISTS (SELECT 1 FROM manifest_child_references c WHERE c.child_id = o.id)
           AND NOT EXISTS (SELECT 1 FROM manifests s
                           WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)
-        UNION SELECT c.child_id, max(g.due, o.due) FROM garbage_tree g
-              JOIN manifest_child_references c ON c.parent_id = g.id
-              JOIN own_due o ON o.id = c.child_id
-        UNION SELECT r.id, max(g.due, o.due) FROM garbage_tree g JOIN manifests s ON s.id = g.id
-              JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest
-              JOIN own_due o ON o.id = r.id),
+        UNION SELECT e.next, greatest(g.due, o.due) FROM garbage_tree g
+              JOIN edges e ON e.id = g.id
+              JOIN own_due o ON o.id = e.next),
     garbage(id, due) AS (SELECT id, max(due) FROM garbage_tree GROUP BY id),
     mclass(id, repository_id, size, class) AS (
         SELECT m.id, m.repository_id, m.size,
                CASE WHEN m.id IN (SELECT id FROM live_set) THEN 'live'
                     WHEN m.id IN (SELECT id FROM held_set) THEN 'held'
-                    WHEN coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0) > ?1 THEN 'grace'
+                    WHEN coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0) > $1 THEN 'grace'
                     ELSE 'reclaimable' END
         FROM manifests m),
     bclass(digest, size, class) AS (
@@ -111,11 +109,11 @@ const CLASSIFIED: &str = "
                     WHEN EXISTS (SELECT 1 FROM manifest_blob_references r
                                  JOIN mclass c ON c.id = r.manifest_id
                                  WHERE r.blob_digest = b.digest AND c.class = 'held') THEN 'held'
-                    WHEN max(coalesce((SELECT max(g.due) FROM manifest_blob_references r
-                                       JOIN garbage g ON g.id = r.manifest_id
-                                       WHERE r.blob_digest = b.digest), 0),
-                             coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
-                                       WHERE rb.digest = b.digest) + ?4, 0)) > ?1 THEN 'grace'
+                    WHEN greatest(coalesce((SELECT max(g.due) FROM manifest_blob_references r
+                                            JOIN garbage g ON g.id = r.manifest_id
+                                            WHERE r.blob_digest = b.digest), 0),
+                                  coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
+                                            WHERE rb.digest = b.digest) + $4, 0)) > $1 THEN 'grace'
                     ELSE 'reclaimable' END
         FROM blobs b),
     membership(repository_id, digest) AS (
@@ -126,27 +124,36 @@ const CLASSIFIED: &str = "
 
 /// The sums every figure query ends with, over rows of (size, class).
 const SUMS: &str = "
-    coalesce(sum(size), 0) AS stored,
-    coalesce(sum(size) FILTER (WHERE class = 'live'), 0) AS live,
-    coalesce(sum(size) FILTER (WHERE class = 'held'), 0) AS held,
-    coalesce(sum(size) FILTER (WHERE class = 'grace'), 0) AS grace,
-    coalesce(sum(size) FILTER (WHERE class = 'reclaimable'), 0) AS reclaimable";
+    CAST(coalesce(sum(size), 0) AS BIGINT) AS stored,
+    CAST(coalesce(sum(size) FILTER (WHERE class = 'live'), 0) AS BIGINT) AS live,
+    CAST(coalesce(sum(size) FILTER (WHERE class = 'held'), 0) AS BIGINT) AS held,
+    CAST(coalesce(sum(size) FILTER (WHERE class = 'grace'), 0) AS BIGINT) AS grace,
+    CAST(coalesce(sum(size) FILTER (WHERE class = 'reclaimable'), 0) AS BIGINT) AS reclaimable";
 
-fn bind_rules<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    r: &Rules,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    q.bind(r.now)
-        .bind(r.restore_cutoff)
-        .bind(r.grace)
-        .bind(r.link_hold)
-        .bind(r.manifest_lease)
-        .bind(r.untagged_manifests)
-        .bind(r.orphan_referrers)
+/// Binds `Rules` to $1..$7, in the order `CLASSIFIED` names them.
+macro_rules! bind_rules {
+    ($q:expr, $r:expr) => {
+        $q.bind($r.now)
+            .bind($r.restore_cutoff)
+            .bind($r.grace)
+            .bind($r.link_hold)
+            .bind($r.manifest_lease)
+            .bind($r.untagged_manifests)
+            .bind($r.orphan_referrers)
+    };
 }
 
-fn usage_from_row(r: &sqlx::sqlite::SqliteRow, unique: Option<i64>) -> Result<Usage> {
-    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(col)? as u64) };
+/// The text of a figures query for the backend: `greatest` is SQLite's scalar `max`.
+fn dialect(postgres: bool, sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(if postgres {
+        sql
+    } else {
+        sql.replace("greatest(", "max(")
+    })
+}
+
+fn usage_from_row(r: &crate::db::Row, unique: Option<i64>) -> Result<Usage> {
+    let n = |col: &str| -> Result<u64> { Ok(r.try_get::<i64>(col)? as u64) };
     let stored = n("stored")?;
     Ok(Usage {
         stored,
@@ -171,9 +178,10 @@ pub async fn total(conn: &mut dyn Conn, rules: &Rules) -> Result<Usage> {
                 count(*) FILTER (WHERE is_blob = 0) AS manifests
          FROM everything"
     );
-    let r = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
-        .fetch_one(conn.sqlite())
-        .await?;
+    let r = rows!(conn, fetch_one, |cx| bind_rules!(
+        sqlx::query(dialect(cx.postgres(), sql)),
+        rules
+    ))?;
     usage_from_row(&r, None)
 }
 
@@ -188,22 +196,24 @@ pub async fn per_repository(
         "WITH RECURSIVE {CLASSIFIED},
          sharing AS (SELECT digest, count(DISTINCT repository_id) AS repos FROM membership GROUP BY digest),
          rows(repository_id, size, class, shared, is_blob) AS (
-             SELECT mb.repository_id, c.size, c.class, s.repos > 1, 1 FROM membership mb
+             SELECT mb.repository_id, c.size, c.class, CASE WHEN s.repos > 1 THEN 1 ELSE 0 END, 1
+             FROM membership mb
              JOIN bclass c ON c.digest = mb.digest JOIN sharing s ON s.digest = mb.digest
              UNION ALL
              SELECT repository_id, size, class, 0, 0 FROM mclass)
          SELECT r.name, {SUMS},
-                coalesce(sum(size) FILTER (WHERE NOT shared), 0) AS uniq,
+                CAST(coalesce(sum(size) FILTER (WHERE shared = 0), 0) AS BIGINT) AS uniq,
                 count(size) FILTER (WHERE is_blob = 1) AS blobs,
                 count(size) FILTER (WHERE is_blob = 0) AS manifests
          FROM repositories r LEFT JOIN rows x ON x.repository_id = r.id
-         WHERE r.deleted_at IS NULL AND (?8 IS NULL OR r.name = ?8)
+         WHERE r.deleted_at IS NULL AND ($8 IS NULL OR r.name = $8)
          GROUP BY r.id ORDER BY r.name"
     );
-    let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
-        .bind(only)
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| bind_rules!(
+        sqlx::query(dialect(cx.postgres(), sql)),
+        rules
+    )
+    .bind(only))?;
     rows.iter()
         .map(|r| {
             let uniq: i64 = r.try_get("uniq")?;
@@ -238,23 +248,24 @@ pub async fn collectable(conn: &mut dyn Conn, rules: &Rules) -> Result<Vec<Colle
          UNION ALL
          SELECT 'link', r.name, rb.digest, 0 FROM repository_blobs rb
          JOIN repositories r ON r.id = rb.repository_id
-         WHERE rb.renewed_at + ?4 <= ?1
+         WHERE rb.renewed_at + $4 <= $1
            AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr
                            JOIN manifests m ON m.id = mr.manifest_id JOIN mclass c ON c.id = m.id
                            WHERE mr.blob_digest = rb.digest AND m.repository_id = rb.repository_id
                              AND c.class <> 'reclaimable')
-         ORDER BY 1, 2, 3"
+         ORDER BY 1, 2 NULLS FIRST, 3"
     );
-    let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
-        .fetch_all(conn.sqlite())
-        .await?;
+    let rows = rows!(conn, fetch_all, |cx| bind_rules!(
+        sqlx::query(dialect(cx.postgres(), sql)),
+        rules
+    ))?;
     rows.iter()
         .map(|r| {
             Ok(Collectable {
-                kind: r.try_get::<&str, _>("kind")?.parse()?,
+                kind: r.try_get::<&str>("kind")?.parse()?,
                 repository: r.try_get("repository")?,
                 target: r.try_get("target")?,
-                size: r.try_get::<i64, _>("size")? as u64,
+                size: r.try_get::<i64>("size")? as u64,
             })
         })
         .collect()
@@ -273,38 +284,51 @@ pub async fn bytes_only_for(
     }
     let ids = serde_json::to_string(&manifests.iter().map(|m| m.0).collect::<Vec<_>>())
         .map_err(|e| crate::MetaError::Corrupt(e.to_string()))?;
-    let bytes: i64 = sqlx::query_scalar(
-        "WITH RECURSIVE
-            tree(id) AS (
-                SELECT value FROM json_each(?1)
-                UNION
-                SELECT c.child_id FROM manifest_child_references c JOIN tree t ON c.parent_id = t.id
-                UNION
-                SELECT r.id FROM tree t JOIN manifests s ON s.id = t.id
+    let bytes: i64 = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        cx.pick(BYTES_ONLY_FOR_SQLITE, BYTES_ONLY_FOR_POSTGRES)
+    )
+    .bind(ids)
+    .bind(rules.untagged_manifests)
+    .bind(rules.orphan_referrers))?;
+    Ok(bytes as u64)
+}
+
+/// What `bytes_only_for` asks, on either backend: only how the batch of ids is unpacked
+/// differs. Parameters: $1 the manifest ids (a JSON array), $2 collect untagged manifests, $3
+/// collect orphan referrers.
+macro_rules! bytes_only_for_sql {
+    ($ids:literal) => {
+        concat!(
+            "WITH RECURSIVE
+            edges(id, next) AS (
+                SELECT parent_id, child_id FROM manifest_child_references
+                UNION ALL
+                SELECT s.id, r.id FROM manifests s
                 JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest),
+            tree(id) AS (
+                ", $ids, "
+                UNION
+                SELECT e.next FROM tree t JOIN edges e ON e.id = t.id),
             live_root(id) AS (
                 SELECT manifest_id FROM tags
                 UNION SELECT id FROM manifests WHERE deleted_at IS NULL
-                    AND ((subject_digest IS NULL AND NOT ?2) OR (subject_digest IS NOT NULL AND NOT ?3))),
+                    AND ((subject_digest IS NULL AND NOT $2) OR (subject_digest IS NOT NULL AND NOT $3))),
             live_set(id) AS (
                 SELECT id FROM live_root
                 UNION
-                SELECT c.child_id FROM manifest_child_references c JOIN live_set l ON c.parent_id = l.id
-                UNION
-                SELECT r.id FROM live_set l JOIN manifests s ON s.id = l.id
-                JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest)
-         SELECT (SELECT coalesce(sum(b.size), 0) FROM blobs b
+                SELECT e.next FROM live_set l JOIN edges e ON e.id = l.id)
+         SELECT CAST((SELECT coalesce(sum(b.size), 0) FROM blobs b
                  WHERE b.digest IN (SELECT blob_digest FROM manifest_blob_references
                                     WHERE manifest_id IN (SELECT id FROM tree))
                    AND b.digest NOT IN (SELECT blob_digest FROM manifest_blob_references
                                         WHERE manifest_id IN (SELECT id FROM live_set)))
               + (SELECT coalesce(sum(size), 0) FROM manifests
-                 WHERE id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM live_set))",
-    )
-    .bind(ids)
-    .bind(rules.untagged_manifests)
-    .bind(rules.orphan_referrers)
-    .fetch_one(conn.sqlite())
-    .await?;
-    Ok(bytes as u64)
+                 WHERE id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM live_set))
+               AS BIGINT)"
+        )
+    };
 }
+
+const BYTES_ONLY_FOR_SQLITE: &str = bytes_only_for_sql!("SELECT value FROM json_each($1)");
+const BYTES_ONLY_FOR_POSTGRES: &str =
+    bytes_only_for_sql!("SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json)");
