@@ -254,9 +254,8 @@ pub async fn create_robot(
     created_by: &str,
     now: Millis,
 ) -> Result<Option<i64>> {
-    let id: Option<i64> =
-        values!(conn, fetch_optional, |cx| {
-            sqlx::query_scalar(
+    let id: Option<i64> = values!(conn, fetch_optional, |cx| {
+        sqlx::query_scalar(
         "INSERT INTO robots (name, secret_hash, description, created_at, created_by, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
@@ -266,7 +265,7 @@ pub async fn create_robot(
     .bind(now)
     .bind(created_by)
     .bind(expires_at)
-        })?;
+    })?;
     if id.is_some() {
         bump_version(conn).await?;
     }

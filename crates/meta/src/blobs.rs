@@ -112,7 +112,7 @@ pub async fn find_in_repo(
 pub async fn insert(conn: &mut dyn Conn, blob: &Blob, now: Millis) -> Result<bool> {
     let recorded: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (digest) DO NOTHING RETURNING 1",
+         ON CONFLICT (digest) DO NOTHING RETURNING CAST(1 AS BIGINT)",
     )
     .bind(blob.digest.to_string())
     .bind(blob.size as i64)
@@ -128,7 +128,8 @@ pub async fn link(conn: &mut dyn Conn, repo: RepoId, digest: &Digest, now: Milli
         "INSERT INTO repository_blobs (repository_id, digest, created_at, renewed_at)
          VALUES ($1, $2, $3, $3)
          ON CONFLICT (repository_id, digest) DO UPDATE SET renewed_at = CASE
-             WHEN renewed_at < excluded.renewed_at THEN excluded.renewed_at ELSE renewed_at END",
+             WHEN repository_blobs.renewed_at < excluded.renewed_at THEN excluded.renewed_at
+             ELSE repository_blobs.renewed_at END",
     )
     .bind(repo.0)
     .bind(digest.to_string())
@@ -147,7 +148,7 @@ pub async fn renew_lease(
 ) -> Result<bool> {
     let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "UPDATE repository_blobs SET renewed_at = $1
-         WHERE repository_id = $2 AND digest = $3 AND renewed_at < $4 RETURNING 1",
+         WHERE repository_id = $2 AND digest = $3 AND renewed_at < $4 RETURNING CAST(1 AS BIGINT)",
     )
     .bind(now)
     .bind(repo.0)
@@ -156,11 +157,13 @@ pub async fn renew_lease(
     if found.is_some() {
         return Ok(true);
     }
-    let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
-        "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2"
+    let found: Option<i64> = values!(conn, fetch_optional, |cx| {
+        sqlx::query_scalar(
+        "SELECT CAST(1 AS BIGINT) FROM repository_blobs WHERE repository_id = $1 AND digest = $2"
     )
     .bind(repo.0)
-    .bind(digest.to_string()))?;
+    .bind(digest.to_string())
+    })?;
     Ok(found.is_some())
 }
 

@@ -2,7 +2,7 @@
 //! breaks, references a repository cannot serve, tags on deleted manifests, and which storage
 //! keys the catalogue knows (everything else in the store is an orphan).
 
-use crate::db::{rows, values};
+use crate::db::{Dialect, dual, rows, values};
 use shipshape_oci::Digest;
 
 use crate::blobs::Blob;
@@ -20,7 +20,7 @@ pub async fn blobs_page(
          WHERE ($1 IS NULL OR digest > $1) ORDER BY digest LIMIT $2",
     )
     .bind(after)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -115,12 +115,12 @@ pub async fn known_keys(
     let mut known = std::collections::HashSet::new();
     for chunk in keys.chunks(200) {
         let json = crate::json(chunk)?;
-        let rows: Vec<String> = values!(conn, fetch_all, |cx| sqlx::query_scalar(
-            "SELECT k.value FROM json_each($1) k
+        let rows: Vec<String> = values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(dual!(
+            "SELECT k.value FROM " texts(1) " k
              WHERE EXISTS (SELECT 1 FROM blobs WHERE storage_key = k.value)
                 OR EXISTS (SELECT 1 FROM uploads WHERE storage_key = k.value)
-                OR EXISTS (SELECT 1 FROM storage_deletions WHERE storage_key = k.value)",
-        )
+                OR EXISTS (SELECT 1 FROM storage_deletions WHERE storage_key = k.value)"
+        )))
         .bind(json))?;
         known.extend(rows);
     }

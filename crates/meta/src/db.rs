@@ -113,6 +113,11 @@ pub(crate) trait Dialect {
     fn pick(&self, sqlite: &'static str, postgres: &'static str) -> &'static str {
         if Self::POSTGRES { postgres } else { sqlite }
     }
+
+    /// The text of a [`dual!`] statement for the backend of this connection.
+    fn sql(&self, (sqlite, postgres): (&'static str, &'static str)) -> &'static str {
+        self.pick(sqlite, postgres)
+    }
 }
 
 impl Dialect for SqliteConnection {
@@ -271,4 +276,94 @@ macro_rules! execute {
     };
 }
 
-pub(crate) use {execute, rows, values};
+/// One statement in both dialects: `(SQLite's text, PostgreSQL's)`, written once as string
+/// literals with the few constructs that differ named between them:
+/// - `ids(N)` / `texts(N)`: the set of integers / strings of parameter `$N`, a JSON array
+///   (a batch travels as one parameter): `(SELECT value FROM json_each($N))` on SQLite;
+/// - `json_rows(N)`: the rows of parameter `$N`, a JSON array of arrays, each row's `value`
+///   read with `value ->> i` (cast numbers: PostgreSQL's `->>` gives text);
+/// - `greatest` / `least`: the largest / smallest of their arguments (SQLite's scalar `max` /
+///   `min`);
+/// - `cross_join`: a join in the order written (SQLite's planner takes `CROSS JOIN` as the
+///   order to run; PostgreSQL plans it itself);
+/// - `group_concat`: the concatenation aggregate (`group_concat` / `string_agg`);
+/// - `name!()`: a macro that expands to a string literal the same on both.
+macro_rules! dual {
+    (@$d:ident [$($acc:expr),*]) => { concat!($($acc),*) };
+    (@$d:ident [$($acc:expr),*] $lit:literal $($rest:tt)*) => {
+        $crate::db::dual!(@$d [$($acc,)* $lit] $($rest)*)
+    };
+    (@$d:ident [$($acc:expr),*] $m:ident ! () $($rest:tt)*) => {
+        $crate::db::dual!(@$d [$($acc,)* $m!()] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] ids($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "(SELECT value FROM json_each($", $n, "))"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] ids($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)*
+            "(SELECT CAST(value AS BIGINT) FROM json_array_elements_text($", $n, "::json))"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] texts($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "(SELECT value FROM json_each($", $n, "))"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] texts($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)*
+            "(SELECT value FROM json_array_elements_text($", $n, "::json))"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] json_rows($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "json_each($", $n, ")"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] json_rows($n:literal) $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* "json_array_elements($", $n, "::json)"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] greatest $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "max"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] greatest $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* "greatest"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] least $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "min"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] least $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* "least"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] cross_join $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "CROSS JOIN"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] cross_join $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* "JOIN"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] group_concat $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* "group_concat"] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] group_concat $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* "string_agg"] $($rest)*)
+    };
+    ($($piece:tt)*) => {
+        (
+            $crate::db::dual!(@sqlite [] $($piece)*),
+            $crate::db::dual!(@postgres [] $($piece)*),
+        )
+    };
+}
+
+pub(crate) use {dual, execute, rows, values};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dual_statement_names_each_dialects_constructs() {
+        let (sqlite, postgres) =
+            dual!("DELETE FROM t WHERE id IN " ids(1) " AND x = " greatest "(a, b)");
+        assert_eq!(
+            sqlite,
+            "DELETE FROM t WHERE id IN (SELECT value FROM json_each($1)) AND x = max(a, b)"
+        );
+        assert_eq!(
+            postgres,
+            "DELETE FROM t WHERE id IN (SELECT CAST(value AS BIGINT) FROM \
+             json_array_elements_text($1::json)) AND x = greatest(a, b)"
+        );
+    }
+}

@@ -267,7 +267,7 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
     .bind(f.since)
     .bind(f.until)
     .bind(f.before)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok(Event {
@@ -288,14 +288,13 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The
 /// caller repeats until fewer than `limit` go, each batch in a short transaction.
 pub async fn prune(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
-    let done =
-        execute!(conn, |cx| {
-            sqlx::query(
+    let done = execute!(conn, |cx| {
+        sqlx::query(
         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2)",
     )
     .bind(before)
-    .bind(limit)
-        })?;
+    .bind(crate::limit(limit))
+    })?;
     Ok(done.rows_affected())
 }
 
@@ -308,6 +307,6 @@ pub async fn prune_tag_history(conn: &mut dyn Conn, before: Millis, limit: i64) 
              (SELECT id FROM tag_history WHERE at < $1 ORDER BY at LIMIT $2)",
     )
     .bind(before)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     Ok(done.rows_affected())
 }

@@ -25,6 +25,7 @@ pub mod queue;
 pub mod repos;
 pub mod reviews;
 pub mod runs;
+pub mod scratch;
 pub mod tags;
 pub mod uploads;
 pub mod usage;
@@ -534,6 +535,12 @@ async fn pending_postgres_migrations(pool: &PgPool) -> Result<usize> {
 /// A batch (or a list kept in one column) as the JSON text bound to one parameter.
 pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+/// A row limit as bound: a negative one (the callers' "all") is the largest, since SQLite
+/// alone reads `LIMIT -1` as no limit (PostgreSQL refuses it, and SQLite refuses `LIMIT NULL`).
+pub(crate) fn limit(n: i64) -> i64 {
+    if n < 0 { i64::MAX } else { n }
 }
 
 /// Converts a stored digest string back into a typed digest.

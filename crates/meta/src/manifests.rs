@@ -1,7 +1,7 @@
 //! Manifests (bytes kept in the catalogue), their references to blobs and child manifests, and
 //! the subject index behind the referrers API.
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, dual, execute, rows, values};
 use shipshape_oci::{Digest, RepoName};
 
 use crate::repos::RepoId;
@@ -82,9 +82,8 @@ pub async fn find_in_named(
     digest: &Digest,
     with_payload: bool,
 ) -> Result<Option<ManifestRead>> {
-    let row =
-        rows!(conn, fetch_optional, |cx| {
-            sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, CASE WHEN $1 THEN m.payload END AS payload
          FROM repositories r JOIN manifests m ON m.repository_id = r.id
          WHERE r.name = $2 AND r.deleted_at IS NULL AND m.digest = $3 AND m.deleted_at IS NULL",
@@ -92,7 +91,7 @@ pub async fn find_in_named(
     .bind(with_payload)
     .bind(repo.as_str())
     .bind(digest.to_string())
-        })?;
+    })?;
     row.as_ref().map(read_from_row).transpose()
 }
 
@@ -228,14 +227,13 @@ async fn insert_references(
 
 /// An index of the same repository that lists this manifest, if any.
 pub async fn referencing_parent(conn: &mut dyn Conn, id: ManifestId) -> Result<Option<Digest>> {
-    let d: Option<String> =
-        values!(conn, fetch_optional, |cx| {
-            sqlx::query_scalar(
+    let d: Option<String> = values!(conn, fetch_optional, |cx| {
+        sqlx::query_scalar(
         "SELECT m.digest FROM manifest_child_references r JOIN manifests m ON m.id = r.parent_id
          WHERE r.child_id = $1 AND m.deleted_at IS NULL ORDER BY m.digest LIMIT 1",
     )
     .bind(id.0)
-        })?;
+    })?;
     d.as_deref().map(crate::digest_col).transpose()
 }
 
@@ -279,11 +277,14 @@ pub async fn find_any(
 
 /// The manifest `?1` with everything it needs, recursively: the manifests it lists and the
 /// referrers (signatures, SBOMs) of each, within its repository.
-const TREE: &str = "tree(id) AS (
-    SELECT $1
-    UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id
-    UNION SELECT f.id FROM tree JOIN manifests s ON s.id = tree.id
-          JOIN manifests f ON f.repository_id = s.repository_id AND f.subject_digest = s.digest)";
+const TREE: &str = "edges(id, next) AS (
+    SELECT parent_id, child_id FROM manifest_child_references
+    UNION ALL
+    SELECT s.id, f.id FROM manifests s
+    JOIN manifests f ON f.repository_id = s.repository_id AND f.subject_digest = s.digest),
+  tree(id) AS (
+    SELECT CAST($1 AS BIGINT)
+    UNION SELECT e.next FROM tree JOIN edges e ON e.id = tree.id)";
 
 /// Brings a manifest back with everything it needs (the manifests it lists, their referrers),
 /// and links every blob they reference into the repository again.
@@ -375,7 +376,7 @@ pub async fn find_by_prefix(
     .bind(&prefix)
     .bind(&upper)
     .bind(deleted_too)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter().map(head_from_row).collect()
 }
 
@@ -400,16 +401,16 @@ pub struct ManifestSummary {
 pub async fn summaries(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<ManifestSummary>> {
     // Tag names never contain a space (the spec's grammar), so a space separates them.
     let rows = rows!(conn, fetch_all, |cx| {
-        sqlx::query(
+        sqlx::query(cx.sql(dual!(
         "SELECT m.id, m.digest, m.media_type, m.size, m.artifact_type, m.subject_digest,
                 m.created_at, m.last_pulled_at, m.pull_count,
-                (SELECT group_concat(name, ' ' ORDER BY name) FROM tags t WHERE t.manifest_id = m.id) AS tags,
+                (SELECT " group_concat "(name, ' ' ORDER BY name) FROM tags t WHERE t.manifest_id = m.id) AS tags,
                 (SELECT count(*) FROM manifest_child_references c JOIN manifests p ON p.id = c.parent_id
                   WHERE c.child_id = m.id AND p.deleted_at IS NULL) AS parents,
                 (SELECT count(*) FROM manifests f WHERE f.repository_id = m.repository_id
                   AND f.subject_digest = m.digest AND f.deleted_at IS NULL) AS referrers
-         FROM manifests m WHERE m.repository_id = $1 AND m.deleted_at IS NULL ORDER BY m.digest",
-    )
+         FROM manifests m WHERE m.repository_id = $1 AND m.deleted_at IS NULL ORDER BY m.digest"
+    )))
     .bind(repo.0)
     })?;
     rows.iter()
@@ -441,10 +442,12 @@ pub async fn tree_size(conn: &mut dyn Conn, id: ManifestId) -> Result<u64> {
     let size: i64 = values!(conn, fetch_one, |cx| {
         sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
-             SELECT $1 UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
-         SELECT (SELECT coalesce(sum(size), 0) FROM manifests WHERE id IN (SELECT id FROM tree))
+             SELECT CAST($1 AS BIGINT)
+             UNION SELECT r.child_id FROM manifest_child_references r JOIN tree ON r.parent_id = tree.id)
+         SELECT CAST((SELECT coalesce(sum(size), 0) FROM manifests WHERE id IN (SELECT id FROM tree))
               + (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN
-                    (SELECT blob_digest FROM manifest_blob_references WHERE manifest_id IN (SELECT id FROM tree)))",
+                    (SELECT blob_digest FROM manifest_blob_references WHERE manifest_id IN (SELECT id FROM tree)))
+              AS BIGINT)",
     )
     .bind(id.0)
     })?;
@@ -458,7 +461,7 @@ pub async fn tagged_tree_sizes(
 ) -> Result<std::collections::HashMap<ManifestId, u64>> {
     let rows = rows!(conn, fetch_all, |cx| {
         sqlx::query(
-        "WITH RECURSIVE tree(root, id) AS (
+            "WITH RECURSIVE tree(root, id) AS (
              SELECT DISTINCT manifest_id, manifest_id FROM tags WHERE repository_id = $1
              UNION SELECT tree.root, c.child_id FROM tree
                    JOIN manifest_child_references c ON c.parent_id = tree.id),
@@ -469,11 +472,12 @@ pub async fn tagged_tree_sizes(
          manifest_part AS (
              SELECT tree.root, sum(m.size) AS size FROM tree JOIN manifests m ON m.id = tree.id
              GROUP BY tree.root)
-         SELECT p.root, p.size + coalesce((SELECT sum(size) FROM blob_part b WHERE b.root = p.root), 0)
-                AS total
+         SELECT p.root,
+                CAST(p.size + coalesce((SELECT sum(size) FROM blob_part b WHERE b.root = p.root), 0)
+                     AS BIGINT) AS total
          FROM manifest_part p",
-    )
-    .bind(repo.0)
+        )
+        .bind(repo.0)
     })?;
     rows.iter()
         .map(|r| {
@@ -541,11 +545,11 @@ pub async fn record_pulls(
     count: i64,
     last: Millis,
 ) -> Result<()> {
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "UPDATE manifests SET pull_count = pull_count + $1,
-                              last_pulled_at = max(coalesce(last_pulled_at, 0), $2)
-         WHERE repository_id = $3 AND digest = $4",
-    )
+                              last_pulled_at = " greatest "(coalesce(last_pulled_at, 0), $2)
+         WHERE repository_id = $3 AND digest = $4"
+    )))
     .bind(count)
     .bind(last)
     .bind(repo.0)

@@ -110,13 +110,12 @@ pub async fn remove(conn: &mut dyn Conn, name: &str) -> Result<bool> {
 
 /// The scheduled policies whose next run is due at `now`, with the instant each was due.
 pub async fn due(conn: &mut dyn Conn, now: Millis) -> Result<Vec<(String, Millis)>> {
-    let rows =
-        rows!(conn, fetch_all, |cx| {
-            sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT name, next_run_at FROM policies WHERE next_run_at <= $1 ORDER BY next_run_at, name",
     )
     .bind(now)
-        })?;
+    })?;
     rows.iter()
         .map(|r| Ok((r.try_get("name")?, r.try_get("next_run_at")?)))
         .collect()
@@ -352,24 +351,22 @@ pub async fn list_runs(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<PolicyRun>> {
-    let rows =
-        rows!(conn, fetch_all, |cx| {
-            sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT * FROM policy_runs WHERE ($1 IS NULL OR policy = $1) AND ($2 IS NULL OR id < $2)
          ORDER BY id DESC LIMIT $3",
     )
     .bind(policy)
     .bind(before)
-    .bind(limit)
-        })?;
+    .bind(crate::limit(limit))
+    })?;
     rows.iter().map(run_from_row).collect()
 }
 
 /// Writes a run's figures so far; returns whether a cancel was asked for meanwhile.
 pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &RunFigures) -> Result<bool> {
-    let cancel: Option<bool> =
-        values!(conn, fetch_optional, |cx| {
-            sqlx::query_scalar(
+    let cancel: Option<bool> = values!(conn, fetch_optional, |cx| {
+        sqlx::query_scalar(
         "UPDATE policy_runs SET repositories = $1, repositories_affected = $2, tags_evaluated = $3,
                 tags_deleted = $4, manifests_deleted = $5, bytes_held = $6, bytes_freed = $7
          WHERE id = $8 RETURNING cancel_requested",
@@ -382,7 +379,7 @@ pub async fn record_progress(conn: &mut dyn Conn, id: i64, f: &RunFigures) -> Re
     .bind(f.bytes_held as i64)
     .bind(f.bytes_freed as i64)
     .bind(id)
-        })?;
+    })?;
     Ok(cancel.unwrap_or(false))
 }
 

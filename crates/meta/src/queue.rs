@@ -7,7 +7,7 @@
 //! garbage; the collector claims and walks the entries. This module depends on the row ids
 //! only, never on the aggregates.
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, dual, execute, rows, values};
 use shipshape_oci::Digest;
 
 use crate::ids::{ManifestId, RepoId};
@@ -17,15 +17,19 @@ use crate::{Conn, Millis, Result};
 /// counts, and any deferral or claim is dropped so the entry is looked at again.
 macro_rules! merge_blob_review {
     () => {
-        " ON CONFLICT (digest) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                             reason = excluded.reason, not_before = 0"
+        " ON CONFLICT (digest) DO UPDATE
+             SET queued_at = CASE WHEN excluded.queued_at > gc_blob_reviews.queued_at
+                                  THEN excluded.queued_at ELSE gc_blob_reviews.queued_at END,
+                 reason = excluded.reason, not_before = 0"
     };
 }
 
 macro_rules! merge_manifest_review {
     () => {
-        " ON CONFLICT (manifest_id) DO UPDATE SET queued_at = max(queued_at, excluded.queued_at),
-                                                  reason = excluded.reason, not_before = 0"
+        " ON CONFLICT (manifest_id) DO UPDATE
+             SET queued_at = CASE WHEN excluded.queued_at > gc_manifest_reviews.queued_at
+                                  THEN excluded.queued_at ELSE gc_manifest_reviews.queued_at END,
+                 reason = excluded.reason, not_before = 0"
     };
 }
 
@@ -165,7 +169,7 @@ pub async fn claim_blobs(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Ve
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter().map(|d| crate::digest_col(d)).collect()
 }
 
@@ -181,7 +185,7 @@ pub async fn claim_manifests(conn: &mut dyn Conn, due: Due, limit: i64) -> Resul
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
-    .bind(limit)
+    .bind(crate::limit(limit))
     })?;
     Ok(rows.into_iter().map(ManifestId).collect())
 }
@@ -201,7 +205,7 @@ pub async fn manifest_entries_after(
     )
     .bind(t)
     .bind(id)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -225,7 +229,7 @@ pub async fn blob_entries_after(
     )
     .bind(t)
     .bind(d)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -264,7 +268,7 @@ pub async fn claim_storage_deletions(
     )
     .bind(claim_until)
     .bind(now)
-    .bind(limit))?)
+    .bind(crate::limit(limit)))?)
 }
 
 /// Forgets storage keys whose objects are gone.
@@ -273,22 +277,24 @@ pub async fn storage_deleted(conn: &mut dyn Conn, keys: &[&str]) -> Result<()> {
         return Ok(());
     }
     let keys = crate::json(keys)?;
-    execute!(conn, |cx| sqlx::query(
-        "DELETE FROM storage_deletions WHERE storage_key IN (SELECT value FROM json_each($1))",
-    )
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
+        "DELETE FROM storage_deletions WHERE storage_key IN " texts(1)
+    )))
     .bind(keys))?;
     Ok(())
 }
 
 /// Puts off a key whose deletion failed, longer after each failure (at most an hour).
 pub async fn storage_deletion_failed(conn: &mut dyn Conn, key: &str, now: Millis) -> Result<()> {
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| {
+        sqlx::query(cx.sql(dual!(
         "UPDATE storage_deletions SET attempts = attempts + 1,
-                not_before = $1 + min(3600000, 1000 * (1 << min(attempts, 12)))
-         WHERE storage_key = $2",
-    )
+                not_before = $1 + " least "(3600000, 1000 * (CAST(1 AS BIGINT) << CAST(" least "(attempts, 12) AS INTEGER)))
+         WHERE storage_key = $2"
+    )))
     .bind(now)
-    .bind(key))?;
+    .bind(key)
+    })?;
     Ok(())
 }
 

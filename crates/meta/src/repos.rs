@@ -1,6 +1,6 @@
 //! Repositories: created on first write, listed by `_catalog`, soft-deleted as a whole.
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, dual, execute, rows, values};
 use shipshape_oci::RepoName;
 
 use crate::{Conn, Millis, Result};
@@ -42,12 +42,14 @@ pub async fn find_any(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<Rep
 
 /// The repository, created, or revived if it had been deleted.
 pub async fn get_or_create(conn: &mut dyn Conn, name: &RepoName, now: Millis) -> Result<RepoId> {
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| {
+        sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET deleted_at = NULL WHERE deleted_at IS NOT NULL",
+         ON CONFLICT (name) DO UPDATE SET deleted_at = NULL WHERE repositories.deleted_at IS NOT NULL",
     )
     .bind(name.as_str())
-    .bind(now))?;
+    .bind(now)
+    })?;
     let id: i64 = values!(conn, fetch_one, |cx| sqlx::query_scalar(
         "SELECT id FROM repositories WHERE name = $1"
     )
@@ -72,7 +74,7 @@ pub async fn list(conn: &mut dyn Conn, last: Option<&str>, limit: i64) -> Result
         "SELECT name FROM repositories WHERE name > $1 AND deleted_at IS NULL ORDER BY name LIMIT $2",
     )
     .bind(last.unwrap_or(""))
-    .bind(limit)
+    .bind(crate::limit(limit))
     })?;
     rows.iter()
         .map(|r| Ok(r.try_get_at::<String>(0)?))
@@ -87,7 +89,7 @@ pub async fn summaries(
     limit: i64,
 ) -> Result<Vec<RepoSummary>> {
     let rows = rows!(conn, fetch_all, |cx| {
-        sqlx::query(
+        sqlx::query(cx.sql(dual!(
         "SELECT r.name, r.created_at,
                 (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tags,
                 (SELECT count(*) FROM manifests m
@@ -95,7 +97,7 @@ pub async fn summaries(
                 (SELECT count(*) FROM manifests m
                   WHERE m.repository_id = r.id AND m.deleted_at IS NULL
                     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)) AS untagged,
-                nullif(max(coalesce((SELECT max(pushed_at) FROM tags t WHERE t.repository_id = r.id), 0),
+                nullif(" greatest "(coalesce((SELECT max(pushed_at) FROM tags t WHERE t.repository_id = r.id), 0),
                            coalesce((SELECT max(pushed_at) FROM manifests m
                                      WHERE m.repository_id = r.id AND m.deleted_at IS NULL), 0)),
                        0) AS last_pushed_at,
@@ -103,12 +105,12 @@ pub async fn summaries(
                   WHERE m.repository_id = r.id AND m.deleted_at IS NULL) AS last_pulled_at
          FROM repositories r
          WHERE r.name > $1 AND r.deleted_at IS NULL AND ($2 IS NULL OR r.name = $3)
-         ORDER BY r.name LIMIT $4",
-    )
+         ORDER BY r.name LIMIT $4"
+    )))
     .bind(last.unwrap_or(""))
     .bind(only)
     .bind(only)
-    .bind(limit)
+    .bind(crate::limit(limit))
     })?;
     rows.iter()
         .map(|r| {

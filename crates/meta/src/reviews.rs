@@ -4,13 +4,14 @@
 //! connection thread per entry; a batch costs about as many for all its entries, so the single
 //! writer is held for a few milliseconds per batch instead of a few per entry.
 //!
-//! Batches travel as JSON arrays bound to one parameter and unpacked with `json_each`.
+//! Batches travel as JSON arrays bound to one parameter and unpacked in SQL (`db::dual!`).
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, dual, execute, rows, values};
 use shipshape_oci::Digest;
 
 use crate::blobs::Blob;
 use crate::manifests::ManifestId;
+use crate::queue::{merge_blob_review, merge_manifest_review};
 use crate::repos::RepoId;
 use crate::{Conn, Millis, Result, json};
 
@@ -53,7 +54,7 @@ pub async fn links_of(conn: &mut dyn Conn, digest: &Digest) -> Result<Vec<Link>>
 /// Whether any manifest, in any repository and in any state, references the blob.
 pub async fn blob_referenced(conn: &mut dyn Conn, digest: &Digest) -> Result<bool> {
     let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
-        "SELECT 1 FROM manifest_blob_references WHERE blob_digest = $1 LIMIT 1"
+        "SELECT CAST(1 AS BIGINT) FROM manifest_blob_references WHERE blob_digest = $1 LIMIT 1"
     )
     .bind(digest.to_string()))?;
     Ok(found.is_some())
@@ -128,22 +129,22 @@ pub struct BlobFacts {
 /// them; those of a referenced blob are the ones queued for a re-check.
 pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
     let batch = digests_json(digests)?;
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "SELECT j.value AS digest, b.size,
                 EXISTS (SELECT 1 FROM gc_blob_reviews q WHERE q.digest = j.value) AS queued,
                 EXISTS (SELECT 1 FROM manifest_blob_references mr
                         WHERE mr.blob_digest = j.value) AS referenced
-         FROM json_each($1) j LEFT JOIN blobs b ON b.digest = j.value",
-    )
+         FROM " texts(1) " j LEFT JOIN blobs b ON b.digest = j.value"
+    )))
     .bind(&batch))?;
     let mut facts = rows
         .iter()
         .map(|r| {
             Ok(BlobFacts {
                 digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
-                queued: r.try_get::<i64>("queued")? != 0,
+                queued: r.try_get::<bool>("queued")?,
                 size: r.try_get::<Option<i64>>("size")?.map(|s| s as u64),
-                referenced: r.try_get::<i64>("referenced")? != 0,
+                referenced: r.try_get::<bool>("referenced")?,
                 links: Vec::new(),
             })
         })
@@ -157,22 +158,23 @@ pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<B
     // blobs: 150 ms per batch.) The joins are written in the order they must run.
     let (referenced, unreferenced): (Vec<&BlobFacts>, Vec<&BlobFacts>) =
         facts.iter().partition(|f| f.referenced);
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
-        "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at, 0 AS referenced
-         FROM json_each($1) u
-         CROSS JOIN repository_blobs rb ON rb.digest = u.value
-         CROSS JOIN repositories r ON r.id = rb.repository_id
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
+        "SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at, FALSE AS referenced
+         FROM " texts(1) " u
+         " cross_join " repository_blobs rb ON rb.digest = u.value
+         " cross_join " repositories r ON r.id = rb.repository_id
          UNION ALL
          SELECT rb.digest, rb.repository_id, r.name, rb.renewed_at,
-                EXISTS (SELECT 1 FROM manifests m CROSS JOIN manifest_blob_references mr
-                        WHERE m.repository_id = rb.repository_id AND mr.manifest_id = m.id
+                EXISTS (SELECT 1 FROM manifests m " cross_join " manifest_blob_references mr
+                        ON mr.manifest_id = m.id
+                        WHERE m.repository_id = rb.repository_id
                           AND mr.blob_digest = rb.digest) AS referenced
-         FROM json_each($2) x
-         CROSS JOIN gc_link_reviews l ON l.digest = x.value
-         CROSS JOIN repository_blobs rb
+         FROM " texts(2) " x
+         " cross_join " gc_link_reviews l ON l.digest = x.value
+         " cross_join " repository_blobs rb
               ON rb.repository_id = l.repository_id AND rb.digest = l.digest
-         CROSS JOIN repositories r ON r.id = rb.repository_id",
-    )
+         " cross_join " repositories r ON r.id = rb.repository_id"
+    )))
     .bind(digests_json(unreferenced.iter().map(|f| &f.digest))?)
     .bind(digests_json(referenced.iter().map(|f| &f.digest))?))?;
     let index: std::collections::HashMap<String, usize> = facts
@@ -188,7 +190,7 @@ pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<B
             repo: RepoId(r.try_get("repository_id")?),
             repository: r.try_get("name")?,
             renewed_at: r.try_get("renewed_at")?,
-            referenced: r.try_get::<i64>("referenced")? != 0,
+            referenced: r.try_get::<bool>("referenced")?,
         });
     }
     Ok(facts)
@@ -208,7 +210,7 @@ pub struct ManifestFacts {
 pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
     let rows = rows!(conn, fetch_all, |cx| {
-        sqlx::query(
+        sqlx::query(cx.sql(dual!(
         "SELECT j.value AS id, q.queued_at, m.repository_id, r.name, m.digest, m.size,
                 m.created_at, m.pushed_at, m.deleted_at, m.subject_digest,
                 EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) AS tagged,
@@ -217,11 +219,11 @@ pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<V
                         AND s.digest = m.subject_digest) AS subject_present,
                 (SELECT max(h.at) FROM tag_history h WHERE h.repository_id = m.repository_id
                         AND h.from_digest = m.digest) AS last_untagged_at
-         FROM json_each($1) j
+         FROM " ids(1) " j
          LEFT JOIN gc_manifest_reviews q ON q.manifest_id = j.value
          LEFT JOIN manifests m ON m.id = j.value
-         LEFT JOIN repositories r ON r.id = m.repository_id",
-    )
+         LEFT JOIN repositories r ON r.id = m.repository_id"
+    )))
     .bind(batch)
     })?;
     rows.iter()
@@ -235,13 +237,13 @@ pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<V
                     size: r.try_get::<i64>("size")? as u64,
                     created_at: r.try_get("created_at")?,
                     deleted_at: r.try_get("deleted_at")?,
-                    tagged: r.try_get::<i64>("tagged")? != 0,
-                    listed: r.try_get::<i64>("listed")? != 0,
+                    tagged: r.try_get::<bool>("tagged")?,
+                    listed: r.try_get::<bool>("listed")?,
                     subject: r
                         .try_get::<Option<&str>>("subject_digest")?
                         .map(crate::digest_col)
                         .transpose()?,
-                    subject_present: r.try_get::<i64>("subject_present")? != 0,
+                    subject_present: r.try_get::<bool>("subject_present")?,
                     pushed_at: r.try_get("pushed_at")?,
                     last_untagged_at: r.try_get("last_untagged_at")?,
                 }),
@@ -265,19 +267,21 @@ pub async fn settle_blobs(
         let done = digests_json(done)?;
         for table in ["gc_blob_reviews", "gc_link_reviews"] {
             // The table comes from the constant list above, never from input.
-            execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE digest IN (SELECT value FROM json_each($1))"
-            )))
-            .bind(&done))?;
+            let sql = match table {
+                "gc_blob_reviews" => dual!("DELETE FROM gc_blob_reviews WHERE digest IN " texts(1)),
+                _ => dual!("DELETE FROM gc_link_reviews WHERE digest IN " texts(1)),
+            };
+            execute!(conn, |cx| sqlx::query(cx.sql(sql)).bind(&done))?;
         }
     }
     if !later.is_empty() {
         let pairs: Vec<(String, Millis)> = later.iter().map(|(d, t)| (d.to_string(), *t)).collect();
-        execute!(conn, |cx| sqlx::query(
+        execute!(conn, |cx| sqlx::query(cx.sql(dual!(
             "UPDATE gc_blob_reviews SET not_before = j.t
-             FROM (SELECT value ->> 0 AS d, value ->> 1 AS t FROM json_each($1)) j
-             WHERE digest = j.d",
-        )
+             FROM (SELECT value ->> 0 AS d, CAST(value ->> 1 AS BIGINT) AS t
+                   FROM " json_rows(1) ") j
+             WHERE digest = j.d"
+        )))
         .bind(json(&pairs)?))?;
     }
     Ok(())
@@ -292,19 +296,20 @@ pub async fn settle_manifests(
     if !done.is_empty() {
         let ids: Vec<i64> = done.iter().map(|i| i.0).collect();
         execute!(conn, |cx| {
-            sqlx::query(
-            "DELETE FROM gc_manifest_reviews WHERE manifest_id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(json(&ids)?)
+            sqlx::query(cx.sql(dual!(
+                "DELETE FROM gc_manifest_reviews WHERE manifest_id IN " ids(1)
+            )))
+            .bind(json(&ids)?)
         })?;
     }
     if !later.is_empty() {
         let pairs: Vec<(i64, Millis)> = later.iter().map(|(i, t)| (i.0, *t)).collect();
-        execute!(conn, |cx| sqlx::query(
+        execute!(conn, |cx| sqlx::query(cx.sql(dual!(
             "UPDATE gc_manifest_reviews SET not_before = j.t
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS t FROM json_each($1)) j
-             WHERE manifest_id = j.id",
-        )
+             FROM (SELECT CAST(value ->> 0 AS BIGINT) AS id, CAST(value ->> 1 AS BIGINT) AS t
+                   FROM " json_rows(1) ") j
+             WHERE manifest_id = j.id"
+        )))
         .bind(json(&pairs)?))?;
     }
     Ok(())
@@ -329,11 +334,11 @@ pub async fn unlink(
             .map(|(r, d)| (r.0, d.to_string()))
             .collect::<Vec<_>>(),
     )?;
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "DELETE FROM repository_blobs WHERE renewed_at <= $2 AND (repository_id, digest) IN
-             (SELECT value ->> 0, value ->> 1 FROM json_each($1))
-         RETURNING repository_id, digest",
-    )
+             (SELECT CAST(value ->> 0 AS BIGINT), value ->> 1 FROM " json_rows(1) ")
+         RETURNING repository_id, digest"
+    )))
     .bind(&pairs)
     .bind(renewed_by))?;
     let removed = rows
@@ -347,10 +352,10 @@ pub async fn unlink(
         .collect::<Result<Vec<_>>>()?;
     // The review entries of every link looked at go: a kept link was renewed, and whatever
     // renewed it queued its own review.
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "DELETE FROM gc_link_reviews WHERE (repository_id, digest) IN
-             (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
-    )
+             (SELECT CAST(value ->> 0 AS BIGINT), value ->> 1 FROM " json_rows(1) ")"
+    )))
     .bind(&pairs))?;
     Ok(removed)
 }
@@ -367,13 +372,13 @@ pub async fn forget_blobs(
     if digests.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
-        "DELETE FROM blobs WHERE digest IN (SELECT value FROM json_each($1))
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
+        "DELETE FROM blobs WHERE digest IN " texts(1) "
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest)
              AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr
                              WHERE mr.blob_digest = blobs.digest)
-         RETURNING digest, size, storage_key",
-    )
+         RETURNING digest, size, storage_key"
+    )))
     .bind(digests_json(digests)?))?;
     let forgotten = rows
         .iter()
@@ -386,10 +391,10 @@ pub async fn forget_blobs(
         })
         .collect::<Result<Vec<_>>>()?;
     let keys: Vec<&str> = forgotten.iter().map(|b| b.storage_key.as_str()).collect();
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO storage_deletions (storage_key, queued_at)
-         SELECT value, $2 FROM json_each($1) WHERE true ON CONFLICT (storage_key) DO NOTHING",
-    )
+         SELECT value, $2 FROM " texts(1) " k WHERE true ON CONFLICT (storage_key) DO NOTHING"
+    )))
     .bind(json(&keys)?)
     .bind(now))?;
     Ok(forgotten)
@@ -403,49 +408,45 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
         return Ok(());
     }
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
-    execute!(conn, |cx| sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
          SELECT DISTINCT blob_digest, $2, 'manifest purged' FROM manifest_blob_references
-         WHERE manifest_id IN (SELECT value FROM json_each($1))",
-        crate::queue::merge_blob_review!()
-    ))
+         WHERE manifest_id IN " ids(1)
+        merge_blob_review!()
+    )))
     .bind(&batch)
     .bind(now))?;
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_link_reviews (digest, repository_id)
          SELECT DISTINCT mr.blob_digest, m.repository_id FROM manifest_blob_references mr
          JOIN manifests m ON m.id = mr.manifest_id
-         WHERE mr.manifest_id IN (SELECT value FROM json_each($1))
-         ON CONFLICT (digest, repository_id) DO NOTHING",
-    )
+         WHERE mr.manifest_id IN " ids(1) "
+         ON CONFLICT (digest, repository_id) DO NOTHING"
+    )))
     .bind(&batch))?;
-    execute!(conn, |cx| sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT child_id, $2, 'index purged' FROM manifest_child_references
-         WHERE parent_id IN (SELECT value FROM json_each($1))",
-        crate::queue::merge_manifest_review!()
-    ))
+         WHERE parent_id IN " ids(1)
+        merge_manifest_review!()
+    )))
     .bind(&batch)
     .bind(now))?;
-    execute!(conn, |cx| sqlx::query(concat!(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT s.id, $2, 'subject purged' FROM manifests p
          JOIN manifests s ON s.repository_id = p.repository_id AND s.subject_digest = p.digest
-         WHERE p.id IN (SELECT value FROM json_each($1))",
-        crate::queue::merge_manifest_review!()
-    ))
+         WHERE p.id IN " ids(1)
+        merge_manifest_review!()
+    )))
     .bind(&batch)
     .bind(now))?;
-    for table_and_column in [
-        "manifest_blob_references WHERE manifest_id",
-        "manifest_child_references WHERE parent_id",
-        "manifests WHERE id",
+    for sql in [
+        dual!("DELETE FROM manifest_blob_references WHERE manifest_id IN " ids(1)),
+        dual!("DELETE FROM manifest_child_references WHERE parent_id IN " ids(1)),
+        dual!("DELETE FROM manifests WHERE id IN " ids(1)),
     ] {
-        // The table and column come from the constant list above, never from input.
-        execute!(conn, |cx| sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table_and_column} IN (SELECT value FROM json_each($1))"
-        )))
-        .bind(&batch))?;
+        execute!(conn, |cx| sqlx::query(cx.sql(sql)).bind(&batch))?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! on the running state), and a cancel is a flag in the run's row that the run reads between
 //! batches, so any node can cancel the run another node executes.
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, execute, rows, values};
 
 use crate::principal::Principal;
 use crate::{Conn, MetaError, Millis, Result};
@@ -238,7 +238,7 @@ pub async fn list_runs(conn: &mut dyn Conn, before: Option<i64>, limit: i64) -> 
     );
     let rows = rows!(conn, fetch_all, |cx| sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(before)
-        .bind(limit))?;
+        .bind(crate::limit(limit)))?;
     rows.iter().map(run_from_row).collect()
 }
 
@@ -340,11 +340,14 @@ pub async fn add_run_items(conn: &mut dyn Conn, run: i64, items: &[RunItem]) -> 
                 )
             })
             .collect();
-        execute!(conn, |cx| sqlx::query(
+        execute!(conn, |cx| sqlx::query(cx.pick(
             "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
-             SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2)
-             ORDER BY key",
-        )
+             SELECT $1, value ->> 0, value ->> 1, value ->> 2, CAST(value ->> 3 AS BIGINT)
+             FROM json_each($2) ORDER BY key",
+            "INSERT INTO gc_run_items (run_id, kind, repository, target, size)
+             SELECT $1, value ->> 0, value ->> 1, value ->> 2, CAST(value ->> 3 AS BIGINT)
+             FROM json_array_elements($2::json) WITH ORDINALITY AS j(value, key) ORDER BY key",
+        ))
         .bind(run)
         .bind(crate::json(&rows)?))?;
     }

@@ -1,7 +1,7 @@
 //! Tags and their history. Every change of a tag writes a `tag_history` row in the same
 //! transaction, so a deleted tag can later be shown and restored.
 
-use crate::db::{execute, rows, values};
+use crate::db::{Dialect, dual, execute, rows, values};
 use shipshape_oci::{Digest, RepoName, Tag};
 
 use crate::manifests::{ManifestHead, ManifestId, ManifestRead, read_from_row};
@@ -96,16 +96,15 @@ pub struct Current {
 
 /// The tag's manifest and state, if the tag exists.
 pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
-    let row =
-        rows!(conn, fetch_optional, |cx| {
-            sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
         "SELECT m.id, m.digest, m.media_type, m.size, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
          WHERE t.repository_id = $1 AND t.name = $2",
     )
     .bind(repo.0)
     .bind(tag)
-        })?;
+    })?;
     row.map(|r| {
         Ok(Current {
             manifest: ManifestHead {
@@ -130,7 +129,7 @@ pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Opt
 async fn current_locked(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
     let locked: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "UPDATE tags SET manifest_id = manifest_id WHERE repository_id = $1 AND name = $2
-         RETURNING 1",
+         RETURNING CAST(1 AS BIGINT)",
     )
     .bind(repo.0)
     .bind(tag))?;
@@ -189,17 +188,16 @@ pub async fn set(
     by: &By<'_>,
 ) -> Result<Option<Digest>> {
     let previous = loop {
-        let created: Option<i64> =
-            values!(conn, fetch_optional, |cx| {
-                sqlx::query_scalar(
+        let created: Option<i64> = values!(conn, fetch_optional, |cx| {
+            sqlx::query_scalar(
             "INSERT INTO tags (repository_id, name, manifest_id, pushed_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (repository_id, name) DO NOTHING RETURNING 1",
+             ON CONFLICT (repository_id, name) DO NOTHING RETURNING CAST(1 AS BIGINT)",
         )
         .bind(repo.0)
         .bind(tag.as_str())
         .bind(manifest.id.0)
         .bind(by.now)
-            })?;
+        })?;
         if created.is_some() {
             break None;
         }
@@ -331,14 +329,15 @@ pub async fn list_in_named(
 ) -> Result<Option<Vec<String>>> {
     // Tag names never contain a space (the spec's grammar), so a space separates them.
     let row: Option<(Option<String>,)> = values!(conn, fetch_optional, |cx| {
-        sqlx::query_as(
-        "SELECT (SELECT group_concat(name, ' ' ORDER BY name) FROM
-                   (SELECT name FROM tags WHERE repository_id = r.id AND name > $1 ORDER BY name LIMIT $2))
-         FROM repositories r WHERE r.name = $3 AND r.deleted_at IS NULL",
-    )
-    .bind(last.unwrap_or(""))
-    .bind(limit)
-    .bind(repo.as_str())
+        sqlx::query_as(cx.sql(dual!(
+            "SELECT (SELECT " group_concat "(name, ' ' ORDER BY name) FROM
+                   (SELECT name FROM tags WHERE repository_id = r.id AND name > $1
+                    ORDER BY name LIMIT $2) page)
+         FROM repositories r WHERE r.name = $3 AND r.deleted_at IS NULL"
+        )))
+        .bind(last.unwrap_or(""))
+        .bind(crate::limit(limit))
+        .bind(repo.as_str())
     })?;
     Ok(row.map(|(names,)| {
         names
@@ -361,16 +360,15 @@ pub struct TagInfo {
 
 /// One tag with its metadata.
 pub async fn detailed(conn: &mut dyn Conn, repo: RepoId, tag: &Tag) -> Result<Option<TagInfo>> {
-    let row =
-        rows!(conn, fetch_optional, |cx| {
-            sqlx::query(
+    let row = rows!(conn, fetch_optional, |cx| {
+        sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
          WHERE t.repository_id = $1 AND t.name = $2",
     )
     .bind(repo.0)
     .bind(tag.as_str())
-        })?;
+    })?;
     row.as_ref().map(tag_info_from_row).transpose()
 }
 
@@ -388,15 +386,14 @@ fn tag_info_from_row(r: &crate::db::Row) -> Result<TagInfo> {
 
 /// Every tag of a repository, in byte order of name.
 pub async fn list_detailed(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<TagInfo>> {
-    let rows =
-        rows!(conn, fetch_all, |cx| {
-            sqlx::query(
+    let rows = rows!(conn, fetch_all, |cx| {
+        sqlx::query(
         "SELECT t.name, m.digest, m.media_type, m.id, t.pushed_at, t.last_pulled_at, t.pull_count
          FROM tags t JOIN manifests m ON m.id = t.manifest_id
          WHERE t.repository_id = $1 ORDER BY t.name",
     )
     .bind(repo.0)
-        })?;
+    })?;
     rows.iter().map(tag_info_from_row).collect()
 }
 
@@ -425,7 +422,7 @@ pub async fn history_of(
     .bind(repo.0)
     .bind(tag.map(Tag::as_str))
     .bind(tag.map(Tag::as_str))
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             let digest = |col: &str| {
@@ -470,7 +467,7 @@ pub async fn ever_pointed_at(
     digest: &Digest,
 ) -> Result<bool> {
     let found: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
-        "SELECT 1 FROM tag_history WHERE repository_id = $1 AND tag = $2
+        "SELECT CAST(1 AS BIGINT) FROM tag_history WHERE repository_id = $1 AND tag = $2
            AND (to_digest = $3 OR from_digest = $3) LIMIT 1",
     )
     .bind(repo.0)
@@ -634,7 +631,7 @@ pub async fn restorable(
     .bind(cutoff)
     .bind(repo.map(|r| r.0))
     .bind(before)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok(Restorable {
@@ -681,11 +678,11 @@ pub async fn record_pulls(
     count: i64,
     last: Millis,
 ) -> Result<()> {
-    execute!(conn, |cx| sqlx::query(
+    execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "UPDATE tags SET pull_count = pull_count + $1,
-                         last_pulled_at = max(coalesce(last_pulled_at, 0), $2)
-         WHERE repository_id = $3 AND name = $4",
-    )
+                         last_pulled_at = " greatest "(coalesce(last_pulled_at, 0), $2)
+         WHERE repository_id = $3 AND name = $4"
+    )))
     .bind(count)
     .bind(last)
     .bind(repo.0)

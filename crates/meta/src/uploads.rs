@@ -133,7 +133,7 @@ pub async fn stale_uploads(
          WHERE u.updated_at < $1 ORDER BY u.updated_at LIMIT $2",
     )
     .bind(cutoff)
-    .bind(limit))?;
+    .bind(crate::limit(limit)))?;
     rows.iter()
         .map(|r| {
             Ok(StaleUpload {

@@ -246,7 +246,7 @@ pub async fn collectable(conn: &mut dyn Conn, rules: &Rules) -> Result<Vec<Colle
          UNION ALL
          SELECT 'blob', NULL, b.digest, b.size FROM bclass b WHERE b.class = 'reclaimable'
          UNION ALL
-         SELECT 'link', r.name, rb.digest, 0 FROM repository_blobs rb
+         SELECT 'link', r.name, rb.digest, CAST(0 AS BIGINT) FROM repository_blobs rb
          JOIN repositories r ON r.id = rb.repository_id
          WHERE rb.renewed_at + $4 <= $1
            AND NOT EXISTS (SELECT 1 FROM manifest_blob_references mr

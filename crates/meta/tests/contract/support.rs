@@ -27,10 +27,60 @@ pub struct Backend {
     _keep: Box<dyn std::any::Any + Send>,
 }
 
-/// A fresh, empty, migrated catalogue of every backend the suite runs against. A PostgreSQL
-/// backend goes here, beside SQLite (see the header of `contract.rs`).
+/// A fresh, empty, migrated catalogue of every backend the suite runs against: SQLite, and
+/// PostgreSQL on the server `SHIPSHAPE_TEST_POSTGRES` names (`scripts/test` starts one). The
+/// variable must be set, or set to `none` to run on SQLite alone: a suite that quietly left a
+/// backend out would pass without having tested it.
 pub async fn backends() -> Vec<Backend> {
-    vec![sqlite().await]
+    let mut out = vec![sqlite().await];
+    match std::env::var("SHIPSHAPE_TEST_POSTGRES") {
+        Ok(v) if v == "none" => {}
+        Ok(admin_url) => out.push(postgres(&admin_url).await),
+        Err(_) => panic!(
+            "SHIPSHAPE_TEST_POSTGRES is not set: give it a PostgreSQL server's URL (a role that \
+             may create databases; scripts/test starts one), or `none` to test SQLite alone"
+        ),
+    }
+    out
+}
+
+/// PostgreSQL: a fresh database on the test server, dropped when the test ends.
+async fn postgres(admin_url: &str) -> Backend {
+    let db = shipshape_meta::scratch::create(admin_url)
+        .await
+        .expect("create a scratch PostgreSQL database");
+    let options = shipshape_meta::PostgresOptions::new(db.url.clone());
+    let catalogue = Catalogue::open_postgres(&options, true)
+        .await
+        .expect("open a PostgreSQL catalogue");
+    Backend {
+        name: "postgres",
+        catalogue,
+        _keep: Box::new(DropOnExit(db)),
+    }
+}
+
+/// Drops its scratch database when the test is done with it.
+struct DropOnExit(shipshape_meta::scratch::ScratchDatabase);
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        let db = self.0.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its
+        // own drives the statement to its end.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(db.drop_database())
+        })
+        .join()
+        .expect("the dropping thread");
+        if let Err(e) = dropped {
+            eprintln!("could not drop the scratch database: {e}");
+        }
+    }
 }
 
 /// SQLite, the embedded default: a catalogue file in a temporary directory.
