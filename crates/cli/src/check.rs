@@ -81,8 +81,19 @@ pub fn run(args: CheckArgs) -> ExitCode {
             std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
         )
     });
+    let catalogue_config = match file.catalogue.resolve(
+        std::env::var("SHIPSHAPE_CATALOGUE_URL").ok(),
+        std::env::var("SHIPSHAPE_CATALOGUE_PASSWORD").ok(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let db = dir.join("catalogue.db");
-    if !db.exists() {
+    let sqlite = matches!(catalogue_config, shipshape_server::CatalogueConfig::Sqlite);
+    if sqlite && !db.exists() {
         eprintln!(
             "error: no registry catalogue at {} (give the registry's data directory with \
              --data-dir or SHIPSHAPE_DATA_DIR)",
@@ -108,9 +119,14 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let catalogue = Catalogue::open_sqlite(&db)
-            .await
-            .map_err(|e| e.to_string())?;
+        let catalogue = match &catalogue_config {
+            shipshape_server::CatalogueConfig::Sqlite => Catalogue::open_sqlite(&db).await,
+            // The check never changes the schema: the serving nodes (or `migrate`) do.
+            shipshape_server::CatalogueConfig::Postgres { options, .. } => {
+                Catalogue::open_postgres(options, false).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let store: Box<dyn BlobStore> = match &s3 {
             Some(s3) => Box::new(S3Store::open(s3).await.map_err(|e| e.to_string())?),
             None => Box::new(

@@ -45,6 +45,95 @@ pub struct FileConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub catalogue: CatalogueFileConfig,
+}
+
+/// The `[catalogue]` section: where the catalogue lives. Without `url`, SQLite in the data
+/// directory. The password never goes in this file: it comes from
+/// SHIPSHAPE_CATALOGUE_PASSWORD (or the whole URL from SHIPSHAPE_CATALOGUE_URL).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueFileConfig {
+    /// `postgres://user@host:port/database?sslmode=…`
+    pub url: Option<String>,
+    /// Connections this node keeps open at most [default: 16].
+    pub max_connections: Option<u32>,
+    /// A statement running longer is cancelled, e.g. "60s".
+    pub statement_timeout: Option<String>,
+    /// A lock waited on longer fails the statement, e.g. "30s".
+    pub lock_timeout: Option<String>,
+    /// A transaction idle longer is ended by the server, e.g. "60s".
+    pub idle_in_transaction_timeout: Option<String>,
+    /// Bring the schema up to date on start [default: true]; false: refuse to start on an
+    /// older schema (run `shipshape migrate` as a separate step).
+    pub migrate: Option<bool>,
+}
+
+impl CatalogueFileConfig {
+    /// The catalogue's settings: the URL from `url_env` (SHIPSHAPE_CATALOGUE_URL) or the file,
+    /// the password from `password_env` when set.
+    pub fn resolve(
+        &self,
+        url_env: Option<String>,
+        password_env: Option<String>,
+    ) -> Result<shipshape_server::CatalogueConfig, String> {
+        let Some(url) = url_env.or(self.url.clone()) else {
+            if self.max_connections.is_some()
+                || self.statement_timeout.is_some()
+                || self.lock_timeout.is_some()
+                || self.idle_in_transaction_timeout.is_some()
+            {
+                return Err(
+                    "[catalogue] settings need a PostgreSQL url (catalogue.url or \
+                            SHIPSHAPE_CATALOGUE_URL); without one the catalogue is SQLite in \
+                            the data directory"
+                        .into(),
+                );
+            }
+            return Ok(shipshape_server::CatalogueConfig::Sqlite);
+        };
+        if !shipshape_meta::is_postgres_url(&url) {
+            return Err(format!(
+                "catalogue.url: {} is not a PostgreSQL URL (postgres://user@host/database); \
+                 leave it out for SQLite in the data directory",
+                shipshape_meta::redacted_url(&url)
+            ));
+        }
+        let mut options = shipshape_meta::PostgresOptions::new(url);
+        options.password = password_env;
+        if let Some(n) = self.max_connections {
+            if n == 0 {
+                return Err("catalogue.max_connections: at least 1".into());
+            }
+            options.max_connections = n;
+        }
+        for (value, field, slot) in [
+            (
+                &self.statement_timeout,
+                "catalogue.statement_timeout",
+                &mut options.statement_timeout,
+            ),
+            (
+                &self.lock_timeout,
+                "catalogue.lock_timeout",
+                &mut options.lock_timeout,
+            ),
+            (
+                &self.idle_in_transaction_timeout,
+                "catalogue.idle_in_transaction_timeout",
+                &mut options.idle_in_transaction_timeout,
+            ),
+        ] {
+            if let Some(v) = value {
+                *slot = duration(field, v)?;
+            }
+        }
+        Ok(shipshape_server::CatalogueConfig::Postgres {
+            options,
+            migrate: self.migrate.unwrap_or(true),
+        })
+    }
 }
 
 /// The `[metrics]` section: what `/metrics` serves.
@@ -404,5 +493,8 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             "metrics.storage_refresh",
             default.metrics_storage_refresh,
         )?,
+        catalogue: file
+            .catalogue
+            .resolve(args.catalogue_url.clone(), args.catalogue_password.clone())?,
     })
 }

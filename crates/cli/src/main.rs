@@ -6,6 +6,7 @@ mod check;
 mod config;
 mod local_user;
 mod logging;
+mod migrate;
 mod remote;
 
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ enum Command {
     /// reference resolved, no unknown objects); --repair fixes what it can. Safe while the
     /// registry serves the same data directory.
     Check(check::CheckArgs),
+    /// Bring a PostgreSQL catalogue's schema up to date (`[catalogue] url` of --config, or
+    /// SHIPSHAPE_CATALOGUE_URL), for nodes started with `[catalogue] migrate = false`
+    Migrate(migrate::MigrateArgs),
     /// List, delete and restore repositories of a running registry
     Repo(remote::repo::RepoArgs),
     /// List, delete (all named or none, or in bulk), trace and restore tags of a running
@@ -164,6 +168,17 @@ struct ServeArgs {
     #[arg(skip = std::env::var("SHIPSHAPE_ADMIN_PASSWORD").ok())]
     admin_password: Option<String>,
 
+    /// The PostgreSQL catalogue's URL, when several nodes share one (from the environment
+    /// only, since it may hold a password: SHIPSHAPE_CATALOGUE_URL) [default: `[catalogue]
+    /// url`, else SQLite in the data directory]
+    #[arg(skip = std::env::var("SHIPSHAPE_CATALOGUE_URL").ok())]
+    catalogue_url: Option<String>,
+
+    /// The PostgreSQL catalogue's password, kept out of the URL (from the environment only:
+    /// SHIPSHAPE_CATALOGUE_PASSWORD)
+    #[arg(skip = std::env::var("SHIPSHAPE_CATALOGUE_PASSWORD").ok())]
+    catalogue_password: Option<String>,
+
     /// Access key of the S3 bucket of `[storage] s3` (from the environment only:
     /// SHIPSHAPE_S3_ACCESS_KEY_ID)
     #[arg(skip = std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok())]
@@ -243,6 +258,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Check(args) => check::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Repo(args) => remote::run(remote::repo::run(args)),
         Command::Tag(args) => remote::run(remote::tag::run(args)),
         Command::Manifest(args) => remote::run(remote::manifest::run(args)),

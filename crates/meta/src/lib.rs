@@ -263,6 +263,8 @@ async fn checkpoint_when_idle(
 pub struct PostgresOptions {
     /// `postgres://user:password@host:port/database?…`
     pub url: String,
+    /// The password, when it is kept out of the URL (from the environment).
+    pub password: Option<String>,
     /// Connections this node keeps at most (requests, workers and the collector share them).
     pub max_connections: u32,
     /// A statement running longer is cancelled (PostgreSQL's `statement_timeout`).
@@ -278,11 +280,33 @@ impl PostgresOptions {
     pub fn new(url: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
+            password: None,
             max_connections: 16,
             statement_timeout: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(30),
             idle_in_transaction_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// A database URL fit for logs and error messages: its password, if any, replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
     }
 }
 
@@ -338,7 +362,10 @@ impl Catalogue {
     /// (otherwise a schema older than this release is refused: `shipshape migrate` first).
     pub async fn open_postgres(options: &PostgresOptions, migrate: bool) -> Result<Self> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let connect: PgConnectOptions = options.url.parse()?;
+        let mut connect: PgConnectOptions = options.url.parse()?;
+        if let Some(password) = &options.password {
+            connect = connect.password(password);
+        }
         let connect = connect.options([
             ("statement_timeout", ms(options.statement_timeout)),
             ("lock_timeout", ms(options.lock_timeout)),
@@ -368,10 +395,14 @@ impl Catalogue {
 
     /// Applies the PostgreSQL migrations this release has and the database lacks; returns
     /// how many it applied. What `shipshape migrate` runs.
-    pub async fn migrate_postgres(url: &str) -> Result<usize> {
+    pub async fn migrate_postgres(options: &PostgresOptions) -> Result<usize> {
+        let mut connect: PgConnectOptions = options.url.parse()?;
+        if let Some(password) = &options.password {
+            connect = connect.password(password);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .connect_with(url.parse::<PgConnectOptions>()?)
+            .connect_with(connect)
             .await?;
         let pending = pending_postgres_migrations(&pool).await?;
         migrate_postgres(&pool).await?;
@@ -571,6 +602,22 @@ pub async fn commit(tx: Tx) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_logged_without_its_password() {
+        assert_eq!(
+            redacted_url("postgres://reg:s3cr:et@db:5432/registry?sslmode=require"),
+            "postgres://reg:***@db:5432/registry?sslmode=require"
+        );
+        assert_eq!(
+            redacted_url("postgres://reg@db/registry"),
+            "postgres://reg@db/registry"
+        );
+        assert_eq!(
+            redacted_url("postgres://db/x?user=a"),
+            "postgres://db/x?user=a"
+        );
+    }
     use shipshape_oci::RepoName;
 
     /// Commits go to the log; only a checkpoint copies them into the database file. With no

@@ -76,9 +76,7 @@ pub async fn list(conn: &mut dyn Conn, last: Option<&str>, limit: i64) -> Result
     .bind(last.unwrap_or(""))
     .bind(crate::limit(limit))
     })?;
-    rows.iter()
-        .map(|r| Ok(r.try_get_at::<String>(0)?))
-        .collect()
+    rows.iter().map(|r| r.try_get_at::<String>(0)).collect()
 }
 
 /// Live repositories with their tag and manifest counts (or only the one named `only`).

@@ -63,10 +63,26 @@ pub struct ServerConfig {
     /// How long `/metrics` serves the storage figures before computing them again (a query
     /// over the whole catalogue); zero computes them at every scrape.
     pub metrics_storage_refresh: std::time::Duration,
+    /// Where the catalogue lives.
+    pub catalogue: CatalogueConfig,
 }
 
-/// Where blob bytes are kept: files under the data directory, or an S3-compatible bucket
-/// (the catalogue stays in the data directory either way).
+/// Where the catalogue lives: SQLite in the data directory (one node), or PostgreSQL (any
+/// number of nodes).
+#[derive(Clone, Debug, Default)]
+pub enum CatalogueConfig {
+    /// `DATA_DIR/catalogue.db`.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database. With `migrate`, a start brings its schema up to date; without,
+    /// a schema older than this release refuses the start (`shipshape migrate` first).
+    Postgres {
+        options: shipshape_meta::PostgresOptions,
+        migrate: bool,
+    },
+}
+
+/// Where blob bytes are kept: files under the data directory, or an S3-compatible bucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum BlobStoreConfig {
     /// `DATA_DIR/store`.
@@ -95,6 +111,7 @@ impl Default for ServerConfig {
             shutdown_timeout: std::time::Duration::from_secs(30),
             blob_store: BlobStoreConfig::Local,
             metrics_storage_refresh: std::time::Duration::from_secs(60),
+            catalogue: CatalogueConfig::Sqlite,
         }
     }
 }
@@ -121,8 +138,8 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the catalogue {path}: {source}")]
-    Catalogue { path: PathBuf, source: MetaError },
+    #[error("cannot open the catalogue {location}: {source}")]
+    Catalogue { location: String, source: MetaError },
     #[error(
         "another shipshape server already serves the data directory {0} (it holds {0}/lock); \
          stop it first, or give this one another --data-dir"
@@ -182,13 +199,22 @@ impl Server {
             source,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let catalogue_path = config.data_dir.join("catalogue.db");
-        let catalogue = Catalogue::open_sqlite(&catalogue_path)
-            .await
-            .map_err(|source| ServeError::Catalogue {
-                path: catalogue_path.clone(),
-                source,
-            })?;
+        let (catalogue, catalogue_location, catalogue_file) = match &config.catalogue {
+            CatalogueConfig::Sqlite => {
+                let path = config.data_dir.join("catalogue.db");
+                let location = path.display().to_string();
+                (Catalogue::open_sqlite(&path).await, location, Some(path))
+            }
+            CatalogueConfig::Postgres { options, migrate } => {
+                let location = shipshape_meta::redacted_url(&options.url);
+                let opened = Catalogue::open_postgres(options, *migrate).await;
+                (opened, location, None)
+            }
+        };
+        let catalogue = catalogue.map_err(|source| ServeError::Catalogue {
+            location: catalogue_location.clone(),
+            source,
+        })?;
         let auth = shipshape_auth::Auth::open(
             catalogue.clone(),
             clock.clone(),
@@ -316,7 +342,11 @@ impl Server {
             auth: auth.clone(),
             auth_realm: config.token_realm.clone(),
             tls: tls.is_some(),
-            storage: Arc::new(storage::Storage::new(store_root, catalogue_path)),
+            storage: Arc::new(storage::Storage::new(
+                store_root,
+                catalogue_location,
+                catalogue_file,
+            )),
             metrics: Arc::new(http::Telemetry::new(config.metrics_storage_refresh)),
         }));
         let (stop, stopped) = oneshot::channel::<()>();

@@ -64,8 +64,10 @@ impl StoragePart {
 pub struct Storage {
     /// The blob store's root directory.
     pub store_root: PathBuf,
-    /// The catalogue's database file.
-    pub catalogue: PathBuf,
+    /// The catalogue's database file, or its server's URL without the password.
+    pub catalogue: String,
+    /// The catalogue's database file, when it is one on this node's disk.
+    pub catalogue_file: Option<PathBuf>,
     /// Refusals by [`StorageKind`] then [`StoragePart`], in the order of their variants.
     refused: [[AtomicU64; 2]; 2],
     /// Whether the last readiness check found both parts fine.
@@ -73,10 +75,11 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn new(store_root: PathBuf, catalogue: PathBuf) -> Self {
+    pub fn new(store_root: PathBuf, catalogue: String, catalogue_file: Option<PathBuf>) -> Self {
         Storage {
             store_root,
             catalogue,
+            catalogue_file,
             refused: Default::default(),
             was_ready: AtomicBool::new(true),
         }
@@ -96,7 +99,7 @@ impl Storage {
                 catalogue = ?readiness.catalogue,
                 store = ?readiness.store,
                 store_path = %self.store_root.display(),
-                catalogue_path = %self.catalogue.display(),
+                catalogue_path = %self.catalogue,
                 causes = %readiness.causes.join("; "),
                 "not ready: /readyz answers 503"
             );
@@ -123,12 +126,12 @@ impl Storage {
         self.counter(failure.kind, failure.part)
             .fetch_add(1, Ordering::Relaxed);
         let path = match failure.part {
-            StoragePart::Store => &self.store_root,
-            StoragePart::Catalogue => &self.catalogue,
+            StoragePart::Store => self.store_root.display().to_string(),
+            StoragePart::Catalogue => self.catalogue.clone(),
         };
         match failure.kind {
             StorageKind::Full => tracing::error!(
-                path = %path.display(),
+                path = %path,
                 part = failure.part.label(),
                 error = %failure.cause,
                 request,
@@ -136,7 +139,7 @@ impl Storage {
                  until space is freed"
             ),
             StorageKind::ReadOnly => tracing::error!(
-                path = %path.display(),
+                path = %path,
                 part = failure.part.label(),
                 error = %failure.cause,
                 request,

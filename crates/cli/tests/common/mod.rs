@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod backends;
 pub mod layout;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,9 @@ pub struct TestServer {
     server: Option<Server>,
     config: ServerConfig,
     clock: Arc<dyn Clock>,
+    /// Dropped after the server (fields drop in order): the scratch database, then the
+    /// directory.
+    _backends: Option<backends::Kept>,
     _dir: Option<tempfile::TempDir>,
     pub base: String,
 }
@@ -88,6 +92,7 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             ..ServerConfig::default()
         };
+        let kept = backends::configure(&mut config, dir.path()).await;
         adjust(&mut config);
         let server = Server::start_with_clock(config.clone(), clock.clone())
             .await
@@ -97,6 +102,7 @@ impl TestServer {
             server: Some(server),
             config,
             clock,
+            _backends: Some(kept),
             _dir: Some(dir),
             base,
         }

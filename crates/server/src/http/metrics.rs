@@ -380,12 +380,12 @@ async fn storage(out: &mut Out, app: &AppState) {
         );
     }
     let parts = [
-        ("store", app.storage.store_root.as_path()),
-        ("catalogue", app.storage.catalogue.as_path()),
+        ("store", Some(app.storage.store_root.as_path())),
+        ("catalogue", app.storage.catalogue_file.as_deref()),
     ];
     let figures: Vec<_> = parts
         .iter()
-        .filter_map(|(part, path)| filesystem(path).map(|f| (*part, f)))
+        .filter_map(|(part, path)| filesystem((*path)?).map(|f| (*part, f)))
         .collect();
     out.family(
         "shipshape_filesystem_size_bytes",
