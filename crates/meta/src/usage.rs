@@ -308,3 +308,73 @@ pub async fn bytes_only_for(
     .await?;
     Ok(bytes as u64)
 }
+
+/// How the collector classifies one manifest now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Held by a tag, a live index listing it, a live subject, or the settings.
+    Live,
+    /// Held only for restore; `since` is the deletion (or the tag leaving) the window counts
+    /// from.
+    Held { since: Millis },
+    /// Garbage the collector leaves until `until` (its grace or lease).
+    Grace { until: Millis },
+    /// Garbage a collection frees now.
+    Reclaimable,
+}
+
+/// A manifest of one repository with its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestClass {
+    pub id: ManifestId,
+    pub class: Class,
+}
+
+/// Every manifest of the repository `repo` (deleted ones still stored included), classified
+/// as the figures and the collector classify it: the "why kept" of a manifest listing. A
+/// manifest held for restore carries the latest deletion or tag departure of what holds it
+/// (itself, an index listing it, its subject), from which the restore window counts.
+pub async fn manifest_classes(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    repo: crate::ids::RepoId,
+) -> Result<Vec<ManifestClass>> {
+    let sql = format!(
+        "WITH RECURSIVE {CLASSIFIED},
+         held_from(id, at) AS (
+             SELECT m.id, max(CASE WHEN m.deleted_at > ?2 THEN m.deleted_at ELSE 0 END,
+                              CASE WHEN lt.at > ?2 THEN lt.at ELSE 0 END)
+             FROM manifests m LEFT JOIN left_tag lt ON lt.id = m.id
+             WHERE m.repository_id = ?8 AND m.id IN (SELECT id FROM held_root)
+             UNION SELECT c.child_id, h.at FROM held_from h
+                   JOIN manifest_child_references c ON c.parent_id = h.id
+             UNION SELECT r.id, h.at FROM held_from h JOIN manifests s ON s.id = h.id
+                   JOIN manifests r ON r.repository_id = s.repository_id AND r.subject_digest = s.digest)
+         SELECT c.id, c.class, (SELECT due FROM garbage g WHERE g.id = c.id) AS due,
+                (SELECT max(at) FROM held_from h WHERE h.id = c.id) AS held_at
+         FROM mclass c WHERE c.repository_id = ?8 ORDER BY c.id"
+    );
+    let rows = bind_rules(sqlx::query(sqlx::AssertSqlSafe(sql)), rules)
+        .bind(repo.0)
+        .fetch_all(conn.sqlite())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let class = match r.try_get::<&str, _>("class")? {
+                "live" => Class::Live,
+                "held" => Class::Held {
+                    since: r.try_get::<Option<i64>, _>("held_at")?.unwrap_or(rules.now),
+                },
+                "grace" => Class::Grace {
+                    until: r.try_get::<Option<i64>, _>("due")?.unwrap_or(rules.now),
+                },
+                "reclaimable" => Class::Reclaimable,
+                other => return Err(crate::MetaError::Corrupt(format!("class {other:?}"))),
+            };
+            Ok(ManifestClass {
+                id: ManifestId(r.try_get("id")?),
+                class,
+            })
+        })
+        .collect()
+}

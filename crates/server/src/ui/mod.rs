@@ -12,6 +12,7 @@ mod activity;
 mod deletion;
 mod gc;
 mod layout;
+mod manifests;
 mod overview;
 mod policies;
 mod repos;

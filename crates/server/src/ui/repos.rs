@@ -1,5 +1,6 @@
 //! Repositories: the list (filter and sort in the URL query, so a view can be shared) and a
-//! repository's pages under `/ui/repositories/NAME` — its tags, and its history with restore.
+//! repository's pages under `/ui/repositories/NAME` — its tags, its manifests (`manifests.rs`),
+//! its history with restore, and its deletion by typing its name (`deletion.rs`).
 //! Names contain slashes, so a repository's sub-pages follow a `/-/` separator, as in the
 //! management API.
 
@@ -158,8 +159,11 @@ async fn render_list(ctx: &Ctx, q: &HashMap<String, String>) -> Result<Response,
 /// A repository's sub-page, parsed from what follows `/ui/repositories/`.
 enum Sub {
     Tags,
+    Manifests,
+    Manifest(String),
     History,
     Delete,
+    DeleteRepository,
     Restore(Tag),
 }
 
@@ -175,8 +179,11 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
     let sub =
         match segs.as_slice() {
             [] => Sub::Tags,
+            ["manifests"] => Sub::Manifests,
+            ["manifests", d] => Sub::Manifest(d.to_string()),
             ["history"] => Sub::History,
             ["delete"] => Sub::Delete,
+            ["delete-repository"] => Sub::DeleteRepository,
             ["tags", t, "restore"] => Sub::Restore(t.parse::<Tag>().map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.to_string())
             })?),
@@ -203,7 +210,10 @@ pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q
         }
         match sub {
             Sub::Tags => tags_page(&ctx, &repo, &q).await,
+            Sub::Manifests => super::manifests::list_page(&ctx, &repo, &q).await,
+            Sub::Manifest(d) => super::manifests::detail_page(&ctx, &repo, &d).await,
             Sub::History => history_page(&ctx, &repo).await,
+            Sub::DeleteRepository => deletion::repository_plan_page(&ctx, &repo, None).await,
             Sub::Delete => {
                 let tags: Vec<String> = super::Fields::parse(
                     ctx.here
@@ -232,6 +242,7 @@ pub(crate) async fn post_dispatch(Path(rest): Path<String>, posted: Posted) -> R
         let (repo, sub) = parse(&rest)?;
         match sub {
             Sub::Delete => deletion::execute_plan(&ctx, &repo, &form).await,
+            Sub::DeleteRepository => deletion::delete_repository(&ctx, &repo, &form).await,
             Sub::Restore(tag) => deletion::restore_tag(&ctx, &repo, &tag, &form).await,
             _ => Err(ApiError::method_not_allowed()),
         }
@@ -248,11 +259,12 @@ const TAG_SORTS: [(&str, &str); 4] = [
     ("size", "Size"),
 ];
 
-fn repo_tabs(repo: &RepoName, current: &str) -> Markup {
+pub(crate) fn repo_tabs(repo: &RepoName, current: &str) -> Markup {
     html! {
         nav.tabs aria-label="Repository" {
             @for (key, label, href) in [
                 ("tags", "Tags", format!("/ui/repositories/{repo}")),
+                ("manifests", "Manifests", format!("/ui/repositories/{repo}/-/manifests")),
                 ("history", "History and restore", format!("/ui/repositories/{repo}/-/history")),
             ] {
                 @if key == current { strong aria-current="page" { (label) } }
@@ -385,6 +397,14 @@ async fn tags_page(
             }
         }
         p.note { "Pull: " code { "docker pull HOST/" (repo) ":TAG" } }
+        @if ctx.may(Permission::Delete, Some(repo.as_str())) {
+            h2 { "Delete this repository" }
+            p {
+                a.button href={ "/ui/repositories/" (repo) "/-/delete-repository" }
+                    data-testid="btn-delete-repository" { "Delete repository…" }
+                span.note { " Shows everything that goes first; you confirm by typing the name. Restorable within the restore window." }
+            }
+        }
     };
     Ok(ctx.page(&format!("{repo}"), body))
 }
