@@ -1240,3 +1240,125 @@ async fn each_policy_is_said_in_one_sentence_where_it_is_listed() {
     let info = api(&c, &s, Method::GET, "/api/v1/policies/tidy", None).await;
     assert_eq!(info["sentence"], said);
 }
+
+#[tokio::test]
+async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
+    let (s, admin, _, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+
+    // A writer has no such pages, nor can post their forms.
+    ui.login("dev", PASSWORD).await;
+    assert!(!ui.has("[data-testid=nav-users]").await);
+    ui.goto("/ui/users").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not manage users and robots")
+    );
+    ui.goto("/ui").await;
+    let csrf = ui.csrf().await;
+    let status = ui
+        .post(
+            "/ui/users",
+            &format!("csrf={csrf}&name=mallory&password=a-long-password&admin=true"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let status = ui.post("/ui/robots", &format!("csrf={csrf}&name=sneaky")).await;
+    assert_eq!(status, 403);
+    ui.follow("[data-testid=btn-logout]").await;
+
+    // The administrator adds a user and gives it a role.
+    ui.login(ADMIN.0, ADMIN.1).await;
+    ui.follow("[data-testid=nav-users]").await;
+    assert!(ui.has("[data-testid=row-user-dev]").await);
+    ui.css("#new-user").await.send_keys("carol").await.unwrap();
+    ui.css("#new-password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-add-user]").await;
+    assert!(ui.text("row-user-carol").await.contains("no"));
+    ui.css("#role-subject")
+        .await
+        .send_keys("user:carol")
+        .await
+        .unwrap();
+    ui.css("#role-pattern")
+        .await
+        .send_keys("team/**")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-grant]").await;
+    assert!(
+        ui.text("row-role-user:carol-team/**")
+            .await
+            .contains("read")
+    );
+    let roles = api(&admin, &s, Method::GET, "/api/v1/roles", None).await;
+    assert!(
+        roles["roles"].as_array().unwrap().iter().any(|r| r["subject"]
+            == "user:carol"
+            && r["pattern"] == "team/**"
+            && r["role"] == "read"),
+        "{roles}"
+    );
+    // Carol can read team/app with her password now, and nothing else.
+    let carol = client_as("carol", PASSWORD);
+    let ok = carol
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let no = carol
+        .get(s.url("/api/v1/repositories/secret/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no.status(), StatusCode::FORBIDDEN);
+
+    // A robot: its secret is shown once, and works until the robot is revoked.
+    ui.follow("[data-testid=nav-robots]").await;
+    ui.css("#robot-name").await.send_keys("ci").await.unwrap();
+    ui.css("#robot-pattern")
+        .await
+        .send_keys("team/**")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-add-robot]").await;
+    assert_eq!(ui.text("robot-login").await, "robot$ci");
+    let secret = ui.text("robot-secret").await;
+    assert!(secret.len() >= 20, "{secret}");
+    let robot = client_as("robot$ci", &secret);
+    let ok = robot
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    ui.goto("/ui/robots").await;
+    assert!(!ui.text("row-robot-ci").await.contains(&secret));
+    assert!(ui.text("row-robot-ci").await.contains("active"));
+    ui.click("[data-testid=revoke-ci]").await;
+    let b = &ui.b;
+    wait_until("the robot to show as revoked", || async move {
+        b.find(Locator::Css(
+            "[data-testid=row-robot-ci] [data-testid=robot-state]",
+        ))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+        .filter(|t| t == "revoked")
+    })
+    .await;
+    let refused = robot
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

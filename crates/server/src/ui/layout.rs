@@ -95,6 +95,10 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         a href="/ui/gc" { "Storage and GC" }
                         a href="/ui/policies" { "Policies" }
                         a href="/ui/activity" { "Activity" }
+                        @if ctx.may(shipshape_meta::principal::Permission::ManageAccounts, None) {
+                            a href="/ui/users" data-testid="nav-users" { "Users" }
+                            a href="/ui/robots" data-testid="nav-robots" { "Robots" }
+                        }
                     }
                     div.who {
                         @if let Some(name) = ctx.user() {
