@@ -908,9 +908,8 @@ async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did()
 
 /// The texts of the cells of one column of a table, row by row.
 async fn column(ui: &Chrome, table: &str, col: usize) -> Vec<String> {
-    let cells = ui
-        .b
-        .find_all(Locator::Css(&format!(
+    let cells =
+        ui.b.find_all(Locator::Css(&format!(
             "[data-testid={table}] tbody tr td:nth-child({col})"
         )))
         .await
@@ -946,8 +945,15 @@ async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_e
     let ld = common::push_blob(&c, &s.base, repo, &layer).await;
     let loose = common::image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
     let loose_digest = common::sha256(&loose);
-    let resp =
-        common::put_manifest(&c, &s.base, repo, &loose_digest, common::OCI_MANIFEST, &loose).await;
+    let resp = common::put_manifest(
+        &c,
+        &s.base,
+        repo,
+        &loose_digest,
+        common::OCI_MANIFEST,
+        &loose,
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     // A multi-arch index, pushed by skopeo from an OCI layout.
     let multi = MultiArch::amd64_arm64(5);
@@ -1005,7 +1011,10 @@ async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_e
     assert!(ui.text(&why(&index)).await.contains("index"));
     for child in &children {
         let row = ui.text(&why(child)).await;
-        assert!(row.contains(&format!("child of {}", short(&index))), "{row}");
+        assert!(
+            row.contains(&format!("child of {}", short(&index))),
+            "{row}"
+        );
     }
     let row = ui.text(&why(&left)).await;
     assert!(row.contains("held for restore until"), "{row}");
@@ -1025,11 +1034,10 @@ async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_e
         "/ui/repositories/team/app/-/manifests?show=untagged"
     );
     let mut shown = Vec::new();
-    for row in ui
-        .b
-        .find_all(Locator::Css("[data-testid=manifests] tbody tr"))
-        .await
-        .unwrap()
+    for row in
+        ui.b.find_all(Locator::Css("[data-testid=manifests] tbody tr"))
+            .await
+            .unwrap()
     {
         shown.push(row.attr("data-testid").await.unwrap().unwrap());
     }
@@ -1044,8 +1052,12 @@ async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_e
     ui.goto("/ui/repositories/team/app/-/manifests?show=referrers")
         .await;
     assert_eq!(column(&ui, "manifests", 4).await, ["untagged"]);
-    assert!(ui.has(&format!("[data-testid=\"{}\"]", why(&sbom_digest))).await);
-    ui.goto("/ui/repositories/team/app/-/manifests?show=tagged").await;
+    assert!(
+        ui.has(&format!("[data-testid=\"{}\"]", why(&sbom_digest)))
+            .await
+    );
+    ui.goto("/ui/repositories/team/app/-/manifests?show=tagged")
+        .await;
     assert_eq!(column(&ui, "manifests", 4).await.len(), 3);
 
     // The API says the same.
@@ -1088,15 +1100,21 @@ async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_e
             .contains(&format!("child of {}", short(&index)))
     );
 
-    // v1's page: config and layer each shared with the other repository's copy, the SBOM
-    // among its referrers, the raw JSON.
-    ui.goto(&format!("/ui/repositories/team/app/-/manifests/{v1}"))
-        .await;
+    // v1's page (by its short address): config and layer each shared with the other
+    // repository's copy, the SBOM among its referrers, the raw JSON.
+    ui.goto(&format!("/ui/repos/team/app/manifests/{v1}")).await;
+    assert_eq!(
+        ui.path().await,
+        format!("/ui/repositories/team/app/-/manifests/{v1}")
+    );
     assert_eq!(
         column(&ui, "layers", 4).await,
         ["2 images in 2 repositories", "2 images in 2 repositories"]
     );
-    assert!(ui.has(&format!("[data-testid=\"referrer-{sbom_digest}\"]")).await);
+    assert!(
+        ui.has(&format!("[data-testid=\"referrer-{sbom_digest}\"]"))
+            .await
+    );
     ui.click("[data-testid=raw] summary").await;
     assert!(ui.text("raw-json").await.contains("\"schemaVersion\": 2"));
 
@@ -1120,7 +1138,8 @@ async fn a_repository_is_deleted_only_by_an_admin_typing_its_name_and_comes_back
     ui.goto("/ui/repositories/team/app").await;
     assert!(ui.has("[data-testid=row-tag-v1]").await);
     assert!(!ui.has("[data-testid=btn-delete-repository]").await);
-    ui.goto("/ui/repositories/team/app/-/delete-repository").await;
+    ui.goto("/ui/repositories/team/app/-/delete-repository")
+        .await;
     assert!(
         ui.text("error-message")
             .await
@@ -1239,6 +1258,16 @@ async fn each_policy_is_said_in_one_sentence_where_it_is_listed() {
     assert_eq!(ui.text("policy-sentence").await, said);
     let info = api(&c, &s, Method::GET, "/api/v1/policies/tidy", None).await;
     assert_eq!(info["sentence"], said);
+    // A repository the policy covers says it too; one it does not cover does not.
+    ui.goto("/ui/repositories/team/app").await;
+    assert_eq!(
+        ui.text("repo-policies").await,
+        format!("Policy tidy: {said}")
+    );
+    push_image_bytes(&c, &s.base, "other/app", "v1", 2).await;
+    ui.goto("/ui/repositories/other/app").await;
+    assert!(ui.has("[data-testid=repo-tags]").await);
+    assert!(!ui.has("[data-testid=repo-policies]").await);
 }
 
 #[tokio::test]
@@ -1264,7 +1293,9 @@ async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
         )
         .await;
     assert_eq!(status, 403);
-    let status = ui.post("/ui/robots", &format!("csrf={csrf}&name=sneaky")).await;
+    let status = ui
+        .post("/ui/robots", &format!("csrf={csrf}&name=sneaky"))
+        .await;
     assert_eq!(status, 403);
     ui.follow("[data-testid=btn-logout]").await;
 
@@ -1298,10 +1329,13 @@ async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
     );
     let roles = api(&admin, &s, Method::GET, "/api/v1/roles", None).await;
     assert!(
-        roles["roles"].as_array().unwrap().iter().any(|r| r["subject"]
-            == "user:carol"
-            && r["pattern"] == "team/**"
-            && r["role"] == "read"),
+        roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["subject"] == "user:carol"
+                && r["pattern"] == "team/**"
+                && r["role"] == "read"),
         "{roles}"
     );
     // Carol can read team/app with her password now, and nothing else.

@@ -327,12 +327,13 @@ impl Registry {
             .await?
             .and_then(|(_, p)| p)
             .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
-        let parsed = shipshape_oci::manifest::parse(&payload, Some(&details.summary.head.media_type))
-            .map_err(|e| {
-                RegistryError::Meta(shipshape_meta::MetaError::Corrupt(format!(
-                    "stored manifest {digest}: {e}"
-                )))
-            })?;
+        let parsed =
+            shipshape_oci::manifest::parse(&payload, Some(&details.summary.head.media_type))
+                .map_err(|e| {
+                    RegistryError::Meta(shipshape_meta::MetaError::Corrupt(format!(
+                        "stored manifest {digest}: {e}"
+                    )))
+                })?;
         let sharing: std::collections::HashMap<Digest, manifests::SharedBlob> =
             manifests::blobs_shared(&mut conn, details.summary.head.id)
                 .await?

@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
             "/ui/repositories/{*rest}",
             get(repos::get_dispatch).post(repos::post_dispatch),
         )
+        .route("/ui/repos/{*rest}", get(repos::short_address))
         .route("/ui/deleted", get(deletion::recently_deleted))
         .route("/ui/batches/{id}/restore", post(deletion::undo_batch))
         .route("/ui/gc", get(gc::page))
@@ -65,7 +66,10 @@ pub fn router() -> Router<AppState> {
         .route("/ui/users", get(accounts::users).post(accounts::add_user))
         .route("/ui/roles", post(accounts::grant))
         .route("/ui/roles/remove", post(accounts::ungrant))
-        .route("/ui/robots", get(accounts::robots).post(accounts::add_robot))
+        .route(
+            "/ui/robots",
+            get(accounts::robots).post(accounts::add_robot),
+        )
         .route("/ui/robots/{name}/revoke", post(accounts::revoke_robot))
         .route("/ui/{*rest}", get(not_found).post(not_found_post))
         .layer(axum::Extension(Arc::new(Sessions::default())))

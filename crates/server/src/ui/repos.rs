@@ -198,6 +198,19 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
     Ok((repo, sub))
 }
 
+/// `/ui/repos/NAME[/manifests/DIGEST]`: the short form of a repository's (or a manifest's)
+/// address, sent on to its page under `/ui/repositories/`.
+pub(crate) async fn short_address(ctx: Ctx, Path(rest): Path<String>) -> Response {
+    let to = match rest.rsplit_once("/manifests/") {
+        Some((name, d)) => format!("/ui/repositories/{name}/-/manifests/{d}"),
+        None => match rest.trim_end_matches('/').strip_suffix("/manifests") {
+            Some(name) => format!("/ui/repositories/{name}/-/manifests"),
+            None => format!("/ui/repositories/{}", rest.trim_end_matches('/')),
+        },
+    };
+    ctx.redirect(&to)
+}
+
 /// GET under `/ui/repositories/…`.
 pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q) -> Response {
     let result = async {
@@ -305,6 +318,16 @@ async fn tags_page(
         .map(handlers::tag_info)
         .collect();
     let protection = ctx.app.retention.policies().protection(repo.as_str());
+    // The applied policies covering this repository, each in one sentence.
+    let covering: Vec<(String, String)> = ctx
+        .app
+        .retention
+        .policies()
+        .snapshot()
+        .iter()
+        .filter(|p| p.applies_to(repo.as_str()))
+        .map(|p| (p.name().to_string(), shipshape_gc::retention::sentence(p)))
+        .collect();
     let may_delete = ctx.may(Permission::Push, Some(repo.as_str()));
     let sort_url = |key: &str| {
         let mut s = form_urlencoded::Serializer::new(String::new());
@@ -339,6 +362,13 @@ async fn tags_page(
             div.card { div.label { "Only in this repository" } div.value { (bytes(info.usage.unique_bytes)) } }
             div.card { div.label { "Held for restore" } div.value data-testid="repo-held" { (bytes(info.usage.held_for_restore_bytes)) } }
             div.card { div.label { "Reclaimable now" } div.value { (bytes(info.usage.reclaimable_bytes)) } }
+        }
+        @if !covering.is_empty() {
+            ul.plain data-testid="repo-policies" {
+                @for (name, sentence) in &covering {
+                    li { "Policy " a href="/ui/policies" { strong { (name) } } ": " (sentence) }
+                }
+            }
         }
         form.filter method="get" action={ "/ui/repositories/" (repo) } role="search" {
             label for="pattern" { "Tags matching" }
