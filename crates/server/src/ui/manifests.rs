@@ -16,8 +16,11 @@ use crate::api::handlers;
 use crate::api::model::{ManifestInfo, WhyKept};
 use crate::error::ApiError;
 
+/// Whether a manifest shows under a filter.
+type Shows = fn(&ManifestInfo) -> bool;
+
 /// The filters of the list: key, label, whether a manifest shows under it.
-const SHOWS: [(&str, &str, fn(&ManifestInfo) -> bool); 4] = [
+const SHOWS: [(&str, &str, Shows); 4] = [
     ("all", "All", |_| true),
     ("tagged", "Tagged", |m| !m.tags.is_empty()),
     ("untagged", "Untagged", |m| {
