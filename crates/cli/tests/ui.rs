@@ -905,3 +905,494 @@ async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did()
         .unwrap();
     assert_eq!(left, would_free - freed);
 }
+
+/// The texts of the cells of one column of a table, row by row.
+async fn column(ui: &Chrome, table: &str, col: usize) -> Vec<String> {
+    let cells =
+        ui.b.find_all(Locator::Css(&format!(
+            "[data-testid={table}] tbody tr td:nth-child({col})"
+        )))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for c in cells {
+        out.push(c.text().await.unwrap());
+    }
+    out
+}
+
+/// `sha256:` and the first 12 hex digits, as tables show a digest.
+fn short(d: &str) -> String {
+    d[..7 + 12].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifests_view_filters_in_the_url_says_why_each_is_kept_and_opens_each_one() {
+    use common::layout::{MultiArch, OciLayout};
+    let s = TestServer::start().await;
+    let c = common::client();
+    let repo = "team/app";
+    // v1, and the same image in another repository: its layers are shared.
+    let (v1, v1_bytes) = push_image_bytes(&c, &s.base, repo, "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/other", "v1", 1).await;
+    // A push moves `moving` on: the image it left is held for restore.
+    let (left, _) = push_image_bytes(&c, &s.base, repo, "moving", 2).await;
+    let (moved, _) = push_image_bytes(&c, &s.base, repo, "moving", 3).await;
+    // An image pushed by digest only: untagged garbage, within its grace period.
+    let config = br#"{"architecture":"amd64","os":"linux","seed":4}"#.to_vec();
+    let layer = common::random_bytes(1004, 4);
+    let cd = common::push_blob(&c, &s.base, repo, &config).await;
+    let ld = common::push_blob(&c, &s.base, repo, &layer).await;
+    let loose = common::image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+    let loose_digest = common::sha256(&loose);
+    let resp = common::put_manifest(
+        &c,
+        &s.base,
+        repo,
+        &loose_digest,
+        common::OCI_MANIFEST,
+        &loose,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // A multi-arch index, pushed by skopeo from an OCI layout.
+    let multi = MultiArch::amd64_arm64(5);
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(&tmp.path().join("src"));
+    layout.add_multi_arch("multi", &multi);
+    let src = format!("oci:{}:multi", layout.dir.display());
+    let dest = format!("docker://{}/{repo}:multi", s.host());
+    common::run_tool(
+        &common::skopeo(),
+        &[
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &src,
+            &dest,
+        ],
+        None,
+    )
+    .await;
+    let index = multi.digest();
+    let children: Vec<String> = multi.images.iter().map(|i| i.digest()).collect();
+    // An SBOM referring to v1, with an annotation that must show as text, not markup.
+    let empty = b"{}".to_vec();
+    let ed = common::push_blob(&c, &s.base, repo, &empty).await;
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "artifactType".into(),
+        json!("application/vnd.example.sbom+json"),
+    );
+    extra.insert(
+        "subject".into(),
+        json!({"mediaType": common::OCI_MANIFEST, "digest": v1, "size": v1_bytes.len()}),
+    );
+    extra.insert(
+        "annotations".into(),
+        json!({"org.example.note": "<b>not bold</b>"}),
+    );
+    let sbom = common::image_manifest_with((&ed, empty.len()), &[], extra);
+    let sbom_digest = common::sha256(&sbom);
+    let resp =
+        common::put_manifest(&c, &s.base, repo, &sbom_digest, common::OCI_MANIFEST, &sbom).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/ui/repositories/team/app").await;
+    ui.follow("nav.tabs a[href$='/-/manifests']").await;
+    assert_eq!(ui.path().await, "/ui/repositories/team/app/-/manifests");
+    let why = |d: &str| format!("row-manifest-{d}");
+    assert!(ui.text(&why(&v1)).await.contains("tagged v1"));
+    assert!(ui.text(&why(&moved)).await.contains("tagged moving"));
+    assert!(ui.text(&why(&index)).await.contains("tagged multi"));
+    assert!(ui.text(&why(&index)).await.contains("index"));
+    for child in &children {
+        let row = ui.text(&why(child)).await;
+        assert!(
+            row.contains(&format!("child of {}", short(&index))),
+            "{row}"
+        );
+    }
+    let row = ui.text(&why(&left)).await;
+    assert!(row.contains("held for restore until"), "{row}");
+    let row = ui.text(&why(&loose_digest)).await;
+    assert!(row.contains("in grace until"), "{row}");
+    let row = ui.text(&why(&sbom_digest)).await;
+    assert!(
+        row.contains(&format!("referrer of {}", short(&v1)))
+            && row.contains("application/vnd.example.sbom+json"),
+        "{row}"
+    );
+
+    // The filter is in the URL; each shows exactly its manifests.
+    ui.follow("[data-testid=show-untagged]").await;
+    assert_eq!(
+        ui.path().await,
+        "/ui/repositories/team/app/-/manifests?show=untagged"
+    );
+    let mut shown = Vec::new();
+    for row in
+        ui.b.find_all(Locator::Css("[data-testid=manifests] tbody tr"))
+            .await
+            .unwrap()
+    {
+        shown.push(row.attr("data-testid").await.unwrap().unwrap());
+    }
+    let mut want: Vec<String> = [left.clone(), loose_digest.clone()]
+        .into_iter()
+        .chain(children.iter().cloned())
+        .map(|d| why(&d))
+        .collect();
+    shown.sort();
+    want.sort();
+    assert_eq!(shown, want);
+    ui.goto("/ui/repositories/team/app/-/manifests?show=referrers")
+        .await;
+    assert_eq!(column(&ui, "manifests", 4).await, ["untagged"]);
+    assert!(
+        ui.has(&format!("[data-testid=\"{}\"]", why(&sbom_digest)))
+            .await
+    );
+    ui.goto("/ui/repositories/team/app/-/manifests?show=tagged")
+        .await;
+    assert_eq!(column(&ui, "manifests", 4).await.len(), 3);
+
+    // The API says the same.
+    let api_list = api(
+        &c,
+        &s,
+        Method::GET,
+        "/api/v1/repositories/team/app/-/manifests",
+        None,
+    )
+    .await;
+    let reason = |d: &str| {
+        api_list["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["digest"] == d)
+            .map(|m| m["why_kept"]["reason"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(reason(&left), "held_for_restore");
+    assert_eq!(reason(&loose_digest), "in_grace");
+    assert_eq!(reason(&children[0]), "child");
+
+    // The index's page: its tag and its platforms, linking to each child.
+    ui.goto("/ui/repositories/team/app/-/manifests").await;
+    ui.follow(&format!("[data-testid=\"{}\"] td a", why(&index)))
+        .await;
+    assert_eq!(ui.text("manifest-digest").await, index);
+    assert_eq!(ui.text("manifest-tags").await, "multi");
+    assert_eq!(
+        column(&ui, "children", 1).await,
+        ["linux/amd64", "linux/arm64/v8"]
+    );
+    ui.follow(&format!("[data-testid=\"child-{}\"] a", children[1]))
+        .await;
+    assert!(
+        ui.text("why-kept")
+            .await
+            .contains(&format!("child of {}", short(&index)))
+    );
+
+    // v1's page (by its short address): config and layer each shared with the other
+    // repository's copy, the SBOM among its referrers, the raw JSON.
+    ui.goto(&format!("/ui/repos/team/app/manifests/{v1}")).await;
+    assert_eq!(
+        ui.path().await,
+        format!("/ui/repositories/team/app/-/manifests/{v1}")
+    );
+    assert_eq!(
+        column(&ui, "layers", 4).await,
+        ["2 images in 2 repositories", "2 images in 2 repositories"]
+    );
+    assert!(
+        ui.has(&format!("[data-testid=\"referrer-{sbom_digest}\"]"))
+            .await
+    );
+    ui.click("[data-testid=raw] summary").await;
+    assert!(ui.text("raw-json").await.contains("\"schemaVersion\": 2"));
+
+    // The SBOM's page: its subject, and its annotation shown as written.
+    ui.follow(&format!("[data-testid=\"referrer-{sbom_digest}\"] a"))
+        .await;
+    assert!(ui.text("subject").await.contains(&short(&v1)));
+    ui.click("[data-testid=raw] summary").await;
+    assert!(ui.text("raw-json").await.contains("<b>not bold</b>"));
+    assert!(!ui.has("[data-testid=raw-json] b").await);
+}
+
+#[tokio::test]
+async fn a_repository_is_deleted_only_by_an_admin_typing_its_name_and_comes_back() {
+    let (s, admin, v1, v2) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+
+    // A writer sees no delete button, and a forged POST (with the writer's own token) is
+    // refused by the server.
+    ui.login("dev", PASSWORD).await;
+    ui.goto("/ui/repositories/team/app").await;
+    assert!(ui.has("[data-testid=row-tag-v1]").await);
+    assert!(!ui.has("[data-testid=btn-delete-repository]").await);
+    ui.goto("/ui/repositories/team/app/-/delete-repository")
+        .await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not delete repository team/app")
+    );
+    ui.goto("/ui").await;
+    let csrf = ui.csrf().await;
+    let status = ui
+        .post(
+            "/ui/repositories/team/app/-/delete-repository",
+            &format!("csrf={csrf}&confirm=team%2Fapp"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(tag_exists(&admin, &s, "v1").await);
+    ui.follow("[data-testid=btn-logout]").await;
+
+    // The administrator: the plan lists every tag, the bytes held and the deadline.
+    ui.login(ADMIN.0, ADMIN.1).await;
+    ui.goto("/ui/repositories/team/app").await;
+    ui.follow("[data-testid=btn-delete-repository]").await;
+    assert_eq!(
+        ui.path().await,
+        "/ui/repositories/team/app/-/delete-repository"
+    );
+    let mut going = column(&ui, "plan-going", 1).await;
+    going.sort();
+    assert_eq!(going, ["latest", "v1", "v2"]);
+    assert!(ui.text("plan-tag-v1").await.contains(&short(&v1)));
+    let held = ui.bytes("plan-held").await;
+    assert!(held > 0);
+    assert!(ui.text("plan-deadline").await.contains("UTC"));
+    assert!(tag_exists(&admin, &s, "v1").await, "a plan deletes nothing");
+
+    // A wrong name is refused, says so, and deletes nothing.
+    ui.css("[data-testid=confirm-name]")
+        .await
+        .send_keys("team/ap")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-confirm]").await;
+    let refused = ui.text("error-message").await;
+    assert!(
+        refused.contains("“team/ap” is not this repository's name")
+            && refused.contains("nothing was deleted"),
+        "{refused}"
+    );
+    assert!(tag_exists(&admin, &s, "v1").await);
+    assert!(tag_exists(&admin, &s, "latest").await);
+
+    // The exact name deletes it; the result shows what the plan said, and undo is offered.
+    // (The form posts to the page's own URL, so the result is waited for by what it shows.)
+    ui.css("[data-testid=confirm-name]")
+        .await
+        .send_keys("team/app")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-confirm]").await;
+    assert!(
+        ui.text("deleted-result")
+            .await
+            .contains("Deleted 3 tags and 2 manifests")
+    );
+    assert_eq!(ui.bytes("result-held").await, held);
+    let gone = admin
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        usage(&admin, &s).await["held_for_restore_bytes"]
+            .as_u64()
+            .unwrap(),
+        held
+    );
+
+    // Undo brings every tag back to the image it named.
+    ui.follow("[data-testid=btn-undo]").await;
+    let restored = ui.text("restored").await;
+    assert!(
+        restored.contains("v1") && restored.contains("v2") && restored.contains("latest"),
+        "{restored}"
+    );
+    let tag = api(
+        &admin,
+        &s,
+        Method::GET,
+        "/api/v1/repositories/team/app/-/tags/latest",
+        None,
+    )
+    .await;
+    assert_eq!(tag["digest"], v2);
+}
+
+#[tokio::test]
+async fn each_policy_is_said_in_one_sentence_where_it_is_listed() {
+    let s = TestServer::start().await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    let policy = "name = \"tidy\"\nrepositories = [\"team/**\"]\n\n[tags]\nprotected = [\"release-*\"]\n\n\
+                  [keep]\nlatest_pushed = 10\n\n[delete]\nolder_than = \"30d\"\nuntagged_older_than = \"7d\"\n";
+    let resp = c
+        .put(s.url("/api/v1/policies/tidy"))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let said = "In team/**, keep the 10 most recently pushed tags and tags matching release-*; \
+                delete other tags older than 30 days; untagged manifests after 7 days.";
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/ui/policies").await;
+    assert_eq!(ui.text("sentence-tidy").await, said);
+    ui.follow("[data-testid=preview-tidy]").await;
+    assert_eq!(ui.text("policy-sentence").await, said);
+    let info = api(&c, &s, Method::GET, "/api/v1/policies/tidy", None).await;
+    assert_eq!(info["sentence"], said);
+    // A repository the policy covers says it too; one it does not cover does not.
+    ui.goto("/ui/repositories/team/app").await;
+    assert_eq!(
+        ui.text("repo-policies").await,
+        format!("Policy tidy: {said}")
+    );
+    push_image_bytes(&c, &s.base, "other/app", "v1", 2).await;
+    ui.goto("/ui/repositories/other/app").await;
+    assert!(ui.has("[data-testid=repo-tags]").await);
+    assert!(!ui.has("[data-testid=repo-policies]").await);
+}
+
+#[tokio::test]
+async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
+    let (s, admin, _, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+
+    // A writer has no such pages, nor can post their forms.
+    ui.login("dev", PASSWORD).await;
+    assert!(!ui.has("[data-testid=nav-users]").await);
+    ui.goto("/ui/users").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not manage users and robots")
+    );
+    ui.goto("/ui").await;
+    let csrf = ui.csrf().await;
+    let status = ui
+        .post(
+            "/ui/users",
+            &format!("csrf={csrf}&name=mallory&password=a-long-password&admin=true"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let status = ui
+        .post("/ui/robots", &format!("csrf={csrf}&name=sneaky"))
+        .await;
+    assert_eq!(status, 403);
+    ui.follow("[data-testid=btn-logout]").await;
+
+    // The administrator adds a user and gives it a role.
+    ui.login(ADMIN.0, ADMIN.1).await;
+    ui.follow("[data-testid=nav-users]").await;
+    assert!(ui.has("[data-testid=row-user-dev]").await);
+    ui.css("#new-user").await.send_keys("carol").await.unwrap();
+    ui.css("#new-password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-add-user]").await;
+    assert!(ui.text("row-user-carol").await.contains("no"));
+    ui.css("#role-subject")
+        .await
+        .send_keys("user:carol")
+        .await
+        .unwrap();
+    ui.css("#role-pattern")
+        .await
+        .send_keys("team/**")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-grant]").await;
+    assert!(
+        ui.text("row-role-user:carol-team/**")
+            .await
+            .contains("read")
+    );
+    let roles = api(&admin, &s, Method::GET, "/api/v1/roles", None).await;
+    assert!(
+        roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["subject"] == "user:carol"
+                && r["pattern"] == "team/**"
+                && r["role"] == "read"),
+        "{roles}"
+    );
+    // Carol can read team/app with her password now, and nothing else.
+    let carol = client_as("carol", PASSWORD);
+    let ok = carol
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let no = carol
+        .get(s.url("/api/v1/repositories/secret/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no.status(), StatusCode::FORBIDDEN);
+
+    // A robot: its secret is shown once, and works until the robot is revoked.
+    ui.follow("[data-testid=nav-robots]").await;
+    ui.css("#robot-name").await.send_keys("ci").await.unwrap();
+    ui.css("#robot-pattern")
+        .await
+        .send_keys("team/**")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-add-robot]").await;
+    assert_eq!(ui.text("robot-login").await, "robot$ci");
+    let secret = ui.text("robot-secret").await;
+    assert!(secret.len() >= 20, "{secret}");
+    let robot = client_as("robot$ci", &secret);
+    let ok = robot
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    ui.goto("/ui/robots").await;
+    assert!(!ui.text("row-robot-ci").await.contains(&secret));
+    assert!(ui.text("row-robot-ci").await.contains("active"));
+    ui.click("[data-testid=revoke-ci]").await;
+    let b = &ui.b;
+    wait_until("the robot to show as revoked", || async move {
+        b.find(Locator::Css(
+            "[data-testid=row-robot-ci] [data-testid=robot-state]",
+        ))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+        .filter(|t| t == "revoked")
+    })
+    .await;
+    let refused = robot
+        .get(s.url("/api/v1/repositories/team/app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

@@ -586,3 +586,66 @@ pub async fn untagged(conn: &mut dyn Conn, repo: RepoId) -> Result<Vec<Untagged>
         })
         .collect()
 }
+
+/// For every manifest of `repo` that a live index of the repository lists: the index's
+/// digest, by child then index digest.
+pub async fn listing_indexes(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+) -> Result<Vec<(ManifestId, Digest)>> {
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT c.child_id, p.digest FROM manifest_child_references c
+         JOIN manifests p ON p.id = c.parent_id
+         WHERE p.repository_id = $1 AND p.deleted_at IS NULL
+         ORDER BY c.child_id, p.digest",
+    )
+    .bind(repo.0))?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                ManifestId(r.try_get("child_id")?),
+                crate::digest_col(r.try_get::<&str>("digest")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// A blob a manifest references, and how widely it is shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// Live manifests (in any repository) referencing it, this one included.
+    pub manifests: i64,
+    /// Live repositories with a live manifest referencing it.
+    pub repositories: i64,
+}
+
+/// The blobs manifest `id` references (config and layers), by digest, with how many live
+/// manifests and repositories reference each.
+pub async fn blobs_shared(conn: &mut dyn Conn, id: ManifestId) -> Result<Vec<SharedBlob>> {
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT b.digest, b.size,
+                (SELECT count(DISTINCT o.manifest_id) FROM manifest_blob_references o
+                 JOIN manifests m ON m.id = o.manifest_id
+                 WHERE o.blob_digest = b.digest AND m.deleted_at IS NULL) AS manifests,
+                (SELECT count(DISTINCT m.repository_id) FROM manifest_blob_references o
+                 JOIN manifests m ON m.id = o.manifest_id
+                 JOIN repositories p ON p.id = m.repository_id
+                 WHERE o.blob_digest = b.digest AND m.deleted_at IS NULL
+                   AND p.deleted_at IS NULL) AS repositories
+         FROM manifest_blob_references r JOIN blobs b ON b.digest = r.blob_digest
+         WHERE r.manifest_id = $1 ORDER BY b.digest",
+    )
+    .bind(id.0))?;
+    rows.iter()
+        .map(|r| {
+            Ok(SharedBlob {
+                digest: crate::digest_col(r.try_get::<&str>("digest")?)?,
+                size: r.try_get::<i64>("size")? as u64,
+                manifests: r.try_get("manifests")?,
+                repositories: r.try_get("repositories")?,
+            })
+        })
+        .collect()
+}

@@ -332,3 +332,71 @@ macro_rules! bytes_only_for_sql {
 const BYTES_ONLY_FOR_SQLITE: &str = bytes_only_for_sql!("SELECT value FROM json_each($1)");
 const BYTES_ONLY_FOR_POSTGRES: &str =
     bytes_only_for_sql!("SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json)");
+
+/// How the collector classifies one manifest now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Held by a tag, a live index listing it, a live subject, or the settings.
+    Live,
+    /// Held only for restore; `since` is the deletion (or the tag leaving) the window counts
+    /// from.
+    Held { since: Millis },
+    /// Garbage the collector leaves until `until` (its grace or lease).
+    Grace { until: Millis },
+    /// Garbage a collection frees now.
+    Reclaimable,
+}
+
+/// A manifest of one repository with its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestClass {
+    pub id: ManifestId,
+    pub class: Class,
+}
+
+/// Every manifest of the repository `repo` (deleted ones still stored included), classified
+/// as the figures and the collector classify it: the "why kept" of a manifest listing. A
+/// manifest held for restore carries the latest deletion or tag departure of what holds it
+/// (itself, an index listing it, its subject), from which the restore window counts.
+pub async fn manifest_classes(
+    conn: &mut dyn Conn,
+    rules: &Rules,
+    repo: crate::ids::RepoId,
+) -> Result<Vec<ManifestClass>> {
+    let sql = format!(
+        "WITH RECURSIVE {CLASSIFIED},
+         held_from(id, at) AS (
+             SELECT m.id, greatest(CASE WHEN m.deleted_at > $2 THEN m.deleted_at ELSE 0 END,
+                                   CASE WHEN lt.at > $2 THEN lt.at ELSE 0 END)
+             FROM manifests m LEFT JOIN left_tag lt ON lt.id = m.id
+             WHERE m.repository_id = $8 AND m.id IN (SELECT id FROM held_root)
+             UNION SELECT e.next, h.at FROM held_from h JOIN edges e ON e.id = h.id)
+         SELECT c.id, c.class, (SELECT due FROM garbage g WHERE g.id = c.id) AS due,
+                (SELECT max(at) FROM held_from h WHERE h.id = c.id) AS held_at
+         FROM mclass c WHERE c.repository_id = $8 ORDER BY c.id"
+    );
+    let rows = rows!(conn, fetch_all, |cx| bind_rules!(
+        sqlx::query(dialect(cx.postgres(), sql)),
+        rules
+    )
+    .bind(repo.0))?;
+    rows.iter()
+        .map(|r| {
+            let class = match r.try_get::<&str>("class")? {
+                "live" => Class::Live,
+                "held" => Class::Held {
+                    since: r.try_get::<Option<i64>>("held_at")?.unwrap_or(rules.now),
+                },
+                "grace" => Class::Grace {
+                    until: r.try_get::<Option<i64>>("due")?.unwrap_or(rules.now),
+                },
+                "reclaimable" => Class::Reclaimable,
+                other => return Err(crate::MetaError::Corrupt(format!("class {other:?}"))),
+            };
+            Ok(ManifestClass {
+                id: ManifestId(r.try_get("id")?),
+                class,
+            })
+        })
+        .collect()
+}

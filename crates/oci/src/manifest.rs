@@ -17,6 +17,8 @@ pub struct Descriptor {
     pub media_type: Option<String>,
     pub digest: Digest,
     pub size: u64,
+    /// An index entry's platform, as `os/architecture[/variant]`.
+    pub platform: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +79,19 @@ struct RawDescriptor {
     size: i64,
     #[serde(default)]
     urls: Option<Vec<String>>,
+    /// Read loosely: a platform the registry does not understand is no reason to refuse.
+    #[serde(default)]
+    platform: Option<Value>,
+}
+
+/// An index entry's platform in words, when it has an operating system and an architecture.
+fn platform_words(p: &Value) -> Option<String> {
+    let os = p.get("os")?.as_str()?;
+    let arch = p.get("architecture")?.as_str()?;
+    Some(match p.get("variant").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
+        _ => format!("{os}/{arch}"),
+    })
 }
 
 #[derive(Deserialize)]
@@ -103,6 +118,7 @@ fn descriptor(raw: RawDescriptor, field: &str) -> Result<Descriptor, ManifestErr
         media_type: raw.media_type,
         digest,
         size,
+        platform: raw.platform.as_ref().and_then(platform_words),
     })
 }
 
@@ -284,6 +300,7 @@ mod tests {
         let p = parse(body.as_bytes(), Some(OCI_INDEX)).unwrap();
         assert_eq!(p.kind(), ManifestKind::Index);
         assert_eq!(p.children.len(), 1);
+        assert_eq!(p.children[0].platform.as_deref(), Some("linux/arm64"));
         assert!(p.blobs.is_empty());
         // A Docker list may hold OCI children (podman).
         let p = parse(

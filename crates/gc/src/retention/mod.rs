@@ -5,6 +5,7 @@
 //! - `schedule`: when a policy runs by itself (`every 6h`, `daily at 03:00`).
 //! - `eval`: [`evaluate`], the decision with its reason for every tag and untagged manifest of
 //!   one repository. No async, no I/O, no clock: the caller passes `now`.
+//! - `sentence`: [`sentence()`], a policy said in one English sentence for listings.
 //! - `runner`: [`Retention`], which stores policies, previews them and runs them (by hand or
 //!   on schedule) through the catalogue, with the same deletion path as users'.
 
@@ -12,6 +13,7 @@ pub mod eval;
 pub mod pattern;
 pub mod runner;
 pub mod schedule;
+pub mod sentence;
 pub mod spec;
 
 pub use crate::selection::Millis;
@@ -21,6 +23,7 @@ pub use eval::{
 pub use pattern::{Pattern, RepoPattern};
 pub use runner::{Policies, Preview, Retention, RetentionError, Trigger};
 pub use schedule::Schedule;
+pub use sentence::sentence;
 pub use spec::{DeleteSpec, KeepSpec, Policy, PolicySpec, TagScopeSpec};
 
 /// Why a policy was refused. Every message names the field (`tags.exclude[1]: ...`).

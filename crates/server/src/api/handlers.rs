@@ -535,7 +535,7 @@ pub async fn bulk_delete(
     .into_response())
 }
 
-fn manifest_info(m: crate::registry::ManifestDetails) -> model::ManifestInfo {
+pub(crate) fn manifest_info(m: crate::registry::ManifestDetails) -> model::ManifestInfo {
     let s = m.summary;
     let kind = if !s.tags.is_empty() {
         "tagged"
@@ -559,6 +559,7 @@ fn manifest_info(m: crate::registry::ManifestDetails) -> model::ManifestInfo {
         created_at: time(s.created_at),
         last_pulled_at: s.last_pulled_at.map(time),
         pull_count: s.pull_count,
+        why_kept: m.kept.into(),
     }
 }
 

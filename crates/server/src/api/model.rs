@@ -311,6 +311,63 @@ pub struct ManifestInfo {
     pub created_at: String,
     pub last_pulled_at: Option<String>,
     pub pull_count: i64,
+    /// Why the registry still stores it, as the collector would decide now.
+    pub why_kept: WhyKept,
+}
+
+/// Why a manifest is still stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq, Eq)]
+pub struct WhyKept {
+    /// `tagged`, `child` (a live index lists it), `referrer` (its subject is live), `settings`
+    /// (nothing holds it, but the registry keeps untagged manifests), `held_for_restore`,
+    /// `in_grace` or `collectable` (a collection frees it now).
+    pub reason: String,
+    /// `tagged`: the tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// `child`: the index listing it; `referrer`: its subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+    /// `held_for_restore`: until when it can be restored; `in_grace`: until when the collector
+    /// leaves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl From<crate::registry::Kept> for WhyKept {
+    fn from(k: crate::registry::Kept) -> Self {
+        use crate::registry::Kept;
+        let plain = |reason: &str| WhyKept {
+            reason: reason.to_string(),
+            tags: Vec::new(),
+            of: None,
+            until: None,
+        };
+        match k {
+            Kept::Tagged(tags) => WhyKept {
+                tags,
+                ..plain("tagged")
+            },
+            Kept::ChildOf(d) => WhyKept {
+                of: Some(d.to_string()),
+                ..plain("child")
+            },
+            Kept::ReferrerOf(d) => WhyKept {
+                of: Some(d.to_string()),
+                ..plain("referrer")
+            },
+            Kept::BySettings => plain("settings"),
+            Kept::HeldForRestore { until } => WhyKept {
+                until: Some(time(until)),
+                ..plain("held_for_restore")
+            },
+            Kept::InGrace { until } => WhyKept {
+                until: Some(time(until)),
+                ..plain("in_grace")
+            },
+            Kept::Collectable => plain("collectable"),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]

@@ -38,8 +38,14 @@ fn parse_document(body: &[u8]) -> Result<PolicySpec, ApiError> {
 }
 
 pub(crate) fn policy_info(p: StoredPolicy) -> PolicyInfo {
+    // Applied documents were validated when applied; one that no longer reads is said as such.
+    let sentence = PolicySpec::from_json(&p.document)
+        .and_then(|s| s.validate())
+        .map(|policy| shipshape_gc::retention::sentence(&policy))
+        .unwrap_or_else(|e| format!("(the stored document does not read: {e})"));
     PolicyInfo {
         name: p.name,
+        sentence,
         document: serde_json::from_str(&p.document).unwrap_or(serde_json::Value::Null),
         schedule: p.schedule,
         next_run_at: p.next_run_at.map(time),

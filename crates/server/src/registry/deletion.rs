@@ -156,6 +156,31 @@ impl Registry {
         if confirm != Some(repo.as_str()) {
             return Err(RegistryError::ConfirmationRequired(repo.clone()));
         }
+        self.remove_repository(repo, override_protection, false, actor)
+            .await
+    }
+
+    /// What deleting a repository would remove and hold, measured by making the deletion in a
+    /// transaction that is rolled back (the plan a user confirms). Needs the permission the
+    /// deletion needs, but no confirmation.
+    pub async fn plan_repository_deletion(
+        &self,
+        repo: &RepoName,
+        override_protection: bool,
+        actor: &Principal,
+    ) -> Result<RepositoryDeletion> {
+        self.require(actor, Permission::Delete, repo, "delete repositories")?;
+        self.remove_repository(repo, override_protection, true, actor)
+            .await
+    }
+
+    async fn remove_repository(
+        &self,
+        repo: &RepoName,
+        override_protection: bool,
+        dry_run: bool,
+        actor: &Principal,
+    ) -> Result<RepositoryDeletion> {
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find(&mut tx, repo)
@@ -201,7 +226,12 @@ impl Registry {
             now,
         )
         .await?;
-        commit(tx).await?;
+        if dry_run {
+            // Rolled back: the deletion was made only to measure it (nothing is logged).
+            drop(tx);
+        } else {
+            commit(tx).await?;
+        }
         Ok(RepositoryDeletion {
             repository: repo.to_string(),
             tags: removed

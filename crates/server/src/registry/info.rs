@@ -71,6 +71,67 @@ pub struct TagQuery {
 #[derive(Clone, Debug)]
 pub struct ManifestDetails {
     pub summary: manifests::ManifestSummary,
+    /// Why the registry still stores it, as the collector would decide now.
+    pub kept: Kept,
+}
+
+/// Why a manifest is still stored: what holds it, or when the collector may take it. The
+/// storage figures classify it the same way (`usage::manifest_classes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Tags point at it.
+    Tagged(Vec<String>),
+    /// A live index of the repository lists it (the first such index, by digest).
+    ChildOf(Digest),
+    /// Its subject is live.
+    ReferrerOf(Digest),
+    /// Nothing holds it, but the registry does not collect untagged manifests (or referrers
+    /// whose subject is gone).
+    BySettings,
+    /// Held only so that a deletion can be undone, until then.
+    HeldForRestore { until: Millis },
+    /// Garbage the collector leaves until then (its grace period or a client's lease).
+    InGrace { until: Millis },
+    /// Garbage a collection frees now.
+    Collectable,
+}
+
+/// One manifest in full: what it is, what it references and who references it.
+#[derive(Clone, Debug)]
+pub struct ManifestView {
+    pub details: ManifestDetails,
+    /// The manifest's bytes as pushed.
+    pub payload: Vec<u8>,
+    /// The config's digest (image manifests).
+    pub config: Option<Digest>,
+    /// Config and layers in the manifest's order, with how widely each is shared.
+    pub blobs: Vec<BlobUse>,
+    /// What an index lists, in its order.
+    pub children: Vec<Child>,
+    /// Live referrers (signatures, SBOMs, attestations) whose subject it is.
+    pub referrers: Vec<manifests::Referrer>,
+}
+
+/// A blob a manifest references.
+#[derive(Clone, Debug)]
+pub struct BlobUse {
+    pub digest: Digest,
+    pub media_type: Option<String>,
+    pub size: u64,
+    /// Live manifests referencing it, in every repository, this one included.
+    pub manifests: i64,
+    /// Live repositories holding a manifest that references it.
+    pub repositories: i64,
+}
+
+/// A manifest an index lists.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub digest: Digest,
+    pub media_type: Option<String>,
+    pub size: u64,
+    /// `os/architecture[/variant]`, when the index says.
+    pub platform: Option<String>,
 }
 
 impl Registry {
@@ -201,14 +262,42 @@ impl Registry {
         })
     }
 
-    /// The live manifests of a repository, by digest.
+    /// The live manifests of a repository, by digest, each with why it is kept.
     pub async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestDetails>> {
         let mut conn = self.catalogue.reader().await?;
         let repo_id = self.live_repo(&mut conn, repo).await?;
-        Ok(manifests::summaries(&mut conn, repo_id)
-            .await?
+        self.manifests_of(&mut conn, repo_id).await
+    }
+
+    async fn manifests_of(
+        &self,
+        conn: &mut dyn shipshape_meta::Conn,
+        repo_id: repos::RepoId,
+    ) -> Result<Vec<ManifestDetails>> {
+        let rules = self.usage_rules();
+        let summaries = manifests::summaries(conn, repo_id).await?;
+        let classes: std::collections::HashMap<_, _> =
+            usage::manifest_classes(conn, &rules, repo_id)
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.class))
+                .collect();
+        let mut indexes: std::collections::HashMap<manifests::ManifestId, Digest> =
+            std::collections::HashMap::new();
+        for (child, index) in manifests::listing_indexes(conn, repo_id).await? {
+            indexes.entry(child).or_insert(index);
+        }
+        let window = self.options.restore_window.as_millis() as Millis;
+        Ok(summaries
             .into_iter()
-            .map(|summary| ManifestDetails { summary })
+            .map(|summary| {
+                let class = classes
+                    .get(&summary.head.id)
+                    .copied()
+                    .unwrap_or(usage::Class::Live);
+                let kept = kept(&summary, class, indexes.get(&summary.head.id), window);
+                ManifestDetails { summary, kept }
+            })
             .collect())
     }
 
@@ -219,12 +308,74 @@ impl Registry {
         let head = self
             .manifest_by_prefix(&mut conn, repo, repo_id, prefix, false)
             .await?;
-        manifests::summaries(&mut conn, repo_id)
+        self.manifests_of(&mut conn, repo_id)
             .await?
             .into_iter()
-            .find(|m| m.head.id == head.id)
-            .map(|summary| ManifestDetails { summary })
+            .find(|m| m.summary.head.id == head.id)
             .ok_or_else(|| RegistryError::ManifestUnknown(prefix.to_string()))
+    }
+
+    /// One live manifest in full (by digest or a unique prefix): its bytes, the blobs it
+    /// references with how widely each is shared, the manifests it lists, its referrers. A
+    /// look, not a pull: no pull is counted.
+    pub async fn manifest_view(&self, repo: &RepoName, prefix: &str) -> Result<ManifestView> {
+        let details = self.manifest(repo, prefix).await?;
+        let mut conn = self.catalogue.reader().await?;
+        let repo_id = self.live_repo(&mut conn, repo).await?;
+        let digest = details.summary.head.digest.clone();
+        let payload = manifests::find_in_named(&mut conn, repo, &digest, true)
+            .await?
+            .and_then(|(_, p)| p)
+            .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+        let parsed =
+            shipshape_oci::manifest::parse(&payload, Some(&details.summary.head.media_type))
+                .map_err(|e| {
+                    RegistryError::Meta(shipshape_meta::MetaError::Corrupt(format!(
+                        "stored manifest {digest}: {e}"
+                    )))
+                })?;
+        let sharing: std::collections::HashMap<Digest, manifests::SharedBlob> =
+            manifests::blobs_shared(&mut conn, details.summary.head.id)
+                .await?
+                .into_iter()
+                .map(|b| (b.digest.clone(), b))
+                .collect();
+        let config = (!parsed.media_type.is_index())
+            .then(|| parsed.blobs.first().map(|d| d.digest.clone()))
+            .flatten();
+        let blobs = parsed
+            .blobs
+            .iter()
+            .map(|d| {
+                let shared = sharing.get(&d.digest);
+                BlobUse {
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    size: shared.map_or(d.size, |b| b.size),
+                    manifests: shared.map_or(0, |b| b.manifests),
+                    repositories: shared.map_or(0, |b| b.repositories),
+                }
+            })
+            .collect();
+        let children = parsed
+            .children
+            .into_iter()
+            .map(|d| Child {
+                digest: d.digest,
+                media_type: d.media_type,
+                size: d.size,
+                platform: d.platform,
+            })
+            .collect();
+        let referrers = manifests::referrers(&mut conn, repo_id, &digest, None).await?;
+        Ok(ManifestView {
+            details,
+            payload,
+            config,
+            blobs,
+            children,
+            referrers,
+        })
     }
 
     /// History of one tag (or all tags) of a repository, newest first. Deleted repositories
@@ -321,5 +472,34 @@ impl Registry {
             }
         }
         Ok(events::list(&mut conn, filter, limit).await?)
+    }
+}
+
+/// Why a manifest is kept, from its class and what holds it. A live manifest is held by its
+/// tags first, then by an index listing it, then by its subject; one nothing holds is live
+/// only because the settings keep its kind.
+fn kept(
+    m: &manifests::ManifestSummary,
+    class: usage::Class,
+    index: Option<&Digest>,
+    window: Millis,
+) -> Kept {
+    match class {
+        usage::Class::Live => {
+            if !m.tags.is_empty() {
+                Kept::Tagged(m.tags.clone())
+            } else if let Some(index) = index {
+                Kept::ChildOf(index.clone())
+            } else if let Some(subject) = &m.subject {
+                Kept::ReferrerOf(subject.clone())
+            } else {
+                Kept::BySettings
+            }
+        }
+        usage::Class::Held { since } => Kept::HeldForRestore {
+            until: since + window,
+        },
+        usage::Class::Grace { until } => Kept::InGrace { until },
+        usage::Class::Reclaimable => Kept::Collectable,
     }
 }

@@ -27,7 +27,10 @@ pub use deletion::{
     Restorable, RestoredTag, TagsDeletion,
 };
 pub use health::{Check, Readiness};
-pub use info::{ManifestDetails, RepositoryDetails, TagDetails, TagQuery, TagSort};
+pub use info::{
+    BlobUse, Child, Kept, ManifestDetails, ManifestView, RepositoryDetails, TagDetails, TagQuery,
+    TagSort,
+};
 pub use listing::{Page, ReferrerList};
 pub use manifests::{ManifestRead, PushedManifest};
 pub use uploads::UploadState;

@@ -4,11 +4,16 @@
 //! tags with the digests they pointed at; if any tag moved since, the plan is shown again
 //! instead of deleting something else. The result offers "undo this batch"
 //! (`Registry::restore_batch`). "Recently deleted" is the registry-wide restore bin.
+//!
+//! A whole repository goes the same way, one step harder: its plan is
+//! `Registry::plan_repository_deletion` (the deletion made and rolled back), and confirming
+//! needs the repository's name typed; the service checks the name again, so a form that skips
+//! the page deletes nothing either.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::{Path, Query};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use shipshape_meta::principal::Permission;
 use shipshape_oci::{RepoName, Tag};
@@ -238,6 +243,128 @@ pub(crate) async fn execute_plan(
         p { a href={ "/ui/repositories/" (repo) } { "Back to " (repo) } " · " a href="/ui/deleted" { "Recently deleted" } }
     };
     Ok(ctx.page("Deleted", body))
+}
+
+/// `GET /ui/repositories/NAME/-/delete-repository`: what deleting the whole repository takes
+/// (every tag, the manifests, the bytes held and until when it can be restored), and the form
+/// where the user types the name. `refused` says why a confirmation was not taken.
+pub(crate) async fn repository_plan_page(
+    ctx: &Ctx,
+    repo: &RepoName,
+    refused: Option<Markup>,
+) -> Result<Response, ApiError> {
+    if !ctx.may(Permission::Delete, Some(repo.as_str())) {
+        return Err(forbidden(format!(
+            "{} may not delete repository {repo}",
+            ctx.caller.principal.name
+        )));
+    }
+    let plan = ctx
+        .app
+        .registry
+        .plan_repository_deletion(repo, false, &ctx.caller.principal)
+        .await?;
+    let status = if refused.is_some() {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let body = html! {
+        h1 { "Delete repository " code { (repo) } "?" }
+        @if let Some(r) = refused { (r) }
+        h2 { "What goes" }
+        p data-testid="plan-repository-summary" {
+            "Every tag (" (plan.tags.len()) "), every manifest (" (plan.manifests)
+            ") and the repository itself. Layers other repositories use are kept."
+        }
+        @if !plan.tags.is_empty() {
+            table data-testid="plan-going" {
+                thead { tr { th scope="col" { "Tag" } th scope="col" { "Digest" } } }
+                tbody {
+                    @for t in &plan.tags {
+                        tr data-testid={ "plan-tag-" (t.tag) } { td { strong { (t.tag) } } td { (digest(&t.digest.to_string())) } }
+                    }
+                }
+            }
+        }
+        div.cards {
+            (super::overview::figure("Bytes held for restore", plan.freed.bytes_held, "plan-held"))
+            (super::overview::figure("Bytes freed at once", plan.freed.bytes_reclaimable, "plan-freed"))
+            div.card {
+                div.label { "Restorable until" }
+                div.value data-testid="plan-deadline" {
+                    @match plan.freed.restorable_until {
+                        Some(ms) => { (when(&model::time(ms))) }
+                        None => { "not restorable (no restore window)" }
+                    }
+                }
+            }
+        }
+        form method="post" action={ "/ui/repositories/" (repo) "/-/delete-repository" } {
+            (ctx.csrf_field())
+            p {
+                label for="confirm" { "To confirm, type the repository's name, " strong { code { (repo) } } ":" }
+                br;
+                input #confirm type="text" name="confirm" autocomplete="off" spellcheck="false"
+                    required data-testid="confirm-name";
+            }
+            button.danger type="submit" data-testid="btn-confirm" { "Delete repository " (repo) }
+            " "
+            a.button href={ "/ui/repositories/" (repo) } { "Cancel" }
+        }
+    };
+    let html = super::layout::page(ctx, &format!("Delete repository {repo}"), body, None);
+    let mut resp = (status, axum::response::Html(html.into_string())).into_response();
+    ctx.with_cookie(&mut resp);
+    Ok(resp)
+}
+
+/// `POST /ui/repositories/NAME/-/delete-repository`: deletes the repository when the typed name
+/// is its name; otherwise shows the plan again with why, and deletes nothing.
+pub(crate) async fn delete_repository(
+    ctx: &Ctx,
+    repo: &RepoName,
+    form: &Fields,
+) -> Result<Response, ApiError> {
+    let typed = form.get("confirm").unwrap_or_default();
+    if typed != repo.as_str() {
+        let refused = html! {
+            p.error role="alert" data-testid="error-message" {
+                @if typed.trim().is_empty() { "Type the repository's name to delete it" }
+                @else { "“" (typed) "” is not this repository's name" }
+                " (" code { (repo) } "); nothing was deleted."
+            }
+        };
+        return repository_plan_page(ctx, repo, Some(refused)).await;
+    }
+    let done = ctx
+        .app
+        .registry
+        .delete_repository(repo, Some(typed), false, &ctx.caller.principal)
+        .await?;
+    let body = html! {
+        h1 { "Deleted repository " code { (repo) } }
+        p.ok role="status" data-testid="deleted-result" {
+            "Deleted " (done.tags.len()) @if done.tags.len() == 1 { " tag" } @else { " tags" }
+            " and " (done.manifests) @if done.manifests == 1 { " manifest" } @else { " manifests" } "."
+        }
+        div.cards {
+            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
+            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
+            @if let Some(ms) = done.freed.restorable_until {
+                div.card { div.label { "Restorable until" } div.value data-testid="result-deadline" { (when(&model::time(ms))) } }
+            }
+        }
+        @if done.freed.restorable_until.is_some() {
+            form method="post" action={ "/ui/batches/" (done.batch) "/restore" } {
+                (ctx.csrf_field())
+                button.primary type="submit" data-testid="btn-undo" { "Undo: restore " (repo) }
+                span.note { " Brings back every tag and manifest this deletion removed." }
+            }
+        }
+        p { a href="/ui/repositories" { "Repositories" } " · " a href="/ui/deleted" { "Recently deleted" } }
+    };
+    Ok(ctx.page(&format!("Deleted {repo}"), body))
 }
 
 /// `POST /ui/batches/{id}/restore`: undo a deletion.

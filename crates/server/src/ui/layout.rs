@@ -28,7 +28,7 @@ table { border-collapse:collapse; width:100%; background:#fff; border:1px solid 
 caption { text-align:left; font-weight:600; padding:.4rem 0; }
 th, td { text-align:left; padding:.35rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#eef0f4; font-weight:600; }
-td.num, th.num { text-align:right; }
+td.num, th.num { text-align:right; white-space:nowrap; }
 a { color:var(--accent); }
 code, .digest { font-family:ui-monospace, monospace; font-size:.9em; }
 .badge { display:inline-block; font-size:.75rem; padding:0 .4rem; border-radius:3px; background:#e3e7ee; margin-left:.3rem; }
@@ -95,6 +95,10 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         a href="/ui/gc" { "Storage and GC" }
                         a href="/ui/policies" { "Policies" }
                         a href="/ui/activity" { "Activity" }
+                        @if ctx.may(shipshape_meta::principal::Permission::ManageAccounts, None) {
+                            a href="/ui/users" data-testid="nav-users" { "Users" }
+                            a href="/ui/robots" data-testid="nav-robots" { "Robots" }
+                        }
                     }
                     div.who {
                         @if let Some(name) = ctx.user() {

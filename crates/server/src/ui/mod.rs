@@ -8,10 +8,12 @@
 //! Every POST carries the session's CSRF token (`Posted` checks it before any handler runs).
 //! With access control off the UI works without a login, as the API does.
 
+mod accounts;
 mod activity;
 mod deletion;
 mod gc;
 mod layout;
+mod manifests;
 mod overview;
 mod policies;
 mod repos;
@@ -48,6 +50,7 @@ pub fn router() -> Router<AppState> {
             "/ui/repositories/{*rest}",
             get(repos::get_dispatch).post(repos::post_dispatch),
         )
+        .route("/ui/repos/{*rest}", get(repos::short_address))
         .route("/ui/deleted", get(deletion::recently_deleted))
         .route("/ui/batches/{id}/restore", post(deletion::undo_batch))
         .route("/ui/gc", get(gc::page))
@@ -60,6 +63,14 @@ pub fn router() -> Router<AppState> {
         .route("/ui/activity", get(activity::page))
         .route("/ui/activity.csv", get(activity::csv))
         .route("/ui/activity.json", get(activity::json))
+        .route("/ui/users", get(accounts::users).post(accounts::add_user))
+        .route("/ui/roles", post(accounts::grant))
+        .route("/ui/roles/remove", post(accounts::ungrant))
+        .route(
+            "/ui/robots",
+            get(accounts::robots).post(accounts::add_robot),
+        )
+        .route("/ui/robots/{name}/revoke", post(accounts::revoke_robot))
         .route("/ui/{*rest}", get(not_found).post(not_found_post))
         .layer(axum::Extension(Arc::new(Sessions::default())))
 }

@@ -1,5 +1,6 @@
-//! Retention policies: the applied policies (`/ui/policies`) with their document, schedule and
-//! next run, and a policy's preview — every tag and untagged manifest in its scope with keep
+//! Retention policies: the applied policies (`/ui/policies`), each said in one sentence
+//! (`shipshape_gc::retention::sentence`, carried by the API's `PolicyInfo`) with its document,
+//! schedule and next run, and a policy's preview — every tag and untagged manifest in its scope with keep
 //! or delete, the rule that decided and why, and the bytes it would take out of use. The
 //! preview is `Retention::preview`, which changes nothing; it is a POST because, as in the
 //! API, it is work done on request rather than a page to crawl.
@@ -35,14 +36,20 @@ pub(crate) async fn list(ctx: Ctx) -> Response {
             } @else {
                 table data-testid="policies" {
                     thead { tr {
-                        th scope="col" { "Policy" } th scope="col" { "Rules" } th scope="col" { "Schedule" }
+                        th scope="col" { "Policy" } th scope="col" { "What it does" } th scope="col" { "Schedule" }
                         th scope="col" { "Next run" } th scope="col" { "Updated" } th scope="col" { "Preview" }
                     } }
                     tbody {
                         @for p in &policies {
                             tr data-testid={ "row-policy-" (p.name) } {
                                 td { strong { (p.name) } }
-                                td { code.document { (serde_json::to_string(&p.document).unwrap_or_default()) } }
+                                td {
+                                    span data-testid={ "sentence-" (p.name) } { (p.sentence) }
+                                    details {
+                                        summary { "Document" }
+                                        code.document { (serde_json::to_string(&p.document).unwrap_or_default()) }
+                                    }
+                                }
                                 td { @if let Some(s) = &p.schedule { code { (s) } } @else { span.note { "on demand" } } }
                                 td { (when_or_never(p.next_run_at.as_deref())) }
                                 td { (when(&p.updated_at)) " by " (p.updated_by) }
@@ -67,7 +74,8 @@ pub(crate) async fn list(ctx: Ctx) -> Response {
 /// `POST /ui/policies/{name}/preview`.
 pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted) -> Response {
     let result = async {
-        let (_, policy) = ctx.app.retention.get(&name).await?;
+        let (stored, policy) = ctx.app.retention.get(&name).await?;
+        let sentence = api_policies::policy_info(stored).sentence;
         let p: PreviewInfo = api_policies::preview_info(
             ctx.app
                 .retention
@@ -77,6 +85,7 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
         let f = &p.figures;
         let body = html! {
             h1 { "Preview of policy " code { (p.policy) } }
+            p data-testid="policy-sentence" { (sentence) }
             p.note { "Evaluated at " (when(&p.evaluated_at)) "; nothing was changed. A run started now decides the same, unless tags change meanwhile." }
             div.cards {
                 div.card { div.label { "Repositories affected" } div.value { (f.repositories_affected) " of " (f.repositories) } }

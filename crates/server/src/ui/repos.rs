@@ -1,5 +1,6 @@
 //! Repositories: the list (filter and sort in the URL query, so a view can be shared) and a
-//! repository's pages under `/ui/repositories/NAME` — its tags, and its history with restore.
+//! repository's pages under `/ui/repositories/NAME` — its tags, its manifests (`manifests.rs`),
+//! its history with restore, and its deletion by typing its name (`deletion.rs`).
 //! Names contain slashes, so a repository's sub-pages follow a `/-/` separator, as in the
 //! management API.
 
@@ -158,8 +159,11 @@ async fn render_list(ctx: &Ctx, q: &HashMap<String, String>) -> Result<Response,
 /// A repository's sub-page, parsed from what follows `/ui/repositories/`.
 enum Sub {
     Tags,
+    Manifests,
+    Manifest(String),
     History,
     Delete,
+    DeleteRepository,
     Restore(Tag),
 }
 
@@ -175,8 +179,11 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
     let sub =
         match segs.as_slice() {
             [] => Sub::Tags,
+            ["manifests"] => Sub::Manifests,
+            ["manifests", d] => Sub::Manifest(d.to_string()),
             ["history"] => Sub::History,
             ["delete"] => Sub::Delete,
+            ["delete-repository"] => Sub::DeleteRepository,
             ["tags", t, "restore"] => Sub::Restore(t.parse::<Tag>().map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", e.to_string())
             })?),
@@ -191,6 +198,19 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
     Ok((repo, sub))
 }
 
+/// `/ui/repos/NAME[/manifests/DIGEST]`: the short form of a repository's (or a manifest's)
+/// address, sent on to its page under `/ui/repositories/`.
+pub(crate) async fn short_address(ctx: Ctx, Path(rest): Path<String>) -> Response {
+    let to = match rest.rsplit_once("/manifests/") {
+        Some((name, d)) => format!("/ui/repositories/{name}/-/manifests/{d}"),
+        None => match rest.trim_end_matches('/').strip_suffix("/manifests") {
+            Some(name) => format!("/ui/repositories/{name}/-/manifests"),
+            None => format!("/ui/repositories/{}", rest.trim_end_matches('/')),
+        },
+    };
+    ctx.redirect(&to)
+}
+
 /// GET under `/ui/repositories/…`.
 pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q) -> Response {
     let result = async {
@@ -203,7 +223,10 @@ pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q
         }
         match sub {
             Sub::Tags => tags_page(&ctx, &repo, &q).await,
+            Sub::Manifests => super::manifests::list_page(&ctx, &repo, &q).await,
+            Sub::Manifest(d) => super::manifests::detail_page(&ctx, &repo, &d).await,
             Sub::History => history_page(&ctx, &repo).await,
+            Sub::DeleteRepository => deletion::repository_plan_page(&ctx, &repo, None).await,
             Sub::Delete => {
                 let tags: Vec<String> = super::Fields::parse(
                     ctx.here
@@ -232,6 +255,7 @@ pub(crate) async fn post_dispatch(Path(rest): Path<String>, posted: Posted) -> R
         let (repo, sub) = parse(&rest)?;
         match sub {
             Sub::Delete => deletion::execute_plan(&ctx, &repo, &form).await,
+            Sub::DeleteRepository => deletion::delete_repository(&ctx, &repo, &form).await,
             Sub::Restore(tag) => deletion::restore_tag(&ctx, &repo, &tag, &form).await,
             _ => Err(ApiError::method_not_allowed()),
         }
@@ -248,11 +272,12 @@ const TAG_SORTS: [(&str, &str); 4] = [
     ("size", "Size"),
 ];
 
-fn repo_tabs(repo: &RepoName, current: &str) -> Markup {
+pub(crate) fn repo_tabs(repo: &RepoName, current: &str) -> Markup {
     html! {
         nav.tabs aria-label="Repository" {
             @for (key, label, href) in [
                 ("tags", "Tags", format!("/ui/repositories/{repo}")),
+                ("manifests", "Manifests", format!("/ui/repositories/{repo}/-/manifests")),
                 ("history", "History and restore", format!("/ui/repositories/{repo}/-/history")),
             ] {
                 @if key == current { strong aria-current="page" { (label) } }
@@ -293,6 +318,16 @@ async fn tags_page(
         .map(handlers::tag_info)
         .collect();
     let protection = ctx.app.retention.policies().protection(repo.as_str());
+    // The applied policies covering this repository, each in one sentence.
+    let covering: Vec<(String, String)> = ctx
+        .app
+        .retention
+        .policies()
+        .snapshot()
+        .iter()
+        .filter(|p| p.applies_to(repo.as_str()))
+        .map(|p| (p.name().to_string(), shipshape_gc::retention::sentence(p)))
+        .collect();
     let may_delete = ctx.may(Permission::Push, Some(repo.as_str()));
     let sort_url = |key: &str| {
         let mut s = form_urlencoded::Serializer::new(String::new());
@@ -327,6 +362,13 @@ async fn tags_page(
             div.card { div.label { "Only in this repository" } div.value { (bytes(info.usage.unique_bytes)) } }
             div.card { div.label { "Held for restore" } div.value data-testid="repo-held" { (bytes(info.usage.held_for_restore_bytes)) } }
             div.card { div.label { "Reclaimable now" } div.value { (bytes(info.usage.reclaimable_bytes)) } }
+        }
+        @if !covering.is_empty() {
+            ul.plain data-testid="repo-policies" {
+                @for (name, sentence) in &covering {
+                    li { "Policy " a href="/ui/policies" { strong { (name) } } ": " (sentence) }
+                }
+            }
         }
         form.filter method="get" action={ "/ui/repositories/" (repo) } role="search" {
             label for="pattern" { "Tags matching" }
@@ -385,6 +427,14 @@ async fn tags_page(
             }
         }
         p.note { "Pull: " code { "docker pull HOST/" (repo) ":TAG" } }
+        @if ctx.may(Permission::Delete, Some(repo.as_str())) {
+            h2 { "Delete this repository" }
+            p {
+                a.button href={ "/ui/repositories/" (repo) "/-/delete-repository" }
+                    data-testid="btn-delete-repository" { "Delete repository…" }
+                span.note { " Shows everything that goes first; you confirm by typing the name. Restorable within the restore window." }
+            }
+        }
     };
     Ok(ctx.page(&format!("{repo}"), body))
 }

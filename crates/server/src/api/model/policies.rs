@@ -13,6 +13,10 @@ pub struct PolicyInfo {
     /// The policy document as applied (see the README for its fields).
     #[schema(value_type = Object)]
     pub document: serde_json::Value,
+    /// The policy in one English sentence ("In team/**, keep the 10 most recently pushed
+    /// tags; delete other tags older than 30 days; untagged manifests after 7 days.").
+    #[serde(default)]
+    pub sentence: String,
     pub schedule: Option<String>,
     pub next_run_at: Option<String>,
     pub created_at: String,
