@@ -287,6 +287,8 @@ macro_rules! execute {
 /// - `cross_join`: a join in the order written (SQLite's planner takes `CROSS JOIN` as the
 ///   order to run; PostgreSQL plans it itself);
 /// - `group_concat`: the concatenation aggregate (`group_concat` / `string_agg`);
+/// - `skip_locked`: a claim's rows are locked and rows another transaction holds are passed
+///   over (`FOR UPDATE SKIP LOCKED`, PostgreSQL's; SQLite's single writer claims alone);
 /// - `name!()`: a macro that expands to a string literal the same on both.
 macro_rules! dual {
     (@$d:ident [$($acc:expr),*]) => { concat!($($acc),*) };
@@ -333,6 +335,12 @@ macro_rules! dual {
     };
     (@postgres [$($acc:expr),*] cross_join $($rest:tt)*) => {
         $crate::db::dual!(@postgres [$($acc,)* "JOIN"] $($rest)*)
+    };
+    (@sqlite [$($acc:expr),*] skip_locked $($rest:tt)*) => {
+        $crate::db::dual!(@sqlite [$($acc,)* ""] $($rest)*)
+    };
+    (@postgres [$($acc:expr),*] skip_locked $($rest:tt)*) => {
+        $crate::db::dual!(@postgres [$($acc,)* " FOR UPDATE SKIP LOCKED"] $($rest)*)
     };
     (@sqlite [$($acc:expr),*] group_concat $($rest:tt)*) => {
         $crate::db::dual!(@sqlite [$($acc,)* "group_concat"] $($rest)*)

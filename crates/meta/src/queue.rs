@@ -159,13 +159,13 @@ pub struct Due {
 /// first, oldest first among them). The order follows the `(not_before, queued_at)` index, so a
 /// claim reads only due entries, however many wait deferred behind a lease.
 pub async fn claim_blobs(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Vec<Digest>> {
-    let rows: Vec<String> = values!(conn, fetch_all, |cx| sqlx::query_scalar(
+    let rows: Vec<String> = values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(dual!(
         "UPDATE gc_blob_reviews SET not_before = $1
          WHERE digest IN (SELECT digest FROM gc_blob_reviews
                           WHERE queued_at <= $2 AND not_before <= $3
-                          ORDER BY not_before, queued_at LIMIT $4)
-         RETURNING digest",
-    )
+                          ORDER BY not_before, queued_at LIMIT $4" skip_locked ")
+         RETURNING digest"
+    )))
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
@@ -176,12 +176,13 @@ pub async fn claim_blobs(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Ve
 /// Claims a batch of due manifest reviews, oldest first.
 pub async fn claim_manifests(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Vec<ManifestId>> {
     let rows: Vec<i64> = values!(conn, fetch_all, |cx| {
-        sqlx::query_scalar(
+        sqlx::query_scalar(cx.sql(dual!(
         "UPDATE gc_manifest_reviews SET not_before = $1
          WHERE manifest_id IN (SELECT manifest_id FROM gc_manifest_reviews
-                               WHERE queued_at <= $2 AND not_before <= $3 ORDER BY queued_at LIMIT $4)
-         RETURNING manifest_id",
-    )
+                               WHERE queued_at <= $2 AND not_before <= $3 ORDER BY queued_at
+                               LIMIT $4" skip_locked ")
+         RETURNING manifest_id"
+    )))
     .bind(due.claim_until)
     .bind(due.queued_by)
     .bind(due.now)
@@ -260,12 +261,12 @@ pub async fn claim_storage_deletions(
     claim_until: Millis,
     limit: i64,
 ) -> Result<Vec<String>> {
-    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(
+    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(dual!(
         "UPDATE storage_deletions SET not_before = $1
          WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= $2
-                               ORDER BY queued_at LIMIT $3)
-         RETURNING storage_key",
-    )
+                               ORDER BY queued_at LIMIT $3" skip_locked ")
+         RETURNING storage_key"
+    )))
     .bind(claim_until)
     .bind(now)
     .bind(crate::limit(limit)))?)
