@@ -80,7 +80,8 @@ pub async fn queue_links_of(
 ) -> Result<()> {
     execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
-         SELECT digest, $1, $2 FROM repository_blobs WHERE repository_id = $3 AND true",
+         SELECT digest, $1, $2 FROM repository_blobs WHERE repository_id = $3 AND true
+         ORDER BY digest",
         merge_blob_review!()
     ))
     .bind(now)
@@ -135,7 +136,7 @@ pub async fn queue_manifests_of(
 ) -> Result<()> {
     execute!(conn, |cx| sqlx::query(concat!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
-         SELECT id, $1, $2 FROM manifests WHERE repository_id = $3 AND true",
+         SELECT id, $1, $2 FROM manifests WHERE repository_id = $3 AND true ORDER BY id",
         merge_manifest_review!()
     ))
     .bind(now)
@@ -177,16 +178,16 @@ pub async fn claim_blobs(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Ve
 pub async fn claim_manifests(conn: &mut dyn Conn, due: Due, limit: i64) -> Result<Vec<ManifestId>> {
     let rows: Vec<i64> = values!(conn, fetch_all, |cx| {
         sqlx::query_scalar(cx.sql(dual!(
-        "UPDATE gc_manifest_reviews SET not_before = $1
+            "UPDATE gc_manifest_reviews SET not_before = $1
          WHERE manifest_id IN (SELECT manifest_id FROM gc_manifest_reviews
                                WHERE queued_at <= $2 AND not_before <= $3 ORDER BY queued_at
                                LIMIT $4" skip_locked ")
          RETURNING manifest_id"
-    )))
-    .bind(due.claim_until)
-    .bind(due.queued_by)
-    .bind(due.now)
-    .bind(crate::limit(limit))
+        )))
+        .bind(due.claim_until)
+        .bind(due.queued_by)
+        .bind(due.now)
+        .bind(crate::limit(limit))
     })?;
     Ok(rows.into_iter().map(ManifestId).collect())
 }
@@ -261,12 +262,14 @@ pub async fn claim_storage_deletions(
     claim_until: Millis,
     limit: i64,
 ) -> Result<Vec<String>> {
-    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(dual!(
-        "UPDATE storage_deletions SET not_before = $1
+    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(
+        dual!(
+            "UPDATE storage_deletions SET not_before = $1
          WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= $2
                                ORDER BY queued_at LIMIT $3" skip_locked ")
          RETURNING storage_key"
-    )))
+        )
+    ))
     .bind(claim_until)
     .bind(now)
     .bind(crate::limit(limit)))?)

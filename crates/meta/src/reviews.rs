@@ -6,7 +6,7 @@
 //!
 //! Batches travel as JSON arrays bound to one parameter and unpacked in SQL (`db::dual!`).
 
-use crate::db::{Dialect, dual, execute, rows, values};
+use crate::db::{Backend, Dialect, dual, execute, rows, values};
 use shipshape_oci::Digest;
 
 use crate::blobs::Blob;
@@ -129,6 +129,20 @@ pub struct BlobFacts {
 /// them; those of a referenced blob are the ones queued for a re-check.
 pub async fn blob_facts(conn: &mut dyn Conn, digests: &[Digest]) -> Result<Vec<BlobFacts>> {
     let batch = digests_json(digests)?;
+    // The entries are locked before the facts are read, until the review's settle commits:
+    // an event that queues one of these blobs meanwhile (a purge, an unlink, an upload) waits
+    // and queues it afresh after the settle, instead of being deleted with the entry.
+    // PostgreSQL runs that event beside the review; SQLite's single writer never does.
+    if let Backend::Postgres(cx) = conn.backend() {
+        sqlx::query(
+            "SELECT digest FROM gc_blob_reviews
+             WHERE digest IN (SELECT value FROM json_array_elements_text($1::json))
+             ORDER BY digest FOR UPDATE",
+        )
+        .bind(&batch)
+        .fetch_all(cx)
+        .await?;
+    }
     let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "SELECT j.value AS digest, b.size,
                 EXISTS (SELECT 1 FROM gc_blob_reviews q WHERE q.digest = j.value) AS queued,
@@ -209,6 +223,18 @@ pub struct ManifestFacts {
 /// The facts of each manifest of the batch.
 pub async fn manifest_facts(conn: &mut dyn Conn, ids: &[ManifestId]) -> Result<Vec<ManifestFacts>> {
     let batch = json(&ids.iter().map(|i| i.0).collect::<Vec<_>>())?;
+    // Locked until the settle commits, as in `blob_facts`.
+    if let Backend::Postgres(cx) = conn.backend() {
+        sqlx::query(
+            "SELECT manifest_id FROM gc_manifest_reviews
+             WHERE manifest_id IN
+                   (SELECT CAST(value AS BIGINT) FROM json_array_elements_text($1::json))
+             ORDER BY manifest_id FOR UPDATE",
+        )
+        .bind(&batch)
+        .fetch_all(cx)
+        .await?;
+    }
     let rows = rows!(conn, fetch_all, |cx| {
         sqlx::query(cx.sql(dual!(
         "SELECT j.value AS id, q.queued_at, m.repository_id, r.name, m.digest, m.size,
@@ -411,7 +437,7 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
     execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_blob_reviews (digest, queued_at, reason)
          SELECT DISTINCT blob_digest, $2, 'manifest purged' FROM manifest_blob_references
-         WHERE manifest_id IN " ids(1)
+         WHERE manifest_id IN " ids(1) " ORDER BY blob_digest"
         merge_blob_review!()
     )))
     .bind(&batch)
@@ -427,7 +453,7 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
     execute!(conn, |cx| sqlx::query(cx.sql(dual!(
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT child_id, $2, 'index purged' FROM manifest_child_references
-         WHERE parent_id IN " ids(1)
+         WHERE parent_id IN " ids(1) " ORDER BY child_id"
         merge_manifest_review!()
     )))
     .bind(&batch)
@@ -436,7 +462,7 @@ pub async fn purge_manifests(conn: &mut dyn Conn, ids: &[ManifestId], now: Milli
         "INSERT INTO gc_manifest_reviews (manifest_id, queued_at, reason)
          SELECT DISTINCT s.id, $2, 'subject purged' FROM manifests p
          JOIN manifests s ON s.repository_id = p.repository_id AND s.subject_digest = p.digest
-         WHERE p.id IN " ids(1)
+         WHERE p.id IN " ids(1) " ORDER BY s.id"
         merge_manifest_review!()
     )))
     .bind(&batch)

@@ -126,7 +126,11 @@ pub async fn current(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Opt
 /// The tag's manifest and state, with the tag's row locked until the transaction ends. The lock
 /// is taken by an update that changes nothing: it is what SQLite and PostgreSQL both offer
 /// (`FOR UPDATE` is PostgreSQL's alone), and an update reads the latest committed row.
-async fn current_locked(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<Option<Current>> {
+pub async fn current_locked(
+    conn: &mut dyn Conn,
+    repo: RepoId,
+    tag: &str,
+) -> Result<Option<Current>> {
     let locked: Option<i64> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(
         "UPDATE tags SET manifest_id = manifest_id WHERE repository_id = $1 AND name = $2
          RETURNING CAST(1 AS BIGINT)",
@@ -137,6 +141,18 @@ async fn current_locked(conn: &mut dyn Conn, repo: RepoId, tag: &str) -> Result<
         Some(_) => current(conn, repo, tag).await,
         None => Ok(None),
     }
+}
+
+/// Locks every tag of the repository until the transaction ends, in name order (as
+/// `current_locked` callers lock several): a decision over all of them (a bulk delete) then
+/// deletes what it decided on. SQLite's writer holds the whole database already.
+pub async fn lock_all(conn: &mut dyn Conn, repo: RepoId) -> Result<()> {
+    values!(conn, fetch_all, |cx| sqlx::query_scalar::<_, i64>(cx.pick(
+        "SELECT CAST(0 AS BIGINT) WHERE $1 IS NULL",
+        "SELECT CAST(1 AS BIGINT) FROM tags WHERE repository_id = $1 ORDER BY name FOR UPDATE"
+    ))
+    .bind(repo.0))?;
+    Ok(())
 }
 
 /// One row of tag history.

@@ -267,9 +267,18 @@ impl Registry {
         let repo_id = repos::find(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        // The tags are locked as they are checked, so no other deletion or push changes them
+        // before this one is done (PostgreSQL runs transactions side by side); in name order,
+        // so two deletions of overlapping sets cannot wait on each other.
+        let mut in_lock_order: Vec<&Tag> = names.iter().collect();
+        in_lock_order.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        in_lock_order.dedup_by(|a, b| a.as_str() == b.as_str());
         let mut unknown = Vec::new();
-        for t in names {
-            if tags::current(&mut tx, repo_id, t.as_str()).await?.is_none() {
+        for t in in_lock_order {
+            if tags::current_locked(&mut tx, repo_id, t.as_str())
+                .await?
+                .is_none()
+            {
                 unknown.push(t.to_string());
             }
         }
@@ -355,6 +364,8 @@ impl Registry {
         let repo_id = repos::find(&mut tx, repo)
             .await?
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
+        // "The set deleted is the set decided" needs the tags held still meanwhile.
+        tags::lock_all(&mut tx, repo_id).await?;
         let all = tags::list_detailed(&mut tx, repo_id).await?;
         let candidates: Vec<Candidate> = all
             .iter()
