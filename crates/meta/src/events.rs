@@ -249,11 +249,28 @@ pub struct EventFilter {
     pub before: Option<i64>,
 }
 
-/// Events matching the filter, newest first, at most `limit`.
-pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+/// Which entries a caller may see, decided by its caller (access control is not the
+/// catalogue's business): the entries of these repositories, and those naming no repository
+/// only when `registry_wide`.
+#[derive(Clone, Debug, Default)]
+pub struct Visible {
+    pub repositories: Vec<String>,
+    pub registry_wide: bool,
+}
+
+/// Events matching the filter, newest first, at most `limit`; only those `visible` allows
+/// (`None`: every entry). The visibility is part of the query, so a page is full and its
+/// cursor exact whatever the caller may not see.
+pub async fn list(
+    conn: &mut dyn Conn,
+    f: &EventFilter,
+    visible: Option<&Visible>,
+    limit: i64,
+) -> Result<Vec<Event>> {
     // A family is matched as a literal prefix (`tag.`), never a pattern: no wildcards, and
     // case counts on every backend.
     let family = f.action.as_ref().map(|a| format!("{a}."));
+    let names = visible.map(|v| crate::json(&v.repositories)).transpose()?;
     let rows = sqlx::query(
         "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
          WHERE (?1 IS NULL OR repository = ?1)
@@ -261,6 +278,9 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
            AND (?4 IS NULL OR at >= ?4)
            AND (?5 IS NULL OR at < ?5)
            AND (?6 IS NULL OR id < ?6)
+           AND (?8 IS NULL
+                OR (repository IS NULL AND ?9)
+                OR repository IN (SELECT value FROM json_each(?8)))
          ORDER BY id DESC LIMIT ?7",
     )
     .bind(f.repository.as_deref())
@@ -270,6 +290,8 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
     .bind(f.until)
     .bind(f.before)
     .bind(limit)
+    .bind(names)
+    .bind(visible.is_some_and(|v| v.registry_wide))
     .fetch_all(conn.sqlite())
     .await?;
     rows.iter()
@@ -286,6 +308,19 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
                 reason: r.try_get("reason")?,
             })
         })
+        .collect()
+}
+
+/// Every repository name the activity log holds entries of (deleted repositories' too), in
+/// name order.
+pub async fn repositories(conn: &mut dyn Conn) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT repository FROM events WHERE repository IS NOT NULL ORDER BY repository",
+    )
+    .fetch_all(conn.sqlite())
+    .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get("repository")?))
         .collect()
 }
 

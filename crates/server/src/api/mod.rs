@@ -275,7 +275,9 @@ async fn repository(State(app): State<AppState>, req: Request) -> Response {
             handlers::delete_repository(&app, repo, peer, req).await
         }
         (Sub::Restore, Method::POST) => handlers::restore_repository(&app, repo, peer, req).await,
-        (Sub::Restorable, Method::GET) => handlers::repository_restorable(&app, repo, req).await,
+        (Sub::Restorable, Method::GET) => {
+            handlers::repository_restorable(&app, repo, peer, req).await
+        }
         (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo, req).await,
         (Sub::TagsDelete, Method::POST) => handlers::delete_tags(&app, repo, peer, req).await,
         (Sub::Manifests, Method::GET) => handlers::list_manifests(&app, repo).await,

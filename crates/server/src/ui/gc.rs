@@ -73,11 +73,10 @@ fn history_table(runs: &[RunInfo]) -> Markup {
 /// `/ui/gc`.
 pub(crate) async fn page(ctx: Ctx) -> Response {
     let result = async {
-        let (total, per) = ctx.app.registry.usage().await?;
+        let (total, per) = ctx.app.registry.usage(&ctx.caller.principal).await?;
         let total: model::UsageFigures = total.into();
         let per: Vec<RepositoryUsage> = per
             .into_iter()
-            .filter(|(name, _)| ctx.may(Permission::Pull, Some(name)))
             .map(|(name, u)| RepositoryUsage {
                 name,
                 figures: u.into(),
