@@ -214,7 +214,11 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
         let items = if running {
             Vec::new()
         } else {
-            ctx.app.collector.run_items(id).await?.unwrap_or_default()
+            ctx.app
+                .collector
+                .run_items(id, &ctx.caller.principal)
+                .await?
+                .unwrap_or_default()
         };
         let may_collect = ctx.may(Permission::CollectGarbage, None);
         let phases = ["started", "reviewing and deleting", "finished"];
