@@ -1166,7 +1166,9 @@ async fn prepare(f: &Fixture, prep: Prep, robots: &mut u32) -> String {
             v["batch"].as_i64().expect("a batch").to_string()
         }
         Prep::OwnManifest => {
-            push_image_bytes(&admin, &s.base, "team/app", "own", 9).await.0
+            push_image_bytes(&admin, &s.base, "team/app", "own", 9)
+                .await
+                .0
         }
         Prep::DoomedRepository => {
             push_image_bytes(&admin, &s.base, "team/doomed", "v1", 5).await;
@@ -1411,57 +1413,465 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
     let delete = Method::DELETE;
     let none = Prep::Nothing;
     let rows: Vec<Row> = vec![
-        (get.clone(), "/api/v1/openapi.json", "/api/v1/openapi.json".into(), None, none, [OK; CALLERS], false),
-        (get.clone(), "/api/v1/repositories", "/api/v1/repositories".into(), None, none, logged_in(OK), true),
-        (get.clone(), "/api/v1/repositories/{name}", other.into(), None, none, read_other, false),
-        (delete.clone(), "/api/v1/repositories/{name}", "/api/v1/repositories/team/doomed?confirm=team/doomed".into(), None, Prep::DoomedRepository, admin_team(OK), false),
-        (post.clone(), "/api/v1/repositories/{name}/-/restore", "/api/v1/repositories/team/gone/-/restore".into(), None, Prep::DeletedRepository, admin_team(OK), false),
-        (get.clone(), "/api/v1/repositories/{name}/-/restorable", format!("{other}/-/restorable"), None, none, read_other, false),
-        (get.clone(), "/api/v1/restorable", "/api/v1/restorable".into(), None, none, logged_in(OK), true),
-        (post.clone(), "/api/v1/batches/{id}/restore", "/api/v1/batches/{x}/restore".into(), None, Prep::Batch, write_app(OK), false),
-        (get.clone(), "/api/v1/repositories/{name}/-/tags", format!("{other}/-/tags"), None, none, read_other, false),
-        (get.clone(), "/api/v1/repositories/{name}/-/tags/{tag}", format!("{other}/-/tags/v1"), None, none, read_other, false),
-        (delete.clone(), "/api/v1/repositories/{name}/-/tags/{tag}", format!("{app}/-/tags/doomed"), None, Prep::DoomedTag, write_app(OK), false),
-        (post.clone(), "/api/v1/repositories/{name}/-/tags/delete", format!("{app}/-/tags/delete"), Some(r#"{"tags": ["doomed"]}"#), Prep::DoomedTag, write_app(OK), false),
-        (get.clone(), "/api/v1/repositories/{name}/-/tags/{tag}/history", format!("{other}/-/tags/v1/history"), None, none, read_other, false),
-        (get.clone(), "/api/v1/repositories/{name}/-/history", format!("{other}/-/history"), None, none, read_other, false),
-        (post.clone(), "/api/v1/repositories/{name}/-/tags/{tag}/restore", format!("{app}/-/tags/doomed/restore"), None, Prep::DeletedTag, write_app(OK), false),
-        (post.clone(), "/api/v1/repositories/{name}/-/bulk-delete", format!("{app}/-/bulk-delete"), Some(r#"{"delete_regex": "^doomed$"}"#), Prep::DoomedTag, write_app(OK), false),
-        (get.clone(), "/api/v1/repositories/{name}/-/manifests", format!("{other}/-/manifests"), None, none, read_other, false),
-        (get.clone(), "/api/v1/repositories/{name}/-/manifests/{digest}", format!("{other}/-/manifests/{other_digest}"), None, none, read_other, false),
-        (delete.clone(), "/api/v1/repositories/{name}/-/manifests/{digest}", format!("{app}/-/manifests/{{x}}"), None, Prep::OwnManifest, admin_team(OK), false),
-        (get.clone(), "/api/v1/repositories/{name}/-/usage", format!("{other}/-/usage"), None, none, read_other, false),
-        (get.clone(), "/api/v1/usage", "/api/v1/usage".into(), None, none, logged_in(OK), true),
-        (get.clone(), "/api/v1/events", "/api/v1/events?limit=1000".into(), None, none, logged_in(OK), true),
-        (post.clone(), "/api/v1/gc/runs", "/api/v1/gc/runs".into(), Some(r#"{"dry_run": true}"#), none, registry_wide(ACC), false),
-        (get.clone(), "/api/v1/gc/runs", "/api/v1/gc/runs".into(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/gc/runs/active", "/api/v1/gc/runs/active".into(), None, none, logged_in(GONE), false),
-        (get.clone(), "/api/v1/gc/runs/{id}", runs.clone(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/gc/runs/{id}/items", format!("{runs}/items"), None, none, logged_in(OK), true),
-        (post.clone(), "/api/v1/gc/runs/{id}/cancel", format!("{runs}/cancel"), None, none, registry_wide(BUSY), false),
-        (get.clone(), "/api/v1/policies", "/api/v1/policies".into(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/policies/{name}", "/api/v1/policies/keep".into(), None, none, logged_in(OK), false),
-        (put.clone(), "/api/v1/policies/{name}", "/api/v1/policies/walk".into(), Some(WALK_POLICY), Prep::NoPolicy, registry_wide(NEW), false),
-        (delete.clone(), "/api/v1/policies/{name}", "/api/v1/policies/walk".into(), None, Prep::Policy, registry_wide(NO), false),
-        (post.clone(), "/api/v1/policies/{name}/preview", "/api/v1/policies/keep/preview".into(), None, none, logged_in(OK), true),
-        (post.clone(), "/api/v1/policies/preview", "/api/v1/policies/preview".into(), Some(r#"{"name": "draft", "repositories": ["**"], "delete": {"older_than": "0s"}}"#), none, logged_in(OK), true),
-        (post.clone(), "/api/v1/policies/{name}/runs", "/api/v1/policies/walk/runs".into(), None, Prep::Policy, registry_wide(ACC), false),
-        (get.clone(), "/api/v1/policies/{name}/runs", "/api/v1/policies/junk/runs".into(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/policy-runs", "/api/v1/policy-runs".into(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/policy-runs/{id}", policy_runs.clone(), None, none, logged_in(OK), true),
-        (post.clone(), "/api/v1/policy-runs/{id}/cancel", format!("{policy_runs}/cancel"), None, none, registry_wide(BUSY), false),
-        (get.clone(), "/api/v1/whoami", "/api/v1/whoami".into(), None, none, logged_in(OK), false),
-        (get.clone(), "/api/v1/users", "/api/v1/users".into(), None, none, administrator(OK), false),
-        (post.clone(), "/api/v1/users", "/api/v1/users".into(), Some(r#"{"name": "walk", "password": "a-long-password"}"#), Prep::NoUser, administrator(NEW), false),
-        (delete.clone(), "/api/v1/users/{name}", "/api/v1/users/walk".into(), None, Prep::User, administrator(NO), false),
-        (put.clone(), "/api/v1/users/{name}/password", "/api/v1/users/walk/password".into(), Some(r#"{"password": "another-long-password"}"#), Prep::User, administrator(NO), false),
-        (get.clone(), "/api/v1/robots", "/api/v1/robots".into(), None, none, administrator(OK), false),
-        (post.clone(), "/api/v1/robots", "/api/v1/robots".into(), Some(r#"{"name": "{x}"}"#), Prep::FreshName, administrator(NEW), false),
-        (post.clone(), "/api/v1/robots/{name}/revoke", "/api/v1/robots/{x}/revoke".into(), None, Prep::Robot, administrator(NO), false),
-        (get.clone(), "/api/v1/roles", "/api/v1/roles".into(), None, none, administrator(OK), false),
-        (post.clone(), "/api/v1/roles", "/api/v1/roles".into(), Some(r#"{"subject": "user:reader", "pattern": "walk/**", "role": "read"}"#), Prep::NoRole, administrator(NO), false),
-        (delete.clone(), "/api/v1/roles", "/api/v1/roles?subject=user:reader&pattern=walk/**".into(), None, Prep::Role, administrator(NO), false),
-        (post.clone(), "/api/v1/token-keys/rotate", "/api/v1/token-keys/rotate".into(), None, none, administrator(OK), false),
+        (
+            get.clone(),
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json".into(),
+            None,
+            none,
+            [OK; CALLERS],
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories",
+            "/api/v1/repositories".into(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}",
+            other.into(),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/repositories/{name}",
+            "/api/v1/repositories/team/doomed?confirm=team/doomed".into(),
+            None,
+            Prep::DoomedRepository,
+            admin_team(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/repositories/{name}/-/restore",
+            "/api/v1/repositories/team/gone/-/restore".into(),
+            None,
+            Prep::DeletedRepository,
+            admin_team(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/restorable",
+            format!("{other}/-/restorable"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/restorable",
+            "/api/v1/restorable".into(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/batches/{id}/restore",
+            "/api/v1/batches/{x}/restore".into(),
+            None,
+            Prep::Batch,
+            write_app(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/tags",
+            format!("{other}/-/tags"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/tags/{tag}",
+            format!("{other}/-/tags/v1"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/repositories/{name}/-/tags/{tag}",
+            format!("{app}/-/tags/doomed"),
+            None,
+            Prep::DoomedTag,
+            write_app(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/repositories/{name}/-/tags/delete",
+            format!("{app}/-/tags/delete"),
+            Some(r#"{"tags": ["doomed"]}"#),
+            Prep::DoomedTag,
+            write_app(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/tags/{tag}/history",
+            format!("{other}/-/tags/v1/history"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/history",
+            format!("{other}/-/history"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/repositories/{name}/-/tags/{tag}/restore",
+            format!("{app}/-/tags/doomed/restore"),
+            None,
+            Prep::DeletedTag,
+            write_app(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/repositories/{name}/-/bulk-delete",
+            format!("{app}/-/bulk-delete"),
+            Some(r#"{"delete_regex": "^doomed$"}"#),
+            Prep::DoomedTag,
+            write_app(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/manifests",
+            format!("{other}/-/manifests"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/manifests/{digest}",
+            format!("{other}/-/manifests/{other_digest}"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/repositories/{name}/-/manifests/{digest}",
+            format!("{app}/-/manifests/{{x}}"),
+            None,
+            Prep::OwnManifest,
+            admin_team(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/repositories/{name}/-/usage",
+            format!("{other}/-/usage"),
+            None,
+            none,
+            read_other,
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/usage",
+            "/api/v1/usage".into(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            get.clone(),
+            "/api/v1/events",
+            "/api/v1/events?limit=1000".into(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/gc/runs",
+            "/api/v1/gc/runs".into(),
+            Some(r#"{"dry_run": true}"#),
+            none,
+            registry_wide(ACC),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/gc/runs",
+            "/api/v1/gc/runs".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/gc/runs/active",
+            "/api/v1/gc/runs/active".into(),
+            None,
+            none,
+            logged_in(GONE),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/gc/runs/{id}",
+            runs.clone(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/gc/runs/{id}/items",
+            format!("{runs}/items"),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/gc/runs/{id}/cancel",
+            format!("{runs}/cancel"),
+            None,
+            none,
+            registry_wide(BUSY),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/policies",
+            "/api/v1/policies".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/policies/{name}",
+            "/api/v1/policies/keep".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            put.clone(),
+            "/api/v1/policies/{name}",
+            "/api/v1/policies/walk".into(),
+            Some(WALK_POLICY),
+            Prep::NoPolicy,
+            registry_wide(NEW),
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/policies/{name}",
+            "/api/v1/policies/walk".into(),
+            None,
+            Prep::Policy,
+            registry_wide(NO),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/policies/{name}/preview",
+            "/api/v1/policies/keep/preview".into(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/policies/preview",
+            "/api/v1/policies/preview".into(),
+            Some(r#"{"name": "draft", "repositories": ["**"], "delete": {"older_than": "0s"}}"#),
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/policies/{name}/runs",
+            "/api/v1/policies/walk/runs".into(),
+            None,
+            Prep::Policy,
+            registry_wide(ACC),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/policies/{name}/runs",
+            "/api/v1/policies/junk/runs".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/policy-runs",
+            "/api/v1/policy-runs".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/policy-runs/{id}",
+            policy_runs.clone(),
+            None,
+            none,
+            logged_in(OK),
+            true,
+        ),
+        (
+            post.clone(),
+            "/api/v1/policy-runs/{id}/cancel",
+            format!("{policy_runs}/cancel"),
+            None,
+            none,
+            registry_wide(BUSY),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/whoami",
+            "/api/v1/whoami".into(),
+            None,
+            none,
+            logged_in(OK),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            None,
+            none,
+            administrator(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/users",
+            "/api/v1/users".into(),
+            Some(r#"{"name": "walk", "password": "a-long-password"}"#),
+            Prep::NoUser,
+            administrator(NEW),
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/users/{name}",
+            "/api/v1/users/walk".into(),
+            None,
+            Prep::User,
+            administrator(NO),
+            false,
+        ),
+        (
+            put.clone(),
+            "/api/v1/users/{name}/password",
+            "/api/v1/users/walk/password".into(),
+            Some(r#"{"password": "another-long-password"}"#),
+            Prep::User,
+            administrator(NO),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/robots",
+            "/api/v1/robots".into(),
+            None,
+            none,
+            administrator(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/robots",
+            "/api/v1/robots".into(),
+            Some(r#"{"name": "{x}"}"#),
+            Prep::FreshName,
+            administrator(NEW),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/robots/{name}/revoke",
+            "/api/v1/robots/{x}/revoke".into(),
+            None,
+            Prep::Robot,
+            administrator(NO),
+            false,
+        ),
+        (
+            get.clone(),
+            "/api/v1/roles",
+            "/api/v1/roles".into(),
+            None,
+            none,
+            administrator(OK),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/roles",
+            "/api/v1/roles".into(),
+            Some(r#"{"subject": "user:reader", "pattern": "walk/**", "role": "read"}"#),
+            Prep::NoRole,
+            administrator(NO),
+            false,
+        ),
+        (
+            delete.clone(),
+            "/api/v1/roles",
+            "/api/v1/roles?subject=user:reader&pattern=walk/**".into(),
+            None,
+            Prep::Role,
+            administrator(NO),
+            false,
+        ),
+        (
+            post.clone(),
+            "/api/v1/token-keys/rotate",
+            "/api/v1/token-keys/rotate".into(),
+            None,
+            none,
+            administrator(OK),
+            false,
+        ),
     ];
 
     // Every documented operation has a row, and every row is documented.
@@ -1500,7 +1910,9 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
         for (caller, want) in seen.iter().zip(expected) {
             let x = prepare(&f, *prep, &mut robots).await;
             let url = url.replace("{x}", &x);
-            let mut req = caller.who.apply(client().request(method.clone(), s.url(&url)));
+            let mut req = caller
+                .who
+                .apply(client().request(method.clone(), s.url(&url)));
             if let Some(b) = body {
                 req = req
                     .header("content-type", "application/json")
@@ -1511,7 +1923,10 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
             let text = resp.text().await.unwrap();
             settle(s).await;
             if got != *want {
-                wrong.push(format!("{method} {path} ({url}) as {}: {got}, expected {want}: {text}", caller.name));
+                wrong.push(format!(
+                    "{method} {path} ({url}) as {}: {got}, expected {want}: {text}",
+                    caller.name
+                ));
                 continue;
             }
             if !got.is_success() {
@@ -1519,14 +1934,23 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
             }
             for name in caller.unreadable {
                 if text.contains(name) {
-                    wrong.push(format!("{method} {url} as {} names {name}: {text}", caller.name));
+                    wrong.push(format!(
+                        "{method} {url} as {} names {name}: {text}",
+                        caller.name
+                    ));
                 }
             }
             if !caller.registry_wide {
                 let mut found = Vec::new();
-                registry_wide_entries(&serde_json::from_str(&text).unwrap_or(Value::Null), &mut found);
+                registry_wide_entries(
+                    &serde_json::from_str(&text).unwrap_or(Value::Null),
+                    &mut found,
+                );
                 if !found.is_empty() {
-                    wrong.push(format!("{method} {url} as {} shows entries of no repository: {found:?}", caller.name));
+                    wrong.push(format!(
+                        "{method} {url} as {} shows entries of no repository: {found:?}",
+                        caller.name
+                    ));
                 }
             }
             if *names_all && caller.registry_wide {
@@ -1539,4 +1963,40 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Asking for a repository one may not read is refused, whether or not it exists.
+    let reader = Who::user("reader");
+    for path in [
+        "/api/v1/events?repository=secret/app",
+        "/api/v1/events?repository=secret/never",
+        "/api/v1/restorable?repository=secret/app",
+    ] {
+        let (st, v) = api_as(s, &reader, Method::GET, path, None).await;
+        assert_eq!(st, FORBID, "{path}: {v}");
+    }
+    // The reader's pages of the activity log are full and their cursors skip nothing.
+    let (_, all) = api_as(s, &reader, Method::GET, "/api/v1/events?limit=1000", None).await;
+    let all: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/events?limit=7".to_string();
+    loop {
+        let (st, v) = api_as(s, &reader, Method::GET, &path, None).await;
+        assert_eq!(st, OK, "{v}");
+        let page = v["events"].as_array().unwrap();
+        paged.extend(page.iter().map(|e| e["id"].as_i64().unwrap()));
+        match v["next"].as_i64() {
+            Some(next) => {
+                assert_eq!(page.len(), 7, "a page before the last is full: {v}");
+                path = format!("/api/v1/events?limit=7&before={next}");
+            }
+            None => break,
+        }
+    }
+    assert!(all.len() > 7, "{all:?}");
+    assert_eq!(paged, all);
 }

@@ -600,7 +600,11 @@ impl Collector {
     /// What a run deleted (or would delete) as `by` may see it, or `None` when there is no
     /// such run: the items of repositories it may read, and those of no repository (blobs,
     /// uploads, orphans) only when it may see the registry as a whole.
-    pub async fn run_items(&self, id: i64, by: &Principal) -> Result<Option<Vec<RunItem>>, GcError> {
+    pub async fn run_items(
+        &self,
+        id: i64,
+        by: &Principal,
+    ) -> Result<Option<Vec<RunItem>>, GcError> {
         let mut conn = self.catalogue.reader().await?;
         if runs::get_run(&mut conn, id).await?.is_none() {
             return Ok(None);

@@ -319,9 +319,7 @@ pub async fn repositories(conn: &mut dyn Conn) -> Result<Vec<String>> {
     )
     .fetch_all(conn.sqlite())
     .await?;
-    rows.iter()
-        .map(|r| Ok(r.try_get("repository")?))
-        .collect()
+    rows.iter().map(|r| Ok(r.try_get("repository")?)).collect()
 }
 
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The

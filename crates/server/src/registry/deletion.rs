@@ -814,7 +814,12 @@ impl Registry {
         by: &Principal,
     ) -> Result<Vec<Restorable>> {
         if let Some(r) = repo {
-            self.require(by, Permission::Pull, r, "read this repository's restore bin")?;
+            self.require(
+                by,
+                Permission::Pull,
+                r,
+                "read this repository's restore bin",
+            )?;
         }
         let mut conn = self.catalogue.reader().await?;
         let repo_id = match repo {
@@ -826,10 +831,9 @@ impl Registry {
             None => None,
         };
         let visible = match repo {
-            None if !visibility::reads_everything(by) => Some(visibility::readable(
-                by,
-                repos::all_names(&mut conn).await?,
-            )),
+            None if !visibility::reads_everything(by) => {
+                Some(visibility::readable(by, repos::all_names(&mut conn).await?))
+            }
             _ => None,
         };
         let window = self.options.restore_window.as_millis() as Millis;

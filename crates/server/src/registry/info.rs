@@ -327,7 +327,12 @@ impl Registry {
                 .parse()
                 .map_err(|e| RegistryError::InvalidFilter(format!("repository {name:?}: {e}")))?;
             // Refused before it is looked up: whether it exists is not the caller's to learn.
-            self.require(by, Permission::Pull, &repo, "read this repository's activity")?;
+            self.require(
+                by,
+                Permission::Pull,
+                &repo,
+                "read this repository's activity",
+            )?;
             if repos::find_any(&mut conn, &repo).await?.is_none() {
                 return Err(RegistryError::NameUnknown(repo));
             }
