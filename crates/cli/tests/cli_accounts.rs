@@ -80,6 +80,7 @@ impl<'a> Cli<'a> {
             .env_remove("SHIPSHAPE_USERNAME")
             .env_remove("SHIPSHAPE_PASSWORD")
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_RUNTIME_DIR")
             .env_remove("DOCKER_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
