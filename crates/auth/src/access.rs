@@ -139,7 +139,9 @@ impl View {
             Permission::Pull => Role::Read,
             Permission::Push => Role::Write,
             Permission::Delete | Permission::OverrideProtection => Role::Admin,
-            Permission::CollectGarbage | Permission::ManagePolicies => {
+            Permission::CollectGarbage
+            | Permission::ManagePolicies
+            | Permission::SeeRegistryWide => {
                 return self.role_everywhere(account) == Some(Role::Admin);
             }
             Permission::ManageAccounts => return false,
@@ -230,6 +232,11 @@ mod tests {
         };
         assert!(v.may(&ops, Permission::Delete, Some("any/repo")));
         assert!(v.may(&ops, Permission::CollectGarbage, None));
+        assert!(v.may(&ops, Permission::SeeRegistryWide, None));
+        assert!(
+            !v.may(&dev, Permission::SeeRegistryWide, None),
+            "write on a subtree is not registry-wide"
+        );
         assert!(!v.may(&ops, Permission::ManageAccounts, None));
         let root = Account::User {
             id: 1,

@@ -1,8 +1,10 @@
 //! Access control over HTTP: every `/v2/` route and the management API's guarded operations,
 //! tried by each kind of caller (anonymous, read, write, admin and registry admin users, a
 //! robot, a revoked robot, and bearer tokens: right, for the wrong scope, for another
-//! repository, expired, tampered), each answer asserted; the token endpoint's two forms; the
-//! failed-login limit; the activity log naming the real actor. Real clients logging in are in
+//! repository, expired, tampered), each answer asserted; every operation of the management API
+//! the OpenAPI document lists, tried by each role, with no answer naming a repository the
+//! caller may not read; the token endpoint's two forms; the failed-login limit; the activity
+//! log naming the real actor. Real clients logging in are in
 //! `real_clients.rs`.
 
 mod common;
@@ -1055,4 +1057,538 @@ async fn the_account_operations_answer_as_the_openapi_document_says() {
         .unwrap()
         .clone();
     assert_eq!(shortlived["state"], "expired", "{robots}");
+}
+
+/// The callers of the management API matrix, in the order of its columns: anonymous, `reader`
+/// (read on team/**), `dev` (write on team/**), `lead` (admin on team/**), `ops` (admin on
+/// `**`), the administrator, and robot `ci` (write on team/app).
+const CALLERS: usize = 7;
+
+/// What a caller of the matrix may not see in any answer: the repositories it may not read,
+/// and (unless `registry_wide`) entries that name no repository.
+struct Seen {
+    name: &'static str,
+    who: Who,
+    unreadable: &'static [&'static str],
+    registry_wide: bool,
+}
+
+/// What is set up, as the administrator, before each call of a matrix row; its answer (a batch,
+/// a digest, a name) replaces `{x}` in the row's URL and body.
+#[derive(Clone, Copy, Debug)]
+enum Prep {
+    Nothing,
+    /// team/app:doomed, the image of team/app:v1.
+    DoomedTag,
+    /// team/app:doomed, deleted.
+    DeletedTag,
+    /// team/app:doomed deleted with `tags/delete`: its batch.
+    Batch,
+    /// An image of its own in team/app: its digest.
+    OwnManifest,
+    /// team/doomed with an image.
+    DoomedRepository,
+    /// team/gone, deleted.
+    DeletedRepository,
+    /// No policy `walk`.
+    NoPolicy,
+    /// Policy `walk` applied.
+    Policy,
+    /// No user `walk`.
+    NoUser,
+    /// User `walk`.
+    User,
+    /// A name no robot has had: the name.
+    FreshName,
+    /// A fresh robot: its name.
+    Robot,
+    /// No binding of `user:reader` on walk/**.
+    NoRole,
+    /// `user:reader` reads walk/**.
+    Role,
+}
+
+const WALK_POLICY: &str =
+    r#"{"name": "walk", "repositories": ["team/**"], "tags": {"protected": ["release-*"]}}"#;
+
+async fn admin_call(s: &TestServer, method: Method, path: &str, body: Option<&str>) -> Value {
+    let mut req = client()
+        .request(method.clone(), s.url(path))
+        .basic_auth(ADMIN.0, Some(ADMIN.1));
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Sets up `prep` as the administrator; what replaces `{x}`.
+async fn prepare(f: &Fixture, prep: Prep, robots: &mut u32) -> String {
+    let s = &f.s;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    let admin_status = |method: Method, path: String| {
+        let req = client()
+            .request(method, s.url(&path))
+            .basic_auth(ADMIN.0, Some(ADMIN.1));
+        async move { req.send().await.unwrap().status() }
+    };
+    let doomed = async || {
+        let r = put_manifest(
+            &admin,
+            &s.base,
+            "team/app",
+            "doomed",
+            OCI_MANIFEST,
+            &f.manifest,
+        )
+        .await;
+        assert_eq!(r.status(), NEW);
+    };
+    match prep {
+        Prep::Nothing => String::new(),
+        Prep::DoomedTag => {
+            doomed().await;
+            String::new()
+        }
+        Prep::DeletedTag => {
+            doomed().await;
+            let path = "/api/v1/repositories/team/app/-/tags/doomed";
+            admin_call(s, Method::DELETE, path, None).await;
+            String::new()
+        }
+        Prep::Batch => {
+            doomed().await;
+            let path = "/api/v1/repositories/team/app/-/tags/delete";
+            let v = admin_call(s, Method::POST, path, Some(r#"{"tags": ["doomed"]}"#)).await;
+            v["batch"].as_i64().expect("a batch").to_string()
+        }
+        Prep::OwnManifest => {
+            push_image_bytes(&admin, &s.base, "team/app", "own", 9)
+                .await
+                .0
+        }
+        Prep::DoomedRepository => {
+            push_image_bytes(&admin, &s.base, "team/doomed", "v1", 5).await;
+            String::new()
+        }
+        Prep::DeletedRepository => {
+            push_image_bytes(&admin, &s.base, "team/gone", "v1", 6).await;
+            let path = "/api/v1/repositories/team/gone?confirm=team/gone";
+            admin_call(s, Method::DELETE, path, None).await;
+            String::new()
+        }
+        Prep::NoPolicy => {
+            admin_status(Method::DELETE, "/api/v1/policies/walk".into()).await;
+            String::new()
+        }
+        Prep::Policy => {
+            admin_call(s, Method::PUT, "/api/v1/policies/walk", Some(WALK_POLICY)).await;
+            String::new()
+        }
+        Prep::NoUser => {
+            admin_status(Method::DELETE, "/api/v1/users/walk".into()).await;
+            String::new()
+        }
+        Prep::User => {
+            let st = client()
+                .post(s.url("/api/v1/users"))
+                .basic_auth(ADMIN.0, Some(ADMIN.1))
+                .json(&json!({"name": "walk", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(st == NEW || st == StatusCode::CONFLICT, "{st}");
+            String::new()
+        }
+        Prep::FreshName => {
+            *robots += 1;
+            format!("walk{robots}")
+        }
+        Prep::Robot => {
+            *robots += 1;
+            let name = format!("walk{robots}");
+            let body = json!({"name": name}).to_string();
+            admin_call(s, Method::POST, "/api/v1/robots", Some(&body)).await;
+            name
+        }
+        Prep::NoRole => {
+            let path = "/api/v1/roles?subject=user:reader&pattern=walk/**";
+            admin_status(Method::DELETE, path.into()).await;
+            String::new()
+        }
+        Prep::Role => {
+            let body = r#"{"subject": "user:reader", "pattern": "walk/**", "role": "read"}"#;
+            admin_call(s, Method::POST, "/api/v1/roles", Some(body)).await;
+            String::new()
+        }
+    }
+}
+
+/// Waits until no garbage collection or policy run is running, so the next start is not
+/// refused for another's.
+async fn settle(s: &TestServer) {
+    common::wait_until("the runs the matrix started to finish", || async move {
+        let c = client_as(ADMIN.0, ADMIN.1);
+        let gc = c.get(s.url("/api/v1/gc/runs/active")).send().await.unwrap();
+        let policy: Value = c
+            .get(s.url("/api/v1/policy-runs?limit=1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let idle = gc.status() == StatusCode::NOT_FOUND
+            && policy["runs"][0]["state"].as_str() != Some("running");
+        idle.then_some(())
+    })
+    .await;
+}
+
+/// Every object in `v` that has a `repository` key whose value is null: an entry that names no
+/// repository.
+fn registry_wide_entries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if m.get("repository") == Some(&Value::Null) {
+                out.push(v.to_string());
+            }
+            m.values().for_each(|x| registry_wide_entries(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| registry_wide_entries(x, out)),
+        _ => {}
+    }
+}
+
+/// Every operation of the management API, as the OpenAPI document the server serves lists
+/// them, tried by each kind of caller: each answer's status as its roles allow, and no
+/// successful answer naming a repository the caller may not read or (for callers below
+/// registry-wide admin) holding an entry that names no repository. A documented operation
+/// without a row here fails the test.
+#[tokio::test]
+async fn every_management_api_operation_answers_each_caller_as_its_roles_allow() {
+    let f = fixture().await;
+    let s = &f.s;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    let a = |method: Method, path: &'static str, body: Option<&'static str>| {
+        admin_call(s, method, path, body)
+    };
+    // `lead` administers team/**; secret/app is readable only registry-wide.
+    a(
+        Method::POST,
+        "/api/v1/users",
+        Some(r#"{"name": "lead", "password": "a-long-password"}"#),
+    )
+    .await;
+    a(
+        Method::POST,
+        "/api/v1/roles",
+        Some(r#"{"subject": "user:lead", "pattern": "team/**", "role": "admin"}"#),
+    )
+    .await;
+    let (other_digest, _) = push_image_bytes(&admin, &s.base, "team/other", "v1", 2).await;
+    // What the listings are about, in every repository: tags a policy run deletes (the
+    // restore bin, the run's items, the activity log), untagged manifests a collection would
+    // delete (its items).
+    for (repo, seed) in [("team/app", 21), ("team/other", 22), ("secret/app", 23)] {
+        push_image_bytes(&admin, &s.base, repo, "junk-1", seed).await;
+        let config = format!(r#"{{"untagged":{seed}}}"#).into_bytes();
+        let cd = common::push_blob(&admin, &s.base, repo, &config).await;
+        let untagged = common::image_manifest((&cd, config.len()), &[]);
+        let digest = common::sha256(&untagged);
+        let r = put_manifest(&admin, &s.base, repo, &digest, OCI_MANIFEST, &untagged).await;
+        assert_eq!(r.status(), NEW);
+    }
+    // `keep` is only previewed (it would delete every unprotected tag but the two latest);
+    // `junk` runs once, deleting junk-1 everywhere.
+    a(
+        Method::PUT,
+        "/api/v1/policies/keep",
+        Some(
+            r#"{"name": "keep", "repositories": ["**"], "tags": {"protected": ["release-*"]},
+                "delete": {"older_than": "0s"}, "keep": {"latest_pushed": 2}}"#,
+        ),
+    )
+    .await;
+    a(
+        Method::PUT,
+        "/api/v1/policies/junk",
+        Some(
+            r#"{"name": "junk", "repositories": ["**"], "tags": {"include": ["junk-*"]},
+                "delete": {"older_than": "0s"}}"#,
+        ),
+    )
+    .await;
+    let run = a(Method::POST, "/api/v1/policies/junk/runs", None).await;
+    let policy_run = run["id"].as_i64().unwrap();
+    settle(s).await;
+    // Past the untagged manifests' lease, a dry run lists them.
+    f.clock.advance(2 * 3_600_000);
+    let gc = a(
+        Method::POST,
+        "/api/v1/gc/runs",
+        Some(r#"{"dry_run": true, "include_untagged_manifests": true, "grace": "0s"}"#),
+    )
+    .await;
+    let gc_run = gc["id"].as_i64().unwrap();
+    settle(s).await;
+
+    let seen = [
+        Seen {
+            name: "anonymous",
+            who: Who::Anonymous,
+            unreadable: &["team/app", "team/other", "secret/app"],
+            registry_wide: false,
+        },
+        Seen {
+            name: "reader",
+            who: Who::user("reader"),
+            unreadable: &["secret/app"],
+            registry_wide: false,
+        },
+        Seen {
+            name: "dev (write)",
+            who: Who::user("dev"),
+            unreadable: &["secret/app"],
+            registry_wide: false,
+        },
+        Seen {
+            name: "lead (admin of team/**)",
+            who: Who::user("lead"),
+            unreadable: &["secret/app"],
+            registry_wide: false,
+        },
+        Seen {
+            name: "ops (admin of **)",
+            who: Who::user("ops"),
+            unreadable: &[],
+            registry_wide: true,
+        },
+        Seen {
+            name: "administrator",
+            who: Who::Basic(ADMIN.0.into(), ADMIN.1.into()),
+            unreadable: &[],
+            registry_wide: true,
+        },
+        Seen {
+            name: "robot ci",
+            who: Who::Basic("robot$ci".into(), f.ci_secret.clone()),
+            unreadable: &["team/other", "secret/app"],
+            registry_wide: false,
+        },
+    ];
+    assert_eq!(seen.len(), CALLERS);
+
+    const NO: StatusCode = StatusCode::NO_CONTENT;
+    const GONE: StatusCode = StatusCode::NOT_FOUND;
+    const BUSY: StatusCode = StatusCode::CONFLICT;
+    let logged_in = |ok| [UNAUTH, ok, ok, ok, ok, ok, ok];
+    // Reads of team/other, which robot ci may not read.
+    let read_other = [UNAUTH, OK, OK, OK, OK, OK, FORBID];
+    let write_app = |ok| [UNAUTH, FORBID, ok, ok, ok, ok, ok];
+    let admin_team = |ok| [UNAUTH, FORBID, FORBID, ok, ok, ok, FORBID];
+    let registry_wide = |ok| [UNAUTH, FORBID, FORBID, FORBID, ok, ok, FORBID];
+    let administrator = |ok| [UNAUTH, FORBID, FORBID, FORBID, FORBID, ok, FORBID];
+    let app = "/api/v1/repositories/team/app";
+    let other = "/api/v1/repositories/team/other";
+    let runs = format!("/api/v1/gc/runs/{gc_run}");
+    let policy_runs = format!("/api/v1/policy-runs/{policy_run}");
+    // Method, documented path, URL (`{x}`: what the preparation answered), body, preparation,
+    // the status each caller gets, and whether an administrator's answer names every
+    // repository (so that what the others' leave out is there to leave out).
+    type Row = (
+        Method,
+        &'static str,
+        String,
+        Option<&'static str>,
+        Prep,
+        [StatusCode; CALLERS],
+        bool,
+    );
+    #[rustfmt::skip]
+    let rows: Vec<Row> = vec![
+        (Method::GET, "/api/v1/openapi.json", "/api/v1/openapi.json".into(), None, Prep::Nothing, [OK; CALLERS], false),
+        (Method::GET, "/api/v1/repositories", "/api/v1/repositories".into(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::GET, "/api/v1/repositories/{name}", other.into(), None, Prep::Nothing, read_other, false),
+        (Method::DELETE, "/api/v1/repositories/{name}", "/api/v1/repositories/team/doomed?confirm=team/doomed".into(), None, Prep::DoomedRepository, admin_team(OK), false),
+        (Method::POST, "/api/v1/repositories/{name}/-/restore", "/api/v1/repositories/team/gone/-/restore".into(), None, Prep::DeletedRepository, admin_team(OK), false),
+        (Method::GET, "/api/v1/repositories/{name}/-/restorable", format!("{other}/-/restorable"), None, Prep::Nothing, read_other, false),
+        (Method::GET, "/api/v1/restorable", "/api/v1/restorable".into(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/batches/{id}/restore", "/api/v1/batches/{x}/restore".into(), None, Prep::Batch, write_app(OK), false),
+        (Method::GET, "/api/v1/repositories/{name}/-/tags", format!("{other}/-/tags"), None, Prep::Nothing, read_other, false),
+        (Method::GET, "/api/v1/repositories/{name}/-/tags/{tag}", format!("{other}/-/tags/v1"), None, Prep::Nothing, read_other, false),
+        (Method::DELETE, "/api/v1/repositories/{name}/-/tags/{tag}", format!("{app}/-/tags/doomed"), None, Prep::DoomedTag, write_app(OK), false),
+        (Method::POST, "/api/v1/repositories/{name}/-/tags/delete", format!("{app}/-/tags/delete"), Some(r#"{"tags": ["doomed"]}"#), Prep::DoomedTag, write_app(OK), false),
+        (Method::GET, "/api/v1/repositories/{name}/-/tags/{tag}/history", format!("{other}/-/tags/v1/history"), None, Prep::Nothing, read_other, false),
+        (Method::GET, "/api/v1/repositories/{name}/-/history", format!("{other}/-/history"), None, Prep::Nothing, read_other, false),
+        (Method::POST, "/api/v1/repositories/{name}/-/tags/{tag}/restore", format!("{app}/-/tags/doomed/restore"), None, Prep::DeletedTag, write_app(OK), false),
+        (Method::POST, "/api/v1/repositories/{name}/-/bulk-delete", format!("{app}/-/bulk-delete"), Some(r#"{"delete_regex": "^doomed$"}"#), Prep::DoomedTag, write_app(OK), false),
+        (Method::GET, "/api/v1/repositories/{name}/-/manifests", format!("{other}/-/manifests"), None, Prep::Nothing, read_other, false),
+        (Method::GET, "/api/v1/repositories/{name}/-/manifests/{digest}", format!("{other}/-/manifests/{other_digest}"), None, Prep::Nothing, read_other, false),
+        (Method::DELETE, "/api/v1/repositories/{name}/-/manifests/{digest}", format!("{app}/-/manifests/{{x}}"), None, Prep::OwnManifest, admin_team(OK), false),
+        (Method::GET, "/api/v1/repositories/{name}/-/usage", format!("{other}/-/usage"), None, Prep::Nothing, read_other, false),
+        (Method::GET, "/api/v1/usage", "/api/v1/usage".into(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::GET, "/api/v1/events", "/api/v1/events?limit=1000".into(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/gc/runs", "/api/v1/gc/runs".into(), Some(r#"{"dry_run": true}"#), Prep::Nothing, registry_wide(ACC), false),
+        (Method::GET, "/api/v1/gc/runs", "/api/v1/gc/runs".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/gc/runs/active", "/api/v1/gc/runs/active".into(), None, Prep::Nothing, logged_in(GONE), false),
+        (Method::GET, "/api/v1/gc/runs/{id}", runs.clone(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/gc/runs/{id}/items", format!("{runs}/items"), None, Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/gc/runs/{id}/cancel", format!("{runs}/cancel"), None, Prep::Nothing, registry_wide(BUSY), false),
+        (Method::GET, "/api/v1/policies", "/api/v1/policies".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/policies/{name}", "/api/v1/policies/keep".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::PUT, "/api/v1/policies/{name}", "/api/v1/policies/walk".into(), Some(WALK_POLICY), Prep::NoPolicy, registry_wide(NEW), false),
+        (Method::DELETE, "/api/v1/policies/{name}", "/api/v1/policies/walk".into(), None, Prep::Policy, registry_wide(NO), false),
+        (Method::POST, "/api/v1/policies/{name}/preview", "/api/v1/policies/keep/preview".into(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/policies/preview", "/api/v1/policies/preview".into(), Some(r#"{"name": "draft", "repositories": ["**"], "delete": {"older_than": "0s"}}"#), Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/policies/{name}/runs", "/api/v1/policies/walk/runs".into(), None, Prep::Policy, registry_wide(ACC), false),
+        (Method::GET, "/api/v1/policies/{name}/runs", "/api/v1/policies/junk/runs".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/policy-runs", "/api/v1/policy-runs".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/policy-runs/{id}", policy_runs.clone(), None, Prep::Nothing, logged_in(OK), true),
+        (Method::POST, "/api/v1/policy-runs/{id}/cancel", format!("{policy_runs}/cancel"), None, Prep::Nothing, registry_wide(BUSY), false),
+        (Method::GET, "/api/v1/whoami", "/api/v1/whoami".into(), None, Prep::Nothing, logged_in(OK), false),
+        (Method::GET, "/api/v1/users", "/api/v1/users".into(), None, Prep::Nothing, administrator(OK), false),
+        (Method::POST, "/api/v1/users", "/api/v1/users".into(), Some(r#"{"name": "walk", "password": "a-long-password"}"#), Prep::NoUser, administrator(NEW), false),
+        (Method::DELETE, "/api/v1/users/{name}", "/api/v1/users/walk".into(), None, Prep::User, administrator(NO), false),
+        (Method::PUT, "/api/v1/users/{name}/password", "/api/v1/users/walk/password".into(), Some(r#"{"password": "another-long-password"}"#), Prep::User, administrator(NO), false),
+        (Method::GET, "/api/v1/robots", "/api/v1/robots".into(), None, Prep::Nothing, administrator(OK), false),
+        (Method::POST, "/api/v1/robots", "/api/v1/robots".into(), Some(r#"{"name": "{x}"}"#), Prep::FreshName, administrator(NEW), false),
+        (Method::POST, "/api/v1/robots/{name}/revoke", "/api/v1/robots/{x}/revoke".into(), None, Prep::Robot, administrator(NO), false),
+        (Method::GET, "/api/v1/roles", "/api/v1/roles".into(), None, Prep::Nothing, administrator(OK), false),
+        (Method::POST, "/api/v1/roles", "/api/v1/roles".into(), Some(r#"{"subject": "user:reader", "pattern": "walk/**", "role": "read"}"#), Prep::NoRole, administrator(NO), false),
+        (Method::DELETE, "/api/v1/roles", "/api/v1/roles?subject=user:reader&pattern=walk/**".into(), None, Prep::Role, administrator(NO), false),
+        (Method::POST, "/api/v1/token-keys/rotate", "/api/v1/token-keys/rotate".into(), None, Prep::Nothing, administrator(OK), false),
+    ];
+
+    // Every documented operation has a row, and every row is documented.
+    let doc = s.api_ok("/api/v1/openapi.json").await;
+    let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "put", "post", "delete", "patch"].contains(&m.as_str()))
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let covered: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.0.as_str().to_string(), r.1.to_string()))
+        .collect();
+    assert_eq!(
+        documented.difference(&covered).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "documented operations without a row in the matrix"
+    );
+    assert_eq!(
+        covered.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "rows for operations the document does not list"
+    );
+    assert!(documented.len() >= 50, "{documented:?}");
+
+    let mut wrong = Vec::new();
+    let mut robots = 0;
+    for (method, path, url, body, prep, expected, names_all) in &rows {
+        for (caller, want) in seen.iter().zip(expected) {
+            let x = prepare(&f, *prep, &mut robots).await;
+            let url = url.replace("{x}", &x);
+            let mut req = caller
+                .who
+                .apply(client().request(method.clone(), s.url(&url)));
+            if let Some(b) = body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.replace("{x}", &x));
+            }
+            let resp = req.send().await.unwrap();
+            let got = resp.status();
+            let text = resp.text().await.unwrap();
+            settle(s).await;
+            if got != *want {
+                wrong.push(format!(
+                    "{method} {path} ({url}) as {}: {got}, expected {want}: {text}",
+                    caller.name
+                ));
+                continue;
+            }
+            if !got.is_success() {
+                continue;
+            }
+            for name in caller.unreadable {
+                if text.contains(name) {
+                    wrong.push(format!(
+                        "{method} {url} as {} names {name}: {text}",
+                        caller.name
+                    ));
+                }
+            }
+            if !caller.registry_wide {
+                let mut found = Vec::new();
+                registry_wide_entries(
+                    &serde_json::from_str(&text).unwrap_or(Value::Null),
+                    &mut found,
+                );
+                if !found.is_empty() {
+                    wrong.push(format!(
+                        "{method} {url} as {} shows entries of no repository: {found:?}",
+                        caller.name
+                    ));
+                }
+            }
+            if *names_all && caller.registry_wide {
+                for name in ["team/app", "team/other", "secret/app"] {
+                    if !text.contains(name) {
+                        wrong.push(format!("{method} {url} as {}: {name} is missing, so the others' answers test nothing: {text}", caller.name));
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Asking for a repository one may not read is refused, whether or not it exists.
+    let reader = Who::user("reader");
+    for path in [
+        "/api/v1/events?repository=secret/app",
+        "/api/v1/events?repository=secret/never",
+        "/api/v1/restorable?repository=secret/app",
+    ] {
+        let (st, v) = api_as(s, &reader, Method::GET, path, None).await;
+        assert_eq!(st, FORBID, "{path}: {v}");
+    }
+    // The reader's pages of the activity log are full and their cursors skip nothing.
+    let (_, all) = api_as(s, &reader, Method::GET, "/api/v1/events?limit=1000", None).await;
+    let all: Vec<i64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/events?limit=7".to_string();
+    loop {
+        let (st, v) = api_as(s, &reader, Method::GET, &path, None).await;
+        assert_eq!(st, OK, "{v}");
+        let page = v["events"].as_array().unwrap();
+        paged.extend(page.iter().map(|e| e["id"].as_i64().unwrap()));
+        match v["next"].as_i64() {
+            Some(next) => {
+                assert_eq!(page.len(), 7, "a page before the last is full: {v}");
+                path = format!("/api/v1/events?limit=7&before={next}");
+            }
+            None => break,
+        }
+    }
+    assert!(all.len() > 7, "{all:?}");
+    assert_eq!(paged, all);
 }

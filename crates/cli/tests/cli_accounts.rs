@@ -80,6 +80,7 @@ impl<'a> Cli<'a> {
             .env_remove("SHIPSHAPE_USERNAME")
             .env_remove("SHIPSHAPE_PASSWORD")
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_RUNTIME_DIR")
             .env_remove("DOCKER_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
@@ -314,6 +315,51 @@ async fn login_keeps_credentials_in_the_auth_file_beside_other_entries() {
             && line.contains(&format!("shipshape login {host}")),
         "{line}"
     );
+}
+
+/// The remote commands find credentials where podman does, in its order: `$REGISTRY_AUTH_FILE`,
+/// podman's own `$XDG_RUNTIME_DIR/containers/auth.json` (where `podman login` writes),
+/// `~/.config/containers/auth.json`, then Docker's `~/.docker/config.json`; the first file with
+/// an entry for the registry is used, and a refusal names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_looked_up_in_podmans_order() {
+    let s = with_admin().await;
+    let home = Home::new();
+    let runtime = tempfile::tempdir().expect("temp dir");
+    let key = s.base.trim_start_matches("http://").to_string();
+    let keep = |path: &std::path::Path, password: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let doc = json!({"auths": {&key: {"auth": basic("admin", password)}}});
+        std::fs::write(path, doc.to_string()).unwrap();
+    };
+    let given = home.dir.path().join("given.json");
+    let podman = runtime.path().join("containers").join("auth.json");
+    let config = home.dir.path().join(".config/containers/auth.json");
+    let docker = home.dir.path().join(".docker/config.json");
+    let runtime_dir = runtime.path().to_str().unwrap();
+    let cli = Cli::new(&s, &home)
+        .with_env(&[("REGISTRY_AUTH_FILE", ""), ("XDG_RUNTIME_DIR", runtime_dir)]);
+    // Docker's file alone is read.
+    keep(&docker, ADMIN_PASSWORD);
+    assert!(cli.ok(&["user", "ls"], None).await.contains("admin"));
+    // ~/.config/containers comes before it: its wrong password is sent, and named.
+    keep(&config, "a-wrong-password");
+    let err = cli.fails(&["user", "ls"], None).await;
+    assert!(err.contains(&config.display().to_string()), "{err}");
+    // podman's runtime file comes before that.
+    keep(&podman, ADMIN_PASSWORD);
+    assert!(cli.ok(&["user", "ls"], None).await.contains("admin"));
+    // $REGISTRY_AUTH_FILE before everything.
+    keep(&given, "a-wrong-password");
+    let given_cli = Cli::new(&s, &home).with_env(&[
+        ("REGISTRY_AUTH_FILE", given.to_str().unwrap()),
+        ("XDG_RUNTIME_DIR", runtime_dir),
+    ]);
+    let err = given_cli.fails(&["user", "ls"], None).await;
+    assert!(err.contains(&given.display().to_string()), "{err}");
+    // A file without an entry for this registry is passed over.
+    std::fs::write(&given, r#"{"auths": {"elsewhere:5000": {"auth": "eDp5"}}}"#).unwrap();
+    assert!(given_cli.ok(&["user", "ls"], None).await.contains("admin"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -597,13 +597,25 @@ impl Collector {
         Ok(runs::active_run(&mut conn).await?)
     }
 
-    /// What a run deleted (or would delete), or `None` when there is no such run.
-    pub async fn run_items(&self, id: i64) -> Result<Option<Vec<RunItem>>, GcError> {
+    /// What a run deleted (or would delete) as `by` may see it, or `None` when there is no
+    /// such run: the items of repositories it may read, and those of no repository (blobs,
+    /// uploads, orphans) only when it may see the registry as a whole.
+    pub async fn run_items(
+        &self,
+        id: i64,
+        by: &Principal,
+    ) -> Result<Option<Vec<RunItem>>, GcError> {
         let mut conn = self.catalogue.reader().await?;
         if runs::get_run(&mut conn, id).await?.is_none() {
             return Ok(None);
         }
-        Ok(Some(runs::run_items(&mut conn, id).await?))
+        let mut items = runs::run_items(&mut conn, id).await?;
+        let registry_wide = by.may(Permission::SeeRegistryWide, None);
+        items.retain(|i| match &i.repository {
+            Some(r) => by.may(Permission::Pull, Some(r)),
+            None => registry_wide,
+        });
+        Ok(Some(items))
     }
 
     /// How deep each queue is, for metrics.

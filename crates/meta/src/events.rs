@@ -1,7 +1,7 @@
 //! The activity log: who did what to which target, and why. Written in the same transaction as
 //! the change it records, and logged (target `shipshape::audit`) once that transaction commits.
 
-use crate::db::{execute, rows};
+use crate::db::{Dialect, dual, execute, rows};
 
 use crate::principal::Principal;
 use crate::{Conn, Millis, Result};
@@ -247,27 +247,49 @@ pub struct EventFilter {
     pub before: Option<i64>,
 }
 
-/// Events matching the filter, newest first, at most `limit`.
-pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+/// Which entries a caller may see, decided by its caller (access control is not the
+/// catalogue's business): the entries of these repositories, and those naming no repository
+/// only when `registry_wide`.
+#[derive(Clone, Debug, Default)]
+pub struct Visible {
+    pub repositories: Vec<String>,
+    pub registry_wide: bool,
+}
+
+/// Events matching the filter, newest first, at most `limit`; only those `visible` allows
+/// (`None`: every entry). The visibility is part of the query, so a page is full and its
+/// cursor exact whatever the caller may not see.
+pub async fn list(
+    conn: &mut dyn Conn,
+    f: &EventFilter,
+    visible: Option<&Visible>,
+    limit: i64,
+) -> Result<Vec<Event>> {
     // A family is matched as a literal prefix (`tag.`), never a pattern: no wildcards, and
     // case counts on every backend.
     let family = f.action.as_ref().map(|a| format!("{a}."));
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+    let names = visible.map(|v| crate::json(&v.repositories)).transpose()?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "SELECT id, at, actor, source, action, repository, target, digest, reason FROM events
          WHERE ($1 IS NULL OR repository = $1)
            AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($3)) = $3)
            AND ($4 IS NULL OR at >= $4)
            AND ($5 IS NULL OR at < $5)
            AND ($6 IS NULL OR id < $6)
-         ORDER BY id DESC LIMIT $7",
-    )
+           AND ($8 IS NULL
+                OR (repository IS NULL AND $9)
+                OR repository IN " texts(8) ")
+         ORDER BY id DESC LIMIT $7"
+    )))
     .bind(f.repository.as_deref())
     .bind(f.action.as_deref())
     .bind(family)
     .bind(f.since)
     .bind(f.until)
     .bind(f.before)
-    .bind(crate::limit(limit)))?;
+    .bind(crate::limit(limit))
+    .bind(names)
+    .bind(visible.is_some_and(|v| v.registry_wide)))?;
     rows.iter()
         .map(|r| {
             Ok(Event {
@@ -283,6 +305,15 @@ pub async fn list(conn: &mut dyn Conn, f: &EventFilter, limit: i64) -> Result<Ve
             })
         })
         .collect()
+}
+
+/// Every repository name the activity log holds entries of (deleted repositories' too), in
+/// name order.
+pub async fn repositories(conn: &mut dyn Conn) -> Result<Vec<String>> {
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT DISTINCT repository FROM events WHERE repository IS NOT NULL ORDER BY repository",
+    ))?;
+    rows.iter().map(|r| r.try_get("repository")).collect()
 }
 
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The

@@ -275,7 +275,7 @@ pub async fn find_any(
     row.as_ref().map(head_from_row).transpose()
 }
 
-/// The manifest `?1` with everything it needs, recursively: the manifests it lists and the
+/// The manifest `$1` with everything it needs, recursively: the manifests it lists and the
 /// referrers (signatures, SBOMs) of each, within its repository.
 const TREE: &str = "edges(id, next) AS (
     SELECT parent_id, child_id FROM manifest_child_references

@@ -60,6 +60,10 @@ pub enum Permission {
     ManagePolicies,
     /// Create and remove users and robots, and give roles.
     ManageAccounts,
+    /// See what names no repository: the activity log's account, policy and collection
+    /// entries, and a collection run's items that belong to no repository. Asked registry-wide
+    /// (`None`); repositories' own entries need `Pull` on each.
+    SeeRegistryWide,
 }
 
 /// Access control's answer to "may this principal do this, here?" (`None`: registry-wide).

@@ -135,6 +135,15 @@ pub async fn all_live(conn: &mut dyn Conn) -> Result<Vec<(RepoId, String)>> {
         .collect()
 }
 
+/// Every repository's name, deleted ones included (their restore bin and history stay), in
+/// name order: what access control filters to the names a caller may read.
+pub async fn all_names(conn: &mut dyn Conn) -> Result<Vec<String>> {
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+        "SELECT name FROM repositories ORDER BY name"
+    ))?;
+    rows.iter().map(|r| r.try_get("name")).collect()
+}
+
 /// When the repository of that name was deleted, if it exists and is deleted.
 pub async fn deleted_at(conn: &mut dyn Conn, name: &RepoName) -> Result<Option<Millis>> {
     let at: Option<Option<Millis>> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(

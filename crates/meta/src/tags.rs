@@ -619,14 +619,17 @@ pub struct Restorable {
 /// Tags that left a manifest after `cutoff` and can go back to it (the manifest is still in
 /// the catalogue and the tag does not point at it now), newest first: the restore bin, of one
 /// repository or of the registry. `before` is the id of the last entry of the previous page.
+/// `visible`, when given, keeps only the entries of repositories it names.
 pub async fn restorable(
     conn: &mut dyn Conn,
     repo: Option<RepoId>,
     cutoff: Millis,
     before: Option<i64>,
     limit: i64,
+    visible: Option<&[String]>,
 ) -> Result<Vec<Restorable>> {
-    let rows = rows!(conn, fetch_all, |cx| sqlx::query(
+    let names = visible.map(crate::json).transpose()?;
+    let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "SELECT h.id, r.name AS repository, r.deleted_at IS NOT NULL AS repository_deleted,
                 h.tag, h.action, h.from_digest, h.at, h.actor, h.batch, cur.digest AS current
          FROM tag_history h
@@ -642,12 +645,14 @@ pub async fn restorable(
                              AND n.from_digest = h.from_digest AND n.id > h.id)
            AND EXISTS (SELECT 1 FROM manifests m
                        WHERE m.repository_id = h.repository_id AND m.digest = h.from_digest)
-         ORDER BY h.id DESC LIMIT $4",
-    )
+           AND ($5 IS NULL OR r.name IN " texts(5) ")
+         ORDER BY h.id DESC LIMIT $4"
+    )))
     .bind(cutoff)
     .bind(repo.map(|r| r.0))
     .bind(before)
-    .bind(crate::limit(limit)))?;
+    .bind(crate::limit(limit))
+    .bind(names))?;
     rows.iter()
         .map(|r| {
             Ok(Restorable {

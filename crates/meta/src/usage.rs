@@ -48,8 +48,8 @@ pub struct Usage {
 }
 
 /// Classifies every manifest (`mclass`) and blob (`bclass`) as `live`, `held`, `grace` or
-/// `reclaimable`. Parameters: ?1 now, ?2 restore cutoff, ?3 grace, ?4 link hold, ?5 manifest
-/// lease, ?6 collect untagged manifests, ?7 collect orphan referrers.
+/// `reclaimable`. Parameters: $1 now, $2 restore cutoff, $3 grace, $4 link hold, $5 manifest
+/// lease, $6 collect untagged manifests, $7 collect orphan referrers.
 ///
 /// A manifest is live when a tag points at it, a live index lists it, its subject is live, or
 /// the settings never collect its kind; held when it or a tag leaving it was deleted within the

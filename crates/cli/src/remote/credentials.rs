@@ -1,7 +1,8 @@
 //! Where the remote commands' credentials come from, and where `shipshape login` keeps them:
-//! `SHIPSHAPE_USERNAME` and `SHIPSHAPE_PASSWORD` when set; else the containers auth file that
-//! podman and skopeo read (`$REGISTRY_AUTH_FILE`, else `~/.config/containers/auth.json`); else
-//! Docker's `~/.docker/config.json`. Both files hold `{"auths": {"HOST:PORT": {"auth":
+//! `SHIPSHAPE_USERNAME` and `SHIPSHAPE_PASSWORD` when set; else the first entry for the
+//! registry in the auth files podman reads, in its order (`$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json` where `podman login` writes,
+//! `~/.config/containers/auth.json`), then Docker's `~/.docker/config.json`. The files hold `{"auths": {"HOST:PORT": {"auth":
 //! base64("user:password")}}}`, keyed by the registry's host and port without a scheme, as
 //! podman keys them. Credential helpers (`credsStore`, `credHelpers`) are not consulted.
 
@@ -49,21 +50,46 @@ pub fn host_key(url: &str) -> String {
 /// skopeo and buildah read too, and which survives a reboot (podman's own default, under
 /// `$XDG_RUNTIME_DIR`, does not).
 pub fn auth_file() -> Option<PathBuf> {
-    if let Some(p) = non_empty_var("REGISTRY_AUTH_FILE") {
-        return Some(PathBuf::from(p));
-    }
-    let config = non_empty_var("XDG_CONFIG_HOME")
+    auth_file_in(&non_empty_var)
+}
+
+fn auth_file_in(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    var("REGISTRY_AUTH_FILE")
         .map(PathBuf::from)
-        .or_else(|| non_empty_var("HOME").map(|h| Path::new(&h).join(".config")))?;
+        .or_else(|| config_auth_file(var))
+}
+
+/// `$XDG_CONFIG_HOME/containers/auth.json`, else `~/.config/containers/auth.json`.
+fn config_auth_file(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let config = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".config")))?;
     Some(config.join("containers").join("auth.json"))
 }
 
-/// Docker's configuration: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-fn docker_config() -> Option<PathBuf> {
-    let dir = non_empty_var("DOCKER_CONFIG")
+/// The files credentials are looked up in, in podman's order: `$REGISTRY_AUTH_FILE`, podman's
+/// own `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, then Docker's
+/// `$DOCKER_CONFIG/config.json` (`~/.docker/config.json`). Unset variables leave theirs out.
+fn lookup_files(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let runtime =
+        var("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("containers").join("auth.json"));
+    let docker = var("DOCKER_CONFIG")
         .map(PathBuf::from)
-        .or_else(|| non_empty_var("HOME").map(|h| Path::new(&h).join(".docker")))?;
-    Some(dir.join("config.json"))
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".docker")))
+        .map(|d| d.join("config.json"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    let candidates = [
+        var("REGISTRY_AUTH_FILE").map(PathBuf::from),
+        runtime,
+        config_auth_file(var),
+        docker,
+    ];
+    for path in candidates.into_iter().flatten() {
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    files
 }
 
 fn non_empty_var(name: &str) -> Option<String> {
@@ -90,7 +116,7 @@ pub fn for_registry(key: &str) -> Result<Option<(Login, Source)>> {
         }
         (None, None) => {}
     }
-    for path in [auth_file(), docker_config()].into_iter().flatten() {
+    for path in lookup_files(&non_empty_var) {
         if let Some(doc) = read(&path)?
             && let Some(login) = entry(&doc, key)
         {
@@ -250,6 +276,62 @@ mod tests {
         assert_eq!(host_key("https://reg.example.com/"), "reg.example.com");
         assert_eq!(host_key("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(host_key("https://r.example:443/v2/"), "r.example:443");
+    }
+
+    #[test]
+    fn files_are_looked_up_in_podmans_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let all = env(&[
+            ("REGISTRY_AUTH_FILE", "/given/auth.json"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("HOME", "/home/op"),
+        ]);
+        assert_eq!(
+            lookup_files(&all),
+            [
+                "/given/auth.json",
+                "/run/user/1000/containers/auth.json",
+                "/home/op/.config/containers/auth.json",
+                "/home/op/.docker/config.json",
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(auth_file_in(&all), Some(PathBuf::from("/given/auth.json")));
+        let plain = env(&[
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("XDG_CONFIG_HOME", "/cfg"),
+            ("DOCKER_CONFIG", "/dock"),
+            ("HOME", "/home/op"),
+        ]);
+        assert_eq!(
+            lookup_files(&plain),
+            [
+                "/run/user/1000/containers/auth.json",
+                "/cfg/containers/auth.json",
+                "/dock/config.json",
+            ]
+            .map(PathBuf::from)
+        );
+        // `login` keeps writing where a reboot does not wipe it.
+        assert_eq!(
+            auth_file_in(&plain),
+            Some(PathBuf::from("/cfg/containers/auth.json"))
+        );
+        assert_eq!(
+            lookup_files(&env(&[("HOME", "/home/op")])),
+            [
+                "/home/op/.config/containers/auth.json",
+                "/home/op/.docker/config.json"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(lookup_files(&env(&[])).is_empty());
     }
 
     #[test]

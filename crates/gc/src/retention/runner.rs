@@ -300,10 +300,11 @@ impl Retention {
     }
 
     /// What `policy` (applied or a draft) would delete now, and why, for every repository in
-    /// its scope. Nothing is changed.
+    /// its scope that `by` may read (the figures count those alone). Nothing is changed.
     pub async fn preview(&self, policy: &Policy, by: &Principal) -> Result<Preview> {
         let now = self.clock.now();
-        let repos = self.repositories_in_scope(policy).await?;
+        let mut repos = self.repositories_in_scope(policy).await?;
+        repos.retain(|(_, name)| by.may(Permission::Pull, Some(name)));
         let mut figures = RunFigures::default();
         let mut out = Vec::with_capacity(repos.len());
         for (id, name) in repos {
@@ -661,7 +662,8 @@ impl Retention {
 
     /// Asks a run to stop after the repository it is working on; what it deleted stays
     /// deleted (and restorable) and is reported.
-    pub async fn cancel(&self, id: i64) -> Result<PolicyRun> {
+    pub async fn cancel(&self, id: i64, by: &Principal) -> Result<PolicyRun> {
+        check(by, "cancel policy runs")?;
         let mut tx = self.catalogue.begin().await?;
         let run = q::request_cancel(&mut tx, id)
             .await?
@@ -670,12 +672,15 @@ impl Retention {
         Ok(run)
     }
 
-    pub async fn run(&self, id: i64) -> Result<(PolicyRun, Vec<RunItem>)> {
+    /// A run, with the items of the repositories `by` may read (the run's figures are its
+    /// own, whoever asks).
+    pub async fn run(&self, id: i64, by: &Principal) -> Result<(PolicyRun, Vec<RunItem>)> {
         let mut conn = self.catalogue.reader().await?;
         let run = q::get_run(&mut conn, id)
             .await?
             .ok_or(RetentionError::RunNotFound(id))?;
-        let items = q::run_items(&mut conn, id).await?;
+        let mut items = q::run_items(&mut conn, id).await?;
+        items.retain(|i| by.may(Permission::Pull, Some(&i.repository)));
         Ok((run, items))
     }
 

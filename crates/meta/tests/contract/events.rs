@@ -1,7 +1,7 @@
 //! `events`: the activity log, recorded with who acted and from where, listed newest first
 //! through filters that combine, and pruned oldest first.
 
-use shipshape_meta::events::{self, Action, Event, EventFilter, NewEvent};
+use shipshape_meta::events::{self, Action, Event, EventFilter, NewEvent, Visible};
 use shipshape_meta::{Catalogue, Millis};
 
 use super::support::*;
@@ -36,7 +36,7 @@ async fn record_log(cat: &Catalogue) {
 }
 
 async fn listed(cat: &Catalogue, filter: EventFilter, limit: i64) -> Vec<Event> {
-    events::list(&mut reader(cat).await, &filter, limit)
+    events::list(&mut reader(cat).await, &filter, None, limit)
         .await
         .unwrap()
 }
@@ -142,6 +142,57 @@ async fn filters_combine_and_pages_follow_the_id_cursor() {
         assert_eq!(
             actions(&listed(cat, next, 2).await),
             vec![Action::ManifestDelete, Action::TagDelete]
+        );
+    })
+    .await;
+}
+
+/// A caller's visibility is part of the query: only the repositories it names, entries naming
+/// no repository only when registry-wide, and a page is full with an exact cursor.
+#[tokio::test]
+async fn visibility_keeps_only_the_named_repositories_and_pages_exactly() {
+    each_backend(async |cat| {
+        record_log(cat).await;
+        let mut rd = reader(cat).await;
+        assert_eq!(
+            events::repositories(&mut rd).await.unwrap(),
+            ["team/app", "team/other"]
+        );
+        let seen = async |v: Visible, f: EventFilter, limit| {
+            let mut rd = reader(cat).await;
+            events::list(&mut rd, &f, Some(&v), limit).await.unwrap()
+        };
+        let app_only = Visible {
+            repositories: vec!["team/app".into()],
+            registry_wide: false,
+        };
+        assert_eq!(
+            actions(&seen(app_only.clone(), EventFilter::default(), 10).await),
+            vec![Action::TagDelete, Action::TagPush]
+        );
+        // The first page of one is the newest visible entry, and its cursor leads to the next.
+        let first = seen(app_only.clone(), EventFilter::default(), 1).await;
+        assert_eq!(actions(&first), vec![Action::TagDelete]);
+        let next = EventFilter {
+            before: Some(first[0].id),
+            ..EventFilter::default()
+        };
+        assert_eq!(
+            actions(&seen(app_only, next, 1).await),
+            vec![Action::TagPush]
+        );
+        let wide = Visible {
+            repositories: vec!["team/other".into()],
+            registry_wide: true,
+        };
+        assert_eq!(
+            actions(&seen(wide, EventFilter::default(), 10).await),
+            vec![Action::TagRestore, Action::GcRun, Action::ManifestDelete]
+        );
+        assert!(
+            seen(Visible::default(), EventFilter::default(), 10)
+                .await
+                .is_empty()
         );
     })
     .await;

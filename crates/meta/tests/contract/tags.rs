@@ -2,6 +2,7 @@
 //! left a manifest is kept for a restore, and the restore bin lists what can go back.
 
 use shipshape_meta::batches::{self, Operation};
+use shipshape_meta::repos;
 use shipshape_meta::tags::{self, By, TagState};
 
 use super::support::*;
@@ -174,7 +175,7 @@ async fn delete_records_the_departure_and_the_restore_bin_lists_it() {
 
         // Newest first; a moved tag shows what it points at now.
         let mut rd = reader(cat).await;
-        let bin = tags::restorable(&mut rd, Some(r), T0, None, 10)
+        let bin = tags::restorable(&mut rd, Some(r), T0, None, 10, None)
             .await
             .unwrap();
         let seen: Vec<_> = bin
@@ -207,16 +208,33 @@ async fn delete_records_the_departure_and_the_restore_bin_lists_it() {
         );
         assert_eq!(bin[1].batch, None);
         // Only departures after the cutoff; pages by the id of the last entry.
-        let recent = tags::restorable(&mut rd, Some(r), T0 + 10, None, 10)
+        let recent = tags::restorable(&mut rd, Some(r), T0 + 10, None, 10, None)
             .await
             .unwrap();
         assert_eq!(recent.len(), 1);
         assert_eq!(recent[0].tag, "latest");
-        let page = tags::restorable(&mut rd, None, T0, Some(bin[0].id), 10)
+        let page = tags::restorable(&mut rd, None, T0, Some(bin[0].id), 10, None)
             .await
             .unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].tag, "v1");
+        // A caller's visibility keeps only the repositories it names.
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let visible = names(&["team/app"]);
+        let shown = tags::restorable(&mut rd, None, T0, None, 10, Some(&visible))
+            .await
+            .unwrap();
+        assert_eq!(shown.len(), 2);
+        let other = names(&["team/other"]);
+        let hidden = tags::restorable(&mut rd, None, T0, None, 10, Some(&other))
+            .await
+            .unwrap();
+        assert!(hidden.is_empty(), "{hidden:?}");
+        assert_eq!(
+            repos::all_names(&mut rd).await.unwrap(),
+            ["team/app"],
+            "every repository, by name"
+        );
         drop(rd);
 
         // Restored with what it carried: it leaves the bin.
@@ -253,7 +271,7 @@ async fn delete_records_the_departure_and_the_restore_bin_lists_it() {
             (history[0].from_digest.clone(), history[0].to_digest.clone()),
             (None, Some(m1.digest.clone()))
         );
-        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10)
+        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10, None)
             .await
             .unwrap();
         assert_eq!(
@@ -276,7 +294,7 @@ async fn delete_records_the_departure_and_the_restore_bin_lists_it() {
         .await
         .unwrap();
         assert_eq!(over, Some(m2.digest.clone()));
-        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10)
+        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10, None)
             .await
             .unwrap();
         let seen: Vec<_> = bin
@@ -358,7 +376,7 @@ async fn a_batch_names_the_tags_one_operation_removed() {
                 .unwrap(),
             None
         );
-        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10)
+        let bin = tags::restorable(&mut tx, Some(r), T0, None, 10, None)
             .await
             .unwrap();
         assert_eq!(bin.len(), 3);
@@ -492,7 +510,7 @@ async fn history_follows_the_order_of_the_changes_not_the_callers_instants() {
         commit(second).await;
 
         let mut rd = reader(cat).await;
-        let bin = tags::restorable(&mut rd, Some(r), 0, None, 10)
+        let bin = tags::restorable(&mut rd, Some(r), 0, None, 10, None)
             .await
             .unwrap();
         assert_eq!(

@@ -144,12 +144,18 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult 
     }
 }
 
-/// What a run deleted, or (dry run) would delete.
+/// What a run deleted, or (dry run) would delete: the items of repositories the caller may
+/// read, and those of no repository (blobs, uploads, orphans) only for an administrator or a
+/// caller with the admin role on `**`.
 #[utoipa::path(get, path = "/api/v1/gc/runs/{id}/items",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = RunItems), (status = 404, body = ErrorBody)))]
-pub async fn items(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    let Some(items) = app.collector.run_items(id).await? else {
+pub async fn items(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let Some(items) = app.collector.run_items(id, &caller.principal).await? else {
         return Err(no_run(&format!("garbage collection run {id} is not known")));
     };
     Ok(Json(RunItems {

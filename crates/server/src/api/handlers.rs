@@ -244,12 +244,13 @@ async fn restorable_page(
     repo: Option<&RepoName>,
     before: Option<i64>,
     limit: Option<i64>,
+    by: &Principal,
 ) -> ApiResult {
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(bad_request("limit must be between 1 and 1000"));
     }
-    let entries = app.registry.restorable(repo, before, limit + 1).await?;
+    let entries = app.registry.restorable(repo, before, limit + 1, by).await?;
     let more = entries.len() as i64 > limit;
     let tags: Vec<model::RestorableTag> = entries
         .into_iter()
@@ -265,14 +266,17 @@ async fn restorable_page(
 }
 
 /// The restore bin: every tag that can go back to a manifest it left (deleted, overwritten by a
-/// push, replaced by a forced restore), newest first, with its deadline and any conflict.
+/// push, replaced by a forced restore), newest first, with its deadline and any conflict. Only
+/// repositories the caller may read are listed; asking for one it may not read is refused.
 #[utoipa::path(get, path = "/api/v1/restorable",
     params(("repository" = Option<String>, Query, description = "only this repository"),
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
-    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
+    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody),
+              (status = 403, description = "the caller may not read that repository", body = model::ErrorBody)))]
 pub async fn restorable(
     State(app): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
     Query(q): Query<model::RestorableQuery>,
 ) -> ApiResult {
     let repo = q
@@ -283,7 +287,7 @@ pub async fn restorable(
                 .map_err(|e| ApiError::name_invalid(e.to_string()))
         })
         .transpose()?;
-    restorable_page(&app, repo.as_ref(), q.before, q.limit).await
+    restorable_page(&app, repo.as_ref(), q.before, q.limit, &caller.principal).await
 }
 
 /// The restore bin of one repository (also a deleted one).
@@ -292,9 +296,14 @@ pub async fn restorable(
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
     responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
-pub async fn repository_restorable(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
+pub async fn repository_restorable(
+    app: &AppState,
+    repo: RepoName,
+    by: &Principal,
+    req: Request,
+) -> ApiResult {
     let q: model::RestorablePage = query(&req)?;
-    restorable_page(app, Some(&repo), q.before, q.limit).await
+    restorable_page(app, Some(&repo), q.before, q.limit, by).await
 }
 
 pub(crate) fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
@@ -628,11 +637,16 @@ pub async fn repository_usage(app: &AppState, repo: RepoName) -> ApiResult {
     .into_response())
 }
 
-/// Storage figures: in total and per repository, correct under deduplication.
+/// Storage figures: in total and per repository, correct under deduplication. The total is
+/// the whole registry's, for every caller (it names no repository); the per-repository rows
+/// are only those of repositories the caller may read.
 #[utoipa::path(get, path = "/api/v1/usage",
     responses((status = 200, body = model::UsageReport)))]
-pub async fn usage(State(app): State<AppState>) -> ApiResult {
-    let (total, per) = app.registry.usage().await?;
+pub async fn usage(
+    State(app): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
+) -> ApiResult {
+    let (total, per) = app.registry.usage(&caller.principal).await?;
     Ok(Json(model::UsageReport {
         total: total.into(),
         repositories: per
@@ -690,7 +704,10 @@ pub(crate) fn event(e: shipshape_meta::events::Event) -> model::Event {
     }
 }
 
-/// The activity log, newest first, filtered and paginated.
+/// The activity log, newest first, filtered and paginated. A caller sees the entries of the
+/// repositories it may read; entries that name no repository (accounts, policies, garbage
+/// collection) only an administrator or a caller with the admin role on `**` sees. A page
+/// holds `limit` entries the caller may see, and its cursor skips none.
 #[utoipa::path(get, path = "/api/v1/events",
     params(("repository" = Option<String>, Query),
            ("action" = Option<String>, Query, description = "exact (`tag.delete`) or family (`tag`)"),
@@ -698,9 +715,12 @@ pub(crate) fn event(e: shipshape_meta::events::Event) -> model::Event {
            ("until" = Option<String>, Query, description = "RFC 3339 time, a date, or a duration ago"),
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
-    responses((status = 200, body = model::EventList), (status = 400, body = model::ErrorBody)))]
+    responses((status = 200, body = model::EventList), (status = 400, body = model::ErrorBody),
+              (status = 403, description = "the caller may not read that repository", body = model::ErrorBody),
+              (status = 404, description = "no such repository, now or before", body = model::ErrorBody)))]
 pub async fn list_events(
     State(app): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
     Query(q): Query<model::EventQuery>,
 ) -> ApiResult {
     let now = app.registry.now();
@@ -723,7 +743,10 @@ pub async fn list_events(
             .transpose()?,
         before: q.before,
     };
-    let events = app.registry.events(&filter, limit + 1).await?;
+    let events = app
+        .registry
+        .events(&filter, limit + 1, &caller.principal)
+        .await?;
     let more = events.len() as i64 > limit;
     let events: Vec<model::Event> = events.into_iter().take(limit as usize).map(event).collect();
     let next = if more {

@@ -31,7 +31,12 @@ use crate::http::AppState;
         title = "Shipshape management API",
         description = "Repositories, tags, deletion and restore, storage figures, the activity log, \
                        garbage collection and retention policies. \
-                       Repository names may contain slashes; sub-resources follow a `/-/` separator."
+                       Repository names may contain slashes; sub-resources follow a `/-/` separator. \
+                       Once access control is on, every answer holds only the repositories the \
+                       caller may read (listings, the activity log, the restore bin, storage \
+                       rows, policy previews, run items); entries that name no repository \
+                       (accounts, policies, runs) only administrators and callers with the \
+                       admin role on `**` see."
     ),
     paths(
         openapi,
@@ -275,7 +280,9 @@ async fn repository(State(app): State<AppState>, req: Request) -> Response {
             handlers::delete_repository(&app, repo, peer, req).await
         }
         (Sub::Restore, Method::POST) => handlers::restore_repository(&app, repo, peer, req).await,
-        (Sub::Restorable, Method::GET) => handlers::repository_restorable(&app, repo, req).await,
+        (Sub::Restorable, Method::GET) => {
+            handlers::repository_restorable(&app, repo, peer, req).await
+        }
         (Sub::Tags, Method::GET) => handlers::list_tags(&app, repo, req).await,
         (Sub::TagsDelete, Method::POST) => handlers::delete_tags(&app, repo, peer, req).await,
         (Sub::Manifests, Method::GET) => handlers::list_manifests(&app, repo).await,

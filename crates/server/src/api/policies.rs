@@ -171,7 +171,8 @@ pub(crate) fn preview_info(p: Preview) -> PreviewInfo {
 }
 
 /// Preview an applied policy: every tag in its scope with keep or delete and the rule that
-/// decided, and the bytes that would be freed. Nothing changes.
+/// decided, and the bytes that would be freed. Nothing changes. Only repositories the caller
+/// may read are evaluated and shown; the figures count those alone.
 #[utoipa::path(post, path = "/api/v1/policies/{name}/preview",
     params(("name" = String, Path, description = "policy name")),
     responses((status = 200, body = PreviewInfo), (status = 404, body = ErrorBody)))]
@@ -189,7 +190,8 @@ pub async fn preview_saved(
     Ok(Json(preview_info(p)).into_response())
 }
 
-/// Preview a draft policy (JSON or TOML) without applying it.
+/// Preview a draft policy (JSON or TOML) without applying it; like a saved policy's preview,
+/// only over the repositories the caller may read.
 #[utoipa::path(post, path = "/api/v1/policies/preview",
     request_body(content = String, description = "the policy document, JSON or TOML"),
     responses((status = 200, body = PreviewInfo),
@@ -293,12 +295,21 @@ async fn runs_page(app: &AppState, policy: Option<&str>, p: &RunPage) -> ApiResu
     .into_response())
 }
 
-/// One run, with what it deleted and the rule that decided each.
+/// One run, with what it deleted and the rule that decided each: the items of the
+/// repositories the caller may read (the figures are the whole run's).
 #[utoipa::path(get, path = "/api/v1/policy-runs/{id}",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 200, body = PolicyRunDetail), (status = 404, body = ErrorBody)))]
-pub async fn run(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    let (run, items) = app.retention.run(id).await.map_err(error)?;
+pub async fn run(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let (run, items) = app
+        .retention
+        .run(id, &caller.principal)
+        .await
+        .map_err(error)?;
     Ok(Json(PolicyRunDetail {
         run: run_info(run),
         items: items.into_iter().map(item).collect(),
@@ -311,9 +322,18 @@ pub async fn run(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult 
 #[utoipa::path(post, path = "/api/v1/policy-runs/{id}/cancel",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
+              (status = 403, description = "the caller may not manage policies", body = ErrorBody),
               (status = 409, body = ErrorBody)))]
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
-    let run = app.retention.cancel(id).await.map_err(error)?;
+pub async fn cancel(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult {
+    let run = app
+        .retention
+        .cancel(id, &caller.principal)
+        .await
+        .map_err(error)?;
     if run.state != shipshape_meta::runs::RunState::Running {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

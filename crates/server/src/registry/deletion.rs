@@ -15,7 +15,7 @@ use shipshape_meta::tags::By;
 use shipshape_meta::{Conn, Millis, batches, blobs, commit, events, manifests, repos, tags, usage};
 use shipshape_oci::{Digest, RepoName, Tag};
 
-use super::{Permission, Principal, Registry, RegistryError, Result, protection};
+use super::{Permission, Principal, Registry, RegistryError, Result, protection, visibility};
 
 /// What a deletion took out of use.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -845,13 +845,23 @@ impl Registry {
     }
 
     /// The restore bin: tags that can go back to a manifest they left, newest first, of one
-    /// repository or of the registry, after the entry `before` of the previous page.
+    /// repository or of the registry, after the entry `before` of the previous page; only of
+    /// repositories `by` may read (one it may not is refused, before it is looked up).
     pub async fn restorable(
         &self,
         repo: Option<&RepoName>,
         before: Option<i64>,
         limit: i64,
+        by: &Principal,
     ) -> Result<Vec<Restorable>> {
+        if let Some(r) = repo {
+            self.require(
+                by,
+                Permission::Pull,
+                r,
+                "read this repository's restore bin",
+            )?;
+        }
         let mut conn = self.catalogue.reader().await?;
         let repo_id = match repo {
             Some(r) => Some(
@@ -861,9 +871,22 @@ impl Registry {
             ),
             None => None,
         };
+        let visible = match repo {
+            None if !visibility::reads_everything(by) => {
+                Some(visibility::readable(by, repos::all_names(&mut conn).await?))
+            }
+            _ => None,
+        };
         let window = self.options.restore_window.as_millis() as Millis;
-        let entries =
-            tags::restorable(&mut conn, repo_id, self.now() - window, before, limit).await?;
+        let entries = tags::restorable(
+            &mut conn,
+            repo_id,
+            self.now() - window,
+            before,
+            limit,
+            visible.as_deref(),
+        )
+        .await?;
         Ok(entries
             .into_iter()
             .map(|e| Restorable {

@@ -9,7 +9,7 @@ use shipshape_meta::usage::{self, Usage};
 use shipshape_meta::{Millis, manifests};
 use shipshape_oci::{Digest, RepoName, Tag};
 
-use super::{Registry, RegistryError, Result};
+use super::{Permission, Principal, Registry, RegistryError, Result, visibility};
 
 /// A repository with its counts and storage figures.
 #[derive(Clone, Debug)]
@@ -403,12 +403,15 @@ impl Registry {
         Ok(entries)
     }
 
-    /// Storage figures for the whole registry and per repository.
-    pub async fn usage(&self) -> Result<(Usage, Vec<(String, Usage)>)> {
+    /// Storage figures for the whole registry and per repository, the latter only of the
+    /// repositories `by` may read. The registry's total names no repository and is everyone's:
+    /// it is the capacity all repositories share.
+    pub async fn usage(&self, by: &Principal) -> Result<(Usage, Vec<(String, Usage)>)> {
         let mut conn = self.catalogue.reader().await?;
         let rules = self.usage_rules();
         let total = usage::total(&mut conn, &rules).await?;
-        let per = usage::per_repository(&mut conn, &rules, None).await?;
+        let mut per = usage::per_repository(&mut conn, &rules, None).await?;
+        per.retain(|(name, _)| by.may(Permission::Pull, Some(name)));
         Ok((total, per))
     }
 
@@ -449,9 +452,16 @@ impl Registry {
             .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))
     }
 
-    /// The activity log, newest first. An action filter must name a recorded action or a
-    /// family of them.
-    pub async fn events(&self, filter: &EventFilter, limit: i64) -> Result<Vec<Event>> {
+    /// The activity log, newest first, as `by` may see it (`visibility`): the entries of
+    /// repositories it may read, and those naming no repository only when it may see the
+    /// registry as a whole. An action filter must name a recorded action or a family of them;
+    /// a repository filter, one `by` may read.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        limit: i64,
+        by: &Principal,
+    ) -> Result<Vec<Event>> {
         if let Some(action) = &filter.action
             && !events::is_known_action(action)
         {
@@ -467,11 +477,27 @@ impl Registry {
             let repo: RepoName = name
                 .parse()
                 .map_err(|e| RegistryError::InvalidFilter(format!("repository {name:?}: {e}")))?;
+            // Refused before it is looked up: whether it exists is not the caller's to learn.
+            self.require(
+                by,
+                Permission::Pull,
+                &repo,
+                "read this repository's activity",
+            )?;
             if repos::find_any(&mut conn, &repo).await?.is_none() {
                 return Err(RegistryError::NameUnknown(repo));
             }
         }
-        Ok(events::list(&mut conn, filter, limit).await?)
+        let registry_wide = visibility::sees_registry_wide(by);
+        let visible = if registry_wide && visibility::reads_everything(by) {
+            None
+        } else {
+            Some(events::Visible {
+                repositories: visibility::readable(by, events::repositories(&mut conn).await?),
+                registry_wide,
+            })
+        };
+        Ok(events::list(&mut conn, filter, visible.as_ref(), limit).await?)
     }
 }
 

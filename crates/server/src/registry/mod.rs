@@ -13,6 +13,7 @@ mod protection;
 mod pulls;
 mod reads;
 mod uploads;
+mod visibility;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use shipshape_meta::events::EventFilter;
-use shipshape_meta::principal::Permission;
 
 use super::overview::activity_table;
 use super::{Ctx, bad_request};
@@ -49,20 +48,14 @@ fn filter(ctx: &Ctx, q: &HashMap<String, String>) -> Result<EventFilter, ApiErro
     })
 }
 
-/// Entries of the activity log, leaving out those of repositories the caller may not read (a
-/// page may then hold fewer than asked; the API's cursor still pages correctly).
+/// Entries of the activity log as the caller may see them (`Registry::events`).
 pub(crate) async fn events(ctx: &Ctx, f: &EventFilter, limit: i64) -> Result<Vec<Event>, ApiError> {
     Ok(ctx
         .app
         .registry
-        .events(f, limit)
+        .events(f, limit, &ctx.caller.principal)
         .await?
         .into_iter()
-        .filter(|e| {
-            e.repository
-                .as_deref()
-                .is_none_or(|r| ctx.may(Permission::Pull, Some(r)))
-        })
         .map(handlers::event)
         .collect())
 }
@@ -82,20 +75,11 @@ fn query_without_cursor(q: &HashMap<String, String>) -> String {
 pub(crate) async fn page(ctx: Ctx, Query(q): Q) -> Response {
     let result = async {
         let f = filter(&ctx, &q)?;
-        let raw = ctx.app.registry.events(&f, PAGE + 1).await?;
+        let raw = events(&ctx, &f, PAGE + 1).await?;
         let next = (raw.len() as i64 > PAGE)
             .then(|| raw.get(PAGE as usize - 1).map(|e| e.id))
             .flatten();
-        let list: Vec<Event> = raw
-            .into_iter()
-            .take(PAGE as usize)
-            .filter(|e| {
-                e.repository
-                    .as_deref()
-                    .is_none_or(|r| ctx.may(Permission::Pull, Some(r)))
-            })
-            .map(handlers::event)
-            .collect();
+        let list: Vec<Event> = raw.into_iter().take(PAGE as usize).collect();
         let rest = query_without_cursor(&q);
         let older = next.map(|n| {
             let sep = if rest.is_empty() { "" } else { "&" };

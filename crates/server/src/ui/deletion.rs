@@ -479,7 +479,7 @@ pub(crate) async fn recently_deleted(
         let entries = ctx
             .app
             .registry
-            .restorable(None, before, PAGE + 1)
+            .restorable(None, before, PAGE + 1, &ctx.caller.principal)
             .await?;
         let more = entries.len() as i64 > PAGE;
         let rows: Vec<RestorableTag> = entries
@@ -488,10 +488,6 @@ pub(crate) async fn recently_deleted(
             .map(handlers::restorable_tag)
             .collect();
         let next = if more { rows.last().map(|r| r.id) } else { None };
-        let rows: Vec<RestorableTag> = rows
-            .into_iter()
-            .filter(|r| ctx.may(Permission::Pull, Some(&r.repository)))
-            .collect();
         let body = html! {
             h1 { "Recently deleted" }
             p.note { "Tags that left an image (deleted, or moved by a push) and can go back to it until their deadline. After it, the collector frees what only they held." }

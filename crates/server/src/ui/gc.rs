@@ -73,11 +73,10 @@ fn history_table(runs: &[RunInfo]) -> Markup {
 /// `/ui/gc`.
 pub(crate) async fn page(ctx: Ctx) -> Response {
     let result = async {
-        let (total, per) = ctx.app.registry.usage().await?;
+        let (total, per) = ctx.app.registry.usage(&ctx.caller.principal).await?;
         let total: model::UsageFigures = total.into();
         let per: Vec<RepositoryUsage> = per
             .into_iter()
-            .filter(|(name, _)| ctx.may(Permission::Pull, Some(name)))
             .map(|(name, u)| RepositoryUsage {
                 name,
                 figures: u.into(),
@@ -215,7 +214,11 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
         let items = if running {
             Vec::new()
         } else {
-            ctx.app.collector.run_items(id).await?.unwrap_or_default()
+            ctx.app
+                .collector
+                .run_items(id, &ctx.caller.principal)
+                .await?
+                .unwrap_or_default()
         };
         let may_collect = ctx.may(Permission::CollectGarbage, None);
         let phases = ["started", "reviewing and deleting", "finished"];

@@ -21,7 +21,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
 }
 
 async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
-    let (total, _) = ctx.app.registry.usage().await?;
+    let (total, _) = ctx.app.registry.usage(&ctx.caller.principal).await?;
     let total: model::UsageFigures = total.into();
     let repos: Vec<model::RepositoryInfo> = ctx
         .app

@@ -8,7 +8,6 @@
 use axum::extract::Path;
 use axum::response::Response;
 use maud::html;
-use shipshape_meta::principal::Permission;
 
 use super::layout::{bytes, digest, when, when_or_never};
 use super::{Ctx, Posted};
@@ -94,7 +93,7 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
                 div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
                 div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
             }
-            @for r in p.repositories.iter().filter(|r| ctx.may(Permission::Pull, Some(&r.repository))) {
+            @for r in &p.repositories {
                 h2 { a href={ "/ui/repositories/" (r.repository) } { (r.repository) } }
                 table data-testid={ "preview-" (r.repository) } {
                     thead { tr {

@@ -473,7 +473,7 @@ async fn history_page(ctx: &Ctx, repo: &RepoName) -> Result<Response, ApiError> 
     let restorable: Vec<RestorableTag> = ctx
         .app
         .registry
-        .restorable(Some(repo), None, 200)
+        .restorable(Some(repo), None, 200, &ctx.caller.principal)
         .await?
         .into_iter()
         .map(handlers::restorable_tag)
