@@ -444,9 +444,7 @@ async fn one_run_at_a_time() {
     let clock = ManualClock::new(wall_clock_now());
     let s = server(&clock, Duration::ZERO, Duration::ZERO).await;
     // A run another process left active, as seen through the shared catalogue.
-    let catalogue = shipshape_meta::Catalogue::open_sqlite(&s.data_dir().join("catalogue.db"))
-        .await
-        .unwrap();
+    let catalogue = s.second_catalogue().await;
     let mut tx = catalogue.begin().await.unwrap();
     let spec = shipshape_meta::runs::RunSpec::default();
     let other = shipshape_meta::Principal::anonymous(Some("10.0.0.2".into()));

@@ -240,6 +240,21 @@ impl TestServer {
         v
     }
 
+    /// A handle of its own on the server's catalogue, as another node or process has it: the
+    /// same SQLite file, or the same PostgreSQL database.
+    pub async fn second_catalogue(&self) -> shipshape_meta::Catalogue {
+        match &self.config.catalogue {
+            shipshape_server::CatalogueConfig::Sqlite => {
+                shipshape_meta::Catalogue::open_sqlite(&self.config.data_dir.join("catalogue.db"))
+                    .await
+            }
+            shipshape_server::CatalogueConfig::Postgres { options, .. } => {
+                shipshape_meta::Catalogue::open_postgres(options, false).await
+            }
+        }
+        .expect("a second handle on the catalogue")
+    }
+
     /// Row count of each catalogue table.
     pub async fn rows(&self) -> BTreeMap<&'static str, i64> {
         self.server
