@@ -339,6 +339,8 @@ async fn policy_commands_apply_preview_run_and_remove() {
         table.contains("ci/*") && table.contains("manual"),
         "{table}"
     );
+    // Each policy is said in one sentence (the API's `sentence`).
+    assert!(table.contains("In ci/*, "), "{table}");
     // `get` gives back a TOML document that applies again unchanged.
     let got = ok(&s, &["policy", "get", "ci"]).await;
     assert!(got.contains("latest_pushed = 1"), "{got}");

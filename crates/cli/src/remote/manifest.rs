@@ -58,6 +58,7 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                 "MANIFEST SIZE",
                 "CREATED",
                 "LAST PULLED",
+                "WHY KEPT",
             ]);
             for m in &list.manifests {
                 t.row(vec![
@@ -71,6 +72,7 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
                     output::size(m.size),
                     output::time(m.created_at.as_str()),
                     output::time(m.last_pulled_at.as_deref()),
+                    why_kept(&m.why_kept),
                 ]);
             }
             t.print();
@@ -148,5 +150,21 @@ pub async fn run(args: ManifestArgs) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The API's reason a manifest is still stored, in a few words.
+fn why_kept(w: &shipshape_server::api::model::WhyKept) -> String {
+    let of = || w.of.as_deref().map(output::digest).unwrap_or_default();
+    let until = || output::time(w.until.as_deref());
+    match w.reason.as_str() {
+        "tagged" => format!("tagged {}", w.tags.join(",")),
+        "child" => format!("listed by {}", of()),
+        "referrer" => format!("referrer of {}", of()),
+        "settings" => "untagged; kept by the settings".into(),
+        "held_for_restore" => format!("held for restore until {}", until()),
+        "in_grace" => format!("in grace until {}", until()),
+        "collectable" => "collectable now".into(),
+        other => other.to_string(),
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
-use shipshape_gc::retention::PolicySpec;
 use shipshape_server::api::model::policies::{
     PolicyInfo, PolicyList, PolicyRunDetail, PolicyRunInfo, PolicyRunList, PreviewInfo,
 };
@@ -127,18 +126,14 @@ pub async fn run(args: PolicyArgs) -> Result<()> {
                 return Ok(());
             }
             let list: PolicyList = decode(&v)?;
-            let mut t = Table::new(&["NAME", "REPOSITORIES", "SCHEDULE", "NEXT RUN", "UPDATED"]);
+            let mut t = Table::new(&["NAME", "SCHEDULE", "NEXT RUN", "UPDATED", "POLICY"]);
             for p in &list.policies {
-                // The document is the policy as applied, in the shape of a `PolicySpec`.
-                let repos = PolicySpec::deserialize(&p.document)
-                    .map(|spec| spec.repositories.join(","))
-                    .unwrap_or_default();
                 t.row(vec![
                     p.name.clone(),
-                    repos,
                     p.schedule.as_deref().unwrap_or("manual").to_string(),
                     output::time(p.next_run_at.as_deref()),
                     output::time(p.updated_at.as_str()),
+                    p.sentence.clone(),
                 ]);
             }
             t.print();
