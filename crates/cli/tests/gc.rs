@@ -439,6 +439,63 @@ async fn abandoned_uploads_and_unknown_objects_are_removed() {
     assert_eq!(pull_verified(&s.base, "app", "v1").await, kept);
 }
 
+/// A run whose node died (it stopped renewing its lease) holds the registry's one run only
+/// until the lease runs out: then this node's collector fails it, says why, and a new run
+/// starts. A live node's run, renewed, is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_run_is_failed_once_its_lease_runs_out() {
+    let clock = ManualClock::new(wall_clock_now());
+    let s = TestServer::start_with_clock(&clock, |c| {
+        c.gc.workers = 1;
+        c.gc.poll_interval = Duration::from_millis(50);
+    })
+    .await;
+    let catalogue = s.second_catalogue().await;
+    let now = shipshape_meta::Clock::now(&clock);
+    let mut tx = catalogue.begin().await.unwrap();
+    let other = shipshape_meta::Principal::anonymous(Some("10.0.0.2".into()));
+    let spec = shipshape_meta::runs::RunSpec::default();
+    let dead = shipshape_meta::runs::start_run(&mut tx, &spec, &other, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let lease = 2 * 60 * 1000;
+    assert!(
+        shipshape_meta::runs::hold(&mut tx, dead, "node-that-dies", now + lease)
+            .await
+            .unwrap()
+    );
+    shipshape_meta::commit(tx).await.unwrap();
+
+    // Within its lease, the run is the registry's one run (the worker polls meanwhile).
+    let (status, v) = s
+        .api(Method::POST, "/api/v1/gc/runs", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        s.api_ok(&format!("/api/v1/gc/runs/{dead}")).await["state"],
+        "running"
+    );
+
+    // Past it, this node's worker fails it.
+    clock.advance(lease + 1);
+    let failed = common::wait_until("the dead node's run to be failed", || async {
+        let run = s.api_ok(&format!("/api/v1/gc/runs/{dead}")).await;
+        (run["state"] == "failed").then_some(run)
+    })
+    .await;
+    assert!(
+        failed["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing its lease"),
+        "{failed}"
+    );
+    let run = run_gc(&s, json!({})).await;
+    assert_ne!(run["id"], dead);
+    catalogue.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_run_at_a_time() {
     let clock = ManualClock::new(wall_clock_now());

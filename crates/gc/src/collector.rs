@@ -21,7 +21,7 @@ use shipshape_store::{BlobStore, StorageKey};
 use tokio::sync::watch;
 
 use crate::review::{self, Mode, Outcome, Rules};
-use crate::{Checkpoint, GcError, sweep};
+use crate::{Checkpoint, GcError, lease, sweep};
 
 /// Collector settings (the `[gc]` and `[uploads]` sections of the configuration).
 #[derive(Clone, Debug)]
@@ -48,6 +48,9 @@ pub struct GcConfig {
     pub sweep_min_age: Duration,
     /// Objects deleted from storage at once.
     pub storage_parallelism: usize,
+    /// This node's name among the nodes sharing the catalogue: the runs it executes are held
+    /// in its name (`runs::hold`), renewed while they go on.
+    pub node: String,
 }
 
 impl Default for GcConfig {
@@ -63,6 +66,7 @@ impl Default for GcConfig {
             upload_ttl: Duration::from_secs(24 * 3600),
             sweep_min_age: Duration::from_secs(3600),
             storage_parallelism: 16,
+            node: "local".into(),
         }
     }
 }
@@ -209,10 +213,17 @@ impl Collector {
         }
     }
 
-    /// Marks runs a previous process left running as failed. Call once at start.
+    /// This node's name, in whose name its runs are held.
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+
+    /// Marks runs a previous process of this node left running as failed, and those other
+    /// nodes stopped renewing. Call once at start.
     pub async fn recover(&self) -> Result<(), GcError> {
         let mut tx = self.catalogue.begin().await?;
-        let n = runs::fail_interrupted_runs(&mut tx, self.clock.now()).await?;
+        let n =
+            runs::fail_interrupted_runs(&mut tx, self.clock.now(), &self.config.node, true).await?;
         commit(tx).await?;
         if n > 0 {
             tracing::warn!(
@@ -279,6 +290,7 @@ impl Collector {
     /// One pass of a background worker over everything due.
     pub async fn background_pass(&self) -> Result<Outcome, GcError> {
         let _pass = self.pass.lock().await;
+        self.take_over_dead_runs().await?;
         let rules = self.rules(ms(self.config.review_delay), self.config.untagged_manifests);
         let mut out = self.drain_due(&rules).await?;
         out.merge(self.expire_uploads(&rules, None).await?);
@@ -552,6 +564,26 @@ impl Collector {
     }
 
     // -----------------------------------------------------------------------------------------
+    /// Fails the GC and policy runs whose node stopped renewing their lease (it died): the
+    /// registry-wide singletons they hold are free again. Every node's workers look.
+    async fn take_over_dead_runs(&self) -> Result<(), GcError> {
+        let now = self.clock.now();
+        let mut tx = self.catalogue.begin().await?;
+        let gc = runs::fail_interrupted_runs(&mut tx, now, &self.config.node, false).await?;
+        let policy =
+            shipshape_meta::policies::fail_interrupted_runs(&mut tx, now, &self.config.node, false)
+                .await?;
+        commit(tx).await?;
+        if gc + policy > 0 {
+            tracing::warn!(
+                gc_runs = gc,
+                policy_runs = policy,
+                "runs whose node stopped renewing them marked failed"
+            );
+        }
+        Ok(())
+    }
+
     // Runs
 
     /// Starts a run in the background; answers at once with its id. At most one run is active
@@ -567,6 +599,9 @@ impl Collector {
             Ok(id) => id,
             Err(active) => return Err(StartError::Active(active)),
         };
+        runs::hold(&mut tx, id, &self.config.node, now + lease::RUN_LEASE_MS)
+            .await
+            .map_err(GcError::from)?;
         let run = runs::get_run(&mut tx, id)
             .await
             .map_err(GcError::from)?
@@ -636,6 +671,13 @@ impl Collector {
     }
 
     async fn execute(&self, id: i64, spec: RunSpec, by: &Principal) {
+        let _lease = lease::renew(self.catalogue.clone(), self.clock.clone(), {
+            let node = self.config.node.clone();
+            move |tx, until| {
+                let node = node.clone();
+                Box::pin(async move { runs::hold(tx, id, &node, until).await })
+            }
+        });
         let started = std::time::Instant::now();
         let grace = spec.grace_ms.unwrap_or(ms(self.config.review_delay));
         let run = RunProgress {

@@ -13,6 +13,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod collector;
 pub mod deletion;
+pub mod lease;
 pub mod retention;
 pub mod review;
 pub mod selection;

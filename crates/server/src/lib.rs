@@ -179,6 +179,36 @@ pub struct Server {
     _lock: std::fs::File,
 }
 
+/// This node's name among the nodes sharing a catalogue: made once and kept in the data
+/// directory (`node-id`), so a restarted node knows the runs it left behind for its own.
+fn node_name(data_dir: &std::path::Path) -> Result<String, ServeError> {
+    let path = data_dir.join("node-id");
+    let io = |source| ServeError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+        // Missing (a first start) or empty (a start that died writing it): made afresh.
+        _ => {
+            let host = hostname();
+            let name = format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            std::fs::write(&path, format!("{name}\n")).map_err(io)?;
+            Ok(name)
+        }
+    }
+}
+
+/// The machine's host name, for node names people can read in the runs' rows.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
 impl Server {
     /// Opens the data directory and starts serving with the system clock.
     pub async fn start(config: ServerConfig) -> Result<Server, ServeError> {
@@ -267,6 +297,7 @@ impl Server {
         }
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
+            node: node_name(&config.data_dir)?,
             ..config.gc.clone()
         };
         let collector = shipshape_gc::Collector::new(

@@ -68,7 +68,11 @@ impl Drop for Kept {
 
 /// Points `config` at this run's backends, creating them under `dir`.
 pub async fn configure(config: &mut ServerConfig, dir: &Path) -> Kept {
-    let b = backends();
+    configure_with(config, dir, backends()).await
+}
+
+/// Points `config` at the backends `b`, creating them under `dir`.
+pub async fn configure_with(config: &mut ServerConfig, dir: &Path, b: Backends) -> Kept {
     let mut kept = Kept { database: None };
     if b.postgres {
         let admin = std::env::var("SHIPSHAPE_TEST_POSTGRES").expect(

@@ -187,7 +187,7 @@ impl Retention {
             deleted: Arc::default(),
         };
         let mut tx = r.catalogue.begin().await?;
-        q::fail_interrupted_runs(&mut tx, r.clock.now()).await?;
+        q::fail_interrupted_runs(&mut tx, r.clock.now(), r.collector.node(), true).await?;
         commit(tx).await?;
         r.reload().await?;
         Ok(r)
@@ -514,6 +514,13 @@ impl Retention {
             policy: name.into(),
             active,
         })?;
+        q::hold(
+            &mut tx,
+            id,
+            self.collector.node(),
+            now + crate::lease::RUN_LEASE_MS,
+        )
+        .await?;
         let run = q::get_run(&mut tx, id)
             .await?
             .expect("the run was just written");
@@ -534,6 +541,13 @@ impl Retention {
         by: &Principal,
         now: Millis,
     ) {
+        let _lease = crate::lease::renew(self.catalogue.clone(), self.clock.clone(), {
+            let node = self.collector.node().to_string();
+            move |tx, until| {
+                let node = node.clone();
+                Box::pin(async move { q::hold(tx, id, &node, until).await })
+            }
+        });
         let mut figures = RunFigures::default();
         let mut errors = Vec::new();
         let state = match self

@@ -146,13 +146,13 @@ async fn runs_left_running_by_a_stopped_process_are_failed() {
 
         let mut tx = begin(cat).await;
         assert_eq!(
-            runs::fail_interrupted_runs(&mut tx, T0 + HOUR)
+            runs::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-a", true)
                 .await
                 .unwrap(),
             1
         );
         assert_eq!(
-            runs::fail_interrupted_runs(&mut tx, T0 + HOUR)
+            runs::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-a", true)
                 .await
                 .unwrap(),
             0
@@ -170,6 +170,93 @@ async fn runs_left_running_by_a_stopped_process_are_failed() {
                 .unwrap()
                 .is_ok()
         );
+        commit(tx).await;
+    })
+    .await;
+}
+
+/// A run held by a node stays running while the node renews it; once its lease has run out,
+/// any other node fails it (its node died), but the node itself never takes its own live run
+/// for dead; a node starting again fails what it left behind, lease or not.
+#[tokio::test]
+async fn a_run_is_failed_by_another_node_only_once_its_lease_ran_out() {
+    each_backend(async |cat| {
+        let mut tx = begin(cat).await;
+        let id = runs::start_run(&mut tx, &RunSpec::default(), &anonymous(), T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            runs::hold(&mut tx, id, "node-a", T0 + MINUTE)
+                .await
+                .unwrap()
+        );
+        commit(tx).await;
+
+        let mut tx = begin(cat).await;
+        // Within the lease: no other node takes it.
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + SECOND, "node-b", false).await;
+        assert_eq!(failed.unwrap(), 0);
+        // Past it: its own node still does not (it renews what it runs)…
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-a", false).await;
+        assert_eq!(failed.unwrap(), 0);
+        // …and a renewal keeps it from the others.
+        assert!(
+            runs::hold(&mut tx, id, "node-a", T0 + 2 * HOUR)
+                .await
+                .unwrap()
+        );
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-b", false).await;
+        assert_eq!(failed.unwrap(), 0);
+        // Another node starting does not fail a run held by a live node.
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-b", true).await;
+        assert_eq!(failed.unwrap(), 0);
+        // Renewals stop: once the lease has run out, another node fails it, once.
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + 3 * HOUR, "node-b", false).await;
+        assert_eq!(failed.unwrap(), 1);
+        let run = runs::get_run(&mut tx, id).await.unwrap().unwrap();
+        assert_eq!(run.state, RunState::Failed);
+        assert!(
+            !runs::hold(&mut tx, id, "node-a", T0 + 4 * HOUR)
+                .await
+                .unwrap()
+        );
+        // The node restarting fails what it left behind at once.
+        let id = runs::start_run(&mut tx, &RunSpec::default(), &anonymous(), T0 + 3 * HOUR)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            runs::hold(&mut tx, id, "node-a", T0 + 4 * HOUR)
+                .await
+                .unwrap()
+        );
+        let failed = runs::fail_interrupted_runs(&mut tx, T0 + 3 * HOUR, "node-a", true).await;
+        assert_eq!(failed.unwrap(), 1);
+
+        // Policy runs follow the same rule.
+        let run = policies::start_run(
+            &mut tx,
+            &policies::NewRun {
+                policy: "p",
+                document: "{}",
+                trigger: policies::Trigger::Manual,
+                started_by: &anonymous(),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            policies::hold(&mut tx, run, "node-a", T0 + MINUTE)
+                .await
+                .unwrap()
+        );
+        let failed = policies::fail_interrupted_runs(&mut tx, T0 + SECOND, "node-b", false).await;
+        assert_eq!(failed.unwrap(), 0);
+        let failed = policies::fail_interrupted_runs(&mut tx, T0 + HOUR, "node-b", false).await;
+        assert_eq!(failed.unwrap(), 1);
         commit(tx).await;
     })
     .await;
@@ -435,7 +522,7 @@ async fn one_run_per_policy_is_active_at_a_time() {
 
         // At start-up, runs left running fail: `b` and the second run of `a`.
         assert_eq!(
-            policies::fail_interrupted_runs(&mut tx, T0 + DAY)
+            policies::fail_interrupted_runs(&mut tx, T0 + DAY, "node-a", true)
                 .await
                 .unwrap(),
             2

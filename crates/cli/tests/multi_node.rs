@@ -1,0 +1,237 @@
+//! Three `shipshape` nodes over one PostgreSQL catalogue and one S3 bucket, each with a data
+//! directory of its own: every request of a push goes to a different node, and what one node
+//! stored every other serves. Runs whatever `SHIPSHAPE_TEST_BACKENDS` says (it needs the
+//! PostgreSQL server of `SHIPSHAPE_TEST_POSTGRES`, which `scripts/test` starts).
+
+mod common;
+
+use common::backends::{Backends, Kept, configure_with};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shipshape_server::{Server, ServerConfig};
+
+/// Three nodes sharing one catalogue and one bucket.
+struct Cluster {
+    nodes: Vec<Server>,
+    shared: ServerConfig,
+    _kept: Kept,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        let kept = configure_with(
+            &mut shared,
+            dir.path(),
+            Backends {
+                postgres: true,
+                s3: true,
+            },
+        )
+        .await;
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let config = ServerConfig {
+                data_dir: dir.path().join(format!("node-{n}")),
+                ..shared.clone()
+            };
+            // Each node migrates if it must; they start one after another here, and at once
+            // in production, where the migrator's advisory lock orders them.
+            nodes.push(Server::start(config).await.expect("a node starts"));
+        }
+        Cluster {
+            nodes,
+            shared,
+            _kept: kept,
+            _dir: dir,
+        }
+    }
+
+    fn base(&self, n: usize) -> String {
+        self.nodes[n].base_url()
+    }
+
+    /// A handle of the test's own on the shared catalogue.
+    async fn catalogue(&self) -> shipshape_meta::Catalogue {
+        let shipshape_server::CatalogueConfig::Postgres { options, .. } = &self.shared.catalogue
+        else {
+            unreachable!("the cluster is on PostgreSQL")
+        };
+        shipshape_meta::Catalogue::open_postgres(options, false)
+            .await
+            .expect("a handle on the shared catalogue")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_spread_over_three_nodes_is_served_by_each() {
+    let cluster = Cluster::start().await;
+    let c = client();
+    let repo = "spread/app";
+
+    // A layer in three requests to three nodes: POST on the first, a PATCH on the second, the
+    // closing PUT on the third. The chunks straddle the bucket's 5 MiB part: the second
+    // node finds the first's leftover, and the third the second's.
+    let layer = random_bytes(7 * 1024 * 1024 + 13, 42);
+    let digest = sha256(&layer);
+    let (a, b) = layer.split_at(3 * 1024 * 1024);
+    let (b, rest) = b.split_at(3 * 1024 * 1024);
+    let resp = c
+        .post(format!("{}/v2/{repo}/blobs/uploads/", cluster.base(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let mut location = header(&resp, "location").unwrap().to_string();
+    let mut offset = 0;
+    for (node, chunk) in [(0, a), (1, b)] {
+        let resp = c
+            .patch(format!("{}{location}", cluster.base(node)))
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{offset}-{}", offset + chunk.len() - 1),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "PATCH on node {node}");
+        offset += chunk.len();
+        assert_eq!(
+            header(&resp, "range"),
+            Some(format!("0-{}", offset - 1).as_str()),
+            "node {node} knows the whole session so far"
+        );
+        location = header(&resp, "location").unwrap().to_string();
+    }
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let resp = c
+        .put(format!("{}{location}{sep}digest={digest}", cluster.base(2)))
+        .header("content-type", "application/octet-stream")
+        .body(rest.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "the closing PUT on node 2"
+    );
+
+    // The config on the second node, the manifest on the third.
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = push_blob(&c, &cluster.base(1), repo, config).await;
+    let manifest = image_manifest((&config_digest, config.len()), &[(&digest, layer.len())]);
+    let resp = put_manifest(&c, &cluster.base(2), repo, "v1", OCI_MANIFEST, &manifest).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // Every node serves the whole image, byte for byte.
+    for n in 0..3 {
+        assert_eq!(
+            pull_verified(&cluster.base(n), repo, "v1").await,
+            sha256(&manifest),
+            "node {n}"
+        );
+    }
+
+    // A tag deleted on one node is gone on the others, and restorable from any.
+    let resp = c
+        .delete(format!("{}/v2/{repo}/manifests/v1", cluster.base(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    for n in 0..3 {
+        assert_eq!(
+            manifest_status(&cluster.base(n), repo, "v1").await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let restorable: Value = c
+        .get(format!("{}/api/v1/restorable", cluster.base(1)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(restorable.to_string().contains("\"v1\""), "{restorable}");
+}
+
+/// One GC run in the cluster: a run held in the catalogue (as another node holds the run it
+/// executes) is the run every node reports and refuses a second one for; once it has ended,
+/// any node may start the next, and every node follows that one to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gc_run_in_the_whole_cluster() {
+    let cluster = Cluster::start().await;
+    let c = client();
+    push_image(&c, &cluster.base(0), "gc/app", "v1", 1).await;
+    let catalogue = cluster.catalogue().await;
+    let mut tx = catalogue.begin().await.unwrap();
+    let other = shipshape_meta::Principal::anonymous(Some("10.0.0.9".into()));
+    let spec = shipshape_meta::runs::RunSpec::default();
+    let now = shipshape_meta::Clock::now(&shipshape_meta::SystemClock);
+    let held = shipshape_meta::runs::start_run(&mut tx, &spec, &other, now)
+        .await
+        .unwrap()
+        .unwrap();
+    shipshape_meta::runs::hold(&mut tx, held, "a-fourth-node", now + 3_600_000)
+        .await
+        .unwrap();
+    shipshape_meta::commit(tx).await.unwrap();
+
+    for n in 0..3 {
+        let resp = c
+            .post(format!("{}/api/v1/gc/runs", cluster.base(n)))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CONFLICT, "node {n}");
+        let v: Value = resp.json().await.unwrap();
+        assert!(v.to_string().contains(&held.to_string()), "node {n}: {v}");
+        let active: Value = c
+            .get(format!("{}/api/v1/gc/runs/active", cluster.base(n)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(active["id"], held, "node {n}");
+    }
+
+    let mut tx = catalogue.begin().await.unwrap();
+    shipshape_meta::runs::finish_run(
+        &mut tx,
+        held,
+        shipshape_meta::runs::RunState::Succeeded,
+        &Default::default(),
+        &[],
+        now,
+    )
+    .await
+    .unwrap();
+    shipshape_meta::commit(tx).await.unwrap();
+    catalogue.close().await;
+
+    let resp = c
+        .post(format!("{}/api/v1/gc/runs", cluster.base(1)))
+        .json(&json!({"dry_run": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    for n in [2, 0] {
+        let done = wait_gc_run(&cluster.base(n), id).await;
+        assert_eq!(done["state"], "succeeded", "node {n}: {done}");
+    }
+}
