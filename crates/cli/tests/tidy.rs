@@ -198,6 +198,66 @@ fn remote_commands_use_the_server_only_through_the_api_model() {
 
 /// Every file starts with a `//!` line saying what it is for (house style 11): every `.rs`
 /// file of the crates (sources, tests, helpers) and of the benchmarks.
+/// Who acted is a `Principal` (house style: one identity): the names of the registry's own
+/// actors and of the anonymous caller are spelled once, in `meta::principal`. A line of the
+/// product's code that names an actor (`actor`, `started_by`, `updated_by`, `created_by`) and
+/// spells one of those names in a string is an actor made by hand, which audit ids and access
+/// checks would not know.
+#[test]
+fn actors_are_principals_not_string_literals() {
+    const ACTOR_NAMES: &[&str] = &["anonymous", "scheduler", "collector", "gc", "system"];
+    const ACTOR_FIELDS: &[&str] = &["actor", "started_by", "updated_by", "created_by"];
+    let mut problems = Vec::new();
+    for file in source_files() {
+        let product = file.rel.contains("/src/") && !file.rel.starts_with("crates/cli/tests/");
+        if !product || file.rel == "crates/meta/src/principal.rs" {
+            continue;
+        }
+        for (line, text) in file.code_lines() {
+            let code = without_strings(text);
+            if !ACTOR_FIELDS.iter().any(|f| names(&code, f)) {
+                continue;
+            }
+            for literal in string_literals(text) {
+                if ACTOR_NAMES.contains(&literal.as_str()) {
+                    problems.push(format!(
+                        "{}:{line}: the actor {literal:?} spelled by hand: take it from a \
+                         Principal (meta::principal)",
+                        file.rel
+                    ));
+                }
+            }
+        }
+    }
+    assert_none(problems);
+}
+
+/// The contents of the string literals of `line` (escapes kept as written).
+fn string_literals(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut current, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in line.chars() {
+        match (in_string, escaped, c) {
+            (true, true, _) => {
+                escaped = false;
+                current.push(c);
+            }
+            (true, false, '\\') => {
+                escaped = true;
+                current.push(c);
+            }
+            (true, false, '"') => {
+                in_string = false;
+                out.push(std::mem::take(&mut current));
+            }
+            (true, false, _) => current.push(c),
+            (false, _, '"') => in_string = true,
+            (false, _, _) => {}
+        }
+    }
+    out
+}
+
 #[test]
 fn every_file_starts_with_a_doc_line() {
     let problems: Vec<String> = source_files()

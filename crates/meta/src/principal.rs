@@ -88,6 +88,9 @@ impl fmt::Debug for Grants {
     }
 }
 
+/// The name an anonymous caller acts under, in the activity log and the request log.
+pub const ANONYMOUS_NAME: &str = "anonymous";
+
 /// An identity acting on the registry, with the source of its request.
 #[derive(Clone, Debug)]
 pub struct Principal {
@@ -108,7 +111,7 @@ impl Principal {
         Principal {
             kind: Kind::Anonymous,
             id: None,
-            name: "anonymous".into(),
+            name: ANONYMOUS_NAME.into(),
             source,
             grants: Grants::Everything,
         }

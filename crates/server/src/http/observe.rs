@@ -293,7 +293,10 @@ impl Done {
                     bytes_in = self.received.load(Ordering::Relaxed),
                     bytes_out,
                     duration_ms = took.as_micros() as f64 / 1e3,
-                    actor = self.actor.as_deref().unwrap_or("anonymous"),
+                    actor = self
+                        .actor
+                        .as_deref()
+                        .unwrap_or(shipshape_meta::principal::ANONYMOUS_NAME),
                     request_id = %self.request_id,
                     source = self.source.as_deref(),
                     user_agent = self.user_agent.as_deref(),
