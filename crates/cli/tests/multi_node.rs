@@ -235,3 +235,52 @@ async fn one_gc_run_in_the_whole_cluster() {
         assert_eq!(done["state"], "succeeded", "node {n}: {done}");
     }
 }
+
+/// With the blobs on a node's own disk, the catalogue is that node's: a second node on the
+/// same catalogue (which would answer 404 for every blob the first stored) is refused at start,
+/// naming both, and the first node starts again as before.
+#[tokio::test]
+async fn a_second_node_is_refused_when_the_blobs_are_on_the_first_nodes_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shared = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let _kept = configure_with(
+        &mut shared,
+        dir.path(),
+        Backends {
+            postgres: true,
+            s3: false,
+        },
+    )
+    .await;
+    let first = ServerConfig {
+        data_dir: dir.path().join("first"),
+        ..shared.clone()
+    };
+    let server = Server::start(first.clone())
+        .await
+        .expect("the first node starts");
+    server.shutdown().await.unwrap();
+
+    let second = ServerConfig {
+        data_dir: dir.path().join("second"),
+        ..shared.clone()
+    };
+    let refused = Server::start(second)
+        .await
+        .err()
+        .expect("the second node is refused");
+    let said = refused.to_string();
+    let owner = std::fs::read_to_string(dir.path().join("first/node-id")).unwrap();
+    assert!(
+        said.contains(owner.trim()) && said.contains("[storage] s3"),
+        "{said}"
+    );
+
+    let again = Server::start(first)
+        .await
+        .expect("the first node starts again");
+    again.shutdown().await.unwrap();
+}

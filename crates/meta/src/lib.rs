@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod batches;
+pub mod bindings;
 pub mod blobs;
 pub mod clock;
 pub mod consistency;
@@ -65,7 +66,7 @@ pub enum MetaError {
     /// The PostgreSQL catalogue's schema is older than this release and was not migrated.
     #[error(
         "the catalogue's schema lacks {0} migration(s) of this release: run `shipshape migrate` \
-         (or start with migrations on)"
+         or start with `[catalogue] migrate = true`"
     )]
     Outdated(usize),
 }

@@ -141,6 +141,17 @@ pub enum ServeError {
     #[error("cannot open the catalogue {location}: {source}")]
     Catalogue { location: String, source: MetaError },
     #[error(
+        "the catalogue {location} keeps its blobs on the local disk of node {owner}, and this \
+         is node {node}: a node without those bytes would answer 404 for blobs the catalogue \
+         lists. Run several nodes with the blobs in a bucket every node reaches ([storage] s3), \
+         or start this node on {owner}'s data directory (its node-id file names it)"
+    )]
+    LocalStoreElsewhere {
+        location: String,
+        owner: String,
+        node: String,
+    },
+    #[error(
         "another shipshape server already serves the data directory {0} (it holds {0}/lock); \
          stop it first, or give this one another --data-dir"
     )]
@@ -198,6 +209,40 @@ fn node_name(data_dir: &std::path::Path) -> Result<String, ServeError> {
             Ok(name)
         }
     }
+}
+
+/// A catalogue shared by several nodes with its blobs on one node's disk would list blobs the
+/// other nodes do not have: with a local store, the catalogue is bound to this node, and a
+/// start by another node is refused. With a bucket every node reaches, the binding goes.
+async fn bind_local_store(
+    catalogue: &Catalogue,
+    local: bool,
+    node: &str,
+    location: &str,
+) -> Result<(), ServeError> {
+    use shipshape_meta::bindings;
+    let meta = |source| ServeError::Catalogue {
+        location: location.to_string(),
+        source,
+    };
+    let mut tx = catalogue.begin().await.map_err(meta)?;
+    if local {
+        let owner = bindings::bind(&mut tx, bindings::LOCAL_STORE, node)
+            .await
+            .map_err(meta)?;
+        if owner != node {
+            return Err(ServeError::LocalStoreElsewhere {
+                location: location.to_string(),
+                owner,
+                node: node.to_string(),
+            });
+        }
+    } else {
+        bindings::unbind(&mut tx, bindings::LOCAL_STORE)
+            .await
+            .map_err(meta)?;
+    }
+    shipshape_meta::commit(tx).await.map_err(meta)
 }
 
 /// The machine's host name, for node names people can read in the runs' rows.
@@ -295,9 +340,13 @@ impl Server {
             }
             Err(e) => return Err(ServeError::Store(e)),
         }
+        let node = node_name(&config.data_dir)?;
+        if matches!(config.catalogue, CatalogueConfig::Postgres { .. }) {
+            bind_local_store(&catalogue, local, &node, &catalogue_location).await?;
+        }
         let gc_config = shipshape_gc::GcConfig {
             restore_window: config.restore_window,
-            node: node_name(&config.data_dir)?,
+            node,
             ..config.gc.clone()
         };
         let collector = shipshape_gc::Collector::new(
