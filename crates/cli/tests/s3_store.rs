@@ -7,43 +7,18 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 
 use common::layout::{Image, Layer, OciLayout};
 use common::{random_bytes, run_tool, skopeo};
 use futures::TryStreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use shipshape_store::{BLOBS_PREFIX, BlobStore, S3Config, S3Store, UPLOADS_PREFIX};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BUCKET: &str = "registry";
-const KEY_ID: &str = "shipshape-test";
-const SECRET: &str = "shipshape-test-secret";
-const PART: u64 = 5 * 1024 * 1024;
+use common::backends::{S3_BUCKET as BUCKET, S3_KEY_ID as KEY_ID, S3_SECRET as SECRET, s3_server};
 
-/// An S3 server over `root` (the bucket is a directory in it) on a loopback port.
-async fn s3_server(root: &Path) -> SocketAddr {
-    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(root).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(KEY_ID, SECRET));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
+const PART: u64 = 5 * 1024 * 1024;
 
 /// Keys of the objects under `prefix`, as the bucket lists them.
 async fn listed(s3: &S3Store, prefix: &str) -> Vec<String> {

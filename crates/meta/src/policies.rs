@@ -413,53 +413,20 @@ pub async fn finish_run(
     Ok(())
 }
 
-/// Holds a running run for `node` until `until`: the node executing it renews this while
-/// the run goes on. Returns whether the run is still running (and so held).
+/// Holds a running policy run for `node` until `until` (as `runs::hold` a GC run).
 pub async fn hold(conn: &mut dyn Conn, id: i64, node: &str, until: Millis) -> Result<bool> {
-    let done = execute!(conn, |cx| sqlx::query(
-        "UPDATE policy_runs SET node = $1, lease_until = $2 WHERE id = $3 AND state = 'running'"
-    )
-    .bind(node)
-    .bind(until)
-    .bind(id))?;
-    Ok(done.rows_affected() == 1)
+    crate::runs::hold_in(conn, crate::runs::Held::Policy, id, node, until).await
 }
 
-/// Marks as failed the running runs whose node stopped: another node's whose lease ran out
-/// before `now`, and, when `node` is `restarted`, those it left behind and those no node holds
-/// (written before leases, or by a process that stopped before holding its run). A node never
-/// takes its own live runs for dead: it renews them, whatever its clock says.
+/// Marks as failed the running policy runs whose node stopped (as
+/// `runs::fail_interrupted_runs` GC runs).
 pub async fn fail_interrupted_runs(
     conn: &mut dyn Conn,
     now: Millis,
     node: &str,
     restarted: bool,
 ) -> Result<u64> {
-    let runs: Vec<(i64, String)> = values!(conn, fetch_all, |cx| sqlx::query_as(
-        "SELECT id, errors FROM policy_runs WHERE state = 'running'
-           AND ((lease_until < $1 AND (node IS NULL OR node <> $2))
-                OR ($3 AND (node IS NULL OR node = $2)))
-         ORDER BY id"
-    )
-    .bind(now)
-    .bind(node)
-    .bind(restarted))?;
-    for (id, errors) in &runs {
-        let mut errors = crate::runs::errors_col(errors)?;
-        errors.push(if restarted {
-            "interrupted: the server stopped during the run".into()
-        } else {
-            "interrupted: the node executing the run stopped renewing its lease".into()
-        });
-        execute!(conn, |cx| sqlx::query(
-            "UPDATE policy_runs SET state = 'failed', finished_at = $1, errors = $2
-             WHERE id = $3 AND state = 'running'",
-        )
-        .bind(now)
-        .bind(crate::json(&errors)?)
-        .bind(id))?;
-    }
-    Ok(runs.len() as u64)
+    crate::runs::fail_interrupted_in(conn, crate::runs::Held::Policy, now, node, restarted).await
 }
 
 /// One thing a run deleted.

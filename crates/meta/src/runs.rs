@@ -299,12 +299,34 @@ pub async fn finish_run(
     Ok(())
 }
 
+/// The two kinds of run a node executes and holds: GC runs and policy runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held {
+    Gc,
+    Policy,
+}
+
 /// Holds a running run for `node` until `until`: the node executing it renews this while
 /// the run goes on. Returns whether the run is still running (and so held).
 pub async fn hold(conn: &mut dyn Conn, id: i64, node: &str, until: Millis) -> Result<bool> {
-    let done = execute!(conn, |cx| sqlx::query(
-        "UPDATE gc_runs SET node = $1, lease_until = $2 WHERE id = $3 AND state = 'running'"
-    )
+    hold_in(conn, Held::Gc, id, node, until).await
+}
+
+pub(crate) async fn hold_in(
+    conn: &mut dyn Conn,
+    kind: Held,
+    id: i64,
+    node: &str,
+    until: Millis,
+) -> Result<bool> {
+    let done = execute!(conn, |cx| sqlx::query(match kind {
+        Held::Gc => {
+            "UPDATE gc_runs SET node = $1, lease_until = $2 WHERE id = $3 AND state = 'running'"
+        }
+        Held::Policy => {
+            "UPDATE policy_runs SET node = $1, lease_until = $2 WHERE id = $3 AND state = 'running'"
+        }
+    })
     .bind(node)
     .bind(until)
     .bind(id))?;
@@ -321,12 +343,30 @@ pub async fn fail_interrupted_runs(
     node: &str,
     restarted: bool,
 ) -> Result<u64> {
-    let runs: Vec<(i64, String)> = values!(conn, fetch_all, |cx| sqlx::query_as(
-        "SELECT id, errors FROM gc_runs WHERE state = 'running'
-           AND ((lease_until < $1 AND (node IS NULL OR node <> $2))
-                OR ($3 AND (node IS NULL OR node = $2)))
-         ORDER BY id"
-    )
+    fail_interrupted_in(conn, Held::Gc, now, node, restarted).await
+}
+
+pub(crate) async fn fail_interrupted_in(
+    conn: &mut dyn Conn,
+    kind: Held,
+    now: Millis,
+    node: &str,
+    restarted: bool,
+) -> Result<u64> {
+    let runs: Vec<(i64, String)> = values!(conn, fetch_all, |cx| sqlx::query_as(match kind {
+        Held::Gc => {
+            "SELECT id, errors FROM gc_runs WHERE state = 'running'
+               AND ((lease_until < $1 AND (node IS NULL OR node <> $2))
+                    OR ($3 AND (node IS NULL OR node = $2)))
+             ORDER BY id"
+        }
+        Held::Policy => {
+            "SELECT id, errors FROM policy_runs WHERE state = 'running'
+               AND ((lease_until < $1 AND (node IS NULL OR node <> $2))
+                    OR ($3 AND (node IS NULL OR node = $2)))
+             ORDER BY id"
+        }
+    })
     .bind(now)
     .bind(node)
     .bind(restarted))?;
@@ -337,10 +377,16 @@ pub async fn fail_interrupted_runs(
         } else {
             "interrupted: the node executing the run stopped renewing its lease".into()
         });
-        execute!(conn, |cx| sqlx::query(
-            "UPDATE gc_runs SET state = 'failed', finished_at = $1, errors = $2
-             WHERE id = $3 AND state = 'running'",
-        )
+        execute!(conn, |cx| sqlx::query(match kind {
+            Held::Gc => {
+                "UPDATE gc_runs SET state = 'failed', finished_at = $1, errors = $2
+                 WHERE id = $3 AND state = 'running'"
+            }
+            Held::Policy => {
+                "UPDATE policy_runs SET state = 'failed', finished_at = $1, errors = $2
+                 WHERE id = $3 AND state = 'running'"
+            }
+        })
         .bind(now)
         .bind(crate::json(&errors)?)
         .bind(id))?;
