@@ -81,10 +81,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
         )
     });
-    let catalogue_config = match file.catalogue.resolve(
-        std::env::var("SHIPSHAPE_CATALOGUE_URL").ok(),
-        std::env::var("SHIPSHAPE_CATALOGUE_PASSWORD").ok(),
-    ) {
+    let catalogue_config = match file.catalogue.resolve_from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

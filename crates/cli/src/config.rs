@@ -71,6 +71,16 @@ pub struct CatalogueFileConfig {
 }
 
 impl CatalogueFileConfig {
+    /// The catalogue's settings with the URL and password the environment gives
+    /// (SHIPSHAPE_CATALOGUE_URL, SHIPSHAPE_CATALOGUE_PASSWORD): what the commands that open a
+    /// data directory's catalogue without `serve`'s flags use.
+    pub fn resolve_from_env(&self) -> Result<shipshape_server::CatalogueConfig, String> {
+        self.resolve(
+            std::env::var("SHIPSHAPE_CATALOGUE_URL").ok(),
+            std::env::var("SHIPSHAPE_CATALOGUE_PASSWORD").ok(),
+        )
+    }
+
     /// The catalogue's settings: the URL from `url_env` (SHIPSHAPE_CATALOGUE_URL) or the file,
     /// the password from `password_env` when set.
     pub fn resolve(

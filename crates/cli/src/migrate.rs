@@ -26,10 +26,7 @@ pub fn run(args: MigrateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = match file.catalogue.resolve(
-        std::env::var("SHIPSHAPE_CATALOGUE_URL").ok(),
-        std::env::var("SHIPSHAPE_CATALOGUE_PASSWORD").ok(),
-    ) {
+    let options = match file.catalogue.resolve_from_env() {
         Ok(CatalogueConfig::Postgres { options, .. }) => options,
         Ok(CatalogueConfig::Sqlite) => {
             eprintln!(

@@ -19,22 +19,22 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+/// The settings every node shares: one scratch PostgreSQL catalogue, and with `s3` one bucket
+/// (else each node's own disk).
+async fn shared_config(dir: &std::path::Path, s3: bool) -> (ServerConfig, Kept) {
+    let mut shared = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let backends = Backends { postgres: true, s3 };
+    let kept = configure_with(&mut shared, dir, backends).await;
+    (shared, kept)
+}
+
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut shared = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..ServerConfig::default()
-        };
-        let kept = configure_with(
-            &mut shared,
-            dir.path(),
-            Backends {
-                postgres: true,
-                s3: true,
-            },
-        )
-        .await;
+        let (shared, kept) = shared_config(dir.path(), true).await;
         let mut nodes = Vec::new();
         for n in 0..3 {
             let config = ServerConfig {
@@ -242,19 +242,7 @@ async fn one_gc_run_in_the_whole_cluster() {
 #[tokio::test]
 async fn a_second_node_is_refused_when_the_blobs_are_on_the_first_nodes_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let mut shared = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..ServerConfig::default()
-    };
-    let _kept = configure_with(
-        &mut shared,
-        dir.path(),
-        Backends {
-            postgres: true,
-            s3: false,
-        },
-    )
-    .await;
+    let (shared, _kept) = shared_config(dir.path(), false).await;
     let first = ServerConfig {
         data_dir: dir.path().join("first"),
         ..shared.clone()
