@@ -37,6 +37,16 @@ impl Samples {
         }
     }
 
+    /// The value below which a share `p` (0 to 1) of the samples fall (nearest rank).
+    pub fn percentile(&self, p: f64) -> f64 {
+        let v = self.sorted();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        let rank = (p * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+
     pub fn min(&self) -> f64 {
         self.sorted().first().copied().unwrap_or(f64::NAN)
     }
@@ -70,5 +80,14 @@ mod tests {
         let s: Samples = [4.0, 1.0, 3.0, 2.0].into_iter().collect();
         assert_eq!(s.median(), 2.5);
         assert!((s.spread() - 0.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let s: Samples = (1..=100).map(f64::from).collect();
+        assert_eq!(s.percentile(0.99), 99.0);
+        assert_eq!(s.percentile(0.5), 50.0);
+        assert_eq!(s.percentile(1.0), 100.0);
+        assert!(Samples::default().percentile(0.99).is_nan());
     }
 }

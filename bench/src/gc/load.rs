@@ -208,7 +208,9 @@ pub async fn upload_blob(
     Ok(digest)
 }
 
-async fn push(
+/// Pushes a small new image (config, a 1 KiB layer, the manifest under `tag`) as a client
+/// does; whether every request succeeded.
+pub async fn push(
     http: &reqwest::Client,
     base: &str,
     repo: &str,

@@ -22,6 +22,25 @@ const IMAGES_PER_TX: usize = 500;
 /// starting at `start_ms` one millisecond apart, and long enough ago that the background
 /// workers have reviewed everything. Returns each blob's storage key.
 pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<String>, Error> {
+    populate_with(model, data, start_ms, false).await
+}
+
+/// [`populate`], leaving every review the pushes queued in the collector's queues (about one
+/// per blob and per manifest), as a registry whose background workers are off or behind has.
+pub async fn populate_queued(
+    model: &Model,
+    data: &Path,
+    start_ms: i64,
+) -> Result<Vec<String>, Error> {
+    populate_with(model, data, start_ms, true).await
+}
+
+async fn populate_with(
+    model: &Model,
+    data: &Path,
+    start_ms: i64,
+    leave_queued: bool,
+) -> Result<Vec<String>, Error> {
     let store = data.join("store");
     for d in 0..256 {
         std::fs::create_dir_all(store.join(format!("blobs/{d:02x}")))?;
@@ -114,9 +133,11 @@ pub async fn populate(model: &Model, data: &Path, start_ms: i64) -> Result<Vec<S
     // Every push queued reviews; long after the pushes, the background workers have found every
     // blob referenced and every manifest tagged and removed those entries. That steady state is
     // what the benchmark starts from, so the queues are emptied as the workers would leave them.
-    let mut tx = catalogue.begin().await?;
-    shipshape_meta::queue::clear_reviews(&mut tx).await?;
-    commit(tx).await?;
+    if !leave_queued {
+        let mut tx = catalogue.begin().await?;
+        shipshape_meta::queue::clear_reviews(&mut tx).await?;
+        commit(tx).await?;
+    }
     catalogue.close().await;
     // One sync for all the files instead of one per file, as the store does per upload.
     std::process::Command::new("sync").status()?;

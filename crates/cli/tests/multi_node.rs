@@ -88,6 +88,11 @@ async fn a_push_spread_over_three_nodes_is_served_by_each() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        header(&resp, "oci-chunk-min-length"),
+        Some("5242880"),
+        "the bucket's part size is advertised"
+    );
     let mut location = header(&resp, "location").unwrap().to_string();
     let mut offset = 0;
     for (node, chunk) in [(0, a), (1, b)] {
@@ -141,6 +146,17 @@ async fn a_push_spread_over_three_nodes_is_served_by_each() {
         );
     }
 
+    // Each node's storage figures count the image as in use (and keep them, shared between
+    // requests, until something changes them).
+    for n in 0..3 {
+        let u = usage(&cluster.base(n)).await;
+        assert_eq!(u["total"]["held_for_restore_bytes"], 0, "node {n}: {u}");
+        assert!(
+            u["total"]["in_use_bytes"].as_u64().unwrap() > layer.len() as u64,
+            "node {n}: {u}"
+        );
+    }
+
     // A tag deleted on one node is gone on the others, and restorable from any.
     let resp = c
         .delete(format!("{}/v2/{repo}/manifests/v1", cluster.base(0)))
@@ -163,6 +179,28 @@ async fn a_push_spread_over_three_nodes_is_served_by_each() {
         .await
         .unwrap();
     assert!(restorable.to_string().contains("\"v1\""), "{restorable}");
+
+    // The other nodes' figures moved with the deletion at once: they took them again because
+    // the activity log moved, not because they aged out.
+    for n in 1..3 {
+        let u = usage(&cluster.base(n)).await;
+        assert_eq!(u["total"]["in_use_bytes"], 0, "node {n}: {u}");
+        assert!(
+            u["total"]["held_for_restore_bytes"].as_u64().unwrap() > layer.len() as u64,
+            "node {n}: {u}"
+        );
+    }
+}
+
+async fn usage(base: &str) -> Value {
+    client()
+        .get(format!("{base}/api/v1/usage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// One GC run in the cluster: a run held in the catalogue (as another node holds the run it

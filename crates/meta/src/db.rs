@@ -48,6 +48,8 @@ pub struct Tx(
     /// Activity-log entries written in it: logged after the commit, so a dry run or a
     /// preview (rolled back) and a failed change log nothing.
     pub(crate) Vec<crate::events::Recorded>,
+    /// Counts the commit (what a cache of figures over the whole catalogue compares).
+    pub(crate) std::sync::Arc<crate::CatalogueStats>,
 );
 
 impl Conn for Tx {

@@ -1,7 +1,7 @@
 //! The activity log: who did what to which target, and why. Written in the same transaction as
 //! the change it records, and logged (target `shipshape::audit`) once that transaction commits.
 
-use crate::db::{Dialect, dual, execute, rows};
+use crate::db::{Dialect, dual, execute, rows, values};
 
 use crate::principal::Principal;
 use crate::{Conn, Millis, Result};
@@ -314,6 +314,15 @@ pub async fn repositories(conn: &mut dyn Conn) -> Result<Vec<String>> {
         "SELECT DISTINCT repository FROM events WHERE repository IS NOT NULL ORDER BY repository",
     ))?;
     rows.iter().map(|r| r.try_get("repository")).collect()
+}
+
+/// The id of the newest entry of the activity log (none when it is empty): every deletion,
+/// restore, push of a tag or manifest, policy run and collection, on any node, moves it.
+pub async fn latest_id(conn: &mut dyn Conn) -> Result<Option<i64>> {
+    let id: Option<i64> = values!(conn, fetch_one, |cx| sqlx::query_scalar(
+        "SELECT max(id) FROM events"
+    ))?;
+    Ok(id)
 }
 
 /// Forgets up to `limit` of the oldest events recorded before `before`; returns how many. The

@@ -146,6 +146,9 @@ pub struct CatalogueStats {
     /// Checkpoints of the write-ahead log made while the writer was idle (those the writer
     /// makes on the commit that crosses `CHECKPOINT_PAGES` happen inside SQLite, unseen).
     pub idle_checkpoints: AtomicU64,
+    /// Write transactions this process committed: a figure computed over the whole catalogue
+    /// is still current for this node's writes while this has not moved.
+    pub commits: AtomicU64,
     /// SQLite's write-ahead log file (none on PostgreSQL).
     wal: Option<std::path::PathBuf>,
 }
@@ -464,7 +467,7 @@ impl Catalogue {
                 TxInner::Postgres(self.stats.time_write(pool.begin_with(begin)).await?)
             }
         };
-        Ok(Tx(inner, Vec::new()))
+        Ok(Tx(inner, Vec::new(), self.stats.clone()))
     }
 
     /// A connection for reads that need no consistency with a later write.
@@ -584,11 +587,12 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 /// Commits a write transaction.
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
-    let Tx(tx, recorded) = tx;
+    let Tx(tx, recorded, stats) = tx;
     match tx {
         TxInner::Sqlite(tx) => tx.commit().await?,
         TxInner::Postgres(tx) => tx.commit().await?,
     }
+    stats.commits.fetch_add(1, Ordering::Release);
     for entry in &recorded {
         entry.log();
     }

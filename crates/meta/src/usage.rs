@@ -94,28 +94,37 @@ const CLASSIFIED: &str = "
               JOIN edges e ON e.id = g.id
               JOIN own_due o ON o.id = e.next),
     garbage(id, due) AS (SELECT id, max(due) FROM garbage_tree GROUP BY id),
-    mclass(id, repository_id, size, class) AS (
+    mdue(id, repository_id, size, live, held, due) AS (
         SELECT m.id, m.repository_id, m.size,
-               CASE WHEN m.id IN (SELECT id FROM live_set) THEN 'live'
-                    WHEN m.id IN (SELECT id FROM held_set) THEN 'held'
-                    WHEN coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0) > $1 THEN 'grace'
-                    ELSE 'reclaimable' END
+               m.id IN (SELECT id FROM live_set), m.id IN (SELECT id FROM held_set),
+               coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0)
         FROM manifests m),
-    bclass(digest, size, class) AS (
+    mclass(id, repository_id, size, class, due) AS (
+        SELECT id, repository_id, size,
+               CASE WHEN live THEN 'live' WHEN held THEN 'held'
+                    WHEN due > $1 THEN 'grace' ELSE 'reclaimable' END,
+               due
+        FROM mdue),
+    bdue(digest, size, live, held, due) AS (
         SELECT b.digest, b.size,
-               CASE WHEN EXISTS (SELECT 1 FROM manifest_blob_references r
-                                 JOIN mclass c ON c.id = r.manifest_id
-                                 WHERE r.blob_digest = b.digest AND c.class = 'live') THEN 'live'
-                    WHEN EXISTS (SELECT 1 FROM manifest_blob_references r
-                                 JOIN mclass c ON c.id = r.manifest_id
-                                 WHERE r.blob_digest = b.digest AND c.class = 'held') THEN 'held'
-                    WHEN greatest(coalesce((SELECT max(g.due) FROM manifest_blob_references r
-                                            JOIN garbage g ON g.id = r.manifest_id
-                                            WHERE r.blob_digest = b.digest), 0),
-                                  coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
-                                            WHERE rb.digest = b.digest) + $4, 0)) > $1 THEN 'grace'
-                    ELSE 'reclaimable' END
+               EXISTS (SELECT 1 FROM manifest_blob_references r
+                       JOIN mclass c ON c.id = r.manifest_id
+                       WHERE r.blob_digest = b.digest AND c.class = 'live'),
+               EXISTS (SELECT 1 FROM manifest_blob_references r
+                       JOIN mclass c ON c.id = r.manifest_id
+                       WHERE r.blob_digest = b.digest AND c.class = 'held'),
+               greatest(coalesce((SELECT max(g.due) FROM manifest_blob_references r
+                                  JOIN garbage g ON g.id = r.manifest_id
+                                  WHERE r.blob_digest = b.digest), 0),
+                        coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
+                                  WHERE rb.digest = b.digest) + $4, 0))
         FROM blobs b),
+    bclass(digest, size, class, due) AS (
+        SELECT digest, size,
+               CASE WHEN live THEN 'live' WHEN held THEN 'held'
+                    WHEN due > $1 THEN 'grace' ELSE 'reclaimable' END,
+               due
+        FROM bdue),
     membership(repository_id, digest) AS (
         SELECT rb.repository_id, rb.digest FROM repository_blobs rb
         UNION
@@ -169,20 +178,33 @@ fn usage_from_row(r: &crate::db::Row, unique: Option<i64>) -> Result<Usage> {
 
 /// Figures for the whole registry.
 pub async fn total(conn: &mut dyn Conn, rules: &Rules) -> Result<Usage> {
+    Ok(total_until(conn, rules).await?.0)
+}
+
+/// Figures for the whole registry, and the first instant after `rules.now` at which time
+/// alone changes them (garbage leaving its grace period or lease, a deletion leaving its
+/// restore window); `None` when nothing waits on time. Until then, only writes change them.
+pub async fn total_until(conn: &mut dyn Conn, rules: &Rules) -> Result<(Usage, Option<Millis>)> {
     let sql = format!(
         "WITH RECURSIVE {CLASSIFIED},
          everything(size, class, is_blob) AS (
-             SELECT size, class, 1 FROM bclass UNION ALL SELECT size, class, 0 FROM mclass)
+             SELECT size, class, 1 FROM bclass UNION ALL SELECT size, class, 0 FROM mclass),
+         turns(at) AS (
+             SELECT due FROM mclass WHERE class = 'grace'
+             UNION ALL SELECT due FROM bclass WHERE class = 'grace'
+             UNION ALL SELECT deleted_at + ($1 - $2) FROM manifests WHERE deleted_at > $2
+             UNION ALL SELECT at + ($1 - $2) FROM left_tag WHERE at > $2)
          SELECT {SUMS},
                 count(*) FILTER (WHERE is_blob = 1) AS blobs,
-                count(*) FILTER (WHERE is_blob = 0) AS manifests
+                count(*) FILTER (WHERE is_blob = 0) AS manifests,
+                (SELECT min(at) FROM turns) AS turns_at
          FROM everything"
     );
     let r = rows!(conn, fetch_one, |cx| bind_rules!(
         sqlx::query(dialect(cx.postgres(), sql)),
         rules
     ))?;
-    usage_from_row(&r, None)
+    Ok((usage_from_row(&r, None)?, r.try_get("turns_at")?))
 }
 
 /// Figures per live repository (or only the one named `only`), by name. A blob shared by
@@ -274,6 +296,12 @@ pub async fn collectable(conn: &mut dyn Conn, rules: &Rules) -> Result<Vec<Colle
 /// Bytes that `manifests` (with what they list and their referrers) reference and that live
 /// content no longer needs after their deletion: what the deletion moved out of use. Called
 /// after the deletions, in the same transaction.
+///
+/// It runs inside deleting transactions (a policy run's among them), so it reads only around
+/// what was deleted, never the registry's whole live set: a blob a tagged manifest still
+/// references is settled by finding that one reference; the rest are decided by walking up
+/// from the manifests that reference them (to the indexes listing them and the subjects they
+/// refer to) and asking which of those a tag or the settings hold.
 pub async fn bytes_only_for(
     conn: &mut dyn Conn,
     manifests: &[ManifestId],
@@ -296,6 +324,10 @@ pub async fn bytes_only_for(
 /// What `bytes_only_for` asks, on either backend: only how the batch of ids is unpacked
 /// differs. Parameters: $1 the manifest ids (a JSON array), $2 collect untagged manifests, $3
 /// collect orphan referrers.
+///
+/// `up` is closed under "is listed by" and "is the referrer of": every manifest on a path from
+/// a live root down to one of its members is in it, so liveness computed inside `up` alone
+/// (`live_up`) is the liveness the whole registry's walk would give its members.
 macro_rules! bytes_only_for_sql {
     ($ids:literal) => {
         concat!(
@@ -309,21 +341,39 @@ macro_rules! bytes_only_for_sql {
                 ", $ids, "
                 UNION
                 SELECT e.next FROM tree t JOIN edges e ON e.id = t.id),
-            live_root(id) AS (
-                SELECT manifest_id FROM tags
-                UNION SELECT id FROM manifests WHERE deleted_at IS NULL
-                    AND ((subject_digest IS NULL AND NOT $2) OR (subject_digest IS NOT NULL AND NOT $3))),
-            live_set(id) AS (
-                SELECT id FROM live_root
+            tree_blobs(digest) AS (
+                SELECT DISTINCT blob_digest FROM manifest_blob_references
+                WHERE manifest_id IN (SELECT id FROM tree)),
+            open_blobs(digest) AS (
+                SELECT digest FROM tree_blobs t
+                WHERE NOT EXISTS (SELECT 1 FROM manifest_blob_references r
+                                  JOIN tags g ON g.manifest_id = r.manifest_id
+                                  WHERE r.blob_digest = t.digest)),
+            seed(id) AS (
+                SELECT id FROM tree
                 UNION
-                SELECT e.next FROM live_set l JOIN edges e ON e.id = l.id)
+                SELECT manifest_id FROM manifest_blob_references
+                WHERE blob_digest IN (SELECT digest FROM open_blobs)),
+            up(id) AS (
+                SELECT id FROM seed
+                UNION
+                SELECT e.id FROM up u JOIN edges e ON e.next = u.id),
+            live_up(id) AS (
+                SELECT u.id FROM up u JOIN manifests m ON m.id = u.id
+                WHERE EXISTS (SELECT 1 FROM tags g WHERE g.manifest_id = u.id)
+                   OR (m.deleted_at IS NULL
+                       AND ((m.subject_digest IS NULL AND NOT $2)
+                            OR (m.subject_digest IS NOT NULL AND NOT $3)))
+                UNION
+                SELECT e.next FROM live_up l JOIN edges e ON e.id = l.id
+                WHERE e.next IN (SELECT id FROM up))
          SELECT CAST((SELECT coalesce(sum(b.size), 0) FROM blobs b
-                 WHERE b.digest IN (SELECT blob_digest FROM manifest_blob_references
-                                    WHERE manifest_id IN (SELECT id FROM tree))
-                   AND b.digest NOT IN (SELECT blob_digest FROM manifest_blob_references
-                                        WHERE manifest_id IN (SELECT id FROM live_set)))
+                 WHERE b.digest IN (SELECT digest FROM open_blobs)
+                   AND NOT EXISTS (SELECT 1 FROM manifest_blob_references r
+                                   WHERE r.blob_digest = b.digest
+                                     AND r.manifest_id IN (SELECT id FROM live_up)))
               + (SELECT coalesce(sum(size), 0) FROM manifests
-                 WHERE id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM live_set))
+                 WHERE id IN (SELECT id FROM tree) AND id NOT IN (SELECT id FROM live_up))
                AS BIGINT)"
         )
     };

@@ -68,11 +68,17 @@ fn config_auth_file(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 }
 
 /// The files credentials are looked up in, in podman's order: `$REGISTRY_AUTH_FILE`, podman's
-/// own `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`, then Docker's
-/// `$DOCKER_CONFIG/config.json` (`~/.docker/config.json`). Unset variables leave theirs out.
-fn lookup_files(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-    let runtime =
-        var("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("containers").join("auth.json"));
+/// own `$XDG_RUNTIME_DIR/containers/auth.json` (without that variable, as in a root shell or
+/// over `su`, `/run/containers/UID/auth.json`, where podman then writes),
+/// `~/.config/containers/auth.json`, then Docker's `$DOCKER_CONFIG/config.json`
+/// (`~/.docker/config.json`). Unset variables leave theirs out.
+fn lookup_files(var: &dyn Fn(&str) -> Option<String>, uid: u32) -> Vec<PathBuf> {
+    let runtime = Some(
+        var("XDG_RUNTIME_DIR")
+            .map(|d| Path::new(&d).join("containers"))
+            .unwrap_or_else(|| PathBuf::from(format!("/run/containers/{uid}")))
+            .join("auth.json"),
+    );
     let docker = var("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| var("HOME").map(|h| Path::new(&h).join(".docker")))
@@ -116,7 +122,9 @@ pub fn for_registry(key: &str) -> Result<Option<(Login, Source)>> {
         }
         (None, None) => {}
     }
-    for path in lookup_files(&non_empty_var) {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for path in lookup_files(&non_empty_var, uid) {
         if let Some(doc) = read(&path)?
             && let Some(login) = entry(&doc, key)
         {
@@ -293,7 +301,7 @@ mod tests {
             ("HOME", "/home/op"),
         ]);
         assert_eq!(
-            lookup_files(&all),
+            lookup_files(&all, 1000),
             [
                 "/given/auth.json",
                 "/run/user/1000/containers/auth.json",
@@ -310,7 +318,7 @@ mod tests {
             ("HOME", "/home/op"),
         ]);
         assert_eq!(
-            lookup_files(&plain),
+            lookup_files(&plain, 1000),
             [
                 "/run/user/1000/containers/auth.json",
                 "/cfg/containers/auth.json",
@@ -324,14 +332,18 @@ mod tests {
             Some(PathBuf::from("/cfg/containers/auth.json"))
         );
         assert_eq!(
-            lookup_files(&env(&[("HOME", "/home/op")])),
+            lookup_files(&env(&[("HOME", "/home/op")]), 1000),
             [
+                "/run/containers/1000/auth.json",
                 "/home/op/.config/containers/auth.json",
                 "/home/op/.docker/config.json"
             ]
             .map(PathBuf::from)
         );
-        assert!(lookup_files(&env(&[])).is_empty());
+        assert_eq!(
+            lookup_files(&env(&[]), 0),
+            [PathBuf::from("/run/containers/0/auth.json")]
+        );
     }
 
     #[test]

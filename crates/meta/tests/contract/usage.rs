@@ -156,3 +156,142 @@ async fn a_tagged_image_is_in_use_and_an_untagged_one_reclaimable_after_its_grac
     })
     .await;
 }
+
+/// A referrer of `subject` (a signature, say) holding `blobs`, untagged.
+async fn referrer(
+    tx: &mut shipshape_meta::Tx,
+    r: shipshape_meta::repos::RepoId,
+    seed: &str,
+    blobs: &[shipshape_oci::Digest],
+    subject: &shipshape_oci::Digest,
+) -> ManifestHead {
+    let body = payload(seed);
+    let d = shipshape_oci::Digest::of_bytes(shipshape_oci::Algorithm::Sha256, &body);
+    let m = shipshape_meta::manifests::NewManifest {
+        digest: &d,
+        media_type: IMAGE,
+        artifact_type: Some("application/vnd.example.signature"),
+        payload: &body,
+        subject: Some(subject),
+        annotations: None,
+        blobs,
+        children: &[],
+    };
+    shipshape_meta::manifests::insert(tx, r, &m, T0)
+        .await
+        .unwrap();
+    shipshape_meta::manifests::find_any(tx, r, &d)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// What a deletion moves out of use is decided around the deleted manifests, and agrees with
+/// the registry's whole live set: a layer a tagged image shares stays in use; a manifest a
+/// tagged index lists stays in use with its referrers until the index's tag goes too; a layer
+/// held only by an untagged image that a tagged index lists stays in use; the settings that
+/// keep untagged manifests or orphan referrers keep what those hold.
+#[tokio::test]
+async fn bytes_only_for_follows_indexes_referrers_and_shared_layers() {
+    each_backend(async |cat| {
+        let by = anonymous();
+        let mut tx = begin(cat).await;
+        let r = repo(&mut tx, "team/multi", T0).await;
+        let shared = blob(&mut tx, r, "shared base", 1000, T0).await;
+        let la = blob(&mut tx, r, "layer a", 100, T0).await;
+        let lb = blob(&mut tx, r, "layer b", 200, T0).await;
+        let lc = blob(&mut tx, r, "layer c", 400, T0).await;
+        let sig = blob(&mut tx, r, "signature", 7, T0).await;
+        let a = manifest(&mut tx, r, "image a", &[shared.clone(), la], &[], T0).await;
+        let b = manifest(&mut tx, r, "image b", &[shared, lb], &[], T0).await;
+        let c = manifest(&mut tx, r, "image c", std::slice::from_ref(&lc), &[], T0).await;
+        let d = manifest(&mut tx, r, "image d", &[lc], &[], T0).await;
+        let i = manifest(
+            &mut tx,
+            r,
+            "index i",
+            &[],
+            std::slice::from_ref(&a.digest),
+            T0,
+        )
+        .await;
+        let j = manifest(
+            &mut tx,
+            r,
+            "index j",
+            &[],
+            std::slice::from_ref(&c.digest),
+            T0,
+        )
+        .await;
+        let s = referrer(&mut tx, r, "signature of a", &[sig], &a.digest).await;
+        for (name, m) in [("a", &a), ("b", &b), ("d", &d), ("multi", &i), ("j", &j)] {
+            tags::set(&mut tx, r, &tag(name), m, &By::new(&by, T0))
+                .await
+                .unwrap();
+        }
+        commit(tx).await;
+        let collect_all = rules(T0 + 2 * HOUR);
+        let keep_untagged = Rules {
+            untagged_manifests: false,
+            ..collect_all
+        };
+        let keep_orphans = Rules {
+            orphan_referrers: false,
+            ..collect_all
+        };
+        let at = By::new(&by, T0 + HOUR);
+
+        let mut tx = begin(cat).await;
+        // a untagged: the tagged index still lists it, and its signature's subject is live.
+        tags::delete(&mut tx, r, &tag("a"), &at).await.unwrap();
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[a.id], &collect_all)
+                .await
+                .unwrap(),
+            0
+        );
+        // d untagged: its layer is c's too, and c is live through the tagged index j (found
+        // by walking up from c, as no tag points at c).
+        tags::delete(&mut tx, r, &tag("d"), &at).await.unwrap();
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[d.id], &collect_all)
+                .await
+                .unwrap(),
+            d.size
+        );
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[d.id], &keep_untagged)
+                .await
+                .unwrap(),
+            0
+        );
+        // The index's tag gone: the index, a, a's signature and what only they hold; the
+        // shared base stays with b.
+        tags::delete(&mut tx, r, &tag("multi"), &at).await.unwrap();
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[i.id], &collect_all)
+                .await
+                .unwrap(),
+            i.size + a.size + s.size + 100 + 7
+        );
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[i.id], &keep_orphans)
+                .await
+                .unwrap(),
+            i.size + a.size + 100
+        );
+        // b's tag gone as well: the shared base goes with it.
+        tags::delete(&mut tx, r, &tag("b"), &at).await.unwrap();
+        assert_eq!(
+            usage::bytes_only_for(&mut tx, &[b.id], &collect_all)
+                .await
+                .unwrap(),
+            b.size + 200 + 1000
+        );
+        commit(tx).await;
+        // What is left in use is what the figures over the whole registry say.
+        assert_eq!(total(cat, &collect_all).await.in_use, j.size + c.size + 400);
+    })
+    .await;
+}

@@ -6,12 +6,26 @@ use axum::response::{IntoResponse, Response};
 use shipshape_oci::{Algorithm, Digest, RepoName, UploadId};
 
 use super::AppState;
-use super::headers::{self, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, Query};
+use super::headers::{
+    self, DOCKER_CONTENT_DIGEST, DOCKER_UPLOAD_UUID, OCI_CHUNK_MIN_LENGTH, Query,
+};
 use crate::error::{ApiError, upload_range};
 use crate::registry::{MountOutcome, Principal, RegistryError};
 
-fn session_response(status: StatusCode, repo: &RepoName, id: &UploadId, received: u64) -> Response {
+/// An upload session's state. Every answer about a session carries `OCI-Chunk-Min-Length` when
+/// the store has a smallest useful chunk (S3's part size), so a client sizes its PATCHes from
+/// the first answer on.
+fn session_response(
+    app: &AppState,
+    status: StatusCode,
+    repo: &RepoName,
+    id: &UploadId,
+    received: u64,
+) -> Response {
     let mut resp = status.into_response();
+    if let Some(min) = app.registry.chunk_min_length() {
+        headers::set(&mut resp, OCI_CHUNK_MIN_LENGTH, min.to_string());
+    }
     headers::set(
         &mut resp,
         header::LOCATION,
@@ -76,7 +90,7 @@ pub async fn start(
             let from = q.get("from").and_then(|f| f.parse::<RepoName>().ok());
             if q.get("from").is_some() && from.is_none() {
                 let id = app.registry.start_upload(&repo, None).await?;
-                return Ok(session_response(StatusCode::ACCEPTED, &repo, &id, 0));
+                return Ok(session_response(app, StatusCode::ACCEPTED, &repo, &id, 0));
             }
             return Ok(
                 match app
@@ -86,7 +100,7 @@ pub async fn start(
                 {
                     MountOutcome::Mounted(d) => blob_created(&repo, &d),
                     MountOutcome::Session(id) => {
-                        session_response(StatusCode::ACCEPTED, &repo, &id, 0)
+                        session_response(app, StatusCode::ACCEPTED, &repo, &id, 0)
                     }
                 },
             );
@@ -105,13 +119,14 @@ pub async fn start(
         Some(a) => Some(a.parse::<Algorithm>().map_err(RegistryError::from)?),
     };
     let id = app.registry.start_upload(&repo, algorithm).await?;
-    Ok(session_response(StatusCode::ACCEPTED, &repo, &id, 0))
+    Ok(session_response(app, StatusCode::ACCEPTED, &repo, &id, 0))
 }
 
 pub async fn status(app: &AppState, repo: RepoName, id: String) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let state = app.registry.upload_status(&repo, &id).await?;
     Ok(session_response(
+        app,
         StatusCode::NO_CONTENT,
         &repo,
         &id,
@@ -133,6 +148,7 @@ pub async fn patch(
         .upload_chunk(&repo, &id, range, req.into_body().into_data_stream())
         .await?;
     Ok(session_response(
+        app,
         StatusCode::ACCEPTED,
         &repo,
         &id,

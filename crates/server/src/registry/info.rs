@@ -136,7 +136,7 @@ pub struct Child {
 
 impl Registry {
     /// The storage figures' rules: the collector's, now.
-    fn usage_rules(&self) -> usage::Rules {
+    pub(super) fn usage_rules(&self) -> usage::Rules {
         self.collector.usage_rules()
     }
 
@@ -407,18 +407,19 @@ impl Registry {
     /// repositories `by` may read. The registry's total names no repository and is everyone's:
     /// it is the capacity all repositories share.
     pub async fn usage(&self, by: &Principal) -> Result<(Usage, Vec<(String, Usage)>)> {
-        let mut conn = self.catalogue.reader().await?;
-        let rules = self.usage_rules();
-        let total = usage::total(&mut conn, &rules).await?;
-        let mut per = usage::per_repository(&mut conn, &rules, None).await?;
-        per.retain(|(name, _)| by.may(Permission::Pull, Some(name)));
-        Ok((total, per))
+        let figures = self.figures().await?;
+        let per = figures
+            .per_repository
+            .iter()
+            .filter(|(name, _)| by.may(Permission::Pull, Some(name)))
+            .cloned()
+            .collect();
+        Ok((figures.total.clone(), per))
     }
 
     /// Storage figures of the whole registry (what `/metrics` shows).
     pub async fn usage_total(&self) -> Result<Usage> {
-        let mut conn = self.catalogue.reader().await?;
-        Ok(usage::total(&mut conn, &self.usage_rules()).await?)
+        Ok(self.figures().await?.total.clone())
     }
 
     /// Upload sessions open (in the catalogue) and those with a request writing to them now
@@ -441,10 +442,23 @@ impl Registry {
         self.catalogue.stats()
     }
 
-    /// Storage figures of one repository.
+    /// Storage figures of one repository: from the shared figures, or taken for it alone when
+    /// those were taken before it existed (its first upload on another node records no action).
     pub async fn repository_usage(&self, repo: &RepoName) -> Result<Usage> {
+        // One connection at a time: `figures` takes its own.
+        {
+            let mut conn = self.catalogue.reader().await?;
+            self.live_repo(&mut conn, repo).await?;
+        }
+        let figures = self.figures().await?;
+        if let Some((_, u)) = figures
+            .per_repository
+            .iter()
+            .find(|(n, _)| n == repo.as_str())
+        {
+            return Ok(u.clone());
+        }
         let mut conn = self.catalogue.reader().await?;
-        self.live_repo(&mut conn, repo).await?;
         usage::per_repository(&mut conn, &self.usage_rules(), Some(repo.as_str()))
             .await?
             .pop()

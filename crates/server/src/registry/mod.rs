@@ -5,6 +5,7 @@
 
 mod blobs;
 mod deletion;
+mod figures;
 mod health;
 mod info;
 mod listing;
@@ -27,6 +28,7 @@ pub use deletion::{
     BatchRestore, BulkDeletion, DeletedTag, Freed, ManifestDeletion, Overwrite, RepositoryDeletion,
     Restorable, RestoredTag, TagsDeletion,
 };
+pub use figures::Figures;
 pub use health::{Check, Readiness};
 pub use info::{
     BlobUse, Child, Kept, ManifestDetails, ManifestView, RepositoryDetails, TagDetails, TagQuery,
@@ -229,6 +231,8 @@ pub struct Registry {
     background: tokio_util::task::TaskTracker,
     /// The collector, whose rules classify storage figures the way it collects.
     collector: shipshape_gc::Collector,
+    /// The storage figures last taken, shared by the requests that read them.
+    figures: Arc<figures::FiguresCache>,
 }
 
 impl Registry {
@@ -251,6 +255,7 @@ impl Registry {
             policies,
             background: tokio_util::task::TaskTracker::new(),
             collector,
+            figures: Arc::default(),
         }
     }
 

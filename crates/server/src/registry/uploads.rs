@@ -56,6 +56,12 @@ fn store_state(up: &uploads::Upload) -> Result<shipshape_store::UploadState> {
 }
 
 impl Registry {
+    /// The smallest chunk, other than the last, the store takes without buffering it
+    /// (`OCI-Chunk-Min-Length`), when it has one.
+    pub fn chunk_min_length(&self) -> Option<u64> {
+        self.store.chunk_min_length()
+    }
+
     /// Opens a session. `algorithm` is the hash to compute on the fly (default sha256).
     pub async fn start_upload(
         &self,
