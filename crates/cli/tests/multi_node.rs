@@ -203,6 +203,93 @@ async fn usage(base: &str) -> Value {
         .unwrap()
 }
 
+/// Two nodes given the same chunk of one upload session at once (a client retrying on another
+/// node while its first PATCH is still in flight, with other bytes): whichever order they land
+/// in, exactly one is taken and the other is told to re-sync (416 with the session's range);
+/// the session goes on from the winner's bytes, and the blob finished on a third node is the
+/// winner's, byte for byte. The chunk is larger than the bucket's part, so both write a part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_on_one_upload_session_keep_one_chunk() {
+    let cluster = Cluster::start().await;
+    let c = client();
+    let repo = "race/app";
+    let resp = c
+        .post(format!("{}/v2/{repo}/blobs/uploads/", cluster.base(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = header(&resp, "location").unwrap().to_string();
+
+    let len = 6 * 1024 * 1024 + 7;
+    let chunks = [random_bytes(len, 1), random_bytes(len, 2)];
+    let patch = |node: usize, chunk: Vec<u8>| {
+        c.patch(format!("{}{location}", cluster.base(node)))
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("0-{}", len - 1))
+            .body(chunk)
+            .send()
+    };
+    let (one, two) = tokio::join!(patch(1, chunks[0].clone()), patch(2, chunks[1].clone()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let statuses = [one.status(), two.status()];
+    let winner = match statuses {
+        [StatusCode::ACCEPTED, StatusCode::RANGE_NOT_SATISFIABLE] => 0,
+        [StatusCode::RANGE_NOT_SATISFIABLE, StatusCode::ACCEPTED] => 1,
+        other => panic!("one chunk taken and one refused, not {other:?}"),
+    };
+    let (taken, refused) = if winner == 0 { (one, two) } else { (two, one) };
+    assert_eq!(
+        header(&taken, "range"),
+        Some(format!("0-{}", len - 1).as_str())
+    );
+    let said = refused.text().await.unwrap();
+    assert!(said.contains("BLOB_UPLOAD_INVALID"), "{said}");
+
+    let status = c
+        .get(format!("{}{location}", cluster.base(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header(&status, "range"),
+        Some(format!("0-{}", len - 1).as_str())
+    );
+
+    let rest = random_bytes(1000, 3);
+    let mut whole = chunks[winner].clone();
+    whole.extend_from_slice(&rest);
+    let digest = sha256(&whole);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let resp = c
+        .put(format!("{}{location}{sep}digest={digest}", cluster.base(0)))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", format!("{len}-{}", len + rest.len() - 1))
+        .body(rest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        resp.text().await
+    );
+    for n in 0..3 {
+        let got = c
+            .get(format!("{}/v2/{repo}/blobs/{digest}", cluster.base(n)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), StatusCode::OK, "node {n}");
+        assert!(
+            got.bytes().await.unwrap() == whole,
+            "node {n} serves the winner's bytes"
+        );
+    }
+}
+
 /// One GC run in the cluster: a run held in the catalogue (as another node holds the run it
 /// executes) is the run every node reports and refuses a second one for; once it has ended,
 /// any node may start the next, and every node follows that one to its end.

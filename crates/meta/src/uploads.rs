@@ -72,11 +72,70 @@ pub async fn find(conn: &mut dyn Conn, repo: RepoId, id: &UploadId) -> Result<Op
     .transpose()
 }
 
-/// Records progress, only if nobody else moved the session since `expected_received`.
-/// Returns whether the update applied.
+/// Claims the session for `writer` (a node's name) until `until`, if it is still at
+/// `expected_received` and no other node's claim holds at `now`. Only the claim's holder
+/// writes the session's bytes: on an object store two writers would send the same multipart
+/// part number, and the later would replace the part the other recorded. Returns whether
+/// the claim was taken; when not, read the session again to say why (moved, gone, or busy).
+pub async fn claim(
+    conn: &mut dyn Conn,
+    id: &UploadId,
+    expected_received: u64,
+    writer: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<bool> {
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE uploads SET writer = $1, writer_until = $2
+         WHERE id = $3 AND received = $4
+           AND (writer IS NULL OR writer = $1 OR writer_until <= $5)",
+    )
+    .bind(writer)
+    .bind(until)
+    .bind(id.as_str())
+    .bind(expected_received as i64)
+    .bind(now))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Extends `writer`'s claim to `until` while it writes (and counts the session as touched,
+/// so a long chunk is not taken for abandoned); whether the claim was still its own.
+pub async fn renew_claim(
+    conn: &mut dyn Conn,
+    id: &UploadId,
+    writer: &str,
+    now: Millis,
+    until: Millis,
+) -> Result<bool> {
+    let done = execute!(conn, |cx| sqlx::query(
+        "UPDATE uploads SET writer_until = $1, updated_at = $2 WHERE id = $3 AND writer = $4",
+    )
+    .bind(until)
+    .bind(now)
+    .bind(id.as_str())
+    .bind(writer))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives up `writer`'s claim without progress (its chunk failed), so a retry on any node
+/// need not wait for the claim to run out.
+pub async fn release_claim(conn: &mut dyn Conn, id: &UploadId, writer: &str) -> Result<()> {
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE uploads SET writer = NULL, writer_until = NULL WHERE id = $1 AND writer = $2",
+    )
+    .bind(id.as_str())
+    .bind(writer))?;
+    Ok(())
+}
+
+/// Records progress and ends `writer`'s claim, only if nobody else moved the session since
+/// `expected_received` and no other node claimed it meanwhile. Returns whether the update
+/// applied.
+#[allow(clippy::too_many_arguments)]
 pub async fn advance(
     conn: &mut dyn Conn,
     id: &UploadId,
+    writer: &str,
     expected_received: u64,
     received: u64,
     store_state: Option<&str>,
@@ -84,15 +143,17 @@ pub async fn advance(
     now: Millis,
 ) -> Result<bool> {
     let done = execute!(conn, |cx| sqlx::query(
-        "UPDATE uploads SET received = $1, store_state = $2, hash_state = $3, updated_at = $4
-         WHERE id = $5 AND received = $6",
+        "UPDATE uploads SET received = $1, store_state = $2, hash_state = $3, updated_at = $4,
+                            writer = NULL, writer_until = NULL
+         WHERE id = $5 AND received = $6 AND (writer IS NULL OR writer = $7)",
     )
     .bind(received as i64)
     .bind(store_state)
     .bind(hash_state)
     .bind(now)
     .bind(id.as_str())
-    .bind(expected_received as i64))?;
+    .bind(expected_received as i64)
+    .bind(writer))?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -43,18 +43,27 @@ async fn a_session_advances_only_from_the_offset_its_writer_read() {
 
         let mut tx = begin(cat).await;
         assert!(
-            uploads::advance(&mut tx, &id, 0, 100, Some("part-1"), b"state-100", T0 + 1)
-                .await
-                .unwrap()
+            uploads::advance(
+                &mut tx,
+                &id,
+                "node-a",
+                0,
+                100,
+                Some("part-1"),
+                b"state-100",
+                T0 + 1
+            )
+            .await
+            .unwrap()
         );
         // A second writer that also read offset 0 finds the session moved on.
         assert!(
-            !uploads::advance(&mut tx, &id, 0, 50, None, b"state-50", T0 + 2)
+            !uploads::advance(&mut tx, &id, "node-a", 0, 50, None, b"state-50", T0 + 2)
                 .await
                 .unwrap()
         );
         assert!(
-            uploads::advance(&mut tx, &id, 100, 250, None, b"state-250", T0 + 3)
+            uploads::advance(&mut tx, &id, "node-a", 100, 250, None, b"state-250", T0 + 3)
                 .await
                 .unwrap()
         );
@@ -72,7 +81,7 @@ async fn a_session_advances_only_from_the_offset_its_writer_read() {
         assert!(!uploads::delete(&mut tx, &id).await.unwrap());
         assert!(uploads::find(&mut tx, r, &id).await.unwrap().is_none());
         assert!(
-            !uploads::advance(&mut tx, &id, 250, 300, None, b"", T0 + 4)
+            !uploads::advance(&mut tx, &id, "node-a", 250, 300, None, b"", T0 + 4)
                 .await
                 .unwrap()
         );
@@ -103,7 +112,7 @@ async fn stale_sessions_are_listed_oldest_first_and_expired_with_their_bytes_que
                 .unwrap();
         }
         // Progress keeps a session fresh.
-        uploads::advance(&mut tx, &touched, 0, 10, None, b"", T0 + 5 * DAY)
+        uploads::advance(&mut tx, &touched, "node-a", 0, 10, None, b"", T0 + 5 * DAY)
             .await
             .unwrap();
         commit(tx).await;
@@ -155,6 +164,104 @@ async fn stale_sessions_are_listed_oldest_first_and_expired_with_their_bytes_que
             .unwrap();
         assert_eq!(keys, vec!["uploads/older".to_string()]);
         commit(tx).await;
+    })
+    .await;
+}
+
+/// One writer at a time across nodes: a claim is taken only at the offset the writer read and
+/// only when no other node's claim holds; it is renewed by its holder alone, and ends with the
+/// progress it made, with a release, or when it runs out. A node whose claim another took over
+/// cannot record progress.
+#[tokio::test]
+async fn one_node_at_a_time_writes_an_upload_session() {
+    each_backend(async |cat| {
+        let mut tx = begin(cat).await;
+        let r = repo(&mut tx, "team/app", T0).await;
+        let id = UploadId::new_random();
+        uploads::create(
+            &mut tx,
+            &id,
+            r,
+            "uploads/claimed",
+            None,
+            Algorithm::Sha256,
+            T0,
+        )
+        .await
+        .unwrap();
+        commit(tx).await;
+        let until = T0 + MINUTE;
+
+        let mut tx = begin(cat).await;
+        assert!(
+            uploads::claim(&mut tx, &id, 0, "node-a", T0, until)
+                .await
+                .unwrap()
+        );
+        // The other node, given the same chunk, is refused while a's claim holds.
+        assert!(
+            !uploads::claim(&mut tx, &id, 0, "node-b", T0 + 1, until)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !uploads::renew_claim(&mut tx, &id, "node-b", T0 + 1, until)
+                .await
+                .unwrap()
+        );
+        assert!(
+            uploads::renew_claim(&mut tx, &id, "node-a", T0 + 2, until + 2)
+                .await
+                .unwrap()
+        );
+        // Progress ends the claim; a claim at the old offset is then refused as moved.
+        assert!(
+            uploads::advance(&mut tx, &id, "node-a", 0, 10, None, b"", T0 + 3)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !uploads::claim(&mut tx, &id, 0, "node-b", T0 + 4, until)
+                .await
+                .unwrap()
+        );
+        assert!(
+            uploads::claim(&mut tx, &id, 10, "node-b", T0 + 4, until)
+                .await
+                .unwrap()
+        );
+        // A release lets the next writer in at once.
+        uploads::release_claim(&mut tx, &id, "node-b")
+            .await
+            .unwrap();
+        assert!(
+            uploads::claim(&mut tx, &id, 10, "node-a", T0 + 5, until)
+                .await
+                .unwrap()
+        );
+        // A claim that ran out (its node died) is taken over, and the old holder's progress
+        // is then refused.
+        assert!(
+            uploads::claim(&mut tx, &id, 10, "node-b", until, until + MINUTE)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !uploads::advance(&mut tx, &id, "node-a", 10, 20, None, b"", until + 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            uploads::advance(&mut tx, &id, "node-b", 10, 30, None, b"", until + 2)
+                .await
+                .unwrap()
+        );
+        commit(tx).await;
+        let u = uploads::find(&mut reader(cat).await, r, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.received, 30);
     })
     .await;
 }

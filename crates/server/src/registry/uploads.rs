@@ -55,6 +55,10 @@ fn store_state(up: &uploads::Upload) -> Result<shipshape_store::UploadState> {
     })?)
 }
 
+/// How long a node's claim on an upload session holds without renewal; the node renews it
+/// three times as often while it writes, so only a node that died (or hangs) loses it.
+const UPLOAD_CLAIM_MS: shipshape_meta::Millis = 60_000;
+
 impl Registry {
     /// The smallest chunk, other than the last, the store takes without buffering it
     /// (`OCI-Chunk-Min-Length`), when it has one.
@@ -169,14 +173,104 @@ impl Registry {
         {
             return Err(out_of_order());
         }
+        // The session lock keeps this node's requests apart; the claim keeps other nodes out.
+        let node = self.collector.config().node.as_str();
+        if !self.claim_session(up, node).await? {
+            return Err(self.refusal(repo, up).await);
+        }
+        let appended = self.append_claimed(up, node, range, body).await;
+        if appended.is_err() {
+            let mut tx = self.catalogue.begin_unsynced().await?;
+            uploads::release_claim(&mut tx, &up.id, node).await?;
+            commit(tx).await?;
+        }
+        let (state, hasher) = appended?;
+        let record = state.record();
+        let mut tx = self.catalogue.begin().await?;
+        let moved = uploads::advance(
+            &mut tx,
+            &up.id,
+            node,
+            up.received,
+            record.received,
+            record.store_state.as_deref(),
+            &hasher.save_state(),
+            self.now(),
+        )
+        .await?;
+        commit(tx).await?;
+        if !moved {
+            // Another node took the claim over (this one could not renew it in time), or the
+            // session was cancelled or expired meanwhile.
+            return Err(self.refusal(repo, up).await);
+        }
+        Ok((state, hasher))
+    }
+
+    /// Claims the session for this node from the offset it read (`uploads::claim`). Not synced:
+    /// a claim lost with the machine is one nobody holds.
+    async fn claim_session(&self, up: &uploads::Upload, node: &str) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.catalogue.begin_unsynced().await?;
+        let claimed = uploads::claim(
+            &mut tx,
+            &up.id,
+            up.received,
+            node,
+            now,
+            now + UPLOAD_CLAIM_MS,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(claimed)
+    }
+
+    /// Why this node may not write the session: it is gone (404), or another node moved it
+    /// or is writing it (416 with the offset now, so the client re-syncs).
+    async fn refusal(&self, repo: &RepoName, up: &uploads::Upload) -> RegistryError {
+        match self.find_upload(repo, &up.id).await {
+            Ok(now) => RegistryError::RangeInvalid {
+                repo: repo.clone(),
+                upload: up.id.clone(),
+                received: now.received,
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// Appends the body under this node's claim, renewing the claim while the bytes flow.
+    async fn append_claimed(
+        &self,
+        up: &uploads::Upload,
+        node: &str,
+        range: Option<(u64, u64)>,
+        body: Body<'_>,
+    ) -> Result<(shipshape_store::UploadState, Digester)> {
         let state = store_state(up)?;
         let mut hasher = self.session_hasher(up, &state).await?;
         let announced = range.map(|(first, last)| last - first + 1);
-        let state = match self
-            .store
-            .append(&state, body, announced, &mut hasher)
-            .await
-        {
+        let every = std::time::Duration::from_millis(UPLOAD_CLAIM_MS as u64 / 3);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut append = self.store.append(&state, body, announced, &mut hasher);
+        let appended = loop {
+            tokio::select! {
+                out = &mut append => break out,
+                _ = renew.tick() => {
+                    let now = self.now();
+                    let mut tx = self.catalogue.begin_unsynced().await?;
+                    let held = uploads::renew_claim(
+                        &mut tx, &up.id, node, now, now + UPLOAD_CLAIM_MS,
+                    )
+                    .await?;
+                    commit(tx).await?;
+                    if !held {
+                        return Err(RegistryError::UploadUnknown);
+                    }
+                }
+            }
+        };
+        drop(append);
+        let state = match appended {
             Ok(s) => s,
             Err(StoreError::NotFound(_)) => return Err(RegistryError::UploadUnknown),
             Err(StoreError::LengthMismatch { expected, received }) => {
@@ -187,23 +281,6 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
-        let record = state.record();
-        let mut tx = self.catalogue.begin().await?;
-        let moved = uploads::advance(
-            &mut tx,
-            &up.id,
-            up.received,
-            record.received,
-            record.store_state.as_deref(),
-            &hasher.save_state(),
-            self.now(),
-        )
-        .await?;
-        commit(tx).await?;
-        if !moved {
-            // Cannot happen while the session lock is held; refuse rather than guess.
-            return Err(RegistryError::UploadUnknown);
-        }
         Ok((state, hasher))
     }
 
