@@ -127,8 +127,24 @@ async fn connections_over_the_limit_are_refused_until_others_close() {
         "and for a real client"
     );
 
-    // The held connections are still served.
+    // The held connections are still served, and /metrics counts them and the refusals.
     health_on(&mut held[0]).await;
+    held[0]
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let scraped = String::from_utf8(read_until_closed(&mut held[0], "the metrics").await).unwrap();
+    let value = |name: &str| -> u64 {
+        scraped
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {scraped}"))
+    };
+    assert_eq!(value("shipshape_connections_open"), 3);
+    assert!(
+        value("shipshape_connections_refused_total") >= 2,
+        "{scraped}"
+    );
     // One closes: its slot serves the next client.
     drop(held.pop());
     wait_until("a slot to free once a connection closed", || async {

@@ -415,6 +415,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let telemetry = Arc::new(http::Telemetry::new(config.metrics_storage_refresh));
         let app = http::router(AppState::new(http::Services {
             registry: registry.clone(),
             collector: collector.clone(),
@@ -427,7 +428,7 @@ impl Server {
                 catalogue_location,
                 catalogue_file,
             )),
-            metrics: Arc::new(http::Telemetry::new(config.metrics_storage_refresh)),
+            metrics: telemetry.clone(),
         }));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve::run(
@@ -437,6 +438,7 @@ impl Server {
             config.limits.clone(),
             config.shutdown_timeout,
             stopped,
+            telemetry,
         ));
         tracing::info!(
             %addr,

@@ -26,7 +26,7 @@ use std::convert::Infallible;
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -93,6 +93,14 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 /// The smallest read buffer hyper accepts, so the smallest `max_header_bytes` in effect.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
+/// What the accept loop counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicU64,
+    /// Refused because `max_connections` were open.
+    pub refused: AtomicU64,
+}
+
 /// Accepts connections until `stop` fires, serving each in a task of its own; then stops
 /// accepting, lets every connection finish what it is doing (idle ones close at once) for at
 /// most `shutdown_timeout`, and closes those still open.
@@ -103,6 +111,7 @@ pub(crate) async fn run(
     limits: Limits,
     shutdown_timeout: Duration,
     stop: oneshot::Receiver<()>,
+    stats: Arc<crate::http::Telemetry>,
 ) {
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(match limits.max_connections {
@@ -120,7 +129,7 @@ pub(crate) async fn run(
             accepted = accept(&listener) => match accepted {
                 Ok((tcp, peer)) => match slots.clone().try_acquire_owned() {
                     Ok(slot) => {
-                        connections.spawn(connection(
+                        let serving = connection(
                             tcp,
                             peer,
                             tls.clone(),
@@ -128,9 +137,15 @@ pub(crate) async fn run(
                             limits.clone(),
                             draining.clone(),
                             slot,
-                        ));
+                        );
+                        let open = OpenConnection::count(stats.clone());
+                        connections.spawn(async move {
+                            serving.await;
+                            drop(open);
+                        });
                     }
                     Err(_) => {
+                        stats.connections.refused.fetch_add(1, Ordering::Relaxed);
                         if last_refusal_logged.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
                             last_refusal_logged = Some(Instant::now());
                             tracing::warn!(
@@ -161,6 +176,22 @@ pub(crate) async fn run(
             "requests still in flight when the shutdown timeout passed; closing their connections"
         );
         connections.shutdown().await;
+    }
+}
+
+/// Counts a connection as open until its task ends, however it ends.
+struct OpenConnection(Arc<crate::http::Telemetry>);
+
+impl OpenConnection {
+    fn count(stats: Arc<crate::http::Telemetry>) -> Self {
+        stats.connections.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(stats)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format: HTTP requests (by route template, method and
-//! status, with latencies and bytes), upload sessions, storage figures and filesystems, the
+//! status, with latencies and bytes), connections open and refused, upload sessions, storage figures and filesystems, the
 //! collector's queues, runs and reclaimed bytes, policy runs, the catalogue's waits and
 //! checkpoints, and requests refused because the storage was full or read-only. Every family
 //! is listed in the README's "Metrics".
@@ -21,6 +21,8 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub struct Telemetry {
     pub http: HttpMetrics,
+    /// Counted by the accept loop (`serve::run`), before any request is read.
+    pub connections: crate::serve::ConnectionStats,
     /// How long storage figures are served before they are computed again.
     storage_refresh: Duration,
     usage: tokio::sync::Mutex<Option<(Instant, Usage)>>,
@@ -32,6 +34,7 @@ impl Telemetry {
     pub fn new(storage_refresh: Duration) -> Self {
         Telemetry {
             http: HttpMetrics::default(),
+            connections: crate::serve::ConnectionStats::default(),
             storage_refresh,
             usage: tokio::sync::Mutex::new(None),
         }
@@ -110,6 +113,20 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     };
     let mut out = Out::default();
     http(&mut out, &app.metrics.http);
+    let c = &app.metrics.connections;
+    out.metric(
+        "shipshape_connections_open",
+        "gauge",
+        "Client connections open now (at most limits.max_connections).",
+        &[(&[], c.open.load(Ordering::Relaxed))],
+    );
+    out.metric(
+        "shipshape_connections_refused_total",
+        "counter",
+        "Connections refused because limits.max_connections were open (answered 503 UNAVAILABLE, \
+         or closed when too many refusals were under way).",
+        &[(&[], c.refused.load(Ordering::Relaxed))],
+    );
     uploads(&mut out, &app).await;
     storage(&mut out, &app).await;
     let m = app.collector.metrics();
