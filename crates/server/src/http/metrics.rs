@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format: HTTP requests (by route template, method and
-//! status, with latencies and bytes), connections open and refused, upload sessions, storage figures and filesystems, the
-//! collector's queues, runs and reclaimed bytes, policy runs, the catalogue's waits and
-//! checkpoints, and requests refused because the storage was full or read-only. Every family
+//! status, with latencies and bytes), connections open and refused, upload sessions, storage
+//! figures and filesystems, the collector's queues, runs and reclaimed bytes, policy runs,
+//! the catalogue's waits and checkpoints, and requests refused because the storage was full or read-only. Every family
 //! is listed in the README's "Metrics".
 
 use std::fmt::Write;
