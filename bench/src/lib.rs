@@ -8,4 +8,5 @@ pub mod gc;
 pub mod http;
 pub mod report;
 pub mod servers;
+pub mod soak;
 pub mod stats;

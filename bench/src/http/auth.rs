@@ -99,6 +99,8 @@ async fn round(b: &mut Bench, rep: usize) -> Result<()> {
             ("SHIPSHAPE_ADMIN_PASSWORD", ADMIN.1),
         ],
     )?;
+    // A new process, so a new port.
+    let url = format!("{}/v2/{REPO}/manifests/v1", server.base);
     probe(&url, &accept, None, StatusCode::UNAUTHORIZED).await?;
     let http = reqwest::Client::new();
     for (path, body) in [
