@@ -146,6 +146,11 @@ struct Inner {
     /// is remembered; the account it names is looked up in the view every time, so a revoked
     /// robot or removed user is refused at once.
     tokens: Mutex<HashMap<[u8; 32], Claims>>,
+    /// Password checks running at once. Each argon2id check holds 19 MiB for its duration: 64
+    /// clients sending Basic credentials right after a start (nothing remembered yet) took the
+    /// server to 1.3 GiB, and as many connections as `max_connections` allows could take it
+    /// anywhere. More checks than cores gain nothing; the rest wait their turn.
+    checks: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Auth {
@@ -176,6 +181,9 @@ impl Auth {
             limiter: Mutex::default(),
             verified: Mutex::default(),
             tokens: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }));
         auth.load_view().await?;
         Ok(auth)
@@ -286,12 +294,12 @@ impl Auth {
         {
             return Ok(claims.clone());
         }
-        let claims =
-            self.0
-                .keys
-                .read()
-                .expect("keys")
-                .verify(token, &self.0.service, now_secs)?;
+        let claims = self
+            .0
+            .keys
+            .read()
+            .expect("keys")
+            .verify(token, &self.0.service, now_secs)?;
         if claims.typ != typ {
             return Err(
                 TokenError::Invalid(format!("a {} token, not an {typ} token", claims.typ)).into(),
@@ -404,26 +412,33 @@ impl Auth {
                     u.password_hash,
                 ),
                 None => {
-                    // As slow as a real check, so timing does not tell which names exist.
-                    let secret = secret.to_string();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        password::verify(&secret, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-                    })
-                    .await;
+                    // As slow as a real check, so timing does not tell which names exist. The
+                    // reader goes back first: checks may queue for their turn.
+                    drop(conn);
+                    self.check_password(secret, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into())
+                        .await;
                     return Ok(None);
                 }
             }
         };
         drop(conn);
-        let secret = secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
-            .await
-            .unwrap_or(false);
-        if !ok {
+        if !self.check_password(secret, hash).await {
             return Ok(None);
         }
         self.touch(&account, now).await;
         Ok(Some(account))
+    }
+
+    /// Checks `secret` against a stored argon2id hash on a blocking thread, at most
+    /// `Inner::checks` at once.
+    async fn check_password(&self, secret: &str, hash: String) -> bool {
+        let Ok(_turn) = self.0.checks.acquire().await else {
+            return false;
+        };
+        let secret = secret.to_string();
+        tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
+            .await
+            .unwrap_or(false)
     }
 
     /// Records a login's time, best effort (a failure to write it never refuses the login).
