@@ -297,3 +297,35 @@ fn a_data_directory_that_cannot_be_used_refuses_the_start_naming_it() {
     assert!(stderr.contains(ro.to_str().unwrap()), "{stderr}");
     assert!(stderr.contains("read-only"), "{stderr}");
 }
+
+#[test]
+fn a_damaged_catalogue_refuses_the_start_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue.db");
+    std::fs::write(&catalogue, random_bytes(8192, 46)).unwrap();
+    let stderr = refused_start(dir.path());
+    assert!(stderr.contains(catalogue.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("damaged"), "{stderr}");
+    assert!(stderr.contains("from a backup"), "{stderr}");
+    assert!(stderr.contains("integrity_check"), "{stderr}");
+}
+
+/// A tool holding the catalogue's write lock: the start waits out the busy timeout (30 s),
+/// then refuses, naming the catalogue and the remedy, instead of failing at its first write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_another_process_holds_refuses_the_start_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalogue = dir.path().join("catalogue.db");
+    let held = shipshape_meta::Catalogue::open_sqlite(&catalogue)
+        .await
+        .unwrap();
+    let tx = held.begin().await.unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let stderr = tokio::task::spawn_blocking(move || refused_start(&data_dir))
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(stderr.contains(catalogue.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("locked by another process"), "{stderr}");
+    assert!(stderr.contains("stop that process"), "{stderr}");
+}

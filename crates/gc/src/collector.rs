@@ -14,7 +14,7 @@ use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::queue::{self, Due};
 use shipshape_meta::runs::{self, Figures, ItemKind, Run, RunItem, RunSpec, RunState};
 use shipshape_meta::{
-    Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, uploads, usage,
+    Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, policies, uploads, usage,
 };
 use shipshape_oci::Digest;
 use shipshape_store::{BlobStore, StorageKey};
@@ -242,8 +242,9 @@ impl Collector {
         Ok(())
     }
 
-    /// Forgets activity-log entries older than `retention`, and tag history older than that
-    /// too unless the restore window still needs it, a batch per transaction. Returns how many
+    /// Forgets activity-log entries older than `retention`, the items of GC and policy runs
+    /// that finished before then (their figures stay), and tag history older than that too
+    /// unless the restore window still needs it, a batch per transaction. Returns how many
     /// entries went.
     pub async fn prune_history(&self, retention: Duration) -> Result<u64, GcError> {
         const PRUNE_BATCH: i64 = 5_000;
@@ -254,6 +255,8 @@ impl Collector {
         loop {
             let mut tx = self.catalogue.begin().await?;
             let n = events::prune(&mut tx, events_before, PRUNE_BATCH).await?
+                + runs::prune_items(&mut tx, events_before, PRUNE_BATCH).await?
+                + policies::prune_run_items(&mut tx, events_before, PRUNE_BATCH).await?
                 + events::prune_tag_history(&mut tx, history_before, PRUNE_BATCH).await?;
             commit(tx).await?;
             pruned += n;

@@ -63,6 +63,13 @@ pub enum MetaError {
     /// The database cannot be written (`SQLITE_READONLY`: a read-only filesystem or file).
     #[error("catalogue database: read-only ({0})")]
     ReadOnly(String),
+    /// Another process holds the SQLite catalogue's write lock and kept it past the busy
+    /// timeout (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+    #[error("catalogue database: locked by another process ({0})")]
+    Locked(String),
+    /// The file is not a SQLite database or is damaged (`SQLITE_NOTADB`, `SQLITE_CORRUPT`).
+    #[error("catalogue database: damaged, or not a catalogue ({0})")]
+    Damaged(String),
     /// The PostgreSQL catalogue's schema is older than this release and was not migrated.
     #[error(
         "the catalogue's schema lacks {0} migration(s) of this release: run `shipshape migrate` \
@@ -80,6 +87,12 @@ const PG_READ_ONLY: &str = "25006";
 /// driver reports extended codes, whose low byte is the primary one.
 const SQLITE_FULL: i64 = 13;
 const SQLITE_READONLY: i64 = 8;
+/// ... for a lock another connection holds, and for a file that is not (or no longer) a
+/// database.
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_CORRUPT: i64 = 11;
+const SQLITE_NOTADB: i64 = 26;
 
 impl From<sqlx::Error> for MetaError {
     fn from(e: sqlx::Error) -> Self {
@@ -103,6 +116,12 @@ impl From<sqlx::Error> for MetaError {
                 match primary {
                     Some(SQLITE_FULL) => MetaError::Full(db.message().to_string()),
                     Some(SQLITE_READONLY) => MetaError::ReadOnly(db.message().to_string()),
+                    Some(SQLITE_BUSY | SQLITE_LOCKED) => {
+                        MetaError::Locked(db.message().to_string())
+                    }
+                    Some(SQLITE_CORRUPT | SQLITE_NOTADB) => {
+                        MetaError::Damaged(db.message().to_string())
+                    }
                     _ => MetaError::Db(e),
                 }
             }
@@ -339,6 +358,13 @@ impl Catalogue {
             )
             .await?;
         SQLITE_MIGRATIONS.run(&write).await?;
+        // Reading the schema needs no write lock: take it once now, so that a catalogue another
+        // process holds is refused here, by name, rather than by the first write much later.
+        write
+            .begin_with("BEGIN IMMEDIATE")
+            .await?
+            .rollback()
+            .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))

@@ -441,6 +441,19 @@ pub struct RunItem {
     pub reason: String,
 }
 
+/// Forgets up to `limit` items of policy runs that finished before `before` (the run rows and
+/// their figures stay); returns how many. As `runs::prune_items` for GC runs.
+pub async fn prune_run_items(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
+    let done = execute!(conn, |cx| sqlx::query(
+        "DELETE FROM policy_run_items WHERE id IN (
+             SELECT i.id FROM policy_run_items i JOIN policy_runs r ON r.id = i.run_id
+             WHERE r.finished_at < $1 ORDER BY i.id LIMIT $2)",
+    )
+    .bind(before)
+    .bind(crate::limit(limit)))?;
+    Ok(done.rows_affected())
+}
+
 pub async fn add_run_item(conn: &mut dyn Conn, run: i64, item: &RunItem) -> Result<()> {
     execute!(conn, |cx| sqlx::query(
         "INSERT INTO policy_run_items (run_id, repository, kind, target, digest, rule, reason)

@@ -403,6 +403,21 @@ pub struct RunItem {
     pub size: u64,
 }
 
+/// Forgets up to `limit` items of runs that finished before `before` (the run rows and their
+/// figures stay); returns how many. A run lists every object it deleted or would delete, so
+/// without this the history of frequent runs grows without end. The caller repeats until fewer
+/// than `limit` go, each batch in a short transaction.
+pub async fn prune_items(conn: &mut dyn Conn, before: Millis, limit: i64) -> Result<u64> {
+    let done = execute!(conn, |cx| sqlx::query(
+        "DELETE FROM gc_run_items WHERE id IN (
+             SELECT i.id FROM gc_run_items i JOIN gc_runs r ON r.id = i.run_id
+             WHERE r.finished_at < $1 ORDER BY i.id LIMIT $2)",
+    )
+    .bind(before)
+    .bind(crate::limit(limit)))?;
+    Ok(done.rows_affected())
+}
+
 /// Adds things a run deleted (or would delete) to its items, a few hundred per statement.
 pub async fn add_run_items(conn: &mut dyn Conn, run: i64, items: &[RunItem]) -> Result<()> {
     for chunk in items.chunks(500) {

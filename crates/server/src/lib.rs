@@ -138,7 +138,10 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the catalogue {location}: {source}")]
+    #[error(
+        "cannot open the catalogue {location}: {source}{}",
+        catalogue_hint(source)
+    )]
     Catalogue { location: String, source: MetaError },
     #[error(
         "the catalogue {location} keeps its blobs on the local disk of node {owner}, and this \
@@ -373,6 +376,7 @@ impl Server {
                 restore_window: config.restore_window,
                 pull_flush_interval: config.pull_flush_interval,
                 lease: config.gc.lease,
+                shared_store: !local,
             },
             retention.policies().clone(),
             collector.clone(),
@@ -556,6 +560,24 @@ fn data_dir_hint(path: &std::path::Path, e: &std::io::Error) -> &'static str {
             " (it is a file, not a directory: give --data-dir a directory, or a path where one \
              can be created)"
         }
+        _ => "",
+    }
+}
+
+/// What to do about a catalogue that cannot be opened, where the cause says.
+fn catalogue_hint(e: &MetaError) -> &'static str {
+    match e {
+        MetaError::Locked(_) => {
+            ". Another process holds its write lock (a tool with a write transaction open on \
+             it): stop that process, then start again"
+        }
+        MetaError::Damaged(_) => {
+            ". Restore the catalogue from a backup (the .db file with its -wal beside it), or \
+             move it aside to start with an empty one (the blobs in store/ are then unknown to \
+             it); `sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged"
+        }
+        MetaError::Full(_) => ". Free space on its disk, then start again",
+        MetaError::ReadOnly(_) => ". Make it and its directory writable, then start again",
         _ => "",
     }
 }

@@ -588,3 +588,121 @@ async fn policy_run_items_come_back_in_the_order_written() {
     })
     .await;
 }
+
+/// Items of GC and policy runs that finished before the cutoff are forgotten in batches; the
+/// runs themselves, a run still going and later runs keep theirs.
+#[tokio::test]
+async fn the_items_of_runs_finished_before_the_cutoff_are_pruned() {
+    each_backend(async |cat| {
+        let by = anonymous();
+        let gc_item = |i: u64| RunItem {
+            kind: ItemKind::Blob,
+            repository: None,
+            target: format!("blob-{i}"),
+            size: i,
+        };
+        let policy_item = |i: u64| policies::RunItem {
+            repository: "team/app".into(),
+            kind: policies::ItemKind::Tag,
+            target: format!("v{i}"),
+            digest: "sha256:00".into(),
+            rule: "keep 1".into(),
+            reason: "older".into(),
+        };
+        let mut tx = begin(cat).await;
+        let mut gc = Vec::new();
+        for (n, finished) in [(5, Some(T0 + HOUR)), (3, Some(T0 + 3 * HOUR)), (2, None)] {
+            let id = runs::start_run(&mut tx, &RunSpec::default(), &by, T0)
+                .await
+                .unwrap()
+                .unwrap();
+            let items: Vec<RunItem> = (0..n).map(gc_item).collect();
+            runs::add_run_items(&mut tx, id, &items).await.unwrap();
+            if let Some(at) = finished {
+                runs::finish_run(
+                    &mut tx,
+                    id,
+                    RunState::Succeeded,
+                    &Figures::default(),
+                    &[],
+                    at,
+                )
+                .await
+                .unwrap();
+            }
+            gc.push(id);
+        }
+        let mut kept = Vec::new();
+        for (policy, finished) in [("old", T0 + HOUR), ("new", T0 + 3 * HOUR)] {
+            let run = NewRun {
+                policy,
+                document: "{}",
+                trigger: Trigger::Manual,
+                started_by: &by,
+            };
+            let id = policies::start_run(&mut tx, &run, T0)
+                .await
+                .unwrap()
+                .unwrap();
+            for i in 0..4 {
+                policies::add_run_item(&mut tx, id, &policy_item(i))
+                    .await
+                    .unwrap();
+            }
+            policies::finish_run(
+                &mut tx,
+                id,
+                RunState::Succeeded,
+                &Default::default(),
+                &[],
+                finished,
+            )
+            .await
+            .unwrap();
+            kept.push(id);
+        }
+        commit(tx).await;
+
+        let cutoff = T0 + 2 * HOUR;
+        let mut tx = begin(cat).await;
+        assert_eq!(runs::prune_items(&mut tx, cutoff, 3).await.unwrap(), 3);
+        assert_eq!(runs::prune_items(&mut tx, cutoff, 3).await.unwrap(), 2);
+        assert_eq!(runs::prune_items(&mut tx, cutoff, 3).await.unwrap(), 0);
+        assert_eq!(
+            policies::prune_run_items(&mut tx, cutoff, 10)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            policies::prune_run_items(&mut tx, cutoff, 10)
+                .await
+                .unwrap(),
+            0
+        );
+        commit(tx).await;
+
+        let mut rd = reader(cat).await;
+        let left: Vec<usize> = {
+            let mut v = Vec::new();
+            for id in &gc {
+                v.push(runs::run_items(&mut rd, *id).await.unwrap().len());
+            }
+            v
+        };
+        assert_eq!(left, [0, 3, 2]);
+        assert!(
+            runs::get_run(&mut rd, gc[0]).await.unwrap().is_some(),
+            "the run stays"
+        );
+        assert_eq!(
+            policies::run_items(&mut rd, kept[0]).await.unwrap().len(),
+            0
+        );
+        assert_eq!(
+            policies::run_items(&mut rd, kept[1]).await.unwrap().len(),
+            4
+        );
+    })
+    .await;
+}

@@ -210,6 +210,9 @@ pub struct RegistryOptions {
     pub pull_flush_interval: std::time::Duration,
     /// How long a client told "this blob exists" can rely on it; a HEAD renews it.
     pub lease: std::time::Duration,
+    /// Other nodes write this blob store too (a bucket): an upload session is claimed in the
+    /// catalogue before its bytes are written (`uploads::claim`).
+    pub shared_store: bool,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.

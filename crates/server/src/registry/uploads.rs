@@ -173,16 +173,22 @@ impl Registry {
         {
             return Err(out_of_order());
         }
-        // The session lock keeps this node's requests apart; the claim keeps other nodes out.
+        // The session lock keeps this node's requests apart; on a store other nodes write
+        // too, the claim keeps them out. A local store has one node (the catalogue is bound
+        // to it), so it needs no claim and no extra commit per chunk.
         let node = self.collector.config().node.as_str();
-        if !self.claim_session(up, node).await? {
+        let claim = self.options.shared_store;
+        if claim && !self.claim_session(up, node).await? {
             return Err(self.refusal(repo, up).await);
         }
-        let appended = self.append_claimed(up, node, range, body).await;
-        if appended.is_err() {
-            let mut tx = self.catalogue.begin_unsynced().await?;
-            uploads::release_claim(&mut tx, &up.id, node).await?;
-            commit(tx).await?;
+        let appended = self
+            .append_claimed(up, claim.then_some(node), range, body)
+            .await;
+        if claim && appended.is_err() {
+            // Best effort: a claim not released runs out on its own.
+            if let Err(e) = self.release_session(up, node).await {
+                tracing::warn!(upload = %up.id, error = %e, "releasing an upload's claim failed");
+            }
         }
         let (state, hasher) = appended?;
         let record = state.record();
@@ -225,6 +231,22 @@ impl Registry {
         Ok(claimed)
     }
 
+    /// Extends this node's claim; whether it was still this node's.
+    async fn renew_claim(&self, up: &uploads::Upload, node: &str) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.catalogue.begin_unsynced().await?;
+        let held = uploads::renew_claim(&mut tx, &up.id, node, now, now + UPLOAD_CLAIM_MS).await?;
+        commit(tx).await?;
+        Ok(held)
+    }
+
+    async fn release_session(&self, up: &uploads::Upload, node: &str) -> Result<()> {
+        let mut tx = self.catalogue.begin_unsynced().await?;
+        uploads::release_claim(&mut tx, &up.id, node).await?;
+        commit(tx).await?;
+        Ok(())
+    }
+
     /// Why this node may not write the session: it is gone (404), or another node moved it
     /// or is writing it (416 with the offset now, so the client re-syncs).
     async fn refusal(&self, repo: &RepoName, up: &uploads::Upload) -> RegistryError {
@@ -238,11 +260,11 @@ impl Registry {
         }
     }
 
-    /// Appends the body under this node's claim, renewing the claim while the bytes flow.
+    /// Appends the body; under `claimed_by`'s claim, renewing it while the bytes flow.
     async fn append_claimed(
         &self,
         up: &uploads::Upload,
-        node: &str,
+        claimed_by: Option<&str>,
         range: Option<(u64, u64)>,
         body: Body<'_>,
     ) -> Result<(shipshape_store::UploadState, Digester)> {
@@ -255,15 +277,8 @@ impl Registry {
         let appended = loop {
             tokio::select! {
                 out = &mut append => break out,
-                _ = renew.tick() => {
-                    let now = self.now();
-                    let mut tx = self.catalogue.begin_unsynced().await?;
-                    let held = uploads::renew_claim(
-                        &mut tx, &up.id, node, now, now + UPLOAD_CLAIM_MS,
-                    )
-                    .await?;
-                    commit(tx).await?;
-                    if !held {
+                Some(node) = async { renew.tick().await; claimed_by } => {
+                    if !self.renew_claim(up, node).await? {
                         return Err(RegistryError::UploadUnknown);
                     }
                 }
