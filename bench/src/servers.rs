@@ -165,6 +165,20 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time (user and system) the process has used so far, in seconds. Clock ticks are
+    /// 100 a second on Linux.
+    pub fn cpu_seconds(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .ok()
+            .and_then(|s| {
+                // The command name in parentheses may hold spaces: fields count after it.
+                let after = s.rsplit_once(')')?.1;
+                let f: Vec<&str> = after.split_whitespace().collect();
+                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+            })
+            .map_or(0.0, |ticks| ticks / 100.0)
+    }
+
     /// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
     pub fn reset_peak_rss(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");

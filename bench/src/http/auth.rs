@@ -208,7 +208,12 @@ async fn measure(b: &mut Bench, server: &Server, way: &str, headers: &[String]) 
     // manifest-read benchmark does.
     wrk::run(&url, 16, Duration::from_secs(1), &h)?;
     for &c in &b.plan.connections {
+        let cpu = server.cpu_seconds();
         let r = wrk::run(&url, c, b.plan.wrk_duration, &h)?;
+        // The server's CPU per request: what access control adds to each read, steadier than
+        // the rate on a machine whose speed moves from one run to the next.
+        let requests = r.requests_per_sec * b.plan.wrk_duration.as_secs_f64();
+        let cpu_us = (server.cpu_seconds() - cpu) * 1e6 / requests.max(1.0);
         if r.errors > 0 {
             return Err(format!("{way} at {c} connections: {} errors", r.errors).into());
         }
@@ -216,6 +221,7 @@ async fn measure(b: &mut Bench, server: &Server, way: &str, headers: &[String]) 
             ("requests/s", "req/s", Better::Higher, r.requests_per_sec),
             ("p50", "ms", Better::Lower, r.p50_ms),
             ("p99", "ms", Better::Lower, r.p99_ms),
+            ("server CPU per request", "µs", Better::Lower, cpu_us),
         ] {
             b.table.sample(
                 SECTION,
