@@ -1270,6 +1270,64 @@ async fn each_policy_is_said_in_one_sentence_where_it_is_listed() {
     assert!(!ui.has("[data-testid=repo-policies]").await);
 }
 
+/// An administrator sets a user's password and removes a user from the users page; the old
+/// password stops working at once, a removal needs its confirmation ticked, and a writer can
+/// do neither, even by posting the forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sets_passwords_and_removes_users_and_no_one_else_may() {
+    let (s, _, _, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+    let repos = |who: &str, password: &str| {
+        let c = client_as(who, password);
+        let url = s.url("/api/v1/repositories");
+        async move { c.get(url).send().await.unwrap().status() }
+    };
+
+    ui.login("dev", PASSWORD).await;
+    ui.goto("/ui").await;
+    let csrf = ui.csrf().await;
+    let forged = format!("csrf={csrf}&password=taken-over-password");
+    assert_eq!(ui.post("/ui/users/reader/password", &forged).await, 403);
+    let forged = format!("csrf={csrf}&confirm=yes");
+    assert_eq!(ui.post("/ui/users/reader/remove", &forged).await, 403);
+    assert_eq!(repos("reader", PASSWORD).await, StatusCode::OK);
+    ui.follow("[data-testid=btn-logout]").await;
+
+    ui.login(ADMIN.0, ADMIN.1).await;
+    ui.follow("[data-testid=nav-users]").await;
+    let renewed = "a-renewed-password";
+    ui.css("#password-dev")
+        .await
+        .send_keys(renewed)
+        .await
+        .unwrap();
+    ui.follow("[data-testid=btn-password-dev]").await;
+    assert!(
+        ui.text("users-done")
+            .await
+            .contains("password of dev is set")
+    );
+    assert!(ui.has("[data-testid=row-user-dev]").await);
+    assert_eq!(repos("dev", renewed).await, StatusCode::OK);
+    assert_eq!(repos("dev", PASSWORD).await, StatusCode::UNAUTHORIZED);
+
+    // Without the confirmation (a form posted by hand), nothing is removed.
+    let csrf = ui.csrf().await;
+    assert_eq!(
+        ui.post("/ui/users/dev/remove", &format!("csrf={csrf}"))
+            .await,
+        400
+    );
+    assert_eq!(repos("dev", renewed).await, StatusCode::OK);
+    ui.goto("/ui/users").await;
+    ui.click("[data-testid=confirm-remove-dev]").await;
+    ui.follow("[data-testid=btn-remove-dev]").await;
+    assert!(ui.text("users-done").await.contains("User dev is removed"));
+    assert!(!ui.has("[data-testid=row-user-dev]").await);
+    assert!(ui.has("[data-testid=row-user-reader]").await);
+    assert_eq!(repos("dev", renewed).await, StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
     let (s, admin, _, _) = registry_with_users().await;

@@ -1,11 +1,11 @@
 //! Accounts, for registry-wide administrators: users (`/ui/users`) with the role bindings, and
 //! robots (`/ui/robots`). Every handler calls the access-control service the `/api/v1`
-//! accounts endpoints call (`Auth::users`, `add_user`, `bind`, `unbind`, `robots`,
-//! `add_robot`, `revoke_robot`), which refuses a caller who may not manage accounts; the pages
+//! accounts endpoints call (`Auth::users`, `add_user`, `set_password`, `remove_user`, `bind`,
+//! `unbind`, `robots`, `add_robot`, `revoke_robot`), which refuses a caller who may not manage accounts; the pages
 //! refuse such a caller first, with the same 403. A new robot's secret is shown once, on the
 //! answer to the form that created it (pages are never cached), and kept only as a hash.
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{Markup, html};
 use shipshape_meta::accounts::Role;
@@ -44,7 +44,14 @@ fn role_select(id: &str) -> Markup {
 }
 
 /// `/ui/users`: users, role bindings, and the forms that add them.
-pub(crate) async fn users(ctx: Ctx) -> Response {
+/// What a form on the users page just did, said at the top of the page it leads back to.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Done {
+    password_set: Option<String>,
+    removed: Option<String>,
+}
+
+pub(crate) async fn users(ctx: Ctx, Query(done): Query<Done>) -> Response {
     let result = async {
         require_admin(&ctx)?;
         let p = &ctx.caller.principal;
@@ -69,10 +76,17 @@ pub(crate) async fn users(ctx: Ctx) -> Response {
         let body = html! {
             h1 { "Users" }
             (tabs("users"))
+            @if let Some(name) = &done.password_set {
+                p.ok role="status" data-testid="users-done" { "The password of " strong { (name) } " is set." }
+            }
+            @if let Some(name) = &done.removed {
+                p.ok role="status" data-testid="users-done" { "User " strong { (name) } " is removed." }
+            }
             table data-testid="users" {
                 thead { tr {
                     th scope="col" { "User" } th scope="col" { "Administrator" }
                     th scope="col" { "Added" } th scope="col" { "Last login" }
+                    th scope="col" { "Actions" }
                 } }
                 tbody {
                     @for u in &users {
@@ -81,6 +95,25 @@ pub(crate) async fn users(ctx: Ctx) -> Response {
                             td { @if u.admin { "yes" } @else { "no" } }
                             td { (when(&u.created_at)) " by " (u.created_by) }
                             td { (when_or_never(u.last_login_at.as_deref())) }
+                            td {
+                                form.inline method="post" action={ "/ui/users/" (u.name) "/password" } {
+                                    (ctx.csrf_field())
+                                    label.visually-hidden for={ "password-" (u.name) } { "New password for " (u.name) }
+                                    input id={ "password-" (u.name) } type="password" name="password"
+                                        required autocomplete="new-password" placeholder="new password";
+                                    button type="submit" data-testid={ "btn-password-" (u.name) } { "Set password" }
+                                }
+                                " "
+                                form.inline method="post" action={ "/ui/users/" (u.name) "/remove" } {
+                                    (ctx.csrf_field())
+                                    label {
+                                        input type="checkbox" name="confirm" value="yes" required
+                                            data-testid={ "confirm-remove-" (u.name) };
+                                        " sure"
+                                    }
+                                    button type="submit" data-testid={ "btn-remove-" (u.name) } { "Remove" }
+                                }
+                            }
                         }
                     }
                 }
@@ -167,6 +200,52 @@ pub(crate) async fn add_user(Posted { ctx, form }: Posted) -> Response {
             .await
             .map_err(auth_error)?;
         Ok(ctx.redirect("/ui/users"))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// `POST /ui/users/{name}/password`.
+pub(crate) async fn set_password(Path(name): Path<String>, posted: Posted) -> Response {
+    let Posted { ctx, form } = posted;
+    let result = async {
+        require_admin(&ctx)?;
+        ctx.app
+            .auth
+            .set_password(
+                &ctx.caller.principal,
+                &name,
+                form.get("password").unwrap_or_default(),
+            )
+            .await
+            .map_err(auth_error)?;
+        Ok(ctx.redirect(&format!(
+            "/ui/users?password_set={}",
+            form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        )))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// `POST /ui/users/{name}/remove`: only with its confirmation ticked (the browser asks for it;
+/// a form posted without it removes nothing).
+pub(crate) async fn remove_user(Path(name): Path<String>, posted: Posted) -> Response {
+    let Posted { ctx, form } = posted;
+    let result = async {
+        require_admin(&ctx)?;
+        if form.get("confirm") != Some("yes") {
+            return Err(bad_request(format!("tick \"sure\" to remove user {name}")));
+        }
+        ctx.app
+            .auth
+            .remove_user(&ctx.caller.principal, &name)
+            .await
+            .map_err(auth_error)?;
+        Ok(ctx.redirect(&format!(
+            "/ui/users?removed={}",
+            form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        )))
     }
     .await;
     ctx.finish(result)

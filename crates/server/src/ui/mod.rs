@@ -64,6 +64,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/activity.csv", get(activity::csv))
         .route("/ui/activity.json", get(activity::json))
         .route("/ui/users", get(accounts::users).post(accounts::add_user))
+        .route("/ui/users/{name}/password", post(accounts::set_password))
+        .route("/ui/users/{name}/remove", post(accounts::remove_user))
         .route("/ui/roles", post(accounts::grant))
         .route("/ui/roles/remove", post(accounts::ungrant))
         .route(
