@@ -788,6 +788,27 @@ async fn a_protected_tag_is_badged_kept_by_the_plan_and_a_policy_preview_says_wh
         3,
         "a preview deletes nothing"
     );
+
+    // Run from the preview: the run's page follows it to its end and lists what it deleted,
+    // with the rule that decided.
+    ui.follow("[data-testid=btn-run-policy]").await;
+    assert!(ui.path().await.starts_with("/ui/policy-runs/"));
+    let b = &ui.b;
+    wait_until("the policy run to end", || async move {
+        let state = b
+            .find(Locator::Css("[data-testid=policy-run-state]"))
+            .await
+            .ok()?;
+        (state.text().await.ok()? == "succeeded").then_some(())
+    })
+    .await;
+    assert_eq!(ui.text("policy-run-tags-deleted").await, "1 of 3");
+    let item = ui.text("item-ci-1").await;
+    assert!(item.contains("delete_older_than"), "{item}");
+    assert!(!ui.has("[data-testid=item-release-1]").await);
+    let mut left = common::oci_tags(&s.base, "team/app").await.unwrap();
+    left.sort();
+    assert_eq!(left, ["ci-2", "release-1"]);
 }
 
 #[tokio::test]
@@ -1290,6 +1311,12 @@ async fn an_administrator_sets_passwords_and_removes_users_and_no_one_else_may()
     assert_eq!(ui.post("/ui/users/reader/password", &forged).await, 403);
     let forged = format!("csrf={csrf}&confirm=yes");
     assert_eq!(ui.post("/ui/users/reader/remove", &forged).await, 403);
+    let forged = format!("csrf={csrf}");
+    assert_eq!(
+        ui.post("/ui/policies/any/run", &forged).await,
+        403,
+        "a writer may not run policies"
+    );
     assert_eq!(repos("reader", PASSWORD).await, StatusCode::OK);
     ui.follow("[data-testid=btn-logout]").await;
 

@@ -212,7 +212,7 @@ pub async fn preview_draft(
     Ok(Json(preview_info(p)).into_response())
 }
 
-fn run_info(r: PolicyRun) -> PolicyRunInfo {
+pub(crate) fn run_info(r: PolicyRun) -> PolicyRunInfo {
     PolicyRunInfo {
         id: r.id,
         policy: r.policy,
@@ -229,7 +229,7 @@ fn run_info(r: PolicyRun) -> PolicyRunInfo {
     }
 }
 
-fn item(i: RunItem) -> PolicyRunItem {
+pub(crate) fn item(i: RunItem) -> PolicyRunItem {
     PolicyRunItem {
         repository: i.repository,
         kind: i.kind.to_string(),

@@ -60,6 +60,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/gc/runs/{id}/cancel", post(gc::cancel))
         .route("/ui/policies", get(policies::list))
         .route("/ui/policies/{name}/preview", post(policies::preview))
+        .route("/ui/policies/{name}/run", post(policies::run_now))
+        .route("/ui/policy-runs/{id}", get(policies::run_page))
         .route("/ui/activity", get(activity::page))
         .route("/ui/activity.csv", get(activity::csv))
         .route("/ui/activity.json", get(activity::json))

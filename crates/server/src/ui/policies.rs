@@ -3,15 +3,20 @@
 //! schedule and next run, and a policy's preview — every tag and untagged manifest in its scope with keep
 //! or delete, the rule that decided and why, and the bytes it would take out of use. The
 //! preview is `Retention::preview`, which changes nothing; it is a POST because, as in the
-//! API, it is work done on request rather than a page to crawl.
+//! API, it is work done on request rather than a page to crawl. From the preview, a caller who
+//! may manage policies starts a run (`Retention::start`, as `POST /api/v1/policies/{name}/runs`)
+//! and follows it on its page (`/ui/policy-runs/{id}`, refreshed while it runs), with what it
+//! deleted and the rule that decided each.
 
 use axum::extract::Path;
 use axum::response::Response;
 use maud::html;
+use shipshape_gc::retention::Trigger;
+use shipshape_meta::principal::Permission;
 
 use super::layout::{bytes, digest, when, when_or_never};
 use super::{Ctx, Posted};
-use crate::api::model::policies::{PolicyInfo, PreviewInfo};
+use crate::api::model::policies::{PolicyInfo, PolicyRunInfo, PolicyRunItem, PreviewInfo};
 use crate::api::policies as api_policies;
 use crate::error::ApiError;
 
@@ -93,6 +98,14 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
                 div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
                 div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
             }
+            @if ctx.may(Permission::ManagePolicies, None) {
+                form.inline method="post" action={ "/ui/policies/" (p.policy) "/run" } {
+                    (ctx.csrf_field())
+                    button.primary type="submit" data-testid="btn-run-policy" { "Run this policy now" }
+                    " "
+                    span.note { "A run decides again when it starts; the tags it deletes stay restorable for the restore window." }
+                }
+            }
             @for r in &p.repositories {
                 h2 { a href={ "/ui/repositories/" (r.repository) } { (r.repository) } }
                 table data-testid={ "preview-" (r.repository) } {
@@ -116,6 +129,83 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
             p { a href="/ui/policies" { "Policies" } }
         };
         Ok::<_, ApiError>(ctx.page(&format!("Preview of {name}"), body))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// Seconds between refreshes of a running run's page.
+const REFRESH_SECONDS: u32 = 1;
+
+/// `POST /ui/policies/{name}/run`: starts a run and goes to its page.
+pub(crate) async fn run_now(Path(name): Path<String>, Posted { ctx, .. }: Posted) -> Response {
+    let result = async {
+        let run = ctx
+            .app
+            .retention
+            .start(&name, Trigger::Manual, &ctx.caller.principal)
+            .await?;
+        Ok::<_, ApiError>(ctx.redirect(&format!("/ui/policy-runs/{}", run.id)))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// `/ui/policy-runs/{id}`: a run's state and figures, and what it deleted (the items of the
+/// repositories the caller may read); refreshes itself while the run is running.
+pub(crate) async fn run_page(Path(id): Path<i64>, ctx: Ctx) -> Response {
+    let result = async {
+        let (run, items) = ctx.app.retention.run(id, &ctx.caller.principal).await?;
+        let run: PolicyRunInfo = api_policies::run_info(run);
+        let items: Vec<PolicyRunItem> = items.into_iter().map(api_policies::item).collect();
+        let f = &run.figures;
+        let running = run.state == "running";
+        let body = html! {
+            h1 { "Run " (run.id) " of policy " code { (run.policy) } }
+            p { "State: " strong data-testid="policy-run-state" { (run.state) }
+                " · started " (when(&run.started_at)) " by " (run.started_by)
+                @if let Some(done) = &run.finished_at { " · finished " (when(done)) } }
+            @if running {
+                p.note role="status" { "This page refreshes every second while the run is running." }
+            }
+            @for e in &run.errors { p.error { (e) } }
+            div.cards {
+                div.card { div.label { "Repositories affected" } div.value { (f.repositories_affected) " of " (f.repositories) } }
+                div.card { div.label { "Tags deleted" } div.value data-testid="policy-run-tags-deleted" { (f.tags_deleted) " of " (f.tags_evaluated) } }
+                div.card { div.label { "Untagged manifests deleted" } div.value { (f.manifests_deleted) } }
+                div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
+                div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
+            }
+            @if items.is_empty() {
+                p.note data-testid="policy-run-no-items" { "Nothing deleted (or nothing you may read)." }
+            } @else {
+                table data-testid="policy-run-items" {
+                    thead { tr {
+                        th scope="col" { "Repository" } th scope="col" { "Tag or manifest" } th scope="col" { "Digest" }
+                        th scope="col" { "Rule" } th scope="col" { "Why" }
+                    } }
+                    tbody {
+                        @for i in &items {
+                            tr data-testid={ "item-" (i.target) } {
+                                td { a href={ "/ui/repositories/" (i.repository) } { (i.repository) } }
+                                td { @if i.kind == "tag" { strong { (i.target) } } @else { (digest(&i.target)) } }
+                                td { (digest(&i.digest)) }
+                                td { code { (i.rule) } }
+                                td { (i.reason) }
+                            }
+                        }
+                    }
+                }
+                p { a href="/ui/deleted" { "Recently deleted" } ": restore what a run took." }
+            }
+            p { a href="/ui/policies" { "Policies" } }
+        };
+        let title = format!("Policy run {id}");
+        Ok::<_, ApiError>(if running {
+            ctx.page_refreshing(&title, body, REFRESH_SECONDS)
+        } else {
+            ctx.page(&title, body)
+        })
     }
     .await;
     ctx.finish(result)
