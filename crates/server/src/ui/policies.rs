@@ -10,13 +10,15 @@
 
 use axum::extract::Path;
 use axum::response::Response;
-use maud::html;
+use maud::{Markup, html};
 use shipshape_gc::retention::Trigger;
 use shipshape_meta::principal::Permission;
 
 use super::layout::{bytes, digest, when, when_or_never};
 use super::{Ctx, Posted};
-use crate::api::model::policies::{PolicyInfo, PolicyRunInfo, PolicyRunItem, PreviewInfo};
+use crate::api::model::policies::{
+    PolicyFigures, PolicyInfo, PolicyRunInfo, PolicyRunItem, PreviewInfo,
+};
 use crate::api::policies as api_policies;
 use crate::error::ApiError;
 
@@ -91,13 +93,7 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
             h1 { "Preview of policy " code { (p.policy) } }
             p data-testid="policy-sentence" { (sentence) }
             p.note { "Evaluated at " (when(&p.evaluated_at)) "; nothing was changed. A run started now decides the same, unless tags change meanwhile." }
-            div.cards {
-                div.card { div.label { "Repositories affected" } div.value { (f.repositories_affected) " of " (f.repositories) } }
-                div.card { div.label { "Tags to delete" } div.value data-testid="preview-tags-deleted" { (f.tags_deleted) " of " (f.tags_evaluated) } }
-                div.card { div.label { "Untagged manifests to delete" } div.value { (f.manifests_deleted) } }
-                div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
-                div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
-            }
+            (figure_cards(f, "to delete", "preview-tags-deleted"))
             @if ctx.may(Permission::ManagePolicies, None) {
                 form.inline method="post" action={ "/ui/policies/" (p.policy) "/run" } {
                     (ctx.csrf_field())
@@ -132,6 +128,20 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
     }
     .await;
     ctx.finish(result)
+}
+
+/// A preview's or a run's figures: what it would delete (`verb` "to delete") or deleted
+/// ("deleted"), and the bytes that takes out of use.
+fn figure_cards(f: &PolicyFigures, verb: &str, tags_testid: &str) -> Markup {
+    html! {
+        div.cards {
+            div.card { div.label { "Repositories affected" } div.value { (f.repositories_affected) " of " (f.repositories) } }
+            div.card { div.label { "Tags " (verb) } div.value data-testid=(tags_testid) { (f.tags_deleted) " of " (f.tags_evaluated) } }
+            div.card { div.label { "Untagged manifests " (verb) } div.value { (f.manifests_deleted) } }
+            div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
+            div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
+        }
+    }
 }
 
 /// Seconds between refreshes of a running run's page.
@@ -169,13 +179,7 @@ pub(crate) async fn run_page(Path(id): Path<i64>, ctx: Ctx) -> Response {
                 p.note role="status" { "This page refreshes every second while the run is running." }
             }
             @for e in &run.errors { p.error { (e) } }
-            div.cards {
-                div.card { div.label { "Repositories affected" } div.value { (f.repositories_affected) " of " (f.repositories) } }
-                div.card { div.label { "Tags deleted" } div.value data-testid="policy-run-tags-deleted" { (f.tags_deleted) " of " (f.tags_evaluated) } }
-                div.card { div.label { "Untagged manifests deleted" } div.value { (f.manifests_deleted) } }
-                div.card { div.label { "Bytes held for restore" } div.value { (bytes(f.bytes_held_for_restore)) } }
-                div.card { div.label { "Bytes freed at once" } div.value { (bytes(f.bytes_reclaimable)) } }
-            }
+            (figure_cards(f, "deleted", "policy-run-tags-deleted"))
             @if items.is_empty() {
                 p.note data-testid="policy-run-no-items" { "Nothing deleted (or nothing you may read)." }
             } @else {
