@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use shipshape_gc::check::{self, Options};
-use shipshape_meta::{Catalogue, Clock, SystemClock};
-use shipshape_store::{BlobStore, LocalStore, S3Store};
+use shipshape_meta::{Clock, SystemClock};
 
 /// Options of `shipshape check`. It may run while the registry serves the same data
 /// directory: it reads the catalogue beside the server, repairs in small transactions of its
@@ -62,76 +61,27 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let file = match args.config.as_deref().map(crate::config::FileConfig::load) {
-        None => crate::config::FileConfig::default(),
-        Some(Ok(f)) => f,
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = args
-        .data_dir
-        .clone()
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from("shipshape-data"));
-    let s3 = file.storage.s3.map(|s3| {
-        s3.with_keys(
-            std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok(),
-            std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
-        )
-    });
-    let catalogue_config = match file.catalogue.resolve_from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let db = dir.join("catalogue.db");
-    let sqlite = matches!(catalogue_config, shipshape_server::CatalogueConfig::Sqlite);
-    if sqlite && !db.exists() {
-        eprintln!(
-            "error: no registry catalogue at {} (give the registry's data directory with \
-             --data-dir or SHIPSHAPE_DATA_DIR)",
-            db.display()
-        );
-        return ExitCode::from(2);
-    }
-    // A registry whose blobs are in S3 has no store/ (the server creates it only for the
-    // local store): checking an empty local store would take every blob for lost.
-    if s3.is_none() && !dir.join("store").is_dir() {
-        eprintln!(
-            "error: no local blob store at {} (for a registry with [storage] s3, give its \
-             configuration file with --config)",
-            dir.join("store").display()
-        );
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let backends =
+        match crate::offline::Backends::resolve(args.data_dir.clone(), args.config.as_deref())
+            .and_then(|b| b.require_existing().map(|()| b))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let runtime = match crate::offline::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
-        let catalogue = match &catalogue_config {
-            shipshape_server::CatalogueConfig::Sqlite => Catalogue::open_sqlite(&db).await,
-            // The check never changes the schema: the serving nodes (or `migrate`) do.
-            shipshape_server::CatalogueConfig::Postgres { options, .. } => {
-                Catalogue::open_postgres(options, false).await
-            }
-        }
-        .map_err(|e| e.to_string())?;
-        let store: Box<dyn BlobStore> = match &s3 {
-            Some(s3) => Box::new(S3Store::open(s3).await.map_err(|e| e.to_string())?),
-            None => Box::new(
-                LocalStore::open(dir.join("store"))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-        };
+        // The check never changes a PostgreSQL schema: the serving nodes (or `migrate`) do.
+        let catalogue = backends.open_catalogue(false).await?;
+        let store = backends.open_store().await?;
         let opts = Options {
             verify_digests: args.verify_digests,
             repair: args.repair,

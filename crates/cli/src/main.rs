@@ -7,7 +7,9 @@ mod config;
 mod local_user;
 mod logging;
 mod migrate;
+mod offline;
 mod remote;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +36,11 @@ enum Command {
     /// Bring a PostgreSQL catalogue's schema up to date (`[catalogue] url` of --config, or
     /// SHIPSHAPE_CATALOGUE_URL), for nodes started with `[catalogue] migrate = false`
     Migrate(migrate::MigrateArgs),
+    /// Write a whole registry (catalogue, accounts, history and blobs) to a directory, to move
+    /// it to other backends with `import` or to keep as a backup; safe while it serves
+    Export(transfer::ExportArgs),
+    /// Fill a new, empty registry (the catalogue and store --config names) from an export
+    Import(transfer::ImportArgs),
     /// List, delete and restore repositories of a running registry
     Repo(remote::repo::RepoArgs),
     /// List, delete (all named or none, or in bulk), trace and restore tags of a running
@@ -259,6 +266,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Check(args) => check::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Export(args) => transfer::export(args),
+        Command::Import(args) => transfer::import(args),
         Command::Repo(args) => remote::run(remote::repo::run(args)),
         Command::Tag(args) => remote::run(remote::tag::run(args)),
         Command::Manifest(args) => remote::run(remote::manifest::run(args)),

@@ -28,6 +28,7 @@ pub mod reviews;
 pub mod runs;
 pub mod scratch;
 pub mod tags;
+pub mod transfer;
 pub mod uploads;
 pub mod usage;
 mod versions;

@@ -37,6 +37,7 @@ mod contract {
     mod repos;
     mod runs;
     mod tags;
+    mod transfer;
     mod uploads;
     mod usage;
 }

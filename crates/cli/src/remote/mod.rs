@@ -10,7 +10,7 @@ pub mod events;
 pub mod gc;
 pub mod login;
 pub mod manifest;
-mod output;
+pub(crate) mod output;
 pub mod policy;
 pub mod repo;
 pub mod restorable;

@@ -132,6 +132,11 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// The configuration it runs (or ran) with: its backends, for an operator's commands.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// The running server, for tests that reach past HTTP (checkpoints, the catalogue).
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
