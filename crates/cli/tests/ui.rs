@@ -3,6 +3,7 @@
 //! `SHIPSHAPE_TEST_CHROMIUM` name the programs, and a missing one fails the test, never skips
 //! it). Images are pushed over HTTP by the harness; everything else is done as a person would,
 //! by clicking, and each figure the pages show is checked against the management API's.
+//! `SHIPSHAPE_TEST_AXE` names axe-core's `axe.min.js`, which one test injects into every page.
 
 mod common;
 
@@ -38,6 +39,9 @@ impl Drop for Driver {
 struct Chrome {
     b: Browser,
     base: String,
+    /// chromedriver's own address, for the commands fantoccini does not know (the browser's
+    /// log, DevTools commands).
+    driver_url: String,
     _driver: Driver,
     _profile: tempfile::TempDir,
 }
@@ -89,7 +93,9 @@ impl Chrome {
                     "--window-size=1280,1000",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
-            }
+            },
+            // The browser's console and network log, read through chromedriver's `se/log`.
+            "goog:loggingPrefs": {"browser": "ALL"},
         }))
         .unwrap();
         let url = format!("http://127.0.0.1:{port}");
@@ -106,6 +112,7 @@ impl Chrome {
         Chrome {
             b,
             base: base.to_string(),
+            driver_url: url.clone(),
             _driver: driver,
             _profile: profile,
         }
@@ -1486,4 +1493,616 @@ async fn an_administrator_manages_users_roles_and_robots_and_no_one_else_may() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The commands of chromedriver outside the W3C set (its log endpoint, DevTools commands),
+/// sent to chromedriver directly for this browser's session.
+impl Chrome {
+    async fn driver_cmd(&self, path: &str, body: Value) -> Value {
+        let session = self.b.session_id().await.unwrap().expect("a session");
+        let resp = Client::new()
+            .post(format!("{}/session/{session}/{path}", self.driver_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "chromedriver {path}: {status} {v}");
+        v["value"].clone()
+    }
+
+    /// The errors Chromium logged since the last call: uncaught exceptions, `console.error`,
+    /// resources that failed to load, CSP violations (its browser log, level SEVERE, kept by
+    /// the `goog:loggingPrefs` capability; reading the log empties it).
+    async fn browser_errors(&self) -> Vec<String> {
+        let entries = self.driver_cmd("se/log", json!({"type": "browser"})).await;
+        entries
+            .as_array()
+            .expect("log entries")
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| format!("{} ({})", e["message"].as_str().unwrap_or(""), e["source"]))
+            .collect()
+    }
+
+    /// A PNG of the whole page, beyond the window's height (DevTools' `Page.captureScreenshot`).
+    async fn full_page_screenshot(&self) -> Vec<u8> {
+        let cdp = |cmd: &str, params: Value| {
+            self.driver_cmd("goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+        };
+        let metrics = cdp("Page.getLayoutMetrics", json!({})).await;
+        let size = &metrics["cssContentSize"];
+        let shot = cdp(
+            "Page.captureScreenshot",
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            }),
+        )
+        .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .unwrap()
+    }
+
+    /// Presses and releases one key where the focus is.
+    async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let value: char = key.into();
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        self.b.perform_actions(keys).await.unwrap();
+    }
+
+    /// What has the focus, as `tag#id` or `tag[data-testid]`.
+    async fn focused(&self) -> String {
+        self.b
+            .execute(
+                "const e = document.activeElement; \
+                 return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + \
+                 (e.dataset.testid ? '[' + e.dataset.testid + ']' : '');",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// Where the screenshots go: `target/ui-screenshots/` of the workspace (or of
+/// `CARGO_TARGET_DIR`), kept by CI as artifacts.
+fn screenshot_dir() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => workspace.join(t),
+        None => workspace.join("target"),
+    };
+    target.join("ui-screenshots")
+}
+
+/// Checks each page it is shown, and keeps what is wrong, page by page, for one report.
+struct PageCheck {
+    axe: String,
+    dir: std::path::PathBuf,
+    pages: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// Every link and control a keyboard should reach, in document order: each is numbered in
+/// `data-kb` for the Tab walk; what is out of the tab order, not rendered or does not take the
+/// focus is reported instead.
+const KEYBOARD_REACH: &str = r#"
+const reached = [], problems = [];
+const all = document.querySelectorAll(
+  'a[href], button, input, select, textarea, summary, [tabindex], [contenteditable]');
+for (const el of all) {
+  if (el.type === 'hidden') continue;
+  const what = el.outerHTML.slice(0, 160);
+  if (el.closest('details:not([open])') && el.tagName !== 'SUMMARY') continue;
+  if (el.disabled) { problems.push('disabled: ' + what); continue; }
+  if (el.tabIndex < 0) { problems.push('out of the tab order (tabindex ' + el.tabIndex + '): ' + what); continue; }
+  const style = getComputedStyle(el);
+  if (el.getClientRects().length === 0 || style.visibility === 'hidden') {
+    problems.push('not rendered: ' + what); continue;
+  }
+  el.focus({preventScroll: true});
+  if (document.activeElement !== el) { problems.push('does not take the focus: ' + what); continue; }
+  el.setAttribute('data-kb', String(reached.length));
+  reached.push(what);
+}
+if (document.activeElement) document.activeElement.blur();
+return {reached: reached.length, problems};
+"#;
+
+impl PageCheck {
+    fn new() -> PageCheck {
+        let path = std::env::var_os("SHIPSHAPE_TEST_AXE").unwrap_or_else(|| {
+            panic!(
+                "SHIPSHAPE_TEST_AXE is not set: it names axe-core's axe.min.js \
+                 (scripts/test installs it with npm into .test-tools/axe)"
+            )
+        });
+        let axe = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("SHIPSHAPE_TEST_AXE={}: {e}", path.to_string_lossy()));
+        assert!(
+            axe.contains("axe"),
+            "{} is not axe-core",
+            path.to_string_lossy()
+        );
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        for old in std::fs::read_dir(&dir).unwrap() {
+            let old = old.unwrap().path();
+            if old.extension().is_some_and(|e| e == "png") {
+                std::fs::remove_file(old).unwrap();
+            }
+        }
+        PageCheck {
+            axe,
+            dir,
+            pages: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The page the browser shows, as `name`: a screenshot, axe-core, the browser's errors
+    /// since the last page (`expected_errors`: substrings of errors this page must log, such
+    /// as its own 404), and every control reached by Tab, in order.
+    async fn page(&mut self, ui: &Chrome, name: &str, expected_errors: &[&str]) {
+        let b = &ui.b;
+        wait_until(&format!("{name} to finish loading"), || async move {
+            let ready = b.execute("return document.readyState", vec![]).await.ok()?;
+            (ready == "complete").then_some(())
+        })
+        .await;
+        let path = ui.path().await;
+        self.pages.push(format!("{name}: {path}"));
+        let mut problems = Vec::new();
+
+        let png = ui.full_page_screenshot().await;
+        std::fs::write(self.dir.join(format!("{name}.png")), png).unwrap();
+
+        problems.extend(self.axe(ui).await);
+
+        // The browser's errors while this page loaded and since.
+        let mut errors = ui.browser_errors().await;
+        for want in expected_errors {
+            match errors.iter().position(|e| e.contains(want)) {
+                Some(i) => {
+                    errors.remove(i);
+                }
+                None => problems.push(format!("expected a logged error with {want:?}")),
+            }
+        }
+        problems.extend(errors.into_iter().map(|e| format!("browser error: {e}")));
+
+        // Keyboard: every control takes the focus, and Tab goes through them in order.
+        let reach = b.execute(KEYBOARD_REACH, vec![]).await.unwrap();
+        for p in reach["problems"].as_array().unwrap() {
+            problems.push(format!("keyboard: {}", p.as_str().unwrap()));
+        }
+        let n = reach["reached"].as_u64().unwrap();
+        if let Some(last) = self.pages.last_mut() {
+            last.push_str(&format!(" ({n} controls)"));
+        }
+        if n > 0 {
+            b.execute("document.querySelector('[data-kb=\"0\"]').focus()", vec![])
+                .await
+                .unwrap();
+            for i in 1..n {
+                ui.press(fantoccini::key::Key::Tab).await;
+                let at = b
+                    .execute(
+                        "return document.activeElement.getAttribute('data-kb')",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                if at != json!(i.to_string()) {
+                    let focused = ui.focused().await;
+                    problems.push(format!(
+                        "keyboard: Tab number {i} went to {focused} (data-kb {at}), not to control {i} of {n}"
+                    ));
+                    break;
+                }
+            }
+        }
+
+        for p in problems {
+            self.problems.push(format!("{name} ({path}): {p}"));
+        }
+    }
+
+    /// axe-core's violations on the page the browser shows, one line each with the nodes
+    /// (every rule of axe's default run: WCAG 2 A and AA, and its best practices).
+    async fn axe(&self, ui: &Chrome) -> Vec<String> {
+        let b = &ui.b;
+        let loaded = b.execute("return typeof window.axe", vec![]).await.unwrap();
+        if loaded != "object" {
+            b.execute(&self.axe, vec![]).await.unwrap();
+        }
+        let result = b
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']})
+                   .then(r => done({violations: r.violations.map(v => ({
+                      id: v.id, impact: v.impact, help: v.help,
+                      nodes: v.nodes.map(n => n.target.join(' ') + ' — ' + n.failureSummary)}))}))
+                   .catch(e => done({error: String(e)}));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            result["error"].is_null(),
+            "axe-core failed: {}",
+            result["error"]
+        );
+        let mut out = Vec::new();
+        for v in result["violations"].as_array().unwrap() {
+            let mut line = format!(
+                "axe {} ({}): {}",
+                v["id"].as_str().unwrap(),
+                v["impact"].as_str().unwrap_or("?"),
+                v["help"].as_str().unwrap()
+            );
+            for n in v["nodes"].as_array().unwrap() {
+                line.push_str(&format!(
+                    "\n      {}",
+                    n.as_str().unwrap().replace('\n', " ")
+                ));
+            }
+            out.push(line);
+        }
+        out
+    }
+
+    /// Fails with every problem found, page by page.
+    fn finish(self) {
+        println!(
+            "checked {} pages, screenshots in {}:\n  {}",
+            self.pages.len(),
+            self.dir.display(),
+            self.pages.join("\n  ")
+        );
+        assert!(
+            self.problems.is_empty(),
+            "{} problems:\n{}",
+            self.problems.len(),
+            self.problems.join("\n")
+        );
+    }
+}
+
+/// Every page of the UI, on a registry with something on each (users and roles, a robot,
+/// images with an index and a referrer, a deleted tag to restore, policies with a preview and
+/// a run, a finished collection and its preview, activity): axe-core finds no violation,
+/// Chromium logs no error, every control is reached by Tab in order, and a screenshot of each
+/// is written to `target/ui-screenshots/`. The login form is used by keyboard alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
+    use fantoccini::key::Key;
+    let mut check = PageCheck::new();
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.first_admin = Some((ADMIN.0.into(), ADMIN.1.into()));
+        c.gc.workers = 0;
+        c.gc.review_delay = Duration::from_secs(3600);
+        c.gc.lease = Duration::from_secs(3600);
+        c.restore_window = Duration::from_secs(3600);
+    })
+    .await;
+    let admin = client_as(ADMIN.0, ADMIN.1);
+    for name in ["reader", "dev"] {
+        let body = json!({"name": name, "password": PASSWORD});
+        api(&admin, &s, Method::POST, "/api/v1/users", Some(body)).await;
+    }
+    for (subject, pattern, role) in [
+        ("user:reader", "team/**", "read"),
+        ("user:dev", "team/**", "write"),
+    ] {
+        let body = json!({"subject": subject, "pattern": pattern, "role": role});
+        api(&admin, &s, Method::POST, "/api/v1/roles", Some(body)).await;
+    }
+    let robot = json!({"name": "ci", "description": "builds team images", "expires_in": "90d",
+                       "roles": [{"pattern": "team/**", "role": "write"}]});
+    api(&admin, &s, Method::POST, "/api/v1/robots", Some(robot)).await;
+
+    // Images; one tag deleted long enough ago that its image is garbage for the collector.
+    let (v1, v1_bytes) = push_image_bytes(&admin, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&admin, &s.base, "team/app", "v2", 2).await;
+    push_image_bytes(&admin, &s.base, "team/app", "latest", 2).await;
+    push_image_bytes(&admin, &s.base, "secret/app", "v1", 3).await;
+    push_image_bytes(&admin, &s.base, "team/app", "old", 7).await;
+    let old = "/api/v1/repositories/team/app/-/tags/old";
+    api(&admin, &s, Method::DELETE, old, None).await;
+    clock.advance(3 * 3600 * 1000);
+
+    // A two-platform index, and an SBOM referring to v1.
+    let mut children = Vec::new();
+    for seed in [5, 6] {
+        let config = format!(r#"{{"architecture":"arm64","os":"linux","seed":{seed}}}"#);
+        let layer = common::random_bytes(900 + seed as usize, seed);
+        let cd = common::push_blob(&admin, &s.base, "team/app", config.as_bytes()).await;
+        let ld = common::push_blob(&admin, &s.base, "team/app", &layer).await;
+        let m = common::image_manifest((&cd, config.len()), &[(&ld, layer.len())]);
+        let d = common::sha256(&m);
+        let resp =
+            common::put_manifest(&admin, &s.base, "team/app", &d, common::OCI_MANIFEST, &m).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        children.push((d, m.len()));
+    }
+    let refs: Vec<(&str, usize)> = children.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    let index = common::index_manifest(&refs);
+    let resp = common::put_manifest(
+        &admin,
+        &s.base,
+        "team/app",
+        "multi",
+        common::OCI_INDEX,
+        &index,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let index_digest = common::sha256(&index);
+    let empty = b"{}".to_vec();
+    let ed = common::push_blob(&admin, &s.base, "team/app", &empty).await;
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "artifactType".into(),
+        json!("application/vnd.example.sbom+json"),
+    );
+    extra.insert(
+        "subject".into(),
+        json!({"mediaType": common::OCI_MANIFEST, "digest": v1, "size": v1_bytes.len()}),
+    );
+    let sbom = common::image_manifest_with((&ed, empty.len()), &[], extra);
+    let sbom_digest = common::sha256(&sbom);
+    let resp = common::put_manifest(
+        &admin,
+        &s.base,
+        "team/app",
+        &sbom_digest,
+        common::OCI_MANIFEST,
+        &sbom,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // A deleted tag in the restore bin; a repository for a policy to run on.
+    push_image_bytes(&admin, &s.base, "team/app", "rc1", 8).await;
+    let rc1 = "/api/v1/repositories/team/app/-/tags/rc1";
+    api(&admin, &s, Method::DELETE, rc1, None).await;
+    for (tag, seed) in [("release-1", 9), ("ci-1", 10), ("ci-2", 11)] {
+        push_image_bytes(&admin, &s.base, "team/ci", tag, seed).await;
+    }
+    for (name, policy) in [
+        (
+            "tidy",
+            "name = \"tidy\"\nrepositories = [\"team/**\"]\n\n[tags]\nprotected = [\"release-*\"]\n\n\
+             [keep]\nlatest_pushed = 10\n\n[delete]\nolder_than = \"30d\"\nuntagged_older_than = \"7d\"\n",
+        ),
+        (
+            "ci",
+            "name = \"ci\"\nrepositories = [\"team/ci\"]\n\n[tags]\nprotected = [\"release-*\"]\n\n\
+             [keep]\nlatest_pushed = 1\n\n[delete]\nolder_than = \"0s\"\n",
+        ),
+    ] {
+        let resp = admin
+            .put(s.url(&format!("/api/v1/policies/{name}")))
+            .body(policy)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    }
+
+    let ui = Chrome::start(&s.base).await;
+
+    ui.goto("/ui/login").await;
+    check.page(&ui, "login", &[]).await;
+
+    // The browser's log is read for real: an error a page logs is seen (and nothing else was
+    // logged meanwhile).
+    ui.b.execute("console.error('shipshape-probe')", vec![])
+        .await
+        .unwrap();
+    let probe = ui.browser_errors().await;
+    assert!(
+        probe.len() == 1 && probe[0].contains("shipshape-probe"),
+        "the browser log does not show console.error alone: {probe:?}"
+    );
+
+    // So is axe-core's: a field without a label is found.
+    ui.b.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', '<input id=probe>')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = check.axe(&ui).await;
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("axe label ") && v.contains("#probe")),
+        "axe-core does not find a field without a label: {found:?}"
+    );
+
+    // The login by keyboard alone: the user name has the focus, Tab goes to the password, Tab
+    // to the button, Enter logs in.
+    ui.goto("/ui/login").await;
+    assert_eq!(ui.focused().await, "input#username");
+    ui.b.active_element()
+        .await
+        .unwrap()
+        .send_keys(ADMIN.0)
+        .await
+        .unwrap();
+    ui.press(Key::Tab).await;
+    assert_eq!(ui.focused().await, "input#password");
+    ui.b.active_element()
+        .await
+        .unwrap()
+        .send_keys(ADMIN.1)
+        .await
+        .unwrap();
+    ui.press(Key::Tab).await;
+    assert_eq!(ui.focused().await, "button[btn-login]");
+    ui.press(Key::Enter).await;
+    let b = &ui.b;
+    wait_until("the keyboard login to reach the overview", || async move {
+        let u = b.current_url().await.ok()?;
+        (u.path() == "/ui").then_some(())
+    })
+    .await;
+    assert!(ui.text("whoami").await.contains(ADMIN.0));
+
+    check.page(&ui, "overview", &[]).await;
+    ui.goto("/ui/repositories").await;
+    check.page(&ui, "repositories", &[]).await;
+    ui.goto("/ui/repositories/team/app").await;
+    check.page(&ui, "repository", &[]).await;
+    ui.goto("/ui/repositories/team/app/-/manifests").await;
+    check.page(&ui, "manifests", &[]).await;
+    ui.goto(&format!("/ui/repositories/team/app/-/manifests/{v1}"))
+        .await;
+    check.page(&ui, "manifest-image", &[]).await;
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{index_digest}"
+    ))
+    .await;
+    check.page(&ui, "manifest-index", &[]).await;
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{sbom_digest}"
+    ))
+    .await;
+    check.page(&ui, "manifest-referrer", &[]).await;
+    ui.goto("/ui/repositories/team/app/-/history").await;
+    check.page(&ui, "history", &[]).await;
+
+    // A deletion: its plan, its result, and its undo.
+    ui.goto("/ui/repositories/team/app/-/delete?tag=v1&tag=v2")
+        .await;
+    check.page(&ui, "deletion-plan", &[]).await;
+    ui.follow("[data-testid=btn-confirm]").await;
+    check.page(&ui, "deletion-result", &[]).await;
+    ui.follow("[data-testid=btn-undo]").await;
+    check.page(&ui, "restored", &[]).await;
+    ui.goto("/ui/repositories/team/app/-/delete-repository")
+        .await;
+    check.page(&ui, "repository-deletion-plan", &[]).await;
+    ui.goto("/ui/deleted").await;
+    check.page(&ui, "recently-deleted", &[]).await;
+
+    // Storage, a collection's preview and its run.
+    ui.goto("/ui/gc").await;
+    check.page(&ui, "storage-and-gc", &[]).await;
+    ui.follow("[data-testid=btn-gc-preview]").await;
+    let finished = |ui: &Chrome| {
+        let b = ui.b.clone();
+        async move {
+            wait_until("the run to finish", || {
+                let b = b.clone();
+                async move {
+                    let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
+                    let state = el.text().await.ok()?;
+                    (state != "running").then_some(state)
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(finished(&ui).await, "succeeded");
+    check.page(&ui, "gc-preview", &[]).await;
+    // The run, held after its first deletion: its page while it runs, then when it is done.
+    let mut held = s.server().collector().checkpoint().arm(1);
+    ui.follow("[data-testid=btn-gc-start]").await;
+    held.reached().await;
+    assert_eq!(ui.text("run-state").await, "running");
+    check.page(&ui, "gc-run-running", &[]).await;
+    // It follows the run without reloading itself: the focus stays on Cancel meanwhile.
+    ui.b.execute(
+        "window.stayed = true; document.querySelector('[data-testid=btn-gc-cancel]').focus()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let kept =
+        ui.b.execute("return window.stayed === true", vec![])
+            .await
+            .unwrap();
+    assert_eq!(kept, json!(true), "the running run's page reloaded itself");
+    assert_eq!(ui.focused().await, "button[btn-gc-cancel]");
+    held.release();
+    assert_eq!(finished(&ui).await, "succeeded");
+    assert!(
+        ui.has("[data-testid=run-items]").await,
+        "the run deleted something"
+    );
+    check.page(&ui, "gc-run", &[]).await;
+
+    // Policies, a preview, and a run started from it.
+    ui.goto("/ui/policies").await;
+    check.page(&ui, "policies", &[]).await;
+    ui.follow("[data-testid=preview-ci]").await;
+    check.page(&ui, "policy-preview", &[]).await;
+    let mut held = s.server().retention().checkpoint().arm(1);
+    ui.follow("[data-testid=btn-run-policy]").await;
+    held.reached().await;
+    assert_eq!(ui.text("policy-run-state").await, "running");
+    check.page(&ui, "policy-run-running", &[]).await;
+    held.release();
+    let b = &ui.b;
+    wait_until("the policy run to end", || async move {
+        let state = b
+            .find(Locator::Css("[data-testid=policy-run-state]"))
+            .await
+            .ok()?;
+        (state.text().await.ok()? == "succeeded").then_some(())
+    })
+    .await;
+    check.page(&ui, "policy-run", &[]).await;
+
+    ui.goto("/ui/activity").await;
+    check.page(&ui, "activity", &[]).await;
+    ui.goto("/ui/users").await;
+    check.page(&ui, "users", &[]).await;
+    ui.goto("/ui/robots").await;
+    check.page(&ui, "robots", &[]).await;
+    ui.css("#robot-name")
+        .await
+        .send_keys("builder")
+        .await
+        .unwrap();
+    ui.click("[data-testid=btn-add-robot]").await;
+    ui.testid("robot-secret").await;
+    check.page(&ui, "robot-added", &[]).await;
+
+    // With access control off (no user), the header says so instead of who is logged in.
+    let open = TestServer::start().await;
+    push_image_bytes(&common::client(), &open.base, "team/app", "v1", 1).await;
+    ui.b.goto(&format!("{}/ui", open.base)).await.unwrap();
+    check
+        .page(&ui, "overview-without-access-control", &[])
+        .await;
+
+    // An error page, which answers 404: Chromium logs that status, and nothing else.
+    ui.b.goto(&format!("{}/ui/no-such-page", open.base))
+        .await
+        .unwrap();
+    check
+        .page(
+            &ui,
+            "not-found",
+            &["/ui/no-such-page - Failed to load resource"],
+        )
+        .await;
+
+    check.finish();
 }

@@ -1,6 +1,6 @@
 //! Storage and garbage collection: the figures in total and per repository, "Empty garbage"
 //! (a dry run first, which lists exactly what a run at that moment deletes; then the run),
-//! a run's page refreshed while it runs (`<meta http-equiv=refresh>`, no script), cancel, and
+//! a run's page following the run while it runs (`Ctx::page_refreshing`), cancel, and
 //! the run history. Runs are the collector's (`Collector::start_run`), as the API starts them.
 
 use axum::extract::Path;
@@ -20,7 +20,7 @@ use crate::error::ApiError;
 
 /// How many items of a run its page lists.
 const ITEMS_SHOWN: usize = 200;
-/// Seconds between refreshes of a running run's page.
+/// Seconds between looks at a running run (its page's live parts).
 const REFRESH_SECONDS: u32 = 1;
 
 /// A run in one line, with a link to its page.
@@ -198,7 +198,7 @@ pub(crate) async fn cancel(Path(id): Path<i64>, Posted { ctx, .. }: Posted) -> R
     }
 }
 
-/// `/ui/gc/runs/{id}`: refreshes itself while the run is running.
+/// `/ui/gc/runs/{id}`: follows the run while it is running.
 pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
     let result = async {
         let Some(run) = ctx.app.collector.run(id).await? else {
@@ -232,16 +232,16 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
             == 0;
         let body = html! {
             h1 { @if run.dry_run { "Preview of garbage collection (dry run " (run.id) ")" } @else { "Garbage collection run " (run.id) } }
-            ol.phases aria-label="Phases" {
+            ol.phases aria-label="Phases" data-live="phases" {
                 @for (i, p) in phases.iter().enumerate() {
                     li aria-current=[(i == current).then_some("step")] {
                         @if i == current { strong { (p) } } @else { (p) }
                     }
                 }
             }
-            p { "State: " strong data-testid="run-state" { (run.state) }
+            p role="status" data-live="state" { "State: " strong data-testid="run-state" { (run.state) }
                 @if running && cancelling { " (cancelling: stops after the batch it is on)" } }
-            div.cards {
+            div.cards data-live="figures" {
                 div.card { div.label { "Reviewed" } div.value data-testid="run-reviewed" { (f.reviewed) } }
                 div.card { div.label { @if run.dry_run { "Blobs that would go" } @else { "Blobs deleted" } } div.value data-testid="run-blobs" { (f.blobs_deleted) } }
                 div.card { div.label { @if run.dry_run { "Manifests that would go" } @else { "Manifests deleted" } } div.value data-testid="run-manifests" { (f.manifests_deleted) } }
@@ -251,7 +251,7 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
                 @if let Some(t) = &run.finished_at { ", finished " (when(t)) } "." }
             @for e in &run.errors { p.error role="alert" { (e) } }
             @if running {
-                p.note role="status" { "This page refreshes every second while the run is running." }
+                p.note { "This page follows the run: its state and figures update every second while it runs." }
                 @if may_collect && !cancelling {
                     form method="post" action={ "/ui/gc/runs/" (run.id) "/cancel" } {
                         (ctx.csrf_field())

@@ -1,6 +1,7 @@
-//! The frame every page shares (navigation, who is logged in, logout) and the small pieces
-//! pages are built from: sizes, times, digests, the storage bar. The stylesheet is compiled
-//! into the binary and served from `/ui/static/style.css`: no CDN, nothing fetched elsewhere.
+//! The frame every page shares (a link past the navigation, the navigation, who is logged in,
+//! logout) and the small pieces pages are built from: sizes, times, digests, the storage bar.
+//! The stylesheet, the icon and the one script (which follows a running run's page) are
+//! compiled into the binary and served from `/ui/static/`: no CDN, nothing fetched elsewhere.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +22,9 @@ header .brand { font-weight:700; font-size:1.1rem; }
 header nav { display:flex; gap:1rem; flex-wrap:wrap; }
 header .who { margin-left:auto; display:flex; gap:.6rem; align-items:center; }
 header .who button { background:none; border:1px solid #fff8; color:#fff; border-radius:4px; padding:.15rem .6rem; cursor:pointer; }
+header .note { color:#c9d0dc; }
+a.skip { position:absolute; left:-100vw; top:.4rem; z-index:10; background:#fff; color:var(--accent); padding:.3rem .7rem; border-radius:4px; }
+a.skip:focus { left:1rem; }
 main { max-width:1200px; margin:0 auto; padding:1rem 1.2rem 3rem; }
 h1 { font-size:1.5rem; margin:.6rem 0 1rem; }
 h2 { font-size:1.15rem; margin:1.6rem 0 .6rem; }
@@ -59,6 +63,66 @@ ul.plain { list-style:none; padding:0; }
 progress { width:20rem; }
 "#;
 
+/// The icon browsers show in the tab (without one they ask for `/favicon.ico`, which is no
+/// page of the registry, and log its 404 as an error on every first visit).
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1d2330"/><path d="M15 5v15H8z" fill="#fff"/><path d="M17 9l7 11h-7z" fill="#9ec1f5"/><path d="M5 22h22l-3 5H8z" fill="#4a8ae8"/></svg>"##;
+
+/// `/ui/static/icon.svg`.
+pub(crate) async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        ICON,
+    )
+        .into_response()
+}
+
+/// What a page following a running run loads (`/ui/static/follow.js`). A page that reloaded
+/// itself every second would take a screen reader back to the top and the keyboard's focus off
+/// the Cancel button each time (axe's `meta-refresh`, WCAG 2.2.1). Instead, every interval the
+/// script fetches the page again: while the run still runs it replaces only the parts marked
+/// `data-live` (state, phases, figures), leaving the focus and the reading position where they
+/// are; once the run has ended it loads the page once, with all it then shows. Without
+/// scripts, `<noscript>`'s `<meta http-equiv=refresh>` reloads the page as before.
+const FOLLOW: &str = r#"(function () {
+  'use strict';
+  var every = Number(document.body.getAttribute('data-follow'));
+  if (!every) { return; }
+  function poll() {
+    fetch(location.href, { credentials: 'same-origin', cache: 'no-store' })
+      .then(function (r) { return r.text(); })
+      .then(function (text) {
+        var next = new DOMParser().parseFromString(text, 'text/html');
+        if (!next.body || !next.body.hasAttribute('data-follow')) {
+          location.reload();
+          return;
+        }
+        document.querySelectorAll('[data-live]').forEach(function (el) {
+          var now = next.querySelector('[data-live="' + el.getAttribute('data-live') + '"]');
+          if (now && now.innerHTML !== el.innerHTML) { el.innerHTML = now.innerHTML; }
+        });
+        setTimeout(poll, every);
+      })
+      .catch(function () { setTimeout(poll, every); });
+  }
+  setTimeout(poll, every);
+})();
+"#;
+
+/// `/ui/static/follow.js`.
+pub(crate) async fn follow_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        FOLLOW,
+    )
+        .into_response()
+}
+
 /// `/ui/static/style.css`.
 pub(crate) async fn stylesheet() -> Response {
     (
@@ -71,7 +135,8 @@ pub(crate) async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// A whole page: the frame around `body`.
+/// A whole page: the frame around `body`; `refresh`: the page follows a running run, looking
+/// again every that many seconds (`FOLLOW`).
 pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -> Markup {
     html! {
         (DOCTYPE)
@@ -80,12 +145,15 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 @if let Some(seconds) = refresh {
-                    meta http-equiv="refresh" content=(seconds);
+                    noscript { meta http-equiv="refresh" content=(seconds); }
+                    script src="/ui/static/follow.js" defer {}
                 }
                 title { (title) " · Shipshape" }
                 link rel="stylesheet" href="/ui/static/style.css";
+                link rel="icon" href="/ui/static/icon.svg" type="image/svg+xml";
             }
-            body {
+            body data-follow=[refresh.map(|s| s * 1000)] {
+                a.skip href="#main" { "Skip to the content" }
                 header {
                     a.brand href="/ui" { "Shipshape" }
                     nav aria-label="Main" {
@@ -114,7 +182,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         }
                     }
                 }
-                main { (body) }
+                main #main { (body) }
             }
         }
     }

@@ -45,6 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/static/style.css", get(layout::stylesheet))
+        .route("/ui/static/icon.svg", get(layout::icon))
+        .route("/ui/static/follow.js", get(layout::follow_script))
         .route("/ui/repositories", get(repos::list))
         .route(
             "/ui/repositories/{*rest}",
@@ -111,7 +113,9 @@ impl Ctx {
         self.respond(StatusCode::OK, title, body)
     }
 
-    /// A 200 page that reloads itself every `seconds` (a run in progress), with no script.
+    /// A 200 page that follows a run in progress: its parts marked `data-live` are updated every
+    /// `seconds` while the run runs, and the page loads again once it has ended (`layout::FOLLOW`;
+    /// without scripts, the page reloads itself).
     pub fn page_refreshing(&self, title: &str, body: Markup, seconds: u32) -> Response {
         let html = layout::page(self, title, body, Some(seconds));
         let mut resp = axum::response::Html(html.into_string()).into_response();

@@ -5,7 +5,7 @@
 //! preview is `Retention::preview`, which changes nothing; it is a POST because, as in the
 //! API, it is work done on request rather than a page to crawl. From the preview, a caller who
 //! may manage policies starts a run (`Retention::start`, as `POST /api/v1/policies/{name}/runs`)
-//! and follows it on its page (`/ui/policy-runs/{id}`, refreshed while it runs), with what it
+//! and follows it on its page (`/ui/policy-runs/{id}`, following it while it runs), with what it
 //! deleted and the rule that decided each.
 
 use axum::extract::Path;
@@ -144,7 +144,7 @@ fn figure_cards(f: &PolicyFigures, verb: &str, tags_testid: &str) -> Markup {
     }
 }
 
-/// Seconds between refreshes of a running run's page.
+/// Seconds between looks at a running run (its page's live parts).
 const REFRESH_SECONDS: u32 = 1;
 
 /// `POST /ui/policies/{name}/run`: starts a run and goes to its page.
@@ -162,7 +162,7 @@ pub(crate) async fn run_now(Path(name): Path<String>, Posted { ctx, .. }: Posted
 }
 
 /// `/ui/policy-runs/{id}`: a run's state and figures, and what it deleted (the items of the
-/// repositories the caller may read); refreshes itself while the run is running.
+/// repositories the caller may read); follows the run while it is running.
 pub(crate) async fn run_page(Path(id): Path<i64>, ctx: Ctx) -> Response {
     let result = async {
         let (run, items) = ctx.app.retention.run(id, &ctx.caller.principal).await?;
@@ -172,14 +172,14 @@ pub(crate) async fn run_page(Path(id): Path<i64>, ctx: Ctx) -> Response {
         let running = run.state == "running";
         let body = html! {
             h1 { "Run " (run.id) " of policy " code { (run.policy) } }
-            p { "State: " strong data-testid="policy-run-state" { (run.state) }
+            p role="status" data-live="state" { "State: " strong data-testid="policy-run-state" { (run.state) }
                 " · started " (when(&run.started_at)) " by " (run.started_by)
                 @if let Some(done) = &run.finished_at { " · finished " (when(done)) } }
             @if running {
-                p.note role="status" { "This page refreshes every second while the run is running." }
+                p.note { "This page follows the run: its state and figures update every second while it runs." }
             }
             @for e in &run.errors { p.error { (e) } }
-            (figure_cards(f, "deleted", "policy-run-tags-deleted"))
+            div data-live="figures" { (figure_cards(f, "deleted", "policy-run-tags-deleted")) }
             @if items.is_empty() {
                 p.note data-testid="policy-run-no-items" { "Nothing deleted (or nothing you may read)." }
             } @else {

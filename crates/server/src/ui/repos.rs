@@ -110,7 +110,8 @@ async fn render_list(ctx: &Ctx, q: &HashMap<String, String>) -> Result<Response,
         html! {
             th scope="col" class=[num.then_some("num")] aria-sort=[aria] {
                 a href=(list_url(&filter, key, next_desc)) data-testid={ "sort-" (key) } { (label) }
-                @if sorted { @if desc { " ↓" } @else { " ↑" } }
+                // The arrow is for the eye; `aria-sort` says the same to a screen reader.
+                @if sorted { span aria-hidden="true" { @if desc { " ↓" } @else { " ↑" } } }
             }
         }
     };
