@@ -212,6 +212,13 @@ const IDLE_BEFORE_CHECKPOINT: Duration = Duration::from_millis(100);
 /// rests.
 const CHECKPOINT_PAGES: u32 = 10_000;
 
+/// What the log file is cut back to once a checkpoint has copied all of it and the writer starts
+/// it again (SQLite's `journal_size_limit`). Without a limit SQLite reuses the file from its
+/// start but never shrinks it: after a burst of writes or a long-lived reader let it grow past
+/// `CHECKPOINT_PAGES`, it kept that size for good (60 MiB in the hour's soak, `bench-soak`).
+/// 4 MiB is SQLite's own default checkpoint size: what a quiet registry's log needs.
+const JOURNAL_SIZE_LIMIT: u64 = 4 * 1024 * 1024;
+
 /// What the idle checkpointer watches: when the writer last began a transaction, and whether it
 /// began any since the last checkpoint.
 #[derive(Debug)]
@@ -355,7 +362,8 @@ impl Catalogue {
             .connect_with(
                 options
                     .clone()
-                    .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string()),
+                    .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string())
+                    .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
             )
             .await?;
         SQLITE_MIGRATIONS.run(&write).await?;
@@ -686,6 +694,54 @@ mod tests {
         }
         commit(tx).await.unwrap();
         grows_beyond(before, "the repositories").await;
+        cat.close().await;
+    }
+
+    /// A log that a burst of writes made large is cut back once the idle checkpointer has copied
+    /// it and the next write starts it again; without `journal_size_limit` it kept its size.
+    #[tokio::test]
+    async fn the_log_shrinks_again_after_a_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
+            .await
+            .unwrap();
+        let Pools::Sqlite { write, .. } = &cat.pools else {
+            unreachable!("opened as SQLite")
+        };
+        // A burst larger than the limit, in one transaction (a table of this test's own).
+        let mut tx = write.begin().await.unwrap();
+        sqlx::query("CREATE TABLE burst (b BLOB)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for _ in 0..24 {
+            sqlx::query("INSERT INTO burst VALUES (zeroblob(1000000))")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let burst = cat.stats.wal_bytes().unwrap();
+        assert!(burst > 20_000_000, "{burst}");
+        let checkpoints = cat.stats.idle_checkpoints.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cat.stats.idle_checkpoints.load(Ordering::Relaxed) == checkpoints {
+            assert!(
+                Instant::now() < deadline,
+                "the idle writer was never checkpointed"
+            );
+            tokio::time::sleep(IDLE_BEFORE_CHECKPOINT).await;
+        }
+        let mut tx = cat.begin().await.unwrap();
+        repos::get_or_create(&mut tx, &"after/burst".parse::<RepoName>().unwrap(), 0)
+            .await
+            .unwrap();
+        commit(tx).await.unwrap();
+        let after = cat.stats.wal_bytes().unwrap();
+        assert!(
+            after <= JOURNAL_SIZE_LIMIT,
+            "{after} after a burst of {burst}"
+        );
         cat.close().await;
     }
 
