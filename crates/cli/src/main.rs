@@ -37,7 +37,8 @@ enum Command {
     /// SHIPSHAPE_CATALOGUE_URL), for nodes started with `[catalogue] migrate = false`
     Migrate(migrate::MigrateArgs),
     /// Write a whole registry (catalogue, accounts, history and blobs) to a directory, to move
-    /// it to other backends with `import` or to keep as a backup; safe while it serves
+    /// it to other backends with `import` or to keep as a backup. It reads one snapshot and may
+    /// run while the registry serves; stop the registry first when moving it
     Export(transfer::ExportArgs),
     /// Fill a new, empty registry (the catalogue and store --config names) from an export
     Import(transfer::ImportArgs),

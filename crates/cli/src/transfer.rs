@@ -399,6 +399,12 @@ fn read_manifest(from: &Path) -> Result<ExportManifest, String> {
     let path = from.join(MANIFEST);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
+        Err(_) if !from.is_dir() => {
+            return Err(format!(
+                "there is no export at {}: give the directory `shipshape export --to` wrote",
+                from.display()
+            ));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!(
                 "{} is not a finished export: it has no {MANIFEST} (an export writes it last, \
