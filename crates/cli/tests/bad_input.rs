@@ -400,3 +400,87 @@ async fn referenced_content_cannot_be_pulled_out() {
     );
     assert_eq!(s.footprint().await, before);
 }
+
+/// What schemathesis (`api_schema.rs`) and a reading of the parsers found in the management
+/// API: a path, query or JSON body that does not parse is answered with the JSON error body,
+/// not axum's plain text; durations past what `i64` milliseconds hold are refused or taken as
+/// "longer ago than anything" instead of overflowing (a panic, or a wrapped negative grace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_api_refusals_are_json_and_long_durations_never_overflow() {
+    use reqwest::Method;
+    use serde_json::json;
+    let s = TestServer::start().await;
+    push_image(&client(), &s.base, REPO, "v1", 1).await;
+    let before = s.footprint().await;
+    let too_long = "9223372036854776s";
+    for (method, path, body, status) in [
+        (
+            Method::GET,
+            "/api/v1/gc/runs/9223372036854775808".to_string(),
+            None,
+            400,
+        ),
+        (Method::GET, "/api/v1/policy-runs/x".to_string(), None, 400),
+        (
+            Method::GET,
+            "/api/v1/repositories?n=many".to_string(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/api/v1/gc/runs?limit=9223372036854775808".to_string(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/api/v1/events?color=red".to_string(),
+            None,
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/v1/gc/runs".to_string(),
+            Some(json!({"dry_run": true, "grace": too_long})),
+            400,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/repositories/{REPO}/-/bulk-delete"),
+            Some(json!({"dry_run": true, "older_than": too_long})),
+            400,
+        ),
+    ] {
+        let (got, v) = s.api(method.clone(), &path, body).await;
+        assert_eq!(got.as_u16(), status, "{method} {path}: {v}");
+        assert!(
+            first_message(&v).len() > 10,
+            "{method} {path}: a JSON error body that explains: {v}"
+        );
+    }
+    for path in [
+        format!("/api/v1/events?since={too_long}"),
+        format!("/api/v1/events?until={too_long}"),
+    ] {
+        let (got, v) = s.api(Method::GET, &path, None).await;
+        assert_eq!(got, StatusCode::OK, "{path}: {v}");
+    }
+    let (got, v) = s
+        .api(
+            Method::POST,
+            &format!("/api/v1/repositories/{REPO}/-/bulk-delete"),
+            Some(json!({"dry_run": true, "older_than": "1000000y"})),
+        )
+        .await;
+    assert_eq!(got, StatusCode::OK, "{v}");
+    assert_eq!(v["deleted"], json!([]), "nothing is that old: {v}");
+    let resp = client()
+        .post(s.url("/api/v1/users"))
+        .body(r#"{"name": "someone", "password": "a-long-password"}"#)
+        .send()
+        .await
+        .unwrap();
+    refused(&s, &before, resp, 415, "INVALID_REQUEST").await;
+    assert_eq!(s.footprint().await, before, "nothing changed");
+}

@@ -51,7 +51,7 @@ pub enum FilterError {
         field: &'static str,
         message: String,
     },
-    #[error("older_than: {value:?} is not a duration (use e.g. 30d, 12h, 90m)")]
+    #[error("older_than: {value:?} is not a duration (use e.g. 30d, 12h, 90m) or is too long")]
     Duration { value: String },
     #[error(
         "a bulk deletion needs at least one of delete_regex, keep_regex, keep_latest, older_than"
@@ -84,8 +84,9 @@ impl FilterSpec {
             .as_ref()
             .map(|d| {
                 humantime::parse_duration(d)
-                    .map(|d| d.as_millis() as Millis)
-                    .map_err(|_| FilterError::Duration { value: d.clone() })
+                    .ok()
+                    .and_then(|d| Millis::try_from(d.as_millis()).ok())
+                    .ok_or_else(|| FilterError::Duration { value: d.clone() })
             })
             .transpose()?;
         Ok(Filter {
@@ -147,7 +148,7 @@ pub fn select(candidates: &[Candidate], filter: &Filter, now: Millis) -> Vec<Dec
                 ));
             }
             if let Some(age) = filter.older_than_ms
-                && c.pushed_at > now - age
+                && c.pushed_at > now.saturating_sub(age)
             {
                 return keep("pushed within older_than".into());
             }

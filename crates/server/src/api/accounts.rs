@@ -1,7 +1,7 @@
 //! Accounts under `/api/v1`: users, robots, roles, and who the caller is. Each handler passes
 //! the caller to the access-control service, which checks that it may manage accounts.
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -10,6 +10,7 @@ use shipshape_auth::Caller;
 use shipshape_meta::accounts::Role;
 use shipshape_meta::principal::{Kind, Permission};
 
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::model::ErrorBody;
 use super::model::accounts::{
     Grant, NewPassword, NewRobot, NewRobotReply, NewUser, RevokeQuery, RobotInfo, RobotList,
@@ -86,11 +87,12 @@ pub async fn users(State(app): State<AppState>, Extension(caller): Extension<Cal
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
     responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 415, description = "the body is not sent as application/json", body = ErrorBody)))]
 pub async fn add_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<NewUser>,
+    ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult {
     let user = app
         .auth
@@ -107,7 +109,7 @@ pub async fn add_user(
 pub async fn remove_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     app.auth
         .remove_user(&caller.principal, &name)
@@ -119,12 +121,13 @@ pub async fn remove_user(
 #[utoipa::path(put, path = "/api/v1/users/{name}/password", request_body = NewPassword,
     params(("name" = String, Path, description = "user name")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 415, description = "the body is not sent as application/json", body = ErrorBody)))]
 pub async fn set_password(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Json(body): Json<NewPassword>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult {
     app.auth
         .set_password(&caller.principal, &name, &body.password)
@@ -160,23 +163,27 @@ fn role(text: &str) -> Result<Role, ApiError> {
 #[utoipa::path(post, path = "/api/v1/robots", request_body = NewRobot,
     responses((status = 201, body = NewRobotReply), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 415, description = "the body is not sent as application/json", body = ErrorBody)))]
 pub async fn add_robot(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<NewRobot>,
+    ApiJson(body): ApiJson<NewRobot>,
 ) -> ApiResult {
     let expires_at = match &body.expires_in {
         None => None,
         Some(text) => {
-            let d = humantime::parse_duration(text).map_err(|_| {
+            let ms = super::handlers::duration_ms(text).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "INVALID_REQUEST",
-                    format!("expires_in: {text:?} is not a duration (use e.g. 90d, 12h)"),
+                    format!(
+                        "expires_in: {text:?} is not a duration of at most 100 years (use e.g. \
+                         90d, 12h)"
+                    ),
                 )
             })?;
-            Some(app.registry.now() + d.as_millis() as i64)
+            Some(app.registry.now() + ms)
         }
     };
     let roles = body
@@ -206,11 +213,12 @@ pub async fn add_robot(
 #[utoipa::path(post, path = "/api/v1/robots/{name}/revoke",
     params(("name" = String, Path, description = "robot name, with or without `robot$`")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "revoked already", body = ErrorBody)))]
 pub async fn revoke_robot(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     app.auth
         .revoke_robot(&caller.principal, &name)
@@ -236,11 +244,12 @@ pub async fn roles(State(app): State<AppState>, Extension(caller): Extension<Cal
 
 #[utoipa::path(post, path = "/api/v1/roles", request_body = Grant,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 415, description = "the body is not sent as application/json", body = ErrorBody)))]
 pub async fn grant(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(body): Json<Grant>,
+    ApiJson(body): ApiJson<Grant>,
 ) -> ApiResult {
     let r = role(&body.role)?;
     app.auth
@@ -254,11 +263,12 @@ pub async fn grant(
     params(("subject" = String, Query, description = "`user:NAME`, `robot:NAME` or `anonymous`"),
            ("pattern" = String, Query, description = "the binding's repository pattern")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody),
+              (status = 400, description = "subject or pattern missing or invalid", body = ErrorBody)))]
 pub async fn revoke(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<RevokeQuery>,
+    ApiQuery(q): ApiQuery<RevokeQuery>,
 ) -> ApiResult {
     app.auth
         .unbind(&caller.principal, &q.subject, &q.pattern)

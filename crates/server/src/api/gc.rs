@@ -2,13 +2,14 @@
 //! figures, cancel, history, and what a run deleted or would delete.
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shipshape_auth::Caller;
 use shipshape_gc::StartError;
 use shipshape_meta::runs::{Run, RunSpec, RunState};
 
+use super::extract::{ApiPath, ApiQuery};
 use super::model::gc::{RunFigures, RunInfo, RunItem, RunItems, RunList, RunPage, StartRun};
 use super::model::{ErrorBody, time};
 use crate::error::ApiError;
@@ -65,15 +66,16 @@ pub async fn start(
         .grace
         .as_deref()
         .map(|g| {
-            humantime::parse_duration(g)
-                .map(|d| d.as_millis() as i64)
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_REQUEST",
-                        format!("grace: {g:?} is not a duration (use e.g. 0s, 10m, 24h)"),
-                    )
-                })
+            super::handlers::duration_ms(g).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REQUEST",
+                    format!(
+                        "grace: {g:?} is not a duration of at most 100 years (use e.g. 0s, 10m, \
+                         24h)"
+                    ),
+                )
+            })
         })
         .transpose()?;
     let spec = RunSpec {
@@ -107,8 +109,9 @@ pub async fn start(
 #[utoipa::path(get, path = "/api/v1/gc/runs",
     params(("before" = Option<i64>, Query, description = "runs with an id below this"),
            ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
-    responses((status = 200, body = RunList)))]
-pub async fn list(State(app): State<AppState>, Query(p): Query<RunPage>) -> ApiResult {
+    responses((status = 200, body = RunList),
+              (status = 400, description = "invalid query", body = ErrorBody)))]
+pub async fn list(State(app): State<AppState>, ApiQuery(p): ApiQuery<RunPage>) -> ApiResult {
     let runs = app
         .collector
         .runs(p.before, p.limit.unwrap_or(20).clamp(1, 1000))
@@ -136,8 +139,9 @@ pub async fn active(State(app): State<AppState>) -> ApiResult {
 /// One run.
 #[utoipa::path(get, path = "/api/v1/gc/runs/{id}",
     params(("id" = i64, Path, description = "run id")),
-    responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody)))]
-pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    responses((status = 200, body = RunInfo), (status = 404, body = ErrorBody),
+              (status = 400, description = "invalid id", body = ErrorBody)))]
+pub async fn get(State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     match app.collector.run(id).await? {
         Some(r) => Ok(Json(info(r)).into_response()),
         None => Err(no_run(&format!("garbage collection run {id} is not known"))),
@@ -149,11 +153,12 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<i64>) -> ApiResult 
 /// caller with the admin role on `**`.
 #[utoipa::path(get, path = "/api/v1/gc/runs/{id}/items",
     params(("id" = i64, Path, description = "run id")),
-    responses((status = 200, body = RunItems), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RunItems), (status = 404, body = ErrorBody),
+              (status = 400, description = "invalid id", body = ErrorBody)))]
 pub async fn items(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     let Some(items) = app.collector.run_items(id, &caller.principal).await? else {
         return Err(no_run(&format!("garbage collection run {id} is not known")));
@@ -176,11 +181,12 @@ pub async fn items(
 #[utoipa::path(post, path = "/api/v1/gc/runs/{id}/cancel",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 202, body = RunInfo), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 400, description = "invalid id", body = ErrorBody)))]
 pub async fn cancel(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     match app.collector.cancel(id, &caller.principal).await? {
         None => Err(no_run(&format!("garbage collection run {id} is not known"))),

@@ -10,6 +10,7 @@ use shipshape_gc::selection::FilterSpec;
 use shipshape_meta::events::EventFilter;
 use shipshape_oci::{RepoName, Tag};
 
+use super::extract::{ApiPath, ApiQuery};
 use super::model::{self, time};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -60,11 +61,12 @@ fn tag_name(t: &str) -> Result<Tag, ApiError> {
 #[utoipa::path(get, path = "/api/v1/repositories",
     params(("n" = Option<u64>, Query, description = "page size"),
            ("last" = Option<String>, Query, description = "list names after this one")),
-    responses((status = 200, body = model::RepositoryList)))]
+    responses((status = 200, body = model::RepositoryList),
+              (status = 400, description = "invalid query", body = model::ErrorBody)))]
 pub async fn list_repositories(
     State(app): State<AppState>,
     axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
-    Query(page): Query<model::RepositoryPage>,
+    ApiQuery(page): ApiQuery<model::RepositoryPage>,
 ) -> ApiResult {
     let repos = app
         .registry
@@ -98,8 +100,10 @@ pub(crate) fn repository_info(r: crate::registry::RepositoryDetails) -> model::R
 
 /// One repository with its counts and storage figures.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}",
-    params(("name" = String, Path, description = "repository name, slashes included")),
-    responses((status = 200, body = model::RepositoryInfo), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, description = "repository name, slashes included", example = "library/ubuntu")),
+    responses((status = 200, body = model::RepositoryInfo), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn get_repository(app: &AppState, repo: RepoName) -> ApiResult {
     let r = app.registry.repository(&repo).await?;
     Ok(Json(repository_info(r)).into_response())
@@ -107,11 +111,11 @@ pub async fn get_repository(app: &AppState, repo: RepoName) -> ApiResult {
 
 /// Delete a repository: its tags, manifests (restorable for the restore window) and blob links.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}",
-    params(("name" = String, Path, description = "repository name"),
+    params(("name" = String, Path, description = "repository name", example = "library/ubuntu"),
            ("confirm" = String, Query, description = "must repeat the repository name"),
            ("override_protection" = Option<bool>, Query, description = "also delete protected tags")),
     responses((status = 200, body = model::RepositoryDeletion),
-              (status = 400, description = "confirmation missing", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or query, or confirmation missing", body = model::ErrorBody),
               (status = 403, description = "the repository has protected tags", body = model::ErrorBody),
               (status = 404, body = model::ErrorBody)))]
 pub async fn delete_repository(
@@ -162,12 +166,14 @@ pub(crate) fn batch_restore(r: crate::registry::BatchRestore) -> model::BatchRes
 /// Restore a deleted repository: every tag its latest deletion removed, with its untagged
 /// manifests and referrers. All or none: a tag name reused since needs `force`.
 #[utoipa::path(post, path = "/api/v1/repositories/{name}/-/restore",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, example = "library/ubuntu")),
     request_body(content = model::BatchRestoreRequest, description = "optional"),
     responses((status = 200, body = model::BatchRestore),
               (status = 404, description = "never deleted", body = model::ErrorBody),
               (status = 409, description = "tag names reused; use force", body = model::ErrorBody),
-              (status = 410, description = "content already purged", body = model::ErrorBody)))]
+              (status = 410, description = "content already purged", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or body", body = model::ErrorBody),
+              (status = 403, description = "a reused name is protected", body = model::ErrorBody)))]
 pub async fn restore_repository(
     app: &AppState,
     repo: RepoName,
@@ -197,11 +203,14 @@ pub async fn restore_repository(
     request_body(content = model::BatchRestoreRequest, description = "optional"),
     responses((status = 200, body = model::BatchRestore),
               (status = 404, body = model::ErrorBody),
-              (status = 409, description = "tag names reused; use force", body = model::ErrorBody)))]
+              (status = 409, description = "tag names reused; use force", body = model::ErrorBody),
+              (status = 400, description = "invalid id or body", body = model::ErrorBody),
+              (status = 403, description = "a reused name is protected", body = model::ErrorBody),
+              (status = 410, description = "content already purged", body = model::ErrorBody)))]
 pub async fn restore_batch(
     State(app): State<AppState>,
     axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let body: model::BatchRestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -273,11 +282,12 @@ async fn restorable_page(
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
     responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody),
-              (status = 403, description = "the caller may not read that repository", body = model::ErrorBody)))]
+              (status = 403, description = "the caller may not read that repository", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or query", body = model::ErrorBody)))]
 pub async fn restorable(
     State(app): State<AppState>,
     axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
-    Query(q): Query<model::RestorableQuery>,
+    ApiQuery(q): ApiQuery<model::RestorableQuery>,
 ) -> ApiResult {
     let repo = q
         .repository
@@ -292,10 +302,12 @@ pub async fn restorable(
 
 /// The restore bin of one repository (also a deleted one).
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/restorable",
-    params(("name" = String, Path),
+    params(("name" = String, Path, example = "library/ubuntu"),
            ("before" = Option<i64>, Query, description = "cursor: the `next` of the previous page"),
            ("limit" = Option<i64>, Query, description = "page size, 1 to 1000, default 100")),
-    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody)))]
+    responses((status = 200, body = model::RestorableList), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or query", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn repository_restorable(
     app: &AppState,
     repo: RepoName,
@@ -320,14 +332,15 @@ pub(crate) fn tag_info(t: crate::registry::TagDetails) -> model::TagInfo {
 
 /// Tags of a repository with digest, size, push and pull times.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/tags",
-    params(("name" = String, Path, description = "repository name"),
+    params(("name" = String, Path, description = "repository name", example = "library/ubuntu"),
            ("sort" = Option<String>, Query, description = "`name` (default), `pushed`, `pulled` or `size`; newest or largest first"),
            ("reverse" = Option<bool>, Query, description = "reverse the order"),
            ("pattern" = Option<String>, Query, description = "only tags matching this glob, or `regex:…`"),
            ("limit" = Option<u64>, Query, description = "at most this many tags (1 to 10000)"),
            ("offset" = Option<u64>, Query, description = "skip this many (the previous page's `next`)")),
     responses((status = 200, body = model::TagList), (status = 400, body = model::ErrorBody),
-              (status = 404, body = model::ErrorBody)))]
+              (status = 404, body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResult {
     let q: model::TagListQuery = query(&req)?;
     let tag_query = TagQuery {
@@ -363,8 +376,10 @@ pub async fn list_tags(app: &AppState, repo: RepoName, req: Request) -> ApiResul
 
 /// One tag.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/tags/{tag}",
-    params(("name" = String, Path), ("tag" = String, Path)),
-    responses((status = 200, body = model::TagInfo), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, example = "library/ubuntu"), ("tag" = String, Path)),
+    responses((status = 200, body = model::TagInfo), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or tag", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn get_tag(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult {
     let found = app.registry.tag(&repo, &tag).await?;
     Ok(Json(tag_info(found)).into_response())
@@ -372,10 +387,11 @@ pub async fn get_tag(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult {
 
 /// Delete one tag; its manifest stays. The tag can be restored.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}/-/tags/{tag}",
-    params(("name" = String, Path), ("tag" = String, Path),
+    params(("name" = String, Path, example = "library/ubuntu"), ("tag" = String, Path),
            ("override_protection" = Option<bool>, Query, description = "delete a protected tag")),
     responses((status = 200, body = model::DeletedTag), (status = 404, body = model::ErrorBody),
-              (status = 403, description = "the tag is protected", body = model::ErrorBody)))]
+              (status = 403, description = "the tag is protected", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name, tag or query", body = model::ErrorBody)))]
 pub async fn delete_tag(
     app: &AppState,
     repo: RepoName,
@@ -397,11 +413,12 @@ pub async fn delete_tag(
 
 /// Delete several tags at once: every name is checked first, and either all go or none.
 #[utoipa::path(post, path = "/api/v1/repositories/{name}/-/tags/delete",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, example = "library/ubuntu")),
     request_body = model::TagsDeleteRequest,
     responses((status = 200, body = model::TagsDeletion),
               (status = 404, description = "a tag is not known; nothing was deleted", body = model::ErrorBody),
-              (status = 403, description = "a tag is protected; nothing was deleted", body = model::ErrorBody)))]
+              (status = 403, description = "a tag is protected; nothing was deleted", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name, tag or body", body = model::ErrorBody)))]
 pub async fn delete_tags(
     app: &AppState,
     repo: RepoName,
@@ -449,8 +466,10 @@ fn history(repo: &RepoName, entries: Vec<shipshape_meta::tags::HistoryEntry>) ->
 
 /// Every change of one tag, newest first.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/tags/{tag}/history",
-    params(("name" = String, Path), ("tag" = String, Path)),
-    responses((status = 200, body = model::History), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, example = "library/ubuntu"), ("tag" = String, Path)),
+    responses((status = 200, body = model::History), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name or tag", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn tag_history(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult {
     let entries = app
         .registry
@@ -461,8 +480,10 @@ pub async fn tag_history(app: &AppState, repo: RepoName, tag: Tag) -> ApiResult 
 
 /// Every tag change of a repository (also a deleted one), newest first.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/history",
-    params(("name" = String, Path)),
-    responses((status = 200, body = model::History), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, example = "library/ubuntu")),
+    responses((status = 200, body = model::History), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn repository_history(app: &AppState, repo: RepoName) -> ApiResult {
     let entries = app.registry.tag_history(&repo, None, HISTORY_LIMIT).await?;
     Ok(history(&repo, entries))
@@ -471,13 +492,14 @@ pub async fn repository_history(app: &AppState, repo: RepoName) -> ApiResult {
 /// Restore a tag to the manifest it last left (deleted, or overwritten by a push), or to the
 /// digest given; also one deleted with its manifest or repository.
 #[utoipa::path(post, path = "/api/v1/repositories/{name}/-/tags/{tag}/restore",
-    params(("name" = String, Path), ("tag" = String, Path)),
+    params(("name" = String, Path, example = "library/ubuntu"), ("tag" = String, Path)),
     request_body(content = model::RestoreRequest, description = "optional"),
     responses((status = 200, body = model::RestoredTag),
               (status = 404, description = "never left a manifest", body = model::ErrorBody),
               (status = 409, description = "the name was reused; use force", body = model::ErrorBody),
               (status = 403, description = "the reused name is protected", body = model::ErrorBody),
-              (status = 410, description = "the manifest has been purged", body = model::ErrorBody)))]
+              (status = 410, description = "the manifest has been purged", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name, tag, body or digest; or the tag never pointed at that digest", body = model::ErrorBody)))]
 pub async fn restore_tag(
     app: &AppState,
     repo: RepoName,
@@ -505,10 +527,12 @@ pub async fn restore_tag(
 
 /// Delete tags in bulk by combined filters, or preview with `dry_run`.
 #[utoipa::path(post, path = "/api/v1/repositories/{name}/-/bulk-delete",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, example = "library/ubuntu")),
     request_body = model::BulkDeleteRequest,
     responses((status = 200, body = model::BulkDeleteResult),
-              (status = 400, description = "invalid filter", body = model::ErrorBody)))]
+              (status = 400, description = "invalid repository name, body or filter", body = model::ErrorBody),
+              (status = 403, description = "a selected tag is protected; nothing was deleted", body = model::ErrorBody),
+              (status = 404, body = model::ErrorBody)))]
 pub async fn bulk_delete(
     app: &AppState,
     repo: RepoName,
@@ -574,8 +598,10 @@ pub(crate) fn manifest_info(m: crate::registry::ManifestDetails) -> model::Manif
 
 /// The live manifests of a repository: tagged, children of indexes, referrers and untagged.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/manifests",
-    params(("name" = String, Path)),
-    responses((status = 200, body = model::ManifestList), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, example = "library/ubuntu")),
+    responses((status = 200, body = model::ManifestList), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn list_manifests(app: &AppState, repo: RepoName) -> ApiResult {
     let all = app.registry.manifests(&repo).await?;
     Ok(Json(model::ManifestList {
@@ -587,9 +613,10 @@ pub async fn list_manifests(app: &AppState, repo: RepoName) -> ApiResult {
 
 /// One manifest, by digest or a unique prefix of one.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/manifests/{digest}",
-    params(("name" = String, Path), ("digest" = String, Path, description = "a digest or a unique prefix")),
+    params(("name" = String, Path, example = "library/ubuntu"), ("digest" = String, Path, description = "a digest or a unique prefix")),
     responses((status = 200, body = model::ManifestInfo), (status = 404, body = model::ErrorBody),
-              (status = 400, description = "the prefix is ambiguous", body = model::ErrorBody)))]
+              (status = 400, description = "invalid repository name, or the prefix is ambiguous", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn get_manifest(app: &AppState, repo: RepoName, digest: &str) -> ApiResult {
     let m = app.registry.manifest(&repo, digest).await?;
     Ok(Json(manifest_info(m)).into_response())
@@ -598,11 +625,12 @@ pub async fn get_manifest(app: &AppState, repo: RepoName, digest: &str) -> ApiRe
 /// Delete a manifest (by digest or unique prefix) with every tag pointing at it; restorable
 /// for the restore window.
 #[utoipa::path(delete, path = "/api/v1/repositories/{name}/-/manifests/{digest}",
-    params(("name" = String, Path), ("digest" = String, Path, description = "a digest or a unique prefix"),
+    params(("name" = String, Path, example = "library/ubuntu"), ("digest" = String, Path, description = "a digest or a unique prefix"),
            ("override_protection" = Option<bool>, Query, description = "delete protected tags too")),
     responses((status = 200, body = model::ManifestDeletion), (status = 404, body = model::ErrorBody),
               (status = 409, description = "an index lists it", body = model::ErrorBody),
-              (status = 403, description = "a tag on it is protected", body = model::ErrorBody)))]
+              (status = 403, description = "a tag on it is protected", body = model::ErrorBody),
+              (status = 400, description = "invalid repository name, digest or query", body = model::ErrorBody)))]
 pub async fn delete_manifest(
     app: &AppState,
     repo: RepoName,
@@ -626,8 +654,10 @@ pub async fn delete_manifest(
 
 /// Storage figures of one repository.
 #[utoipa::path(get, path = "/api/v1/repositories/{name}/-/usage",
-    params(("name" = String, Path)),
-    responses((status = 200, body = model::RepositoryUsage), (status = 404, body = model::ErrorBody)))]
+    params(("name" = String, Path, example = "library/ubuntu")),
+    responses((status = 200, body = model::RepositoryUsage), (status = 404, body = model::ErrorBody),
+              (status = 400, description = "invalid repository name", body = model::ErrorBody),
+              (status = 403, description = "the caller may not read the repository", body = model::ErrorBody)))]
 pub async fn repository_usage(app: &AppState, repo: RepoName) -> ApiResult {
     let u = app.registry.repository_usage(&repo).await?;
     Ok(Json(model::RepositoryUsage {
@@ -660,6 +690,18 @@ pub async fn usage(
     .into_response())
 }
 
+/// The longest duration the API takes for a grace period or an expiry: a hundred years, beyond
+/// any use and far from overflowing the `i64` milliseconds that times are added to.
+const LONGEST_MS: i64 = 36_525 * 24 * 3_600_000;
+
+/// A duration (`90d`, `12h`) in milliseconds, if it is one of at most a hundred years.
+pub(crate) fn duration_ms(text: &str) -> Option<i64> {
+    let d = humantime::parse_duration(text).ok()?;
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|ms| *ms <= LONGEST_MS)
+}
+
 /// An RFC 3339 time, a date (midnight UTC), or a duration meaning that long ago (`24h`).
 pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiError> {
     let to_ms = |t: std::time::SystemTime| {
@@ -682,7 +724,9 @@ pub(crate) fn instant(field: &str, value: &str, now: i64) -> Result<i64, ApiErro
         return Ok(to_ms(t));
     }
     if let Ok(d) = humantime::parse_duration(value) {
-        return Ok(now - d.as_millis() as i64);
+        // Longer ago than any time there is: every time is after it.
+        let ago = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        return Ok(now.saturating_sub(ago));
     }
     Err(bad_request(format!(
         "{field}: {value:?} is neither a time (2026-05-01T12:00:00Z), a date (2026-05-01) nor a \
@@ -721,7 +765,7 @@ pub(crate) fn event(e: shipshape_meta::events::Event) -> model::Event {
 pub async fn list_events(
     State(app): State<AppState>,
     axum::extract::Extension(caller): axum::extract::Extension<shipshape_auth::Caller>,
-    Query(q): Query<model::EventQuery>,
+    ApiQuery(q): ApiQuery<model::EventQuery>,
 ) -> ApiResult {
     let now = app.registry.now();
     let limit = q.limit.unwrap_or(100);

@@ -7,6 +7,7 @@
 //! `/api/v1/repositories/team/app/-/tags/v1`.
 
 mod accounts;
+mod extract;
 pub(crate) mod gc;
 pub(crate) mod handlers;
 pub mod model;

@@ -406,7 +406,11 @@ pub struct BulkDeleteRequest {
     pub override_protection: bool,
 }
 
+/// A bulk deletion's decision on one tag. Named `BulkDecision` in the OpenAPI document: the
+/// schema `Decision` is a retention policy's (`policies::Decision`), and two schemas of one
+/// name would leave one of the two operations described with the other's.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[schema(as = BulkDecision)]
 pub struct Decision {
     pub tag: String,
     pub delete: bool,

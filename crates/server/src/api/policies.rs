@@ -5,13 +5,14 @@
 //! with `{`), so `shipshape policy apply -f` can send the operator's file as it is.
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shipshape_auth::Caller;
 use shipshape_gc::retention::{PolicySpec, Preview, RetentionError, Trigger};
 use shipshape_meta::policies::{PolicyRun, RunItem, StoredPolicy};
 
+use super::extract::{ApiPath, ApiQuery};
 use super::model::policies::{
     Decision, PolicyFigures, PolicyInfo, PolicyList, PolicyRunDetail, PolicyRunInfo, PolicyRunItem,
     PolicyRunList, PreviewInfo, RepositoryPreview, RunPage,
@@ -69,7 +70,7 @@ pub async fn list(State(app): State<AppState>) -> ApiResult {
 #[utoipa::path(get, path = "/api/v1/policies/{name}",
     params(("name" = String, Path, description = "policy name")),
     responses((status = 200, body = PolicyInfo), (status = 404, body = ErrorBody)))]
-pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult {
+pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>) -> ApiResult {
     let (stored, _) = app.retention.get(&name).await.map_err(error)?;
     Ok(Json(policy_info(stored)).into_response())
 }
@@ -84,7 +85,7 @@ pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiRe
 pub async fn put(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let spec = parse_document(&body)?;
@@ -118,7 +119,7 @@ pub async fn put(
 pub async fn remove(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     app.retention
         .remove(&name, &caller.principal)
@@ -179,7 +180,7 @@ pub(crate) fn preview_info(p: Preview) -> PreviewInfo {
 pub async fn preview_saved(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     let (_, policy) = app.retention.get(&name).await.map_err(error)?;
     let p = app
@@ -249,7 +250,7 @@ pub(crate) fn item(i: RunItem) -> PolicyRunItem {
 pub async fn start(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     let run = app
         .retention
@@ -264,11 +265,12 @@ pub async fn start(
     params(("name" = String, Path, description = "policy name"),
            ("before" = Option<i64>, Query, description = "runs with an id below this"),
            ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
-    responses((status = 200, body = PolicyRunList)))]
+    responses((status = 200, body = PolicyRunList),
+              (status = 400, description = "invalid query", body = ErrorBody)))]
 pub async fn runs_of(
     State(app): State<AppState>,
-    Path(name): Path<String>,
-    Query(p): Query<RunPage>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(p): ApiQuery<RunPage>,
 ) -> ApiResult {
     runs_page(&app, Some(&name), &p).await
 }
@@ -278,8 +280,9 @@ pub async fn runs_of(
     params(("policy" = Option<String>, Query, description = "only this policy's runs"),
            ("before" = Option<i64>, Query, description = "runs with an id below this"),
            ("limit" = Option<i64>, Query, description = "at most this many (default 20)")),
-    responses((status = 200, body = PolicyRunList)))]
-pub async fn runs(State(app): State<AppState>, Query(p): Query<RunPage>) -> ApiResult {
+    responses((status = 200, body = PolicyRunList),
+              (status = 400, description = "invalid query", body = ErrorBody)))]
+pub async fn runs(State(app): State<AppState>, ApiQuery(p): ApiQuery<RunPage>) -> ApiResult {
     runs_page(&app, p.policy.as_deref(), &p).await
 }
 
@@ -299,11 +302,12 @@ async fn runs_page(app: &AppState, policy: Option<&str>, p: &RunPage) -> ApiResu
 /// repositories the caller may read (the figures are the whole run's).
 #[utoipa::path(get, path = "/api/v1/policy-runs/{id}",
     params(("id" = i64, Path, description = "run id")),
-    responses((status = 200, body = PolicyRunDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PolicyRunDetail), (status = 404, body = ErrorBody),
+              (status = 400, description = "invalid id", body = ErrorBody)))]
 pub async fn run(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     let (run, items) = app
         .retention
@@ -323,11 +327,12 @@ pub async fn run(
     params(("id" = i64, Path, description = "run id")),
     responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
               (status = 403, description = "the caller may not manage policies", body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 400, description = "invalid id", body = ErrorBody)))]
 pub async fn cancel(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     let run = app
         .retention

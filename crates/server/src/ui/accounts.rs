@@ -371,12 +371,13 @@ pub(crate) async fn add_robot(Posted { ctx, form }: Posted) -> Response {
         let expires_at = match form.get("expires_in").map(str::trim) {
             None | Some("") => None,
             Some(text) => {
-                let d = humantime::parse_duration(text).map_err(|_| {
+                let ms = crate::api::handlers::duration_ms(text).ok_or_else(|| {
                     bad_request(format!(
-                        "expires after: {text:?} is not a duration (use e.g. 90d, 12h)"
+                        "expires after: {text:?} is not a duration of at most 100 years (use \
+                         e.g. 90d, 12h)"
                     ))
                 })?;
-                Some(now + d.as_millis() as i64)
+                Some(now + ms)
             }
         };
         let roles = match form.get("pattern").map(str::trim) {
