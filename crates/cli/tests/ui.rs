@@ -1304,6 +1304,309 @@ async fn each_policy_is_said_in_one_sentence_where_it_is_listed() {
     assert!(!ui.has("[data-testid=repo-policies]").await);
 }
 
+impl Chrome {
+    /// Replaces what a field holds.
+    async fn fill(&self, id: &str, value: &str) {
+        let el = self.css(&format!("#{id}")).await;
+        el.clear().await.unwrap();
+        if !value.is_empty() {
+            el.send_keys(value).await.unwrap();
+        }
+    }
+
+    async fn value(&self, id: &str) -> String {
+        self.css(&format!("#{id}"))
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// The status a GET of `path` answers, asked from the page's own origin with its cookie.
+    async fn get_status(&self, path: &str) -> u16 {
+        let v = self
+            .b
+            .execute(
+                "return fetch(arguments[0], {redirect: 'manual'}).then(r => r.status);",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap();
+        v.as_u64().unwrap() as u16
+    }
+}
+
+async fn policy_names(c: &Client, s: &TestServer) -> Vec<String> {
+    let list = api(c, s, Method::GET, "/api/v1/policies", None).await;
+    list["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An administrator writes a policy in the editor: the GitLab-style preset fills the form and
+/// the TOML shown; a preview of the draft marks a tag delete with its rule and saves nothing;
+/// an invalid duration is refused with the parser's message next to its field and the values
+/// kept; the saved policy is listed in its sentence, logged, and edited again.
+#[tokio::test]
+async fn an_administrator_writes_a_policy_from_a_preset_previews_and_saves_it() {
+    let (s, admin, _, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+    ui.login(ADMIN.0, ADMIN.1).await;
+
+    ui.goto("/ui/policies").await;
+    ui.follow("[data-testid=new-policy]").await;
+    assert_eq!(ui.path().await, "/ui/policies/new");
+    let gitlab = ui.text("preset-gitlab").await;
+    assert_eq!(
+        gitlab,
+        "Keep the 10 latest tags, delete the rest older than 30 days"
+    );
+    let presets = ui.text("presets").await;
+    assert!(
+        presets.contains("In every repository, keep the 10 most recently pushed tags; delete other tags older than 30 days; keep untagged manifests."),
+        "{presets}"
+    );
+    assert!(presets.contains("Delete untagged manifests after 7 days"));
+    assert!(presets.contains("Keep releases (v*), delete other tags older than 14 days"));
+    ui.follow("[data-testid=preset-gitlab]").await;
+    assert_eq!(ui.path().await, "/ui/policies/new?preset=gitlab");
+    assert_eq!(ui.value("name").await, "keep-10-latest");
+    assert_eq!(ui.value("repositories").await, "**");
+    assert_eq!(ui.value("latest_pushed").await, "10");
+    assert_eq!(ui.value("older_than").await, "30d");
+    assert_eq!(ui.value("untagged_older_than").await, "");
+    assert_eq!(
+        ui.text("policy-toml").await,
+        "name = \"keep-10-latest\"\nrepositories = [\"**\"]\n\n[keep]\nlatest_pushed = 10\n\n[delete]\nolder_than = \"30d\""
+    );
+
+    // Narrowed to team/**, keeping one tag and deleting the rest at any age: the preview
+    // marks v1 delete with the rule, and nothing is saved or deleted.
+    ui.fill("repositories", "team/**").await;
+    ui.fill("latest_pushed", "1").await;
+    ui.fill("older_than", "0s").await;
+    ui.click("[data-testid=btn-preview-draft]").await;
+    let v1 = ui.text("decision-v1").await;
+    assert!(
+        v1.contains("delete") && v1.contains("delete_older_than"),
+        "{v1}"
+    );
+    assert!(ui.text("decision-latest").await.contains("keep"));
+    assert!(!ui.has("[data-testid=\"preview-secret/app\"]").await);
+    assert_eq!(ui.value("older_than").await, "0s", "the draft is kept");
+    assert!(policy_names(&admin, &s).await.is_empty());
+    assert!(
+        tag_exists(&admin, &s, "v1").await,
+        "a preview deletes nothing"
+    );
+
+    // An invalid duration: the parser's message next to its field, the values kept, nothing
+    // saved.
+    ui.fill("older_than", "3 fortnights").await;
+    ui.click("[data-testid=btn-save-policy]").await;
+    let error = ui.text("editor-error").await;
+    assert!(
+        error.contains("delete.older_than: invalid duration \"3 fortnights\""),
+        "{error}"
+    );
+    assert!(
+        ui.text("error-older_than")
+            .await
+            .starts_with("delete.older_than: invalid duration")
+    );
+    assert_eq!(ui.value("older_than").await, "3 fortnights");
+    assert_eq!(ui.value("repositories").await, "team/**");
+    assert!(policy_names(&admin, &s).await.is_empty());
+    let status = ui
+        .post(
+            "/ui/policies/new",
+            &format!(
+                "csrf={}&action=save&name=x&repositories=team%2F**&older_than=3+fortnights",
+                ui.csrf().await
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Saved: the list says so and says the policy in its sentence; the API has it, and the
+    // activity log has the same event as an apply through the API.
+    ui.fill("older_than", "0s").await;
+    ui.follow("[data-testid=btn-save-policy]").await;
+    assert_eq!(ui.path().await, "/ui/policies?created=keep-10-latest");
+    assert!(ui.text("policies-done").await.contains("keep-10-latest"));
+    let said = "In team/**, keep the most recently pushed tag; delete all other tags; keep untagged manifests.";
+    assert_eq!(ui.text("sentence-keep-10-latest").await, said);
+    let info = api(
+        &admin,
+        &s,
+        Method::GET,
+        "/api/v1/policies/keep-10-latest",
+        None,
+    )
+    .await;
+    assert_eq!(info["sentence"], said);
+    assert_eq!(info["updated_by"], ADMIN.0);
+    let events = api(
+        &admin,
+        &s,
+        Method::GET,
+        "/api/v1/events?action=policy.apply",
+        None,
+    )
+    .await;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["target"], "keep-10-latest");
+    assert_eq!(events[0]["actor"], ADMIN.0);
+
+    // A second new policy of the same name is refused rather than replacing it.
+    ui.goto("/ui/policies/new?preset=untagged").await;
+    ui.fill("name", "keep-10-latest").await;
+    ui.click("[data-testid=btn-save-policy]").await;
+    assert!(ui.text("error-name").await.contains("is applied already"));
+
+    // Edited: the form holds the applied document, the name stays.
+    ui.goto("/ui/policies").await;
+    ui.follow("[data-testid=edit-keep-10-latest]").await;
+    assert_eq!(ui.value("older_than").await, "0s");
+    assert_eq!(ui.value("repositories").await, "team/**");
+    ui.fill("description", "CI builds").await;
+    ui.fill("schedule", "daily at 03:00").await;
+    ui.follow("[data-testid=btn-save-policy]").await;
+    assert_eq!(ui.path().await, "/ui/policies?updated=keep-10-latest");
+    let info = api(
+        &admin,
+        &s,
+        Method::GET,
+        "/api/v1/policies/keep-10-latest",
+        None,
+    )
+    .await;
+    assert_eq!(info["document"]["description"], "CI builds");
+    assert_eq!(info["schedule"], "daily at 03:00");
+    assert_eq!(policy_names(&admin, &s).await, ["keep-10-latest"]);
+}
+
+/// The pattern tester lists exactly the pushed repositories and tags the patterns match, only
+/// those the caller may read, and a bad pattern's message; the editor's own tester form leads
+/// there with the draft's patterns.
+#[tokio::test]
+async fn the_pattern_tester_lists_the_real_tags_the_patterns_match() {
+    let (s, admin, _, _) = registry_with_users().await;
+    for (tag, seed) in [("v1.0", 11), ("v1.1", 12), ("dev", 13)] {
+        push_image_bytes(&admin, &s.base, "team/web", tag, seed).await;
+    }
+    let ui = Chrome::start(&s.base).await;
+    ui.login(ADMIN.0, ADMIN.1).await;
+
+    ui.goto("/ui/policies/pattern-test?repositories=team%2F**&tag=v*")
+        .await;
+    assert_eq!(
+        ui.text("pattern-summary").await,
+        "2 repositories match; 4 of their 6 tags match v*."
+    );
+    assert_eq!(ui.text("match-tags-team/app").await, "v1 v2");
+    assert_eq!(ui.text("match-tags-team/web").await, "v1.0 v1.1");
+    assert!(!ui.has("[data-testid=\"match-secret/app\"]").await);
+
+    // A regular expression, matched against the whole tag.
+    ui.goto("/ui/policies/pattern-test?repositories=team%2Fweb%0D%0Asecret%2F*&tag=regex%3Av%5B0-9%5D%2B%5C.1")
+        .await;
+    assert_eq!(
+        ui.text("pattern-summary").await,
+        "2 repositories match; 1 of their 4 tags match regex:v[0-9]+\\.1."
+    );
+    assert_eq!(ui.text("match-tags-team/web").await, "v1.1");
+    assert_eq!(ui.text("match-tags-secret/app").await, "");
+
+    // A bad pattern: the parser's message.
+    ui.goto("/ui/policies/pattern-test?repositories=team%2F**&tag=regex%3A(")
+        .await;
+    assert!(
+        ui.text("pattern-error")
+            .await
+            .starts_with("tag: invalid regular expression \"(\"")
+    );
+    assert_eq!(
+        ui.get_status("/ui/policies/pattern-test?repositories=%5B")
+            .await,
+        400
+    );
+
+    // From the editor: its tester form carries the draft's repositories.
+    ui.goto("/ui/policies/new?preset=releases").await;
+    assert_eq!(ui.value("test-repositories").await, "**");
+    ui.fill("test-repositories", "team/web").await;
+    ui.fill("test-tag", "dev").await;
+    ui.follow("[data-testid=btn-test-patterns]").await;
+    assert!(ui.path().await.starts_with("/ui/policies/pattern-test?"));
+    assert_eq!(ui.text("match-tags-team/web").await, "dev");
+
+    // A reader sees only what it may read.
+    drop(ui);
+    let ui = Chrome::start(&s.base).await;
+    ui.login("reader", PASSWORD).await;
+    ui.goto("/ui/policies/pattern-test?repositories=**&tag=v1")
+        .await;
+    assert_eq!(
+        ui.text("pattern-summary").await,
+        "2 repositories match; 1 of their 6 tags match v1."
+    );
+    assert!(!ui.has("[data-testid=\"match-secret/app\"]").await);
+}
+
+/// A reader sees no editor links, and the server refuses the editor's pages and a forged save
+/// with the reader's own valid CSRF token.
+#[tokio::test]
+async fn a_reader_may_not_write_policies_even_by_posting_the_form() {
+    let (s, admin, _, _) = registry_with_users().await;
+    let policy =
+        "name = \"tidy\"\nrepositories = [\"team/**\"]\n\n[delete]\nolder_than = \"30d\"\n";
+    let resp = admin
+        .put(s.url("/api/v1/policies/tidy"))
+        .body(policy)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let ui = Chrome::start(&s.base).await;
+    ui.login("reader", PASSWORD).await;
+
+    ui.goto("/ui/policies").await;
+    assert!(ui.has("[data-testid=sentence-tidy]").await);
+    assert!(!ui.has("[data-testid=new-policy]").await);
+    assert!(!ui.has("[data-testid=edit-tidy]").await);
+    assert!(ui.has("[data-testid=pattern-test]").await);
+
+    ui.goto("/ui/policies/new").await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("reader may not write retention policies")
+    );
+    ui.goto("/ui/policies").await;
+    for path in [
+        "/ui/policies/new",
+        "/ui/policies/new?preset=gitlab",
+        "/ui/policies/tidy/edit",
+    ] {
+        assert_eq!(ui.get_status(path).await, 403, "{path}");
+    }
+    let csrf = ui.csrf().await;
+    let form = format!("csrf={csrf}&action=save&name=evil&repositories=**&older_than=0s");
+    assert_eq!(ui.post("/ui/policies/new", &form).await, 403);
+    assert_eq!(ui.post("/ui/policies/tidy/edit", &form).await, 403);
+    let preview = format!("csrf={csrf}&action=preview&name=evil&repositories=**&older_than=0s");
+    assert_eq!(ui.post("/ui/policies/new", &preview).await, 403);
+    assert_eq!(policy_names(&admin, &s).await, ["tidy"]);
+    let info = api(&admin, &s, Method::GET, "/api/v1/policies/tidy", None).await;
+    assert_eq!(info["document"]["delete"]["older_than"], "30d");
+}
+
 /// An administrator sets a user's password and removes a user from the users page; the old
 /// password stops working at once, a removal needs its confirmation ticked, and a writer can
 /// do neither, even by posting the forms.
@@ -2068,6 +2371,32 @@ async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
     })
     .await;
     check.page(&ui, "policy-run", &[]).await;
+
+    // The policy editor: a preset, a draft's preview, a refused save, an applied policy's
+    // editor, and the pattern tester.
+    ui.goto("/ui/policies/new?preset=gitlab").await;
+    check.page(&ui, "policy-editor", &[]).await;
+    ui.fill("repositories", "team/ci").await;
+    ui.fill("latest_pushed", "1").await;
+    ui.fill("older_than", "0s").await;
+    ui.click("[data-testid=btn-preview-draft]").await;
+    ui.testid("draft-preview").await;
+    check.page(&ui, "policy-editor-preview", &[]).await;
+    ui.fill("older_than", "3 fortnights").await;
+    ui.click("[data-testid=btn-save-policy]").await;
+    ui.testid("editor-error").await;
+    check
+        .page(
+            &ui,
+            "policy-editor-invalid",
+            &["/ui/policies/new - Failed to load resource"],
+        )
+        .await;
+    ui.goto("/ui/policies/tidy/edit").await;
+    check.page(&ui, "policy-edit", &[]).await;
+    ui.goto("/ui/policies/pattern-test?repositories=team%2F**&tag=v*")
+        .await;
+    check.page(&ui, "pattern-test", &[]).await;
 
     ui.goto("/ui/activity").await;
     check.page(&ui, "activity", &[]).await;

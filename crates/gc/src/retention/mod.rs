@@ -21,7 +21,7 @@ pub use eval::{
     Evaluation, ManifestDecision, Protection, Rule, TagDecision, TagFacts, UntaggedFacts, evaluate,
 };
 pub use pattern::{Pattern, RepoPattern};
-pub use runner::{Policies, Preview, Retention, RetentionError, Trigger};
+pub use runner::{Matched, Policies, Preview, Retention, RetentionError, Trigger};
 pub use schedule::Schedule;
 pub use sentence::sentence;
 pub use spec::{DeleteSpec, KeepSpec, Policy, PolicySpec, TagScopeSpec};

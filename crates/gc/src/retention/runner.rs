@@ -26,7 +26,10 @@ use shipshape_meta::{batches, repos, tags, usage};
 use shipshape_oci::Tag;
 use tokio::sync::watch;
 
-use super::{Policy, PolicyError, PolicySpec, Protection, TagFacts, UntaggedFacts, evaluate};
+use super::{
+    Pattern, Policy, PolicyError, PolicySpec, Protection, RepoPattern, TagFacts, UntaggedFacts,
+    evaluate,
+};
 use crate::{Checkpoint, Collector};
 
 /// Why a policy operation was refused.
@@ -141,6 +144,16 @@ pub struct Preview {
 }
 
 pub type PreviewFigures = RunFigures;
+
+/// A repository that patterns under test match ([`Retention::matching`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Matched {
+    pub repository: String,
+    /// Its tags the tag pattern matches, in name order.
+    pub tags: Vec<String>,
+    /// How many tags it has in all.
+    pub tags_total: usize,
+}
 
 /// Stores, previews and runs retention policies.
 #[derive(Clone, Debug)]
@@ -323,6 +336,41 @@ impl Retention {
             repositories: out,
             figures,
         })
+    }
+
+    /// The repositories `by` may read that one of `repositories` matches, each with its tags
+    /// that `tag` matches (every tag when `None`), in name order: the matching a policy's
+    /// evaluation does (`RepoPattern::matches`, `Pattern::matches`) over the registry as it is
+    /// now, so an operator can check patterns before saving them. Changes nothing.
+    pub async fn matching(
+        &self,
+        repositories: &[RepoPattern],
+        tag: Option<&Pattern>,
+        by: &Principal,
+    ) -> Result<Vec<Matched>> {
+        let mut conn = self.catalogue.reader().await?;
+        let mut all = repos::all_live(&mut conn).await?;
+        all.retain(|(_, name)| {
+            repositories.iter().any(|p| p.matches(name)) && by.may(Permission::Pull, Some(name))
+        });
+        all.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut out = Vec::with_capacity(all.len());
+        for (id, repository) in all {
+            let rows = tags::list_detailed(&mut conn, id).await?;
+            let tags_total = rows.len();
+            let mut tags: Vec<String> = rows
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|t| tag.is_none_or(|p| p.matches(t)))
+                .collect();
+            tags.sort();
+            out.push(Matched {
+                repository,
+                tags,
+                tags_total,
+            });
+        }
+        Ok(out)
     }
 
     async fn repositories_in_scope(&self, policy: &Policy) -> Result<Vec<(repos::RepoId, String)>> {

@@ -60,6 +60,14 @@ form.login input { font:inherit; padding:.35rem; }
 form.filter { display:flex; gap:.5rem; align-items:end; margin-bottom:.8rem; flex-wrap:wrap; }
 form.filter input, form.filter select { font:inherit; padding:.25rem; }
 ul.plain { list-style:none; padding:0; }
+form.editor fieldset { border:1px solid var(--line); border-radius:6px; background:#fff; margin:0 0 .8rem; padding:.5rem 1rem .8rem; display:grid; grid-template-columns:minmax(10rem, 16rem) 1fr; gap:.45rem 1rem; align-items:start; }
+form.editor legend { font-weight:600; padding:0 .3rem; }
+form.editor input, form.editor textarea { font:inherit; padding:.3rem; max-width:32rem; }
+form.editor textarea { font-family:ui-monospace, monospace; min-height:3.2rem; }
+form.editor .hint, form.editor .field-error { grid-column:2; margin:-.3rem 0 .2rem; font-size:.85rem; }
+.field-error { color:#a00; }
+ul.presets li { margin:.3rem 0; }
+pre.document { background:#fff; border:1px solid var(--line); border-radius:4px; padding:.6rem .8rem; overflow:auto; }
 progress { width:20rem; }
 "#;
 

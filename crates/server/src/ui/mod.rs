@@ -16,6 +16,7 @@ mod layout;
 mod manifests;
 mod overview;
 mod policies;
+mod policy_editor;
 mod repos;
 mod session;
 
@@ -61,6 +62,18 @@ pub fn router() -> Router<AppState> {
         .route("/ui/gc/runs/{id}", get(gc::run))
         .route("/ui/gc/runs/{id}/cancel", post(gc::cancel))
         .route("/ui/policies", get(policies::list))
+        .route(
+            "/ui/policies/new",
+            get(policy_editor::new_form).post(policy_editor::new_submit),
+        )
+        .route(
+            "/ui/policies/{name}/edit",
+            get(policy_editor::edit_form).post(policy_editor::edit_submit),
+        )
+        .route(
+            "/ui/policies/pattern-test",
+            get(policy_editor::pattern_test),
+        )
         .route("/ui/policies/{name}/preview", post(policies::preview))
         .route("/ui/policies/{name}/run", post(policies::run_now))
         .route("/ui/policy-runs/{id}", get(policies::run_page))

@@ -8,7 +8,7 @@
 //! and follows it on its page (`/ui/policy-runs/{id}`, following it while it runs), with what it
 //! deleted and the rule that decided each.
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use maud::{Markup, html};
 use shipshape_gc::retention::Trigger;
@@ -22,8 +22,15 @@ use crate::api::model::policies::{
 use crate::api::policies as api_policies;
 use crate::error::ApiError;
 
-/// `/ui/policies`.
-pub(crate) async fn list(ctx: Ctx) -> Response {
+/// What the editor just did, said at the top of the list it leads back to.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Done {
+    created: Option<String>,
+    updated: Option<String>,
+}
+
+/// `/ui/policies` (`?created=NAME` or `?updated=NAME` after the editor saved).
+pub(crate) async fn list(ctx: Ctx, Query(done): Query<Done>) -> Response {
     let result = async {
         let policies: Vec<PolicyInfo> = ctx
             .app
@@ -33,17 +40,32 @@ pub(crate) async fn list(ctx: Ctx) -> Response {
             .into_iter()
             .map(api_policies::policy_info)
             .collect();
+        let manage = ctx.may(Permission::ManagePolicies, None);
         let body = html! {
             h1 { "Retention policies" }
+            @if let Some(name) = &done.created {
+                p.ok role="status" data-testid="policies-done" { "Policy " strong { (name) } " is saved and applied." }
+            }
+            @if let Some(name) = &done.updated {
+                p.ok role="status" data-testid="policies-done" { "Policy " strong { (name) } " is updated." }
+            }
+            p {
+                @if manage {
+                    a.button href="/ui/policies/new" data-testid="new-policy" { "New policy" }
+                    " · "
+                }
+                a href="/ui/policies/pattern-test" data-testid="pattern-test" { "Test patterns against the registry" }
+            }
             @if policies.is_empty() {
                 p.note data-testid="no-policies" {
-                    "No policy is applied. Apply one with " code { "shipshape policy apply -f FILE" } "."
+                    "No policy is applied. Write one with " strong { "New policy" } " or apply a file with "
+                    code { "shipshape policy apply -f FILE" } "."
                 }
             } @else {
                 table data-testid="policies" {
                     thead { tr {
                         th scope="col" { "Policy" } th scope="col" { "What it does" } th scope="col" { "Schedule" }
-                        th scope="col" { "Next run" } th scope="col" { "Updated" } th scope="col" { "Preview" }
+                        th scope="col" { "Next run" } th scope="col" { "Updated" } th scope="col" { "Actions" }
                     } }
                     tbody {
                         @for p in &policies {
@@ -63,6 +85,11 @@ pub(crate) async fn list(ctx: Ctx) -> Response {
                                     form.inline method="post" action={ "/ui/policies/" (p.name) "/preview" } {
                                         (ctx.csrf_field())
                                         button type="submit" data-testid={ "preview-" (p.name) } { "Preview" }
+                                    }
+                                    @if manage {
+                                        " "
+                                        a href={ "/ui/policies/" (p.name) "/edit" } data-testid={ "edit-" (p.name) }
+                                            aria-label={ "Edit policy " (p.name) } { "Edit" }
                                     }
                                 }
                             }
@@ -88,12 +115,10 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
                 .preview(&policy, &ctx.caller.principal)
                 .await?,
         );
-        let f = &p.figures;
         let body = html! {
             h1 { "Preview of policy " code { (p.policy) } }
             p data-testid="policy-sentence" { (sentence) }
             p.note { "Evaluated at " (when(&p.evaluated_at)) "; nothing was changed. A run started now decides the same, unless tags change meanwhile." }
-            (figure_cards(f, "to delete", "preview-tags-deleted"))
             @if ctx.may(Permission::ManagePolicies, None) {
                 form.inline method="post" action={ "/ui/policies/" (p.policy) "/run" } {
                     (ctx.csrf_field())
@@ -102,32 +127,42 @@ pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted
                     span.note { "A run decides again when it starts; the tags it deletes stay restorable for the restore window." }
                 }
             }
-            @for r in &p.repositories {
-                h2 { a href={ "/ui/repositories/" (r.repository) } { (r.repository) } }
-                table data-testid={ "preview-" (r.repository) } {
-                    thead { tr {
-                        th scope="col" { "Tag or manifest" } th scope="col" { "Digest" } th scope="col" { "Decision" }
-                        th scope="col" { "Rule" } th scope="col" { "Why" }
-                    } }
-                    tbody {
-                        @for d in &r.decisions {
-                            tr data-testid={ "decision-" (d.target) } {
-                                td { @if d.kind == "tag" { strong { (d.target) } } @else { span.note { "untagged " } (digest(&d.target)) } }
-                                td { (digest(&d.digest)) }
-                                td { @if d.action == "delete" { strong { "delete" } } @else { "keep" } }
-                                td { code { (d.rule) } }
-                                td { (d.reason) }
-                            }
-                        }
-                    }
-                }
-            }
+            (decisions(&p))
             p { a href="/ui/policies" { "Policies" } }
         };
         Ok::<_, ApiError>(ctx.page(&format!("Preview of {name}"), body))
     }
     .await;
     ctx.finish(result)
+}
+
+/// A preview's figures and, per repository, every tag and untagged manifest with keep or
+/// delete, the rule that decided and why: the saved policy's preview and the editor's preview
+/// of a draft show the same.
+pub(super) fn decisions(p: &PreviewInfo) -> Markup {
+    html! {
+        (figure_cards(&p.figures, "to delete", "preview-tags-deleted"))
+        @for r in &p.repositories {
+            h2 { a href={ "/ui/repositories/" (r.repository) } { (r.repository) } }
+            table data-testid={ "preview-" (r.repository) } {
+                thead { tr {
+                    th scope="col" { "Tag or manifest" } th scope="col" { "Digest" } th scope="col" { "Decision" }
+                    th scope="col" { "Rule" } th scope="col" { "Why" }
+                } }
+                tbody {
+                    @for d in &r.decisions {
+                        tr data-testid={ "decision-" (d.target) } {
+                            td { @if d.kind == "tag" { strong { (d.target) } } @else { span.note { "untagged " } (digest(&d.target)) } }
+                            td { (digest(&d.digest)) }
+                            td { @if d.action == "delete" { strong { "delete" } } @else { "keep" } }
+                            td { code { (d.rule) } }
+                            td { (d.reason) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A preview's or a run's figures: what it would delete (`verb` "to delete") or deleted
