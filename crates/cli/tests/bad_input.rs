@@ -451,6 +451,13 @@ async fn management_api_refusals_are_json_and_long_durations_never_overflow() {
             Some(json!({"dry_run": true, "older_than": too_long})),
             400,
         ),
+        // A NUL character: PostgreSQL cannot store one in text, and no pattern needs one.
+        (
+            Method::POST,
+            "/api/v1/roles".to_string(),
+            Some(json!({"subject": "anonymous", "pattern": "\u{0}", "role": "read"})),
+            400,
+        ),
     ] {
         let (got, v) = s.api(method.clone(), &path, body).await;
         assert_eq!(got.as_u16(), status, "{method} {path}: {v}");

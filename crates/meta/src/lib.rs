@@ -71,6 +71,10 @@ pub enum MetaError {
     /// The file is not a SQLite database or is damaged (`SQLITE_NOTADB`, `SQLITE_CORRUPT`).
     #[error("catalogue database: damaged, or not a catalogue ({0})")]
     Damaged(String),
+    /// Text the database cannot hold (PostgreSQL refuses a NUL character in `TEXT`): bad input,
+    /// refused with nothing written.
+    #[error("the catalogue cannot store this text: {0}")]
+    Unstorable(String),
     /// The PostgreSQL catalogue's schema is older than this release and was not migrated.
     #[error(
         "the catalogue's schema lacks {0} migration(s) of this release: run `shipshape migrate` \
@@ -83,6 +87,8 @@ pub enum MetaError {
 /// `default_transaction_read_only`).
 const PG_DISK_FULL: &str = "53100";
 const PG_READ_ONLY: &str = "25006";
+/// ... and for text the database's encoding cannot hold (a NUL character, invalid UTF-8).
+const PG_UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
 
 /// SQLite's primary result codes for a full disk and a database that cannot be written; the
 /// driver reports extended codes, whose low byte is the primary one.
@@ -108,6 +114,13 @@ impl From<sqlx::Error> for MetaError {
             }
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some(PG_READ_ONLY) => {
                 MetaError::ReadOnly(db.message().to_string())
+            }
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| PG_UNSTORABLE_TEXT.contains(&c.as_ref())) =>
+            {
+                MetaError::Unstorable(db.message().to_string())
             }
             sqlx::Error::Database(ref db) => {
                 let primary = db

@@ -29,6 +29,12 @@ impl RepoGlob {
         if text.is_empty() {
             return Err("empty pattern".into());
         }
+        // No repository name holds one: such a pattern would match nothing, and is a mistake.
+        if text.chars().any(char::is_control) {
+            return Err(format!(
+                "invalid glob {text:?}: it holds a control character"
+            ));
+        }
         let matcher = GlobBuilder::new(text)
             .literal_separator(true)
             .backslash_escape(true)
@@ -61,6 +67,14 @@ impl std::fmt::Display for RepoGlob {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_with_a_control_character_is_refused() {
+        for bad in ["\u{0}", "team/\u{0}*", "a\nb"] {
+            let e = RepoGlob::parse(bad).unwrap_err();
+            assert!(e.contains("control character"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn globs_match_whole_segments() {

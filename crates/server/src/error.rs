@@ -187,8 +187,26 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
             E::Body(_) => ApiError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", msg),
-            E::Meta(_) | E::Store(_) => ApiError::internal(&msg),
+            E::Meta(m) => of_meta(&m),
+            E::Store(_) => ApiError::internal(&msg),
         }
+    }
+}
+
+/// A catalogue error as an answer: a storage failure (507, 503), text the catalogue cannot
+/// hold (400: bad input, nothing written), or an internal error.
+pub(crate) fn of_meta(e: &shipshape_meta::MetaError) -> ApiError {
+    if let Some(failure) = of_catalogue(e) {
+        return ApiError::storage(failure);
+    }
+    match e {
+        shipshape_meta::MetaError::Unstorable(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "a text value holds a character the catalogue cannot store (a NUL character); \
+             nothing was written",
+        ),
+        _ => ApiError::internal(e),
     }
 }
 
@@ -262,7 +280,7 @@ impl ApiError {
 impl From<shipshape_gc::GcError> for ApiError {
     fn from(e: shipshape_gc::GcError) -> Self {
         let failure = match &e {
-            shipshape_gc::GcError::Meta(m) => of_catalogue(m),
+            shipshape_gc::GcError::Meta(m) => return of_meta(m),
             shipshape_gc::GcError::Store(s) => of_store(s),
             _ => None,
         };
@@ -291,10 +309,7 @@ impl From<shipshape_gc::retention::RetentionError> for ApiError {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", msg)
             }
             E::Denied { .. } => ApiError::new(StatusCode::FORBIDDEN, "DENIED", msg),
-            E::Meta(cause) => match of_catalogue(&cause) {
-                Some(failure) => ApiError::storage(failure),
-                None => ApiError::internal(&cause),
-            },
+            E::Meta(cause) => of_meta(&cause),
         }
     }
 }

@@ -108,7 +108,8 @@ pub(crate) fn auth_error(e: AuthError) -> ApiError {
         AuthError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", msg),
         AuthError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", msg),
         AuthError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", msg),
-        AuthError::Meta(_) | AuthError::Keys(_) => ApiError::internal(&msg),
+        AuthError::Meta(m) => crate::error::of_meta(&m),
+        AuthError::Keys(_) => ApiError::internal(&msg),
     }
 }
 
