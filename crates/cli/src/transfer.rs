@@ -103,6 +103,29 @@ struct BlobTotals {
     missing: u64,
 }
 
+impl ExportManifest {
+    fn rows(&self, table: &str) -> u64 {
+        self.tables
+            .iter()
+            .find(|t| t.name == table)
+            .map_or(0, |t| t.rows)
+    }
+
+    /// What the export holds, in words: `1 repository, 6 tags, 8 manifests, 11 blobs (10.0 MiB)
+    /// and 3 accounts`.
+    fn contents(&self) -> String {
+        format!(
+            "{}, {}, {}, {} ({}) and {}",
+            counted(self.rows("repositories"), "repository", "repositories"),
+            crate::remote::plural(self.rows("tags"), "tag"),
+            crate::remote::plural(self.rows("manifests"), "manifest"),
+            crate::remote::plural(self.blobs.count, "blob"),
+            crate::remote::output::size(self.blobs.bytes),
+            crate::remote::plural(self.rows("users") + self.rows("robots"), "account"),
+        )
+    }
+}
+
 /// A blob as its catalogue row lists it.
 struct BlobRow {
     digest: Digest,
@@ -314,21 +337,9 @@ async fn run_export(backends: &Backends, to: &Path) -> Result<(), Error> {
     serde_json::to_writer_pretty(&mut file, &manifest)?;
     file.write_all(b"\n")?;
     file.sync_all()?;
-    let count = |name: &str| {
-        manifest
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .map_or(0, |t| t.rows)
-    };
     println!(
-        "exported {}, {}, {}, {} ({}) and {} from {} and {} to {}",
-        counted(count("repositories"), "repository", "repositories"),
-        crate::remote::plural(count("tags"), "tag"),
-        crate::remote::plural(count("manifests"), "manifest"),
-        crate::remote::plural(manifest.blobs.count, "blob"),
-        crate::remote::output::size(manifest.blobs.bytes),
-        crate::remote::plural(count("users") + count("robots"), "account"),
+        "exported {} from {} and {} to {}",
+        manifest.contents(),
         manifest.source.catalogue,
         manifest.source.store,
         to.display()
@@ -520,13 +531,8 @@ async fn run_import(
     let blobs = blobs_table();
     let key_column = blobs.column("storage_key").expect("blobs has storage_key");
     let digest_column = blobs.column("digest").expect("blobs has digest");
-    for (table, expected) in TABLES.iter().zip(TABLES.iter().map(|t| {
-        manifest
-            .tables
-            .iter()
-            .find(|m| m.name == t.name)
-            .map_or(0, |m| m.rows)
-    })) {
+    for table in TABLES {
+        let expected = manifest.rows(table.name);
         let importer = Importer::new(table);
         let mut n = 0u64;
         for row in read_rows(from, table)? {
@@ -559,21 +565,9 @@ async fn run_import(
     shipshape_meta::commit(tx).await?;
     catalogue.close().await;
 
-    let count = |name: &str| {
-        manifest
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .map_or(0, |t| t.rows)
-    };
     println!(
-        "imported {}, {}, {}, {} ({}) and {} into {} and {}",
-        counted(count("repositories"), "repository", "repositories"),
-        crate::remote::plural(count("tags"), "tag"),
-        crate::remote::plural(count("manifests"), "manifest"),
-        crate::remote::plural(manifest.blobs.count, "blob"),
-        crate::remote::output::size(manifest.blobs.bytes),
-        crate::remote::plural(count("users") + count("robots"), "account"),
+        "imported {} into {} and {}",
+        manifest.contents(),
         backends.catalogue_place(),
         backends.store_place(),
     );
