@@ -6,6 +6,7 @@
 
 pub mod gc;
 pub mod http;
+pub mod nodes;
 pub mod report;
 pub mod servers;
 pub mod soak;

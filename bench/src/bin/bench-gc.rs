@@ -18,9 +18,11 @@ use futures::StreamExt;
 use shipshape_bench::gc::load::{Load, LoadLog, OpKind, PullTarget};
 use shipshape_bench::gc::model::{Garbage, Holdings, MANIFEST_TYPE, Model, Rng};
 use shipshape_bench::gc::{count_files, distribution, shipshape};
+use shipshape_bench::nodes::Postgres;
 use shipshape_bench::report::{Better, Figure, Report};
 use shipshape_bench::servers::{DISTRIBUTION_BIN, Server};
 use shipshape_bench::stats::Samples;
+use shipshape_meta::Catalogue;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -72,7 +74,17 @@ struct Args {
     /// A smoke run: one small registry, one round per variant.
     #[arg(long)]
     quick: bool,
+    /// Also measure Shipshape on a PostgreSQL catalogue (blobs on local disk, as on SQLite):
+    /// the same registry in a fresh database, the variants in `POSTGRES_VARIANTS`. The server is
+    /// the one `SHIPSHAPE_TEST_POSTGRES` names, else one started with `--postgres-script`.
+    #[arg(long)]
+    postgres: bool,
+    #[arg(long, default_value = "scripts/postgres")]
+    postgres_script: PathBuf,
 }
+
+/// The variants measured on PostgreSQL too (`--postgres`).
+const POSTGRES_VARIANTS: [&str; 3] = ["quiet, 10 tags deleted", "quiet", "under load"];
 
 /// One Shipshape way of running a collection.
 struct Variant {
@@ -621,6 +633,8 @@ struct Gathered {
     /// The rounds of the `--compare` binary.
     compared: std::collections::BTreeMap<&'static str, Vec<Round>>,
     dist: std::collections::BTreeMap<&'static str, Vec<Round>>,
+    /// Shipshape's rounds on a PostgreSQL catalogue (`--postgres`).
+    pg: std::collections::BTreeMap<&'static str, Vec<Round>>,
 }
 
 fn samples(rounds: &[Round], f: impl Fn(&Round) -> f64) -> Samples {
@@ -939,7 +953,94 @@ fn discard(work: &Path, dir: &Path) -> std::io::Result<()> {
     std::fs::rename(dir, trash.join(n.to_string()))
 }
 
-async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathered, Error> {
+/// The same registry with its catalogue in a fresh PostgreSQL database on `admin` (blobs in the
+/// data directory, as on SQLite), measured with the variants in `POSTGRES_VARIANTS`.
+async fn postgres_rounds(
+    args: &Args,
+    admin: &str,
+    model: &Model,
+    base: &Holdings,
+    work: &Path,
+    report: &mut Report,
+    g: &mut Gathered,
+) -> Result<(), Error> {
+    let size = model.blob_count();
+    let db = shipshape_meta::scratch::create(admin).await?;
+    let data = work.join("shipshape-pg");
+    std::fs::create_dir_all(&data)?;
+    let t = Instant::now();
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - 30 * 24 * 3600 * 1000
+        - model.images.len() as i64;
+    let catalogue =
+        Catalogue::open_postgres(&shipshape_meta::PostgresOptions::new(db.url.clone()), true)
+            .await?;
+    let keys = shipshape::populate_on(&catalogue, model, &data, start_ms, false).await?;
+    report.condition(format!(
+        "{size}: Shipshape on PostgreSQL populated in {:.1} s through the same functions",
+        t.elapsed().as_secs_f64()
+    ));
+    eprintln!(
+        "   shipshape on PostgreSQL populated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let config = work.join("shipshape-pg.toml");
+    std::fs::write(
+        &config,
+        format!("[catalogue]\nurl = \"{}\"\nmax_connections = 16\n", db.url),
+    )?;
+    let config = config.to_string_lossy().into_owned();
+    let run = ShipshapeRun {
+        args,
+        model,
+        keys: &keys,
+        data: &data,
+    };
+    let mut holdings = base.clone();
+    let mut verified = false;
+    for (vi, v) in SHIPSHAPE_VARIANTS.iter().enumerate() {
+        if !POSTGRES_VARIANTS.contains(&v.name) {
+            continue;
+        }
+        let mut flags = vec!["--restore-window", "0s", "--config", &config];
+        flags.extend_from_slice(v.flags);
+        let server = Server::shipshape(&args.shipshape, &data, &flags)?;
+        if !verified {
+            let checked = verify_pulls(&server.base, model, &holdings).await?;
+            report.condition(format!(
+                "{size}: Shipshape on PostgreSQL checked before measuring: {checked}"
+            ));
+            verified = true;
+        }
+        for k in 0..args.repeat {
+            let r = run
+                .round(&server, &mut holdings, v, &format!("p{vi}r{k}"))
+                .await?;
+            eprintln!(
+                "   shipshape on PostgreSQL {:<24} {:>8.3} s  run {:>6} ms  reviewed {:>6}  {}",
+                v.name, r.reclaim_s, r.run_ms, r.reviewed, r.check
+            );
+            g.pg.entry(v.name).or_default().push(r);
+        }
+        server.stop();
+    }
+    if args.keep {
+        eprintln!("   kept the PostgreSQL catalogue {}", db.url);
+    } else {
+        let _ = db.drop_database().await;
+        discard(&args.work, &data)?;
+    }
+    Ok(())
+}
+
+async fn run_size(
+    args: &Args,
+    pg: Option<&str>,
+    size: u64,
+    report: &mut Report,
+) -> Result<Gathered, Error> {
     let do_ship = args.only.as_deref() != Some("distribution");
     let do_dist = args.only.as_deref() != Some("shipshape");
     let t = Instant::now();
@@ -1079,6 +1180,9 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
             discard(&args.work, &data)?;
         }
     }
+    if do_ship && let Some(admin) = pg {
+        postgres_rounds(args, admin, &model, &base, &work, report, &mut g).await?;
+    }
     if do_dist {
         let root = work.join("distribution");
         let t = Instant::now();
@@ -1156,6 +1260,18 @@ async fn run_size(args: &Args, size: u64, report: &mut Report) -> Result<Gathere
         );
         g.compared = compared.ship;
     }
+    if !g.pg.is_empty() {
+        let on_pg = Gathered {
+            ship: std::mem::take(&mut g.pg),
+            ..Gathered::default()
+        };
+        add_figures(
+            report,
+            &format!("{section}; Shipshape on a PostgreSQL catalogue"),
+            &on_pg,
+        );
+        g.pg = on_pg.ship;
+    }
     g.blobs = model.blob_count();
     Ok(g)
 }
@@ -1206,6 +1322,44 @@ fn add_growth(report: &mut Report, sizes: &[Gathered]) {
             report.add(f);
         }
     }
+    let section = "PostgreSQL catalogue beside SQLite: 1% churn, quiet, per reclaimed blob";
+    for g in sizes {
+        let (Some(sqlite), Some(pg)) = (
+            g.ship.get("quiet").filter(|r| !r.is_empty()),
+            g.pg.get("quiet").filter(|r| !r.is_empty()),
+        ) else {
+            continue;
+        };
+        let per_blob = |r: &Round| 1000.0 * r.reclaim_s / r.blobs_freed.max(1) as f64;
+        let mut on_sqlite = fig(
+            section,
+            &format!("{} blobs: SQLite", g.blobs),
+            "ms",
+            Better::Lower,
+            "",
+        );
+        on_sqlite.shipshape = samples(sqlite, per_blob);
+        let mut on_pg = fig(
+            section,
+            &format!("{} blobs: PostgreSQL", g.blobs),
+            "ms",
+            Better::Lower,
+            "",
+        );
+        on_pg.shipshape = samples(pg, per_blob);
+        let ratio = on_pg.shipshape.median() / on_sqlite.shipshape.median();
+        let mut r = fig(
+            section,
+            &format!("{} blobs: PostgreSQL / SQLite", g.blobs),
+            "×",
+            Better::Lower,
+            "ratio of the medians; the issue's target: within 2×",
+        );
+        r.shipshape.push(ratio);
+        report.add(on_sqlite);
+        report.add(on_pg);
+        report.add(r);
+    }
 }
 
 #[tokio::main]
@@ -1235,9 +1389,28 @@ async fn main() -> Result<(), Error> {
         args.grace,
         load_average()
     ));
+    // A PostgreSQL server for --postgres: the one named, else a throw-away one (stopped when
+    // `started` drops).
+    let mut started = None;
+    let pg_admin = if !args.postgres {
+        None
+    } else if let Ok(url) = std::env::var("SHIPSHAPE_TEST_POSTGRES") {
+        Some(url)
+    } else {
+        let pg = Postgres::start(&args.postgres_script)?;
+        let url = pg.url.clone();
+        started = Some(pg);
+        Some(url)
+    };
+    if let Some(url) = &pg_admin {
+        report.condition(format!(
+            "--postgres: Shipshape also on a PostgreSQL catalogue (a fresh database per size on {}; blobs on local disk as on SQLite; pool 16); variants {POSTGRES_VARIANTS:?}",
+            shipshape_meta::redacted_url(url)
+        ));
+    }
     let mut sizes = Vec::new();
     for &size in &args.sizes {
-        sizes.push(run_size(&args, size, &mut report).await?);
+        sizes.push(run_size(&args, pg_admin.as_deref(), size, &mut report).await?);
         // Partial results survive a later size failing or being interrupted.
         let mut so_far = report.clone();
         add_growth(&mut so_far, &sizes);
@@ -1247,5 +1420,6 @@ async fn main() -> Result<(), Error> {
         eprintln!("removing {}", args.work.join("trash").display());
         let _ = std::fs::remove_dir_all(args.work.join("trash"));
     }
+    drop(started);
     Ok(())
 }

@@ -41,12 +41,25 @@ async fn populate_with(
     start_ms: i64,
     leave_queued: bool,
 ) -> Result<Vec<String>, Error> {
+    std::fs::create_dir_all(data)?;
+    let catalogue = Catalogue::open_sqlite(&data.join("catalogue.db")).await?;
+    populate_on(&catalogue, model, data, start_ms, leave_queued).await
+}
+
+/// [`populate`] into a catalogue the caller opened (a PostgreSQL one, say), the blobs' bytes
+/// still in `data`'s store; the catalogue is closed at the end.
+pub async fn populate_on(
+    catalogue: &Catalogue,
+    model: &Model,
+    data: &Path,
+    start_ms: i64,
+    leave_queued: bool,
+) -> Result<Vec<String>, Error> {
     let store = data.join("store");
     for d in 0..256 {
         std::fs::create_dir_all(store.join(format!("blobs/{d:02x}")))?;
     }
     std::fs::create_dir_all(store.join("uploads"))?;
-    let catalogue = Catalogue::open_sqlite(&data.join("catalogue.db")).await?;
     let mut keys: Vec<Option<String>> = vec![None; model.blob_count()];
     let mut now = start_ms;
     let latest: Tag = "latest".parse()?;

@@ -44,6 +44,61 @@ pub fn run(
     parse(&text).ok_or_else(|| std::io::Error::other(format!("cannot read wrk output:\n{text}")))
 }
 
+/// Runs wrk with `threads` threads and `connections` connections for `duration` on `path` of
+/// several servers on 127.0.0.1 (`ports`): a Lua `setup` points thread *i* at port *i* mod
+/// the number of ports, so the connections are spread round-robin over the servers (wrk's
+/// connections are split evenly between its threads). The `Host` header stays the first
+/// server's.
+pub fn run_spread(
+    ports: &[u16],
+    path: &str,
+    threads: u32,
+    connections: u32,
+    duration: Duration,
+    headers: &[&str],
+) -> std::io::Result<WrkResult> {
+    let list = ports
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let script = format!(
+        "local ports = {{{list}}}\n\
+         local n = 0\n\
+         function setup(thread)\n  \
+           n = n + 1\n  \
+           thread.addr = wrk.lookup(\"127.0.0.1\", ports[((n - 1) % #ports) + 1])[1]\n\
+         end\n"
+    );
+    let file = tempfile::Builder::new().suffix(".lua").tempfile()?;
+    std::fs::write(file.path(), script)?;
+    let mut cmd = Command::new("wrk");
+    cmd.arg("--latency")
+        .args(["-t", &threads.min(connections).to_string()])
+        .args(["-c", &connections.to_string()])
+        .args(["-d", &format!("{}s", duration.as_secs().max(1))])
+        .args(["--timeout", "10s"])
+        .arg("-s")
+        .arg(file.path());
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let url = format!(
+        "http://127.0.0.1:{}{path}",
+        ports.first().copied().unwrap_or(0)
+    );
+    let out = cmd.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "wrk failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    parse(&text).ok_or_else(|| std::io::Error::other(format!("cannot read wrk output:\n{text}")))
+}
+
 fn millis(s: &str) -> Option<f64> {
     let (num, factor) = if let Some(n) = s.strip_suffix("us") {
         (n, 0.001)
