@@ -100,6 +100,14 @@ async fn repo_and_tag_listings_in_both_forms() {
         v1[2].ends_with("KiB") || v1[2].ends_with(" B"),
         "human size: {table}"
     );
+    // --limit: the first tags in the order asked for, and a word on stderr that there are more.
+    let o = shipshape(&s, &["tag", "ls", "team/app", "--limit", "1", "--reverse"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(row(&stdout(&o), "v2")[0], "v2");
+    assert!(!stdout(&o).contains("v1"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("more tags match"), "{}", stderr(&o));
+    let o = shipshape(&s, &["tag", "ls", "team/app", "--limit", "2"]).await;
+    assert!(!stderr(&o).contains("more tags"), "{}", stderr(&o));
     let v = json(&s, &["tag", "ls", "team/app"]).await;
     assert_eq!(v["tags"][0]["name"], "v1");
     assert_eq!(v["tags"][0]["digest"], d1.as_str());

@@ -48,6 +48,10 @@ pub enum TagCommand {
         /// Only tags matching this glob (`pr-*`), or `regex:…` matching the whole tag
         #[arg(long, value_name = "PATTERN")]
         pattern: Option<String>,
+        /// At most this many tags, the first in the order asked for (1 to 10 000); all when
+        /// left out
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
     },
     /// Delete tags by name (every name is checked first: all go or none), or in bulk by filters
     /// (which combine: a tag goes only when every given filter says so). Deleted tags stay
@@ -127,7 +131,8 @@ pub async fn run(args: TagArgs) -> Result<()> {
             sort,
             reverse,
             pattern,
-        } => ls(&remote, format, &repository, sort, reverse, pattern).await,
+            limit,
+        } => ls(&remote, format, &repository, sort, reverse, pattern, limit).await,
         TagCommand::Rm(rm) if rm.is_bulk() => bulk(&remote, format, yes, rm).await,
         TagCommand::Rm(rm) => delete(&remote, format, yes, rm).await,
         TagCommand::History { repository, tag } => {
@@ -163,6 +168,7 @@ async fn ls(
     sort: Sort,
     reverse: bool,
     pattern: Option<String>,
+    limit: Option<u64>,
 ) -> Result<()> {
     let sort = match sort {
         Sort::Name => "name",
@@ -174,7 +180,7 @@ async fn ls(
         sort: Some(sort.to_string()),
         reverse,
         pattern,
-        limit: None,
+        limit,
         offset: None,
     };
     let req = remote
@@ -198,6 +204,12 @@ async fn ls(
         ]);
     }
     t.print();
+    if list.next.is_some() {
+        eprintln!(
+            "the first {}; more tags match (raise --limit, or use -o json and the API's offset)",
+            list.tags.len()
+        );
+    }
     Ok(())
 }
 
