@@ -604,6 +604,20 @@ async fn the_repository_list_sorts_and_filters_from_the_url() {
     assert_eq!(names(&ui).await, ["beta/two"]);
 }
 
+/// The state a GC run's page shows once the run is no longer running (the page follows it).
+async fn run_state_once_finished(ui: &Chrome) -> String {
+    let b = ui.b.clone();
+    wait_until("the run page to show the run finished", || {
+        let b = b.clone();
+        async move {
+            let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
+            let state = el.text().await.ok()?;
+            (state != "running").then_some(state)
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
     let clock = ShiftedClock::default();
@@ -632,21 +646,7 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
 
     // The preview is a dry run: it lists what would go and deletes nothing.
     ui.follow("[data-testid=btn-gc-preview]").await;
-    let finished = |ui: &Chrome| {
-        let b = ui.b.clone();
-        async move {
-            wait_until("the run page to show the run finished", || {
-                let b = b.clone();
-                async move {
-                    let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
-                    let state = el.text().await.ok()?;
-                    (state != "running").then_some(state)
-                }
-            })
-            .await
-        }
-    };
-    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(run_state_once_finished(&ui).await, "succeeded");
     assert_eq!(ui.bytes("run-bytes").await, reclaimable);
     assert!(ui.has("[data-testid=run-items]").await);
     assert_eq!(
@@ -656,7 +656,7 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
 
     // Empty garbage now: the run page refreshes itself until the run is done.
     ui.follow("[data-testid=btn-gc-start]").await;
-    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(run_state_once_finished(&ui).await, "succeeded");
     assert_eq!(ui.bytes("run-bytes").await, reclaimable);
     let total = s.api_ok("/api/v1/usage").await["total"].clone();
     assert_eq!(total["reclaimable_bytes"], 0);
@@ -2306,21 +2306,7 @@ async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
     ui.goto("/ui/gc").await;
     check.page(&ui, "storage-and-gc", &[]).await;
     ui.follow("[data-testid=btn-gc-preview]").await;
-    let finished = |ui: &Chrome| {
-        let b = ui.b.clone();
-        async move {
-            wait_until("the run to finish", || {
-                let b = b.clone();
-                async move {
-                    let el = b.find(Locator::Css("[data-testid=run-state]")).await.ok()?;
-                    let state = el.text().await.ok()?;
-                    (state != "running").then_some(state)
-                }
-            })
-            .await
-        }
-    };
-    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(run_state_once_finished(&ui).await, "succeeded");
     check.page(&ui, "gc-preview", &[]).await;
     // The run, held after its first deletion: its page while it runs, then when it is done.
     let mut held = s.server().collector().checkpoint().arm(1);
@@ -2343,7 +2329,7 @@ async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
     assert_eq!(kept, json!(true), "the running run's page reloaded itself");
     assert_eq!(ui.focused().await, "button[btn-gc-cancel]");
     held.release();
-    assert_eq!(finished(&ui).await, "succeeded");
+    assert_eq!(run_state_once_finished(&ui).await, "succeeded");
     assert!(
         ui.has("[data-testid=run-items]").await,
         "the run deleted something"
