@@ -311,13 +311,7 @@ impl NodesReport {
 
     /// Writes `<stem>.md` and `<stem>.json` into `dir` and prints the Markdown.
     pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let md = self.markdown();
-        std::fs::write(dir.join(format!("{stem}.md")), &md)?;
-        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join(format!("{stem}.json")), json)?;
-        println!("{md}");
-        Ok(())
+        crate::report::write_files(dir, stem, &self.markdown(), self)
     }
 }
 

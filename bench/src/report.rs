@@ -135,14 +135,24 @@ impl Report {
 
     /// Writes `<stem>.md` and `<stem>.json` into `dir` and prints the Markdown.
     pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let md = self.markdown();
-        std::fs::write(dir.join(format!("{stem}.md")), &md)?;
-        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join(format!("{stem}.json")), json)?;
-        println!("{md}");
-        Ok(())
+        write_files(dir, stem, &self.markdown(), self)
     }
+}
+
+/// Writes a report as `<stem>.md` (`markdown`) and `<stem>.json` (`figures` with every raw
+/// sample) into `dir`, and prints the Markdown.
+pub fn write_files(
+    dir: &Path,
+    stem: &str,
+    markdown: &str,
+    figures: &impl Serialize,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{stem}.md")), markdown)?;
+    let json = serde_json::to_string_pretty(figures).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(format!("{stem}.json")), json)?;
+    println!("{markdown}");
+    Ok(())
 }
 
 /// Three significant digits, without scientific notation for the sizes seen here.

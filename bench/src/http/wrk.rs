@@ -1,6 +1,7 @@
 //! Request rates and latency percentiles from wrk (Debian's package), parsed from its
 //! `--latency` output.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,14 +22,29 @@ pub fn run(
     duration: Duration,
     headers: &[&str],
 ) -> std::io::Result<WrkResult> {
-    // wrk needs at least one connection per thread; two threads match the two cores.
-    let threads = connections.min(2);
+    // Two threads match the two cores.
+    wrk(url, 2, connections, duration, headers, None)
+}
+
+/// Runs wrk with `--latency` (at most one thread per connection, which wrk needs) and an
+/// optional Lua script, and reads its figures.
+fn wrk(
+    url: &str,
+    threads: u32,
+    connections: u32,
+    duration: Duration,
+    headers: &[&str],
+    script: Option<&Path>,
+) -> std::io::Result<WrkResult> {
     let mut cmd = Command::new("wrk");
     cmd.arg("--latency")
-        .args(["-t", &threads.to_string()])
+        .args(["-t", &threads.min(connections).to_string()])
         .args(["-c", &connections.to_string()])
         .args(["-d", &format!("{}s", duration.as_secs().max(1))])
         .args(["--timeout", "10s"]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -72,31 +88,18 @@ pub fn run_spread(
     );
     let file = tempfile::Builder::new().suffix(".lua").tempfile()?;
     std::fs::write(file.path(), script)?;
-    let mut cmd = Command::new("wrk");
-    cmd.arg("--latency")
-        .args(["-t", &threads.min(connections).to_string()])
-        .args(["-c", &connections.to_string()])
-        .args(["-d", &format!("{}s", duration.as_secs().max(1))])
-        .args(["--timeout", "10s"])
-        .arg("-s")
-        .arg(file.path());
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
     let url = format!(
         "http://127.0.0.1:{}{path}",
         ports.first().copied().unwrap_or(0)
     );
-    let out = cmd.arg(url).output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(std::io::Error::other(format!(
-            "wrk failed: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    parse(&text).ok_or_else(|| std::io::Error::other(format!("cannot read wrk output:\n{text}")))
+    wrk(
+        &url,
+        threads,
+        connections,
+        duration,
+        headers,
+        Some(file.path()),
+    )
 }
 
 fn millis(s: &str) -> Option<f64> {

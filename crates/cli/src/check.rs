@@ -62,9 +62,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let backends =
-        match crate::offline::Backends::resolve(args.data_dir.clone(), args.config.as_deref())
-            .and_then(|b| b.require_existing().map(|()| b))
-        {
+        match crate::offline::Backends::existing(args.data_dir.clone(), args.config.as_deref()) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -35,6 +35,14 @@ impl Backends {
         Ok(Backends { dir, catalogue, s3 })
     }
 
+    /// The backends of a registry that must already exist (`check`, `export`): resolved, then
+    /// [`Backends::require_existing`].
+    pub fn existing(data_dir: Option<PathBuf>, config: Option<&Path>) -> Result<Self, String> {
+        let backends = Self::resolve(data_dir, config)?;
+        backends.require_existing()?;
+        Ok(backends)
+    }
+
     fn sqlite_path(&self) -> PathBuf {
         self.dir.join("catalogue.db")
     }

@@ -201,9 +201,7 @@ fn exit_with(result: Result<(), Error>) -> ExitCode {
 }
 
 pub fn export(args: ExportArgs) -> ExitCode {
-    let backends = match Backends::resolve(args.data_dir.clone(), args.config.as_deref())
-        .and_then(|b| b.require_existing().map(|()| b))
-    {
+    let backends = match Backends::existing(args.data_dir.clone(), args.config.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
