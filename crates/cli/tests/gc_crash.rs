@@ -8,84 +8,42 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::process::{BIN, Serve};
 use common::{
     OCI_MANIFEST, bytes_and_objects, client, gc_run_to_end, header, image_manifest, oci_tags,
     poll_until, pull_every_tag, pull_verified, push_blob, put_manifest, random_bytes, run_tool,
-    sha256, wait_until,
+    sha256,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shipshape_store::{BLOBS_PREFIX, UPLOADS_PREFIX};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shipshape");
 const REPO: &str = "crash/app";
 
-/// `shipshape serve` as a child process.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    /// Starts the binary on a free port over `dir` and waits until `/healthz` answers.
-    async fn start(dir: &Path, extra: &[&str]) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", &listen, "--data-dir"])
-            .arg(dir)
-            .args([
-                "--gc-review-delay",
-                "0s",
-                // No leases either: these runs must be able to take what was just pushed.
-                "--gc-lease",
-                "0s",
-                "--gc-workers",
-                "0",
-                "--restore-window",
-                "0s",
-                "--log",
-                "warn",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("shipshape serve starts");
-        let base = format!("http://{listen}");
-        let health = &format!("{base}/healthz");
-        wait_until(&format!("shipshape serve to answer {health}"), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("shipshape serve exited before it was ready: {status}");
-            }
-            async move {
-                let resp = client().get(health).send().await;
-                resp.is_ok_and(|r| r.status() == StatusCode::OK)
-                    .then_some(())
-            }
-        })
-        .await;
-        Serve { child, base }
-    }
-
-    /// SIGKILL, and reap the process.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `shipshape serve` over the data directory `dir` as a child process, with the settings
+/// these tests share (`extra` after them).
+async fn start(dir: &Path, extra: &[&str]) -> Serve {
+    let config = dir.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", dir.display().to_string()),
+    )
+    .unwrap();
+    let mut args = vec![
+        "--gc-review-delay",
+        "0s",
+        // No leases either: these runs must be able to take what was just pushed.
+        "--gc-lease",
+        "0s",
+        "--gc-workers",
+        "0",
+        "--restore-window",
+        "0s",
+    ];
+    args.extend(extra);
+    Serve::start(&config, &args).await
 }
 
 /// Pushes an image of a config and two distinct layers of `layer_len` bytes under `tag`.
@@ -155,7 +113,7 @@ enum KillPoint {
 
 async fn gc_run_killed(at: KillPoint) {
     let (_tmp, dir) = data_dir();
-    let s = Serve::start(&dir, &[]).await;
+    let s = start(&dir, &[]).await;
     let mut kept = BTreeSet::new();
     for i in 0..40u64 {
         let tag = format!("t{i:02}");
@@ -206,7 +164,7 @@ async fn gc_run_killed(at: KillPoint) {
     }
     s.kill();
 
-    let s = Serve::start(&dir, &[]).await;
+    let s = start(&dir, &[]).await;
     let status_url = format!("{}/api/v1/gc/runs/{id}", s.base);
     let v: Value = client()
         .get(status_url)
@@ -276,7 +234,7 @@ fn half_sent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_killed_midway_leave_nothing_a_sweep_cannot_remove() {
     let (_tmp, dir) = data_dir();
-    let s = Serve::start(&dir, &[]).await;
+    let s = start(&dir, &[]).await;
     let mut pushed = Vec::new();
     for i in 0..3u64 {
         let tag = format!("keep{i}");
@@ -357,7 +315,7 @@ async fn pushes_killed_midway_leave_nothing_a_sweep_cannot_remove() {
          mid-way"
     );
 
-    let s = Serve::start(&dir, &["--gc-sweep-min-age", "0s", "--upload-ttl", "0s"]).await;
+    let s = start(&dir, &["--gc-sweep-min-age", "0s", "--upload-ttl", "0s"]).await;
     for (tag, d) in &pushed {
         assert_eq!(&pull_verified(&s.base, REPO, tag).await, d, "{tag}");
     }

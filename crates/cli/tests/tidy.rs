@@ -13,7 +13,7 @@ use serde_json::Value;
 /// server ──► gc, auth ──► meta, store ──► oci"; house style 1). The benchmarks sit beside the
 /// server: they may use anything below it, never the server or the command.
 const LAYERS: &[&[&str]] = &[
-    &["shipshape-oci"],
+    &["shipshape-oci", "shipshape-fault"],
     &["shipshape-store", "shipshape-meta"],
     &["shipshape-gc", "shipshape-auth"],
     &["shipshape-server", "shipshape-bench"],
@@ -166,6 +166,30 @@ fn crates_point_downward_only() {
                     package.line_of(&dep.key),
                     package.name,
                     dep.name,
+                    dep.kind
+                ));
+            }
+        }
+    }
+    assert_none(problems);
+}
+
+/// The crash tests' fault points are armed only in the test suite's build: no crate turns on
+/// `shipshape-fault`'s `armed` feature but through a dev-dependency, so a release binary
+/// cannot be killed by an environment variable.
+#[test]
+fn fault_points_are_armed_only_by_the_tests() {
+    let mut problems = Vec::new();
+    for package in workspace_packages() {
+        for dep in &package.dependencies {
+            if dep.name == "shipshape-fault"
+                && dep.features.iter().any(|f| f == "armed")
+                && dep.kind != "dev"
+            {
+                problems.push(format!(
+                    "{}: {} arms the fault points in a {} dependency: only dev-dependencies may",
+                    package.line_of(&dep.key),
+                    package.name,
                     dep.kind
                 ));
             }
@@ -409,6 +433,8 @@ struct Dependency {
     key: String,
     /// normal, dev or build.
     kind: String,
+    /// The features it turns on.
+    features: Vec<String>,
 }
 
 impl Package {
@@ -476,6 +502,10 @@ fn workspace_packages() -> Vec<Package> {
                         .as_str()
                         .map_or_else(|| text(&d["name"]), str::to_string),
                     kind: d["kind"].as_str().unwrap_or("normal").to_string(),
+                    features: d["features"]
+                        .as_array()
+                        .map(|f| f.iter().map(text).collect())
+                        .unwrap_or_default(),
                 })
                 .collect();
             Package {

@@ -8,15 +8,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::accounts::{ADMIN, PASSWORD, admin_post};
-use common::backends::{self, Backends, S3_KEY_ID, S3_SECRET};
+use common::backends::{self, Backends};
+use common::process::{config_file, shipshape};
 use common::*;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use shipshape_server::{BlobStoreConfig, CatalogueConfig, ServerConfig};
+use shipshape_server::{CatalogueConfig, ServerConfig};
 
 /// The backends a registry on this run's backends moves to.
 fn the_other_backends() -> Backends {
@@ -31,42 +32,6 @@ fn the_other_backends() -> Backends {
             s3: true,
         }
     }
-}
-
-/// The configuration file an operator would write for these backends.
-fn config_file(config: &ServerConfig, path: &Path) -> PathBuf {
-    let mut toml = format!("data_dir = {:?}\n", config.data_dir.display().to_string());
-    if let CatalogueConfig::Postgres { options, .. } = &config.catalogue {
-        toml += &format!("\n[catalogue]\nurl = {:?}\n", options.url);
-    }
-    if let BlobStoreConfig::S3(s3) = &config.blob_store {
-        toml += &format!(
-            "\n[storage]\ns3 = {{ endpoint = {:?}, bucket = {:?}, region = {:?}, allow_http = {}, \
-             path_style = {}, part_size = {} }}\n",
-            s3.endpoint.as_deref().unwrap_or_default(),
-            s3.bucket,
-            s3.region,
-            s3.allow_http,
-            s3.path_style,
-            s3.part_size
-        );
-    }
-    std::fs::write(path, toml).unwrap();
-    path.to_path_buf()
-}
-
-/// Runs the `shipshape` binary with the S3 keys in its environment, as an operator gives them.
-async fn shipshape(args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_shipshape"))
-        .args(args)
-        .env("SHIPSHAPE_S3_ACCESS_KEY_ID", S3_KEY_ID)
-        .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", S3_SECRET)
-        .env_remove("SHIPSHAPE_DATA_DIR")
-        .env_remove("SHIPSHAPE_CONFIG")
-        .env_remove("SHIPSHAPE_CATALOGUE_URL")
-        .output()
-        .await
-        .expect("the shipshape binary runs")
 }
 
 fn said(out: &std::process::Output) -> String {

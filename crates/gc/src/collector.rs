@@ -297,7 +297,7 @@ impl Collector {
         let rules = self.rules(ms(self.config.review_delay), self.config.untagged_manifests);
         let mut out = self.drain_due(&rules).await?;
         out.merge(self.expire_uploads(&rules, None).await?);
-        self.drain_storage().await?;
+        self.drain_storage(false).await?;
         self.metrics.count(&out.figures);
         if out.figures.deleted() > 0 {
             // One entry for the pass, not one per object: a busy registry's collector would
@@ -435,6 +435,7 @@ impl Collector {
         batch.review(&mut tx, rules, &mut one).await?;
         self.record(&mut tx, run, &one).await?;
         commit(tx).await?;
+        shipshape_fault::point("gc.batch-reviewed");
         Ok(one)
     }
 
@@ -514,17 +515,24 @@ impl Collector {
     }
 
     /// Deletes the objects whose keys the catalogue has forgotten, in parallel batches. A
-    /// missing object counts as deleted; a failure is retried later with back-off.
-    pub async fn drain_storage(&self) -> Result<u64, GcError> {
+    /// missing object counts as deleted; a failure is retried later with back-off. A `run`
+    /// (asked to free everything now) also takes keys another drain claimed.
+    pub async fn drain_storage(&self, run: bool) -> Result<u64, GcError> {
         let mut deleted = 0;
         loop {
             let now = self.clock.now();
             let mut tx = self.catalogue.begin().await?;
-            let keys = queue::claim_storage_deletions(&mut tx, now, now + CLAIM_MS, BATCH).await?;
+            let (until, limit) = (now + CLAIM_MS, BATCH);
+            let keys = if run {
+                queue::claim_storage_deletions_for_run(&mut tx, now, until, limit).await?
+            } else {
+                queue::claim_storage_deletions(&mut tx, now, until, limit).await?
+            };
             commit(tx).await?;
             if keys.is_empty() {
                 return Ok(deleted);
             }
+            shipshape_fault::point("gc.deletions-claimed");
             // Keys the store could never have written have nothing to delete.
             let (valid, invalid): (Vec<_>, Vec<_>) = keys
                 .into_iter()
@@ -536,6 +544,7 @@ impl Collector {
                 .store
                 .delete_many(&parsed, self.config.storage_parallelism)
                 .await;
+            shipshape_fault::point("gc.objects-deleted");
             let mut results: Vec<(String, bool)> =
                 invalid.into_iter().map(|(_, k)| (k, true)).collect();
             for ((_, key), answer) in valid.into_iter().zip(answers) {
@@ -818,7 +827,8 @@ impl Collector {
         }
         let swept = began.elapsed();
         // Freed means gone from storage, not only forgotten.
-        self.drain_storage().await?;
+        self.drain_storage(true).await?;
+        shipshape_fault::point("gc.drained");
         tracing::debug!(
             run = run.id,
             review_ms = reviewed.as_secs_f64() * 1e3,

@@ -379,7 +379,11 @@ impl Catalogue {
                     .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
             )
             .await?;
-        SQLITE_MIGRATIONS.run(&write).await?;
+        let applied = applied_sqlite_migrations(&write).await?;
+        for version in pending(&SQLITE_MIGRATIONS, &applied) {
+            SQLITE_MIGRATIONS.run_to(version, &write).await?;
+            shipshape_fault::point("migrate.applied");
+        }
         // Reading the schema needs no write lock: take it once now, so that a catalogue another
         // process holds is refused here, by name, rather than by the first write much later.
         write
@@ -592,32 +596,66 @@ impl Catalogue {
     }
 }
 
-/// Several nodes may start at once on a new database: the migrations run under an advisory
-/// lock (sqlx's migrator takes one on PostgreSQL), so one node applies them and the others
-/// find them applied.
+/// Several nodes may start at once on a new database: each migration runs under an advisory
+/// lock (sqlx's migrator takes one on PostgreSQL), so one node applies it and the others find
+/// it applied.
 async fn migrate_postgres(pool: &PgPool) -> Result<()> {
-    POSTGRES_MIGRATIONS.run(pool).await?;
+    let applied = applied_postgres_migrations(pool).await?;
+    for version in pending(&POSTGRES_MIGRATIONS, &applied) {
+        POSTGRES_MIGRATIONS.run_to(version, pool).await?;
+        shipshape_fault::point("migrate.applied");
+    }
     Ok(())
 }
 
-/// How many of this release's migrations the database has not applied.
-async fn pending_postgres_migrations(pool: &PgPool) -> Result<usize> {
+/// The versions of `migrator` not in `applied`, oldest first. They are applied one at a time
+/// (`run_to`), each in its own transaction as sqlx runs them: a crash between two leaves the
+/// schema at one of this release's versions, and the next start applies the rest
+/// (`crash_matrix.rs`, `migrate.applied`).
+fn pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Vec<i64> {
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| m.version)
+        .collect()
+}
+
+async fn applied_sqlite_migrations(pool: &SqlitePool) -> Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+async fn applied_postgres_migrations(pool: &PgPool) -> Result<Vec<i64>> {
     let exists: bool = sqlx::query_scalar(
         "SELECT to_regclass(current_schema() || '._sqlx_migrations') IS NOT NULL",
     )
     .fetch_one(pool)
     .await?;
-    let applied: Vec<i64> = if exists {
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
-            .await?
-    } else {
-        Vec::new()
-    };
-    Ok(POSTGRES_MIGRATIONS
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .count())
+            .await?,
+    )
+}
+
+/// How many of this release's migrations the database has not applied.
+async fn pending_postgres_migrations(pool: &PgPool) -> Result<usize> {
+    let applied = applied_postgres_migrations(pool).await?;
+    Ok(pending(&POSTGRES_MIGRATIONS, &applied).len())
 }
 
 /// A batch (or a list kept in one column) as the JSON text bound to one parameter.

@@ -262,17 +262,43 @@ pub async fn claim_storage_deletions(
     claim_until: Millis,
     limit: i64,
 ) -> Result<Vec<String>> {
+    claim_deletions(conn, now, claim_until, limit, false).await
+}
+
+/// As `claim_storage_deletions`, and also the keys another drain claimed and has not failed to
+/// delete: a GC run's drain, which is asked to free everything now. A claim runs for a minute,
+/// and its drain may have died with its process (`crash_matrix.rs`, `gc.deletions-claimed`);
+/// if it lives, both delete the object and the second finds it gone, which counts as deleted.
+/// Keys whose deletion failed keep their back-off.
+pub async fn claim_storage_deletions_for_run(
+    conn: &mut dyn Conn,
+    now: Millis,
+    claim_until: Millis,
+    limit: i64,
+) -> Result<Vec<String>> {
+    claim_deletions(conn, now, claim_until, limit, true).await
+}
+
+async fn claim_deletions(
+    conn: &mut dyn Conn,
+    now: Millis,
+    claim_until: Millis,
+    limit: i64,
+    claimed_too: bool,
+) -> Result<Vec<String>> {
     Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.sql(
         dual!(
             "UPDATE storage_deletions SET not_before = $1
-         WHERE storage_key IN (SELECT storage_key FROM storage_deletions WHERE not_before <= $2
+         WHERE storage_key IN (SELECT storage_key FROM storage_deletions
+                               WHERE not_before <= $2 OR ($4 AND attempts = 0)
                                ORDER BY queued_at LIMIT $3" skip_locked ")
          RETURNING storage_key"
         )
     ))
     .bind(claim_until)
     .bind(now)
-    .bind(crate::limit(limit)))?)
+    .bind(crate::limit(limit))
+    .bind(claimed_too))?)
 }
 
 /// Forgets storage keys whose objects are gone.

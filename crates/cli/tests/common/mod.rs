@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod backends;
 pub mod layout;
+pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -703,7 +703,9 @@ impl Retention {
                 .await
             {
                 Ok((_, f)) => {
+                    shipshape_fault::point("policy.before-commit");
                     commit(tx).await?;
+                    shipshape_fault::point("policy.repository-done");
                     figures.add(&f);
                 }
                 Err(e) => {

@@ -381,6 +381,12 @@ async fn storage_deletions_are_claimed_deleted_and_put_off_on_failure() {
                 .unwrap()
                 .is_empty()
         );
+        // A GC run takes what another drain claimed (which may have died with its process).
+        let mut taken = queue::claim_storage_deletions_for_run(&mut tx, T0 + 20, T0 + MINUTE, 10)
+            .await
+            .unwrap();
+        taken.sort();
+        assert_eq!(taken, claimed);
 
         queue::storage_deleted(&mut tx, &["blobs/one"])
             .await
@@ -394,6 +400,13 @@ async fn storage_deletions_are_claimed_deleted_and_put_off_on_failure() {
         let at = T0 + MINUTE + SECOND;
         assert!(
             queue::claim_storage_deletions(&mut tx, at - 1, at + MINUTE, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A failed deletion keeps its back-off, for a run too.
+        assert!(
+            queue::claim_storage_deletions_for_run(&mut tx, at - 1, at + MINUTE, 10)
                 .await
                 .unwrap()
                 .is_empty()

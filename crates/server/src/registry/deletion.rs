@@ -331,7 +331,9 @@ impl Registry {
             // Rolled back: the deletions were made only to measure what they free.
             drop(tx);
         } else {
+            shipshape_fault::point("delete.before-commit");
             commit(tx).await?;
+            shipshape_fault::point("delete.committed");
         }
         Ok(TagsDeletion {
             dry_run,
@@ -704,7 +706,9 @@ impl Registry {
             now,
         )
         .await?;
+        shipshape_fault::point("restore.before-commit");
         commit(tx).await?;
+        shipshape_fault::point("restore.committed");
         Ok(RestoredTag {
             tag: tag.to_string(),
             digest: manifest.digest,

@@ -229,7 +229,9 @@ impl Registry {
             )
             .await?;
         }
+        shipshape_fault::point("manifest.before-commit");
         commit(tx).await?;
+        shipshape_fault::point("manifest.committed");
         Ok(PushedManifest { digest, subject })
     }
 

@@ -191,6 +191,7 @@ impl Registry {
             }
         }
         let (state, hasher) = appended?;
+        shipshape_fault::point("upload.chunk-stored");
         let record = state.record();
         let mut tx = self.catalogue.begin().await?;
         let moved = uploads::advance(
@@ -433,6 +434,7 @@ impl Registry {
     ) -> Result<()> {
         let size = upload.received();
         let blob_key = self.store.commit(upload).await?;
+        shipshape_fault::point("upload.blob-stored");
         // Looked at before the transaction: no storage call happens inside one.
         let damaged = self.damaged_copy(digest).await?;
         let now = self.now();
@@ -478,6 +480,7 @@ impl Registry {
             uploads::delete(&mut tx, id).await?;
         }
         commit(tx).await?;
+        shipshape_fault::point("upload.blob-recorded");
         if !ours_kept {
             self.background.spawn(self.clone().discard_copy(blob_key));
         }
