@@ -1514,6 +1514,13 @@ async fn every_management_api_operation_answers_each_caller_as_its_roles_allow()
             let got = resp.status();
             let text = resp.text().await.unwrap();
             settle(s).await;
+            let method_key = method.as_str().to_lowercase();
+            if doc["paths"][*path][&method_key]["responses"][got.as_str()].is_null() {
+                wrong.push(format!(
+                    "{method} {path} as {}: {got}, which its OpenAPI document does not list",
+                    caller.name
+                ));
+            }
             if got != *want {
                 wrong.push(format!(
                     "{method} {path} ({url}) as {}: {got}, expected {want}: {text}",

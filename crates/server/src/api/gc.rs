@@ -45,6 +45,7 @@ pub(crate) fn info(r: Run) -> RunInfo {
 /// Start a run. Answers 202 with the run; 409 with the active run's id when one is running.
 #[utoipa::path(post, path = "/api/v1/gc/runs", request_body = StartRun,
     responses((status = 202, body = RunInfo), (status = 409, body = ErrorBody),
+              (status = 403, description = "the caller may not collect garbage", body = ErrorBody),
               (status = 400, body = ErrorBody)))]
 pub async fn start(
     State(app): State<AppState>,
@@ -181,6 +182,7 @@ pub async fn items(
 #[utoipa::path(post, path = "/api/v1/gc/runs/{id}/cancel",
     params(("id" = i64, Path, description = "run id")),
     responses((status = 202, body = RunInfo), (status = 404, body = ErrorBody),
+              (status = 403, description = "the caller may not collect garbage", body = ErrorBody),
               (status = 409, body = ErrorBody),
               (status = 400, description = "invalid id", body = ErrorBody)))]
 pub async fn cancel(

@@ -91,9 +91,55 @@ use crate::http::AppState;
         accounts::grant,
         accounts::revoke,
         accounts::rotate_keys,
-    )
+    ),
+    modifiers(&LoginRequired)
 )]
 pub struct ApiDoc;
+
+/// Every operation but this document's answers 401 once access control is on and the request
+/// carries no valid login (`logged_in`): said once here rather than on each operation. The
+/// answer is the one the account operations document already.
+struct LoginRequired;
+
+impl utoipa::Modify for LoginRequired {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let unauthorised = doc
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(operations)
+            .find_map(|responses| responses.get("401").cloned())
+            .expect("the account operations document their 401");
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path == "/api/v1/openapi.json" {
+                continue;
+            }
+            for responses in operations(item) {
+                responses
+                    .entry("401".to_string())
+                    .or_insert_with(|| unauthorised.clone());
+            }
+        }
+    }
+}
+
+/// The answers of each operation of a path.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> Vec<&mut std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>>>
+{
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|op| &mut op.responses.responses)
+    .collect()
+}
 
 /// The routes of the management API.
 pub fn router(state: AppState) -> Router<AppState> {

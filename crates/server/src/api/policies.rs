@@ -81,6 +81,7 @@ pub async fn get(State(app): State<AppState>, ApiPath(name): ApiPath<String>) ->
     params(("name" = String, Path, description = "policy name")),
     request_body(content = String, description = "the policy document, JSON or TOML"),
     responses((status = 201, body = PolicyInfo), (status = 200, body = PolicyInfo),
+              (status = 403, description = "the caller may not manage policies", body = ErrorBody),
               (status = 400, description = "invalid policy", body = ErrorBody)))]
 pub async fn put(
     State(app): State<AppState>,
@@ -115,7 +116,8 @@ pub async fn put(
 /// Remove a policy; its runs stay in the history, and what it deleted stays deleted.
 #[utoipa::path(delete, path = "/api/v1/policies/{name}",
     params(("name" = String, Path, description = "policy name")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody),
+              (status = 403, description = "the caller may not manage policies", body = ErrorBody)))]
 pub async fn remove(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -245,6 +247,7 @@ pub(crate) fn item(i: RunItem) -> PolicyRunItem {
 #[utoipa::path(post, path = "/api/v1/policies/{name}/runs",
     params(("name" = String, Path, description = "policy name")),
     responses((status = 202, body = PolicyRunInfo), (status = 404, body = ErrorBody),
+              (status = 403, description = "the caller may not run policies", body = ErrorBody),
               (status = 409, body = ErrorBody),
               (status = 405, description = "deletion is disabled", body = ErrorBody)))]
 pub async fn start(
