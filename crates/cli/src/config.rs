@@ -181,6 +181,9 @@ pub struct S3FileConfig {
     pub path_style: bool,
     /// Bytes of every multipart part but the last, 5 MiB to 5 GiB [default: 10 MiB].
     pub part_size: Option<u64>,
+    /// Answer blob GETs with a redirect to a URL signed for this long, e.g. "15m", so that
+    /// clients download from the bucket [default: off, the node streams the bytes].
+    pub redirect_downloads: Option<String>,
 }
 
 /// The `[limits]` section: what a client may hold of the server, and for how long.
@@ -286,8 +289,17 @@ pub struct LogConfig {
 
 impl S3FileConfig {
     /// The store's settings, with the keys from the environment.
-    pub fn with_keys(self, access_key_id: Option<String>, secret: Option<String>) -> S3Config {
-        S3Config {
+    pub fn with_keys(
+        self,
+        access_key_id: Option<String>,
+        secret: Option<String>,
+    ) -> Result<S3Config, String> {
+        let redirect_downloads = self
+            .redirect_downloads
+            .as_deref()
+            .map(|d| duration("[storage] s3.redirect_downloads", d))
+            .transpose()?;
+        Ok(S3Config {
             endpoint: self.endpoint,
             bucket: self.bucket,
             region: self.region.unwrap_or_else(|| "us-east-1".into()),
@@ -296,7 +308,8 @@ impl S3FileConfig {
             allow_http: self.allow_http,
             path_style: self.path_style,
             part_size: self.part_size.unwrap_or(S3Config::DEFAULT_PART_SIZE),
-        }
+            redirect_downloads,
+        })
     }
 }
 
@@ -449,7 +462,7 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         Some(s3) => BlobStoreConfig::S3(s3.with_keys(
             args.s3_access_key_id.clone(),
             args.s3_secret_access_key.clone(),
-        )),
+        )?),
     };
     Ok(ServerConfig {
         blob_store,

@@ -25,12 +25,16 @@ impl Backends {
         let dir = data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("shipshape-data"));
-        let s3 = file.storage.s3.map(|s3| {
-            s3.with_keys(
-                std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok(),
-                std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
-            )
-        });
+        let s3 = file
+            .storage
+            .s3
+            .map(|s3| {
+                s3.with_keys(
+                    std::env::var("SHIPSHAPE_S3_ACCESS_KEY_ID").ok(),
+                    std::env::var("SHIPSHAPE_S3_SECRET_ACCESS_KEY").ok(),
+                )
+            })
+            .transpose()?;
         let catalogue = file.catalogue.resolve_from_env()?;
         Ok(Backends { dir, catalogue, s3 })
     }

@@ -89,6 +89,7 @@ restore_window = "0s"
         allow_http: true,
         path_style: true,
         part_size: PART,
+        redirect_downloads: None,
     })
     .await
     .unwrap();
@@ -296,6 +297,7 @@ async fn an_expired_upload_has_its_multipart_upload_aborted() {
         allow_http: true,
         path_style: true,
         part_size: PART,
+        redirect_downloads: None,
     };
     let clock = common::ShiftedClock::default();
     let s = common::TestServer::start_with_shifted_clock(&clock, |c| {
@@ -371,4 +373,123 @@ async fn the_s3_settings_refuse_a_secret_in_the_file_and_a_bad_part_size() {
     assert!(e.contains("secret_access_key"), "{e}");
     let e = refused("[storage]\ns3 = { bucket = \"b\", part_size = 1024 }\n").await;
     assert!(e.contains("part_size 1024"), "{e}");
+}
+
+/// With `redirect_downloads`, a blob GET is answered 307 with a URL the bucket signed (HEAD
+/// still answers itself): skopeo follows it and pulls the image byte for byte, the URL serves
+/// the blob to anyone holding it, and a Range sent there gets its part. A validity longer
+/// than SigV4 allows is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_downloads_can_be_redirected_to_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = s3_server(&tmp.path().join("s3")).await;
+    let write_config = |redirect: &str| {
+        let config = tmp.path().join(format!("shipshape-{redirect}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[storage]\ns3 = {{ endpoint = \"http://{addr}\", bucket = \"{BUCKET}\", \
+                 allow_http = true, path_style = true, redirect_downloads = \"{redirect}\" }}\n"
+            ),
+        )
+        .unwrap();
+        config
+    };
+    let (_child, base) = serve(&tmp.path().join("data"), &write_config("5m")).await;
+    let host = base.trim_start_matches("http://").to_string();
+
+    let image = Image::new("amd64", &[Layer::seeded("one", 11)], &["/bin/true"]);
+    OciLayout::create(&tmp.path().join("src")).add_image("v1", &image);
+    let dest = format!("docker://{host}/s3/redirected:v1");
+    let src = format!("oci:{}:v1", tmp.path().join("src").display());
+    let push = [
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        src.as_str(),
+        dest.as_str(),
+    ];
+    run_tool(&skopeo(), &push, None).await;
+    let pulled = tmp.path().join("dst");
+    let dst = format!("oci:{}:v1", pulled.display());
+    let pull = [
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        dest.as_str(),
+        dst.as_str(),
+    ];
+    run_tool(&skopeo(), &pull, None).await;
+    let pulled = OciLayout::open(&pulled);
+    assert_eq!(pulled.tagged("v1"), image.descriptor());
+    assert!(pulled.content() == image.content(), "pulled bytes differ");
+
+    let manifest: serde_json::Value = common::client()
+        .get(format!("{base}/v2/s3/redirected/manifests/v1"))
+        .header("accept", common::OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob_url = format!("{base}/v2/s3/redirected/blobs/{digest}");
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = direct.get(&blob_url).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        common::header(&resp, "docker-content-digest"),
+        Some(digest.as_str())
+    );
+    assert_eq!(common::header(&resp, "cache-control"), Some("no-store"));
+    let location = common::header(&resp, "location").unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("http://{addr}/{BUCKET}/blobs/"))
+            && location.contains("X-Amz-Signature="),
+        "{location}"
+    );
+    let whole = direct.get(&location).send().await.unwrap();
+    assert_eq!(whole.status(), reqwest::StatusCode::OK);
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(common::sha256(&bytes), digest, "the bucket's bytes");
+    let part = direct
+        .get(&location)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(0..10));
+    // A HEAD is the registry's own answer (it renews the blob's lease).
+    let head = direct.head(&blob_url).send().await.unwrap();
+    assert_eq!(head.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        common::header(&head, "content-length"),
+        Some(bytes.len().to_string().as_str())
+    );
+
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipshape"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data-2"))
+        .arg("--config")
+        .arg(write_config("8d"))
+        .env("SHIPSHAPE_S3_ACCESS_KEY_ID", KEY_ID)
+        .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("redirect_downloads"),
+        "{said}"
+    );
 }

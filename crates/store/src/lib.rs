@@ -151,6 +151,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         None
     }
 
+    /// A URL from which a client may fetch the object at `key` itself, for a limited time,
+    /// when the store is set to hand them out (S3 with `redirect_downloads`): the registry then
+    /// answers a blob GET with a redirect, and the bytes flow from the store, not through the
+    /// node. `None` (the default) where the registry streams the bytes.
+    fn download_url<'a>(&'a self, _key: &'a StorageKey) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Every object whose key starts with `prefix`, with its size and age, in no particular
     /// order. Objects appearing or vanishing during the listing may or may not be included.
     fn list(&self, prefix: &str) -> ObjectStream;

@@ -56,6 +56,9 @@ pub struct S3Config {
     /// Every part but the last has exactly this many bytes (R2 requires equal parts), and
     /// chunks smaller than it are buffered in a tail object: 5 MiB to 5 GiB.
     pub part_size: u64,
+    /// Blob GETs are answered with a redirect to a URL signed for this long (at most 7 days,
+    /// SigV4's limit), so clients fetch the bytes from the bucket; `None`: streamed through.
+    pub redirect_downloads: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -72,6 +75,7 @@ impl std::fmt::Debug for S3Config {
             .field("allow_http", &self.allow_http)
             .field("path_style", &self.path_style)
             .field("part_size", &self.part_size)
+            .field("redirect_downloads", &self.redirect_downloads)
             .finish()
     }
 }
@@ -81,6 +85,9 @@ impl S3Config {
     pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
 }
 
+/// The longest a SigV4 presigned URL may be valid.
+const MAX_SIGNED_URL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Blob storage in an S3-compatible bucket.
 #[derive(Clone, Debug)]
 pub struct S3Store {
@@ -89,6 +96,8 @@ pub struct S3Store {
     part_size: u64,
     /// Whether the store answers DeleteObjects; checked at open, single deletes otherwise.
     bulk_delete: Arc<AtomicBool>,
+    /// How long a download URL is valid; `None`: no redirects (`S3Config::redirect_downloads`).
+    redirect: Option<std::time::Duration>,
 }
 
 impl S3Store {
@@ -101,6 +110,14 @@ impl S3Store {
                 "part_size {} is outside S3's {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes",
                 config.part_size
             )));
+        }
+        if config
+            .redirect_downloads
+            .is_some_and(|d| d.is_zero() || d > MAX_SIGNED_URL)
+        {
+            return Err(StoreError::BadConfig(
+                "redirect_downloads must be more than 0s and at most 7 days (SigV4's limit)".into(),
+            ));
         }
         // object_store's default 30 s limit covers a whole request, body included, and a
         // body cut by it is fetched again only within the 3 minutes of retries: a pull of a
@@ -136,6 +153,7 @@ impl S3Store {
             bucket: config.bucket.clone(),
             part_size: config.part_size,
             bulk_delete: Arc::new(AtomicBool::new(true)),
+            redirect: config.redirect_downloads,
         };
         store.check_bucket().await?;
         Ok(store)
@@ -724,6 +742,23 @@ fn error_path(e: &object_store::Error) -> Option<String> {
 }
 
 impl BlobStore for S3Store {
+    fn download_url<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let Some(valid) = self.redirect else {
+                return Ok(None);
+            };
+            use object_store::signer::{Method, Signer as _};
+            // Signing is local (no request to the store): the URL says nothing of whether the
+            // object exists, which the catalogue has already answered.
+            let url = self
+                .s3
+                .signed_url(Method::GET, &path(key), valid)
+                .await
+                .map_err(|e| self.error(key, e))?;
+            Ok(Some(url.to_string()))
+        })
+    }
+
     fn begin_upload(&self) -> StoreFuture<'_, UploadState> {
         // Nothing to create yet: the multipart upload begins with the first whole part, so a
         // small blob is one PUT at commit.
@@ -846,6 +881,7 @@ mod tests {
             allow_http: true,
             path_style: true,
             part_size: P,
+            redirect_downloads: None,
         }
     }
 

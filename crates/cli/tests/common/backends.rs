@@ -108,6 +108,7 @@ pub fn s3_config(addr: SocketAddr) -> S3Config {
         allow_http: true,
         path_style: true,
         part_size: 5 * 1024 * 1024,
+        redirect_downloads: None,
     }
 }
 

@@ -31,6 +31,16 @@ pub async fn get(
     } else {
         app.registry.stat_blob(&repo, &digest).await?
     };
+    if !head_only && let Some(url) = app.registry.blob_download_url(&blob).await? {
+        // The client fetches the bytes from the bucket, sending its own Range there; the
+        // distribution spec allows a redirect here (307, as Distribution's `redirect` does).
+        let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+        headers::set(&mut resp, header::LOCATION, url);
+        headers::set(&mut resp, DOCKER_CONTENT_DIGEST, blob.digest.to_string());
+        // The URL expires: no cache may answer with it later.
+        headers::set(&mut resp, header::CACHE_CONTROL, "no-store");
+        return Ok(resp);
+    }
     let asked = req
         .headers()
         .get(header::RANGE)

@@ -61,6 +61,13 @@ impl Registry {
         }
     }
 
+    /// Where a client may fetch a blob found by [`Registry::stat_blob`] from the store itself,
+    /// when the store hands out such URLs (S3 with `redirect_downloads`); `None`: the registry
+    /// streams it ([`Registry::read_blob`]).
+    pub async fn blob_download_url(&self, blob: &BlobRead) -> Result<Option<String>> {
+        Ok(self.store.download_url(&blob.key).await?)
+    }
+
     /// Streams a blob found by [`Registry::stat_blob`], or a range of it.
     pub async fn read_blob(
         &self,
