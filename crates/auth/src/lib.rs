@@ -26,7 +26,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use shipshape_meta::accounts::{self, Role};
 use shipshape_meta::principal::{Grants, Kind, Permission, Principal};
-use shipshape_meta::{Catalogue, Clock, MetaError, Millis, commit, events};
+use shipshape_meta::{Catalogue, Clock, MetaError, Millis, commit, events, web_sessions};
 use shipshape_oci::RepoGlob;
 
 pub use access::{Account, View};
@@ -40,6 +40,37 @@ pub const ROBOT_PREFIX: &str = "robot$";
 /// How long a successful password check is remembered, so that clients sending Basic
 /// credentials on every request do not pay an argon2 hash each.
 const VERIFIED_MS: Millis = 60_000;
+/// A web UI session unused this long is forgotten.
+pub const SESSION_IDLE: Millis = 12 * 3600 * 1000;
+
+/// A session's last use is written at most this often: a page's requests cost one read each.
+const SESSION_TOUCH: Millis = 60_000;
+
+/// The catalogue's key of a session: the SHA-256 of its cookie id, so that nothing stored can
+/// be presented as a session.
+fn session_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// The account a subject (`user:ID`, `robot:ID`) names, by id only: [`View::current`] fills in
+/// the rest as it stands now.
+fn account_of_subject(subject: &str) -> Option<Account> {
+    let (kind, id) = subject.split_once(':')?;
+    let id = id.parse().ok()?;
+    match kind {
+        "user" => Some(Account::User {
+            id,
+            name: String::new(),
+            admin: false,
+        }),
+        "robot" => Some(Account::Robot {
+            id,
+            name: String::new(),
+        }),
+        _ => None,
+    }
+}
+
 /// How often the cached view of accounts is compared with the catalogue's version.
 const VIEW_MS: Millis = 1_000;
 
@@ -283,6 +314,52 @@ impl Auth {
             scopes: None,
             enabled: view.enabled,
         })
+    }
+
+    /// Records a web UI session of `account` under the cookie id `id` (chosen by the caller,
+    /// unguessable), in the catalogue so that every node knows it. Sessions idle past
+    /// [`SESSION_IDLE`] are forgotten on the way, a batch at a time.
+    pub async fn start_session(&self, id: &str, account: &Account) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.0.catalogue.begin().await?;
+        web_sessions::delete_idle(&mut tx, now - SESSION_IDLE, 100).await?;
+        web_sessions::insert(&mut tx, &session_key(id), &account.subject(), now).await?;
+        commit(tx).await?;
+        Ok(())
+    }
+
+    /// The account of the web UI session `id` as it stands now; `None` for a session unknown,
+    /// idle too long, or whose account was removed or revoked since (then it is forgotten).
+    pub async fn session(&self, id: &str) -> Result<Option<Account>> {
+        let now = self.now();
+        let key = session_key(id);
+        let found = {
+            let mut conn = self.0.catalogue.reader().await?;
+            web_sessions::find(&mut conn, &key, now - SESSION_IDLE).await?
+        };
+        let Some((subject, last_used)) = found else {
+            return Ok(None);
+        };
+        let view = self.view().await?;
+        let current = account_of_subject(&subject).and_then(|a| view.current(&a, now));
+        if current.is_none() || last_used < now - SESSION_TOUCH {
+            let mut tx = self.0.catalogue.begin().await?;
+            if current.is_some() {
+                web_sessions::touch(&mut tx, &key, now).await?;
+            } else {
+                web_sessions::delete(&mut tx, &key).await?;
+            }
+            commit(tx).await?;
+        }
+        Ok(current)
+    }
+
+    /// Ends the web UI session `id` (a logout) on every node.
+    pub async fn end_session(&self, id: &str) -> Result<()> {
+        let mut tx = self.0.catalogue.begin().await?;
+        web_sessions::delete(&mut tx, &session_key(id)).await?;
+        commit(tx).await?;
+        Ok(())
     }
 
     fn verify_token(&self, token: &str, typ: &str) -> Result<Claims> {

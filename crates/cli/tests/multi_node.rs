@@ -33,8 +33,14 @@ async fn shared_config(dir: &std::path::Path, s3: bool) -> (ServerConfig, Kept) 
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with(|_| {}).await
+    }
+
+    /// Three nodes with `settings` applied to the configuration they share.
+    async fn start_with(settings: impl FnOnce(&mut ServerConfig)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let (shared, kept) = shared_config(dir.path(), true).await;
+        let (mut shared, kept) = shared_config(dir.path(), true).await;
+        settings(&mut shared);
         let mut nodes = Vec::new();
         for n in 0..3 {
             let config = ServerConfig {
@@ -396,4 +402,100 @@ async fn a_second_node_is_refused_when_the_blobs_are_on_the_first_nodes_disk() {
         .await
         .expect("the first node starts again");
     again.shutdown().await.unwrap();
+}
+
+/// The web UI session of a `Set-Cookie` answer.
+fn session_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("shipshape_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// The CSRF token of the first form of a page.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with its token")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+/// A web UI login on one node is a session on every node (a browser's requests may reach any
+/// node behind a load balancer), and a logout on another node ends it on all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_ui_login_holds_on_every_node_until_a_logout_on_any() {
+    let cluster = Cluster::start_with(|c| {
+        c.first_admin = Some(("admin".into(), "admin-password-1".into()));
+    })
+    .await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = c
+        .get(format!("{}/ui/login", cluster.base(0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let visitor = session_cookie(&form);
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let login = c
+        .post(format!("{}/ui/login", cluster.base(0)))
+        .header("cookie", format!("shipshape_session={visitor}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", "/ui"),
+            ("username", "admin"),
+            ("password", "admin-password-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_redirection(), "{}", login.status());
+    let session = session_cookie(&login);
+    assert_ne!(session, visitor, "a login starts a session under a new id");
+    let cookie = format!("shipshape_session={session}");
+    let mut page = String::new();
+    for node in 0..3 {
+        let resp = c
+            .get(format!("{}/ui", cluster.base(node)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "the overview on node {node}");
+        page = resp.text().await.unwrap();
+        assert!(
+            page.contains("btn-logout"),
+            "node {node} does not know the login made on node 0"
+        );
+    }
+    let logout = c
+        .post(format!("{}/ui/logout", cluster.base(1)))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_redirection(), "{}", logout.status());
+    for node in 0..3 {
+        let resp = c
+            .get(format!("{}/ui", cluster.base(node)))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_redirection()
+                && header(&resp, "location").is_some_and(|l| l.starts_with("/ui/login")),
+            "node {node} still honours the session logged out on node 1: {}",
+            resp.status()
+        );
+    }
 }

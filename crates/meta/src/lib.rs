@@ -32,6 +32,7 @@ pub mod transfer;
 pub mod uploads;
 pub mod usage;
 mod versions;
+pub mod web_sessions;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

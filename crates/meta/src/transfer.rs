@@ -5,8 +5,8 @@
 //! its runs travels, row by row, column by column ([`TABLES`]). Ids travel unchanged, so every
 //! reference between rows holds (tags to manifests, history to batches, role bindings to
 //! `user:ID`). What belongs to one installation stays behind: upload sessions (their bytes are
-//! in the old store; clients start them again), storage deletions queued for the old store, and
-//! the catalogue's binding to one node's disk.
+//! in the old store; clients start them again), storage deletions queued for the old store, the
+//! catalogue's binding to one node's disk, and web UI sessions (users log in again).
 //!
 //! Values travel as JSON: integers and flags as numbers and booleans, text as strings, bytes
 //! (a manifest's payload) as base64.
@@ -179,7 +179,12 @@ pub static TABLES: &[Table] = &[
 ];
 
 /// The tables that stay with their installation (the module's documentation says why).
-pub const STAYS: &[&str] = &["uploads", "storage_deletions", "catalogue_bindings"];
+pub const STAYS: &[&str] = &[
+    "uploads",
+    "storage_deletions",
+    "catalogue_bindings",
+    "web_sessions",
+];
 
 /// The table of that name, if it travels.
 pub fn table(name: &str) -> Option<&'static Table> {

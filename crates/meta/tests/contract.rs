@@ -40,4 +40,5 @@ mod contract {
     mod transfer;
     mod uploads;
     mod usage;
+    mod web_sessions;
 }

@@ -21,7 +21,6 @@ mod repos;
 mod session;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -35,7 +34,7 @@ use shipshape_meta::principal::Permission;
 
 use crate::error::ApiError;
 use crate::http::AppState;
-use session::{Session, Sessions};
+use session::Session;
 
 /// The UI's routes, and `/` sending browsers to it.
 pub fn router() -> Router<AppState> {
@@ -91,7 +90,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/robots/{name}/revoke", post(accounts::revoke_robot))
         .route("/ui/{*rest}", get(not_found).post(not_found_post))
-        .layer(axum::Extension(Arc::new(Sessions::default())))
 }
 
 /// What every page knows about its request: the services, who acts, and the session whose
@@ -100,7 +98,6 @@ pub(crate) struct Ctx {
     pub app: AppState,
     pub caller: Caller,
     pub session: Session,
-    sessions: Arc<Sessions>,
     /// The session is new: its cookie goes with the answer.
     set_cookie: bool,
     /// The path and query asked for (where a login goes back to).
@@ -230,29 +227,32 @@ impl Ctx {
             .get::<AppState>()
             .cloned()
             .expect("the UI router adds the state");
-        let sessions = parts
-            .extensions
-            .get::<Arc<Sessions>>()
-            .cloned()
-            .expect("the UI router adds its sessions");
         let here = parts
             .uri
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/ui".into());
-        let found = session::id_from(&parts.headers).and_then(|id| sessions.get(&id));
-        let (mut session, mut set_cookie) = match found {
-            Some(s) => (s, false),
-            None => (sessions.create(None), true),
+        let (mut session, mut set_cookie) = match session::id_from(&parts.headers) {
+            Some(id) => {
+                // The catalogue knows the sessions of logged-in users, whichever node saw the
+                // login; one it does not know (logged out, idle, its account gone) is a
+                // visitor's.
+                let account = app
+                    .auth
+                    .session(&id)
+                    .await
+                    .map_err(|e| crate::http::auth_error(e).into_response())?;
+                (Session::new(id, account), false)
+            }
+            None => (Session::fresh(None), true),
         };
         let src = source(parts);
         let caller = match &session.account {
             Some(account) => match app.auth.session_caller(account, src.clone()).await {
                 Ok(c) => c,
                 Err(_) => {
-                    // The account was removed or revoked since: the session goes with it.
-                    sessions.remove(&session.id);
-                    session = sessions.create(None);
+                    // The account was removed or revoked a moment ago: a visitor's session.
+                    session = Session::fresh(None);
                     set_cookie = true;
                     anonymous(&app, src).await?
                 }
@@ -263,7 +263,6 @@ impl Ctx {
             app,
             caller,
             session,
-            sessions,
             set_cookie,
             here,
         };
@@ -477,8 +476,10 @@ async fn login(LoginPost(Posted { ctx, form }): LoginPost) -> Response {
     {
         Ok(account) => {
             // A new session for the login: the id the visitor had before is worth nothing now.
-            ctx.sessions.remove(&ctx.session.id);
-            let fresh = ctx.sessions.create(Some(account));
+            let fresh = Session::fresh(Some(account.clone()));
+            if let Err(e) = ctx.app.auth.start_session(&fresh.id, &account).await {
+                return crate::http::auth_error(e).into_response();
+            }
             let mut resp = Redirect::to(&next).into_response();
             if let Ok(v) = HeaderValue::from_str(&session::cookie(&fresh.id, ctx.app.tls)) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
@@ -510,7 +511,9 @@ async fn login(LoginPost(Posted { ctx, form }): LoginPost) -> Response {
 }
 
 async fn logout(Posted { ctx, .. }: Posted) -> Response {
-    ctx.sessions.remove(&ctx.session.id);
+    if let Err(e) = ctx.app.auth.end_session(&ctx.session.id).await {
+        return crate::http::auth_error(e).into_response();
+    }
     let mut resp = Redirect::to("/ui/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session::cookie("", ctx.app.tls)) {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -1,26 +1,19 @@
-//! Web UI sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS) names
-//! a server-side entry holding the account that logged in (never its password) and the token
-//! every form must carry back (CSRF). A visitor gets a session before logging in, so that the
-//! login form and, with access control off, every form is protected the same way.
+//! Web UI sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS). A
+//! visitor gets one before logging in, so that the login form and, with access control off,
+//! every form is protected against cross-site request forgery the same way: every form carries
+//! back a token derived from the id (`csrf_of`), which a page of another site can neither read
+//! nor compute.
 //!
-//! Sessions live in this node's memory: a restart or another node asks for a login again,
-//! which costs a user one form and keeps no secret on disk.
+//! A login starts a session under a fresh id that the catalogue records with the account
+//! (`Auth::start_session`, by the id's hash): every node knows it, so a browser's requests may
+//! reach any node, and a logout ends it everywhere. A visitor who has not logged in costs no
+//! row: the cookie alone is that session.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
+use sha2::{Digest as _, Sha256};
 use shipshape_auth::Account;
 
 /// The cookie's name.
 pub(crate) const COOKIE: &str = "shipshape_session";
-
-/// A session unused this long is forgotten.
-const IDLE: Duration = Duration::from_secs(12 * 3600);
-
-/// At most this many sessions are kept; past it the least recently used goes, so visitors
-/// without a cookie cannot grow the map without bound.
-const MAX_SESSIONS: usize = 10_000;
 
 /// One visitor's session.
 #[derive(Clone, Debug)]
@@ -30,16 +23,23 @@ pub(crate) struct Session {
     pub account: Option<Account>,
     /// The token every form of this session carries in its `csrf` field.
     pub csrf: String,
-    last_used: Instant,
 }
 
-/// Every session of this node.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+impl Session {
+    /// The session of the cookie id `id`, for `account`.
+    pub fn new(id: String, account: Option<Account>) -> Session {
+        let csrf = csrf_of(&id);
+        Session { id, account, csrf }
+    }
+
+    /// A session under a fresh id (a first visit, a login, a logout): an id known before is
+    /// worth nothing after.
+    pub fn fresh(account: Option<Account>) -> Session {
+        Session::new(random_token(), account)
+    }
 }
 
-/// A hard-to-guess token: two random UUIDs, 244 random bits.
+/// A hard-to-guess token: two random UUIDs, 244 random bits, as 64 hex digits.
 fn random_token() -> String {
     format!(
         "{}{}",
@@ -48,54 +48,14 @@ fn random_token() -> String {
     )
 }
 
-impl Sessions {
-    /// The session `id` names, marked as used now; `None` when unknown or idle too long.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.map.lock().expect("sessions");
-        let now = Instant::now();
-        match map.get_mut(id) {
-            Some(s) if now.duration_since(s.last_used) < IDLE => {
-                s.last_used = now;
-                Some(s.clone())
-            }
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
-    }
+/// Whether a cookie's value has the shape of an id this server makes.
+fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
-    /// A new session, with a fresh id and CSRF token (a login always starts one, so an id
-    /// known before the login is worth nothing after it).
-    pub fn create(&self, account: Option<Account>) -> Session {
-        let session = Session {
-            id: random_token(),
-            account,
-            csrf: random_token(),
-            last_used: Instant::now(),
-        };
-        let mut map = self.map.lock().expect("sessions");
-        if map.len() >= MAX_SESSIONS {
-            let now = Instant::now();
-            map.retain(|_, s| now.duration_since(s.last_used) < IDLE);
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map
-                    .values()
-                    .min_by_key(|s| s.last_used)
-                    .map(|s| s.id.clone())
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(session.id.clone(), session.clone());
-        session
-    }
-
-    /// Forgets a session (logout, or an account that no longer exists).
-    pub fn remove(&self, id: &str) {
-        self.map.lock().expect("sessions").remove(id);
-    }
+/// The forms' token of a session: derived from its secret id, so no node needs to store it.
+fn csrf_of(id: &str) -> String {
+    hex::encode(Sha256::digest(format!("shipshape-ui-csrf:{id}").as_bytes()))
 }
 
 /// Compares two tokens in time that does not depend on where they differ.
@@ -119,7 +79,7 @@ pub(crate) fn cookie(id: &str, secure: bool) -> String {
     c
 }
 
-/// The session id a request's `Cookie` headers carry.
+/// The session id a request's `Cookie` headers carry, if it has the shape of one.
 pub(crate) fn id_from(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
@@ -129,6 +89,7 @@ pub(crate) fn id_from(headers: &axum::http::HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_string())
+        .filter(|id| well_formed(id))
 }
 
 #[cfg(test)]
@@ -136,14 +97,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_is_found_by_its_id_and_gone_after_removal() {
-        let sessions = Sessions::default();
-        let s = sessions.create(None);
-        assert_eq!(s.id.len(), 64);
-        assert_ne!(s.id, s.csrf);
-        assert!(sessions.get(&s.id).is_some());
-        sessions.remove(&s.id);
-        assert!(sessions.get(&s.id).is_none());
+    fn a_fresh_session_has_a_new_id_and_a_token_only_its_id_gives() {
+        let a = Session::fresh(None);
+        let b = Session::fresh(None);
+        assert!(well_formed(&a.id), "{}", a.id);
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.csrf, b.csrf);
+        assert_ne!(a.id, a.csrf);
+        assert_eq!(Session::new(a.id.clone(), None).csrf, a.csrf);
     }
 
     #[test]
@@ -159,9 +120,16 @@ mod tests {
         let mut h = axum::http::HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,
-            "a=1; shipshape_session=xyz; b=2".parse().unwrap(),
+            format!("a=1; shipshape_session={}; b=2", "ab".repeat(32))
+                .parse()
+                .unwrap(),
         );
-        assert_eq!(id_from(&h).as_deref(), Some("xyz"));
+        assert_eq!(id_from(&h), Some("ab".repeat(32)));
+        h.insert(
+            axum::http::header::COOKIE,
+            "shipshape_session=xyz".parse().unwrap(),
+        );
+        assert_eq!(id_from(&h), None, "not an id this server makes");
         assert_eq!(
             cookie("xyz", true),
             "shipshape_session=xyz; Path=/ui; HttpOnly; SameSite=Strict; Secure"
