@@ -903,6 +903,13 @@ async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did()
     let mut held = s.server().collector().checkpoint().arm(2);
     ui.follow("[data-testid=btn-gc-start]").await;
     held.reached().await;
+    // Without scripts the running run's page offers a reload link; it never reloads itself
+    // on a timer (WCAG 2.2.1).
+    let source = ui.b.source().await.unwrap();
+    assert!(
+        source.contains("no-script-follow") && !source.contains("http-equiv"),
+        "{source}"
+    );
     // The page reloads itself every second: find and click the button as one step.
     wait_until("the cancel button to be clicked", || async move {
         let el =

@@ -93,7 +93,9 @@ pub(crate) async fn icon() -> Response {
 /// script fetches the page again: while the run still runs it replaces only the parts marked
 /// `data-live` (state, phases, figures), leaving the focus and the reading position where they
 /// are; once the run has ended it loads the page once, with all it then shows. Without
-/// scripts, `<noscript>`'s `<meta http-equiv=refresh>` reloads the page as before.
+/// scripts the page says so and offers a reload link: a `<meta http-equiv=refresh>` there
+/// would fail WCAG 2.2.1 (a page must not reload itself on a time limit the user cannot
+/// turn off) for the very users who read without scripts.
 const FOLLOW: &str = r#"(function () {
   'use strict';
   var every = Number(document.body.getAttribute('data-follow'));
@@ -152,8 +154,7 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(seconds) = refresh {
-                    noscript { meta http-equiv="refresh" content=(seconds); }
+                @if refresh.is_some() {
                     script src="/ui/static/follow.js" defer {}
                 }
                 title { (title) " · Shipshape" }
@@ -190,7 +191,18 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                         }
                     }
                 }
-                main #main { (body) }
+                main #main {
+                    @if refresh.is_some() {
+                        noscript {
+                            p.note data-testid="no-script-follow" {
+                                "This page follows the run with JavaScript, which is off: "
+                                a href=(ctx.here) { "reload it" }
+                                " to see how the run stands."
+                            }
+                        }
+                    }
+                    (body)
+                }
             }
         }
     }
