@@ -910,6 +910,36 @@ async fn a_running_collection_is_cancelled_from_its_page_and_keeps_what_it_did()
         source.contains("no-script-follow") && !source.contains("http-equiv"),
         "{source}"
     );
+    // The held run is reviewing, and its progress counts against the queue it began with.
+    let active = s.api_ok("/api/v1/gc/runs/active").await;
+    assert_eq!(active["phase"], "reviewing", "{active}");
+    let queued = active["queued_at_start"]
+        .as_u64()
+        .expect("the queue it began with");
+    assert!(queued > 0, "{active}");
+    let current =
+        ui.b.find(Locator::Css(
+            "[data-testid=run-phases] li[aria-current=step]",
+        ))
+        .await
+        .unwrap()
+        .attr("data-phase")
+        .await
+        .unwrap();
+    assert_eq!(current.as_deref(), Some("reviewing"));
+    // The page follows the run: the bar shows the held run's reviews once it has some.
+    let (max, value) = wait_until("the progress bar to show reviews", || async move {
+        let bar =
+            b.b.find(Locator::Css("[data-testid=run-progress]"))
+                .await
+                .ok()?;
+        let max = bar.attr("max").await.ok()??;
+        let value: u64 = bar.attr("value").await.ok()??.parse().ok()?;
+        (value > 0).then_some((max, value))
+    })
+    .await;
+    assert_eq!(max, queued.to_string());
+    assert!(value <= queued, "{value} of {queued}");
     // The page reloads itself every second: find and click the button as one step.
     wait_until("the cancel button to be clicked", || async move {
         let el =

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shipshape_meta::manifests::ManifestId;
 use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::queue::{self, Due};
-use shipshape_meta::runs::{self, Figures, ItemKind, Run, RunItem, RunSpec, RunState};
+use shipshape_meta::runs::{self, Figures, ItemKind, Phase, Run, RunItem, RunSpec, RunState};
 use shipshape_meta::{
     Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, policies, uploads, usage,
 };
@@ -451,6 +451,14 @@ impl Collector {
         Ok(())
     }
 
+    /// Records the step a run begins, for its page on any node.
+    async fn phase(&self, id: i64, phase: Phase, queued: Option<u64>) -> Result<(), GcError> {
+        let mut tx = self.catalogue.begin_unsynced().await?;
+        runs::set_phase(&mut tx, id, phase, queued).await?;
+        commit(tx).await?;
+        Ok(())
+    }
+
     /// Counts a committed batch into the run and passes the checkpoint.
     async fn after_review(&self, out: &mut Outcome, one: Outcome, run: &RunProgress) {
         run.figures.lock().expect("run progress").add(&one.figures);
@@ -797,9 +805,16 @@ impl Collector {
         let _pass = self.pass.lock().await;
         let rules = self.rules(grace, spec.include_untagged);
         let began = std::time::Instant::now();
+        let queued = {
+            let mut conn = self.catalogue.reader().await?;
+            let depths = queue::queue_depths(&mut conn).await?;
+            depths.blobs + depths.manifests
+        };
+        self.phase(run.id, Phase::Reviewing, Some(queued)).await?;
         let mut out = self.run_passes(&rules, run).await?;
         let reviewed = began.elapsed();
         if !self.cancel_asked(run).await? {
+            self.phase(run.id, Phase::Uploads, None).await?;
             let uploads = self.expire_uploads(&rules, Some(run.id)).await?;
             run.figures
                 .lock()
@@ -808,6 +823,7 @@ impl Collector {
             out.figures.add(&uploads.figures);
         }
         if spec.sweep && !self.cancel_asked(run).await? {
+            self.phase(run.id, Phase::Sweeping, None).await?;
             let orphans = sweep::sweep(
                 &self.catalogue,
                 &*self.store,
@@ -827,6 +843,7 @@ impl Collector {
         }
         let swept = began.elapsed();
         // Freed means gone from storage, not only forgotten.
+        self.phase(run.id, Phase::Draining, None).await?;
         self.drain_storage(true).await?;
         shipshape_fault::point("gc.drained");
         tracing::debug!(

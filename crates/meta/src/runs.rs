@@ -143,11 +143,40 @@ pub struct Run {
     pub errors: Vec<String>,
     /// A cancel was asked for; the run stops after the batch it is on.
     pub cancel_requested: bool,
+    /// What it is doing ([`Phase`]), as it last recorded.
+    pub phase: String,
+    /// Review entries queued when it began: what `figures.reviewed` counts towards (a run may
+    /// review more, when what it deletes queues its references).
+    pub queued_at_start: Option<u64>,
+}
+
+/// The steps of a run, in order; recorded as each begins (`set_phase`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reviewing the queued manifests and blobs, deleting what is garbage.
+    Reviewing,
+    /// Expiring abandoned upload sessions.
+    Uploads,
+    /// Listing the store for objects the catalogue does not know.
+    Sweeping,
+    /// Deleting the forgotten objects' bytes from storage.
+    Draining,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Reviewing => "reviewing",
+            Phase::Uploads => "uploads",
+            Phase::Sweeping => "sweeping",
+            Phase::Draining => "draining",
+        }
+    }
 }
 
 const RUN_COLUMNS: &str = "id, state, dry_run, include_untagged, sweep, grace_ms, started_by,
     started_at, finished_at, manifests_deleted, blobs_deleted, bytes_deleted, links_deleted,
-    uploads_deleted, orphans_deleted, reviewed, errors, cancel_requested";
+    uploads_deleted, orphans_deleted, reviewed, errors, cancel_requested, phase, queued_at_start";
 
 pub(crate) fn errors_col(text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| MetaError::Corrupt(format!("run errors {text:?}: {e}")))
@@ -178,7 +207,28 @@ fn run_from_row(r: &crate::db::Row) -> Result<Run> {
         },
         errors: errors_col(r.try_get("errors")?)?,
         cancel_requested: r.try_get("cancel_requested")?,
+        phase: r.try_get("phase")?,
+        queued_at_start: r
+            .try_get::<Option<i64>>("queued_at_start")?
+            .map(|n| n as u64),
     })
+}
+
+/// Records the step a run begins, and with `queued` how many review entries it found queued.
+pub async fn set_phase(
+    conn: &mut dyn Conn,
+    id: i64,
+    phase: Phase,
+    queued: Option<u64>,
+) -> Result<()> {
+    execute!(conn, |cx| sqlx::query(
+        "UPDATE gc_runs SET phase = $2, queued_at_start = COALESCE($3, queued_at_start)
+         WHERE id = $1"
+    )
+    .bind(id)
+    .bind(phase.as_str())
+    .bind(queued.map(|n| n as i64)))?;
+    Ok(())
 }
 
 /// Starts a run, or returns `Err(active_id)` when one is already running. The unique index on

@@ -138,7 +138,7 @@ pub static TABLES: &[Table] = &[
         ("bytes_deleted", Int), ("links_deleted", Int), ("uploads_deleted", Int),
         ("orphans_deleted", Int), ("reviewed", Int), ("errors", Text),
         ("cancel_requested", Bool), ("started_by_id", Text), ("node", Text),
-        ("lease_until", Int),
+        ("lease_until", Int), ("phase", Text), ("queued_at_start", Int),
     ]),
     table!("gc_run_items", order "id", identity true, [
         ("id", Int), ("run_id", Int), ("kind", Text), ("repository", Text), ("target", Text),

@@ -39,6 +39,8 @@ pub(crate) fn info(r: Run) -> RunInfo {
             orphans_deleted: r.figures.orphans,
         },
         errors: r.errors,
+        phase: r.phase,
+        queued_at_start: r.queued_at_start,
     }
 }
 

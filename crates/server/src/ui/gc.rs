@@ -221,9 +221,23 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
                 .unwrap_or_default()
         };
         let may_collect = ctx.may(Permission::CollectGarbage, None);
-        let phases = ["started", "reviewing and deleting", "finished"];
-        let current = if running { 1 } else { 2 };
+        // The steps this run takes, as the collector records them (`runs::Phase`).
+        let mut phases = vec![("reviewing", "reviewing the queued manifests and blobs")];
+        if !run.dry_run {
+            phases.push(("uploads", "expiring abandoned uploads"));
+            if run.sweep {
+                phases.push(("sweeping", "sweeping storage for unknown objects"));
+            }
+            phases.push(("draining", "deleting the bytes from storage"));
+        }
+        phases.push(("finished", "finished"));
+        let current = if running {
+            phases.iter().position(|(k, _)| *k == run.phase).unwrap_or(0)
+        } else {
+            phases.len() - 1
+        };
         let f = &run.figures;
+        let queued = run.queued_at_start.filter(|q| *q > 0);
         let nothing = f.blobs_deleted
             + f.manifests_deleted
             + f.links_deleted
@@ -232,11 +246,23 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
             == 0;
         let body = html! {
             h1 { @if run.dry_run { "Preview of garbage collection (dry run " (run.id) ")" } @else { "Garbage collection run " (run.id) } }
-            ol.phases aria-label="Phases" data-live="phases" {
-                @for (i, p) in phases.iter().enumerate() {
-                    li aria-current=[(i == current).then_some("step")] {
+            ol.phases aria-label="Phases" data-live="phases" data-testid="run-phases" {
+                @for (i, (key, p)) in phases.iter().enumerate() {
+                    li data-phase=(key) aria-current=[(i == current).then_some("step")] {
                         @if i == current { strong { (p) } } @else { (p) }
                     }
+                }
+            }
+            // Always there, so that a page shown before the run counted its queue gets the bar
+            // when the page follows the run.
+            div.progress data-live="progress" {
+                @if let Some(q) = queued {
+                    @let done = f.reviewed.min(q);
+                    label for="run-progress" {
+                        "Reviewed " (f.reviewed) " of the " (q) " entries queued when the run began"
+                        @if f.reviewed > q { " (what it deleted queued more)" }
+                    }
+                    progress #run-progress data-testid="run-progress" max=(q) value=(done) { (done * 100 / q) "%" }
                 }
             }
             p role="status" data-live="state" { "State: " strong data-testid="run-state" { (run.state) }

@@ -55,6 +55,15 @@ pub struct RunInfo {
     /// Deleted so far, or (dry run) that would be.
     pub figures: RunFigures,
     pub errors: Vec<String>,
+    /// The step a running run is on: `starting`, `reviewing` (the queued manifests and
+    /// blobs), `uploads` (expiring abandoned sessions), `sweeping` (listing the store) or
+    /// `draining` (deleting bytes from storage); a finished run's last.
+    #[serde(default)]
+    pub phase: String,
+    /// Review entries queued when the run began, which `figures.reviewed` counts towards (it
+    /// may pass it: what a run deletes queues what it referenced).
+    #[serde(default)]
+    pub queued_at_start: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
