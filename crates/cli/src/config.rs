@@ -47,6 +47,19 @@ pub struct FileConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub catalogue: CatalogueFileConfig,
+    #[serde(default)]
+    pub usage: UsageConfig,
+}
+
+/// The `[usage]` section: the storage figures sampled over time for the overview's chart.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageConfig {
+    /// A sample is taken when the newest is older than this, e.g. "15m"; "0s": only as
+    /// garbage collection runs end.
+    pub sample_interval: Option<String>,
+    /// How long samples are kept, e.g. "90d".
+    pub sample_retention: Option<String>,
 }
 
 /// The `[catalogue]` section: where the catalogue lives. Without `url`, SQLite in the data
@@ -519,5 +532,17 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
         catalogue: file
             .catalogue
             .resolve(args.catalogue_url.clone(), args.catalogue_password.clone())?,
+        usage_sample_interval: pick(
+            &args.usage_sample_interval,
+            &file.usage.sample_interval,
+            "usage.sample_interval",
+            default.usage_sample_interval,
+        )?,
+        usage_sample_retention: pick(
+            &args.usage_sample_retention,
+            &file.usage.sample_retention,
+            "usage.sample_retention",
+            default.usage_sample_retention,
+        )?,
     })
 }

@@ -259,6 +259,21 @@ struct ServeArgs {
         value_name = "DURATION"
     )]
     metrics_storage_refresh: Option<String>,
+
+    /// How often the storage figures are sampled for the overview's chart (when the newest
+    /// sample, from any node, is older than this); 0s: only as garbage collection runs end
+    /// [default: 15m]
+    #[arg(long, env = "SHIPSHAPE_USAGE_SAMPLE_INTERVAL", value_name = "DURATION")]
+    usage_sample_interval: Option<String>,
+
+    /// How long samples of the storage figures are kept (and the overview's chart looks back)
+    /// [default: 90d]
+    #[arg(
+        long,
+        env = "SHIPSHAPE_USAGE_SAMPLE_RETENTION",
+        value_name = "DURATION"
+    )]
+    usage_sample_retention: Option<String>,
 }
 
 fn main() -> ExitCode {

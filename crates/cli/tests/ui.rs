@@ -457,6 +457,10 @@ async fn a_reader_sees_no_delete_controls_and_a_forged_post_is_refused() {
     assert!(!ui.has("[data-testid=delete-v1]").await);
     ui.goto("/ui/gc").await;
     assert!(!ui.has("[data-testid=btn-gc-preview]").await);
+    ui.goto(&format!("/ui/repositories/team/app/-/manifests/{v1}"))
+        .await;
+    ui.testid("manifest-digest").await;
+    assert!(!ui.has("[data-testid=btn-delete-manifest]").await);
 
     // What the reader may not read is not shown, nor its activity.
     ui.goto("/ui/repositories").await;
@@ -475,12 +479,21 @@ async fn a_reader_sees_no_delete_controls_and_a_forged_post_is_refused() {
         "{activity}"
     );
 
-    // The plan page itself is refused.
+    // The plan pages themselves are refused.
     ui.goto("/ui/repositories/team/app/-/delete?tag=v1").await;
     assert!(
         ui.text("error-message")
             .await
             .contains("may not delete tags")
+    );
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{v1}/delete"
+    ))
+    .await;
+    assert!(
+        ui.text("error-message")
+            .await
+            .contains("may not delete manifests")
     );
 
     // A POST made by hand, with the reader's own valid CSRF token, is refused by the server.
@@ -494,6 +507,13 @@ async fn a_reader_sees_no_delete_controls_and_a_forged_post_is_refused() {
         .await;
     assert_eq!(status, 403);
     let status = ui.post("/ui/gc/preview", &format!("csrf={csrf}")).await;
+    assert_eq!(status, 403);
+    let status = ui
+        .post(
+            &format!("/ui/repositories/team/app/-/manifests/{v1}/delete/confirm"),
+            &format!("csrf={csrf}&planned=1&tag=v1"),
+        )
+        .await;
     assert_eq!(status, 403);
     assert!(tag_exists(&admin, &s, "v1").await);
     let runs = api(&admin, &s, Method::GET, "/api/v1/gc/runs", None).await;
@@ -515,6 +535,8 @@ async fn a_post_without_the_csrf_token_is_refused() {
         ui.post("/ui/repositories/team/app/-/delete", &wrong).await,
         403
     );
+    let manifest = format!("/ui/repositories/team/app/-/manifests/{v1}/delete/confirm");
+    assert_eq!(ui.post(&manifest, "planned=1&tag=v1").await, 403);
     assert!(tag_exists(&admin, &s, "v1").await);
 
     // With the session's token the same POST works: the refusal was the token's.
@@ -678,6 +700,154 @@ async fn empty_garbage_previews_then_runs_and_the_page_follows_it_to_the_end() {
     );
 }
 
+/// The exact byte figure of the `<data>` in the cell `cell` of the chart table's row `row`.
+async fn sample_bytes(ui: &Chrome, row: usize, cell: &str) -> u64 {
+    let el = ui
+        .css(&format!(
+            "[data-testid=sample-{row}] [data-testid=sample-{cell}] data"
+        ))
+        .await;
+    el.attr("value").await.unwrap().unwrap().parse().unwrap()
+}
+
+/// The overview's chart of the storage figures over time: each garbage collection run's end
+/// records the figures the API gives at that moment, and the chart's table shows them with
+/// what the runs freed; the drop in stored bytes is what the run freed.
+#[tokio::test]
+async fn the_overview_charts_the_stored_and_freed_bytes_the_api_gave_as_each_run_ended() {
+    let clock = ShiftedClock::default();
+    let s = TestServer::start_with_shifted_clock(&clock, |c| {
+        c.gc.workers = 0;
+        c.gc.review_delay = Duration::from_secs(3600);
+        c.gc.lease = Duration::from_secs(3600);
+        c.restore_window = Duration::from_secs(3600);
+        // No samples on a schedule: every sample is a run's, taken at a known point.
+        c.usage_sample_interval = Duration::ZERO;
+    })
+    .await;
+    let c = common::client();
+    let ui = Chrome::start(&s.base).await;
+    ui.goto("/ui").await;
+    let empty = ui.text("storage-history-empty").await;
+    assert!(
+        empty.contains("No storage figures have been recorded yet")
+            && empty.contains("as garbage collection runs end"),
+        "{empty}"
+    );
+    assert!(!ui.has("[data-testid=storage-chart]").await);
+
+    // A run with nothing to free: its sample is the registry as pushed.
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "v2", 2).await;
+    let first = common::gc_run_to_end(&s.base, &json!({})).await;
+    assert_eq!(first["state"], "succeeded");
+    assert_eq!(first["figures"]["bytes_deleted"], 0);
+    let before = s.api_ok("/api/v1/usage").await["total"].clone();
+    ui.goto("/ui").await;
+    assert!(
+        ui.text("storage-history-empty")
+            .await
+            .contains("One sample so far"),
+    );
+    assert_eq!(
+        ui.bytes("storage-history-empty").await,
+        before["stored_bytes"].as_u64().unwrap()
+    );
+
+    // v1 deleted, its restore window and grace passed: a run frees its image.
+    let (status, _) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/team/app/-/tags/v1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    clock.advance(3 * 3600 * 1000);
+    let second = common::gc_run_to_end(&s.base, &json!({})).await;
+    assert_eq!(second["state"], "succeeded");
+    let freed = second["figures"]["bytes_deleted"].as_u64().unwrap();
+    assert!(freed > 0, "{second}");
+    let after = s.api_ok("/api/v1/usage").await["total"].clone();
+    let figure = |u: &Value, k: &str| u[k].as_u64().unwrap();
+    assert_eq!(
+        figure(&before, "stored_bytes") - figure(&after, "stored_bytes"),
+        freed,
+        "stored bytes dropped by what the run freed"
+    );
+
+    // The chart, described in words, and its table: each run's figures as the API gave them.
+    ui.goto("/ui").await;
+    let title = ui
+        .css("[data-testid=storage-chart] svg[role=img] title")
+        .await;
+    let title = title.prop("textContent").await.unwrap().unwrap();
+    assert!(
+        title.starts_with("Bytes stored and bytes freed by garbage collection runs"),
+        "{title}"
+    );
+    assert_eq!(
+        ui.b.find_all(Locator::Css("[data-testid=storage-history] tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    for (row, usage, freed_so_far) in [(0, &before, 0), (1, &after, freed)] {
+        for (cell, key) in [
+            ("stored", "stored_bytes"),
+            ("live", "in_use_bytes"),
+            ("held", "held_for_restore_bytes"),
+            ("grace", "in_grace_bytes"),
+            ("reclaim", "reclaimable_bytes"),
+        ] {
+            assert_eq!(
+                sample_bytes(&ui, row, cell).await,
+                figure(usage, key),
+                "sample {row}: {cell}"
+            );
+        }
+        assert_eq!(sample_bytes(&ui, row, "freed").await, freed_so_far);
+    }
+    assert_eq!(ui.bytes("chart-freed").await, freed);
+
+    // The table opens from its summary, and says which run each sample followed.
+    ui.click("[data-testid=storage-history] summary").await;
+    let last = ui.text("sample-1").await;
+    assert!(
+        last.contains(&format!("after GC run {}", second["id"])),
+        "{last}"
+    );
+}
+
+/// With a sampling interval, the figures are sampled on a schedule (the first at start): the
+/// overview's newest sample catches up with a push.
+#[tokio::test]
+async fn the_storage_figures_are_sampled_on_a_schedule() {
+    let s = TestServer::start_with(|c| {
+        c.usage_sample_interval = Duration::from_secs(1);
+    })
+    .await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    let stored = s.api_ok("/api/v1/usage").await["total"]["stored_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(stored > 0);
+    let (c, url) = (&c, &s.url("/ui"));
+    wait_until("a sample of the figures after the push", || async move {
+        let page = c.get(url).send().await.unwrap().text().await.unwrap();
+        let newest = page
+            .rsplit("data-testid=\"sample-stored\"><data value=\"")
+            .next()?
+            .split('"')
+            .next()?;
+        (page.contains("data-testid=\"storage-chart\"") && newest == stored.to_string())
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_activity_log_filters_from_the_url_and_exports_what_it_shows() {
     let s = TestServer::start().await;
@@ -822,6 +992,126 @@ async fn a_protected_tag_is_badged_kept_by_the_plan_and_a_policy_preview_says_wh
     let mut left = common::oci_tags(&s.base, "team/app").await.unwrap();
     left.sort();
     assert_eq!(left, ["ci-2", "release-1"]);
+}
+
+/// Whether the management API knows the manifest `digest` of team/app.
+async fn manifest_exists(c: &Client, s: &TestServer, digest: &str) -> bool {
+    let resp = c
+        .get(s.url(&format!(
+            "/api/v1/repositories/team/app/-/manifests/{digest}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    match resp.status() {
+        StatusCode::OK => true,
+        StatusCode::NOT_FOUND => false,
+        other => panic!("GET manifest {digest}: {other}"),
+    }
+}
+
+/// One manifest deleted from its page: the plan lists the tags that go with it and the bytes
+/// held; a tag added meanwhile makes the confirmation show the plan again instead of deleting;
+/// the result's undo brings the manifest and its tags back. An untagged manifest goes and
+/// comes back the same way.
+#[tokio::test]
+async fn a_manifest_is_deleted_from_its_page_through_its_plan_and_undone() {
+    let (s, admin, v1, _) = registry_with_users().await;
+    let ui = Chrome::start(&s.base).await;
+    ui.login(ADMIN.0, ADMIN.1).await;
+
+    ui.goto(&format!("/ui/repositories/team/app/-/manifests/{v1}"))
+        .await;
+    ui.follow("[data-testid=btn-delete-manifest]").await;
+    assert_eq!(
+        ui.path().await,
+        format!("/ui/repositories/team/app/-/manifests/{v1}/delete")
+    );
+    assert!(ui.has("[data-testid=plan-tag-v1]").await);
+    let planned_held = ui.bytes("plan-held").await;
+    assert!(planned_held > 0);
+    assert_eq!(
+        ui.text("btn-confirm").await,
+        "Delete this manifest and 1 tag"
+    );
+    assert!(
+        manifest_exists(&admin, &s, &v1).await,
+        "a plan deletes nothing"
+    );
+
+    // A second tag on the image since the plan: confirming shows the plan again, with it.
+    let (again, _) = push_image_bytes(&admin, &s.base, "team/app", "v1-again", 1).await;
+    assert_eq!(again, v1);
+    ui.follow("[data-testid=btn-confirm]").await;
+    let changed = ui.text("plan-changed").await;
+    assert!(
+        changed.contains("(v1)") && changed.contains("nothing was deleted"),
+        "{changed}"
+    );
+    assert!(tag_exists(&admin, &s, "v1").await);
+    assert!(ui.has("[data-testid=plan-tag-v1-again]").await);
+    assert_eq!(
+        ui.text("btn-confirm").await,
+        "Delete this manifest and 2 tags"
+    );
+
+    // Confirmed as it stands: the manifest and both tags go, held for restore as planned.
+    let planned_held = ui.bytes("plan-held").await;
+    ui.follow("[data-testid=btn-confirm]").await;
+    let result = ui.text("deleted-result").await;
+    assert!(
+        result.contains("v1") && result.contains("v1-again"),
+        "{result}"
+    );
+    assert_eq!(ui.bytes("result-held").await, planned_held);
+    assert!(!manifest_exists(&admin, &s, &v1).await);
+    assert!(!tag_exists(&admin, &s, "v1").await);
+    assert_eq!(
+        usage(&admin, &s).await["held_for_restore_bytes"]
+            .as_u64()
+            .unwrap(),
+        planned_held
+    );
+    ui.follow("[data-testid=btn-undo]").await;
+    let restored = ui.text("restored").await;
+    assert!(
+        restored.contains("v1") && restored.contains("v1-again"),
+        "{restored}"
+    );
+    assert!(manifest_exists(&admin, &s, &v1).await);
+    assert!(tag_exists(&admin, &s, "v1-again").await);
+
+    // An untagged manifest: nothing but itself goes, and its undo brings it back.
+    let config = br#"{"architecture":"amd64","os":"linux","untagged":true}"#;
+    let cd = common::push_blob(&admin, &s.base, "team/app", config).await;
+    let m = common::image_manifest((&cd, config.len()), &[]);
+    let untagged = common::sha256(&m);
+    let resp = common::put_manifest(
+        &admin,
+        &s.base,
+        "team/app",
+        &untagged,
+        common::OCI_MANIFEST,
+        &m,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{untagged}/delete"
+    ))
+    .await;
+    assert_eq!(ui.text("plan-tags").await, "No tag points at it.");
+    assert_eq!(ui.text("btn-confirm").await, "Delete this manifest");
+    ui.follow("[data-testid=btn-confirm]").await;
+    ui.testid("deleted-result").await;
+    assert!(!manifest_exists(&admin, &s, &untagged).await);
+    ui.follow("[data-testid=btn-undo]").await;
+    assert!(
+        ui.text("restored")
+            .await
+            .contains("The deleted manifest is back")
+    );
+    assert!(manifest_exists(&admin, &s, &untagged).await);
 }
 
 #[tokio::test]
@@ -2333,6 +2623,29 @@ async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
     check.page(&ui, "deletion-result", &[]).await;
     ui.follow("[data-testid=btn-undo]").await;
     check.page(&ui, "restored", &[]).await;
+    // A manifest's deletion: the plan of a tagged image with a referrer, an index's platform
+    // that cannot go alone, and the SBOM deleted and brought back.
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{v1}/delete"
+    ))
+    .await;
+    ui.testid("plan-referrers").await;
+    check.page(&ui, "manifest-deletion-plan", &[]).await;
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{}/delete",
+        children[0].0
+    ))
+    .await;
+    ui.testid("plan-kept").await;
+    check.page(&ui, "manifest-deletion-refused", &[]).await;
+    ui.goto(&format!(
+        "/ui/repositories/team/app/-/manifests/{sbom_digest}/delete"
+    ))
+    .await;
+    ui.follow("[data-testid=btn-confirm]").await;
+    check.page(&ui, "manifest-deletion-result", &[]).await;
+    ui.follow("[data-testid=btn-undo]").await;
+    check.page(&ui, "manifest-restored", &[]).await;
     ui.goto("/ui/repositories/team/app/-/delete-repository")
         .await;
     check.page(&ui, "repository-deletion-plan", &[]).await;
@@ -2372,6 +2685,12 @@ async fn every_page_passes_axe_has_no_console_errors_and_is_screenshotted() {
         "the run deleted something"
     );
     check.page(&ui, "gc-run", &[]).await;
+    // The overview again: the sample taken at start and the run's draw the chart; its table
+    // open.
+    ui.goto("/ui").await;
+    ui.testid("storage-chart").await;
+    ui.click("[data-testid=storage-history] summary").await;
+    check.page(&ui, "overview-with-chart", &[]).await;
 
     // Policies, a preview, and a run started from it.
     ui.goto("/ui/policies").await;

@@ -14,7 +14,8 @@ use shipshape_meta::principal::{Permission, Principal, System};
 use shipshape_meta::queue::{self, Due};
 use shipshape_meta::runs::{self, Figures, ItemKind, Phase, Run, RunItem, RunSpec, RunState};
 use shipshape_meta::{
-    Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, policies, uploads, usage,
+    Catalogue, Clock, Conn, MetaError, Millis, Tx, commit, events, policies, samples, uploads,
+    usage,
 };
 use shipshape_oci::Digest;
 use shipshape_store::{BlobStore, StorageKey};
@@ -210,6 +211,24 @@ impl Collector {
             manifest_lease: review::lease(rules.lease),
             untagged_manifests: rules.untagged_manifests,
             orphan_referrers: rules.orphan_referrers,
+        }
+    }
+
+    /// The registry's storage figures now, classified as the figures everywhere are, as a
+    /// sample for the storage chart; `None` when they cannot be taken (logged): a run's end is
+    /// recorded without its sample rather than not at all.
+    async fn storage_sample(&self) -> Option<samples::Sample> {
+        let rules = self.usage_rules();
+        let taken = async {
+            let mut conn = self.catalogue.reader().await?;
+            usage::total(&mut conn, &rules).await
+        };
+        match taken.await {
+            Ok(u) => Some(samples::Sample::of(rules.now, &u, None)),
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the storage figures after a gc run failed");
+                None
+            }
         }
     }
 
@@ -725,9 +744,20 @@ impl Collector {
             summary(&figures)
         };
         let reason = format!("run {id} {state}: {what}");
+        // The storage chart's point after the run, written as the run is said to have ended
+        // (and taken at or after that instant): whoever sees the run finished finds the drop
+        // it made in the figures.
+        let sample = if spec.dry_run {
+            None
+        } else {
+            self.storage_sample().await
+        };
         let finish = async {
             let mut tx = self.catalogue.begin().await?;
             runs::finish_run(&mut tx, id, state, &figures, &errors, now).await?;
+            if let Some(s) = &sample {
+                samples::record_for_run(&mut tx, s, id).await?;
+            }
             // One entry per run with its figures; what it deleted is the run's item list.
             events::record(
                 &mut tx,

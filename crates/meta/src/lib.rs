@@ -26,6 +26,7 @@ pub mod queue;
 pub mod repos;
 pub mod reviews;
 pub mod runs;
+pub mod samples;
 pub mod scratch;
 pub mod tags;
 pub mod transfer;

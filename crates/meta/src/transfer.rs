@@ -144,6 +144,12 @@ pub static TABLES: &[Table] = &[
         ("id", Int), ("run_id", Int), ("kind", Text), ("repository", Text), ("target", Text),
         ("size", Int),
     ]),
+    // The storage chart's history goes with the registry it describes.
+    table!("storage_samples", order "id", identity true, [
+        ("id", Int), ("at", Int), ("slot", Int), ("gc_run_id", Int), ("stored_bytes", Int),
+        ("live_bytes", Int), ("held_bytes", Int), ("grace_bytes", Int),
+        ("reclaimable_bytes", Int), ("blobs", Int), ("manifests", Int),
+    ]),
     table!("policies", order "name", identity false, [
         ("name", Text), ("document", Text), ("schedule", Text), ("next_run_at", Int),
         ("created_at", Int), ("updated_at", Int), ("updated_by", Text), ("updated_by_id", Text),

@@ -36,6 +36,7 @@ mod contract {
     mod queues;
     mod repos;
     mod runs;
+    mod samples;
     mod tags;
     mod transfer;
     mod uploads;

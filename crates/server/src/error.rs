@@ -175,6 +175,7 @@ impl From<RegistryError> for ApiError {
             E::ManifestPurged(_) => ApiError::new(StatusCode::GONE, "MANIFEST_UNKNOWN", msg),
             E::TagInUse { .. } => ApiError::new(StatusCode::CONFLICT, "TAG_IN_USE", msg),
             E::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FILTER", msg),
+            E::PlanChanged(_) => ApiError::new(StatusCode::CONFLICT, "PLAN_CHANGED", msg),
             E::Protected {
                 tag,
                 policy,

@@ -65,6 +65,11 @@ pub struct ServerConfig {
     pub metrics_storage_refresh: std::time::Duration,
     /// Where the catalogue lives.
     pub catalogue: CatalogueConfig,
+    /// The storage figures are sampled for the overview's chart when the newest sample is
+    /// older than this; zero samples only as garbage collection runs end.
+    pub usage_sample_interval: std::time::Duration,
+    /// How long those samples are kept.
+    pub usage_sample_retention: std::time::Duration,
 }
 
 /// Where the catalogue lives: SQLite in the data directory (one node), or PostgreSQL (any
@@ -112,6 +117,8 @@ impl Default for ServerConfig {
             blob_store: BlobStoreConfig::Local,
             metrics_storage_refresh: std::time::Duration::from_secs(60),
             catalogue: CatalogueConfig::Sqlite,
+            usage_sample_interval: std::time::Duration::from_secs(15 * 60),
+            usage_sample_retention: std::time::Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -377,6 +384,8 @@ impl Server {
                 pull_flush_interval: config.pull_flush_interval,
                 lease: config.gc.lease,
                 shared_store: !local,
+                sample_interval: config.usage_sample_interval,
+                sample_retention: config.usage_sample_retention,
             },
             retention.policies().clone(),
             collector.clone(),
@@ -389,8 +398,10 @@ impl Server {
         );
         workers
             .push(retention.spawn_scheduler(config.policy_poll_interval, workers_stopped.clone()));
+        workers.push(spawn_sampler(registry.clone(), workers_stopped.clone()));
         workers.push(spawn_housekeeping(
             collector.clone(),
+            registry.clone(),
             config.events_retention,
             workers_stopped,
         ));
@@ -604,10 +615,12 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
 /// How often old activity-log entries are pruned.
 const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Prunes the activity log (and tag history) past its retention, at start and then every
-/// `HOUSEKEEPING_EVERY`, a batch per transaction, until `stop` turns true.
+/// Prunes the activity log (and tag history) and the storage samples past their retentions,
+/// at start and then every `HOUSEKEEPING_EVERY`, a batch per transaction, until `stop` turns
+/// true.
 fn spawn_housekeeping(
     collector: shipshape_gc::Collector,
+    registry: Registry,
     retention: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -626,6 +639,44 @@ fn spawn_housekeeping(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "pruned the activity log past its retention"),
                 Err(e) => tracing::warn!(error = %e, "pruning the activity log failed"),
+            }
+            match registry.prune_samples().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(samples = n, "pruned storage samples past their retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning the storage samples failed"),
+            }
+        }
+    })
+}
+
+/// How often the sampler looks whether a sample of the storage figures is due, at most: a
+/// look reads the newest sample's time, and only a due one takes the figures.
+const SAMPLER_LOOKS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Samples the storage figures for the overview's chart (`Registry::sample_storage`): at start
+/// and then every sampling interval or `SAMPLER_LOOKS_EVERY`, whichever is shorter, until
+/// `stop` turns true. Every node samples; the catalogue keeps one sample per interval.
+fn spawn_sampler(
+    registry: Registry,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = registry.options().sample_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let mut tick = tokio::time::interval(interval.min(SAMPLER_LOOKS_EVERY));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = registry.sample_storage().await {
+                tracing::warn!(error = %e, "sampling the storage figures failed");
             }
         }
     })

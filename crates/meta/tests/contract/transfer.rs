@@ -8,7 +8,7 @@ use serde_json::Value;
 use shipshape_meta::runs::RunSpec;
 use shipshape_meta::tags::{self, By};
 use shipshape_meta::transfer::{self, Importer, STAYS, TABLES};
-use shipshape_meta::{Catalogue, accounts, repos, runs};
+use shipshape_meta::{Catalogue, accounts, repos, runs, samples};
 
 use super::support::*;
 
@@ -90,6 +90,18 @@ async fn fill(cat: &Catalogue) {
         .await
         .unwrap()
         .unwrap();
+    let sample = samples::Sample {
+        at: T0,
+        stored: 1234,
+        in_use: 1234,
+        blobs: 1,
+        ..samples::Sample::default()
+    };
+    assert!(
+        samples::record_if_due(&mut tx, &sample, HOUR)
+            .await
+            .unwrap()
+    );
     commit(tx).await;
 }
 
@@ -108,6 +120,7 @@ async fn rows_copied_into_any_backend_read_back_the_same_and_ids_continue_after_
             "users",
             "role_bindings",
             "gc_runs",
+            "storage_samples",
         ] {
             let (_, r) = rows.iter().find(|(t, _)| *t == filled).unwrap();
             assert!(!r.is_empty(), "{filled} has rows to copy");

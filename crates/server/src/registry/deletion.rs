@@ -513,6 +513,56 @@ impl Registry {
     ) -> Result<ManifestDeletion> {
         self.require(actor, Permission::Delete, repo, "delete manifests")?;
         self.require_deletion()?;
+        self.manifest_deletion(repo, prefix, override_protection, None, false, actor)
+            .await
+    }
+
+    /// What deleting the manifest `digest` would remove and hold, measured by making the
+    /// deletion in a transaction that is rolled back (the plan a user confirms). Refused as the
+    /// deletion would be: the manifest listed by an index, a protected tag on it.
+    pub async fn plan_manifest_deletion(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        actor: &Principal,
+    ) -> Result<ManifestDeletion> {
+        self.require(actor, Permission::Delete, repo, "delete manifests")?;
+        self.manifest_deletion(repo, &digest.to_string(), false, None, true, actor)
+            .await
+    }
+
+    /// Deletes the manifest `digest` as its plan said: only while exactly the tags `planned`
+    /// point at it, checked in the deleting transaction; otherwise nothing is deleted
+    /// (`PlanChanged`).
+    pub async fn delete_manifest_as_planned(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        planned: &[String],
+        actor: &Principal,
+    ) -> Result<ManifestDeletion> {
+        self.require(actor, Permission::Delete, repo, "delete manifests")?;
+        self.require_deletion()?;
+        self.manifest_deletion(
+            repo,
+            &digest.to_string(),
+            false,
+            Some(planned),
+            false,
+            actor,
+        )
+        .await
+    }
+
+    async fn manifest_deletion(
+        &self,
+        repo: &RepoName,
+        prefix: &str,
+        override_protection: bool,
+        planned: Option<&[String]>,
+        dry_run: bool,
+        actor: &Principal,
+    ) -> Result<ManifestDeletion> {
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::find(&mut tx, repo)
             .await?
@@ -523,8 +573,30 @@ impl Registry {
         let (removed, batch) = self
             .remove_manifest(&mut tx, repo, repo_id, &head, override_protection, actor)
             .await?;
+        if let Some(planned) = planned {
+            let sorted = |tags: &[String]| {
+                let mut t = tags.to_vec();
+                t.sort();
+                t.dedup();
+                t
+            };
+            if sorted(planned) != sorted(&removed) {
+                // Dropped: rolled back, nothing deleted.
+                return Err(RegistryError::PlanChanged(format!(
+                    "the tags on {} changed since the plan (planned: {}; now: {})",
+                    head.digest,
+                    names_or_none(planned),
+                    names_or_none(&removed)
+                )));
+            }
+        }
         let freed = self.freed(&mut tx, &[head.id]).await?;
-        commit(tx).await?;
+        if dry_run {
+            // Rolled back: the deletion was made only to measure it (nothing is logged).
+            drop(tx);
+        } else {
+            commit(tx).await?;
+        }
         Ok(ManifestDeletion {
             digest: head.digest,
             tags: removed,
@@ -765,7 +837,11 @@ impl Registry {
         if !conflicts.is_empty() {
             return Err(RegistryError::RestoreConflict { tags: conflicts });
         }
-        let revivable = if info.action == batches::Operation::RepositoryDelete.as_str() {
+        // A repository's deletion, and a manifest's (untagged, it has no tag to come back
+        // with), deleted their manifests at the batch's instant.
+        let revives = info.action == batches::Operation::RepositoryDelete.as_str()
+            || info.action == batches::Operation::ManifestDelete.as_str();
+        let revivable = if revives {
             manifests::count_deleted_at(&mut tx, repo_id, info.at).await?
         } else {
             0
@@ -788,7 +864,7 @@ impl Registry {
                 replaced,
             });
         }
-        if info.action == "repository.delete" {
+        if revives {
             manifests::revive_deleted_at(&mut tx, repo_id, info.at, now).await?;
         }
         // Everything the deletion took is back: the tags' images and the rest alike.
@@ -803,7 +879,15 @@ impl Registry {
         } else {
             events::Action::TagRestore
         };
-        let target = format!("batch {batch} ({}): {} tags", info.action, restored.len());
+        let target = if info.action == batches::Operation::ManifestDelete.as_str() {
+            format!(
+                "batch {batch} ({}): {} tags, {manifests} manifests",
+                info.action,
+                restored.len()
+            )
+        } else {
+            format!("batch {batch} ({}): {} tags", info.action, restored.len())
+        };
         events::record(
             &mut tx,
             &events::NewEvent {
@@ -915,6 +999,15 @@ impl Registry {
 }
 
 /// The names of (tag, digest) pairs.
+/// Tag names for a message, or "none".
+fn names_or_none(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "none".into()
+    } else {
+        tags.join(", ")
+    }
+}
+
 fn tag_names(pairs: &[(String, Digest)]) -> Vec<&str> {
     pairs.iter().map(|(t, _)| t.as_str()).collect()
 }

@@ -7,6 +7,7 @@ mod blobs;
 mod deletion;
 mod figures;
 mod health;
+mod history;
 mod info;
 mod listing;
 mod manifests;
@@ -30,6 +31,7 @@ pub use deletion::{
 };
 pub use figures::Figures;
 pub use health::{Check, Readiness};
+pub use history::CHART_POINTS;
 pub use info::{
     BlobUse, Child, Kept, ManifestDetails, ManifestView, RepositoryDetails, TagDetails, TagQuery,
     TagSort,
@@ -118,6 +120,9 @@ pub enum RegistryError {
     TagInUse { tag: String, current: Digest },
     #[error("{0}")]
     InvalidFilter(String),
+    /// What a confirmed plan would delete is no longer what it showed; nothing was deleted.
+    #[error("{0}; nothing was deleted")]
+    PlanChanged(String),
     #[error(
         "tag {tag} is protected by policy {policy} (pattern {pattern}): it cannot be overwritten or deleted \
          unless an admin overrides the protection"
@@ -213,6 +218,11 @@ pub struct RegistryOptions {
     /// Other nodes write this blob store too (a bucket): an upload session is claimed in the
     /// catalogue before its bytes are written (`uploads::claim`).
     pub shared_store: bool,
+    /// The storage figures are sampled when the newest sample is older than this; zero: only
+    /// as garbage collection runs end.
+    pub sample_interval: std::time::Duration,
+    /// How long samples of the storage figures are kept (and the chart looks back).
+    pub sample_retention: std::time::Duration,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.

@@ -5,6 +5,11 @@
 //! instead of deleting something else. The result offers "undo this batch"
 //! (`Registry::restore_batch`). "Recently deleted" is the registry-wide restore bin.
 //!
+//! One manifest goes the same way from its page: its plan is
+//! `Registry::plan_manifest_deletion` (the deletion rolled back), listing the tags that go with
+//! it; confirming posts those tags, and `delete_manifest_as_planned` deletes only while they
+//! are still exactly the tags on it. Its undo is the batch's restore.
+//!
 //! A whole repository goes the same way, one step harder: its plan is
 //! `Registry::plan_repository_deletion` (the deletion made and rolled back), and confirming
 //! needs the repository's name typed; the service checks the name again, so a form that skips
@@ -377,16 +382,38 @@ pub(crate) async fn undo_batch(Path(id): Path<i64>, posted: Posted) -> Response 
             .restore_batch(id, Overwrite::default(), &ctx.caller.principal)
             .await?;
         let r = handlers::batch_restore(r);
-        Ok(restored_page(&ctx, &r.repository, &r.tags))
+        Ok(restored_page_with(
+            &ctx,
+            &r.repository,
+            &r.tags,
+            r.manifests,
+        ))
     }
     .await;
     ctx.finish(result)
 }
 
 fn restored_page(ctx: &Ctx, repo: &str, tags: &[model::RestoredTag]) -> Response {
+    restored_page_with(ctx, repo, tags, 0)
+}
+
+/// What a restore brought back: tags, and `manifests` brought back without a tag.
+fn restored_page_with(
+    ctx: &Ctx,
+    repo: &str,
+    tags: &[model::RestoredTag],
+    manifests: u64,
+) -> Response {
     let body = html! {
-        h1 { "Restored " (tags.len()) @if tags.len() == 1 { " tag" } @else { " tags" } " in " code { (repo) } }
+        @if tags.is_empty() && manifests > 0 {
+            h1 { "Restored " (manifests) @if manifests == 1 { " manifest" } @else { " manifests" } " in " code { (repo) } }
+        } @else {
+            h1 { "Restored " (tags.len()) @if tags.len() == 1 { " tag" } @else { " tags" } " in " code { (repo) } }
+        }
         ul.plain data-testid="restored" {
+            @if tags.is_empty() && manifests > 0 {
+                li { "The deleted manifest is back, with what it lists and what refers to it." }
+            }
             @for t in tags {
                 li { strong { (t.tag) } " → " (digest(&t.digest))
                     @if let Some(r) = &t.replaced { " (replaced " (digest(r)) ", which can itself be restored)" } }
@@ -498,4 +525,224 @@ pub(crate) async fn recently_deleted(
     }
     .await;
     ctx.finish(result)
+}
+
+/// Why a manifest cannot be deleted as it stands, for its plan page; `None` for any other
+/// error, which the page's caller reports as an error.
+fn manifest_kept_because(repo: &RepoName, e: &crate::registry::RegistryError) -> Option<Markup> {
+    use crate::registry::RegistryError as E;
+    match e {
+        E::ManifestInUse { index, .. } => Some(html! {
+            "an index lists it: "
+            a href={ "/ui/repositories/" (repo) "/-/manifests/" (index) } { (digest(&index.to_string())) }
+            ". Delete the index first (its platforms go with it)."
+        }),
+        E::Protected {
+            tag,
+            policy,
+            pattern,
+        } => Some(html! {
+            "its tag " strong { (tag) } " is protected by policy " (policy) " (pattern " code { (pattern) }
+            "); an administrator can delete it with the API's override."
+        }),
+        _ => None,
+    }
+}
+
+fn manifest_url(repo: &RepoName, d: &str) -> String {
+    format!("/ui/repositories/{repo}/-/manifests/{d}")
+}
+
+/// `GET /ui/repositories/NAME/-/manifests/DIGEST/delete`: what deleting one manifest takes
+/// (the tags on it, what it lists and what refers to it, the bytes held and until when it can
+/// be restored), the registry's own deletion rolled back (`Registry::plan_manifest_deletion`);
+/// or why it cannot go. With `changed` in the query, a confirmed plan naming the tags `was`
+/// found others on the manifest and deleted nothing: the page says so.
+pub(crate) async fn manifest_plan_page(
+    ctx: &Ctx,
+    repo: &RepoName,
+    wanted: &str,
+) -> Result<Response, ApiError> {
+    let query = Fields::parse(
+        ctx.here
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let notice = query.get("changed").map(|_| {
+        let was = query.all("was");
+        html! {
+            p.error role="alert" data-testid="plan-changed" {
+                "The tags on this manifest changed since the plan you confirmed ("
+                @if was.is_empty() { "no tag" } @else { (was.join(", ")) }
+                "), so nothing was deleted. Here is the plan as it stands now."
+            }
+        }
+    });
+    if !ctx.may(Permission::Delete, Some(repo.as_str())) {
+        return Err(forbidden(format!(
+            "{} may not delete manifests in {repo}",
+            ctx.caller.principal.name
+        )));
+    }
+    let view = ctx.app.registry.manifest_view(repo, wanted).await?;
+    let d = view.details.summary.head.digest.clone();
+    let info = handlers::manifest_info(view.details.clone());
+    let plan = match ctx
+        .app
+        .registry
+        .plan_manifest_deletion(repo, &d, &ctx.caller.principal)
+        .await
+    {
+        Ok(plan) => Ok(plan),
+        Err(e) => match manifest_kept_because(repo, &e) {
+            Some(why) => Err(why),
+            None => return Err(e.into()),
+        },
+    };
+    let back = manifest_url(repo, &d.to_string());
+    let body = html! {
+        h1 { "Delete manifest " (digest(&d.to_string())) " from " code { (repo) } "?" }
+        @if let Some(n) = notice { (n) }
+        @match &plan {
+            Err(why) => {
+                h2 { "Kept" }
+                p.error role="alert" data-testid="plan-kept" { "This manifest cannot be deleted now: " (why) }
+                p { a.button href=(back) { "Back to the manifest" } }
+            }
+            Ok(plan) => {
+                h2 { "What goes" }
+                ul data-testid="plan-going" {
+                    li data-testid="plan-manifest" {
+                        "The " (super::manifests::kind(&info.media_type, info.artifact_type.as_deref()))
+                        " " code.digest { (d) } " (manifest " (bytes(info.size)) ")"
+                    }
+                    @if plan.tags.is_empty() {
+                        li data-testid="plan-tags" { "No tag points at it." }
+                    } @else {
+                        li data-testid="plan-tags" {
+                            "With it, " @if plan.tags.len() == 1 { "its tag " } @else { "its " (plan.tags.len()) " tags " }
+                            @for (i, t) in plan.tags.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                strong data-testid={ "plan-tag-" (t) } { (t) }
+                            }
+                            "."
+                        }
+                    }
+                    @if !view.children.is_empty() {
+                        li data-testid="plan-children" {
+                            "The " (view.children.len()) " platform manifests it lists, unless another tag or index holds them."
+                        }
+                    }
+                    @if !view.referrers.is_empty() {
+                        li data-testid="plan-referrers" {
+                            "The " (view.referrers.len())
+                            @if view.referrers.len() == 1 { " artifact" } @else { " artifacts" }
+                            " referring to it (signatures, SBOMs)."
+                        }
+                    }
+                }
+                div.cards {
+                    (super::overview::figure("Bytes held for restore", plan.freed.bytes_held, "plan-held"))
+                    (super::overview::figure("Bytes freed at once", plan.freed.bytes_reclaimable, "plan-freed"))
+                    div.card {
+                        div.label { "Restorable until" }
+                        div.value data-testid="plan-deadline" {
+                            @match plan.freed.restorable_until {
+                                Some(ms) => { (when(&model::time(ms))) }
+                                None => { "not restorable (no restore window)" }
+                            }
+                        }
+                    }
+                }
+                p.note {
+                    "Kept: layers and configs other images still use, which are not counted. Until the "
+                    "deadline the deletion can be undone from its result page"
+                    @if !plan.tags.is_empty() { ", and its tags restored from " a href="/ui/deleted" { "Recently deleted" } }
+                    "; after it the collector frees the bytes."
+                }
+                form method="post" action={ (back) "/delete/confirm" } {
+                    (ctx.csrf_field())
+                    input type="hidden" name="planned" value="1";
+                    @for t in &plan.tags {
+                        input type="hidden" name="tag" value=(t);
+                    }
+                    button.danger type="submit" data-testid="btn-confirm" {
+                        "Delete this manifest"
+                        @if !plan.tags.is_empty() {
+                            " and " (plan.tags.len()) @if plan.tags.len() == 1 { " tag" } @else { " tags" }
+                        }
+                    }
+                    " "
+                    a.button href=(back) { "Cancel" }
+                }
+            }
+        }
+    };
+    Ok(ctx.page(&format!("Delete manifest from {repo}"), body))
+}
+
+/// `POST /ui/repositories/NAME/-/manifests/DIGEST/delete/confirm`: deletes the manifest only
+/// while the tags its plan listed are exactly the tags on it (the service checks, in its
+/// transaction); otherwise nothing is deleted and the browser is sent to the plan as it stands
+/// now, told what the confirmed plan named (`?changed`).
+pub(crate) async fn delete_manifest(
+    ctx: &Ctx,
+    repo: &RepoName,
+    wanted: &str,
+    form: &Fields,
+) -> Result<Response, ApiError> {
+    if form.get("planned").is_none() {
+        return Err(bad_request("confirm a deletion from its plan page"));
+    }
+    let d: shipshape_oci::Digest = wanted
+        .parse()
+        .map_err(|e| bad_request(format!("digest {wanted:?}: {e}")))?;
+    let planned: Vec<String> = form.all("tag").into_iter().map(str::to_string).collect();
+    let done = match ctx
+        .app
+        .registry
+        .delete_manifest_as_planned(repo, &d, &planned, &ctx.caller.principal)
+        .await
+    {
+        Ok(done) => done,
+        Err(crate::registry::RegistryError::PlanChanged(_)) => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("changed", "1");
+            for t in &planned {
+                q.append_pair("was", t);
+            }
+            return Ok(ctx.redirect(&format!(
+                "{}/delete?{}",
+                manifest_url(repo, wanted),
+                q.finish()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let body = html! {
+        h1 { "Deleted manifest " (digest(&done.digest.to_string())) " from " code { (repo) } }
+        p.ok role="status" data-testid="deleted-result" {
+            "Deleted the manifest"
+            @if !done.tags.is_empty() { " and its tags " (done.tags.join(", ")) }
+            "."
+        }
+        div.cards {
+            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
+            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
+            @if let Some(ms) = done.freed.restorable_until {
+                div.card { div.label { "Restorable until" } div.value data-testid="result-deadline" { (when(&model::time(ms))) } }
+            }
+        }
+        @if done.freed.restorable_until.is_some() {
+            form method="post" action={ "/ui/batches/" (done.batch) "/restore" } {
+                (ctx.csrf_field())
+                button.primary type="submit" data-testid="btn-undo" { "Undo: restore the manifest" }
+                span.note { " Brings back the manifest" @if !done.tags.is_empty() { " and its tags" } "." }
+            }
+        }
+        p { a href={ "/ui/repositories/" (repo) "/-/manifests" } { "Manifests of " (repo) } " · " a href="/ui/deleted" { "Recently deleted" } }
+    };
+    Ok(ctx.page("Deleted", body))
 }

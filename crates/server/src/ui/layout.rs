@@ -69,6 +69,16 @@ form.editor .hint, form.editor .field-error { grid-column:2; margin:-.3rem 0 .2r
 ul.presets li { margin:.3rem 0; }
 pre.document { background:#fff; border:1px solid var(--line); border-radius:4px; padding:.6rem .8rem; overflow:auto; }
 progress { width:20rem; }
+figure.chart { margin:.6rem 0; background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; }
+figure.chart > svg { display:block; width:100%; height:auto; }
+.chart .grid { stroke:var(--line); stroke-width:1; }
+.chart text.axis { fill:var(--muted); font-size:12px; }
+.chart polygon.live { fill:var(--live); } .chart polygon.held { fill:var(--held); }
+.chart polygon.grace { fill:var(--grace); } .chart polygon.reclaim { fill:var(--reclaim); }
+.chart .freed { fill:none; stroke:var(--fg); stroke-width:2; stroke-dasharray:6 4; }
+.chart figcaption { display:flex; flex-wrap:wrap; gap:.3rem 1.2rem; font-size:.9rem; margin-top:.4rem; }
+.chart svg.key { vertical-align:middle; margin-right:.35rem; }
+details > summary { cursor:pointer; }
 "#;
 
 /// The icon browsers show in the tab (without one they ask for `/favicon.ico`, which is no

@@ -2,13 +2,16 @@
 //! tagged or not, with why the registry still keeps it (the collector's own classification,
 //! `Registry::manifests`), filtered by tagged / untagged / referrers in the URL query; and one
 //! manifest in full (`…/-/manifests/DIGEST`): its tags, the platforms an index lists, the
-//! layers with how widely each is shared, its referrers and the raw JSON.
+//! layers with how widely each is shared, its referrers and the raw JSON, and for those who may
+//! delete it, the way to its deletion plan (`deletion.rs`).
 
 use std::collections::HashMap;
 
 use axum::response::Response;
 use maud::{Markup, html};
 use shipshape_oci::RepoName;
+
+use shipshape_meta::principal::Permission;
 
 use super::Ctx;
 use super::layout::{bytes, digest, when, when_or_never};
@@ -241,6 +244,16 @@ pub(crate) async fn detail_page(
             }
         }
 
+        @if ctx.may(Permission::Delete, Some(repo.as_str())) {
+            h2 { "Delete" }
+            p {
+                a.button href={ (detail_url(repo, &info.digest)) "/delete" } data-testid="btn-delete-manifest" {
+                    "Delete this manifest…"
+                }
+                " "
+                span.note { "Shows what goes with it and what is kept first; nothing is deleted until you confirm." }
+            }
+        }
         details data-testid="raw" {
             summary { "Raw manifest (JSON, reformatted; the digest is of the bytes as pushed)" }
             pre data-testid="raw-json" { (raw) }

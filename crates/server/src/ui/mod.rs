@@ -10,6 +10,7 @@
 
 mod accounts;
 mod activity;
+mod chart;
 mod deletion;
 mod gc;
 mod layout;

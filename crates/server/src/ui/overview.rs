@@ -1,5 +1,6 @@
-//! The overview (`/ui`): the storage bar from the figures `shipshape usage` shows, the
-//! repositories' counts, the last garbage collection run and the latest activity.
+//! The overview (`/ui`): the storage bar from the figures `shipshape usage` shows, the same
+//! figures over time (`chart.rs`), the repositories' counts, the last garbage collection run
+//! and the latest activity.
 
 use axum::response::Response;
 use maud::{Markup, html};
@@ -7,7 +8,7 @@ use shipshape_meta::events::EventFilter;
 use shipshape_meta::principal::Permission;
 
 use super::layout::{bytes, storage_bar, when};
-use super::{Ctx, gc};
+use super::{Ctx, chart, gc};
 use crate::api::model::{self, Event};
 use crate::api::{gc as api_gc, handlers};
 use crate::error::ApiError;
@@ -43,6 +44,8 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
         .next()
         .map(api_gc::info);
     let events: Vec<Event> = super::activity::events(ctx, &EventFilter::default(), RECENT).await?;
+    let history = ctx.app.registry.storage_history().await?;
+    let sample_interval = ctx.app.registry.options().sample_interval;
     let body = html! {
         h1 { "Overview" }
         h2 { "Storage" }
@@ -60,6 +63,8 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
             div.card { div.label { "Untagged manifests" } div.value data-testid="stat-untagged" { (untagged) } }
             div.card { div.label { "Blobs" } div.value { (total.blobs) } }
         }
+        h2 { "Storage over time" }
+        (chart::storage_history(&history, sample_interval))
         h2 { "Last garbage collection" }
         @match &last_run {
             Some(run) => { (gc::run_summary(run)) }

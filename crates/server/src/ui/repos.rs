@@ -162,6 +162,8 @@ enum Sub {
     Tags,
     Manifests,
     Manifest(String),
+    DeleteManifest(String),
+    ConfirmDeleteManifest(String),
     History,
     Delete,
     DeleteRepository,
@@ -182,6 +184,8 @@ fn parse(rest: &str) -> Result<(RepoName, Sub), ApiError> {
             [] => Sub::Tags,
             ["manifests"] => Sub::Manifests,
             ["manifests", d] => Sub::Manifest(d.to_string()),
+            ["manifests", d, "delete"] => Sub::DeleteManifest(d.to_string()),
+            ["manifests", d, "delete", "confirm"] => Sub::ConfirmDeleteManifest(d.to_string()),
             ["history"] => Sub::History,
             ["delete"] => Sub::Delete,
             ["delete-repository"] => Sub::DeleteRepository,
@@ -226,6 +230,7 @@ pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q
             Sub::Tags => tags_page(&ctx, &repo, &q).await,
             Sub::Manifests => super::manifests::list_page(&ctx, &repo, &q).await,
             Sub::Manifest(d) => super::manifests::detail_page(&ctx, &repo, &d).await,
+            Sub::DeleteManifest(d) => deletion::manifest_plan_page(&ctx, &repo, &d).await,
             Sub::History => history_page(&ctx, &repo).await,
             Sub::DeleteRepository => deletion::repository_plan_page(&ctx, &repo, None).await,
             Sub::Delete => {
@@ -242,7 +247,7 @@ pub(crate) async fn get_dispatch(ctx: Ctx, Path(rest): Path<String>, Query(q): Q
                 .collect();
                 deletion::plan_page(&ctx, &repo, &tags, None).await
             }
-            Sub::Restore(_) => Err(ApiError::method_not_allowed()),
+            Sub::Restore(_) | Sub::ConfirmDeleteManifest(_) => Err(ApiError::method_not_allowed()),
         }
     }
     .await;
@@ -256,6 +261,9 @@ pub(crate) async fn post_dispatch(Path(rest): Path<String>, posted: Posted) -> R
         let (repo, sub) = parse(&rest)?;
         match sub {
             Sub::Delete => deletion::execute_plan(&ctx, &repo, &form).await,
+            Sub::ConfirmDeleteManifest(d) => {
+                deletion::delete_manifest(&ctx, &repo, &d, &form).await
+            }
             Sub::DeleteRepository => deletion::delete_repository(&ctx, &repo, &form).await,
             Sub::Restore(tag) => deletion::restore_tag(&ctx, &repo, &tag, &form).await,
             _ => Err(ApiError::method_not_allowed()),
