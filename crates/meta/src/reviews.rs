@@ -341,11 +341,16 @@ pub async fn settle_manifests(
     Ok(())
 }
 
-/// Removes repository links whose lease ended at `renewed_by` or before; returns those removed.
-/// The caller has checked that no manifest of the repository references the blob. The lease is
-/// checked again here, in the deleting statement, because a manifest push renews the links it
-/// relies on (`manifests::missing_references`): a push that committed since the facts were read,
-/// or that holds the link's row lock now, keeps its link.
+/// Removes repository links whose lease ended at `renewed_by` or before and that no manifest of
+/// their repository references; returns those removed. The caller has checked both on the facts
+/// it read; both are checked again here, because a manifest push relies on the links it renews
+/// (`manifests::missing_references`), holding their row locks until it commits its references.
+/// On PostgreSQL the links are locked first, in the order pushes take them: the deleting
+/// statement then starts after any such push committed, and sees its references (a statement
+/// that waited for a row lock would re-check the row but not a subquery); a push that comes
+/// later waits for this transaction and finds the link gone. The renewal alone does not keep a
+/// link: a push whose clock reads no later than the collector's cutoff (no lease, or nodes'
+/// clocks apart) leaves it as old as the cutoff.
 pub async fn unlink(
     conn: &mut dyn Conn,
     links: &[(RepoId, Digest)],
@@ -360,9 +365,23 @@ pub async fn unlink(
             .map(|(r, d)| (r.0, d.to_string()))
             .collect::<Vec<_>>(),
     )?;
+    if let Backend::Postgres(cx) = conn.backend() {
+        sqlx::query(
+            "SELECT repository_id FROM repository_blobs WHERE (repository_id, digest) IN
+                 (SELECT CAST(value ->> 0 AS BIGINT), value ->> 1 FROM json_array_elements($1::json))
+             ORDER BY repository_id, digest FOR UPDATE",
+        )
+        .bind(&pairs)
+        .fetch_all(cx)
+        .await?;
+    }
     let rows = rows!(conn, fetch_all, |cx| sqlx::query(cx.sql(dual!(
         "DELETE FROM repository_blobs WHERE renewed_at <= $2 AND (repository_id, digest) IN
              (SELECT CAST(value ->> 0 AS BIGINT), value ->> 1 FROM " json_rows(1) ")
+           AND NOT EXISTS (SELECT 1 FROM manifests m " cross_join " manifest_blob_references mr
+                           ON mr.manifest_id = m.id
+                           WHERE m.repository_id = repository_blobs.repository_id
+                             AND mr.blob_digest = repository_blobs.digest)
          RETURNING repository_id, digest"
     )))
     .bind(&pairs)

@@ -286,6 +286,58 @@ async fn a_link_a_push_renewed_after_the_facts_were_read_is_kept() {
     .await;
 }
 
+/// The same with no lease to go by: the push renews the link to its own clock, no later than
+/// the collector's cutoff (a lease of 0, or the pushing node's clock behind the collector's),
+/// and the collector unlinks while the push holds the link. The unlink sees the push's
+/// reference and keeps the link, whether it ran after the push committed or waited for it (a
+/// statement that waited re-checks the row, not its subqueries: the link is locked first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_a_push_relies_on_is_kept_whatever_its_lease_says() {
+    each_backend(async |cat| {
+        let mut tx = begin(cat).await;
+        let r = repo(&mut tx, "team/app", T0).await;
+        let d = blob(&mut tx, r, "layer", 10, T0).await;
+        commit(tx).await;
+
+        let mut push = begin(cat).await;
+        let missing =
+            manifests::missing_references(&mut push, r, std::slice::from_ref(&d), &[], T0 + HOUR)
+                .await
+                .unwrap();
+        assert!(missing.is_empty());
+        let image = manifest(
+            &mut push,
+            r,
+            "image",
+            std::slice::from_ref(&d),
+            &[],
+            T0 + HOUR,
+        )
+        .await;
+        // Started while the push holds the link (SQLite's one writer waits at `begin`).
+        let collector = tokio::spawn({
+            let (cat, d) = (cat.clone(), d.clone());
+            async move {
+                let mut collect = begin(&cat).await;
+                let removed = reviews::unlink(&mut collect, &[(r, d)], T0 + DAY)
+                    .await
+                    .unwrap();
+                commit(collect).await;
+                removed
+            }
+        });
+        commit(push).await;
+        assert_eq!(collector.await.unwrap(), vec![]);
+        let mut rd = reader(cat).await;
+        assert!(blobs::find_in_repo(&mut rd, r, &d).await.unwrap().is_some());
+        assert_eq!(
+            blobs::referenced_in_repo(&mut rd, r, &d).await.unwrap(),
+            Some(image.digest)
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn forget_blobs_skips_a_blob_still_linked_or_referenced() {
     each_backend(async |cat| {
@@ -347,6 +399,59 @@ async fn forget_blobs_skips_a_blob_still_linked_or_referenced() {
                 .is_empty()
         );
         commit(tx).await;
+    })
+    .await;
+}
+
+/// An upload of bytes the catalogue already has takes the blob's review entry before it looks
+/// the blob up and links it (`commit_blob` in the server): a collector reviewing the blob
+/// meanwhile waits for the upload (on PostgreSQL at the entry's lock, `reviews::blob_facts`;
+/// SQLite's one writer at `begin`), then sees the link and keeps the blob, rather than leaving
+/// the upload a link to a row that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_an_upload_links_is_not_forgotten_under_it() {
+    each_backend(async |cat| {
+        let mut tx = begin(cat).await;
+        let r = repo(&mut tx, "team/app", T0).await;
+        let d = blob(&mut tx, r, "layer", 10, T0).await;
+        blobs::unlink(&mut tx, r, &d, T0).await.unwrap();
+        commit(tx).await;
+
+        let mut upload = begin(cat).await;
+        queue::queue_blob(&mut upload, &d, T0 + DAY, "blob uploaded")
+            .await
+            .unwrap();
+        let recorded = blobs::find_recorded(&mut upload, &d).await.unwrap();
+        assert_eq!(
+            recorded.map(|(b, present)| (b.digest, present)),
+            Some((d.clone(), true))
+        );
+        let collector = tokio::spawn({
+            let (cat, d) = (cat.clone(), d.clone());
+            async move {
+                let mut collect = begin(&cat).await;
+                let facts = reviews::blob_facts(&mut collect, std::slice::from_ref(&d))
+                    .await
+                    .unwrap();
+                let unlinked = facts[0].links.is_empty();
+                let forgotten = reviews::forget_blobs(&mut collect, &[d], T0 + DAY)
+                    .await
+                    .unwrap();
+                commit(collect).await;
+                (unlinked, forgotten)
+            }
+        });
+        blobs::link(&mut upload, r, &d, T0 + DAY).await.unwrap();
+        commit(upload).await;
+        let (unlinked, forgotten) = collector.await.unwrap();
+        assert!(!unlinked, "the collector's facts miss the upload's link");
+        assert!(forgotten.is_empty());
+        assert!(
+            blobs::find_in_repo(&mut reader(cat).await, r, &d)
+                .await
+                .unwrap()
+                .is_some()
+        );
     })
     .await;
 }

@@ -440,6 +440,12 @@ impl Registry {
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
         let repo_id = repos::get_or_create(&mut tx, repo, now).await?;
+        // The blob's review entry is taken first, as the collector takes it before it unlinks
+        // or forgets the blob (`reviews::blob_facts`): a review under way ends before the
+        // blob is looked up (one it forgot is not found, and this copy is recorded), and one
+        // that begins later waits and then sees this link. Looked up first, the blob could be
+        // forgotten before the link is written, which the database then refuses.
+        queue::queue_blob(&mut tx, digest, now, "blob uploaded").await?;
         let recorded = blobs::find_recorded(&mut tx, digest).await?;
         let mut ours_kept = false;
         let mut replaced = None;
