@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use shipshape_meta::{blobs, commit, events, repos};
+use shipshape_meta::{blobs, commit, events, queue, repos};
 use shipshape_oci::{Digest, RepoName, UploadId};
 use shipshape_store::{ByteRange, StorageKey, StoreError};
 
@@ -138,6 +138,10 @@ impl Registry {
     ) -> Result<MountOutcome> {
         let now = self.now();
         let mut tx = self.catalogue.begin().await?;
+        // The blob's review entry first, as an upload's commit takes it (`commit_blob`): a
+        // review under way ends before the blob is looked up, and one that begins later sees
+        // the new link; looked up first, the blob could be forgotten before it is linked.
+        queue::queue_blob(&mut tx, digest, now, "blob mounted").await?;
         // A mount needs read on its source: from `from` when named, else from any repository
         // the caller may read that holds the blob. Otherwise the client uploads the bytes.
         let source = match from {
