@@ -13,12 +13,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::backends::{Backends, Kept, S3_KEY_ID, S3_SECRET, configure_with};
+use common::backends::{Backends, Kept, configure_with};
+use common::process::{BIN, Serve, free_address, shipshape};
 use common::{
     OCI_MANIFEST, bytes_and_objects, catalog_repos, client, describe_run, gc_run_to_end, header,
     image_manifest, image_manifest_with, oci_tags, poll_until, pull_every_tag, random_bytes,
@@ -30,7 +30,6 @@ use shipshape_server::{BlobStoreConfig, CatalogueConfig, ServerConfig};
 use shipshape_store::{BLOBS_PREFIX, S3Config, S3Store, UPLOADS_PREFIX};
 use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_shipshape");
 const NODES: usize = 3;
 const WRITERS: usize = 3;
 /// Images the writers push in all, per writer: the soak goes on after the restart until then.
@@ -89,54 +88,23 @@ filter = "warn"
 /// One `shipshape serve` process and the configuration file it starts from.
 struct Node {
     config: PathBuf,
+    listen: String,
     base: String,
-    child: Option<Child>,
+    serve: Option<Serve>,
 }
 
 impl Node {
-    /// Starts the binary on its configuration and waits until `/healthz` answers. The node
-    /// fails the runs it left behind before it listens, so once it answers, they are failed.
+    /// Starts the binary on its configuration and address and waits until `/healthz`
+    /// answers. The node fails the runs it left behind before it listens, so once it answers,
+    /// they are failed.
     async fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is running", self.base);
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config)
-            .env("SHIPSHAPE_S3_ACCESS_KEY_ID", S3_KEY_ID)
-            .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", S3_SECRET)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("shipshape serve starts");
-        // Kept before the wait, so that a node that never answers is killed with the test.
-        let child = self.child.insert(child);
-        let health = &format!("{}/healthz", self.base);
-        wait_until(&format!("shipshape serve to answer {health}"), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("shipshape serve exited before it was ready: {status}");
-            }
-            async move {
-                let resp = client().get(health).send().await;
-                resp.is_ok_and(|r| r.status() == StatusCode::OK)
-                    .then_some(())
-            }
-        })
-        .await;
+        assert!(self.serve.is_none(), "{} is running", self.base);
+        self.serve = Some(Serve::start_at(&self.config, &self.listen, &[]).await);
     }
 
     /// SIGKILL, and reap the process.
     fn kill(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.serve.take().expect("running").kill();
     }
 }
 
@@ -171,12 +139,7 @@ impl Cluster {
         };
         let mut nodes = Vec::new();
         for n in 0..NODES {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("a free port")
-                .local_addr()
-                .unwrap()
-                .port();
-            let listen = format!("127.0.0.1:{port}");
+            let listen = free_address();
             let config = dir.path().join(format!("node-{n}.toml"));
             let data_dir = dir.path().join(format!("node-{n}"));
             std::fs::write(&config, node_config(&listen, &data_dir, &options.url, s3))
@@ -184,7 +147,8 @@ impl Cluster {
             let mut node = Node {
                 config,
                 base: format!("http://{listen}"),
-                child: None,
+                listen,
+                serve: None,
             };
             // One after another, as multi_node.rs: the first migrates the catalogue.
             node.start().await;
@@ -613,14 +577,7 @@ async fn check_clean(config: &Path) {
         "--orphan-min-age",
         "0s",
     ];
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env("SHIPSHAPE_S3_ACCESS_KEY_ID", S3_KEY_ID)
-        .env("SHIPSHAPE_S3_SECRET_ACCESS_KEY", S3_SECRET)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("shipshape check runs");
+    let out = shipshape(&args).await;
     let said = describe_run(Path::new(BIN), &args, &out);
     assert!(out.status.success(), "{said}");
     assert!(

@@ -9,8 +9,8 @@ use std::process::Output;
 
 use common::layout::{Image, Layer, MultiArch, OciLayout};
 use common::{
-    OCI_INDEX, OCI_MANIFEST, TestServer, client, header, oras_python, random_bytes, sha256, skopeo,
-    wait_gc_run, wait_policy_run,
+    OCI_INDEX, OCI_MANIFEST, TestServer, client, header, oras_python, pull_layout, push_layout,
+    random_bytes, sha256, skopeo, wait_gc_run, wait_policy_run,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -25,39 +25,6 @@ fn describe(program: &Path, args: &[&str], out: &Output) -> String {
 
 async fn run_ok(program: &Path, args: &[&str], cwd: Option<&Path>) -> Output {
     common::run_tool(program, args, cwd).await
-}
-
-/// `skopeo copy` from an OCI layout into the registry, digests preserved.
-async fn push_layout(layout: &Path, tag: &str, dest: &str, all: bool) {
-    let src = format!("oci:{}:{tag}", layout.display());
-    let mut args = vec![
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-    ];
-    if all {
-        args.push("--all");
-    }
-    args.extend([src.as_str(), dest]);
-    run_ok(&skopeo(), &args, None).await;
-}
-
-/// `skopeo copy` from the registry into a new OCI layout, digests preserved.
-async fn pull_layout(src: &str, layout: &Path, tag: &str, all: bool) -> OciLayout {
-    let dest = format!("oci:{}:{tag}", layout.display());
-    let mut args = vec![
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-    ];
-    if all {
-        args.push("--all");
-    }
-    args.extend([src, dest.as_str()]);
-    run_ok(&skopeo(), &args, None).await;
-    OciLayout::open(layout)
 }
 
 /// GET a manifest the way a client would; returns status, content type, digest header, body.

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::layout::{Image, Layer, OciLayout};
-use common::{random_bytes, run_tool, skopeo};
+use common::{pull_layout, push_layout, random_bytes, run_tool, skopeo};
 use futures::TryStreamExt;
 use shipshape_store::{BLOBS_PREFIX, BlobStore, S3Config, S3Store, UPLOADS_PREFIX};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -100,32 +100,12 @@ restore_window = "0s"
     let image = Image::new("amd64", &[big, Layer::seeded("small", 3)], &["/bin/true"]);
     OciLayout::create(&tmp.path().join("src")).add_image("v1", &image);
     let dest = format!("docker://{host}/s3/app:v1");
-    let src = format!("oci:{}:v1", tmp.path().join("src").display());
-    let push = [
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        src.as_str(),
-        dest.as_str(),
-    ];
-    run_tool(&skopeo(), &push, None).await;
+    push_layout(&tmp.path().join("src"), "v1", &dest, false).await;
     let blobs = listed(&s3, BLOBS_PREFIX).await;
     assert_eq!(blobs.len(), image.blobs().len(), "{blobs:?}");
     assert_eq!(listed(&s3, UPLOADS_PREFIX).await, Vec::<String>::new());
 
-    let pulled = tmp.path().join("dst");
-    let dst = format!("oci:{}:v1", pulled.display());
-    let pull = [
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        dest.as_str(),
-        dst.as_str(),
-    ];
-    run_tool(&skopeo(), &pull, None).await;
-    let pulled = OciLayout::open(&pulled);
+    let pulled = pull_layout(&dest, &tmp.path().join("dst"), "v1", false).await;
     assert_eq!(pulled.tagged("v1"), image.descriptor());
     assert!(pulled.content() == image.content(), "pulled bytes differ");
 
@@ -240,15 +220,7 @@ restore_window = "0s"
     assert!(said.contains("--config"), "{said}");
     // One blob of another image, and an orphan the check's repair deletes.
     let other = format!("docker://{host}/s3/other:v1");
-    let push = [
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        src.as_str(),
-        other.as_str(),
-    ];
-    run_tool(&skopeo(), &push, None).await;
+    push_layout(&tmp.path().join("src"), "v1", &other, false).await;
     let stored = listed(&s3, BLOBS_PREFIX).await;
     leave_tail(s3.begin_upload().await.unwrap()).await;
     let checked = check(true).await.unwrap();
@@ -401,28 +373,8 @@ async fn blob_downloads_can_be_redirected_to_the_bucket() {
     let image = Image::new("amd64", &[Layer::seeded("one", 11)], &["/bin/true"]);
     OciLayout::create(&tmp.path().join("src")).add_image("v1", &image);
     let dest = format!("docker://{host}/s3/redirected:v1");
-    let src = format!("oci:{}:v1", tmp.path().join("src").display());
-    let push = [
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        src.as_str(),
-        dest.as_str(),
-    ];
-    run_tool(&skopeo(), &push, None).await;
-    let pulled = tmp.path().join("dst");
-    let dst = format!("oci:{}:v1", pulled.display());
-    let pull = [
-        "--insecure-policy",
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        dest.as_str(),
-        dst.as_str(),
-    ];
-    run_tool(&skopeo(), &pull, None).await;
-    let pulled = OciLayout::open(&pulled);
+    push_layout(&tmp.path().join("src"), "v1", &dest, false).await;
+    let pulled = pull_layout(&dest, &tmp.path().join("dst"), "v1", false).await;
     assert_eq!(pulled.tagged("v1"), image.descriptor());
     assert!(pulled.content() == image.content(), "pulled bytes differ");
 

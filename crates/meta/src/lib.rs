@@ -622,6 +622,9 @@ fn pending(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// The versions sqlx recorded as applied; none before its table exists.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
 async fn applied_sqlite_migrations(pool: &SqlitePool) -> Result<Vec<i64>> {
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
@@ -631,11 +634,7 @@ async fn applied_sqlite_migrations(pool: &SqlitePool) -> Result<Vec<i64>> {
     if !exists {
         return Ok(Vec::new());
     }
-    Ok(
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(APPLIED).fetch_all(pool).await?)
 }
 
 async fn applied_postgres_migrations(pool: &PgPool) -> Result<Vec<i64>> {
@@ -647,11 +646,7 @@ async fn applied_postgres_migrations(pool: &PgPool) -> Result<Vec<i64>> {
     if !exists {
         return Ok(Vec::new());
     }
-    Ok(
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(APPLIED).fetch_all(pool).await?)
 }
 
 /// How many of this release's migrations the database has not applied.

@@ -622,19 +622,11 @@ fn spawn_housekeeping(
     collector: shipshape_gc::Collector,
     registry: Registry,
     retention: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
-                return;
-            }
+    spawn_every(HOUSEKEEPING_EVERY, stop, move || {
+        let (collector, registry) = (collector.clone(), registry.clone());
+        async move {
             match collector.prune_history(retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "pruned the activity log past its retention"),
@@ -649,23 +641,19 @@ fn spawn_housekeeping(
     })
 }
 
-/// How often the sampler looks whether a sample of the storage figures is due, at most: a
-/// look reads the newest sample's time, and only a due one takes the figures.
-const SAMPLER_LOOKS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Samples the storage figures for the overview's chart (`Registry::sample_storage`): at start
-/// and then every sampling interval or `SAMPLER_LOOKS_EVERY`, whichever is shorter, until
-/// `stop` turns true. Every node samples; the catalogue keeps one sample per interval.
-fn spawn_sampler(
-    registry: Registry,
+/// Runs `work` at once and then every `period` (a late tick waits, rather than bunching up),
+/// until `stop` turns true.
+fn spawn_every<F, Fut>(
+    period: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> JoinHandle<()> {
+    mut work: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let interval = registry.options().sample_interval;
-        if interval.is_zero() {
-            return;
-        }
-        let mut tick = tokio::time::interval(interval.min(SAMPLER_LOOKS_EVERY));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -675,6 +663,26 @@ fn spawn_sampler(
             if *stop.borrow() {
                 return;
             }
+            work().await;
+        }
+    })
+}
+
+/// How often the sampler looks whether a sample of the storage figures is due, at most: a
+/// look reads the newest sample's time, and only a due one takes the figures.
+const SAMPLER_LOOKS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Samples the storage figures for the overview's chart (`Registry::sample_storage`): at start
+/// and then every sampling interval or `SAMPLER_LOOKS_EVERY`, whichever is shorter, until
+/// `stop` turns true. Every node samples; the catalogue keeps one sample per interval.
+fn spawn_sampler(registry: Registry, stop: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+    let interval = registry.options().sample_interval;
+    if interval.is_zero() {
+        return tokio::spawn(async {});
+    }
+    spawn_every(interval.min(SAMPLER_LOOKS_EVERY), stop, move || {
+        let registry = registry.clone();
+        async move {
             if let Err(e) = registry.sample_storage().await {
                 tracing::warn!(error = %e, "sampling the storage figures failed");
             }

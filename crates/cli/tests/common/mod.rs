@@ -862,3 +862,36 @@ async fn wait_run(base: &str, path: &str, run: &str) -> Value {
     })
     .await
 }
+
+/// `skopeo copy` from an OCI layout into the registry, digests preserved.
+pub async fn push_layout(layout: &Path, tag: &str, dest: &str, all: bool) {
+    let src = format!("oci:{}:{tag}", layout.display());
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+    ];
+    if all {
+        args.push("--all");
+    }
+    args.extend([src.as_str(), dest]);
+    run_tool(&skopeo(), &args, None).await;
+}
+
+/// `skopeo copy` from the registry into a new OCI layout, digests preserved.
+pub async fn pull_layout(src: &str, layout: &Path, tag: &str, all: bool) -> layout::OciLayout {
+    let dest = format!("oci:{}:{tag}", layout.display());
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+    ];
+    if all {
+        args.push("--all");
+    }
+    args.extend([src, dest.as_str()]);
+    run_tool(&skopeo(), &args, None).await;
+    layout::OciLayout::open(layout)
+}

@@ -81,7 +81,15 @@ impl Serve {
     /// Starts the binary on a free port with `--config config` and `args`, and waits until
     /// `/healthz` answers.
     pub async fn start(config: &Path, args: &[&str]) -> Serve {
-        let mut s = Serve::spawn(config, args, None);
+        let mut s = Serve::spawn(config, args, None, None);
+        s.ready().await;
+        s
+    }
+
+    /// [`Serve::start`] on the address `listen` (`127.0.0.1:PORT`): a node started again
+    /// where its cluster knows it.
+    pub async fn start_at(config: &Path, listen: &str, args: &[&str]) -> Serve {
+        let mut s = Serve::spawn(config, args, None, Some(listen));
         s.ready().await;
         s
     }
@@ -89,16 +97,11 @@ impl Serve {
     /// Starts the binary with the fault point `point` armed (`shipshape_fault`); does not wait
     /// for it to be ready, since the point may come before.
     pub fn armed(config: &Path, args: &[&str], point: &str) -> Serve {
-        Serve::spawn(config, args, Some(point))
+        Serve::spawn(config, args, Some(point), None)
     }
 
-    fn spawn(config: &Path, args: &[&str], point: Option<&str>) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .unwrap()
-            .port();
-        let listen = format!("127.0.0.1:{port}");
+    fn spawn(config: &Path, args: &[&str], point: Option<&str>, listen: Option<&str>) -> Serve {
+        let listen = listen.map_or_else(free_address, str::to_string);
         let mut c = command();
         c.args(["serve", "--listen", &listen, "--config"])
             .arg(config)
@@ -149,6 +152,16 @@ impl Serve {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
+}
+
+/// A loopback address nothing listens on now.
+pub fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
 }
 
 /// SIGKILL's number on every Unix the registry runs on.

@@ -28,6 +28,9 @@ a.skip:focus { left:1rem; }
 main { max-width:1200px; margin:0 auto; padding:1rem 1.2rem 3rem; }
 h1 { font-size:1.5rem; margin:.6rem 0 1rem; }
 h2 { font-size:1.15rem; margin:1.6rem 0 .6rem; }
+.progress { margin:.6rem 0 1rem; }
+.progress label { display:block; margin-bottom:.3rem; }
+.progress progress { width:100%; max-width:36rem; height:1rem; accent-color:var(--accent); }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line); }
 caption { text-align:left; font-weight:600; padding:.4rem 0; }
 th, td { text-align:left; padding:.35rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
