@@ -163,42 +163,56 @@ impl Registry {
         }
     }
 
-    /// Live repositories with counts and figures, in name order.
+    /// Live repositories with counts and figures, in name order. The figures are the shared
+    /// ones (`figures.rs`): classifying every repository again per request took seconds at
+    /// 10 000 tags (`bench-ui`).
     pub async fn repositories(
         &self,
         last: Option<&str>,
         n: Option<u64>,
     ) -> Result<Vec<RepositoryDetails>> {
-        let mut conn = self.catalogue.reader().await?;
-        let limit = n.map(|n| n as i64).unwrap_or(-1);
-        let summaries = repos::summaries(&mut conn, None, last, limit).await?;
-        let mut figures: std::collections::HashMap<String, Usage> =
-            usage::per_repository(&mut conn, &self.usage_rules(), None)
-                .await?
-                .into_iter()
-                .collect();
-        Ok(summaries
-            .into_iter()
-            .map(|summary| RepositoryDetails {
-                usage: figures.remove(&summary.name).unwrap_or_default(),
-                summary,
-            })
-            .collect())
+        let summaries = {
+            let mut conn = self.catalogue.reader().await?;
+            let limit = n.map(|n| n as i64).unwrap_or(-1);
+            repos::summaries(&mut conn, None, last, limit).await?
+        };
+        let figures = self.figures().await?;
+        let by_name: std::collections::HashMap<&str, &Usage> = figures
+            .per_repository
+            .iter()
+            .map(|(name, u)| (name.as_str(), u))
+            .collect();
+        let mut details = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let usage = match by_name.get(summary.name.as_str()) {
+                Some(u) => (*u).clone(),
+                // Created since the figures were taken (by another node's first upload).
+                None => match summary.name.parse::<RepoName>() {
+                    Ok(name) => match self.repository_usage(&name).await {
+                        Ok(u) => u,
+                        // Deleted meanwhile: listed as the summaries had it.
+                        Err(RegistryError::NameUnknown(_)) => Usage::default(),
+                        Err(e) => return Err(e),
+                    },
+                    Err(_) => Usage::default(),
+                },
+            };
+            details.push(RepositoryDetails { usage, summary });
+        }
+        Ok(details)
     }
 
-    /// One repository's counts and figures.
+    /// One repository's counts and figures (the shared figures, as `repositories`).
     pub async fn repository(&self, repo: &RepoName) -> Result<RepositoryDetails> {
-        let mut conn = self.catalogue.reader().await?;
-        self.live_repo(&mut conn, repo).await?;
-        let summary = repos::summaries(&mut conn, Some(repo.as_str()), None, 1)
-            .await?
-            .pop()
-            .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?;
-        let usage = usage::per_repository(&mut conn, &self.usage_rules(), Some(repo.as_str()))
-            .await?
-            .pop()
-            .map(|(_, u)| u)
-            .unwrap_or_default();
+        let summary = {
+            let mut conn = self.catalogue.reader().await?;
+            self.live_repo(&mut conn, repo).await?;
+            repos::summaries(&mut conn, Some(repo.as_str()), None, 1)
+                .await?
+                .pop()
+                .ok_or_else(|| RegistryError::NameUnknown(repo.clone()))?
+        };
+        let usage = self.repository_usage(repo).await?;
         Ok(RepositoryDetails { summary, usage })
     }
 
