@@ -28,7 +28,7 @@ use super::{Ctx, Fields, Posted, bad_request, forbidden};
 use crate::api::handlers;
 use crate::api::model::{self, RestorableTag, TagInfo};
 use crate::error::ApiError;
-use crate::registry::{Overwrite, TagQuery};
+use crate::registry::{Freed, Overwrite, TagQuery};
 
 fn parse_tag(t: &str) -> Result<Tag, ApiError> {
     t.parse::<Tag>()
@@ -129,19 +129,7 @@ pub(crate) async fn plan_page(
                     }
                 }
             }
-            div.cards {
-                (super::overview::figure("Bytes held for restore", dry.freed.bytes_held, "plan-held"))
-                (super::overview::figure("Bytes freed at once", dry.freed.bytes_reclaimable, "plan-freed"))
-                div.card {
-                    div.label { "Restorable until" }
-                    div.value data-testid="plan-deadline" {
-                        @match dry.freed.restorable_until {
-                            Some(ms) => { (when(&model::time(ms))) }
-                            None => { "not restorable (no restore window)" }
-                        }
-                    }
-                }
-            }
+            (plan_cards(&dry.freed))
             p.note {
                 "Layers other images still use are kept and not counted. Until the deadline, "
                 "the deleted tags can be restored from this repository's history or from "
@@ -231,13 +219,7 @@ pub(crate) async fn execute_plan(
         p.ok role="status" data-testid="deleted-result" {
             "Deleted: " (done.deleted.iter().map(|d| d.tag.as_str()).collect::<Vec<_>>().join(", ")) "."
         }
-        div.cards {
-            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
-            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
-            @if let Some(ms) = done.freed.restorable_until {
-                div.card { div.label { "Restorable until" } div.value { (when(&model::time(ms))) } }
-            }
-        }
+        (result_cards(&done.freed))
         @if let Some(batch) = done.batch {
             form method="post" action={ "/ui/batches/" (batch) "/restore" } {
                 (ctx.csrf_field())
@@ -292,19 +274,7 @@ pub(crate) async fn repository_plan_page(
                 }
             }
         }
-        div.cards {
-            (super::overview::figure("Bytes held for restore", plan.freed.bytes_held, "plan-held"))
-            (super::overview::figure("Bytes freed at once", plan.freed.bytes_reclaimable, "plan-freed"))
-            div.card {
-                div.label { "Restorable until" }
-                div.value data-testid="plan-deadline" {
-                    @match plan.freed.restorable_until {
-                        Some(ms) => { (when(&model::time(ms))) }
-                        None => { "not restorable (no restore window)" }
-                    }
-                }
-            }
-        }
+        (plan_cards(&plan.freed))
         form method="post" action={ "/ui/repositories/" (repo) "/-/delete-repository" } {
             (ctx.csrf_field())
             p {
@@ -353,13 +323,7 @@ pub(crate) async fn delete_repository(
             "Deleted " (done.tags.len()) @if done.tags.len() == 1 { " tag" } @else { " tags" }
             " and " (done.manifests) @if done.manifests == 1 { " manifest" } @else { " manifests" } "."
         }
-        div.cards {
-            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
-            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
-            @if let Some(ms) = done.freed.restorable_until {
-                div.card { div.label { "Restorable until" } div.value data-testid="result-deadline" { (when(&model::time(ms))) } }
-            }
-        }
+        (result_cards(&done.freed))
         @if done.freed.restorable_until.is_some() {
             form method="post" action={ "/ui/batches/" (done.batch) "/restore" } {
                 (ctx.csrf_field())
@@ -643,19 +607,7 @@ pub(crate) async fn manifest_plan_page(
                         }
                     }
                 }
-                div.cards {
-                    (super::overview::figure("Bytes held for restore", plan.freed.bytes_held, "plan-held"))
-                    (super::overview::figure("Bytes freed at once", plan.freed.bytes_reclaimable, "plan-freed"))
-                    div.card {
-                        div.label { "Restorable until" }
-                        div.value data-testid="plan-deadline" {
-                            @match plan.freed.restorable_until {
-                                Some(ms) => { (when(&model::time(ms))) }
-                                None => { "not restorable (no restore window)" }
-                            }
-                        }
-                    }
-                }
+                (plan_cards(&plan.freed))
                 p.note {
                     "Kept: layers and configs other images still use, which are not counted. Until the "
                     "deadline the deletion can be undone from its result page"
@@ -728,13 +680,7 @@ pub(crate) async fn delete_manifest(
             @if !done.tags.is_empty() { " and its tags " (done.tags.join(", ")) }
             "."
         }
-        div.cards {
-            (super::overview::figure("Bytes held for restore", done.freed.bytes_held, "result-held"))
-            (super::overview::figure("Bytes freed at once", done.freed.bytes_reclaimable, "result-freed"))
-            @if let Some(ms) = done.freed.restorable_until {
-                div.card { div.label { "Restorable until" } div.value data-testid="result-deadline" { (when(&model::time(ms))) } }
-            }
-        }
+        (result_cards(&done.freed))
         @if done.freed.restorable_until.is_some() {
             form method="post" action={ "/ui/batches/" (done.batch) "/restore" } {
                 (ctx.csrf_field())
@@ -745,4 +691,36 @@ pub(crate) async fn delete_manifest(
         p { a href={ "/ui/repositories/" (repo) "/-/manifests" } { "Manifests of " (repo) } " · " a href="/ui/deleted" { "Recently deleted" } }
     };
     Ok(ctx.page("Deleted", body))
+}
+
+/// What a deletion plan holds back and frees, and until when it can be undone.
+fn plan_cards(freed: &Freed) -> Markup {
+    html! {
+        div.cards {
+            (super::overview::figure("Bytes held for restore", freed.bytes_held, "plan-held"))
+            (super::overview::figure("Bytes freed at once", freed.bytes_reclaimable, "plan-freed"))
+            div.card {
+                div.label { "Restorable until" }
+                div.value data-testid="plan-deadline" {
+                    @match freed.restorable_until {
+                        Some(ms) => { (when(&model::time(ms))) }
+                        None => { "not restorable (no restore window)" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a deletion that ran held back and freed, and until when it can be undone.
+fn result_cards(freed: &Freed) -> Markup {
+    html! {
+        div.cards {
+            (super::overview::figure("Bytes held for restore", freed.bytes_held, "result-held"))
+            (super::overview::figure("Bytes freed at once", freed.bytes_reclaimable, "result-freed"))
+            @if let Some(ms) = freed.restorable_until {
+                div.card { div.label { "Restorable until" } div.value data-testid="result-deadline" { (when(&model::time(ms))) } }
+            }
+        }
+    }
 }
