@@ -461,21 +461,24 @@ pub async fn tagged_tree_sizes(
 ) -> Result<std::collections::HashMap<ManifestId, u64>> {
     let rows = rows!(conn, fetch_all, |cx| {
         sqlx::query(
+            // CROSS JOIN keeps the tree as the outer loop: without it SQLite 3.51 scanned
+            // every blob reference of the registry and probed the tree (150 ms for a
+            // repository of 20 tags at 100 000 blobs, bench-ui). PostgreSQL reorders it freely.
             "WITH RECURSIVE tree(root, id) AS (
              SELECT DISTINCT manifest_id, manifest_id FROM tags WHERE repository_id = $1
              UNION SELECT tree.root, c.child_id FROM tree
                    JOIN manifest_child_references c ON c.parent_id = tree.id),
          blob_part AS (
-             SELECT DISTINCT tree.root, b.digest, b.size FROM tree
-             JOIN manifest_blob_references r ON r.manifest_id = tree.id
-             JOIN blobs b ON b.digest = r.blob_digest),
+             SELECT root, sum(size) AS size FROM (
+                 SELECT DISTINCT tree.root, b.digest, b.size
+                 FROM tree CROSS JOIN manifest_blob_references r CROSS JOIN blobs b
+                 WHERE r.manifest_id = tree.id AND b.digest = r.blob_digest) AS reached
+             GROUP BY root),
          manifest_part AS (
              SELECT tree.root, sum(m.size) AS size FROM tree JOIN manifests m ON m.id = tree.id
              GROUP BY tree.root)
-         SELECT p.root,
-                CAST(p.size + coalesce((SELECT sum(size) FROM blob_part b WHERE b.root = p.root), 0)
-                     AS BIGINT) AS total
-         FROM manifest_part p",
+         SELECT p.root, CAST(p.size + coalesce(b.size, 0) AS BIGINT) AS total
+         FROM manifest_part p LEFT JOIN blob_part b ON b.root = p.root",
         )
         .bind(repo.0)
     })?;
