@@ -344,6 +344,7 @@ impl Auth {
         let current = account_of_subject(&subject).and_then(|a| view.current(&a, now));
         if current.is_none() || last_used < now - SESSION_TOUCH {
             let mut tx = self.0.catalogue.begin().await?;
+            tx.leaves_figures();
             if current.is_some() {
                 web_sessions::touch(&mut tx, &key, now).await?;
             } else {
@@ -522,6 +523,7 @@ impl Auth {
     async fn touch(&self, account: &Account, now: Millis) {
         let write = async {
             let mut tx = self.0.catalogue.begin().await?;
+            tx.leaves_figures();
             match account {
                 Account::User { id, .. } => accounts::touch_user(&mut tx, *id, now).await?,
                 Account::Robot { id, .. } => accounts::touch_robot(&mut tx, *id, now).await?,

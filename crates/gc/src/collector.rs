@@ -358,6 +358,7 @@ impl Collector {
                 claim_until: rules.now + CLAIM_MS,
             };
             let mut tx = self.catalogue.begin_unsynced().await?;
+            tx.leaves_figures();
             let manifests = queue::claim_manifests(&mut tx, due, BATCH).await?;
             // Blob reviews need no queue delay: a link's lease is the grace period.
             let blob_due = Due {
@@ -549,6 +550,7 @@ impl Collector {
         loop {
             let now = self.clock.now();
             let mut tx = self.catalogue.begin().await?;
+            tx.leaves_figures();
             let (until, limit) = (now + CLAIM_MS, BATCH);
             let keys = if run {
                 queue::claim_storage_deletions_for_run(&mut tx, now, until, limit).await?

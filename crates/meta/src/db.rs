@@ -50,7 +50,21 @@ pub struct Tx(
     pub(crate) Vec<crate::events::Recorded>,
     /// Counts the commit (what a cache of figures over the whole catalogue compares).
     pub(crate) std::sync::Arc<crate::CatalogueStats>,
+    /// Set by [`Tx::leaves_figures`]: the commit is not counted.
+    pub(crate) bool,
 );
+
+impl Tx {
+    /// Says that this transaction writes nothing the storage figures read (`usage`): pull
+    /// counts, login and session times, claims on the collector's queues. Its commit then
+    /// leaves figures cached over the whole catalogue current: such writes come every few
+    /// seconds on a busy or even an idle registry (the collector's worker claims, finding
+    /// nothing), and each would otherwise make the next page that shows figures walk the
+    /// catalogue again.
+    pub fn leaves_figures(&mut self) {
+        self.3 = true;
+    }
+}
 
 impl Conn for Tx {
     fn backend(&mut self) -> Backend<'_> {

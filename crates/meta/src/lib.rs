@@ -181,8 +181,9 @@ pub struct CatalogueStats {
     /// Checkpoints of the write-ahead log made while the writer was idle (those the writer
     /// makes on the commit that crosses `CHECKPOINT_PAGES` happen inside SQLite, unseen).
     pub idle_checkpoints: AtomicU64,
-    /// Write transactions this process committed: a figure computed over the whole catalogue
-    /// is still current for this node's writes while this has not moved.
+    /// Write transactions this process committed, but those that said they leave the storage
+    /// figures as they were (`Tx::leaves_figures`): a figure computed over the whole
+    /// catalogue is still current for this node's writes while this has not moved.
     pub commits: AtomicU64,
     /// SQLite's write-ahead log file (none on PostgreSQL).
     wal: Option<std::path::PathBuf>,
@@ -526,7 +527,7 @@ impl Catalogue {
                 TxInner::Postgres(self.stats.time_write(pool.begin_with(begin)).await?)
             }
         };
-        Ok(Tx(inner, Vec::new(), self.stats.clone()))
+        Ok(Tx(inner, Vec::new(), self.stats.clone(), false))
     }
 
     /// A connection for reads that need no consistency with a later write.
@@ -675,12 +676,14 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 /// Commits a write transaction.
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
-    let Tx(tx, recorded, stats) = tx;
+    let Tx(tx, recorded, stats, leaves_figures) = tx;
     match tx {
         TxInner::Sqlite(tx) => tx.commit().await?,
         TxInner::Postgres(tx) => tx.commit().await?,
     }
-    stats.commits.fetch_add(1, Ordering::Release);
+    if !leaves_figures {
+        stats.commits.fetch_add(1, Ordering::Release);
+    }
     for entry in &recorded {
         entry.log();
     }
@@ -822,6 +825,25 @@ mod tests {
             after <= JOURNAL_SIZE_LIMIT,
             "{after} after a burst of {burst}"
         );
+        cat.close().await;
+    }
+
+    /// A commit moves the mark cached storage figures compare, but not one that said it leaves
+    /// them as they were (a pull-count flush, the collector's claims).
+    #[tokio::test]
+    async fn only_commits_that_may_change_the_figures_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
+            .await
+            .unwrap();
+        let counted = || cat.stats().commits.load(Ordering::Acquire);
+        let before = counted();
+        let mut tx = cat.begin().await.unwrap();
+        tx.leaves_figures();
+        commit(tx).await.unwrap();
+        assert_eq!(counted(), before);
+        commit(cat.begin().await.unwrap()).await.unwrap();
+        assert_eq!(counted(), before + 1);
         cat.close().await;
     }
 

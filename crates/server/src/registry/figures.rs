@@ -3,10 +3,14 @@
 //! every request until something could have changed them: a write committed on this node, an
 //! action recorded in the activity log by any node, the registry's clock reaching the instant
 //! at which time alone changes them (garbage leaving its grace period, a deletion leaving its
-//! restore window: the query says when), or `MAX_AGE` passing (other nodes' uploads and lease
-//! renewals record no action). Requests arriving while the figures are being taken wait for
-//! them instead of taking them too, so however many ask, a node walks the catalogue at most
-//! once at a time.
+//! restore window: the query says when), or, on a catalogue other nodes share, `MAX_AGE`
+//! passing (their uploads and lease renewals record no action). A SQLite catalogue has no
+//! other writer while a registry serves it (the data directory's lock keeps the offline
+//! commands out), so there figures stay until something changes them. Writes that cannot
+//! change them (pull counts, login times, the collector's claims) do not count as commits
+//! (`Tx::leaves_figures`). Requests arriving while the figures are being taken wait for them
+//! instead of taking them too, so however many ask, a node walks the catalogue at most once
+//! at a time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +21,8 @@ use shipshape_meta::{Millis, events};
 
 use super::{Registry, Result};
 
-/// How long figures are served when nothing this node can see has changed them.
+/// How long figures are served, on a catalogue other nodes share, when nothing this node can
+/// see has changed them.
 const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// The figures of the whole registry and of every live repository, as taken at `taken_at`.
@@ -65,11 +70,12 @@ impl Registry {
             latest_event: events::latest_id(&mut conn).await?,
         };
         let now = self.now();
+        let shared = self.catalogue.backend_name() == "postgres";
         if let Some((taken, expiry, figures)) = &*slot
             && *taken == mark
             && now >= figures.taken_at
             && expiry.turns_at.is_none_or(|t| now < t)
-            && expiry.taken.elapsed() < MAX_AGE
+            && (!shared || expiry.taken.elapsed() < MAX_AGE)
         {
             return Ok(figures.clone());
         }

@@ -51,6 +51,7 @@ impl Registry {
             return Ok(());
         }
         let mut tx = self.catalogue.begin().await?;
+        tx.leaves_figures();
         for ((repo, tag, digest), (count, last)) in batch {
             let Some(repo_id) = repos::find(&mut tx, &repo).await? else {
                 continue;
