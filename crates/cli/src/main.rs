@@ -11,12 +11,6 @@ mod offline;
 mod remote;
 mod transfer;
 
-// glibc's allocator gives each thread that frees memory its own arena and keeps what it freed:
-// under the soak's mixed load (bench/README.md, "Soak") the server's RSS stepped upwards for
-// half an hour with nothing held. mimalloc returns freed pages.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
