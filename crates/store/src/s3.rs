@@ -170,15 +170,6 @@ impl S3Store {
             )
             .await
             .map_err(|e| self.error(&key, e))?;
-        // A versioned bucket answers every PUT with a version id ("null" once suspended).
-        if put.version.as_deref().is_some_and(|v| v != "null") {
-            tracing::warn!(
-                bucket = %self.bucket,
-                "the bucket keeps object versions: a deleted blob's bytes stay stored (and \
-                 billed) until a lifecycle rule expires noncurrent versions; turn versioning \
-                 off or add a NoncurrentVersionExpiration rule"
-            );
-        }
         let batch = self.delete_batch(std::slice::from_ref(&key)).await;
         if let Some(Err(e)) = batch.into_iter().next() {
             tracing::warn!(
@@ -188,6 +179,23 @@ impl S3Store {
             );
             self.bulk_delete.store(false, Ordering::Relaxed);
             self.delete(&key).await?;
+        }
+        // A versioned bucket answers every PUT with a version id ("null" once suspended), but
+        // so do stores without versioning (garage names each write): the deleted probe still
+        // readable by its version is what says that deleted bytes stay stored.
+        if let Some(version) = put.version.filter(|v| v != "null") {
+            let options = GetOptions {
+                version: Some(version),
+                ..GetOptions::default()
+            };
+            if self.s3.get_opts(&path(&key), options).await.is_ok() {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    "the bucket keeps object versions: a deleted blob's bytes stay stored (and \
+                     billed) until a lifecycle rule expires noncurrent versions; turn \
+                     versioning off or add a NoncurrentVersionExpiration rule"
+                );
+            }
         }
         Ok(())
     }
