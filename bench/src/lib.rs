@@ -4,6 +4,7 @@
 //! (Markdown and JSON under `bench/results/`), never asserted. `bench/README.md` says how to run
 //! them and what limits each figure.
 
+pub mod garage;
 pub mod gc;
 pub mod http;
 pub mod nodes;

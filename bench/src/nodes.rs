@@ -2,7 +2,8 @@
 //! as three (child processes on one database and one bucket), beside Shipshape on SQLite + disk
 //! and Distribution on the same S3 server: push and pull throughput of a few MiB-sized layers,
 //! and the manifest GET rate and p99 with wrk's connections spread round-robin over the nodes.
-//! PostgreSQL comes from `scripts/postgres`, the S3 server (s3s-fs) runs in this process.
+//! PostgreSQL comes from `scripts/postgres`; the S3 server is s3s-fs in this process, or with
+//! `--garage` a garage node as its own process (`garage.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use serde::Serialize;
 
+use crate::garage::{self, Garage};
 use crate::http::client::{Client, Upload};
 use crate::http::images::{self, Image, MANIFEST_TYPE};
 use crate::http::{Result, wrk};
@@ -176,6 +178,16 @@ pub struct Setup {
     pub shipshape_bin: PathBuf,
     pub postgres_script: PathBuf,
     pub work: PathBuf,
+    /// The garage binary to store every registry's blobs in, instead of s3s-fs.
+    pub garage: Option<PathBuf>,
+}
+
+/// The S3 server the registries store their blobs in, and the key they sign with.
+#[derive(Clone, Copy)]
+struct S3Endpoint {
+    addr: SocketAddr,
+    key_id: &'static str,
+    secret: &'static str,
 }
 
 /// One figure across the columns.
@@ -341,15 +353,16 @@ impl Deployment {
     }
 }
 
-fn s3_env() -> [(&'static str, &'static str); 2] {
+fn s3_env(s3: S3Endpoint) -> [(&'static str, &'static str); 2] {
     [
-        ("SHIPSHAPE_S3_ACCESS_KEY_ID", S3_KEY_ID),
-        ("SHIPSHAPE_S3_SECRET_ACCESS_KEY", S3_SECRET),
+        ("SHIPSHAPE_S3_ACCESS_KEY_ID", s3.key_id),
+        ("SHIPSHAPE_S3_SECRET_ACCESS_KEY", s3.secret),
     ]
 }
 
 /// A node's configuration file: the catalogue on `db`, blobs in `bucket` of the S3 server.
-fn node_config(db: &str, s3: SocketAddr, bucket: &str) -> String {
+fn node_config(db: &str, s3: S3Endpoint, bucket: &str) -> String {
+    let s3 = s3.addr;
     format!(
         "[catalogue]\nurl = \"{db}\"\nmax_connections = 16\n\n[storage]\n\
          s3 = {{ endpoint = \"http://{s3}\", bucket = \"{bucket}\", region = \"us-east-1\", \
@@ -359,11 +372,16 @@ fn node_config(db: &str, s3: SocketAddr, bucket: &str) -> String {
 
 /// Distribution on the S3 server: path-style requests to `regionendpoint` over plain HTTP,
 /// redirects to the bucket off (blobs are served through the registry, as Shipshape does).
-fn distribution_s3_config(s3: SocketAddr, bucket: &str, port: u16) -> String {
+fn distribution_s3_config(s3: S3Endpoint, bucket: &str, port: u16) -> String {
+    let S3Endpoint {
+        addr: s3,
+        key_id,
+        secret,
+    } = s3;
     format!(
         "version: 0.1\n\
-         log:\n  level: error\n  accesslog:\n    disabled: true\n\
-         storage:\n  s3:\n    accesskey: {S3_KEY_ID}\n    secretkey: {S3_SECRET}\n    \
+         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         storage:\n  s3:\n    accesskey: {key_id}\n    secretkey: {secret}\n    \
          region: us-east-1\n    regionendpoint: http://{s3}\n    bucket: {bucket}\n    \
          secure: false\n    v4auth: true\n    forcepathstyle: true\n    rootdirectory: /\n  \
          delete:\n    enabled: true\n  redirect:\n    disable: true\n  \
@@ -374,7 +392,13 @@ fn distribution_s3_config(s3: SocketAddr, bucket: &str, port: u16) -> String {
 
 /// Starts a cluster of `n` Shipshape nodes on one catalogue and bucket, one after another (the
 /// first applies the migrations).
-fn shipshape_nodes(setup: &Setup, name: &str, n: usize, config: &str) -> Result<Vec<Server>> {
+fn shipshape_nodes(
+    setup: &Setup,
+    name: &str,
+    n: usize,
+    config: &str,
+    s3: S3Endpoint,
+) -> Result<Vec<Server>> {
     let file = setup.work.join(format!("{name}.toml"));
     std::fs::write(&file, config)?;
     let mut nodes = Vec::new();
@@ -386,7 +410,7 @@ fn shipshape_nodes(setup: &Setup, name: &str, n: usize, config: &str) -> Result<
             &setup.shipshape_bin,
             &data,
             &["--config", &config],
-            &s3_env(),
+            &s3_env(s3),
         )?);
     }
     Ok(nodes)
@@ -412,11 +436,36 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
     };
     eprintln!("starting PostgreSQL and the S3 server …");
     let pg = Postgres::start(&setup.postgres_script)?;
-    let s3 = s3_server(
-        &setup.work.join("s3"),
-        &["shipshape-one", "shipshape-three", "distribution"],
-    )
-    .await?;
+    let buckets = ["shipshape-one", "shipshape-three", "distribution"];
+    let (s3, _garage, s3_what) = match &setup.garage {
+        Some(bin) => {
+            let garage = Garage::start(bin, &setup.work.join("garage"), &buckets)?;
+            let s3 = S3Endpoint {
+                addr: garage.s3,
+                key_id: garage::KEY_ID,
+                secret: garage::SECRET,
+            };
+            let what = format!(
+                "garage ({}) as its own process, one node, sqlite metadata, under {}",
+                Garage::version(bin),
+                setup.work.display()
+            );
+            (s3, Some(garage), what)
+        }
+        None => {
+            let addr = s3_server(&setup.work.join("s3"), &buckets).await?;
+            let s3 = S3Endpoint {
+                addr,
+                key_id: S3_KEY_ID,
+                secret: S3_SECRET,
+            };
+            let what = format!(
+                "s3s-fs in the bench process (files under {})",
+                setup.work.display()
+            );
+            (s3, None, what)
+        }
+    };
     let one_db = shipshape_meta::scratch::create(&pg.url).await?;
     let three_db = shipshape_meta::scratch::create(&pg.url).await?;
 
@@ -434,6 +483,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             "pg-one",
             1,
             &node_config(&one_db.url, s3, "shipshape-one"),
+            s3,
         )?,
     });
     deployments.push(Deployment {
@@ -443,6 +493,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             "pg-three",
             3,
             &node_config(&three_db.url, s3, "shipshape-three"),
+            s3,
         )?,
     });
     let port = free_port();
@@ -469,8 +520,17 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             .push_image("bench/app", "v1", &app, Upload::Monolithic, false)
             .await
         {
+            let log = match d.column {
+                Column::DistributionS3 => {
+                    let log = setup.work.join("distribution").with_extension("log");
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                    format!(" (its log: {})", tail.join(" | "))
+                }
+                _ => String::new(),
+            };
             report.skipped.push(format!(
-                "{}: pushing the first image failed: {e}",
+                "{}: pushing the first image failed: {e}{log}",
                 d.column.name()
             ));
             failed.push(d.column);
@@ -491,6 +551,30 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         }
     }
 
+    // Every image of the run pulled once more through every node, each blob hashed: what the
+    // registries keep on their store is byte for byte what was pushed.
+    for d in &deployments {
+        let mut blobs = 0;
+        for node in &d.nodes {
+            let client = Client::new(&node.base);
+            blobs += client.verify_image("bench/app", "v1").await?;
+            for rep in 0..plan.repeat {
+                for i in 0..plan.clients {
+                    let repo = format!("bench/nodes-{rep}-{i}");
+                    blobs += client
+                        .verify_image(&repo, "v1")
+                        .await
+                        .map_err(|e| format!("{}: checking {repo}:v1: {e}", d.column.name()))?;
+                }
+            }
+        }
+        report.condition(format!(
+            "{}: at the end every image pulled again through each of its {} node(s), {blobs} blobs, each body hashed and matching its digest",
+            d.column.name(),
+            d.nodes.len()
+        ));
+    }
+
     let (l, s) = plan.layers;
     report.condition(format!(
         "{} round(s) per figure; each round starts with the next column; load average at the end {}",
@@ -508,7 +592,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         plan.wrk_duration.as_secs()
     ));
     report.condition(format!(
-        "PostgreSQL {} from scripts/postgres on loopback (fsync off, synchronous_commit off: test settings), max_connections {}; each Shipshape node's pool 16; S3: s3s-fs in the bench process (files under /var/tmp), one bucket per registry",
+        "PostgreSQL {} from scripts/postgres on loopback (fsync off, synchronous_commit off: test settings), max_connections {}; each Shipshape node's pool 16; S3: {s3_what}, one bucket per registry",
         pg.show("server_version"),
         pg.show("max_connections")
     ));
@@ -516,7 +600,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         "Shipshape nodes: release build, `shipshape serve --config`, access control off, log level warn, each with its own data directory; Distribution: Debian docker-registry 2.8.2, S3 driver (regionendpoint, path-style, plain HTTP), redirects off, in-memory blob descriptor cache",
     );
     report.condition(format!(
-        "machine: {} cores shared with other engineers' builds; everything (client, wrk, nodes, PostgreSQL, S3 server) on it; run took {:.0} s",
+        "machine: {} cores, shared with whatever else ran (the load average above); everything (client, wrk, nodes, PostgreSQL, S3 server) on it; run took {:.0} s",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),

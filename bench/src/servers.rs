@@ -101,7 +101,9 @@ impl Server {
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its storage driver's errors are only in its log: a 500 says no more than
+            // `{"DriverName":"s3aws","Enclosed":{"RequestFailure":{}}}`.
+            .stderr(std::fs::File::create(root.with_extension("log"))?)
             .spawn()?;
         Self::ready(Kind::Distribution, child, port, root)
     }

@@ -32,6 +32,10 @@ struct Args {
     /// Where nodes.md and nodes.json go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Store the registries' blobs in garage (this binary, run as its own process) instead of
+    /// s3s-fs in the bench process: the end-to-end run on a distributed store.
+    #[arg(long)]
+    garage: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -64,6 +68,7 @@ async fn main() {
         shipshape_bin,
         postgres_script: args.postgres,
         work: args.work.clone(),
+        garage: args.garage.clone(),
     };
     let result = nodes::run(plan, setup).await;
     let _ = std::fs::remove_dir_all(&args.work);

@@ -205,6 +205,41 @@ impl Client {
         Ok(n)
     }
 
+    /// Pulls an image by tag and checks every blob's bytes against its digest (not timed: the
+    /// end-of-run check that what the registries stored is what was pushed). Returns the blobs
+    /// checked.
+    pub async fn verify_image(&self, repo: &str, tag: &str) -> Result<usize> {
+        use sha2::{Digest as _, Sha256};
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&self.get_manifest(repo, tag).await?)?;
+        let mut descriptors = vec![&manifest["config"]];
+        descriptors.extend(
+            manifest["layers"]
+                .as_array()
+                .ok_or("manifest without layers")?,
+        );
+        for d in &descriptors {
+            let digest = d["digest"].as_str().ok_or("descriptor without digest")?;
+            let mut resp = self
+                .http
+                .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
+                .send()
+                .await?;
+            if resp.status() != StatusCode::OK {
+                return Err(fail("blob GET", resp.status(), ""));
+            }
+            let mut hash = Sha256::new();
+            while let Some(chunk) = resp.chunk().await? {
+                hash.update(&chunk);
+            }
+            let got = format!("sha256:{}", hex::encode(hash.finalize()));
+            if got != digest {
+                return Err(format!("{repo}:{tag}: blob {digest} came back as {got}").into());
+            }
+        }
+        Ok(descriptors.len())
+    }
+
     /// The manifest by tag, as pulled: its bytes, with the OCI Accept type.
     pub async fn get_manifest(&self, repo: &str, tag: &str) -> Result<Bytes> {
         let resp = self
