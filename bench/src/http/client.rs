@@ -190,14 +190,7 @@ impl Client {
     /// not recomputed (the client would compete with the server for the CPU); the length is
     /// checked by the caller.
     pub async fn pull_blob(&self, repo: &str, digest: &str) -> Result<u64> {
-        let mut resp = self
-            .http
-            .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
-            .send()
-            .await?;
-        if resp.status() != StatusCode::OK {
-            return Err(fail("blob GET", resp.status(), ""));
-        }
+        let mut resp = self.get_blob(repo, digest).await?;
         let mut n = 0u64;
         while let Some(chunk) = resp.chunk().await? {
             n += chunk.len() as u64;
@@ -205,39 +198,54 @@ impl Client {
         Ok(n)
     }
 
+    /// A blob GET answered 200, its body not yet read.
+    async fn get_blob(&self, repo: &str, digest: &str) -> Result<reqwest::Response> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
+            .send()
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(fail("blob GET", resp.status(), ""));
+        }
+        Ok(resp)
+    }
+
     /// Pulls an image by tag and checks every blob's bytes against its digest (not timed: the
     /// end-of-run check that what the registries stored is what was pushed). Returns the blobs
     /// checked.
     pub async fn verify_image(&self, repo: &str, tag: &str) -> Result<usize> {
         use sha2::{Digest as _, Sha256};
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&self.get_manifest(repo, tag).await?)?;
-        let mut descriptors = vec![&manifest["config"]];
-        descriptors.extend(
-            manifest["layers"]
-                .as_array()
-                .ok_or("manifest without layers")?,
-        );
-        for d in &descriptors {
-            let digest = d["digest"].as_str().ok_or("descriptor without digest")?;
-            let mut resp = self
-                .http
-                .get(self.url(&format!("/v2/{repo}/blobs/{digest}")))
-                .send()
-                .await?;
-            if resp.status() != StatusCode::OK {
-                return Err(fail("blob GET", resp.status(), ""));
-            }
+        let blobs = self.blob_descriptors(repo, tag).await?;
+        for (digest, _) in &blobs {
+            let mut resp = self.get_blob(repo, digest).await?;
             let mut hash = Sha256::new();
             while let Some(chunk) = resp.chunk().await? {
                 hash.update(&chunk);
             }
             let got = format!("sha256:{}", hex::encode(hash.finalize()));
-            if got != digest {
+            if got != *digest {
                 return Err(format!("{repo}:{tag}: blob {digest} came back as {got}").into());
             }
         }
-        Ok(descriptors.len())
+        Ok(blobs.len())
+    }
+
+    /// The image's config and layers, as (digest, size), from its manifest.
+    async fn blob_descriptors(&self, repo: &str, tag: &str) -> Result<Vec<(String, u64)>> {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&self.get_manifest(repo, tag).await?)?;
+        let layers = manifest["layers"]
+            .as_array()
+            .ok_or("manifest without layers")?;
+        std::iter::once(&manifest["config"])
+            .chain(layers)
+            .map(|d| {
+                let digest = d["digest"].as_str().ok_or("descriptor without digest")?;
+                let size = d["size"].as_u64().ok_or("descriptor without size")?;
+                Ok((digest.to_string(), size))
+            })
+            .collect()
     }
 
     /// The manifest by tag, as pulled: its bytes, with the OCI Accept type.
@@ -258,19 +266,9 @@ impl Client {
     /// Pulls an image by tag: the manifest, then config and layers one after another.
     /// Returns the blob bytes received; a short blob is an error.
     pub async fn pull_image(&self, repo: &str, tag: &str) -> Result<u64> {
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&self.get_manifest(repo, tag).await?)?;
-        let mut descriptors = vec![&manifest["config"]];
-        descriptors.extend(
-            manifest["layers"]
-                .as_array()
-                .ok_or("manifest without layers")?,
-        );
         let mut total = 0;
-        for d in descriptors {
-            let digest = d["digest"].as_str().ok_or("descriptor without digest")?;
-            let size = d["size"].as_u64().ok_or("descriptor without size")?;
-            let got = self.pull_blob(repo, digest).await?;
+        for (digest, size) in self.blob_descriptors(repo, tag).await? {
+            let got = self.pull_blob(repo, &digest).await?;
             if got != size {
                 return Err(format!("{digest}: {got} bytes of {size}").into());
             }
