@@ -699,6 +699,15 @@ pub async fn commit(tx: Tx) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A SQLite catalogue in a directory removed when the first value is dropped.
+    async fn scratch_sqlite() -> (tempfile::TempDir, Catalogue) {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
+            .await
+            .unwrap();
+        (dir, cat)
+    }
+
     #[test]
     fn a_url_is_logged_without_its_password() {
         assert_eq!(
@@ -784,10 +793,7 @@ mod tests {
     /// it and the next write starts it again; without `journal_size_limit` it kept its size.
     #[tokio::test]
     async fn the_log_shrinks_again_after_a_burst() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
-            .await
-            .unwrap();
+        let (_dir, cat) = scratch_sqlite().await;
         let Pools::Sqlite { write, .. } = &cat.pools else {
             unreachable!("opened as SQLite")
         };
@@ -832,10 +838,7 @@ mod tests {
     /// them as they were (a pull-count flush, the collector's claims).
     #[tokio::test]
     async fn only_commits_that_may_change_the_figures_are_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
-            .await
-            .unwrap();
+        let (_dir, cat) = scratch_sqlite().await;
         let counted = || cat.stats().commits.load(Ordering::Acquire);
         let before = counted();
         let mut tx = cat.begin().await.unwrap();
@@ -851,10 +854,7 @@ mod tests {
     /// SQLite would otherwise checkpoint every 1 000 pages.
     #[tokio::test]
     async fn the_writer_checkpoints_only_past_its_own_mark() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalogue::open_sqlite(&dir.path().join("catalogue.db"))
-            .await
-            .unwrap();
+        let (_dir, cat) = scratch_sqlite().await;
         let Pools::Sqlite { write, .. } = &cat.pools else {
             unreachable!("opened as SQLite")
         };
