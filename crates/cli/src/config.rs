@@ -60,6 +60,9 @@ pub struct UsageConfig {
     pub sample_interval: Option<String>,
     /// How long samples are kept, e.g. "90d".
     pub sample_retention: Option<String>,
+    /// How long a web page waits for current figures before it is drawn with the last ones
+    /// taken, e.g. "50ms".
+    pub page_wait: Option<String>,
 }
 
 /// The `[catalogue]` section: where the catalogue lives. Without `url`, SQLite in the data
@@ -543,6 +546,12 @@ pub fn merge(file: FileConfig, args: &ServeArgs) -> Result<ServerConfig, String>
             &file.usage.sample_retention,
             "usage.sample_retention",
             default.usage_sample_retention,
+        )?,
+        usage_page_wait: pick(
+            &args.usage_page_wait,
+            &file.usage.page_wait,
+            "usage.page_wait",
+            default.usage_page_wait,
         )?,
     })
 }

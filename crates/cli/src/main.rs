@@ -274,6 +274,12 @@ struct ServeArgs {
         value_name = "DURATION"
     )]
     usage_sample_retention: Option<String>,
+
+    /// How long a web page waits for current storage figures (taking them classifies every
+    /// blob and manifest: about a second per 100 000 blobs) before it is drawn with the last
+    /// ones taken, saying when they were taken [default: 50ms]
+    #[arg(long, env = "SHIPSHAPE_USAGE_PAGE_WAIT", value_name = "DURATION")]
+    usage_page_wait: Option<String>,
 }
 
 fn main() -> ExitCode {

@@ -848,6 +848,69 @@ async fn the_storage_figures_are_sampled_on_a_schedule() {
     .await;
 }
 
+/// The exact byte figure of the element `id` on an HTML page, read from its `<data value>`.
+fn figure_on(page: &str, id: &str) -> Option<u64> {
+    page.split(&format!("data-testid=\"{id}\"><data value=\""))
+        .nth(1)?
+        .split('"')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Taking the storage figures walks the whole catalogue (seconds on a large registry): a page
+/// waits for them at most `usage.page_wait`, then is drawn with the last figures taken and
+/// says when those were taken, while they are taken again for the next view. The API always
+/// waits for current ones.
+#[tokio::test]
+async fn a_page_is_drawn_with_the_last_figures_and_says_so_while_current_ones_are_taken() {
+    let s = TestServer::start_with(|c| {
+        // Never wait: every page after a change finds the figures being taken.
+        c.usage_page_wait = Duration::ZERO;
+        // No figures taken at start for the chart's schedule: the first page finds none.
+        c.usage_sample_interval = Duration::ZERO;
+    })
+    .await;
+    let c = common::client();
+    push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    let page = |path: &'static str| {
+        let (c, url) = (&c, s.url(path));
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    // Nothing taken yet: the first page waits for the figures, whatever the setting.
+    let first = page("/ui").await;
+    assert!(!first.contains("figures-stale"), "{first}");
+    let stored = figure_on(&first, "stat-stored").unwrap();
+    assert!(stored > 0);
+    assert_eq!(figure_on(&first, "stat-held"), Some(0));
+    // Unchanged since: current, no note.
+    assert!(!page("/ui/gc").await.contains("figures-stale"));
+
+    let (status, _) = s
+        .api(
+            Method::DELETE,
+            "/api/v1/repositories/team/app/-/tags/v1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The deletion moved the image to "held for restore"; the page shows the figures from
+    // before it and says when they were taken.
+    let stale = page("/ui").await;
+    assert!(stale.contains("data-testid=\"figures-stale\""), "{stale}");
+    assert!(stale.contains("Reload"), "{stale}");
+    assert_eq!(figure_on(&stale, "stat-held"), Some(0));
+    // The API waits for current figures ...
+    let total = s.api_ok("/api/v1/usage").await["total"].clone();
+    let held = total["held_for_restore_bytes"].as_u64().unwrap();
+    assert!(held > 0, "{total}");
+    // ... after which pages are current again.
+    let current = page("/ui").await;
+    assert!(!current.contains("figures-stale"), "{current}");
+    assert_eq!(figure_on(&current, "stat-held"), Some(held));
+    assert_eq!(figure_on(&current, "stat-stored"), Some(stored));
+}
+
 #[tokio::test]
 async fn the_activity_log_filters_from_the_url_and_exports_what_it_shows() {
     let s = TestServer::start().await;

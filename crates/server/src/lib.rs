@@ -70,6 +70,9 @@ pub struct ServerConfig {
     pub usage_sample_interval: std::time::Duration,
     /// How long those samples are kept.
     pub usage_sample_retention: std::time::Duration,
+    /// How long a web page waits for current storage figures before it is drawn with the
+    /// last ones taken, saying so.
+    pub usage_page_wait: std::time::Duration,
 }
 
 /// Where the catalogue lives: SQLite in the data directory (one node), or PostgreSQL (any
@@ -119,6 +122,7 @@ impl Default for ServerConfig {
             catalogue: CatalogueConfig::Sqlite,
             usage_sample_interval: std::time::Duration::from_secs(15 * 60),
             usage_sample_retention: std::time::Duration::from_secs(90 * 24 * 3600),
+            usage_page_wait: std::time::Duration::from_millis(50),
         }
     }
 }
@@ -386,6 +390,7 @@ impl Server {
                 shared_store: !local,
                 sample_interval: config.usage_sample_interval,
                 sample_retention: config.usage_sample_retention,
+                page_figures_wait: config.usage_page_wait,
             },
             retention.policies().clone(),
             collector.clone(),

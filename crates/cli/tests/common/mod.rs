@@ -91,6 +91,10 @@ impl TestServer {
         let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
+            // Pages wait for current storage figures: a test that acts and then looks sees its
+            // own action in them, however slow the machine. Tests of the last figures served
+            // while current ones are taken set it back.
+            usage_page_wait: Duration::from_secs(600),
             ..ServerConfig::default()
         };
         let kept = backends::configure(&mut config, dir.path()).await;

@@ -223,6 +223,9 @@ pub struct RegistryOptions {
     pub sample_interval: std::time::Duration,
     /// How long samples of the storage figures are kept (and the chart looks back).
     pub sample_retention: std::time::Duration,
+    /// How long a web page waits for current storage figures before it is drawn with the last
+    /// ones taken (`figures.rs`).
+    pub page_figures_wait: std::time::Duration,
 }
 
 /// The registry service: catalogue, blob store, clock and per-session locks.
@@ -246,6 +249,8 @@ pub struct Registry {
     collector: shipshape_gc::Collector,
     /// The storage figures last taken, shared by the requests that read them.
     figures: Arc<figures::FiguresCache>,
+    /// Set on the registry one web page sees (`for_pages`).
+    page: Option<Arc<figures::PageFigures>>,
 }
 
 impl Registry {
@@ -269,6 +274,7 @@ impl Registry {
             background: tokio_util::task::TaskTracker::new(),
             collector,
             figures: Arc::default(),
+            page: None,
         }
     }
 

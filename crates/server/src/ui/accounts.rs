@@ -295,7 +295,7 @@ pub(crate) async fn ungrant(Posted { ctx, form }: Posted) -> Response {
 pub(crate) async fn robots(ctx: Ctx) -> Response {
     let result = async {
         require_admin(&ctx)?;
-        let now = ctx.app.registry.now();
+        let now = ctx.registry.now();
         let robots: Vec<RobotInfo> = ctx
             .app
             .auth
@@ -367,7 +367,7 @@ pub(crate) async fn robots(ctx: Ctx) -> Response {
 pub(crate) async fn add_robot(Posted { ctx, form }: Posted) -> Response {
     let result = async {
         require_admin(&ctx)?;
-        let now = ctx.app.registry.now();
+        let now = ctx.registry.now();
         let expires_at = match form.get("expires_in").map(str::trim) {
             None | Some("") => None,
             Some(text) => {

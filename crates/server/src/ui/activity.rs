@@ -29,7 +29,7 @@ fn given<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
 
 /// The filter the query asks for, read as the API reads its own.
 fn filter(ctx: &Ctx, q: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
-    let now = ctx.app.registry.now();
+    let now = ctx.registry.now();
     Ok(EventFilter {
         repository: given(q, "repository").map(str::to_string),
         action: given(q, "action").map(str::to_string),

@@ -189,7 +189,7 @@ pub(crate) async fn execute_plan(
     }
     let mut moved = Vec::new();
     for (t, d) in &planned {
-        match ctx.app.registry.tag(repo, t).await {
+        match ctx.registry.tag(repo, t).await {
             Ok(now) if now.digest.to_string() == *d => {}
             Ok(now) => moved.push(format!("{t} now points at {}", now.digest)),
             Err(crate::registry::RegistryError::TagUnknown { .. }) => {
@@ -550,7 +550,7 @@ pub(crate) async fn manifest_plan_page(
             ctx.caller.principal.name
         )));
     }
-    let view = ctx.app.registry.manifest_view(repo, wanted).await?;
+    let view = ctx.registry.manifest_view(repo, wanted).await?;
     let d = view.details.summary.head.digest.clone();
     let info = handlers::manifest_info(view.details.clone());
     let plan = match ctx

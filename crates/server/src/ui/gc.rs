@@ -73,7 +73,7 @@ fn history_table(runs: &[RunInfo]) -> Markup {
 /// `/ui/gc`.
 pub(crate) async fn page(ctx: Ctx) -> Response {
     let result = async {
-        let (total, per) = ctx.app.registry.usage(&ctx.caller.principal).await?;
+        let (total, per) = ctx.registry.usage(&ctx.caller.principal).await?;
         let total: model::UsageFigures = total.into();
         let per: Vec<RepositoryUsage> = per
             .into_iter()

@@ -205,6 +205,9 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                     }
                 }
                 main #main {
+                    @if let Some(taken) = ctx.registry.stale_figures() {
+                        (stale_figures(taken, ctx.registry.now(), &ctx.here))
+                    }
                     @if refresh.is_some() {
                         noscript {
                             p.note data-testid="no-script-follow" {
@@ -217,6 +220,21 @@ pub(crate) fn page(ctx: &Ctx, title: &str, body: Markup, refresh: Option<u32>) -
                     (body)
                 }
             }
+        }
+    }
+}
+
+/// The note on a page drawn with the last storage figures taken, while current ones are
+/// being taken (`Registry::for_pages`).
+fn stale_figures(taken: shipshape_meta::Millis, now: shipshape_meta::Millis, here: &str) -> Markup {
+    let t = crate::api::model::time(taken);
+    let ago = (now - taken).max(0) / 1000;
+    html! {
+        p.note role="status" data-testid="figures-stale" {
+            "Storage figures on this page are from "
+            time datetime=(t) title=(t) { (t.get(11..19).unwrap_or(&t)) " UTC" }
+            " (" (ago) " s ago); the registry has changed since and is taking them again. "
+            a href=(here) { "Reload" } " in a moment for current ones."
         }
     }
 }

@@ -151,7 +151,7 @@ pub(crate) async fn detail_page(
     repo: &RepoName,
     wanted: &str,
 ) -> Result<Response, ApiError> {
-    let view = ctx.app.registry.manifest_view(repo, wanted).await?;
+    let view = ctx.registry.manifest_view(repo, wanted).await?;
     let info = handlers::manifest_info(view.details.clone());
     let raw = match serde_json::from_slice::<serde_json::Value>(&view.payload) {
         Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_default(),

@@ -97,6 +97,9 @@ pub fn router() -> Router<AppState> {
 /// CSRF token its forms carry.
 pub(crate) struct Ctx {
     pub app: AppState,
+    /// The registry as this page sees it: with the last storage figures taken when current
+    /// ones would keep it waiting (`Registry::for_pages`).
+    pub registry: crate::registry::Registry,
     pub caller: Caller,
     pub session: Session,
     /// The session is new: its cookie goes with the answer.
@@ -261,6 +264,7 @@ impl Ctx {
             None => anonymous(&app, src).await?,
         };
         let ctx = Ctx {
+            registry: app.registry.for_pages(),
             app,
             caller,
             session,

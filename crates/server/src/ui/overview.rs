@@ -22,7 +22,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
 }
 
 async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
-    let (total, _) = ctx.app.registry.usage(&ctx.caller.principal).await?;
+    let (total, _) = ctx.registry.usage(&ctx.caller.principal).await?;
     let total: model::UsageFigures = total.into();
     let repos: Vec<model::RepositoryInfo> = ctx
         .app
@@ -44,8 +44,8 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
         .next()
         .map(api_gc::info);
     let events: Vec<Event> = super::activity::events(ctx, &EventFilter::default(), RECENT).await?;
-    let history = ctx.app.registry.storage_history().await?;
-    let sample_interval = ctx.app.registry.options().sample_interval;
+    let history = ctx.registry.storage_history().await?;
+    let sample_interval = ctx.registry.options().sample_interval;
     let body = html! {
         h1 { "Overview" }
         h2 { "Storage" }

@@ -302,7 +302,7 @@ async fn tags_page(
     repo: &RepoName,
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let info = handlers::repository_info(ctx.app.registry.repository(repo).await?);
+    let info = handlers::repository_info(ctx.registry.repository(repo).await?);
     let sort_key = q
         .get("sort")
         .map(String::as_str)
