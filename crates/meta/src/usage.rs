@@ -57,6 +57,8 @@ pub struct Usage {
 /// grace and lease have passed and anything listing it or being its subject is due (the
 /// collector purges those first). A blob is live or held with the manifests referencing it,
 /// otherwise due once those are and its repository links' leases have run out.
+///
+/// `@blob_due@` and `@materialized@` are filled in for the backend by `dialect`.
 const CLASSIFIED: &str = "
     edges(id, next) AS (
         SELECT parent_id, child_id FROM manifest_child_references
@@ -99,12 +101,28 @@ const CLASSIFIED: &str = "
                m.id IN (SELECT id FROM live_set), m.id IN (SELECT id FROM held_set),
                coalesce((SELECT due FROM garbage g WHERE g.id = m.id), 0)
         FROM manifests m),
-    mclass(id, repository_id, size, class, due) AS (
+    mclass(id, repository_id, size, class, due) AS @materialized@ (
         SELECT id, repository_id, size,
                CASE WHEN live THEN 'live' WHEN held THEN 'held'
                     WHEN due > $1 THEN 'grace' ELSE 'reclaimable' END,
                due
         FROM mdue),
+    @blob_due@,
+    bclass(digest, size, class, due) AS (
+        SELECT digest, size,
+               CASE WHEN live THEN 'live' WHEN held THEN 'held'
+                    WHEN due > $1 THEN 'grace' ELSE 'reclaimable' END,
+               due
+        FROM bdue),
+    membership(repository_id, digest) AS (
+        SELECT rb.repository_id, rb.digest FROM repository_blobs rb
+        UNION
+        SELECT m.repository_id, r.blob_digest FROM manifest_blob_references r
+        JOIN manifests m ON m.id = r.manifest_id)";
+
+/// `bdue` of `CLASSIFIED` on SQLite: per blob, lookups in the manifests' classes (which
+/// SQLite indexes on the fly).
+const BLOB_DUE_SQLITE: &str = "
     bdue(digest, size, live, held, due) AS (
         SELECT b.digest, b.size,
                EXISTS (SELECT 1 FROM manifest_blob_references r
@@ -118,18 +136,25 @@ const CLASSIFIED: &str = "
                                   WHERE r.blob_digest = b.digest), 0),
                         coalesce((SELECT max(rb.renewed_at) FROM repository_blobs rb
                                   WHERE rb.digest = b.digest) + $4, 0))
-        FROM blobs b),
-    bclass(digest, size, class, due) AS (
-        SELECT digest, size,
-               CASE WHEN live THEN 'live' WHEN held THEN 'held'
-                    WHEN due > $1 THEN 'grace' ELSE 'reclaimable' END,
-               due
-        FROM bdue),
-    membership(repository_id, digest) AS (
-        SELECT rb.repository_id, rb.digest FROM repository_blobs rb
-        UNION
-        SELECT m.repository_id, r.blob_digest FROM manifest_blob_references r
-        JOIN manifests m ON m.id = r.manifest_id)";
+        FROM blobs b)";
+
+/// `bdue` of `CLASSIFIED` on PostgreSQL, the same figures: the blobs' references are grouped
+/// once. PostgreSQL cannot index a common table expression, so the per-blob lookups of the
+/// SQLite text scanned the garbage once per blob (2 s at 100 000 blobs with 1% garbage,
+/// 0.5 s grouped); SQLite is slower grouped (text keys sorted), so each has its own.
+const BLOB_DUE_POSTGRES: &str = "
+    blob_refs(digest, live, held, due) AS (
+        SELECT r.blob_digest, max(CASE WHEN c.class = 'live' THEN 1 ELSE 0 END),
+               max(CASE WHEN c.class = 'held' THEN 1 ELSE 0 END), max(c.due)
+        FROM manifest_blob_references r JOIN mclass c ON c.id = r.manifest_id
+        GROUP BY r.blob_digest),
+    renewed(digest, at) AS (
+        SELECT digest, max(renewed_at) FROM repository_blobs GROUP BY digest),
+    bdue(digest, size, live, held, due) AS (
+        SELECT b.digest, b.size, coalesce(br.live, 0) = 1, coalesce(br.held, 0) = 1,
+               greatest(coalesce(br.due, 0), coalesce(rn.at + $4, 0))
+        FROM blobs b LEFT JOIN blob_refs br ON br.digest = b.digest
+        LEFT JOIN renewed rn ON rn.digest = b.digest)";
 
 /// The sums every figure query ends with, over rows of (size, class).
 const SUMS: &str = "
@@ -152,12 +177,17 @@ macro_rules! bind_rules {
     };
 }
 
-/// The text of a figures query for the backend: `greatest` is SQLite's scalar `max`.
+/// The text of a figures query for the backend: `@blob_due@` is the backend's `bdue`,
+/// `@materialized@` asks PostgreSQL to take the manifests' classes once (SQLite, told so,
+/// stops indexing them for its lookups), and `greatest` is SQLite's scalar `max`.
 fn dialect(postgres: bool, sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(if postgres {
-        sql
+        sql.replace("@blob_due@", BLOB_DUE_POSTGRES)
+            .replace("@materialized@", "MATERIALIZED")
     } else {
-        sql.replace("greatest(", "max(")
+        sql.replace("@blob_due@", BLOB_DUE_SQLITE)
+            .replace("@materialized@", "")
+            .replace("greatest(", "max(")
     })
 }
 
