@@ -873,40 +873,53 @@ async fn a_page_is_drawn_with_the_last_figures_and_says_so_while_current_ones_ar
     .await;
     let c = common::client();
     push_image_bytes(&c, &s.base, "team/app", "v1", 1).await;
+    push_image_bytes(&c, &s.base, "team/app", "v2", 2).await;
     let page = |path: &'static str| {
         let (c, url) = (&c, s.url(path));
         async move { c.get(url).send().await.unwrap().text().await.unwrap() }
     };
+    let stale = |page: &str| page.contains("data-testid=\"figures-stale\"");
+    let delete = |tag: &'static str| {
+        let s = &s;
+        async move {
+            let path = format!("/api/v1/repositories/team/app/-/tags/{tag}");
+            let (status, _) = s.api(Method::DELETE, &path, None).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    };
     // Nothing taken yet: the first page waits for the figures, whatever the setting.
     let first = page("/ui").await;
-    assert!(!first.contains("figures-stale"), "{first}");
+    assert!(!stale(&first), "{first}");
     let stored = figure_on(&first, "stat-stored").unwrap();
     assert!(stored > 0);
     assert_eq!(figure_on(&first, "stat-held"), Some(0));
     // Unchanged since: current, no note.
-    assert!(!page("/ui/gc").await.contains("figures-stale"));
+    assert!(!stale(&page("/ui/gc").await));
+    assert!(!stale(&page("/ui/repositories").await));
 
-    let (status, _) = s
-        .api(
-            Method::DELETE,
-            "/api/v1/repositories/team/app/-/tags/v1",
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    // The deletion moved the image to "held for restore"; the page shows the figures from
-    // before it and says when they were taken.
-    let stale = page("/ui").await;
-    assert!(stale.contains("data-testid=\"figures-stale\""), "{stale}");
-    assert!(stale.contains("Reload"), "{stale}");
-    assert_eq!(figure_on(&stale, "stat-held"), Some(0));
+    // Each deletion moves an image to "held for restore"; the next page (whichever reads the
+    // figures) is drawn with the figures from before it and says when they were taken.
+    delete("v1").await;
+    let list = page("/ui/repositories").await;
+    assert!(stale(&list), "{list}");
+    assert!(list.contains("Reload"), "{list}");
     // The API waits for current figures ...
+    let held_v1 = s.api_ok("/api/v1/usage").await["total"]["held_for_restore_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(held_v1 > 0);
+    // ... after which pages are current again.
+    assert!(!stale(&page("/ui/repositories").await));
+
+    delete("v2").await;
+    let overview = page("/ui").await;
+    assert!(stale(&overview), "{overview}");
+    assert_eq!(figure_on(&overview, "stat-held"), Some(held_v1));
     let total = s.api_ok("/api/v1/usage").await["total"].clone();
     let held = total["held_for_restore_bytes"].as_u64().unwrap();
-    assert!(held > 0, "{total}");
-    // ... after which pages are current again.
+    assert!(held > held_v1, "{total}");
     let current = page("/ui").await;
-    assert!(!current.contains("figures-stale"), "{current}");
+    assert!(!stale(&current), "{current}");
     assert_eq!(figure_on(&current, "stat-held"), Some(held));
     assert_eq!(figure_on(&current, "stat-stored"), Some(stored));
 }

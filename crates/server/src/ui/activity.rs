@@ -51,7 +51,6 @@ fn filter(ctx: &Ctx, q: &HashMap<String, String>) -> Result<EventFilter, ApiErro
 /// Entries of the activity log as the caller may see them (`Registry::events`).
 pub(crate) async fn events(ctx: &Ctx, f: &EventFilter, limit: i64) -> Result<Vec<Event>, ApiError> {
     Ok(ctx
-        .app
         .registry
         .events(f, limit, &ctx.caller.principal)
         .await?

@@ -55,7 +55,6 @@ pub(crate) async fn plan_page(
         ));
     }
     let current: BTreeMap<String, TagInfo> = ctx
-        .app
         .registry
         .tag_details(repo, &TagQuery::default())
         .await?
@@ -210,7 +209,6 @@ pub(crate) async fn execute_plan(
     }
     let tags: Vec<Tag> = planned.into_iter().map(|(t, _)| t).collect();
     let done = ctx
-        .app
         .registry
         .delete_tags(repo, &tags, false, false, &ctx.caller.principal)
         .await?;
@@ -247,7 +245,6 @@ pub(crate) async fn repository_plan_page(
         )));
     }
     let plan = ctx
-        .app
         .registry
         .plan_repository_deletion(repo, false, &ctx.caller.principal)
         .await?;
@@ -313,7 +310,6 @@ pub(crate) async fn delete_repository(
         return repository_plan_page(ctx, repo, Some(refused)).await;
     }
     let done = ctx
-        .app
         .registry
         .delete_repository(repo, Some(typed), false, &ctx.caller.principal)
         .await?;
@@ -341,7 +337,6 @@ pub(crate) async fn undo_batch(Path(id): Path<i64>, posted: Posted) -> Response 
     let ctx = posted.ctx;
     let result = async {
         let r = ctx
-            .app
             .registry
             .restore_batch(id, Overwrite::default(), &ctx.caller.principal)
             .await?;
@@ -396,7 +391,6 @@ pub(crate) async fn restore_tag(
     form: &Fields,
 ) -> Result<Response, ApiError> {
     let r = ctx
-        .app
         .registry
         .restore_tag(
             repo,
@@ -468,7 +462,6 @@ pub(crate) async fn recently_deleted(
             .transpose()?;
         const PAGE: i64 = 100;
         let entries = ctx
-            .app
             .registry
             .restorable(None, before, PAGE + 1, &ctx.caller.principal)
             .await?;
@@ -554,7 +547,6 @@ pub(crate) async fn manifest_plan_page(
     let d = view.details.summary.head.digest.clone();
     let info = handlers::manifest_info(view.details.clone());
     let plan = match ctx
-        .app
         .registry
         .plan_manifest_deletion(repo, &d, &ctx.caller.principal)
         .await
@@ -653,7 +645,6 @@ pub(crate) async fn delete_manifest(
         .map_err(|e| bad_request(format!("digest {wanted:?}: {e}")))?;
     let planned: Vec<String> = form.all("tag").into_iter().map(str::to_string).collect();
     let done = match ctx
-        .app
         .registry
         .delete_manifest_as_planned(repo, &d, &planned, &ctx.caller.principal)
         .await

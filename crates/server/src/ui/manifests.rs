@@ -87,7 +87,6 @@ pub(crate) async fn list_page(
         .map(|(_, _, f)| *f)
         .expect("a known filter");
     let all: Vec<ManifestInfo> = ctx
-        .app
         .registry
         .manifests(repo)
         .await?

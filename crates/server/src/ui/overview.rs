@@ -25,7 +25,6 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
     let (total, _) = ctx.registry.usage(&ctx.caller.principal).await?;
     let total: model::UsageFigures = total.into();
     let repos: Vec<model::RepositoryInfo> = ctx
-        .app
         .registry
         .repositories(None, None)
         .await?

@@ -82,7 +82,6 @@ async fn render_list(ctx: &Ctx, q: &HashMap<String, String>) -> Result<Response,
         _ => default_desc,
     };
     let mut repos: Vec<RepositoryInfo> = ctx
-        .app
         .registry
         .repositories(None, None)
         .await?
@@ -319,7 +318,6 @@ async fn tags_page(
         pattern: pattern.clone(),
     };
     let tags: Vec<TagInfo> = ctx
-        .app
         .registry
         .tag_details(repo, &query)
         .await?
@@ -465,7 +463,6 @@ fn sentence(e: &HistoryEntry) -> Markup {
 
 async fn history_page(ctx: &Ctx, repo: &RepoName) -> Result<Response, ApiError> {
     let entries: Vec<HistoryEntry> = ctx
-        .app
         .registry
         .tag_history(repo, None, 200)
         .await?
@@ -480,7 +477,6 @@ async fn history_page(ctx: &Ctx, repo: &RepoName) -> Result<Response, ApiError> 
         })
         .collect();
     let restorable: Vec<RestorableTag> = ctx
-        .app
         .registry
         .restorable(Some(repo), None, 200, &ctx.caller.principal)
         .await?
