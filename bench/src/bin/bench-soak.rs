@@ -192,9 +192,11 @@ fn progress(s: &Sample) -> String {
         )
     };
     format!(
-        "{:>6.0} s  rss {:.1} MiB  fds {}  catalogue {:.2} MiB  store {:.1} MiB  tags {} (untagged {})  {}",
+        "{:>6.0} s  rss {:.1} MiB (sqlite {:.1})  threads {}  fds {}  catalogue {:.2} MiB  store {:.1} MiB  tags {} (untagged {})  {}",
         s.at_s,
         s.rss_mib,
+        s.sqlite_mib,
+        s.threads,
         s.open_fds,
         s.catalogue_bytes as f64 / 1048576.0,
         s.store_bytes as f64 / 1048576.0,

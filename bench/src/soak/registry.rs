@@ -336,6 +336,8 @@ pub struct Counts {
     pub manifests: u64,
     /// Manifests no tag points at: here, those held for the restore window.
     pub untagged: u64,
+    /// `shipshape_catalogue_sqlite_memory_bytes` from `/metrics`: SQLite's share of the RSS.
+    pub sqlite_bytes: u64,
 }
 
 pub async fn counts(http: &reqwest::Client, base: &str) -> Result<Counts, String> {
@@ -359,9 +361,21 @@ pub async fn counts(http: &reqwest::Client, base: &str) -> Result<Counts, String
             .filter_map(|r| r[field].as_u64())
             .sum()
     };
+    let r = send(http.get(format!("{base}/metrics")), "metrics").await?;
+    if !r.status().is_success() {
+        return Err(format!("metrics: {}", answer(r).await));
+    }
+    let metrics = r.text().await.map_err(|e| format!("metrics: {e}"))?;
+    let sqlite_bytes = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shipshape_catalogue_sqlite_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or("metrics: no shipshape_catalogue_sqlite_memory_bytes")?
+        as u64;
     Ok(Counts {
         tags: sum("tags"),
         manifests: sum("manifests"),
         untagged: sum("untagged_manifests"),
+        sqlite_bytes,
     })
 }

@@ -102,6 +102,7 @@ impl Soak {
             log: false,
             series: vec![
                 line("RSS (MiB)", "#1f77b4", |s| s.rss_mib),
+                line("of which SQLite (MiB)", "#9467bd", |s| s.sqlite_mib),
                 line("open fds", "#ff7f0e", |s| s.open_fds as f64),
                 line("catalogue (MiB)", "#2ca02c", |s| {
                     s.catalogue_bytes as f64 / MIB
@@ -200,9 +201,13 @@ impl Soak {
             md.push_str("| (too few samples) | | | |\n\n");
             return md;
         }
-        let rows: [(&str, GroupFigure); 10] = [
+        let rows: [(&str, GroupFigure); 12] = [
             ("RSS (MiB)", |g| mean(g, |s| s.rss_mib)),
             ("RSS, largest (MiB)", |g| max(g, |s| s.rss_mib)),
+            ("of which SQLite's memory (MiB)", |g| {
+                mean(g, |s| s.sqlite_mib)
+            }),
+            ("threads, most", |g| max(g, |s| s.threads as f64)),
             ("open fds, most", |g| max(g, |s| s.open_fds as f64)),
             ("catalogue on disk, largest (MiB)", |g| {
                 max(g, |s| s.catalogue_bytes as f64 / MIB)

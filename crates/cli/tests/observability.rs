@@ -541,6 +541,8 @@ async fn the_log_and_the_metrics_tell_an_operator_what_happened_and_nothing_secr
     )));
     assert!(after[&series("shipshape_filesystem_available_bytes", &[("part", "store")])] > 0.0);
     assert!(after["shipshape_catalogue_wait_seconds_count{pool=\"write\"}"] > 0.0);
+    // SQLite's own memory (this registry's catalogue is SQLite in its data directory).
+    assert!(after["shipshape_catalogue_sqlite_memory_bytes"] > 0.0);
 
     // The storage figures are `usage`'s.
     let admin_ref = &admin;

@@ -212,6 +212,14 @@ impl CatalogueStats {
     pub fn wal_bytes(&self) -> Option<u64> {
         std::fs::metadata(self.wal.as_ref()?).ok().map(|m| m.len())
     }
+
+    /// The memory SQLite holds in this process now (its connections' page caches, prepared
+    /// statements, sorting): `None` on PostgreSQL (a catalogue without a log file here).
+    pub fn sqlite_memory_bytes(&self) -> Option<u64> {
+        self.wal.as_ref()?;
+        // SAFETY: reads SQLite's own counter; callable from any thread at any time.
+        Some(unsafe { libsqlite3_sys::sqlite3_memory_used() }.max(0) as u64)
+    }
 }
 
 /// How long the writer must have begun no transaction before the log is checkpointed early.
@@ -375,6 +383,8 @@ impl Catalogue {
             .busy_timeout(Duration::from_secs(30));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(
                 options
                     .clone()
@@ -394,8 +404,13 @@ impl Catalogue {
             .await?
             .rollback()
             .await?;
+        // Connections are kept for the process's life (sqlx recycles them after 10 idle or 30
+        // minutes): a SQLite connection gains nothing from reopening, and each reopening
+        // started a thread and refilled a page cache, a slow drift of the process's memory.
         let read = SqlitePoolOptions::new()
             .max_connections(8)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
         let activity = Arc::new(WriterActivity::new());

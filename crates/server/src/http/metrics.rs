@@ -516,6 +516,14 @@ fn catalogue(out: &mut Out, app: &AppState) {
         "Checkpoints of the catalogue's write-ahead log made while the writer was idle.",
         &[(&[], c.idle_checkpoints.load(Ordering::Relaxed))],
     );
+    if let Some(bytes) = c.sqlite_memory_bytes() {
+        out.metric(
+            "shipshape_catalogue_sqlite_memory_bytes",
+            "gauge",
+            "Memory SQLite holds in this process: its connections' page caches and statements.",
+            &[(&[], bytes)],
+        );
+    }
     if let Some(wal) = c.wal_bytes() {
         out.metric(
             "shipshape_catalogue_wal_bytes",
