@@ -674,6 +674,22 @@ where
     })
 }
 
+/// glibc's heap arenas the process may use (its default is eight per core). Each thread
+/// allocates from an arena of its own while there are fewer than the limit, and the server's
+/// threads come and go (tokio's blocking pool, SQLite's connections): every new arena kept its
+/// free space in pieces `malloc_trim` cannot always hand back, a slow drift of the RSS.
+const MALLOC_ARENAS: i32 = 4;
+
+/// Caps glibc's heap arenas at `MALLOC_ARENAS`, unless the operator chose a number with
+/// `MALLOC_ARENA_MAX`. Call before the runtime starts its threads.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes the allocator's tuning; called before other threads.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
+    }
+}
+
 /// How often freed heap memory is handed back to the system.
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -14,8 +14,9 @@
 //!
 //! Taking them costs time in proportion to the catalogue (about a second per 100 000 blobs):
 //! the API waits for current figures, but a web page (a registry seen through `for_pages`)
-//! waits at most `RegistryOptions::page_figures_wait` and is otherwise drawn with the last
-//! figures, saying when they were taken, while their retaking goes on for the next view.
+//! waits at most `RegistryOptions::page_figures_wait` (not at all when they are being taken
+//! already) and is otherwise drawn with the last figures, saying when they were taken, while
+//! their retaking goes on for the next view.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -108,6 +109,15 @@ impl Registry {
         let mark = self.mark().await?;
         if let Some(figures) = self.last_if_current(mark) {
             return Ok(figures);
+        }
+        let last = (self.figures.last.lock().expect("figures").as_ref()).map(|t| t.figures.clone());
+        // Being taken already (for another page, or the API): this page does not wait for them
+        // too, nor start a second walk behind the first.
+        if let Some(figures) = &last
+            && self.figures.taking.try_lock().is_err()
+        {
+            *page.stale_since.lock().expect("page figures") = Some(figures.taken_at);
+            return Ok(figures.clone());
         }
         let me = Registry {
             page: None,

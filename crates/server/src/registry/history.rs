@@ -42,6 +42,8 @@ impl Registry {
         let sample = Sample::of(figures.taken_at, &figures.total, None);
         let mut tx = self.catalogue.begin().await?;
         let recorded = samples::record_if_due(&mut tx, &sample, interval).await?;
+        // A sample of the figures does not change them.
+        tx.leaves_figures();
         commit(tx).await?;
         Ok(recorded)
     }
