@@ -155,13 +155,18 @@ impl Server {
     }
 
     /// Resident memory now, in MiB.
+    /// The process's threads now.
+    pub fn threads(&self) -> u64 {
+        proc_status_number(self.pid(), "Threads:")
+    }
+
     pub fn rss_mib(&self) -> f64 {
-        proc_status_kib(self.pid(), "VmRSS:") as f64 / 1024.0
+        proc_status_number(self.pid(), "VmRSS:") as f64 / 1024.0
     }
 
     /// Peak resident memory since start or the last `reset_peak_rss`, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        proc_status_kib(self.pid(), "VmHWM:") as f64 / 1024.0
+        proc_status_number(self.pid(), "VmHWM:") as f64 / 1024.0
     }
 
     /// Bytes the process has caused to be written to storage so far (`write_bytes` of
@@ -225,7 +230,8 @@ pub fn distribution_config(root: &Path, port: u16) -> String {
     )
 }
 
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
+/// A number field of `/proc/PID/status` (in kB for the memory fields; 0 when unreadable).
+fn proc_status_number(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

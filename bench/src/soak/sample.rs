@@ -100,7 +100,7 @@ impl Sample {
             at_s,
             rss_mib: server.rss_mib(),
             sqlite_mib: counts.sqlite_bytes as f64 / 1048576.0,
-            threads: proc_status_value(server.pid(), "Threads:"),
+            threads: server.threads(),
             open_fds: open_fds(server.pid()),
             catalogue_bytes: file_bytes(&server.data.join("catalogue.db")) + wal,
             catalogue_wal_bytes: wal,
@@ -177,16 +177,4 @@ fn dir_usage(dir: &Path) -> (u64, u64) {
         }
     }
     (files, bytes)
-}
-
-/// A number field of `/proc/PID/status` (0 when it cannot be read).
-fn proc_status_value(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
