@@ -561,6 +561,7 @@ async fn run_import(
     }
     transfer::finish_import(&mut tx).await?;
     shipshape_meta::commit(tx).await?;
+    catalogue.refresh_statistics().await?;
     catalogue.close().await;
 
     println!(

@@ -489,6 +489,17 @@ impl Catalogue {
         Ok(pending)
     }
 
+    /// After a bulk write (an import): has PostgreSQL gather its planner's statistics now
+    /// rather than when autovacuum gets to it. Until then it plans the storage figures' query
+    /// as over empty tables: 8 s instead of 0.6 s at 100 000 blobs. SQLite's plans take no
+    /// statistics here (none are ever gathered), so there it does nothing.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        if let Pools::Postgres(pool) = &self.pools {
+            sqlx::query("ANALYZE").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// Which backend this catalogue speaks: `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self.pools {
