@@ -110,14 +110,16 @@ impl Registry {
         if let Some(figures) = self.last_if_current(mark) {
             return Ok(figures);
         }
-        let last = (self.figures.last.lock().expect("figures").as_ref()).map(|t| t.figures.clone());
+        let stale = |figures: Arc<Figures>| {
+            *page.stale_since.lock().expect("page figures") = Some(figures.taken_at);
+            Ok(figures)
+        };
         // Being taken already (for another page, or the API): this page does not wait for them
         // too, nor start a second walk behind the first.
-        if let Some(figures) = &last
+        if let Some(figures) = self.last_figures()
             && self.figures.taking.try_lock().is_err()
         {
-            *page.stale_since.lock().expect("page figures") = Some(figures.taken_at);
-            return Ok(figures.clone());
+            return stale(figures);
         }
         let me = Registry {
             page: None,
@@ -132,15 +134,17 @@ impl Registry {
         {
             return joined(taken);
         }
-        let last = (self.figures.last.lock().expect("figures").as_ref()).map(|t| t.figures.clone());
-        match last {
-            Some(figures) => {
-                *page.stale_since.lock().expect("page figures") = Some(figures.taken_at);
-                Ok(figures)
-            }
+        match self.last_figures() {
+            Some(figures) => stale(figures),
             // Nothing taken yet: nothing to show but what is being taken.
             None => joined(taking.await),
         }
+    }
+
+    /// The figures last taken, current or not.
+    fn last_figures(&self) -> Option<Arc<Figures>> {
+        let last = self.figures.last.lock().expect("figures");
+        last.as_ref().map(|t| t.figures.clone())
     }
 
     /// The storage figures, taken again only when they may have changed since they were last
