@@ -233,7 +233,8 @@ fn stale_figures(taken: shipshape_meta::Millis, now: shipshape_meta::Millis, her
         p.note role="status" data-testid="figures-stale" {
             "Storage figures on this page are from "
             time datetime=(t) title=(t) { (t.get(11..19).unwrap_or(&t)) " UTC" }
-            " (" (ago) " s ago); the registry has changed since and is taking them again. "
+            " (" (ago) " s ago): a change or the passing of a grace or restore deadline has moved \
+            them since, and they are being taken again. "
             a href=(here) { "Reload" } " in a moment for current ones."
         }
     }
