@@ -110,6 +110,9 @@ impl Soak {
                 line("of which WAL (MiB)", "#17becf", |s| {
                     s.catalogue_wal_bytes as f64 / MIB
                 }),
+                line("database pages in use (MiB)", "#e377c2", |s| {
+                    s.catalogue_used_bytes as f64 / MIB
+                }),
                 line("store (MiB)", "#8c564b", |s| s.store_bytes as f64 / MIB),
             ],
         };
@@ -201,7 +204,7 @@ impl Soak {
             md.push_str("| (too few samples) | | | |\n\n");
             return md;
         }
-        let rows: [(&str, GroupFigure); 12] = [
+        let rows: [(&str, GroupFigure); 13] = [
             ("RSS (MiB)", |g| mean(g, |s| s.rss_mib)),
             ("RSS, largest (MiB)", |g| max(g, |s| s.rss_mib)),
             ("of which SQLite's memory (MiB)", |g| {
@@ -214,6 +217,9 @@ impl Soak {
             }),
             ("of which the write-ahead log, largest (MiB)", |g| {
                 max(g, |s| s.catalogue_wal_bytes as f64 / MIB)
+            }),
+            ("database pages in use (MiB)", |g| {
+                mean(g, |s| s.catalogue_used_bytes as f64 / MIB)
             }),
             ("store on disk, largest (MiB)", |g| {
                 max(g, |s| s.store_bytes as f64 / MIB)
