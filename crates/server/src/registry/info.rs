@@ -186,9 +186,6 @@ impl Registry {
         for summary in summaries {
             let usage = match by_name.get(summary.name.as_str()) {
                 Some(u) => (*u).clone(),
-                // A page drawn with the last figures says so; taking this repository's alone
-                // costs as much as taking them all.
-                None if self.stale_figures().is_some() => Usage::default(),
                 // Created since the figures were taken (by another node's first upload).
                 None => match summary.name.parse::<RepoName>() {
                     Ok(name) => match self.repository_usage(&name).await {
@@ -476,7 +473,8 @@ impl Registry {
             return Ok(u.clone());
         }
         if self.stale_figures().is_some() {
-            // As in `repositories`: the page says its figures are older than the repository.
+            // A page drawn with the last figures says so; taking this repository's alone
+            // would cost as much as taking them all.
             return Ok(Usage::default());
         }
         let mut conn = self.catalogue.reader().await?;
