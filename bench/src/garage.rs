@@ -80,6 +80,11 @@ impl Garage {
         Ok(garage)
     }
 
+    /// The process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The version the binary reports (for the report's conditions).
     pub fn version(bin: &Path) -> String {
         Command::new(bin)

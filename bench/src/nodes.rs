@@ -19,7 +19,7 @@ use crate::http::client::{Client, Upload};
 use crate::http::images::{self, Image, MANIFEST_TYPE};
 use crate::http::{Result, wrk};
 use crate::report::Better;
-use crate::servers::{Server, free_port};
+use crate::servers::{Server, cpu_seconds, free_port, wait_for_quiet_machine};
 use crate::stats::Samples;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -281,12 +281,15 @@ impl NodesReport {
                 let s = &r.values[i];
                 out += &if s.is_empty() {
                     " — |".to_string()
+                } else if s.median() == 0.0 {
+                    // A spread relative to nothing says nothing: the largest round instead.
+                    format!(" 0 (at most {}) |", num(s.max()))
                 } else {
                     format!(" {} ±{:.0}% |", num(s.median()), 100.0 * s.spread())
                 };
                 if *c == Column::PostgresThree {
                     let one = &r.values[1];
-                    out += &if s.is_empty() || one.is_empty() {
+                    out += &if s.is_empty() || one.is_empty() || one.median() == 0.0 {
                         " — |".to_string()
                     } else {
                         format!(" {:.2} |", s.median() / one.median())
@@ -437,7 +440,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
     eprintln!("starting PostgreSQL and the S3 server …");
     let pg = Postgres::start(&setup.postgres_script)?;
     let buckets = ["shipshape-one", "shipshape-three", "distribution"];
-    let (s3, _garage, s3_what) = match &setup.garage {
+    let (s3, garage, s3_what) = match &setup.garage {
         Some(bin) => {
             let garage = Garage::start(bin, &setup.work.join("garage"), &buckets)?;
             let s3 = S3Endpoint {
@@ -466,6 +469,8 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             (s3, None, what)
         }
     };
+    // s3s-fs runs inside this process.
+    let s3_pid = garage.as_ref().map_or(std::process::id(), Garage::pid);
     let one_db = shipshape_meta::scratch::create(&pg.url).await?;
     let three_db = shipshape_meta::scratch::create(&pg.url).await?;
 
@@ -545,7 +550,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             // has just warmed (or left writing back).
             let d = &deployments[(k + rep) % n];
             eprintln!("round {rep}: {}", d.column.name());
-            if let Err(e) = measure(&plan, &mut report, rep, d).await {
+            if let Err(e) = measure(&plan, &mut report, rep, d, s3_pid).await {
                 return Err(format!("{} round {rep}: {e}", d.column.name()).into());
             }
         }
@@ -587,7 +592,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         s >> 20
     ));
     report.condition(format!(
-        "manifest GET by tag: wrk --latency, {} threads, thread i on node i mod nodes (so its connections are spread round-robin), {} s per run after a 1 s warm-up, `Accept: {MANIFEST_TYPE}`, a manifest of about 1.6 KB",
+        "manifest GET by tag: wrk --latency, {} threads, thread i on node i mod nodes (so its connections are spread round-robin), {} s per run after a 1 s warm-up that starts once the machine is quiet (under 10% busy over 0.5 s, at most 30 s after the pull), `Accept: {MANIFEST_TYPE}`, a manifest of about 1.6 KB",
         plan.wrk_threads,
         plan.wrk_duration.as_secs()
     ));
@@ -624,8 +629,14 @@ impl NodesReport {
     }
 }
 
-/// One round on one column: push, pull, manifest GETs.
-async fn measure(plan: &Plan, report: &mut NodesReport, rep: usize, d: &Deployment) -> Result<()> {
+/// One round on one column: push, pull, manifest GETs; `s3_pid` is the S3 server's process.
+async fn measure(
+    plan: &Plan,
+    report: &mut NodesReport,
+    rep: usize,
+    d: &Deployment,
+    s3_pid: u32,
+) -> Result<()> {
     let col = d.column;
     let idx = Column::ALL.iter().position(|c| *c == col).unwrap_or(0) as u64;
     let (l, s) = plan.layers;
@@ -688,6 +699,18 @@ async fn measure(plan: &Plan, report: &mut NodesReport, rep: usize, d: &Deployme
     let path = "/v2/bench/app/manifests/v1";
     let ports = d.ports();
     let threads = plan.wrk_threads;
+    // A manifest GET reads only the catalogue, so the GETs start once the store has finished
+    // with the push and pull before them: on two cores its write-back would otherwise take
+    // CPU from whichever column happened to push more recently.
+    let waited = wait_for_quiet_machine(Duration::from_secs(30));
+    report.sample(
+        GET_SECTION,
+        "waited first for a quiet machine",
+        "s",
+        Better::Lower,
+        col,
+        waited.as_secs_f64(),
+    );
     wrk::run_spread(
         &ports,
         path,
@@ -697,7 +720,9 @@ async fn measure(plan: &Plan, report: &mut NodesReport, rep: usize, d: &Deployme
         &[&accept],
     )?;
     for &c in &plan.connections {
+        let (cpu, t) = (cpu_seconds(s3_pid), Instant::now());
         let r = wrk::run_spread(&ports, path, threads, c, plan.wrk_duration, &[&accept])?;
+        let s3_cpu = (cpu_seconds(s3_pid) - cpu) / t.elapsed().as_secs_f64() * 100.0;
         if r.errors > 0 {
             return Err(format!("manifest GET at {c} connections: {} errors", r.errors).into());
         }
@@ -725,6 +750,14 @@ async fn measure(plan: &Plan, report: &mut NodesReport, rep: usize, d: &Deployme
             Better::Lower,
             col,
             r.p99_ms,
+        );
+        report.sample(
+            GET_SECTION,
+            &format!("{conns}: the S3 server's CPU"),
+            "% of a core",
+            Better::Lower,
+            col,
+            s3_cpu,
         );
     }
     Ok(())

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Debian's package of CNCF Distribution.
 pub const DISTRIBUTION_BIN: &str = "/usr/bin/docker-registry";
@@ -183,18 +183,9 @@ impl Server {
             .unwrap_or(0)
     }
 
-    /// CPU time (user and system) the process has used so far, in seconds. Clock ticks are
-    /// 100 a second on Linux.
+    /// CPU time (user and system) the process has used so far, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .ok()
-            .and_then(|s| {
-                // The command name in parentheses may hold spaces: fields count after it.
-                let after = s.rsplit_once(')')?.1;
-                let f: Vec<&str> = after.split_whitespace().collect();
-                Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-            })
-            .map_or(0.0, |ticks| ticks / 100.0)
+        cpu_seconds(self.pid())
     }
 
     /// Starts a new peak-memory measurement (Linux: writing 5 to clear_refs resets VmHWM).
@@ -228,6 +219,58 @@ pub fn distribution_config(root: &Path, port: u16) -> String {
          http:\n  addr: 127.0.0.1:{port}\n",
         root.display()
     )
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds (0 when unreadable).
+/// Clock ticks are 100 a second on Linux.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name in parentheses may hold spaces: fields count after it.
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
+
+/// The machine's busy and total CPU time so far, in clock ticks (`/proc/stat`'s first line;
+/// idle and I/O wait count as not busy).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Waits until the whole machine has been quiet, under 10% busy over half a second, and returns
+/// how long that took (at most `limit`). A measurement that starts while a store is still
+/// writing back what the previous phase sent it measures the store's write-back, not the
+/// registry: on two cores, a fourth process's burst is most of the difference between columns.
+pub fn wait_for_quiet_machine(limit: Duration) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let Some((busy0, total0)) = machine_ticks() else {
+            break;
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let Some((busy1, total1)) = machine_ticks() else {
+            break;
+        };
+        let (busy, total) = (busy1 - busy0, (total1 - total0).max(1));
+        if (busy as f64) / (total as f64) < 0.10 {
+            break;
+        }
+    }
+    started.elapsed()
 }
 
 /// A number field of `/proc/PID/status` (in kB for the memory fields; 0 when unreadable).
