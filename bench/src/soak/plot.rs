@@ -20,9 +20,10 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-const WIDTH: f64 = 980.0;
+const WIDTH: f64 = 1010.0;
 const LEFT: f64 = 80.0;
-const LEGEND: f64 = 190.0;
+/// Room right of the panels for the legend: its longest label, "database pages in use (MiB)".
+const LEGEND: f64 = 220.0;
 const PANEL_HEIGHT: f64 = 260.0;
 /// Room above a panel for its title and below it for the x axis's labels.
 const PANEL_GAP: f64 = 80.0;
