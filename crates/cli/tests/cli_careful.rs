@@ -464,6 +464,17 @@ async fn images_are_deleted_by_digest_prefix_through_manifest_rm() {
         line.contains("`shipshape tag rm dig/app v1`") && !line.contains("digest"),
         "repository:tag is not a digest: {line}"
     );
+    // The reference where the repository goes, as other tools take it.
+    let line = fails(&s, &["tag", "rm", "dig/app:v1", "--yes"]).await;
+    assert!(
+        line.contains("`shipshape tag rm dig/app v1`") && !line.contains("name the tags"),
+        "repository:tag as the repository: {line}"
+    );
+    let line = fails(&s, &["tag", "rm", &format!("dig/app@{d1}"), "--yes"]).await;
+    assert!(
+        line.contains(&format!("`shipshape manifest rm dig/app {d1}`")),
+        "repository@digest as the repository: {line}"
+    );
     assert_eq!(s.footprint().await, before, "nothing was deleted");
 
     // Kinds: tagged, and untagged once its only tag is gone.
