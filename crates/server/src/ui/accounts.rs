@@ -57,7 +57,7 @@ pub(crate) async fn users(ctx: Ctx, Query(done): Query<Done>) -> Response {
         let p = &ctx.caller.principal;
         let users: Vec<UserInfo> = ctx
             .app
-            .auth
+            .auth()
             .users(p)
             .await
             .map_err(auth_error)?
@@ -66,7 +66,7 @@ pub(crate) async fn users(ctx: Ctx, Query(done): Query<Done>) -> Response {
             .collect();
         let roles: Vec<BindingInfo> = ctx
             .app
-            .auth
+            .auth()
             .bindings(p)
             .await
             .map_err(auth_error)?
@@ -195,7 +195,7 @@ pub(crate) async fn add_user(Posted { ctx, form }: Posted) -> Response {
         let password = form.get("password").unwrap_or_default();
         let admin = form.get("admin") == Some("true");
         ctx.app
-            .auth
+            .auth()
             .add_user(&ctx.caller.principal, name, password, admin)
             .await
             .map_err(auth_error)?;
@@ -211,7 +211,7 @@ pub(crate) async fn set_password(Path(name): Path<String>, posted: Posted) -> Re
     let result = async {
         require_admin(&ctx)?;
         ctx.app
-            .auth
+            .auth()
             .set_password(
                 &ctx.caller.principal,
                 &name,
@@ -238,7 +238,7 @@ pub(crate) async fn remove_user(Path(name): Path<String>, posted: Posted) -> Res
             return Err(bad_request(format!("tick \"sure\" to remove user {name}")));
         }
         ctx.app
-            .auth
+            .auth()
             .remove_user(&ctx.caller.principal, &name)
             .await
             .map_err(auth_error)?;
@@ -257,7 +257,7 @@ pub(crate) async fn grant(Posted { ctx, form }: Posted) -> Response {
         require_admin(&ctx)?;
         let r = role(form.get("role").unwrap_or_default())?;
         ctx.app
-            .auth
+            .auth()
             .bind(
                 &ctx.caller.principal,
                 form.get("subject").unwrap_or_default().trim(),
@@ -277,7 +277,7 @@ pub(crate) async fn ungrant(Posted { ctx, form }: Posted) -> Response {
     let result = async {
         require_admin(&ctx)?;
         ctx.app
-            .auth
+            .auth()
             .unbind(
                 &ctx.caller.principal,
                 form.get("subject").unwrap_or_default(),
@@ -298,7 +298,7 @@ pub(crate) async fn robots(ctx: Ctx) -> Response {
         let now = ctx.registry.now();
         let robots: Vec<RobotInfo> = ctx
             .app
-            .auth
+            .auth()
             .robots(&ctx.caller.principal)
             .await
             .map_err(auth_error)?
@@ -390,7 +390,7 @@ pub(crate) async fn add_robot(Posted { ctx, form }: Posted) -> Response {
             .filter(|d| !d.is_empty());
         let (robot, secret) = ctx
             .app
-            .auth
+            .auth()
             .add_robot(
                 &ctx.caller.principal,
                 form.get("name").unwrap_or_default().trim(),
@@ -423,7 +423,7 @@ pub(crate) async fn revoke_robot(Path(name): Path<String>, posted: Posted) -> Re
     let result = async {
         require_admin(&ctx)?;
         ctx.app
-            .auth
+            .auth()
             .revoke_robot(&ctx.caller.principal, &name)
             .await
             .map_err(auth_error)?;

@@ -62,7 +62,7 @@ pub(crate) async fn plan_page(
         .map(handlers::tag_info)
         .map(|t| (t.name.clone(), t))
         .collect();
-    let protection = ctx.app.retention.policies().protection(repo.as_str());
+    let protection = ctx.app.retention().policies().protection(repo.as_str());
     let mut going: Vec<Tag> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -88,8 +88,7 @@ pub(crate) async fn plan_page(
         None
     } else {
         Some(
-            ctx.app
-                .registry
+            ctx.registry
                 .delete_tags(repo, &going, false, true, &ctx.caller.principal)
                 .await?,
         )

@@ -84,14 +84,14 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
             .collect();
         let runs: Vec<RunInfo> = ctx
             .app
-            .collector
+            .collector()
             .runs(None, 20)
             .await?
             .into_iter()
             .map(api_gc::info)
             .collect();
         let active = runs.iter().find(|r| r.state == "running");
-        let config = ctx.app.collector.config();
+        let config = ctx.app.collector().config();
         let body = html! {
             h1 { "Storage and garbage collection" }
             (storage_bar(&total))
@@ -154,7 +154,7 @@ async fn start_run(ctx: &Ctx, dry_run: bool, include_untagged: bool) -> Response
     };
     match ctx
         .app
-        .collector
+        .collector()
         .start_run(spec, &ctx.caller.principal)
         .await
     {
@@ -172,7 +172,7 @@ async fn start_run(ctx: &Ctx, dry_run: bool, include_untagged: bool) -> Response
 
 /// `POST /ui/gc/preview`: a dry run with the registry's settings.
 pub(crate) async fn preview(Posted { ctx, .. }: Posted) -> Response {
-    let untagged = ctx.app.collector.config().untagged_manifests;
+    let untagged = ctx.app.collector().config().untagged_manifests;
     start_run(&ctx, true, untagged).await
 }
 
@@ -180,14 +180,14 @@ pub(crate) async fn preview(Posted { ctx, .. }: Posted) -> Response {
 pub(crate) async fn start(Posted { ctx, form }: Posted) -> Response {
     let untagged = match form.get("include_untagged") {
         Some(v) => v == "true",
-        None => ctx.app.collector.config().untagged_manifests,
+        None => ctx.app.collector().config().untagged_manifests,
     };
     start_run(&ctx, false, untagged).await
 }
 
 /// `POST /ui/gc/runs/{id}/cancel`.
 pub(crate) async fn cancel(Path(id): Path<i64>, Posted { ctx, .. }: Posted) -> Response {
-    match ctx.app.collector.cancel(id, &ctx.caller.principal).await {
+    match ctx.app.collector().cancel(id, &ctx.caller.principal).await {
         Ok(Some(_)) => ctx.redirect(&format!("/ui/gc/runs/{id}")),
         Ok(None) => ctx.error(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -201,7 +201,7 @@ pub(crate) async fn cancel(Path(id): Path<i64>, Posted { ctx, .. }: Posted) -> R
 /// `/ui/gc/runs/{id}`: follows the run while it is running.
 pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
     let result = async {
-        let Some(run) = ctx.app.collector.run(id).await? else {
+        let Some(run) = ctx.app.collector().run(id).await? else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "GC_RUN_UNKNOWN",
@@ -215,7 +215,7 @@ pub(crate) async fn run(ctx: Ctx, Path(id): Path<i64>) -> Response {
             Vec::new()
         } else {
             ctx.app
-                .collector
+                .collector()
                 .run_items(id, &ctx.caller.principal)
                 .await?
                 .unwrap_or_default()

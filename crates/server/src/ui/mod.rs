@@ -19,6 +19,7 @@ mod overview;
 mod policies;
 mod policy_editor;
 mod repos;
+mod services;
 mod session;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use shipshape_meta::principal::Permission;
 
 use crate::error::ApiError;
 use crate::http::AppState;
+use services::PageServices;
 use session::Session;
 
 /// The UI's routes, and `/` sending browsers to it.
@@ -96,7 +98,7 @@ pub fn router() -> Router<AppState> {
 /// What every page knows about its request: the services, who acts, and the session whose
 /// CSRF token its forms carry.
 pub(crate) struct Ctx {
-    pub app: AppState,
+    pub app: PageServices,
     /// The registry as this page sees it: with the last storage figures taken when current
     /// ones would keep it waiting (`Registry::for_pages`).
     pub registry: crate::registry::Registry,
@@ -146,7 +148,7 @@ impl Ctx {
 
     fn with_cookie(&self, resp: &mut Response) {
         if self.set_cookie
-            && let Ok(v) = HeaderValue::from_str(&session::cookie(&self.session.id, self.app.tls))
+            && let Ok(v) = HeaderValue::from_str(&session::cookie(&self.session.id, self.app.tls()))
         {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -265,7 +267,7 @@ impl Ctx {
         };
         let ctx = Ctx {
             registry: app.registry.for_pages(),
-            app,
+            app: PageServices::new(app),
             caller,
             session,
             set_cookie,
@@ -475,18 +477,18 @@ async fn login(LoginPost(Posted { ctx, form }): LoginPost) -> Response {
     let password = form.get("password").unwrap_or_default();
     match ctx
         .app
-        .auth
+        .auth()
         .login(user, password, ctx.caller.principal.source.clone())
         .await
     {
         Ok(account) => {
             // A new session for the login: the id the visitor had before is worth nothing now.
             let fresh = Session::fresh(Some(account.clone()));
-            if let Err(e) = ctx.app.auth.start_session(&fresh.id, &account).await {
+            if let Err(e) = ctx.app.auth().start_session(&fresh.id, &account).await {
                 return crate::http::auth_error(e).into_response();
             }
             let mut resp = Redirect::to(&next).into_response();
-            if let Ok(v) = HeaderValue::from_str(&session::cookie(&fresh.id, ctx.app.tls)) {
+            if let Ok(v) = HeaderValue::from_str(&session::cookie(&fresh.id, ctx.app.tls())) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
@@ -516,11 +518,11 @@ async fn login(LoginPost(Posted { ctx, form }): LoginPost) -> Response {
 }
 
 async fn logout(Posted { ctx, .. }: Posted) -> Response {
-    if let Err(e) = ctx.app.auth.end_session(&ctx.session.id).await {
+    if let Err(e) = ctx.app.auth().end_session(&ctx.session.id).await {
         return crate::http::auth_error(e).into_response();
     }
     let mut resp = Redirect::to("/ui/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::cookie("", ctx.app.tls)) {
+    if let Ok(v) = HeaderValue::from_str(&session::cookie("", ctx.app.tls())) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp

@@ -36,7 +36,7 @@ async fn render(ctx: &Ctx) -> Result<Response, ApiError> {
     let untagged: i64 = repos.iter().map(|r| r.untagged_manifests).sum();
     let last_run = ctx
         .app
-        .collector
+        .collector()
         .runs(None, 1)
         .await?
         .into_iter()

@@ -34,7 +34,7 @@ pub(crate) async fn list(ctx: Ctx, Query(done): Query<Done>) -> Response {
     let result = async {
         let policies: Vec<PolicyInfo> = ctx
             .app
-            .retention
+            .retention()
             .list()
             .await?
             .into_iter()
@@ -107,11 +107,11 @@ pub(crate) async fn list(ctx: Ctx, Query(done): Query<Done>) -> Response {
 /// `POST /ui/policies/{name}/preview`.
 pub(crate) async fn preview(Path(name): Path<String>, Posted { ctx, .. }: Posted) -> Response {
     let result = async {
-        let (stored, policy) = ctx.app.retention.get(&name).await?;
+        let (stored, policy) = ctx.app.retention().get(&name).await?;
         let sentence = api_policies::policy_info(stored).sentence;
         let p: PreviewInfo = api_policies::preview_info(
             ctx.app
-                .retention
+                .retention()
                 .preview(&policy, &ctx.caller.principal)
                 .await?,
         );
@@ -187,7 +187,7 @@ pub(crate) async fn run_now(Path(name): Path<String>, Posted { ctx, .. }: Posted
     let result = async {
         let run = ctx
             .app
-            .retention
+            .retention()
             .start(&name, Trigger::Manual, &ctx.caller.principal)
             .await?;
         Ok::<_, ApiError>(ctx.redirect(&format!("/ui/policy-runs/{}", run.id)))
@@ -200,7 +200,7 @@ pub(crate) async fn run_now(Path(name): Path<String>, Posted { ctx, .. }: Posted
 /// repositories the caller may read); follows the run while it is running.
 pub(crate) async fn run_page(Path(id): Path<i64>, ctx: Ctx) -> Response {
     let result = async {
-        let (run, items) = ctx.app.retention.run(id, &ctx.caller.principal).await?;
+        let (run, items) = ctx.app.retention().run(id, &ctx.caller.principal).await?;
         let run: PolicyRunInfo = api_policies::run_info(run);
         let items: Vec<PolicyRunItem> = items.into_iter().map(api_policies::item).collect();
         let f = &run.figures;

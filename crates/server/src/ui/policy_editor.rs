@@ -444,7 +444,7 @@ pub(crate) async fn edit_form(
 async fn applied(ctx: &Ctx, name: &str) -> Result<PolicySpec, ApiError> {
     let stored = ctx
         .app
-        .retention
+        .retention()
         .list()
         .await?
         .into_iter()
@@ -487,7 +487,7 @@ async fn submit(ctx: &Ctx, form: &Fields, editing: Option<&str>) -> Result<Respo
             Ok(policy) => {
                 let p = ctx
                     .app
-                    .retention
+                    .retention()
                     .preview(&policy, &ctx.caller.principal)
                     .await?;
                 preview = Some(api_policies::preview_info(p));
@@ -503,7 +503,12 @@ async fn submit(ctx: &Ctx, form: &Fields, editing: Option<&str>) -> Result<Respo
             ),
         });
     } else {
-        match ctx.app.retention.apply(&spec, &ctx.caller.principal).await {
+        match ctx
+            .app
+            .retention()
+            .apply(&spec, &ctx.caller.principal)
+            .await
+        {
             Ok((stored, created)) => {
                 let done = if created { "created" } else { "updated" };
                 let name =
@@ -532,7 +537,7 @@ async fn submit(ctx: &Ctx, form: &Fields, editing: Option<&str>) -> Result<Respo
 async fn exists(ctx: &Ctx, name: &str) -> Result<bool, ApiError> {
     Ok(ctx
         .app
-        .retention
+        .retention()
         .list()
         .await?
         .iter()
@@ -596,7 +601,7 @@ pub(crate) async fn pattern_test(ctx: Ctx, Query(q): Query<TestQuery>) -> Respon
         } else {
             Some(
                 ctx.app
-                    .retention
+                    .retention()
                     .matching(&globs, pattern.as_ref(), &ctx.caller.principal)
                     .await?,
             )

@@ -324,11 +324,11 @@ async fn tags_page(
         .into_iter()
         .map(handlers::tag_info)
         .collect();
-    let protection = ctx.app.retention.policies().protection(repo.as_str());
+    let protection = ctx.app.retention().policies().protection(repo.as_str());
     // The applied policies covering this repository, each in one sentence.
     let covering: Vec<(String, String)> = ctx
         .app
-        .retention
+        .retention()
         .policies()
         .snapshot()
         .iter()
