@@ -700,8 +700,8 @@ async fn measure(
     let ports = d.ports();
     let threads = plan.wrk_threads;
     // A manifest GET reads only the catalogue, so the GETs start once the store has finished
-    // with the push and pull before them: on two cores its write-back would otherwise take
-    // CPU from whichever column happened to push more recently.
+    // with the push and pull before them (in run L it always had: the wait is a guard, and
+    // the S3 server's CPU during the GETs is reported beside it).
     let waited = wait_for_quiet_machine(Duration::from_secs(30));
     report.sample(
         GET_SECTION,

@@ -154,12 +154,12 @@ impl Server {
         self.base.trim_start_matches("http://")
     }
 
-    /// Resident memory now, in MiB.
     /// The process's threads now.
     pub fn threads(&self) -> u64 {
         proc_status_number(self.pid(), "Threads:")
     }
 
+    /// Resident memory now, in MiB.
     pub fn rss_mib(&self) -> f64 {
         proc_status_number(self.pid(), "VmRSS:") as f64 / 1024.0
     }
@@ -252,9 +252,8 @@ fn machine_ticks() -> Option<(u64, u64)> {
 }
 
 /// Waits until the whole machine has been quiet, under 10% busy over half a second, and returns
-/// how long that took (at most `limit`). A measurement that starts while a store is still
-/// writing back what the previous phase sent it measures the store's write-back, not the
-/// registry: on two cores, a fourth process's burst is most of the difference between columns.
+/// how long that took (at most `limit`): a measurement that starts while a store is still
+/// writing back what the previous phase sent it would measure that write-back too.
 pub fn wait_for_quiet_machine(limit: Duration) -> Duration {
     let started = Instant::now();
     while started.elapsed() < limit {

@@ -297,19 +297,17 @@ async fn delete(remote: &Remote, format: Format, yes: bool, args: RmArgs) -> Res
     Ok(())
 }
 
-/// Why `name`, given to `tag rm` and containing a colon, is not a tag: a digest (`sha256:…`,
-/// also `repo@sha256:…`, deleted with `manifest rm`), or `repository:tag` (two arguments).
 /// What to say when `name`, given as the repository, is an image reference (`team/app:v1`,
 /// `team/app@sha256:…`); `None` when it is not one. A `:` before the last `/` is a registry's
 /// port, which the server's check of the name answers.
 fn reference_as_repository(name: &str) -> Option<String> {
-    let last = name.rsplit('/').next().unwrap_or(name);
     if let Some((repo, digest)) = name.split_once('@') {
         return Some(format!(
             "{name} names an image by digest; to delete it with all its tags, use \
              `shipshape manifest rm {repo} {digest}`"
         ));
     }
+    let last = name.rsplit('/').next().unwrap_or(name);
     let (_, tag) = last.rsplit_once(':')?;
     let repo = &name[..name.len() - tag.len() - 1];
     Some(format!(
@@ -317,6 +315,8 @@ fn reference_as_repository(name: &str) -> Option<String> {
     ))
 }
 
+/// Why `name`, given to `tag rm` and containing a colon, is not a tag: a digest (`sha256:…`,
+/// also `repo@sha256:…`, deleted with `manifest rm`), or `repository:tag` (two arguments).
 fn not_a_tag(repo: &str, name: &str) -> String {
     let digest = name.rsplit_once('@').map_or(name, |(_, d)| d);
     match digest.split_once(':') {
