@@ -19,7 +19,7 @@ use crate::http::client::{Client, Upload};
 use crate::http::images::{self, Image, MANIFEST_TYPE};
 use crate::http::{Result, wrk};
 use crate::report::Better;
-use crate::servers::{Server, cpu_seconds, free_port, wait_for_quiet_machine};
+use crate::servers::{self, Server, cpu_seconds, free_port, wait_for_quiet_machine};
 use crate::stats::Samples;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -180,6 +180,9 @@ pub struct Setup {
     pub work: PathBuf,
     /// The garage binary to store every registry's blobs in, instead of s3s-fs.
     pub garage: Option<PathBuf>,
+    /// `[catalogue] manifest_cache_ttl` of every Shipshape node on PostgreSQL (`None`: the
+    /// default).
+    pub manifest_cache_ttl: Option<String>,
 }
 
 /// The S3 server the registries store their blobs in, and the key they sign with.
@@ -364,10 +367,15 @@ fn s3_env(s3: S3Endpoint) -> [(&'static str, &'static str); 2] {
 }
 
 /// A node's configuration file: the catalogue on `db`, blobs in `bucket` of the S3 server.
-fn node_config(db: &str, s3: S3Endpoint, bucket: &str) -> String {
+fn node_config(db: &str, s3: S3Endpoint, bucket: &str, setup: &Setup) -> String {
     let s3 = s3.addr;
+    let ttl = setup
+        .manifest_cache_ttl
+        .as_ref()
+        .map(|t| format!("manifest_cache_ttl = \"{t}\"\n"))
+        .unwrap_or_default();
     format!(
-        "[catalogue]\nurl = \"{db}\"\nmax_connections = 16\n\n[storage]\n\
+        "[catalogue]\nurl = \"{db}\"\nmax_connections = 16\n{ttl}\n[storage]\n\
          s3 = {{ endpoint = \"http://{s3}\", bucket = \"{bucket}\", region = \"us-east-1\", \
          allow_http = true, path_style = true }}\n"
     )
@@ -437,6 +445,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         rows: Vec::new(),
         skipped: Vec::new(),
     };
+    let autogroup = servers::AutogroupOff::for_the_run();
     eprintln!("starting PostgreSQL and the S3 server …");
     let pg = Postgres::start(&setup.postgres_script)?;
     let buckets = ["shipshape-one", "shipshape-three", "distribution"];
@@ -487,7 +496,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             &setup,
             "pg-one",
             1,
-            &node_config(&one_db.url, s3, "shipshape-one"),
+            &node_config(&one_db.url, s3, "shipshape-one", &setup),
             s3,
         )?,
     });
@@ -497,7 +506,7 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
             &setup,
             "pg-three",
             3,
-            &node_config(&three_db.url, s3, "shipshape-three"),
+            &node_config(&three_db.url, s3, "shipshape-three", &setup),
             s3,
         )?,
     });
@@ -600,6 +609,14 @@ pub async fn run(plan: Plan, setup: Setup) -> Result<NodesReport> {
         "PostgreSQL {} from scripts/postgres on loopback (fsync off, synchronous_commit off: test settings), max_connections {}; each Shipshape node's pool 16; S3: {s3_what}, one bucket per registry",
         pg.show("server_version"),
         pg.show("max_connections")
+    ));
+    report.condition(autogroup.describe());
+    report.condition(format!(
+        "Shipshape nodes' manifest cache (`[catalogue] manifest_cache_ttl`): {}",
+        setup
+            .manifest_cache_ttl
+            .as_deref()
+            .map_or("the default, 5 s".to_string(), |t| format!("{t:?}"))
     ));
     report.condition(
         "Shipshape nodes: release build, `shipshape serve --config`, access control off, log level warn, each with its own data directory; Distribution: Debian docker-registry 2.8.2, S3 driver (regionendpoint, path-style, plain HTTP), redirects off, in-memory blob descriptor cache",

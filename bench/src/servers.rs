@@ -251,6 +251,64 @@ fn machine_ticks() -> Option<(u64, u64)> {
     Some((total - idle, total))
 }
 
+/// Linux's automatic process groups off for a run, and back as they were when dropped.
+///
+/// With them on, CPU time is shared between sessions first: PostgreSQL, which `pg_ctl` starts
+/// in a session of its own, is weighted on each core by the little load it has there, and
+/// when the nodes (in the bench's session) keep both cores busy, a backend woken for a query
+/// waited 0.5–2 s for a core (seen with strace: a Bind received, its answer sent 0.55 s later).
+/// On a deployment PostgreSQL has a machine of its own; here every thread competes as one.
+pub struct AutogroupOff {
+    was: Option<String>,
+    note: String,
+}
+
+const AUTOGROUP: &str = "/proc/sys/kernel/sched_autogroup_enabled";
+
+impl AutogroupOff {
+    pub fn for_the_run() -> Self {
+        let was = std::fs::read_to_string(AUTOGROUP)
+            .ok()
+            .map(|s| s.trim().to_string());
+        match was.as_deref() {
+            None => AutogroupOff {
+                was: None,
+                note: "kernel.sched_autogroup_enabled: not on this kernel".into(),
+            },
+            Some("0") => AutogroupOff {
+                was: None,
+                note: "kernel.sched_autogroup_enabled: 0 (already off)".into(),
+            },
+            Some(v) => match std::fs::write(AUTOGROUP, "0") {
+                Ok(()) => AutogroupOff {
+                    was: Some(v.to_string()),
+                    note: format!(
+                        "kernel.sched_autogroup_enabled: {v}, set to 0 for the run and restored after it (with it on, PostgreSQL, in a session of its own, waited up to seconds for a core whenever the nodes kept both busy)"
+                    ),
+                },
+                Err(e) => AutogroupOff {
+                    was: None,
+                    note: format!(
+                        "kernel.sched_autogroup_enabled: {v}, left on ({e}: run as root): PostgreSQL may wait up to seconds for a core whenever the nodes keep both busy, which shows in the p99"
+                    ),
+                },
+            },
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.note.clone()
+    }
+}
+
+impl Drop for AutogroupOff {
+    fn drop(&mut self) {
+        if let Some(v) = &self.was {
+            let _ = std::fs::write(AUTOGROUP, v);
+        }
+    }
+}
+
 /// Waits until the whole machine has been quiet, under 10% busy over half a second, and returns
 /// how long that took (at most `limit`): a measurement that starts while a store is still
 /// writing back what the previous phase sent it would measure that write-back too.

@@ -36,6 +36,10 @@ struct Args {
     /// s3s-fs in the bench process: the end-to-end run on a distributed store.
     #[arg(long)]
     garage: Option<PathBuf>,
+    /// The Shipshape nodes' `[catalogue] manifest_cache_ttl`, e.g. "0s" to measure every GET
+    /// querying the catalogue (default: the nodes' default).
+    #[arg(long)]
+    manifest_cache_ttl: Option<String>,
 }
 
 #[tokio::main]
@@ -69,6 +73,7 @@ async fn main() {
         postgres_script: args.postgres,
         work: args.work.clone(),
         garage: args.garage.clone(),
+        manifest_cache_ttl: args.manifest_cache_ttl.clone(),
     };
     let result = nodes::run(plan, setup).await;
     let _ = std::fs::remove_dir_all(&args.work);

@@ -81,6 +81,9 @@ pub struct CatalogueFileConfig {
     pub lock_timeout: Option<String>,
     /// A transaction idle longer is ended by the server, e.g. "60s".
     pub idle_in_transaction_timeout: Option<String>,
+    /// How long a node may answer a manifest GET from what it read lately, at most, when no
+    /// change notice says otherwise, e.g. "5s" [default]; "0s": every GET queries.
+    pub manifest_cache_ttl: Option<String>,
     /// Bring the schema up to date on start [default: true]; false: refuse to start on an
     /// older schema (run `shipshape migrate` as a separate step).
     pub migrate: Option<bool>,
@@ -109,6 +112,7 @@ impl CatalogueFileConfig {
                 || self.statement_timeout.is_some()
                 || self.lock_timeout.is_some()
                 || self.idle_in_transaction_timeout.is_some()
+                || self.manifest_cache_ttl.is_some()
             {
                 return Err(
                     "[catalogue] settings need a PostgreSQL url (catalogue.url or \
@@ -149,6 +153,11 @@ impl CatalogueFileConfig {
                 &self.idle_in_transaction_timeout,
                 "catalogue.idle_in_transaction_timeout",
                 &mut options.idle_in_transaction_timeout,
+            ),
+            (
+                &self.manifest_cache_ttl,
+                "catalogue.manifest_cache_ttl",
+                &mut options.manifest_cache_ttl,
             ),
         ] {
             if let Some(v) = value {

@@ -10,6 +10,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shipshape_server::{Server, ServerConfig};
+use std::time::Duration;
 
 /// Three nodes sharing one catalogue and one bucket.
 struct Cluster {
@@ -163,18 +164,25 @@ async fn a_push_spread_over_three_nodes_is_served_by_each() {
         );
     }
 
-    // A tag deleted on one node is gone on the others, and restorable from any.
+    // A tag deleted on one node is gone there at once, on the others as soon as the
+    // catalogue's change notice reaches them (they may hold it in their manifest cache), and
+    // restorable from any.
     let resp = c
         .delete(format!("{}/v2/{repo}/manifests/v1", cluster.base(0)))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    for n in 0..3 {
-        assert_eq!(
-            manifest_status(&cluster.base(n), repo, "v1").await,
-            StatusCode::NOT_FOUND
-        );
+    assert_eq!(
+        manifest_status(&cluster.base(0), repo, "v1").await,
+        StatusCode::NOT_FOUND
+    );
+    for n in 1..3 {
+        let base = cluster.base(n);
+        wait_until(&format!("v1 gone on node {n}"), || async {
+            (manifest_status(&base, repo, "v1").await == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
     }
     let restorable: Value = c
         .get(format!("{}/api/v1/restorable", cluster.base(1)))
@@ -498,4 +506,175 @@ async fn a_web_ui_login_holds_on_every_node_until_a_logout_on_any() {
             resp.status()
         );
     }
+}
+
+/// The digest a manifest GET of `reference` answers with; `None` for a 404.
+async fn served(base: &str, repo: &str, reference: &str) -> Option<String> {
+    let resp = client()
+        .get(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    match resp.status() {
+        StatusCode::OK => Some(header(&resp, "docker-content-digest").unwrap().to_string()),
+        StatusCode::NOT_FOUND => None,
+        other => panic!("GET {reference} on {base}: {other}"),
+    }
+}
+
+/// One unlabelled sample of `/metrics`.
+async fn metric(base: &str, name: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until node `base` answers a GET of `reference` from its cache, with `digest`.
+async fn answered_from_cache(base: &str, repo: &str, reference: &str, digest: &str) {
+    // A commit of the node's own (a collector's worker, a pull count) may empty the cache
+    // between two GETs, so this asks until one is a hit.
+    wait_until(
+        &format!("a GET of {reference} answered from {base}'s cache"),
+        || async {
+            let hits = metric(base, "shipshape_manifest_cache_hits_total").await;
+            assert_eq!(served(base, repo, reference).await.as_deref(), Some(digest));
+            (metric(base, "shipshape_manifest_cache_hits_total").await > hits).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Manifest reads are answered from each node's cache only while the catalogue vouches for
+/// them: the node that made a change never answers from before it, a change made on one node
+/// reaches the others through PostgreSQL's change notices (the cache's time limit is set past
+/// the test's length here, so nothing else could bring it), and a node whose listening
+/// connection was cut listens again and is told of changes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
+    let cluster = Cluster::start_with(|shared| {
+        let shipshape_server::CatalogueConfig::Postgres { options, .. } = &mut shared.catalogue
+        else {
+            unreachable!("the cluster is on PostgreSQL")
+        };
+        options.manifest_cache_ttl = Duration::from_secs(24 * 3600);
+        // Nor may a node's own background work, whose commits empty its cache too.
+        shared.gc.poll_interval = Duration::from_secs(24 * 3600);
+        shared.policy_poll_interval = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    let c = client();
+    let repo = "cached/app";
+    for n in 0..3 {
+        let base = cluster.base(n);
+        wait_until(&format!("node {n} listening"), || async {
+            (metric(&base, "shipshape_catalogue_listening").await == 1).then_some(())
+        })
+        .await;
+    }
+    let first = push_image(&c, &cluster.base(0), repo, "v1", 1).await;
+    for n in 0..3 {
+        answered_from_cache(&cluster.base(n), repo, "v1", &first).await;
+    }
+
+    // Moved on node 0: node 0 answers the new manifest at once, the others once told.
+    let second = push_image(&c, &cluster.base(0), repo, "v1", 2).await;
+    assert_ne!(first, second);
+    assert_eq!(
+        served(&cluster.base(0), repo, "v1").await,
+        Some(second.clone())
+    );
+    for n in 1..3 {
+        let base = cluster.base(n);
+        wait_until(&format!("v1 moved on node {n}"), || async {
+            (served(&base, repo, "v1").await.as_ref() == Some(&second)).then_some(())
+        })
+        .await;
+        answered_from_cache(&base, repo, "v1", &second).await;
+    }
+
+    // Deleted on node 1, with its manifest: gone there at once, on the others once told; by
+    // digest too.
+    let resp = c
+        .delete(format!("{}/v2/{repo}/manifests/{second}", cluster.base(1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(served(&cluster.base(1), repo, "v1").await, None);
+    assert_eq!(served(&cluster.base(1), repo, &second).await, None);
+    for n in [0, 2] {
+        let base = cluster.base(n);
+        wait_until(&format!("v1 gone on node {n}"), || async {
+            (served(&base, repo, "v1").await.is_none()
+                && served(&base, repo, &second).await.is_none())
+            .then_some(())
+        })
+        .await;
+    }
+
+    // Every node's listening connection cut, as a PostgreSQL restart or a network fault
+    // would: each listens again, and is told of changes again.
+    let shipshape_server::CatalogueConfig::Postgres { options, .. } = &cluster.shared.catalogue
+    else {
+        unreachable!()
+    };
+    let admin = sqlx::PgPool::connect(&options.url).await.unwrap();
+    let listeners = || {
+        // This cluster's database only: other tests' clusters run on the same server.
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(shipshape_meta::changes::LISTENER_NAME)
+        .fetch_all(&admin)
+    };
+    let old = listeners().await.unwrap();
+    assert_eq!(old.len(), 3, "one listening connection per node");
+    for pid in &old {
+        let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        assert!(cut, "listener {pid} cut");
+    }
+    wait_until("every node listening again", || async {
+        let now = listeners().await.unwrap();
+        let mut all = now.len() == 3 && now.iter().all(|p| !old.contains(p));
+        for n in 0..3 {
+            all &= metric(&cluster.base(n), "shipshape_catalogue_listening").await == 1;
+        }
+        all.then_some(())
+    })
+    .await;
+    let third = push_image(&c, &cluster.base(2), repo, "v1", 3).await;
+    for n in 0..3 {
+        let base = cluster.base(n);
+        wait_until(&format!("v1 pushed again, on node {n}"), || async {
+            (served(&base, repo, "v1").await.as_ref() == Some(&third)).then_some(())
+        })
+        .await;
+        answered_from_cache(&base, repo, "v1", &third).await;
+    }
+    let fourth = push_image(&c, &cluster.base(0), repo, "v1", 4).await;
+    for n in 0..3 {
+        let base = cluster.base(n);
+        wait_until(
+            &format!("v1 moved after listening again, on node {n}"),
+            || async { (served(&base, repo, "v1").await.as_ref() == Some(&fourth)).then_some(()) },
+        )
+        .await;
+    }
+    admin.close().await;
 }

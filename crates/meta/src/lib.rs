@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod batches;
 pub mod bindings;
 pub mod blobs;
+pub mod changes;
 pub mod clock;
 pub mod consistency;
 pub mod db;
@@ -157,6 +158,9 @@ pub struct Catalogue {
     pools: Pools,
     activity: Arc<WriterActivity>,
     stats: Arc<CatalogueStats>,
+    /// PostgreSQL: the one connection that listens for change notices (`changes.rs`), in a
+    /// pool of its own so that it takes no place from requests.
+    listener: Option<PgPool>,
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +189,10 @@ pub struct CatalogueStats {
     /// figures as they were (`Tx::leaves_figures`): a figure computed over the whole
     /// catalogue is still current for this node's writes while this has not moved.
     pub commits: AtomicU64,
+    /// Moves on every commit of this node that may change the figures (so also where tags
+    /// point and which manifests exist) and on every change notice of any node: what a cache in
+    /// front of the catalogue checks.
+    pub changes: changes::Changes,
     /// SQLite's write-ahead log file (none on PostgreSQL).
     wal: Option<std::path::PathBuf>,
 }
@@ -329,6 +337,9 @@ pub struct PostgresOptions {
     /// A transaction left idle longer is ended by the server
     /// (`idle_in_transaction_session_timeout`): a node that hangs cannot hold locks forever.
     pub idle_in_transaction_timeout: Duration,
+    /// The longest a node answers a manifest read from its cache without a change notice
+    /// (`changes.rs`); zero: nothing is cached.
+    pub manifest_cache_ttl: Duration,
 }
 
 impl PostgresOptions {
@@ -340,6 +351,7 @@ impl PostgresOptions {
             statement_timeout: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(30),
             idle_in_transaction_timeout: Duration::from_secs(60),
+            manifest_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -429,6 +441,7 @@ impl Catalogue {
             pools: Pools::Sqlite { write, read },
             activity,
             stats,
+            listener: None,
         })
     }
 
@@ -453,6 +466,11 @@ impl Catalogue {
             // No statement of the catalogue runs long enough to repay a compilation.
             ("jit", "off".to_string()),
         ]);
+        let listener = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(connect.clone().application_name(changes::LISTENER_NAME));
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .connect_with(connect)
@@ -468,7 +486,11 @@ impl Catalogue {
         Ok(Catalogue {
             pools: Pools::Postgres(pool),
             activity: Arc::new(WriterActivity::new()),
-            stats: Arc::new(CatalogueStats::default()),
+            stats: Arc::new(CatalogueStats {
+                changes: changes::Changes::with_ttl(options.manifest_cache_ttl),
+                ..CatalogueStats::default()
+            }),
+            listener: (!options.manifest_cache_ttl.is_zero()).then_some(listener),
         })
     }
 
@@ -498,6 +520,20 @@ impl Catalogue {
             sqlx::query("ANALYZE").execute(pool).await?;
         }
         Ok(())
+    }
+
+    /// Starts listening for the change notices of every node's commits (PostgreSQL), so that
+    /// [`Catalogue::changes`] can vouch for a cached answer. What a serving node calls once;
+    /// on SQLite it does nothing and nothing may be cached.
+    pub fn watch_changes(&self) {
+        if let Some(pool) = &self.listener {
+            tokio::spawn(changes::listen(pool.clone(), Arc::downgrade(&self.stats)));
+        }
+    }
+
+    /// The generation a cache in front of the catalogue stamps its entries with.
+    pub fn changes(&self) -> &changes::Changes {
+        &self.stats.changes
     }
 
     /// Which backend this catalogue speaks: `sqlite` or `postgres`.
@@ -622,6 +658,9 @@ impl Catalogue {
             }
             Pools::Postgres(pool) => pool.close().await,
         }
+        if let Some(listener) = &self.listener {
+            listener.close().await;
+        }
     }
 }
 
@@ -709,6 +748,9 @@ pub async fn commit(tx: Tx) -> Result<()> {
     }
     if !leaves_figures {
         stats.commits.fetch_add(1, Ordering::Release);
+        // Before the request that made the change is answered: this node never serves from
+        // its manifest cache what its own commit replaced.
+        stats.changes.moved();
     }
     for entry in &recorded {
         entry.log();

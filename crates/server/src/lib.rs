@@ -304,6 +304,7 @@ impl Server {
             location: catalogue_location.clone(),
             source,
         })?;
+        catalogue.watch_changes();
         let auth = shipshape_auth::Auth::open(
             catalogue.clone(),
             clock.clone(),

@@ -170,3 +170,44 @@ async fn known_keys_are_those_of_blobs_uploads_and_pending_deletions() {
     })
     .await;
 }
+
+/// What a cache in front of the catalogue is told (`changes.rs`): on SQLite, never to keep
+/// anything; on PostgreSQL, once this handle listens, that a stamp is out of date as soon as a
+/// commit of its own returns (no notice needed: the empty transaction below sends none), but not
+/// after a commit that says it leaves the figures. Notices from other nodes:
+/// `multi_node::a_tag_moved_on_one_node_is_seen_moved_on_every_other`.
+#[tokio::test]
+async fn a_commit_of_its_own_outdates_every_stamp_before_it_returns() {
+    each_backend(async |cat| {
+        cat.watch_changes();
+        if cat.backend_name() == "sqlite" {
+            assert_eq!(cat.changes().stamp(), None, "SQLite: nothing may be cached");
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let stamp = loop {
+            if let Some(s) = cat.changes().stamp() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < deadline, "never listening");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert!(cat.changes().listening());
+
+        let mut tx = begin(cat).await;
+        tx.leaves_figures();
+        commit(tx).await;
+        assert!(
+            cat.changes().current(stamp),
+            "a pull count's commit keeps the cache"
+        );
+
+        commit(begin(cat).await).await;
+        assert!(
+            !cat.changes().current(stamp),
+            "any other commit empties it at once"
+        );
+        assert!(cat.changes().stamp().is_some());
+    })
+    .await;
+}

@@ -516,6 +516,26 @@ fn catalogue(out: &mut Out, app: &AppState) {
         "Checkpoints of the catalogue's write-ahead log made while the writer was idle.",
         &[(&[], c.idle_checkpoints.load(Ordering::Relaxed))],
     );
+    out.metric(
+        "shipshape_catalogue_listening",
+        "gauge",
+        "1 while this node receives the PostgreSQL catalogue's change notices, which let it \
+         answer manifest reads from its cache; 0 otherwise (and always on SQLite).",
+        &[(&[], u64::from(c.changes.listening()))],
+    );
+    out.metric(
+        "shipshape_catalogue_change_notices_total",
+        "counter",
+        "Change notices received from the PostgreSQL catalogue (one per transaction of any node \
+         that changed repositories, tags or manifests).",
+        &[(&[], c.changes.notices())],
+    );
+    out.metric(
+        "shipshape_manifest_cache_hits_total",
+        "counter",
+        "Manifest GETs and HEADs answered from this node's cache, without a catalogue query.",
+        &[(&[], app.registry.manifest_cache_hits())],
+    );
     if let Some(bytes) = c.sqlite_memory_bytes() {
         out.metric(
             "shipshape_catalogue_sqlite_memory_bytes",

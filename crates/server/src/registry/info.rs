@@ -451,6 +451,11 @@ impl Registry {
         Ok(shipshape_meta::queue::oldest_entries(&mut conn).await?)
     }
 
+    /// Manifest reads answered from this node's cache (`cache.rs`).
+    pub fn manifest_cache_hits(&self) -> u64 {
+        self.cache.hits()
+    }
+
     /// The catalogue's waits, checkpoints and log size.
     pub fn catalogue_stats(&self) -> &shipshape_meta::CatalogueStats {
         self.catalogue.stats()

@@ -45,26 +45,29 @@ impl Registry {
     }
 
     /// Finds a manifest by tag or digest; with `with_payload`, also its bytes. Concurrent
-    /// identical reads share one query (`reads.rs` says why that answers each correctly).
+    /// identical reads share one query (`reads.rs` says why that answers each correctly), and
+    /// on PostgreSQL a read may be answered from what was read lately (`cache.rs`).
     pub async fn get_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
         with_payload: bool,
     ) -> Result<ManifestRead> {
-        let found = match self.reads.join(repo, reference, with_payload) {
-            Role::Follower(rx) => match reads::outcome(rx).await {
-                Some(m) => Ok(m),
-                None => {
-                    self.read_manifest(repo, reference, with_payload, None)
-                        .await
+        let key = reads::key(repo, reference, with_payload);
+        let changes = self.catalogue.changes();
+        let found = match self.cache.get(changes, &key) {
+            Some(m) => m,
+            None => match self.reads.join(key.clone()) {
+                Role::Follower(rx) => match reads::outcome(rx).await {
+                    Some(m) => m,
+                    None => self.read_manifest(key, repo, reference, None).await?,
+                },
+                Role::Leader(leader) => {
+                    self.read_manifest(key, repo, reference, Some(leader))
+                        .await?
                 }
             },
-            Role::Leader(leader) => {
-                self.read_manifest(repo, reference, with_payload, Some(leader))
-                    .await
-            }
-        }?;
+        };
         // A pull is a GET of the manifest, as Docker Hub counts it: tools that poll digests
         // with HEAD (Renovate, Flux, `crane digest`) would otherwise keep every tag "recently
         // pulled" and defeat retention by pull time.
@@ -79,17 +82,20 @@ impl Registry {
     }
 
     /// One catalogue query for a manifest; a `leader` hands the outcome to those who joined.
+    /// What it finds is kept (`cache.rs`) when the catalogue can vouch for it.
     async fn read_manifest(
         &self,
+        key: reads::ReadKey,
         repo: &RepoName,
         reference: &Reference,
-        with_payload: bool,
         mut leader: Option<Leader>,
     ) -> Result<ManifestRead> {
+        let with_payload = key.2;
         let mut conn = self.catalogue.reader().await?;
         if let Some(l) = &mut leader {
             l.start();
         }
+        let stamp = self.catalogue.changes().stamp();
         let found = match reference {
             Reference::Tag(t) => tags::resolve_in_named(&mut conn, repo, t, with_payload).await?,
             Reference::Digest(d) => {
@@ -115,6 +121,9 @@ impl Registry {
                 });
             }
         };
+        if let Some(stamp) = stamp {
+            self.cache.put(self.catalogue.changes(), key, stamp, &read);
+        }
         if let Some(l) = leader {
             l.finish(Shared::Found(read.clone()));
         }

@@ -4,6 +4,7 @@
 //! transaction). HTTP handlers call exactly one of these.
 
 mod blobs;
+mod cache;
 mod deletion;
 mod figures;
 mod health;
@@ -240,6 +241,7 @@ pub struct Registry {
     busy_uploads: Arc<Mutex<HashMap<UploadId, ()>>>,
     pulls: Arc<pulls::PullCounts>,
     reads: Arc<reads::ManifestReads>,
+    cache: Arc<cache::ManifestCache>,
     /// Applied retention policies: their protected tag patterns guard pushes and deletes.
     policies: shipshape_gc::retention::Policies,
     /// Work a request leaves to finish after its answer (deleting a redundant upload); the
@@ -270,6 +272,7 @@ impl Registry {
             busy_uploads: Arc::default(),
             pulls: Arc::default(),
             reads: Arc::default(),
+            cache: Arc::default(),
             policies,
             background: tokio_util::task::TaskTracker::new(),
             collector,

@@ -6,7 +6,8 @@
 //! all who joined. A read that has started is never joined: everyone who joins arrived before
 //! the query began, so each answer reflects the catalogue at a moment between that request's
 //! arrival and its answer, exactly as if it had queried alone (a tag moved or deleted before a
-//! request arrived is never answered from older state). Nothing is kept after the answer.
+//! request arrived is never answered from older state). What is kept after the answer, on
+//! PostgreSQL only, is `cache.rs`'s business.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,15 @@ use tokio::sync::watch;
 use super::manifests::ManifestRead;
 
 /// What is being read: repository, reference, and whether the bytes are wanted.
-type ReadKey = (String, String, bool);
+pub(super) type ReadKey = (String, String, bool);
+
+pub(super) fn key(repo: &RepoName, reference: &Reference, with_payload: bool) -> ReadKey {
+    (
+        repo.as_str().to_string(),
+        reference.to_string(),
+        with_payload,
+    )
+}
 
 /// What a shared read found. Followers use only `Found`; after anything else they query alone,
 /// so errors are always their own.
@@ -62,17 +71,7 @@ pub(super) struct Leader {
 }
 
 impl ManifestReads {
-    pub(super) fn join(
-        self: &Arc<Self>,
-        repo: &RepoName,
-        reference: &Reference,
-        with_payload: bool,
-    ) -> Role {
-        let key = (
-            repo.as_str().to_string(),
-            reference.to_string(),
-            with_payload,
-        );
+    pub(super) fn join(self: &Arc<Self>, key: ReadKey) -> Role {
         let mut waiting = self.waiting.lock().expect("shared manifest reads");
         if let Some(flight) = waiting.get(&key) {
             return Role::Follower(flight.subscribe());
