@@ -625,32 +625,20 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
 
     // Every node's listening connection cut, as a PostgreSQL restart or a network fault
     // would: each listens again, and is told of changes again.
-    let shipshape_server::CatalogueConfig::Postgres { options, .. } = &cluster.shared.catalogue
-    else {
-        unreachable!()
+    let catalogue = cluster.catalogue().await;
+    let listeners = || async {
+        let mut conn = catalogue.reader().await.unwrap();
+        shipshape_meta::changes::listeners(&mut conn).await.unwrap()
     };
-    let admin = sqlx::PgPool::connect(&options.url).await.unwrap();
-    let listeners = || {
-        // This cluster's database only: other tests' clusters run on the same server.
-        sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_stat_activity
-             WHERE application_name = $1 AND datname = current_database()",
-        )
-        .bind(shipshape_meta::changes::LISTENER_NAME)
-        .fetch_all(&admin)
-    };
-    let old = listeners().await.unwrap();
+    let old = listeners().await;
     assert_eq!(old.len(), 3, "one listening connection per node");
     for pid in &old {
-        let cut: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-        assert!(cut, "listener {pid} cut");
+        let mut conn = catalogue.reader().await.unwrap();
+        let cut = shipshape_meta::changes::end_listener(&mut conn, *pid).await;
+        assert!(cut.unwrap(), "listener {pid} cut");
     }
     wait_until("every node listening again", || async {
-        let now = listeners().await.unwrap();
+        let now = listeners().await;
         let mut all = now.len() == 3 && now.iter().all(|p| !old.contains(p));
         for n in 0..3 {
             all &= metric(&cluster.base(n), "shipshape_catalogue_listening").await == 1;
@@ -676,5 +664,5 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
         )
         .await;
     }
-    admin.close().await;
+    catalogue.close().await;
 }

@@ -22,7 +22,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use crate::CatalogueStats;
+use crate::db::{Dialect, values};
+use crate::{CatalogueStats, Conn, Result};
 
 /// The channel the catalogue's triggers notify.
 pub const CHANNEL: &str = "shipshape_changes";
@@ -150,4 +151,29 @@ async fn subscribe(pool: &PgPool) -> sqlx::Result<PgListener> {
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
+}
+
+/// The server processes of the connections listening for change notices on this database:
+/// one per node that may cache (none on SQLite). What shows which nodes are told of changes.
+pub async fn listeners(conn: &mut dyn Conn) -> Result<Vec<i32>> {
+    Ok(values!(conn, fetch_all, |cx| sqlx::query_scalar(cx.pick(
+        "SELECT 0 WHERE 0 AND $1",
+        "SELECT pid FROM pg_stat_activity
+         WHERE application_name = $1 AND datname = current_database() ORDER BY pid"
+    ))
+    .bind(LISTENER_NAME))?)
+}
+
+/// Ends one of those connections, as a restart of PostgreSQL or a network fault would (its node
+/// stops caching and listens again); false when `pid` is not one of them. The recovery's test
+/// uses it.
+pub async fn end_listener(conn: &mut dyn Conn, pid: i32) -> Result<bool> {
+    let ended: Option<bool> = values!(conn, fetch_optional, |cx| sqlx::query_scalar(cx.pick(
+        "SELECT 0 WHERE 0 AND $1 AND $2",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE pid = $2 AND application_name = $1 AND datname = current_database()"
+    ))
+    .bind(LISTENER_NAME)
+    .bind(pid))?;
+    Ok(ended.unwrap_or(false))
 }

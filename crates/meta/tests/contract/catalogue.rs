@@ -2,7 +2,7 @@
 //! and the queries of `shipshape check` (`consistency`).
 
 use shipshape_meta::tags::{self, By};
-use shipshape_meta::{blobs, consistency, manifests, queue, repos, rollback, uploads};
+use shipshape_meta::{blobs, changes, consistency, manifests, queue, repos, rollback, uploads};
 use shipshape_oci::{Algorithm, UploadId};
 
 use super::support::*;
@@ -180,8 +180,11 @@ async fn known_keys_are_those_of_blobs_uploads_and_pending_deletions() {
 async fn a_commit_of_its_own_outdates_every_stamp_before_it_returns() {
     each_backend(async |cat| {
         cat.watch_changes();
+        let mut r = reader(cat).await;
         if cat.backend_name() == "sqlite" {
             assert_eq!(cat.changes().stamp(), None, "SQLite: nothing may be cached");
+            assert_eq!(changes::listeners(&mut r).await.unwrap(), Vec::<i32>::new());
+            assert!(!changes::end_listener(&mut r, 1).await.unwrap());
             return;
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -193,6 +196,9 @@ async fn a_commit_of_its_own_outdates_every_stamp_before_it_returns() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         };
         assert!(cat.changes().listening());
+        let listening = changes::listeners(&mut r).await.unwrap();
+        assert_eq!(listening.len(), 1, "this handle's one listening connection");
+        drop(r);
 
         let mut tx = begin(cat).await;
         tx.leaves_figures();
