@@ -431,14 +431,7 @@ async fn stress(scenario: Scenario) {
         log.blob_unknown.len()
     );
     eprintln!("runs: {}", log.run_figures.join("\n      "));
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&s.url("/metrics")).await;
     for line in metrics.lines().filter(|l| l.starts_with("shipshape_gc")) {
         eprintln!("  {line}");
     }

@@ -525,19 +525,21 @@ async fn served(base: &str, repo: &str, reference: &str) -> Option<String> {
 
 /// One unlabelled sample of `/metrics`.
 async fn metric(base: &str, name: &str) -> u64 {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&format!("{base}/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("{name} in /metrics"))
         .parse()
         .unwrap()
+}
+
+/// Waits until node `base` answers a GET of `reference` with `digest` (`None`: a 404).
+async fn until_served(base: &str, repo: &str, reference: &str, digest: Option<&str>) {
+    let what = format!("{base} to answer {reference} with {digest:?}");
+    wait_until(&what, || async {
+        (served(base, repo, reference).await.as_deref() == digest).then_some(())
+    })
+    .await;
 }
 
 /// Waits until node `base` answers a GET of `reference` from its cache, with `digest`.
@@ -596,10 +598,7 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
     );
     for n in 1..3 {
         let base = cluster.base(n);
-        wait_until(&format!("v1 moved on node {n}"), || async {
-            (served(&base, repo, "v1").await.as_ref() == Some(&second)).then_some(())
-        })
-        .await;
+        until_served(&base, repo, "v1", Some(&second)).await;
         answered_from_cache(&base, repo, "v1", &second).await;
     }
 
@@ -614,13 +613,8 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
     assert_eq!(served(&cluster.base(1), repo, "v1").await, None);
     assert_eq!(served(&cluster.base(1), repo, &second).await, None);
     for n in [0, 2] {
-        let base = cluster.base(n);
-        wait_until(&format!("v1 gone on node {n}"), || async {
-            (served(&base, repo, "v1").await.is_none()
-                && served(&base, repo, &second).await.is_none())
-            .then_some(())
-        })
-        .await;
+        until_served(&cluster.base(n), repo, "v1", None).await;
+        until_served(&cluster.base(n), repo, &second, None).await;
     }
 
     // Every node's listening connection cut, as a PostgreSQL restart or a network fault
@@ -649,20 +643,12 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
     let third = push_image(&c, &cluster.base(2), repo, "v1", 3).await;
     for n in 0..3 {
         let base = cluster.base(n);
-        wait_until(&format!("v1 pushed again, on node {n}"), || async {
-            (served(&base, repo, "v1").await.as_ref() == Some(&third)).then_some(())
-        })
-        .await;
+        until_served(&base, repo, "v1", Some(&third)).await;
         answered_from_cache(&base, repo, "v1", &third).await;
     }
     let fourth = push_image(&c, &cluster.base(0), repo, "v1", 4).await;
     for n in 0..3 {
-        let base = cluster.base(n);
-        wait_until(
-            &format!("v1 moved after listening again, on node {n}"),
-            || async { (served(&base, repo, "v1").await.as_ref() == Some(&fourth)).then_some(()) },
-        )
-        .await;
+        until_served(&cluster.base(n), repo, "v1", Some(&fourth)).await;
     }
     catalogue.close().await;
 }

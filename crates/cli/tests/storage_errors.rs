@@ -100,14 +100,7 @@ async fn error_of(resp: reqwest::Response) -> (StatusCode, String, String) {
 
 /// The value of `shipshape_storage_errors_total` with `labels`.
 async fn refusals(s: &TestServer, labels: &str) -> u64 {
-    let text = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&s.url("/metrics")).await;
     let name = format!("shipshape_storage_errors_total{labels} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&name))

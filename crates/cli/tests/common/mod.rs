@@ -614,6 +614,18 @@ pub async fn pull_verified(base: &str, repo: &str, reference: &str) -> String {
     top.expect("a manifest")
 }
 
+/// The body of a GET that must succeed, as text (`/metrics`, say).
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Status and error code of a manifest GET.
 pub async fn manifest_status(base: &str, repo: &str, reference: &str) -> StatusCode {
     client()
