@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use common::{
     OCI_MANIFEST, POLL_PAUSE, ShiftedClock, TestServer, bytes_and_objects, client, gc_run_to_end,
-    header, image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
+    get_text, header, image_manifest, oci_tags, pull_every_tag, random_bytes, sha256, wait_gc_run,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};

@@ -1,10 +1,11 @@
 //! Telling a cache in front of the catalogue that what it holds may be out of date.
 //!
 //! [`Changes`] is a generation: it moves on every commit this process makes that may change
-//! what a manifest read answers (all but those that say they leave the figures, `Tx::
-//! leaves_figures`) and, on PostgreSQL, on every change notice the database sends for a commit of any node (the
-//! triggers of migration `20261205000000_change_notices.sql` send one, on channel
-//! [`CHANNEL`], for each transaction that changes repositories, tags or manifests). A cache
+//! what a manifest read answers (all but those that say they leave the figures,
+//! `Tx::leaves_figures`) and, on PostgreSQL, on every change notice the database sends for a
+//! commit of any node (the triggers of migration `20261205000000_change_notices.sql` send one,
+//! on channel [`CHANNEL`], for each transaction that changes repositories, tags or manifests).
+//! A cache
 //! stamps what it keeps with the generation read *before* its query, and an entry is good only
 //! while the generation has not moved: a commit the query may have missed moves it after the
 //! stamp was read, either here (this process's commits, before the request that made them is

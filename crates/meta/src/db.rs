@@ -58,10 +58,10 @@ impl Tx {
     /// Says that this transaction writes nothing the storage figures read (`usage`): pull
     /// counts, login and session times, claims on the collector's queues; so nothing a
     /// manifest read answers either (repositories, tags, manifests). Its commit then leaves
-    /// figures cached over the whole catalogue current, and the manifest cache too: such writes come every few
-    /// seconds on a busy or even an idle registry (the collector's worker claims, finding
-    /// nothing), and each would otherwise make the next page that shows figures walk the
-    /// catalogue again.
+    /// figures cached over the whole catalogue current, and the manifest cache too: such
+    /// writes come every few seconds on a busy or even an idle registry (the collector's
+    /// worker claims, finding nothing), and each would otherwise make the next page that shows
+    /// figures walk the catalogue again.
     pub fn leaves_figures(&mut self) {
         self.3 = true;
     }

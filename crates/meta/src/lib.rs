@@ -742,15 +742,19 @@ pub(crate) fn digest_col(s: &str) -> Result<shipshape_oci::Digest> {
 pub async fn commit(tx: Tx) -> Result<()> {
     let started = Instant::now();
     let Tx(tx, recorded, stats, leaves_figures) = tx;
-    match tx {
-        TxInner::Sqlite(tx) => tx.commit().await?,
-        TxInner::Postgres(tx) => tx.commit().await?,
+    let committed = match tx {
+        TxInner::Sqlite(tx) => tx.commit().await,
+        TxInner::Postgres(tx) => tx.commit().await,
+    };
+    if !leaves_figures {
+        // Before the request that made the change is answered: this node never serves from
+        // its manifest cache what its own commit replaced. Also when the commit failed: its
+        // answer may have been lost after PostgreSQL committed.
+        stats.changes.moved();
     }
+    committed?;
     if !leaves_figures {
         stats.commits.fetch_add(1, Ordering::Release);
-        // Before the request that made the change is answered: this node never serves from
-        // its manifest cache what its own commit replaced.
-        stats.changes.moved();
     }
     for entry in &recorded {
         entry.log();
