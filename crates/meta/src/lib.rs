@@ -466,10 +466,14 @@ impl Catalogue {
             // No statement of the catalogue runs long enough to repay a compilation.
             ("jit", "off".to_string()),
         ]);
+        // A connection attempt gives up after 5 s rather than the pool's 30: after PostgreSQL
+        // comes back, the node caches again within seconds (each try waits out the timeout
+        // while connections are refused).
         let listener = PgPoolOptions::new()
             .max_connections(1)
             .max_lifetime(None)
             .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(connect.clone().application_name(changes::LISTENER_NAME));
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
