@@ -652,3 +652,110 @@ async fn a_tag_moved_on_one_node_is_seen_moved_on_every_other() {
     }
     catalogue.close().await;
 }
+
+/// A TCP proxy to `target` that can be cut: while cut, every connection through it is closed
+/// and new ones are closed as soon as accepted, as when the database's host goes away.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Cuttable {
+    async fn to(target: std::net::SocketAddr) -> Cuttable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Cuttable {
+            addr: listener.local_addr().unwrap(),
+            open: Default::default(),
+            links: Default::default(),
+        };
+        proxy.restore();
+        let (open, links) = (proxy.open.clone(), proxy.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// While the catalogue cannot be reached, `/healthz` still says the process lives (a liveness
+/// probe that failed would have every node restarted for PostgreSQL's outage) and `/readyz`
+/// says the catalogue is unavailable; once it is back, the node is ready and listens for
+/// change notices again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probes_answer_while_the_catalogue_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _kept) = shared_config(dir.path(), false).await;
+    let shipshape_server::CatalogueConfig::Postgres { options, .. } = &mut config.catalogue else {
+        unreachable!("on PostgreSQL")
+    };
+    // postgres://user@host:port/database: the host and port go through the proxy.
+    let (head, rest) = options.url.split_once('@').unwrap();
+    let (host_port, tail) = rest.split_once('/').unwrap();
+    let target: std::net::SocketAddr = host_port.parse().unwrap();
+    let proxy = Cuttable::to(target).await;
+    options.url = format!("{head}@{}/{tail}", proxy.addr);
+    config.data_dir = dir.path().join("node");
+    let clock = ShiftedClock::default();
+    let node = Server::start_with_clock(config, std::sync::Arc::new(clock.clone()))
+        .await
+        .expect("a node starts");
+    let base = node.base_url();
+    let digest = push_image(&client(), &base, "probes/app", "v1", 7).await;
+    wait_until("the node listening", || async {
+        (metric(&base, "shipshape_catalogue_listening").await == 1).then_some(())
+    })
+    .await;
+
+    proxy.cut();
+    // Past the second for which the node answers who a caller is without asking the
+    // catalogue (`Auth::view`): a request that needs a caller would now ask it.
+    clock.advance(60_000);
+    let r = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "ok\n");
+    let r = client().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"ready": false, "catalogue": "unavailable", "store": "ok"})
+    );
+
+    proxy.restore();
+    wait_until("the node ready again", || async {
+        let r = client().get(format!("{base}/readyz")).send().await.unwrap();
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    wait_until("the node listening again", || async {
+        (metric(&base, "shipshape_catalogue_listening").await == 1).then_some(())
+    })
+    .await;
+    until_served(&base, "probes/app", "v1", Some(&digest)).await;
+}

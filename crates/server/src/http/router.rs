@@ -14,12 +14,15 @@ use crate::error::ApiError;
 use shipshape_auth::Caller;
 
 pub fn router(state: AppState) -> Router {
+    // The probes answer without a caller: resolving one reads the catalogue, and a liveness
+    // probe that failed while PostgreSQL is down would have every node restarted for it.
+    let probes = Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready));
     Router::new()
         .route("/v2", any(v2))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
         .route("/metrics", get(super::metrics::metrics))
         .route("/auth/token", get(auth::token_get).post(auth::token_post))
         .merge(crate::api::router(state.clone()))
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::storage::report_storage_failures,
         ))
+        .merge(probes)
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),
