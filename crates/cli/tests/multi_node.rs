@@ -700,11 +700,11 @@ impl Cuttable {
 }
 
 /// While the catalogue cannot be reached, `/healthz` still says the process lives (a liveness
-/// probe that failed would have every node restarted for PostgreSQL's outage) and `/readyz`
-/// says the catalogue is unavailable; once it is back, the node is ready and listens for
-/// change notices again.
+/// probe that failed would have every node restarted for PostgreSQL's outage), `/readyz`
+/// says the catalogue is unavailable and a registry request gets 503 `UNAVAILABLE` with
+/// `Retry-After`; once it is back, the node is ready and listens for change notices again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_probes_answer_while_the_catalogue_is_unreachable() {
+async fn probes_and_requests_answer_while_the_catalogue_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let (mut config, _kept) = shared_config(dir.path(), false).await;
     let shipshape_server::CatalogueConfig::Postgres { options, .. } = &mut config.catalogue else {
@@ -746,6 +746,17 @@ async fn the_probes_answer_while_the_catalogue_is_unreachable() {
         body,
         json!({"ready": false, "catalogue": "unavailable", "store": "ok"})
     );
+
+    // A request that needs the catalogue is told to come back, not that the registry broke.
+    let r = client()
+        .get(format!("{base}/v2/probes/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&r, "retry-after"), Some("5"));
+    assert_eq!(error_codes(r).await, ["UNAVAILABLE"]);
 
     proxy.restore();
     wait_until("the node ready again", || async {

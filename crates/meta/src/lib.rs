@@ -78,6 +78,10 @@ pub enum MetaError {
     /// refused with nothing written.
     #[error("the catalogue cannot store this text: {0}")]
     Unstorable(String),
+    /// The database cannot be reached or gave no connection in time: PostgreSQL down,
+    /// restarting or cut off, or every pooled connection busy past the pool's timeout.
+    #[error("catalogue database: unavailable ({0})")]
+    Unavailable(String),
     /// The PostgreSQL catalogue's schema is older than this release and was not migrated.
     #[error(
         "the catalogue's schema lacks {0} migration(s) of this release: run `shipshape migrate` \
@@ -90,6 +94,9 @@ pub enum MetaError {
 /// `default_transaction_read_only`).
 const PG_DISK_FULL: &str = "53100";
 const PG_READ_ONLY: &str = "25006";
+/// ... for a server shutting down, ending the session or not yet accepting connections (class
+/// 08, connection exceptions, is matched by its prefix).
+const PG_GOING_AWAY: [&str; 3] = ["57P01", "57P02", "57P03"];
 /// ... and for text the database's encoding cannot hold (a NUL character, invalid UTF-8).
 const PG_UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
 
@@ -112,6 +119,16 @@ impl From<sqlx::Error> for MetaError {
             | sqlx::Error::ColumnIndexOutOfBounds { .. }
             | sqlx::Error::Decode(_)
             | sqlx::Error::TypeNotFound { .. } => MetaError::Corrupt(e.to_string()),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+                MetaError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || PG_GOING_AWAY.contains(&c.as_ref())
+                }) =>
+            {
+                MetaError::Unavailable(db.message().to_string())
+            }
             sqlx::Error::Database(ref db) if db.code().as_deref() == Some(PG_DISK_FULL) => {
                 MetaError::Full(db.message().to_string())
             }

@@ -201,6 +201,17 @@ pub(crate) fn of_meta(e: &shipshape_meta::MetaError) -> ApiError {
         return ApiError::storage(failure);
     }
     match e {
+        shipshape_meta::MetaError::Unavailable(cause) => {
+            tracing::error!(error = %cause, "the catalogue database is unavailable");
+            let mut api = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the registry's catalogue database did not answer; retry shortly (the registry \
+                 log has the details)",
+            );
+            api.headers.push((header::RETRY_AFTER, "5".to_string()));
+            api
+        }
         shipshape_meta::MetaError::Unstorable(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",

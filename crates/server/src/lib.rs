@@ -596,6 +596,10 @@ fn catalogue_hint(e: &MetaError) -> &'static str {
         }
         MetaError::Full(_) => ". Free space on its disk, then start again",
         MetaError::ReadOnly(_) => ". Make it and its directory writable, then start again",
+        MetaError::Unavailable(_) => {
+            ". Check that PostgreSQL runs and that catalogue.url (or SHIPSHAPE_CATALOGUE_URL) \
+             reaches it from this machine"
+        }
         _ => "",
     }
 }
