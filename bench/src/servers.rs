@@ -296,8 +296,8 @@ impl AutogroupOff {
         }
     }
 
-    pub fn describe(&self) -> String {
-        self.note.clone()
+    pub fn describe(&self) -> &str {
+        &self.note
     }
 }
 

@@ -508,14 +508,19 @@ async fn a_web_ui_login_holds_on_every_node_until_a_logout_on_any() {
     }
 }
 
-/// The digest a manifest GET of `reference` answers with; `None` for a 404.
-async fn served(base: &str, repo: &str, reference: &str) -> Option<String> {
-    let resp = client()
+/// A manifest GET of `reference` on node `base`.
+async fn get_manifest(base: &str, repo: &str, reference: &str) -> reqwest::Response {
+    client()
         .get(format!("{base}/v2/{repo}/manifests/{reference}"))
         .header("accept", OCI_MANIFEST)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The digest a manifest GET of `reference` answers with; `None` for a 404.
+async fn served(base: &str, repo: &str, reference: &str) -> Option<String> {
+    let resp = get_manifest(base, repo, reference).await;
     match resp.status() {
         StatusCode::OK => Some(header(&resp, "docker-content-digest").unwrap().to_string()),
         StatusCode::NOT_FOUND => None,
@@ -748,12 +753,7 @@ async fn probes_and_requests_answer_while_the_catalogue_is_unreachable() {
     );
 
     // A request that needs the catalogue is told to come back, not that the registry broke.
-    let r = client()
-        .get(format!("{base}/v2/probes/app/manifests/v1"))
-        .header("accept", OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap();
+    let r = get_manifest(&base, "probes/app", "v1").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&r, "retry-after"), Some("5"));
     assert_eq!(error_codes(r).await, ["UNAVAILABLE"]);

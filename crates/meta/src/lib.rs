@@ -485,13 +485,15 @@ impl Catalogue {
         ]);
         // A connection attempt gives up after 5 s rather than the pool's 30: after PostgreSQL
         // comes back, the node caches again within seconds (each try waits out the timeout
-        // while connections are refused).
-        let listener = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(connect.clone().application_name(changes::LISTENER_NAME));
+        // while connections are refused). No pool at all when nothing may be cached.
+        let listener = (!options.manifest_cache_ttl.is_zero()).then(|| {
+            PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(connect.clone().application_name(changes::LISTENER_NAME))
+        });
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .connect_with(connect)
@@ -511,7 +513,7 @@ impl Catalogue {
                 changes: changes::Changes::with_ttl(options.manifest_cache_ttl),
                 ..CatalogueStats::default()
             }),
-            listener: (!options.manifest_cache_ttl.is_zero()).then_some(listener),
+            listener,
         })
     }
 
